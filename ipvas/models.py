@@ -1,0 +1,28 @@
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class OutboxMessage(models.Model):
+    """A task to run, written in the same transaction as the change that needs it.
+
+    Relayed to Celery when that transaction commits, or by the beat relay if
+    the process died first; a rolled-back transaction leaves no message.
+    Every task is idempotent, so a message relayed twice does no harm.
+    """
+
+    task_name = models.CharField(_("task"), max_length=200)
+    kwargs = models.JSONField(_("arguments"), default=dict)
+    due_at = models.DateTimeField(_("due at"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    relayed_at = models.DateTimeField(_("relayed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("outbox message")
+        verbose_name_plural = _("outbox messages")
+        indexes = [
+            models.Index(fields=["due_at"], name="outbox_pending_due", condition=Q(relayed_at__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_name}({self.kwargs}) due {self.due_at:%Y-%m-%d %H:%M:%S}"

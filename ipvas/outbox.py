@@ -1,0 +1,95 @@
+"""The transactional outbox: the only way a service asks for work after a commit.
+
+``enqueue`` writes a message in the caller's transaction. When that commits,
+the message is published to Celery at once (``OUTBOX_RELAY_ON_COMMIT``); a
+message that was not (the process died after COMMIT, the broker was down) is
+published by the beat task ``relay_outbox``. Messages due far ahead stay here
+until they are close, so that no Celery ETA outlives the broker's visibility
+timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from ipvas.models import OutboxMessage
+
+logger = logging.getLogger(__name__)
+
+# Messages due within this many seconds are published with an ETA; later ones wait here.
+RELAY_HORIZON_SECONDS = 60
+
+
+def enqueue(task_name: str, *, kwargs: dict[str, Any], due_at: datetime | None = None) -> OutboxMessage:
+    """Ask for ``task_name(**kwargs)`` to run at ``due_at`` (now by default) once this commits."""
+    message = OutboxMessage.objects.create(task_name=task_name, kwargs=kwargs, due_at=due_at or timezone.now())
+    if settings.OUTBOX_RELAY_ON_COMMIT:
+        transaction.on_commit(lambda: relay_messages([message.pk]))
+    return message
+
+
+def _publish(message: OutboxMessage, now: datetime) -> None:
+    from ipvas.celery import app
+
+    eta = message.due_at if message.due_at > now else None
+    app.send_task(message.task_name, kwargs=message.kwargs, eta=eta)
+
+
+def relay_messages(ids: Iterable[int]) -> int:
+    """Publish the given messages if they are still unrelayed and due soon."""
+    now = timezone.now()
+    horizon = now + timedelta(seconds=RELAY_HORIZON_SECONDS)
+    published = 0
+    try:
+        with transaction.atomic():
+            messages = list(
+                OutboxMessage.objects.select_for_update(skip_locked=True)
+                .filter(pk__in=list(ids), relayed_at__isnull=True, due_at__lte=horizon)
+                .order_by("pk")
+            )
+            for message in messages:
+                _publish(message, now)
+                published += 1
+            if messages:
+                OutboxMessage.objects.filter(pk__in=[m.pk for m in messages]).update(relayed_at=now)
+    except Exception:
+        # The beat relay will publish them; the caller's change is committed already.
+        logger.exception("outbox: relay on commit failed, leaving it to the beat relay")
+        return 0
+    return published
+
+
+def relay_pending(*, batch_size: int = 500) -> int:
+    """Publish messages that are due soon and were not relayed on commit (beat task)."""
+    now = timezone.now()
+    stale_before = now - timedelta(seconds=settings.OUTBOX_STALE_SECONDS)
+    horizon = now + timedelta(seconds=RELAY_HORIZON_SECONDS)
+    with transaction.atomic():
+        messages = list(
+            OutboxMessage.objects.select_for_update(skip_locked=True)
+            .filter(relayed_at__isnull=True, due_at__lte=horizon)
+            # Give the on-commit relay its chance first, unless the message
+            # was written for later and so was never relayed on commit.
+            .exclude(created_at__gt=stale_before, due_at__lte=now)
+            .order_by("due_at", "pk")[:batch_size]
+        )
+        for message in messages:
+            _publish(message, now)
+        if messages:
+            OutboxMessage.objects.filter(pk__in=[m.pk for m in messages]).update(relayed_at=now)
+    if messages:
+        logger.info("outbox: relayed %d pending message(s)", len(messages))
+    return len(messages)
+
+
+def purge_relayed(*, older_than: timedelta = timedelta(days=7), batch_size: int = 5000) -> int:
+    cutoff = timezone.now() - older_than
+    ids = list(OutboxMessage.objects.filter(relayed_at__lt=cutoff).values_list("pk", flat=True)[:batch_size])
+    return OutboxMessage.objects.filter(pk__in=ids).delete()[0]

@@ -1,0 +1,349 @@
+"""IPVAS settings, read from the environment (12-factor).
+
+With no environment at all this is the *embedded* set-up: SQLite under
+``var/``, a Celery broker on the file system, the sandbox on. Production is
+``IPVAS_PRODUCTION=1`` and then refuses to start on an embedded default, a
+simulator or a missing secret: see ``docs/configuration.md``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
+
+from ipvas.env import env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("IPVAS_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+PRODUCTION = env_bool("IPVAS_PRODUCTION", False)
+DEBUG = env_bool("DEBUG", False)
+SANDBOX = env_bool("IPVAS_SANDBOX", not PRODUCTION)
+SANDBOX_DIR = Path(env_str("SANDBOX_DIR", str(VAR_DIR / "sandbox")))
+if PRODUCTION and SANDBOX:
+    raise ImproperlyConfigured("IPVAS_SANDBOX must be off when IPVAS_PRODUCTION=1.")
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DEBUG must be off when IPVAS_PRODUCTION=1.")
+
+
+def _secret_key() -> str:
+    key = env_str("SECRET_KEY")
+    if key:
+        return key
+    if PRODUCTION:
+        raise ImproperlyConfigured("SECRET_KEY must be set when IPVAS_PRODUCTION=1.")
+    # The embedded set-up keeps a generated key beside its database, so that
+    # sessions survive a restart and no key is ever committed.
+    path = VAR_DIR / "secret_key.txt"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        candidate = secrets.token_urlsafe(50)
+        try:
+            with path.open("x") as fh:
+                fh.write(candidate)
+            path.chmod(0o600)
+            return candidate
+        except FileExistsError:  # another process won the race
+            return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]", "testserver"])
+if PRODUCTION and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("ALLOWED_HOSTS must be set when IPVAS_PRODUCTION=1.")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# Public base URL of this system, used in notify URLs given to providers.
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "rest_framework_api_key",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "ipvas",
+    "orders",
+    "billing",
+    "channels_crm",
+    "epg_api",
+    "sandbox",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+]
+
+ROOT_URLCONF = "ipvas.urls"
+WSGI_APPLICATION = "ipvas.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "ipvas.context_processors.site",
+            ],
+        },
+    },
+]
+
+# --- database -----------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'ipvas.sqlite3'}")
+if PRODUCTION and DATABASE_URL.startswith("sqlite"):
+    raise ImproperlyConfigured("Production needs DATABASE_URL (PostgreSQL), not SQLite.")
+_db = dj_database_url.parse(
+    DATABASE_URL,
+    conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0),
+    conn_health_checks=True,
+)
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    _db["CONN_MAX_AGE"] = 0
+    _db["OPTIONS"] = {
+        # WAL lets the web server read while a worker writes; IMMEDIATE makes
+        # every transaction take the write lock at BEGIN, which serialises
+        # writers the way SELECT ... FOR UPDATE does on PostgreSQL.
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- cache --------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "ipvas"),
+            "TIMEOUT": 300,
+        }
+    }
+else:
+    if PRODUCTION:
+        raise ImproperlyConfigured("Production needs REDIS_URL for the shared cache.")
+    # Shared by the web server and the worker processes of the embedded set-up.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+            "TIMEOUT": 300,
+        }
+    }
+
+# --- auth (django-allauth) -------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+ACCOUNT_ADAPTER = "ipvas.accounts.StaffOnlyAccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"username"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_LOGOUT_ON_GET = False
+ACCOUNT_SESSION_REMEMBER = False
+ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "IPVAS"
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "/"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- i18n ---------------------------------------------------------------------
+LANGUAGE_CODE = "zh-hans"
+LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "Asia/Shanghai"  # calendar months are the operator's months
+USE_I18N = True
+USE_TZ = True
+
+# --- static files ----------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+WHITENOISE_USE_FINDERS = not PRODUCTION
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+
+# --- security -----------------------------------------------------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    if env_bool("BEHIND_TLS_PROXY", True):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # Payment providers call the notify endpoints over plain HTTP inside the
+    # operator's network in some deployments; the health check is polled by
+    # the load balancer.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz/$"]
+
+# --- Django REST framework (the EPG API) ---------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "epg_api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "IPVAS EPG API",
+    "DESCRIPTION": ("Ordering of IPTV value-added products from the TV program guide. Contract: docs/interfaces.md."),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Celery -------------------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+_BROKER_DIR = VAR_DIR / "broker"
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    if PRODUCTION:
+        raise ImproperlyConfigured("Production needs CELERY_BROKER_URL (Redis).")
+    for _sub in ("queue", "processed", "control"):
+        (_BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_BROKER_DIR / "queue"),
+        "data_folder_out": str(_BROKER_DIR / "queue"),
+        "processed_folder": str(_BROKER_DIR / "processed"),
+        "control_folder": str(_BROKER_DIR / "control"),
+        "store_processed": False,
+        "polling_interval": 0.1,
+    }
+else:
+    # Redis re-delivers an unacknowledged message after visibility_timeout;
+    # every countdown and retry delay stays below it (tests check).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
+    }
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SOFT_TIME_LIMIT = 60
+CELERY_TASK_TIME_LIMIT = 90
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "orders.tasks.precheck_order": {"queue": "default"},
+    "orders.tasks.order_deadline": {"queue": "deadlines"},
+    "orders.tasks.sweep_deadlines": {"queue": "deadlines"},
+    "orders.tasks.provision_order": {"queue": "provisioning"},
+    "billing.tasks.*": {"queue": "default"},
+    "billing.tasks.send_sms_confirmation": {"queue": "sms"},
+}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "relay-outbox": {
+        "task": "ipvas.tasks.relay_outbox",
+        "schedule": float(env_int("OUTBOX_RELAY_INTERVAL_SECONDS", 5, minimum=1)),
+    },
+    "sweep-deadlines": {
+        "task": "orders.tasks.sweep_deadlines",
+        "schedule": float(env_int("DEADLINE_SWEEP_INTERVAL_SECONDS", 5, minimum=1)),
+    },
+}
+# Relay outbox messages as soon as their transaction commits. Tests turn this
+# off and drain the outbox themselves, so that time travel decides what runs.
+OUTBOX_RELAY_ON_COMMIT = env_bool("OUTBOX_RELAY_ON_COMMIT", True)
+# A message not relayed this long after it became due is relayed by beat.
+OUTBOX_STALE_SECONDS = env_int("OUTBOX_STALE_SECONDS", 10, minimum=1)
+
+# --- the business's deadlines (seconds) ---------------------------------------------
+ORDER_IDLE_SECONDS = env_int("ORDER_IDLE_SECONDS", 900, minimum=1)
+PAYMENT_WINDOW_SECONDS = env_int("PAYMENT_WINDOW_SECONDS", 180, minimum=1)
+PRECHECK_DEADLINE_SECONDS = env_int("PRECHECK_DEADLINE_SECONDS", 60, minimum=1)
+PROVISIONING_DEADLINE_SECONDS = env_int("PROVISIONING_DEADLINE_SECONDS", 900, minimum=1)
+DEADLINE_SWEEP_BATCH = env_int("DEADLINE_SWEEP_BATCH", 500, minimum=1)
+
+# --- outside systems ----------------------------------------------------------------
+# Each adapter is "simulator" or the real client; production refuses simulators.
+SMP_ADAPTER = env_str("SMP_ADAPTER", "simulator")
+SMP_URL = env_str("SMP_URL", f"{PUBLIC_BASE_URL}/sandbox/smp/api")
+SMP_API_TOKEN = env_str("SMP_API_TOKEN", "sandbox-smp-token" if not PRODUCTION else "")
+SMP_TIMEOUT_SECONDS = float(env_str("SMP_TIMEOUT_SECONDS", "3"))
+SMP_SIMULATOR_SLOW_SECONDS = float(env_str("SMP_SIMULATOR_SLOW_SECONDS", "5"))
+
+_ADAPTERS = {"SMP_ADAPTER": SMP_ADAPTER}
+for _name, _value in _ADAPTERS.items():
+    if _value not in {"simulator", "http"}:
+        raise ImproperlyConfigured(f"{_name} must be 'simulator' or 'http', not {_value!r}")
+    if PRODUCTION and _value == "simulator":
+        raise ImproperlyConfigured(f"{_name}=simulator is refused when IPVAS_PRODUCTION=1.")
+
+# --- logging ------------------------------------------------------------------
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+    },
+}
+
+SITE_NAME = _("IPTV value-added services")

@@ -1,0 +1,19 @@
+from allauth.account.decorators import secure_admin_login
+from django.contrib import admin
+from django.urls import include, path
+
+from ipvas import views
+
+# Admins sign in through django-allauth, which enforces their TOTP second factor.
+admin.autodiscover()
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
+admin.site.site_header = "IPVAS"
+admin.site.site_title = "IPVAS"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz/", views.health, name="health"),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+    path("sandbox/", include("sandbox.urls")),
+]

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from django.core.cache import cache
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "home.html")
+
+
+@never_cache
+def health(request: HttpRequest) -> HttpResponse:
+    """For load balancers: 200 when the database and the cache answer, else 503."""
+    checks: dict[str, str] = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
+        checks["database"] = f"error: {exc.__class__.__name__}"
+    try:
+        cache.set("healthz", "1", 5)
+        checks["cache"] = "ok" if cache.get("healthz") == "1" else "error: no read-back"
+    except Exception as exc:  # noqa: BLE001
+        checks["cache"] = f"error: {exc.__class__.__name__}"
+    healthy = all(v == "ok" for v in checks.values())
+    return JsonResponse({"status": "ok" if healthy else "unhealthy", "checks": checks}, status=200 if healthy else 503)

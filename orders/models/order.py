@@ -1,0 +1,237 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+
+from ipvas.actors import ActorKind
+from orders.constants import (
+    QR_METHODS,
+    TERMINAL_STATUSES,
+    Channel,
+    FailureCode,
+    OrderStatus,
+    PaymentMethod,
+)
+from orders.models.product import Product, format_fen
+
+S = OrderStatus
+
+# Before the money moves an order may be cancelled: nothing was charged yet.
+# A charge in flight (phone bill, a CRM cash activity) cannot be taken back.
+CANCELLABLE_PENDING_METHODS = QR_METHODS | {PaymentMethod.PHONE_BILL_SMS}
+
+
+def _cancellable(order: Order) -> bool:
+    return order.status == S.AWAITING_PAYMENT or order.payment_method in CANCELLABLE_PENDING_METHODS
+
+
+def _switching_between_qr(order: Order) -> bool:
+    return order.payment_method in QR_METHODS
+
+
+class Order(ConcurrentTransitionMixin, models.Model):
+    """One purchase of one product for one TV account.
+
+    The status field is changed only by the transition methods below, each an
+    arrow of the lifecycle in docs/interfaces.md §1. They hold guards and field
+    changes only: ``orders.services`` locks the row, calls one, saves, writes
+    the ``OrderEvent`` and enqueues what must follow.
+    ``ConcurrentTransitionMixin`` refuses to save a transition made from a
+    stale status, as a second line behind the row lock.
+    """
+
+    order_no = models.CharField(_("order number"), max_length=32, unique=True)
+    channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
+    tv_account = models.CharField(_("TV account"), max_length=64, blank=True)
+    phone = models.CharField(_("mobile number"), max_length=20, blank=True)
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="orders", verbose_name=_("product"))
+    content_id = models.CharField(_("content"), max_length=64, blank=True)
+    amount_fen = models.IntegerField(_("amount (fen)"))
+    status = FSMField(_("status"), max_length=20, choices=OrderStatus.choices, default=S.PRECHECKING, protected=True)
+    payment_method = models.CharField(_("payment method"), max_length=16, choices=PaymentMethod.choices, blank=True)
+    failure_code = models.CharField(_("failure code"), max_length=32, choices=FailureCode.choices, blank=True)
+    failure_detail = models.CharField(_("failure detail"), max_length=255, blank=True)
+    # When the system must next act on this order (a deadline, or the next
+    # retry of an outside call); empty once the order is terminal.
+    deadline_at = models.DateTimeField(_("next action due"), null=True, blank=True)
+    status_changed_at = models.DateTimeField(_("status changed at"))
+    attempts = models.PositiveIntegerField(_("attempts in this status"), default=0)
+    # Who placed it: an EPG client (API key id) or a clerk in a store.
+    origin_kind = models.CharField(_("placed by"), max_length=16, choices=ActorKind.choices)
+    origin_id = models.CharField(_("placed by id"), max_length=150, blank=True)
+    clerk = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="orders",
+        verbose_name=_("clerk"),
+    )
+    store_code = models.CharField(_("store"), max_length=32, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["deadline_at"],
+                name="order_due",
+                condition=Q(deadline_at__isnull=False),
+            ),
+            models.Index(fields=["tv_account", "-created_at"], name="order_tv_account"),
+            models.Index(fields=["phone", "-created_at"], name="order_phone"),
+            models.Index(fields=["store_code", "-created_at"], name="order_store"),
+            models.Index(fields=["status", "-created_at"], name="order_status"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_fen__gte=0), name="order_amount_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return self.order_no
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def amount_yuan(self) -> str:
+        return format_fen(self.amount_fen)
+
+    @property
+    def phone_masked(self) -> str | None:
+        return mask_phone(self.phone)
+
+    @property
+    def failure_message(self) -> str:
+        return str(FailureCode(self.failure_code).label) if self.failure_code else ""
+
+    def _enter(self, *, deadline_at: datetime | None, now: datetime) -> None:
+        self.deadline_at = deadline_at
+        self.status_changed_at = now
+        self.attempts = 0
+
+    def _end(self, *, now: datetime, code: str = "", detail: str = "") -> None:
+        if code and code not in FailureCode.values:
+            raise ValidationError(f"unknown failure code {code!r}")
+        self._enter(deadline_at=None, now=now)
+        self.failure_code = code
+        self.failure_detail = detail[:255]
+
+    # --- the lifecycle (docs/interfaces.md §1) ---------------------------------
+
+    @transition(field=status, source=S.PRECHECKING, target=S.AWAITING_PAYMENT)
+    def precheck_passed(self, *, tv_account: str, phone: str, deadline_at: datetime, now: datetime) -> None:
+        self.tv_account = tv_account
+        self.phone = phone
+        self._enter(deadline_at=deadline_at, now=now)
+
+    @transition(field=status, source=S.PRECHECKING, target=S.REJECTED)
+    def reject(self, *, code: str, detail: str = "", now: datetime) -> None:
+        self._end(now=now, code=code, detail=detail)
+
+    @transition(field=status, source=S.AWAITING_PAYMENT, target=S.PAYMENT_PENDING)
+    def start_payment(self, *, method: str, deadline_at: datetime, now: datetime) -> None:
+        self.payment_method = method
+        self._enter(deadline_at=deadline_at, now=now)
+
+    @transition(
+        field=status,
+        source=S.PAYMENT_PENDING,
+        target=S.PAYMENT_PENDING,
+        conditions=[_switching_between_qr],
+    )
+    def switch_payment(self, *, method: str, deadline_at: datetime, now: datetime) -> None:
+        if method not in QR_METHODS:
+            raise ValidationError("only the QR methods can be switched between")
+        self.payment_method = method
+        self._enter(deadline_at=deadline_at, now=now)
+
+    @transition(field=status, source=[S.AWAITING_PAYMENT, S.PAYMENT_PENDING], target=S.PROVISIONING)
+    def payment_confirmed(self, *, method: str, now: datetime) -> None:
+        """Paid (QR, cash) or confirmed (phone bill): subscribe on the SMP next, at once."""
+        self.payment_method = method
+        self._enter(deadline_at=now, now=now)
+
+    @transition(field=status, source=[S.PAYMENT_PENDING, S.PROVISIONING], target=S.FAILED)
+    def fail(self, *, code: str, detail: str = "", now: datetime) -> None:
+        self._end(now=now, code=code, detail=detail)
+
+    @transition(field=status, source=[S.AWAITING_PAYMENT, S.PAYMENT_PENDING], target=S.EXPIRED)
+    def expire(self, *, code: str, now: datetime) -> None:
+        self._end(now=now, code=code)
+
+    @transition(
+        field=status,
+        source=[S.AWAITING_PAYMENT, S.PAYMENT_PENDING],
+        target=S.CANCELLED,
+        conditions=[_cancellable],
+    )
+    def cancel(self, *, now: datetime) -> None:
+        self._end(now=now, code=FailureCode.CANCELLED)
+
+    @transition(field=status, source=S.PROVISIONING, target=S.COMPLETED)
+    def complete(self, *, now: datetime) -> None:
+        self._end(now=now)
+
+    @transition(
+        field=status,
+        source=[S.PROVISIONING, S.EXPIRED, S.CANCELLED, S.COMPLETED],
+        target=S.REFUNDED,
+    )
+    def refunded(self, *, code: str, detail: str = "", now: datetime) -> None:
+        """The money taken for this order went back (automatically, or by an admin)."""
+        self._end(now=now, code=code or self.failure_code, detail=detail)
+
+    def retry_later(self, *, deadline_at: datetime) -> None:
+        """Not a transition: the outside call failed, look again at ``deadline_at``."""
+        self.deadline_at = deadline_at
+        self.attempts += 1
+
+
+class OrderEvent(models.Model):
+    """An append-only record of one thing that happened to an order."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(_("at"), db_index=True)
+    from_status = models.CharField(_("from"), max_length=20, choices=OrderStatus.choices, blank=True)
+    to_status = models.CharField(_("to"), max_length=20, choices=OrderStatus.choices, blank=True)
+    action = models.CharField(_("action"), max_length=40)
+    actor_kind = models.CharField(_("by"), max_length=16, choices=ActorKind.choices)
+    actor_id = models.CharField(_("by id"), max_length=150, blank=True)
+    reason = models.CharField(_("why"), max_length=255, blank=True)
+    data = models.JSONField(_("details"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("order event")
+        verbose_name_plural = _("order events")
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.action} {self.from_status}->{self.to_status}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise ValidationError("order events are append-only")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise ValidationError("order events are append-only")
+
+
+def mask_phone(phone: str) -> str | None:
+    """13800000001 -> 138****0001; what leaves the system and what logs show."""
+    if not phone:
+        return None
+    if len(phone) < 8:
+        return "*" * len(phone)
+    return f"{phone[:3]}****{phone[-4:]}"

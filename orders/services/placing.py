@@ -1,0 +1,83 @@
+"""Placing an order: validate everything first, then write it and ask for its pre-check."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from ipvas.actors import Actor
+from ipvas.errors import InvalidInput, NotFound
+from orders.constants import Channel, OrderStatus, ProductKind
+from orders.models import Order, Product
+from orders.numbers import new_order_no
+from orders.services.transitions import record_event, schedule_due
+from orders.validation import CONTENT_ID_RE, TV_ACCOUNT_RE
+
+
+def product_for_sale(*, code: str, channel: str) -> Product:
+    product = Product.objects.filter(code=code).first()
+    if product is None or not product.is_on_sale(channel):
+        raise NotFound(_("There is no product %(code)s on sale here.") % {"code": code}, code="product_not_found")
+    return product
+
+
+def order_create(
+    *,
+    channel: str,
+    product_code: str,
+    actor: Actor,
+    tv_account: str = "",
+    phone: str = "",
+    content_id: str = "",
+    clerk: AbstractBaseUser | None = None,
+    store_code: str = "",
+) -> Order:
+    """Create an order in ``prechecking``; the SMP pre-check runs next, in a task.
+
+    The EPG identifies the customer by TV account, the clerk by mobile
+    number (already normalised by the caller); the SMP's pre-check fills in
+    the other one.
+    """
+    if channel not in Channel.values:
+        raise InvalidInput(fields={"channel": [_("Unknown channel.")]})
+    fields: dict[str, list[str]] = {}
+    if tv_account and not TV_ACCOUNT_RE.match(tv_account):
+        fields["tv_account"] = [_("A TV account is 1-64 letters, digits, '_', '.', '-' or '@'.")]
+    if not tv_account and not phone:
+        fields["tv_account"] = [_("A TV account or a mobile number is required.")]
+    if fields:
+        raise InvalidInput(fields=fields)
+    product = product_for_sale(code=product_code, channel=channel)
+    if product.kind == ProductKind.PER_VIEW:
+        if not content_id:
+            fields["content_id"] = [_("A per-view product needs the content_id of what is bought.")]
+        elif not CONTENT_ID_RE.match(content_id):
+            fields["content_id"] = [_("A content id is 1-64 letters, digits, '_', '.', ':' or '-'.")]
+    elif content_id:
+        fields["content_id"] = [_("Only per-view products take a content_id.")]
+    if fields:
+        raise InvalidInput(fields=fields)
+
+    now = timezone.now()
+    with transaction.atomic():
+        order = Order.objects.create(
+            order_no=new_order_no(),
+            channel=channel,
+            tv_account=tv_account,
+            phone=phone,
+            product=product,
+            content_id=content_id,
+            amount_fen=product.price_fen,
+            status=OrderStatus.PRECHECKING,
+            deadline_at=now,  # pre-check at once
+            status_changed_at=now,
+            origin_kind=actor.kind,
+            origin_id=actor.id,
+            clerk=clerk,
+            store_code=store_code,
+        )
+        record_event(order, "create", actor=actor, from_status="", now=now)
+        schedule_due(order)
+    return order

@@ -1,0 +1,66 @@
+"""The SMP simulator, in process: the sandbox's simulated SMP behind the adapter protocol.
+
+Fault modes behave as a client of a real SMP would see them: ``down`` and
+``flaky`` refuse before anything happens; ``slow`` does the work and then
+answers too late, so the caller times out not knowing that it succeeded,
+which is the case idempotency on the order number exists for.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from orders.smp.types import (
+    AuthorizeResult,
+    PrecheckRequest,
+    PrecheckResult,
+    SmpUnavailable,
+    SubscribeRequest,
+    SubscribeResult,
+    UnsubscribeResult,
+)
+
+T = TypeVar("T")
+
+
+class SimulatedSmp:
+    def __init__(self, *, timeout: float) -> None:
+        self.timeout = timeout
+
+    def _call(self, work: Callable[[], T]) -> T:
+        from sandbox import faults
+
+        try:
+            delay = faults.gate("smp")
+        except faults.SimulatedOutage as exc:
+            raise SmpUnavailable(str(exc)) from exc
+        result = work()
+        if delay:
+            time.sleep(min(delay, self.timeout))
+            if delay >= self.timeout:
+                raise SmpUnavailable(f"SMP did not answer within {self.timeout} s")
+        return result
+
+    def precheck(self, request: PrecheckRequest) -> PrecheckResult:
+        from sandbox import smp
+
+        return self._call(lambda: smp.precheck(request))
+
+    def subscribe(self, request: SubscribeRequest) -> SubscribeResult:
+        from sandbox import smp
+
+        return self._call(lambda: smp.subscribe(request))
+
+    def authorize(self, *, tv_account: str, product_code: str, content_id: str = "") -> AuthorizeResult:
+        from sandbox import smp
+
+        return self._call(
+            lambda: smp.authorize(tv_account=tv_account, product_code=product_code, content_id=content_id)
+        )
+
+    def unsubscribe(self, *, order_no: str) -> UnsubscribeResult:
+        from sandbox import smp
+
+        return self._call(lambda: smp.unsubscribe(order_no=order_no))

@@ -1,0 +1,79 @@
+"""The SMP (业管平台) as IPVAS sees it: requests, results, and the adapter protocol.
+
+docs/smp-protocol.md describes the JSON-over-HTTP protocol the real client
+speaks; the simulator answers the same questions from the sandbox's tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+class SmpUnavailable(Exception):
+    """The SMP did not answer (refused, timed out, 5xx, garbled): try again later."""
+
+
+@dataclass(frozen=True)
+class PrecheckRequest:
+    product_code: str  # the SMP's product code
+    kind: str
+    tv_account: str = ""
+    phone: str = ""
+    content_id: str = ""
+
+
+@dataclass(frozen=True)
+class PrecheckResult:
+    ok: bool
+    tv_account: str = ""
+    phone: str = ""
+    reason: str = ""  # a FailureCode of PRECHECK_FAILURES when not ok
+    message: str = ""  # the SMP's own words, kept for the audit trail
+
+
+@dataclass(frozen=True)
+class SubscribeRequest:
+    order_no: str
+    tv_account: str
+    product_code: str
+    package_code: str
+    charge: str  # SmpCharge
+    amount_fen: int
+    kind: str
+    period_months: int | None = None
+    view_hours: int | None = None
+    content_id: str = ""
+
+
+@dataclass(frozen=True)
+class SubscribeResult:
+    ok: bool
+    subscription_id: str = ""
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    reason: str = ""  # e.g. "insufficient_balance", "product_not_available"
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class AuthorizeResult:
+    authorized: bool
+    ends_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class UnsubscribeResult:
+    ok: bool
+    reversed_fen: int = 0  # phone-bill money the SMP gave back
+
+
+class SmpAdapter(Protocol):
+    def precheck(self, request: PrecheckRequest) -> PrecheckResult: ...
+
+    def subscribe(self, request: SubscribeRequest) -> SubscribeResult: ...
+
+    def authorize(self, *, tv_account: str, product_code: str, content_id: str = "") -> AuthorizeResult: ...
+
+    def unsubscribe(self, *, order_no: str) -> UnsubscribeResult: ...

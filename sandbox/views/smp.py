@@ -1,0 +1,122 @@
+"""The simulated SMP served over HTTP, so that the real SMP client can be run against it.
+
+Same protocol as a real SMP (docs/smp-protocol.md), same fault modes as the
+in-process simulator; ``down`` answers 503 because a Django view cannot
+refuse a TCP connection.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import require_POST
+
+from orders.smp.types import PrecheckRequest, SubscribeRequest
+from sandbox import faults, smp
+from sandbox.http import BadRequest, json_body, sandbox_view, text_field
+from sandbox.models import FaultMode
+
+
+def _jsonable(result: Any) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(result).items()}
+
+
+def _serve(request: HttpRequest, work: Any) -> HttpResponse:
+    expected = f"Bearer {settings.SMP_API_TOKEN}"
+    if not hmac.compare_digest(request.headers.get("Authorization", ""), expected):
+        return JsonResponse({"error": "bad token"}, status=401)
+    try:
+        delay = faults.gate("smp")
+    except faults.SimulatedOutage as exc:
+        return JsonResponse({"error": str(exc)}, status=503)
+    body = json_body(request)
+    result = work(body)
+    if delay:
+        time.sleep(delay)
+    return JsonResponse(_jsonable(result))
+
+
+def _int(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadRequest(f"{name} must be an integer")
+    return value
+
+
+@sandbox_view
+@require_POST
+def precheck(request: HttpRequest) -> HttpResponse:
+    return _serve(
+        request,
+        lambda b: smp.precheck(
+            PrecheckRequest(
+                product_code=text_field(b, "product_code"),
+                kind=text_field(b, "kind"),
+                tv_account=text_field(b, "tv_account", required=False),
+                phone=text_field(b, "phone", required=False),
+                content_id=text_field(b, "content_id", required=False),
+            )
+        ),
+    )
+
+
+@sandbox_view
+@require_POST
+def subscribe(request: HttpRequest) -> HttpResponse:
+    def work(b: dict[str, Any]) -> Any:
+        amount = _int(b, "amount_fen")
+        if amount is None or amount < 0:
+            raise BadRequest("amount_fen must be a non-negative integer")
+        return smp.subscribe(
+            SubscribeRequest(
+                order_no=text_field(b, "order_no", max_length=32),
+                tv_account=text_field(b, "tv_account"),
+                product_code=text_field(b, "product_code"),
+                package_code=text_field(b, "package_code", required=False),
+                charge=text_field(b, "charge"),
+                amount_fen=amount,
+                kind=text_field(b, "kind"),
+                period_months=_int(b, "period_months"),
+                view_hours=_int(b, "view_hours"),
+                content_id=text_field(b, "content_id", required=False),
+            )
+        )
+
+    return _serve(request, work)
+
+
+@sandbox_view
+@require_POST
+def authorize(request: HttpRequest) -> HttpResponse:
+    return _serve(
+        request,
+        lambda b: smp.authorize(
+            tv_account=text_field(b, "tv_account"),
+            product_code=text_field(b, "product_code"),
+            content_id=text_field(b, "content_id", required=False),
+        ),
+    )
+
+
+@sandbox_view
+@require_POST
+def unsubscribe(request: HttpRequest) -> HttpResponse:
+    return _serve(request, lambda b: smp.unsubscribe(order_no=text_field(b, "order_no", max_length=32)))
+
+
+@sandbox_view
+@require_POST
+def set_faults(request: HttpRequest) -> HttpResponse:
+    mode = text_field(json_body(request), "mode")
+    if mode not in FaultMode.values:
+        raise BadRequest(f"mode must be one of {', '.join(FaultMode.values)}")
+    faults.set_mode("smp", mode)
+    return JsonResponse({"system": "smp", "mode": mode})

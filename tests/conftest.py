@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.conf import settings
+
+from tests.support.tasks import run_due_tasks
+
+
+def _integration_services_missing() -> str:
+    """Why the integration tier cannot run here, or '' when it can."""
+    db = settings.DATABASES["default"]["ENGINE"]
+    broker = settings.CELERY_BROKER_URL
+    missing = []
+    if "postgresql" not in db:
+        missing.append("DATABASE_URL is not PostgreSQL")
+    if not broker.startswith("redis"):
+        missing.append("CELERY_BROKER_URL is not Redis")
+    if not settings.REDIS_URL:
+        missing.append("REDIS_URL is not set")
+    return "; ".join(missing)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("integration"):
+        why = _integration_services_missing()
+        if why:
+            if os.environ.get("CI"):
+                pytest.fail(f"integration tier needs its services in CI: {why}", pytrace=False)
+            pytest.skip(f"integration tier: {why}")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture
+def run_tasks():
+    """Run the due outbox work now, as the worker would."""
+    return run_due_tasks
+
+
+@pytest.fixture
+def demo(db):
+    """The demo data of docs/interfaces.md §7."""
+    from django.core.management import call_command
+
+    call_command("seed_demo", stdout=open(os.devnull, "w"))
+    from orders.models import Product
+
+    return {p.code: p for p in Product.objects.all()}
