@@ -168,6 +168,9 @@ def main(argv: list[str]) -> int:
         return up()
     if command == "test":
         return test(argv[2:])
+    if command == "setup-venv":
+        ensure_venv()
+        return 0
     if command == "setup":
         ensure_venv()
         prepare_database(embedded_env())

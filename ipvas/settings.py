@@ -199,6 +199,7 @@ USE_TZ = True
 # --- static files ----------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = not PRODUCTION
 STORAGES = {
@@ -317,17 +318,85 @@ PROVISIONING_DEADLINE_SECONDS = env_int("PROVISIONING_DEADLINE_SECONDS", 900, mi
 DEADLINE_SWEEP_BATCH = env_int("DEADLINE_SWEEP_BATCH", 500, minimum=1)
 
 # --- outside systems ----------------------------------------------------------------
-# Each adapter is "simulator" or the real client; production refuses simulators.
+# Each adapter is "simulator" or its real client; production refuses simulators.
 SMP_ADAPTER = env_str("SMP_ADAPTER", "simulator")
 SMP_URL = env_str("SMP_URL", f"{PUBLIC_BASE_URL}/sandbox/smp/api")
-SMP_API_TOKEN = env_str("SMP_API_TOKEN", "sandbox-smp-token" if not PRODUCTION else "")
+SMP_API_TOKEN = env_str("SMP_API_TOKEN", "" if PRODUCTION else "sandbox-smp-token")
 SMP_TIMEOUT_SECONDS = float(env_str("SMP_TIMEOUT_SECONDS", "3"))
 SMP_SIMULATOR_SLOW_SECONDS = float(env_str("SMP_SIMULATOR_SLOW_SECONDS", "5"))
 
-_ADAPTERS = {"SMP_ADAPTER": SMP_ADAPTER}
-for _name, _value in _ADAPTERS.items():
-    if _value not in {"simulator", "http"}:
-        raise ImproperlyConfigured(f"{_name} must be 'simulator' or 'http', not {_value!r}")
+# WeChat Pay API v3, Native (QR) payments. Keys: X or X_FILE (ipvas/credentials.py).
+WECHATPAY_ADAPTER = env_str("WECHATPAY_ADAPTER", "simulator")
+WECHATPAY_GATEWAY = env_str("WECHATPAY_GATEWAY", "https://api.mch.weixin.qq.com")
+WECHATPAY_MCHID = env_str("WECHATPAY_MCHID", "" if PRODUCTION else "1900000001")
+WECHATPAY_APPID = env_str("WECHATPAY_APPID", "" if PRODUCTION else "wx8888888888888888")
+WECHATPAY_MERCHANT_SERIAL_NO = env_str("WECHATPAY_MERCHANT_SERIAL_NO", "" if PRODUCTION else "SANDBOXMERCHANTSERIAL")
+WECHATPAY_MERCHANT_PRIVATE_KEY = env_str("WECHATPAY_MERCHANT_PRIVATE_KEY")
+WECHATPAY_MERCHANT_PRIVATE_KEY_FILE = env_str("WECHATPAY_MERCHANT_PRIVATE_KEY_FILE")
+WECHATPAY_APIV3_KEY = env_str("WECHATPAY_APIV3_KEY")
+WECHATPAY_APIV3_KEY_FILE = env_str("WECHATPAY_APIV3_KEY_FILE")
+WECHATPAY_PLATFORM_PUBLIC_KEY = env_str("WECHATPAY_PLATFORM_PUBLIC_KEY")
+WECHATPAY_PLATFORM_PUBLIC_KEY_FILE = env_str("WECHATPAY_PLATFORM_PUBLIC_KEY_FILE")
+WECHATPAY_PLATFORM_PUBLIC_KEY_ID = env_str(
+    "WECHATPAY_PLATFORM_PUBLIC_KEY_ID", "" if PRODUCTION else "PUB_KEY_ID_0119000000012026112500000000000001"
+)
+WECHATPAY_TIMEOUT_SECONDS = float(env_str("WECHATPAY_TIMEOUT_SECONDS", "5"))
+
+# Alipay, precreate (QR) payments, RSA2.
+ALIPAY_ADAPTER = env_str("ALIPAY_ADAPTER", "simulator")
+ALIPAY_GATEWAY = env_str("ALIPAY_GATEWAY", "https://openapi.alipay.com/gateway.do")
+ALIPAY_APP_ID = env_str("ALIPAY_APP_ID", "" if PRODUCTION else "2021000000000001")
+ALIPAY_SELLER_ID = env_str("ALIPAY_SELLER_ID", "" if PRODUCTION else "2088000000000001")
+ALIPAY_APP_PRIVATE_KEY = env_str("ALIPAY_APP_PRIVATE_KEY")
+ALIPAY_APP_PRIVATE_KEY_FILE = env_str("ALIPAY_APP_PRIVATE_KEY_FILE")
+ALIPAY_PUBLIC_KEY = env_str("ALIPAY_PUBLIC_KEY")
+ALIPAY_PUBLIC_KEY_FILE = env_str("ALIPAY_PUBLIC_KEY_FILE")
+ALIPAY_TIMEOUT_SECONDS = float(env_str("ALIPAY_TIMEOUT_SECONDS", "5"))
+
+# Payment notifications older or newer than this are refused (replays).
+NOTIFICATION_MAX_SKEW_SECONDS = env_int("NOTIFICATION_MAX_SKEW_SECONDS", 300, minimum=1)
+
+# The SMS gateway: confirmations out (MT), replies in (MO) on /sms/inbound/.
+SMS_ADAPTER = env_str("SMS_ADAPTER", "simulator")
+SMS_GATEWAY_URL = env_str("SMS_GATEWAY_URL")
+SMS_GATEWAY_TOKEN = env_str("SMS_GATEWAY_TOKEN")
+SMS_WEBHOOK_SECRET = env_str("SMS_WEBHOOK_SECRET")
+SMS_WEBHOOK_SECRET_FILE = env_str("SMS_WEBHOOK_SECRET_FILE")
+SMS_TIMEOUT_SECONDS = float(env_str("SMS_TIMEOUT_SECONDS", "5"))
+
+# Abuse limits. The sandbox allows an integrator's test run (docs/interfaces.md §7).
+SMS_CONFIRMATIONS_PER_NUMBER_PER_HOUR = env_int(
+    "SMS_CONFIRMATIONS_PER_NUMBER_PER_HOUR", 30 if SANDBOX else 5, minimum=1
+)
+SMS_CONFIRMATIONS_PER_TV_ACCOUNT_PER_HOUR = env_int(
+    "SMS_CONFIRMATIONS_PER_TV_ACCOUNT_PER_HOUR", 30 if SANDBOX else 5, minimum=1
+)
+SMS_CONFIRMATIONS_PER_CLIENT_PER_MINUTE = env_int(
+    "SMS_CONFIRMATIONS_PER_CLIENT_PER_MINUTE", 600 if SANDBOX else 120, minimum=1
+)
+EPG_ORDERS_PER_CLIENT_PER_MINUTE = env_int("EPG_ORDERS_PER_CLIENT_PER_MINUTE", 1200 if SANDBOX else 300, minimum=1)
+
+# The CRM: marketing activities of cash sales; single sign-on of clerks.
+CRM_ADAPTER = env_str("CRM_ADAPTER", "simulator")
+CRM_URL = env_str("CRM_URL")
+CRM_API_TOKEN = env_str("CRM_API_TOKEN")
+CRM_TIMEOUT_SECONDS = float(env_str("CRM_TIMEOUT_SECONDS", "5"))
+CRM_ACTIVITY_DEADLINE_SECONDS = env_int("CRM_ACTIVITY_DEADLINE_SECONDS", 120, minimum=1)
+
+# In the sandbox, simulated providers deliver notifications to this base URL
+# over HTTP; empty: in process, through the same URL routing and views.
+SANDBOX_CALLBACK_BASE_URL = env_str("SANDBOX_CALLBACK_BASE_URL")
+
+_ADAPTERS = {
+    "SMP_ADAPTER": (SMP_ADAPTER, {"simulator", "http"}),
+    "WECHATPAY_ADAPTER": (WECHATPAY_ADAPTER, {"simulator", "sdk"}),
+    "ALIPAY_ADAPTER": (ALIPAY_ADAPTER, {"simulator", "sdk"}),
+    "SMS_ADAPTER": (SMS_ADAPTER, {"simulator", "http"}),
+    "CRM_ADAPTER": (CRM_ADAPTER, {"simulator", "http"}),
+}
+for _name, (_value, _allowed) in _ADAPTERS.items():
+    if _value not in _allowed:
+        raise ImproperlyConfigured(f"{_name} must be one of {sorted(_allowed)}, not {_value!r}")
     if PRODUCTION and _value == "simulator":
         raise ImproperlyConfigured(f"{_name}=simulator is refused when IPVAS_PRODUCTION=1.")
 

@@ -2,6 +2,7 @@ from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
+from billing import views as billing_views
 from ipvas import views
 
 # Admins sign in through django-allauth, which enforces their TOTP second factor.
@@ -15,5 +16,8 @@ urlpatterns = [
     path("healthz/", views.health, name="health"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("api/epg/v1/", include("epg_api.urls")),
+    path("billing/", include("billing.urls")),
+    path("sms/inbound/", billing_views.sms_inbound, name="sms-inbound"),
     path("sandbox/", include("sandbox.urls")),
 ]

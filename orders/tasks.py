@@ -30,3 +30,10 @@ def provision_order(order_id: int, due_at: str | None = None) -> str:
 @ipvas_task(name="orders.tasks.sweep_deadlines")
 def sweep_deadlines() -> int:
     return services.deadlines_sweep()
+
+
+@ipvas_task(name="orders.tasks.forget_entitlements", max_retries=0)
+def forget_entitlements(tv_account: str) -> None:
+    from orders.selectors import forget_entitlements as forget
+
+    forget(tv_account)

@@ -84,3 +84,114 @@ class SimSmpSubscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_no} {self.tv_account} {self.product_code}"
+
+
+class SimTradeStatus(models.TextChoices):
+    NOT_PAID = "NOTPAY", _("not paid")
+    PAID = "SUCCESS", _("paid")
+    CLOSED = "CLOSED", _("closed")
+
+
+class SimTrade(models.Model):
+    """An order at a simulated payment provider (WeChat Pay or Alipay)."""
+
+    provider = models.CharField(_("provider"), max_length=16)
+    out_trade_no = models.CharField(_("out_trade_no"), max_length=64)
+    transaction_id = models.CharField(_("transaction id"), max_length=64, unique=True)
+    amount_fen = models.IntegerField(_("amount (fen)"))
+    description = models.CharField(_("description"), max_length=128)
+    code_url = models.CharField(_("QR code content"), max_length=256)
+    status = models.CharField(
+        _("status"), max_length=8, choices=SimTradeStatus.choices, default=SimTradeStatus.NOT_PAID
+    )
+    expires_at = models.DateTimeField(_("expires at"))
+    paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
+    refunded_fen = models.IntegerField(_("refunded (fen)"), default=0)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("simulated provider trade")
+        verbose_name_plural = _("simulated provider trades")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "out_trade_no"], name="simtrade_unique_out_trade_no"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.out_trade_no} {self.status}"
+
+
+class SimRefund(models.Model):
+    provider = models.CharField(_("provider"), max_length=16)
+    out_refund_no = models.CharField(_("out_refund_no"), max_length=64)
+    refund_id = models.CharField(_("refund id"), max_length=64, unique=True)
+    trade = models.ForeignKey(SimTrade, on_delete=models.CASCADE, related_name="refunds")
+    amount_fen = models.IntegerField(_("amount (fen)"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("simulated provider refund")
+        verbose_name_plural = _("simulated provider refunds")
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "out_refund_no"], name="simrefund_unique_out_refund_no"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.out_refund_no}"
+
+
+class SimSmsMessage(models.Model):
+    """A message the simulated SMS gateway sent (MT): the sandbox's outbox."""
+
+    to = models.CharField(_("to"), max_length=20, db_index=True)
+    text = models.TextField(_("text"))
+    gateway_id = models.CharField(_("gateway message id"), max_length=40, unique=True)
+    reference = models.CharField(_("sender's reference"), max_length=64, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("simulated SMS")
+        verbose_name_plural = _("simulated SMS")
+        ordering = ["-sent_at", "-pk"]
+        constraints = [
+            # The gateway is idempotent on the sender's reference, as a real one with client ids is.
+            models.UniqueConstraint(
+                fields=["reference"], condition=~models.Q(reference=""), name="simsms_unique_reference"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"to {self.to}: {self.text[:30]}"
+
+
+class SimCrmActivityCode(models.Model):
+    code = models.CharField(_("marketing-activity code"), max_length=64, unique=True)
+    active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("simulated CRM activity code")
+        verbose_name_plural = _("simulated CRM activity codes")
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class SimCrmActivity(models.Model):
+    """A marketing activity the simulated CRM handled: it bills the clerk's virtual staff id."""
+
+    order_no = models.CharField(_("order number"), max_length=32, unique=True)
+    activity_id = models.CharField(_("activity id"), max_length=40, unique=True)
+    activity_code = models.CharField(_("activity code"), max_length=64)
+    phone = models.CharField(_("mobile number"), max_length=20)
+    virtual_staff_id = models.CharField(_("virtual staff id"), max_length=32)
+    amount_fen = models.IntegerField(_("amount (fen)"))
+    reversed_at = models.DateTimeField(_("reversed at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("simulated CRM activity")
+        verbose_name_plural = _("simulated CRM activities")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.order_no} {self.activity_code}"

@@ -17,9 +17,11 @@ from orders.models import Product
 def register_product_in_simulated_smp(sender: type[Product], instance: Product, **kwargs: Any) -> None:
     if not settings.SANDBOX or kwargs.get("raw"):
         return
-    from sandbox.models import SimSmpProduct
+    from sandbox.models import SimCrmActivityCode, SimSmpProduct
 
     SimSmpProduct.objects.update_or_create(
         code=instance.smp_product_code,
         defaults={"zero_price_package_code": instance.smp_zero_price_package_code},
     )
+    if instance.crm_activity_code:
+        SimCrmActivityCode.objects.get_or_create(code=instance.crm_activity_code)

@@ -140,8 +140,8 @@ class Order(ConcurrentTransitionMixin, models.Model):
         self._end(now=now, code=code, detail=detail)
 
     @transition(field=status, source=S.AWAITING_PAYMENT, target=S.PAYMENT_PENDING)
-    def start_payment(self, *, method: str, deadline_at: datetime, now: datetime) -> None:
-        self.payment_method = method
+    def start_payment(self, *, payment_method: str, deadline_at: datetime, now: datetime) -> None:
+        self.payment_method = payment_method
         self._enter(deadline_at=deadline_at, now=now)
 
     @transition(
@@ -150,16 +150,16 @@ class Order(ConcurrentTransitionMixin, models.Model):
         target=S.PAYMENT_PENDING,
         conditions=[_switching_between_qr],
     )
-    def switch_payment(self, *, method: str, deadline_at: datetime, now: datetime) -> None:
-        if method not in QR_METHODS:
+    def switch_payment(self, *, payment_method: str, deadline_at: datetime, now: datetime) -> None:
+        if payment_method not in QR_METHODS:
             raise ValidationError("only the QR methods can be switched between")
-        self.payment_method = method
+        self.payment_method = payment_method
         self._enter(deadline_at=deadline_at, now=now)
 
     @transition(field=status, source=[S.AWAITING_PAYMENT, S.PAYMENT_PENDING], target=S.PROVISIONING)
-    def payment_confirmed(self, *, method: str, now: datetime) -> None:
+    def payment_confirmed(self, *, payment_method: str, now: datetime) -> None:
         """Paid (QR, cash) or confirmed (phone bill): subscribe on the SMP next, at once."""
-        self.payment_method = method
+        self.payment_method = payment_method
         self._enter(deadline_at=now, now=now)
 
     @transition(field=status, source=[S.PAYMENT_PENDING, S.PROVISIONING], target=S.FAILED)

@@ -1,0 +1,125 @@
+"""Verifying WeChat Pay API v3 notifications (payment and refund).
+
+In order: the platform key id, the timestamp (at most
+NOTIFICATION_MAX_SKEW_SECONDS off), the RSA signature with the platform
+public key, the nonce (a nonce seen before with another signature is a
+replay; the same delivery again is a duplicate, which is answered, not
+refused), then the AES-256-GCM resource with the APIv3 key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+
+from billing.providers.types import NotificationRejected, PaidNotice
+from billing.providers.wechatpay import config, crypto
+
+PROVIDER = "wechatpay"
+
+
+@dataclass(frozen=True)
+class WechatEvent:
+    id: str
+    event_type: str
+    resource: dict[str, Any]
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    value = headers.get(name) or headers.get(name.lower()) or ""
+    if not value:
+        raise NotificationRejected(f"missing header {name}")
+    return value
+
+
+def verify_event(headers: Mapping[str, str], body: bytes) -> WechatEvent:
+    timestamp = _header(headers, "Wechatpay-Timestamp")
+    nonce = _header(headers, "Wechatpay-Nonce")
+    signature = _header(headers, "Wechatpay-Signature")
+    serial = _header(headers, "Wechatpay-Serial")
+    signature_type = headers.get("Wechatpay-Signature-Type") or "WECHATPAY2-SHA256-RSA2048"
+    if signature_type != "WECHATPAY2-SHA256-RSA2048":
+        raise NotificationRejected(f"unsupported signature type {signature_type}")
+    if serial != settings.WECHATPAY_PLATFORM_PUBLIC_KEY_ID:
+        raise NotificationRejected(f"unknown platform key {serial[:64]}")
+    try:
+        sent_at = int(timestamp)
+    except ValueError:
+        raise NotificationRejected("the timestamp is not a number") from None
+    if abs(time.time() - sent_at) > settings.NOTIFICATION_MAX_SKEW_SECONDS:
+        raise NotificationRejected("the timestamp is too far from now")
+    if not crypto.verify(
+        config.platform_public_key(), timestamp=timestamp, nonce=nonce, body=body, signature=signature
+    ):
+        raise NotificationRejected("bad signature")
+    fingerprint = hashlib.sha256(signature.encode()).hexdigest()
+    key = f"wechatpay:nonce:{hashlib.sha256(nonce.encode()).hexdigest()}"
+    window = 2 * settings.NOTIFICATION_MAX_SKEW_SECONDS + 60
+    if not cache.add(key, fingerprint, timeout=window) and cache.get(key) != fingerprint:
+        raise NotificationRejected("nonce already used by another message")
+    try:
+        envelope = json.loads(body)
+        resource = envelope["resource"]
+        if envelope.get("resource_type") != "encrypt-resource" or resource.get("algorithm") != "AEAD_AES_256_GCM":
+            raise NotificationRejected("unsupported resource encryption")
+        plaintext = crypto.decrypt_resource(
+            config.apiv3_key(),
+            nonce=str(resource["nonce"]),
+            associated_data=str(resource.get("associated_data") or ""),
+            ciphertext=str(resource["ciphertext"]),
+        )
+        if plaintext is None:
+            raise NotificationRejected("the resource does not decrypt with our APIv3 key")
+        return WechatEvent(
+            id=str(envelope["id"]), event_type=str(envelope["event_type"]), resource=json.loads(plaintext)
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise NotificationRejected(f"malformed notification: {exc.__class__.__name__}") from None
+
+
+def _parse_time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def paid_notice(event: WechatEvent) -> PaidNotice:
+    """A TRANSACTION.* event as IPVAS's PaidNotice."""
+    resource = event.resource
+    if not event.event_type.startswith("TRANSACTION."):
+        raise NotificationRejected(f"not a payment notification: {event.event_type}")
+    try:
+        amount = resource.get("amount") or {}
+        total = amount.get("total")
+        if not isinstance(total, int) or isinstance(total, bool):
+            raise NotificationRejected("amount.total is not an integer")
+        return PaidNotice(
+            provider=PROVIDER,
+            notification_id=event.id,
+            out_trade_no=str(resource["out_trade_no"]),
+            paid=event.event_type == "TRANSACTION.SUCCESS" and resource.get("trade_state") == "SUCCESS",
+            transaction_id=str(resource.get("transaction_id") or ""),
+            amount_fen=total,
+            paid_at=_parse_time(resource.get("success_time")),
+            merchant_id=str(resource.get("mchid") or ""),
+            app_id=str(resource.get("appid") or ""),
+            decoded=resource,
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise NotificationRejected(f"malformed transaction: {exc.__class__.__name__}") from None
+
+
+def check_ours(notice: PaidNotice) -> None:
+    if notice.merchant_id != settings.WECHATPAY_MCHID:
+        raise NotificationRejected(f"merchant id {notice.merchant_id!r} is not ours")
+    if notice.app_id != settings.WECHATPAY_APPID:
+        raise NotificationRejected(f"app id {notice.app_id!r} is not ours")

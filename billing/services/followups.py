@@ -1,0 +1,110 @@
+"""Clean-up calls that follow a decision: close a stray QR order, reverse a phone-bill charge.
+
+Each is retried through the outbox with backoff; when it still fails, a
+person is asked (billing.models.WorkItem).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing.models import LedgerKind, Payment, PaymentStatus, Provider, WorkItemKind
+from billing.providers import get_provider
+from billing.providers.types import ProviderUnavailable
+from billing.services.ledger import ledger_record
+from billing.services.work import work_item_open
+from ipvas import outbox
+from ipvas.actors import Actor
+from orders.models import Order
+from orders.smp import SmpUnavailable, get_smp
+
+logger = logging.getLogger(__name__)
+MAX_ATTEMPTS = 10
+
+
+def _again(task: str, kwargs: dict[str, int], attempt: int) -> None:
+    with transaction.atomic():
+        outbox.enqueue(
+            task,
+            kwargs={**kwargs, "attempt": attempt + 1},
+            due_at=timezone.now() + timedelta(seconds=min(2**attempt * 5, 300)),
+        )
+
+
+def provider_order_close(*, payment_id: int, attempt: int = 0) -> str:
+    from billing.services.payments import payment_succeeded
+
+    payment = Payment.objects.get(pk=payment_id)
+    provider = get_provider(payment.provider)
+    try:
+        result = provider.close(payment.out_trade_no)
+        trade = provider.query(payment.out_trade_no) if result.already_paid else None
+    except ProviderUnavailable as exc:
+        if attempt + 1 >= MAX_ATTEMPTS:
+            work_item_open(
+                order=payment.order,
+                kind=WorkItemKind.PROVIDER_DISAGREES,
+                detail=f"could not close {payment.provider} order {payment.out_trade_no}: {exc}",
+            )
+            return "gave_up"
+        _again("billing.tasks.close_provider_order", {"payment_id": payment_id}, attempt)
+        return "retry"
+    if trade is not None:
+        # It was paid after all: that money is dealt with like any other payment.
+        return payment_succeeded(
+            provider=payment.provider,
+            out_trade_no=payment.out_trade_no,
+            transaction_id=trade.transaction_id,
+            amount_fen=trade.amount_fen,
+            paid_at=trade.paid_at,
+            actor=Actor.task("close-provider-order"),
+        )
+    Payment.objects.filter(pk=payment_id, status__in=[PaymentStatus.CREATING, PaymentStatus.PENDING]).update(
+        status=PaymentStatus.CLOSED
+    )
+    return "closed"
+
+
+def phone_bill_reverse(*, order_id: int, attempt: int = 0) -> str:
+    order = Order.objects.get(pk=order_id)
+    try:
+        result = get_smp().unsubscribe(order_no=order.order_no)
+    except SmpUnavailable as exc:
+        if attempt + 1 >= MAX_ATTEMPTS:
+            work_item_open(
+                order=order, kind=WorkItemKind.PROVISIONING_UNCERTAIN, detail=f"SMP reversal not confirmed: {exc}"
+            )
+            return "gave_up"
+        _again("billing.tasks.reverse_phone_bill", {"order_id": order_id}, attempt)
+        return "retry"
+    if result.reversed_fen:
+        with transaction.atomic():
+            # A charge we never heard of (the SMP answered too late) is in the
+            # ledger too, so that charge and reversal both show.
+            ledger_record(
+                order=order,
+                kind=LedgerKind.PAYMENT,
+                amount_fen=result.reversed_fen,
+                method=order.payment_method,
+                provider=Provider.SMP,
+                provider_ref=order.order_no,
+                idempotency_key=f"smp:charge:{order.order_no}",
+                actor=Actor.task("reverse-phone-bill"),
+                note="charge learned from the SMP's reversal",
+            )
+            ledger_record(
+                order=order,
+                kind=LedgerKind.REVERSAL,
+                amount_fen=-result.reversed_fen,
+                method=order.payment_method,
+                provider=Provider.SMP,
+                provider_ref=order.order_no,
+                idempotency_key=f"smp:reversal:{order.order_no}",
+                actor=Actor.task("reverse-phone-bill"),
+                note="phone-bill charge reversed by the SMP",
+            )
+    return "reversed" if result.reversed_fen else "nothing_to_reverse"

@@ -1,0 +1,108 @@
+"""What the providers and the SMS gateway call: thin, verify first, answer as each expects."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from datetime import datetime
+
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from billing.providers.alipay import notify as alipay_verification
+from billing.providers.types import NotificationRejected
+from billing.providers.wechatpay import notify as wechat_verification
+from billing.services.notifications import notification_accept
+from billing.services.sms import sms_reply_received
+from ipvas.credentials import secret
+
+logger = logging.getLogger(__name__)
+
+WECHAT_HEADERS = (
+    "Wechatpay-Timestamp",
+    "Wechatpay-Nonce",
+    "Wechatpay-Signature",
+    "Wechatpay-Serial",
+    "Wechatpay-Signature-Type",
+)
+
+
+def _wechat_fail(message: str, status: int) -> JsonResponse:
+    return JsonResponse({"code": "FAIL", "message": message}, status=status, json_dumps_params={"ensure_ascii": False})
+
+
+@csrf_exempt
+@require_POST
+def wechatpay_notify(request: HttpRequest) -> HttpResponse:
+    """WeChat Pay API v3 payment notification: 204 once applied (or seen), else FAIL so WeChat retries."""
+    headers = {name: request.headers.get(name, "") for name in WECHAT_HEADERS}
+    body = request.body
+    try:
+        event = wechat_verification.verify_event(request.headers, body)
+        notice = wechat_verification.paid_notice(event)
+        wechat_verification.check_ours(notice)
+        outcome = notification_accept(notice=notice, headers=headers, body=body.decode())
+    except NotificationRejected as exc:
+        logger.warning("wechatpay notification refused: %s", exc)
+        return _wechat_fail(str(exc), 400)
+    except DatabaseError:
+        logger.exception("wechatpay notification could not be stored; WeChat Pay will retry")
+        return _wechat_fail("temporarily unable to process", 500)
+    logger.info("wechatpay notification %s: %s", getattr(notice, "out_trade_no", ""), outcome)
+    return HttpResponse(status=204)
+
+
+@csrf_exempt
+@require_POST
+def alipay_notify(request: HttpRequest) -> HttpResponse:
+    """Alipay asynchronous notification: plain 'success' once applied (or seen); anything else makes Alipay retry."""
+    params = {key: request.POST.get(key, "") for key in request.POST}
+    try:
+        notice = alipay_verification.verify_notification(params)
+        alipay_verification.check_ours(notice)
+        outcome = notification_accept(notice=notice, headers={}, body=request.body.decode(errors="replace"))
+    except NotificationRejected as exc:
+        logger.warning("alipay notification refused: %s", exc)
+        return HttpResponse("fail", content_type="text/plain", status=400)
+    except DatabaseError:
+        logger.exception("alipay notification could not be stored; Alipay will retry")
+        return HttpResponse("fail", content_type="text/plain", status=500)
+    logger.info("alipay notification %s: %s", notice.out_trade_no, outcome)
+    return HttpResponse("success", content_type="text/plain")
+
+
+@csrf_exempt
+@require_POST
+def sms_inbound(request: HttpRequest) -> HttpResponse:
+    """A reply from the SMS gateway, signed with HMAC-SHA256 under SMS_WEBHOOK_SECRET (docs/interfaces.md §4)."""
+    body = request.body
+    expected = hmac.new(
+        secret("SMS_WEBHOOK_SECRET", sandbox_file="sms_webhook_secret.txt").encode(), body, hashlib.sha256
+    ).hexdigest()
+    if not hmac.compare_digest(expected, request.headers.get("X-Signature", "").strip().lower()):
+        return JsonResponse({"error": {"code": "bad_signature", "message": "bad signature"}}, status=403)
+    try:
+        payload = json.loads(body)
+        sender = payload["from"]
+        text = payload["text"]
+        if not isinstance(sender, str) or not isinstance(text, str):
+            raise TypeError
+        received_raw = payload.get("received_at")
+        received_at = datetime.fromisoformat(received_raw) if received_raw else timezone.now()
+        if timezone.is_naive(received_at):
+            received_at = timezone.make_aware(received_at)
+    except (ValueError, KeyError, TypeError):
+        return JsonResponse(
+            {"error": {"code": "invalid", "message": "expected JSON {from, text, received_at}"}}, status=400
+        )
+    try:
+        outcome = sms_reply_received(sender=sender, text=text, received_at=received_at, raw=body)
+    except DatabaseError:
+        logger.exception("SMS reply could not be stored; the gateway will retry")
+        return JsonResponse({"error": {"code": "unavailable", "message": "try again"}}, status=503)
+    return JsonResponse({"outcome": outcome})

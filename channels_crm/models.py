@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Store(models.Model):
+    """A business hall (营业厅)."""
+
+    code = models.CharField(_("store code"), max_length=32, unique=True)
+    name = models.CharField(_("name"), max_length=100, blank=True)
+
+    class Meta:
+        verbose_name = _("store")
+        verbose_name_plural = _("stores")
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}".strip()
+
+
+class ClerkRole(models.TextChoices):
+    CLERK = "clerk", _("clerk")
+    MANAGER = "manager", _("store manager")
+
+
+class Clerk(models.Model):
+    """A business-hall employee as the CRM knows them; logs in by single sign-on."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="clerk")
+    staff_id = models.CharField(_("CRM staff id"), max_length=64, unique=True)
+    name = models.CharField(_("name"), max_length=100, blank=True)
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="clerks", verbose_name=_("store"))
+    virtual_staff_id = models.CharField(_("virtual staff id"), max_length=32)
+    role = models.CharField(_("role"), max_length=16, choices=ClerkRole.choices, default=ClerkRole.CLERK)
+
+    class Meta:
+        verbose_name = _("clerk")
+        verbose_name_plural = _("clerks")
+        ordering = ["store__code", "staff_id"]
+
+    def __str__(self) -> str:
+        return f"{self.staff_id} {self.name}".strip()
+
+    @property
+    def is_manager(self) -> bool:
+        return self.role == ClerkRole.MANAGER

@@ -1,0 +1,19 @@
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from epg_api import views
+
+app_name = "epg_api"
+
+urlpatterns = [
+    path("products/", views.ProductListView.as_view(), name="products"),
+    path("orders/", views.OrderCreateView.as_view(), name="orders"),
+    path("orders/<str:order_no>/", views.OrderDetailView.as_view(), name="order"),
+    path("orders/<str:order_no>/payment/", views.OrderPaymentView.as_view(), name="order-payment"),
+    path("orders/<str:order_no>/qr.png", views.OrderQrView.as_view(), name="order-qr"),
+    path("orders/<str:order_no>/cancel/", views.OrderCancelView.as_view(), name="order-cancel"),
+    path("entitlements/", views.EntitlementsView.as_view(), name="entitlements"),
+    path("schema/", SpectacularAPIView.as_view(urlconf="epg_api.urls_schema"), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="epg_api:schema"), name="docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="epg_api:schema"), name="redoc"),
+]

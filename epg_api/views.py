@@ -1,0 +1,256 @@
+"""The EPG API v1 (docs/interfaces.md §2): thin views over the service layer."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from datetime import timedelta
+from typing import Any
+
+import qrcode
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.http import HttpResponse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing.services.payments import order_cancel, payment_choose
+from epg_api import examples
+from epg_api.authentication import ApiKeyAuthentication, EpgPrincipal
+from epg_api.models import IdempotencyRecord
+from epg_api.serializers import (
+    EntitlementCheckSerializer,
+    EntitlementQuery,
+    OrderCreateInput,
+    OrderSerializer,
+    PaymentInput,
+    ProductSerializer,
+)
+from ipvas import ratelimit
+from ipvas.actors import Actor, ActorKind
+from ipvas.errors import IdempotencyConflict, InvalidInput, NotFound
+from orders import selectors
+from orders.constants import Channel, ProductKind
+from orders.models import Order
+from orders.services import order_create
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+ERROR = OpenApiResponse(description='Error: `{"error": {"code", "message", "fields"}}`')
+
+
+class IsEpgClient(BasePermission):
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return isinstance(request.user, EpgPrincipal)
+
+
+class EpgView(APIView):
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [IsEpgClient]
+
+    def actor(self) -> Actor:
+        return Actor(ActorKind.EPG_CLIENT, self.request.user.client_id)
+
+    def get_order(self, order_no: str) -> Order:
+        order = selectors.order_for_epg_client(order_no=order_no, client_id=self.request.user.client_id)
+        if order is None:
+            raise NotFound(_("There is no order %(order_no)s.") % {"order_no": order_no[:40]})
+        return order
+
+    def order_response(self, order_id: int, status: int = 200) -> Response:
+        order = Order.objects.select_related("product", "entitlement").get(pk=order_id)
+        return Response(OrderSerializer(order).data, status=status)
+
+
+class ProductListView(EpgView):
+    @extend_schema(
+        summary="Products sold on the TV",
+        parameters=[OpenApiParameter("kind", str, enum=ProductKind.values, required=False)],
+        responses={200: ProductSerializer(many=True), 400: ERROR, 401: ERROR},
+        examples=[examples.PRODUCTS],
+    )
+    def get(self, request: Request) -> Response:
+        kind = request.query_params.get("kind", "")
+        if kind and kind not in ProductKind.values:
+            raise InvalidInput(fields={"kind": [_("One of: %(kinds)s.") % {"kinds": ", ".join(ProductKind.values)}]})
+        products = selectors.products_on_sale(channel=Channel.EPG, kind=kind)
+        return Response({"results": ProductSerializer(products, many=True).data})
+
+
+class OrderCreateView(EpgView):
+    @extend_schema(
+        summary="Start an order",
+        description=(
+            "Creates the order in `prechecking`; poll it every 1-2 s. With `Idempotency-Key`, the same key and "
+            "body within 24 h answer the same order (200); another body answers 409 `idempotency_conflict`."
+        ),
+        request=OrderCreateInput,
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        responses={
+            201: OrderSerializer,
+            200: OrderSerializer,
+            400: ERROR,
+            401: ERROR,
+            404: ERROR,
+            409: ERROR,
+            429: ERROR,
+        },
+        examples=[examples.ORDER_CREATE, examples.ORDER_PRECHECKING],
+    )
+    def post(self, request: Request) -> Response:
+        client_id = request.user.client_id
+        key = request.headers.get("Idempotency-Key", "")
+        if len(key) > 64:
+            raise InvalidInput(fields={"Idempotency-Key": [_("At most 64 characters.")]})
+        if not isinstance(request.data, dict):
+            raise InvalidInput(_("The body must be a JSON object."))
+        data = OrderCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        fingerprint = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
+        if key:
+            replay = self._replay(client_id, key, fingerprint)
+            if replay is not None:
+                return replay
+        ratelimit.hit(
+            "epg-orders",
+            client_id,
+            limit=settings.EPG_ORDERS_PER_CLIENT_PER_MINUTE,
+            window_seconds=60,
+            message=_("Too many orders from this client; slow down."),
+        )
+        try:
+            with transaction.atomic():
+                order = order_create(
+                    channel=Channel.EPG,
+                    product_code=values["product_code"],
+                    tv_account=values["tv_account"],
+                    content_id=values.get("content_id", ""),
+                    actor=self.actor(),
+                )
+                if key:
+                    IdempotencyRecord.objects.create(client_id=client_id, key=key, fingerprint=fingerprint, order=order)
+        except IntegrityError:
+            # The same key in a concurrent request won: answer with its order.
+            replay = self._replay(client_id, key, fingerprint) if key else None
+            if replay is None:
+                raise
+            return replay
+        return self.order_response(order.pk, status=201)
+
+    def _replay(self, client_id: str, key: str, fingerprint: str) -> Response | None:
+        record = IdempotencyRecord.objects.filter(client_id=client_id, key=key).first()
+        if record is None:
+            return None
+        if record.created_at < timezone.now() - IDEMPOTENCY_WINDOW:
+            record.delete()  # an expired key starts afresh
+            return None
+        if record.fingerprint != fingerprint:
+            raise IdempotencyConflict(_("This Idempotency-Key was used with another request body."))
+        return self.order_response(record.order_id, status=200)
+
+
+class OrderDetailView(EpgView):
+    @extend_schema(
+        summary="The order (poll while not terminal)",
+        responses={200: OrderSerializer, 401: ERROR, 404: ERROR},
+        examples=[examples.ORDER_QR, examples.ORDER_COMPLETED, examples.ORDER_REJECTED],
+    )
+    def get(self, request: Request, order_no: str) -> Response:
+        return Response(OrderSerializer(self.get_order(order_no)).data)
+
+
+class OrderPaymentView(EpgView):
+    @extend_schema(
+        summary="Choose (or switch between QR) payment methods",
+        request=PaymentInput,
+        responses={200: OrderSerializer, 400: ERROR, 401: ERROR, 404: ERROR, 409: ERROR, 429: ERROR, 503: ERROR},
+        examples=[examples.PAYMENT_CHOOSE, examples.ORDER_QR],
+    )
+    def post(self, request: Request, order_no: str) -> Response:
+        order = self.get_order(order_no)
+        data = PaymentInput(data=request.data if isinstance(request.data, dict) else {})
+        data.is_valid(raise_exception=True)
+        payment_choose(order_id=order.pk, method=data.validated_data["method"], actor=self.actor())
+        return self.order_response(order.pk)
+
+
+class OrderQrView(EpgView):
+    @extend_schema(
+        summary="The QR code of the pending payment, as PNG",
+        responses={(200, "image/png"): OpenApiTypes.BINARY, 401: ERROR, 404: ERROR},
+    )
+    def get(self, request: Request, order_no: str) -> HttpResponse:
+        order = self.get_order(order_no)
+        url = OrderSerializer(order).data["payment"]
+        content = url and url.get("qr_code_url")
+        if not content:
+            raise NotFound(_("This order has no QR code to show now."))
+        key = "qrpng:" + hashlib.sha256(content.encode()).hexdigest()
+        png = cache.get(key)
+        if png is None:
+            image = qrcode.make(content, box_size=8, border=2)
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG")
+            png = buffer.getvalue()
+            cache.set(key, png, settings.PAYMENT_WINDOW_SECONDS + 60)
+        response = HttpResponse(png, content_type="image/png")
+        response["Cache-Control"] = "private, max-age=60"
+        return response
+
+
+class OrderCancelView(EpgView):
+    @extend_schema(
+        summary="Cancel before payment",
+        request=None,
+        responses={200: OrderSerializer, 401: ERROR, 404: ERROR, 409: ERROR},
+    )
+    def post(self, request: Request, order_no: str) -> Response:
+        order = self.get_order(order_no)
+        order_cancel(order_id=order.pk, actor=self.actor())
+        return self.order_response(order.pk)
+
+
+class EntitlementsView(EpgView):
+    @extend_schema(
+        summary="What a TV account may watch (the hot path)",
+        parameters=[
+            OpenApiParameter("tv_account", str, required=True),
+            OpenApiParameter("product_code", str, required=False),
+            OpenApiParameter("content_id", str, required=False),
+        ],
+        responses={200: EntitlementCheckSerializer, 400: ERROR, 401: ERROR},
+        examples=[examples.ENTITLEMENTS],
+    )
+    def get(self, request: Request) -> Response:
+        query = EntitlementQuery(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        tv_account = query.validated_data["tv_account"]
+        entitled, rows = selectors.entitlement_check(
+            tv_account=tv_account,
+            product_code=query.validated_data.get("product_code", ""),
+            content_id=query.validated_data.get("content_id", ""),
+        )
+        return Response(
+            {
+                "tv_account": tv_account,
+                "entitled": entitled,
+                "entitlements": [
+                    {
+                        "product_code": row["product_code"],
+                        "kind": row["kind"],
+                        "starts_at": timezone.localtime(row["starts_at"]).isoformat(),
+                        "ends_at": timezone.localtime(row["ends_at"]).isoformat(),
+                        "content_id": row["content_id"] or None,
+                    }
+                    for row in rows
+                ],
+            }
+        )

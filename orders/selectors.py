@@ -1,0 +1,97 @@
+"""Reads of ordering data, including the entitlement check (the hot path).
+
+The entitlement check answers from a per-account cache entry holding every
+live entitlement of the account. A change deletes the entry after its
+transaction commits, and again a moment later, so that a reader who read
+the old rows just before the commit cannot leave them in the cache.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.core.cache import cache
+from django.utils import timezone
+
+from ipvas.actors import ActorKind
+from orders.models import Entitlement, Order, Product
+
+logger = logging.getLogger(__name__)
+ENTITLEMENT_CACHE_SECONDS = 300
+
+
+def _key(tv_account: str) -> str:
+    return f"ent:v1:{tv_account}"
+
+
+def _load(tv_account: str, now: datetime) -> list[dict[str, Any]]:
+    rows = (
+        Entitlement.objects.filter(tv_account=tv_account, revoked_at__isnull=True, ends_at__gt=now)
+        .order_by("starts_at", "pk")
+        .values("product_code", "kind", "starts_at", "ends_at", "content_id")
+    )
+    return list(rows)
+
+
+def live_entitlements(tv_account: str) -> list[dict[str, Any]]:
+    """The account's entitlements that have not ended (current and stacked ones), from the cache."""
+    now = timezone.now()
+    rows = cache.get(_key(tv_account))
+    if rows is None:
+        rows = _load(tv_account, now)
+        cache.set(_key(tv_account), rows, ENTITLEMENT_CACHE_SECONDS)
+    return [row for row in rows if row["ends_at"] > now]
+
+
+def entitlement_check(
+    *, tv_account: str, product_code: str = "", content_id: str = ""
+) -> tuple[bool, list[dict[str, Any]]]:
+    """(entitled now, matching live entitlements). A per-view entitlement matches only its content."""
+    now = timezone.now()
+    matching = []
+    for row in live_entitlements(tv_account):
+        if product_code and row["product_code"] != product_code:
+            continue
+        if content_id and row["content_id"] and row["content_id"] != content_id:
+            continue
+        matching.append(row)
+    entitled = any(
+        row["starts_at"] <= now and (not row["content_id"] or row["content_id"] == content_id) for row in matching
+    )
+    return entitled, matching
+
+
+def forget_entitlements(tv_account: str) -> None:
+    cache.delete(_key(tv_account))
+
+
+def entitlements_changed(tv_account: str) -> None:
+    """Forget the cached entitlements of an account; called after the change commits."""
+    forget_entitlements(tv_account)
+    # The second delete closes the window where a reader loaded the old rows
+    # before the commit and stored them after the first delete.
+    try:
+        from ipvas.celery import app
+
+        app.send_task("orders.tasks.forget_entitlements", kwargs={"tv_account": tv_account}, countdown=2)
+    except Exception:  # noqa: BLE001 - the entry also expires by itself
+        logger.warning("could not schedule the second cache delete for %s", tv_account)
+
+
+def products_on_sale(*, channel: str, kind: str = "") -> list[Product]:
+    """Active products sold on ``channel`` now, cheapest first."""
+    products = Product.objects.on_sale()
+    if kind:
+        products = products.filter(kind=kind)
+    return [p for p in products.order_by("price_fen", "code") if channel in p.channels]
+
+
+def order_for_epg_client(*, order_no: str, client_id: str) -> Order | None:
+    """An order placed by this EPG client; others' orders do not exist for it."""
+    return (
+        Order.objects.select_related("product", "entitlement")
+        .filter(order_no=order_no, origin_kind=ActorKind.EPG_CLIENT, origin_id=client_id)
+        .first()
+    )

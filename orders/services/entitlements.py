@@ -1,0 +1,56 @@
+"""Entitlements: our own record of what each provisioned order gives a TV account."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from orders import selectors
+from orders.models import Entitlement, Order
+from orders.periods import period_end
+
+
+def entitlement_grant(
+    *, order: Order, subscription_id: str, starts_at: datetime | None, ends_at: datetime | None
+) -> Entitlement:
+    """Record what the SMP subscribed (its period when it gave one, else the same rule it applies)."""
+    product = order.product
+    if starts_at is None or ends_at is None:
+        now = timezone.now()
+        latest = (
+            Entitlement.objects.filter(
+                tv_account=order.tv_account, product=product, revoked_at__isnull=True, ends_at__gt=now
+            )
+            .order_by("-ends_at")
+            .values_list("ends_at", flat=True)
+            .first()
+        )
+        starts_at = max(now, latest) if latest and not product.view_hours else now
+        ends_at = period_end(start=starts_at, period_months=product.period_months, view_hours=product.view_hours)
+    entitlement = Entitlement.objects.create(
+        order=order,
+        tv_account=order.tv_account,
+        product=product,
+        product_code=product.code,
+        kind=product.kind,
+        content_id=order.content_id,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        smp_subscription_id=subscription_id,
+    )
+    tv_account = order.tv_account
+    transaction.on_commit(lambda: selectors.entitlements_changed(tv_account))
+    return entitlement
+
+
+def entitlement_revoke(*, order: Order) -> Entitlement | None:
+    entitlement = Entitlement.objects.filter(order=order, revoked_at__isnull=True).first()
+    if entitlement is None:
+        return None
+    entitlement.revoked_at = timezone.now()
+    entitlement.save(update_fields=["revoked_at"])
+    tv_account = order.tv_account
+    transaction.on_commit(lambda: selectors.entitlements_changed(tv_account))
+    return entitlement

@@ -1,0 +1,270 @@
+"""The simulated WeChat Pay and Alipay: trades, refunds, and signed notifications.
+
+The simulated providers sign notifications with the sandbox keys
+(sandbox/keys.py) exactly as the real ones do, and deliver them to the
+notify URLs, so that IPVAS's real verification code runs on them.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import string
+import time
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from billing.money import fen_to_yuan
+from billing.providers.types import (
+    CloseResult,
+    ProviderRefused,
+    QrOrderRequest,
+    RefundRequest,
+    RefundResult,
+    RefundState,
+    Trade,
+    TradeState,
+)
+from sandbox.keys import sandbox_private_key_pem, sandbox_secret
+from sandbox.models import SimRefund, SimTrade, SimTradeStatus
+
+WECHATPAY = "wechatpay"
+ALIPAY = "alipay"
+_STATES = {
+    SimTradeStatus.NOT_PAID: TradeState.NOT_PAID,
+    SimTradeStatus.PAID: TradeState.PAID,
+    SimTradeStatus.CLOSED: TradeState.CLOSED,
+}
+
+
+class SandboxRefusal(Exception):
+    """What the simulated provider refuses to do (pay a closed or expired trade...)."""
+
+
+def _digits(n: int) -> str:
+    return "".join(secrets.choice(string.digits) for _ in range(n))
+
+
+def _new_transaction_id(provider: str) -> str:
+    stamp = timezone.localtime().strftime("%Y%m%d")
+    return f"4200{_digits(6)}{stamp}{_digits(10)}" if provider == WECHATPAY else f"{stamp}22001{_digits(15)}"
+
+
+def _code_url(provider: str) -> str:
+    alphabet = string.ascii_letters + string.digits
+    token = "".join(secrets.choice(alphabet) for _ in range(20))
+    if provider == WECHATPAY:
+        return f"weixin://wxpay/bizpayurl?pr={token}"
+    return f"https://qr.alipay.com/bax0{token.lower()}"
+
+
+def _trade(trade: SimTrade) -> Trade:
+    return Trade(
+        state=_STATES[SimTradeStatus(trade.status)],
+        out_trade_no=trade.out_trade_no,
+        transaction_id=trade.transaction_id if trade.status == SimTradeStatus.PAID else "",
+        amount_fen=trade.amount_fen,
+        paid_at=trade.paid_at,
+    )
+
+
+def create_trade(provider: str, request: QrOrderRequest) -> str:
+    with transaction.atomic():
+        existing = (
+            SimTrade.objects.select_for_update().filter(provider=provider, out_trade_no=request.out_trade_no).first()
+        )
+        if existing is not None:
+            # Providers answer a repeated order with the same code while it is open.
+            if existing.status == SimTradeStatus.CLOSED:
+                raise ProviderRefused("ORDER_CLOSED", "the trade was closed")
+            if existing.amount_fen != request.amount_fen:
+                raise ProviderRefused("INVALID_REQUEST", "out_trade_no reused with another amount")
+            return existing.code_url
+        trade = SimTrade.objects.create(
+            provider=provider,
+            out_trade_no=request.out_trade_no,
+            transaction_id=_new_transaction_id(provider),
+            amount_fen=request.amount_fen,
+            description=request.description[:128],
+            code_url=_code_url(provider),
+            expires_at=request.expires_at,
+        )
+        return trade.code_url
+
+
+def query_trade(provider: str, out_trade_no: str) -> Trade:
+    trade = SimTrade.objects.filter(provider=provider, out_trade_no=out_trade_no).first()
+    if trade is None:
+        return Trade(state=TradeState.NOT_FOUND, out_trade_no=out_trade_no)
+    return _trade(trade)
+
+
+def close_trade(provider: str, out_trade_no: str) -> CloseResult:
+    with transaction.atomic():
+        trade = SimTrade.objects.select_for_update().filter(provider=provider, out_trade_no=out_trade_no).first()
+        if trade is None:
+            return CloseResult(closed=True)
+        if trade.status == SimTradeStatus.PAID:
+            return CloseResult(closed=False, already_paid=True)
+        trade.status = SimTradeStatus.CLOSED
+        trade.save(update_fields=["status"])
+        return CloseResult(closed=True)
+
+
+def pay_trade(provider: str, out_trade_no: str) -> SimTrade:
+    """The customer scans and pays. Paying twice changes nothing; closed or expired trades refuse."""
+    with transaction.atomic():
+        trade = SimTrade.objects.select_for_update().filter(provider=provider, out_trade_no=out_trade_no).first()
+        if trade is None:
+            raise SandboxRefusal(f"no {provider} trade {out_trade_no}")
+        if trade.status == SimTradeStatus.CLOSED:
+            raise SandboxRefusal("the trade is closed")
+        if trade.status == SimTradeStatus.NOT_PAID:
+            if timezone.now() >= trade.expires_at:
+                raise SandboxRefusal("the QR code has expired")
+            trade.status = SimTradeStatus.PAID
+            trade.paid_at = timezone.now()
+            trade.save(update_fields=["status", "paid_at"])
+        return trade
+
+
+def refund(provider: str, request: RefundRequest) -> RefundResult:
+    with transaction.atomic():
+        trade = (
+            SimTrade.objects.select_for_update().filter(provider=provider, out_trade_no=request.out_trade_no).first()
+        )
+        if trade is None or trade.status != SimTradeStatus.PAID:
+            raise ProviderRefused("TRADE_NOT_PAID", "only a paid trade can be refunded")
+        done = SimRefund.objects.filter(provider=provider, out_refund_no=request.out_refund_no).first()
+        if done is not None:
+            return RefundResult(RefundState.SUCCEEDED, request.out_refund_no, done.refund_id)
+        if request.amount_fen <= 0 or trade.refunded_fen + request.amount_fen > trade.amount_fen:
+            raise ProviderRefused("INVALID_REQUEST", "refund exceeds what was paid")
+        made = SimRefund.objects.create(
+            provider=provider,
+            out_refund_no=request.out_refund_no,
+            refund_id=f"50{_digits(28)}",
+            trade=trade,
+            amount_fen=request.amount_fen,
+        )
+        trade.refunded_fen += request.amount_fen
+        trade.save(update_fields=["refunded_fen"])
+        return RefundResult(RefundState.SUCCEEDED, request.out_refund_no, made.refund_id)
+
+
+def query_refund(provider: str, out_refund_no: str) -> RefundResult:
+    made = SimRefund.objects.filter(provider=provider, out_refund_no=out_refund_no).first()
+    if made is None:
+        raise ProviderRefused("RESOURCE_NOT_EXISTS", "no such refund")
+    return RefundResult(RefundState.SUCCEEDED, out_refund_no, made.refund_id)
+
+
+# --- notifications, signed as the providers sign them ----------------------------------
+
+
+def _nonce(n: int = 32) -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(n))
+
+
+def wechatpay_transaction(trade: SimTrade) -> dict[str, Any]:
+    """The transaction object of WeChat Pay API v3 (query answer and notification resource)."""
+    paid = trade.status == SimTradeStatus.PAID
+    body: dict[str, Any] = {
+        "mchid": settings.WECHATPAY_MCHID,
+        "appid": settings.WECHATPAY_APPID,
+        "out_trade_no": trade.out_trade_no,
+        "trade_type": "NATIVE",
+        "trade_state": trade.status,
+        "trade_state_desc": "支付成功" if paid else "订单未支付",
+        "amount": {"total": trade.amount_fen, "currency": "CNY"},
+    }
+    if paid:
+        body.update(
+            {
+                "transaction_id": trade.transaction_id,
+                "bank_type": "OTHERS",
+                "attach": "",
+                "success_time": timezone.localtime(trade.paid_at).replace(microsecond=0).isoformat(),
+                "payer": {"openid": "oSandbox" + trade.transaction_id[-12:]},
+            }
+        )
+        body["amount"].update({"payer_total": trade.amount_fen, "payer_currency": "CNY"})
+    return body
+
+
+def wechatpay_notification(trade: SimTrade, *, timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+    from billing.providers.wechatpay import crypto
+    from ipvas.credentials import load_private_key
+
+    nonce = _nonce(12)
+    plaintext = json.dumps(wechatpay_transaction(trade), ensure_ascii=False, separators=(",", ":"))
+    envelope = {
+        "id": f"EV-{_digits(20)}",
+        "create_time": timezone.localtime().replace(microsecond=0).isoformat(),
+        "resource_type": "encrypt-resource",
+        "event_type": "TRANSACTION.SUCCESS",
+        "summary": "支付成功",
+        "resource": {
+            "original_type": "transaction",
+            "algorithm": "AEAD_AES_256_GCM",
+            "ciphertext": crypto.encrypt_resource(
+                sandbox_secret("wechatpay_apiv3_key.txt"),
+                nonce=nonce,
+                associated_data="transaction",
+                plaintext=plaintext,
+            ),
+            "associated_data": "transaction",
+            "nonce": nonce,
+        },
+    }
+    body = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+    stamp = str(timestamp if timestamp is not None else int(time.time()))
+    header_nonce = _nonce(32)
+    key = load_private_key(sandbox_private_key_pem("wechatpay_platform_private_key.pem"))
+    headers = {
+        "Wechatpay-Timestamp": stamp,
+        "Wechatpay-Nonce": header_nonce,
+        "Wechatpay-Signature": crypto.sign(key, timestamp=stamp, nonce=header_nonce, body=body),
+        "Wechatpay-Serial": settings.WECHATPAY_PLATFORM_PUBLIC_KEY_ID,
+        "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048",
+    }
+    return body, headers
+
+
+def alipay_notification(trade: SimTrade) -> dict[str, str]:
+    from billing.providers.alipay import crypto
+    from ipvas.credentials import load_private_key
+
+    paid_at = timezone.localtime(trade.paid_at or timezone.now())
+    created = timezone.localtime(trade.created_at or timezone.now())
+    params = {
+        "gmt_create": created.strftime("%Y-%m-%d %H:%M:%S"),
+        "charset": "utf-8",
+        "gmt_payment": paid_at.strftime("%Y-%m-%d %H:%M:%S"),
+        "notify_time": timezone.localtime().strftime("%Y-%m-%d %H:%M:%S"),
+        "subject": trade.description,
+        "buyer_id": "2088" + _digits(12),
+        "invoice_amount": fen_to_yuan(trade.amount_fen),
+        "version": "1.0",
+        "notify_id": f"2026{_digits(28)}",
+        "fund_bill_list": json.dumps([{"amount": fen_to_yuan(trade.amount_fen), "fundChannel": "ALIPAYACCOUNT"}]),
+        "notify_type": "trade_status_sync",
+        "out_trade_no": trade.out_trade_no,
+        "total_amount": fen_to_yuan(trade.amount_fen),
+        "trade_status": "TRADE_SUCCESS",
+        "trade_no": trade.transaction_id,
+        "auth_app_id": settings.ALIPAY_APP_ID,
+        "receipt_amount": fen_to_yuan(trade.amount_fen),
+        "point_amount": "0.00",
+        "app_id": settings.ALIPAY_APP_ID,
+        "buyer_pay_amount": fen_to_yuan(trade.amount_fen),
+        "seller_id": settings.ALIPAY_SELLER_ID,
+    }
+    key = load_private_key(sandbox_private_key_pem("alipay_private_key.pem"))
+    params["sign"] = crypto.sign(key, params)
+    params["sign_type"] = "RSA2"
+    return params
