@@ -125,7 +125,7 @@ def up() -> int:
     say(f"  admin       {base}/admin/   (user 'admin', password in var/demo_admin_password.txt)")
     say(f"  EPG API     {base}/api/epg/v1/   docs {base}/api/epg/v1/docs/")
     say(
-        f"  clerk (CRM) {base}/sandbox/crm/launch/?staff_id=clerk01&store_code=NX-YC-001&virtual_staff_id=V0001&name=demo"
+        f"  clerk (CRM) {base}/sandbox/crm/frame/?staff_id=clerk01&store_code=NX-YC-001&virtual_staff_id=V0001&name=demo"
     )
     if key_file.exists():
         say(f"  demo EPG key in var/demo_epg_key.txt: Authorization: Api-Key {key_file.read_text().strip()}")

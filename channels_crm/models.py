@@ -46,3 +46,37 @@ class Clerk(models.Model):
     @property
     def is_manager(self) -> bool:
         return self.role == ClerkRole.MANAGER
+
+
+class SsoTicketUse(models.Model):
+    """A ticket's jti, kept until the ticket expires: a ticket logs in once."""
+
+    jti = models.CharField(_("ticket id"), max_length=128, unique=True)
+    expires_at = models.DateTimeField(_("expires at"), db_index=True)
+
+    class Meta:
+        verbose_name = _("used SSO ticket")
+        verbose_name_plural = _("used SSO tickets")
+
+    def __str__(self) -> str:
+        return self.jti
+
+
+class SsoLogin(models.Model):
+    """Every single sign-on, accepted or refused: who, when, from where, and why not."""
+
+    at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
+    staff_id = models.CharField(_("CRM staff id"), max_length=64, blank=True)
+    store_code = models.CharField(_("store code"), max_length=32, blank=True)
+    jti = models.CharField(_("ticket id"), max_length=128, blank=True)
+    accepted = models.BooleanField(_("accepted"))
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+    remote_addr = models.GenericIPAddressField(_("from"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("SSO login")
+        verbose_name_plural = _("SSO logins")
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.staff_id} {'ok' if self.accepted else self.reason}"

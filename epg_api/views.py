@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from datetime import timedelta
 from typing import Any
 
-import qrcode
 from django.conf import settings
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse
 from django.utils import timezone
@@ -22,6 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from billing.qr import qr_png, showing_qr_content
 from billing.services.payments import order_cancel, payment_choose
 from epg_api import examples
 from epg_api.authentication import ApiKeyAuthentication, EpgPrincipal
@@ -188,20 +186,10 @@ class OrderQrView(EpgView):
         responses={(200, "image/png"): OpenApiTypes.BINARY, 401: ERROR, 404: ERROR},
     )
     def get(self, request: Request, order_no: str) -> HttpResponse:
-        order = self.get_order(order_no)
-        url = OrderSerializer(order).data["payment"]
-        content = url and url.get("qr_code_url")
+        content = showing_qr_content(self.get_order(order_no))
         if not content:
             raise NotFound(_("This order has no QR code to show now."))
-        key = "qrpng:" + hashlib.sha256(content.encode()).hexdigest()
-        png = cache.get(key)
-        if png is None:
-            image = qrcode.make(content, box_size=8, border=2)
-            buffer = io.BytesIO()
-            image.save(buffer, format="PNG")
-            png = buffer.getvalue()
-            cache.set(key, png, settings.PAYMENT_WINDOW_SECONDS + 60)
-        response = HttpResponse(png, content_type="image/png")
+        response = HttpResponse(qr_png(content), content_type="image/png")
         response["Cache-Control"] = "private, max-age=60"
         return response
 

@@ -89,6 +89,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "ipvas.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -382,6 +383,14 @@ CRM_URL = env_str("CRM_URL")
 CRM_API_TOKEN = env_str("CRM_API_TOKEN")
 CRM_TIMEOUT_SECONDS = float(env_str("CRM_TIMEOUT_SECONDS", "5"))
 CRM_ACTIVITY_DEADLINE_SECONDS = env_int("CRM_ACTIVITY_DEADLINE_SECONDS", 120, minimum=1)
+# Single sign-on tickets: RS256 JWTs signed by the CRM (docs/interfaces.md §5).
+CRM_SSO_PUBLIC_KEY = env_str("CRM_SSO_PUBLIC_KEY")
+CRM_SSO_PUBLIC_KEY_FILE = env_str("CRM_SSO_PUBLIC_KEY_FILE")
+CRM_SSO_ISSUER = env_str("CRM_SSO_ISSUER", "crm")
+CRM_SSO_AUDIENCE = env_str("CRM_SSO_AUDIENCE", "ipvas")
+CRM_SSO_MAX_TICKET_SECONDS = env_int("CRM_SSO_MAX_TICKET_SECONDS", 120, minimum=1)
+# Origins allowed to frame the clerk pages (Content-Security-Policy: frame-ancestors).
+CRM_FRAME_ORIGINS = env_list("CRM_FRAME_ORIGINS", [])
 
 # In the sandbox, simulated providers deliver notifications to this base URL
 # over HTTP; empty: in process, through the same URL routing and views.

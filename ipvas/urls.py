@@ -16,8 +16,10 @@ urlpatterns = [
     path("healthz/", views.health, name="health"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
     path("api/epg/v1/", include("epg_api.urls")),
     path("billing/", include("billing.urls")),
+    path("crm/", include("channels_crm.urls")),
     path("sms/inbound/", billing_views.sms_inbound, name="sms-inbound"),
     path("sandbox/", include("sandbox.urls")),
 ]

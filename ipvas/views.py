@@ -3,11 +3,17 @@ from __future__ import annotations
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 
 
 def home(request: HttpRequest) -> HttpResponse:
+    """Where a sign-in lands: clerks go to their pages, staff to admin."""
+    user = request.user
+    if user.is_authenticated and hasattr(user, "clerk"):
+        return redirect("crm:order-new")
+    if user.is_authenticated and user.is_staff:
+        return redirect("admin:index")
     return render(request, "home.html")
 
 

@@ -1,0 +1,140 @@
+"""CRM single sign-on: an RS256 JWT ticket, verified, used once, then a session (docs/interfaces.md §5)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from channels_crm.models import Clerk, SsoLogin, SsoTicketUse, Store
+from ipvas.credentials import load_public_key, public_key_pem
+
+logger = logging.getLogger(__name__)
+REQUIRED_CLAIMS = ["iss", "aud", "sub", "name", "store_code", "virtual_staff_id", "iat", "exp", "jti"]
+LEEWAY_SECONDS = 5
+
+
+class TicketRefused(Exception):
+    """Why a ticket does not log anyone in; the message is shown (403)."""
+
+
+@dataclass(frozen=True)
+class Ticket:
+    staff_id: str
+    name: str
+    store_code: str
+    virtual_staff_id: str
+    jti: str
+    expires_at: datetime
+
+
+def crm_public_key():  # type: ignore[no-untyped-def]
+    return load_public_key(public_key_pem("CRM_SSO_PUBLIC_KEY", sandbox_private_file="crm_sso_private_key.pem"))
+
+
+def _text(claims: dict[str, object], name: str, max_length: int) -> str:
+    value = claims.get(name)
+    if not isinstance(value, str) or not value.strip() or len(value) > max_length:
+        raise TicketRefused(f"claim {name} must be a non-empty string of at most {max_length} characters")
+    return value.strip()
+
+
+def verify_ticket(token: str) -> Ticket:
+    if not token or len(token) > 4096:
+        raise TicketRefused("no ticket")
+    try:
+        claims = jwt.decode(
+            token,
+            crm_public_key(),
+            algorithms=["RS256"],
+            audience=settings.CRM_SSO_AUDIENCE,
+            issuer=settings.CRM_SSO_ISSUER,
+            leeway=LEEWAY_SECONDS,
+            options={"require": REQUIRED_CLAIMS},
+        )
+    except jwt.ExpiredSignatureError:
+        raise TicketRefused("the ticket has expired") from None
+    except jwt.InvalidAudienceError:
+        raise TicketRefused("the ticket is for another audience") from None
+    except jwt.InvalidIssuerError:
+        raise TicketRefused("the ticket was not issued by the CRM") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise TicketRefused(f"the ticket lacks the claim {exc.claim}") from None
+    except jwt.InvalidSignatureError:
+        raise TicketRefused("the ticket's signature is not the CRM's") from None
+    except jwt.PyJWTError as exc:
+        raise TicketRefused(f"the ticket is not valid: {exc.__class__.__name__}") from None
+    iat, exp = claims["iat"], claims["exp"]
+    if not isinstance(iat, int | float) or not isinstance(exp, int | float):
+        raise TicketRefused("iat and exp must be numbers")
+    if exp - iat > settings.CRM_SSO_MAX_TICKET_SECONDS:
+        raise TicketRefused(f"the ticket lives longer than {settings.CRM_SSO_MAX_TICKET_SECONDS} s")
+    if iat > timezone.now().timestamp() + LEEWAY_SECONDS:
+        raise TicketRefused("the ticket was issued in the future")
+    return Ticket(
+        staff_id=_text(claims, "sub", 64),
+        name=_text(claims, "name", 100),
+        store_code=_text(claims, "store_code", 32),
+        virtual_staff_id=_text(claims, "virtual_staff_id", 32),
+        jti=_text(claims, "jti", 128),
+        expires_at=datetime.fromtimestamp(exp, tz=UTC),
+    )
+
+
+def sso_login(*, token: str, remote_addr: str | None) -> Clerk:
+    """Verify the ticket, spend its jti, and create or update the clerk. Audited either way."""
+    try:
+        ticket = verify_ticket(token)
+        with transaction.atomic():
+            try:
+                with transaction.atomic():
+                    SsoTicketUse.objects.create(jti=ticket.jti, expires_at=ticket.expires_at + timedelta(minutes=5))
+            except IntegrityError:
+                raise TicketRefused("the ticket was used already") from None
+            clerk = _clerk_for(ticket)
+            SsoLogin.objects.create(
+                staff_id=ticket.staff_id,
+                store_code=ticket.store_code,
+                jti=ticket.jti,
+                accepted=True,
+                remote_addr=remote_addr,
+            )
+        return clerk
+    except TicketRefused as exc:
+        SsoLogin.objects.create(accepted=False, reason=str(exc)[:255], remote_addr=remote_addr)
+        logger.warning("SSO ticket refused: %s", exc)
+        raise
+
+
+def _clerk_for(ticket: Ticket) -> Clerk:
+    store, _ = Store.objects.get_or_create(code=ticket.store_code)
+    clerk = Clerk.objects.select_related("user").filter(staff_id=ticket.staff_id).first()
+    if clerk is None:
+        User = get_user_model()
+        user, made = User.objects.get_or_create(username=f"crm-{ticket.staff_id}"[:150])
+        if made:
+            user.set_unusable_password()
+        user.first_name = ticket.name[:150]
+        user.save()
+        return Clerk.objects.create(
+            user=user,
+            staff_id=ticket.staff_id,
+            name=ticket.name,
+            store=store,
+            virtual_staff_id=ticket.virtual_staff_id,
+        )
+    clerk.name = ticket.name
+    clerk.store = store
+    clerk.virtual_staff_id = ticket.virtual_staff_id
+    clerk.save(update_fields=["name", "store", "virtual_staff_id"])
+    return clerk
+
+
+def purge_used_tickets() -> int:
+    return SsoTicketUse.objects.filter(expires_at__lt=timezone.now()).delete()[0]

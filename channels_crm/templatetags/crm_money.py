@@ -1,0 +1,11 @@
+from django import template
+
+from billing.money import fen_to_yuan
+
+register = template.Library()
+
+
+@register.filter
+def yuan(fen: int | None) -> str:
+    """2500 -> '25.00'."""
+    return fen_to_yuan(int(fen or 0))

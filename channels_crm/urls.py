@@ -1,0 +1,18 @@
+from django.urls import path
+
+from channels_crm import views
+
+app_name = "crm"
+
+urlpatterns = [
+    path("sso/", views.sso, name="sso"),
+    path("", views.order_new, name="home"),
+    path("orders/new/", views.order_new, name="order-new"),
+    path("orders/", views.history, name="history"),
+    path("orders/<str:order_no>/", views.order_detail, name="order"),
+    path("orders/<str:order_no>/status.json", views.order_status, name="order-status"),
+    path("orders/<str:order_no>/pay/", views.order_pay, name="order-pay"),
+    path("orders/<str:order_no>/cancel/", views.order_cancel_view, name="order-cancel"),
+    path("orders/<str:order_no>/qr.png", views.order_qr, name="order-qr"),
+    path("orders/<str:order_no>/receipt/", views.order_receipt, name="order-receipt"),
+]

@@ -1,0 +1,230 @@
+"""The clerk's H5 pages, embedded in the CRM: thin views over the same services as the EPG API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import login, logout
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
+from django.views.decorators.clickjacking import xframe_options_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from billing.qr import qr_png, showing_qr_content
+from billing.services.ledger import order_totals
+from billing.services.payments import order_cancel, payment_choose
+from channels_crm import selectors
+from channels_crm.models import Clerk
+from channels_crm.sso import TicketRefused, sso_login
+from ipvas.actors import Actor, ActorKind
+from ipvas.errors import ApplicationError
+from orders import selectors as order_selectors
+from orders.constants import TERMINAL_STATUSES, Channel, FailureCode, OrderStatus, PaymentMethod
+from orders.models import Order
+from orders.services import order_create
+from orders.validation import normalize_mainland_mobile
+
+View = Callable[..., HttpResponse]
+
+
+def clerk_page(view: View) -> View:
+    """A page for a signed-in clerk, which the CRM may frame."""
+
+    @xframe_options_exempt
+    @never_cache
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        clerk = Clerk.objects.select_related("store").filter(user=request.user).first()
+        if clerk is None:
+            return render(request, "crm/not_clerk.html", status=403)
+        return view(request, clerk, *args, **kwargs)
+
+    return wrapper
+
+
+def _actor(clerk: Clerk) -> Actor:
+    return Actor(ActorKind.CLERK, clerk.staff_id)
+
+
+def _order_or_404(clerk: Clerk, order_no: str) -> Order:
+    order = selectors.order_for_clerk(clerk, order_no[:32])
+    if order is None:
+        raise Http404("no such order in your store")
+    return order
+
+
+@xframe_options_exempt
+@never_cache
+@require_GET
+def sso(request: HttpRequest) -> HttpResponse:
+    try:
+        clerk = sso_login(token=request.GET.get("ticket", ""), remote_addr=request.META.get("REMOTE_ADDR"))
+    except TicketRefused as exc:
+        logout(request)
+        return render(request, "crm/sso_refused.html", {"reason": str(exc)}, status=403)
+    login(request, clerk.user, backend="django.contrib.auth.backends.ModelBackend")
+    return redirect("crm:order-new")
+
+
+class NewOrderForm(forms.Form):
+    product = forms.ChoiceField(label=gettext_lazy("Product"), widget=forms.RadioSelect)
+    phone = forms.CharField(
+        label=gettext_lazy("Customer's mobile number"),
+        max_length=20,
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off", "placeholder": "13800000001"}),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.products = order_selectors.products_on_sale(channel=Channel.CRM)
+        self.fields["product"].choices = [(p.code, p.name) for p in self.products]
+
+    def clean_phone(self) -> str:
+        try:
+            return normalize_mainland_mobile(self.cleaned_data["phone"])
+        except ValidationError as exc:
+            raise forms.ValidationError(exc.messages[0]) from None
+
+
+@clerk_page
+@require_http_methods(["GET", "POST"])
+def order_new(request: HttpRequest, clerk: Clerk) -> HttpResponse:
+    form = NewOrderForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            order = order_create(
+                channel=Channel.CRM,
+                product_code=form.cleaned_data["product"],
+                phone=form.cleaned_data["phone"],
+                actor=_actor(clerk),
+                clerk=request.user,
+                store_code=clerk.store.code,
+            )
+        except ApplicationError as exc:
+            form.add_error(None, str(exc.message))
+        else:
+            return redirect("crm:order", order_no=order.order_no)
+    return render(request, "crm/order_new.html", {"clerk": clerk, "form": form})
+
+
+# Which methods a clerk may offer, in the order the counter uses them.
+COUNTER_METHODS = [PaymentMethod.CASH, PaymentMethod.PHONE_BILL, PaymentMethod.WECHAT_QR, PaymentMethod.ALIPAY_QR]
+
+
+def _what_to_do(order: Order) -> str:
+    """The next step for the clerk when an order ended badly."""
+    if order.payment_method == PaymentMethod.CASH and order.failure_code in (
+        FailureCode.PROVISIONING_FAILED,
+        FailureCode.CRM_ACTIVITY_FAILED,
+    ):
+        return _("Give the cash back to the customer. The CRM activity is flagged for reversal in admin.")
+    if order.status == OrderStatus.REFUNDED:
+        return _("The money went back to the customer's WeChat or Alipay account.")
+    return _("Nothing was charged. You can start a new order.")
+
+
+@clerk_page
+@require_GET
+def order_detail(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpResponse:
+    order = _order_or_404(clerk, order_no)
+    methods = [m for m in COUNTER_METHODS if m in order.product.methods_on(order.channel)]
+    payment = None
+    if order.payment_method:
+        payment = order.payments.filter(method=order.payment_method).order_by("-created_at", "-pk").first()
+    context = {
+        "clerk": clerk,
+        "order": order,
+        "methods": [(m, PaymentMethod(m).label) for m in methods],
+        "payment": payment,
+        "qr": bool(showing_qr_content(order)),
+        "terminal": order.status in TERMINAL_STATUSES,
+        "what_to_do": _what_to_do(order) if order.status in TERMINAL_STATUSES else "",
+        "entitlement": getattr(order, "entitlement", None),
+    }
+    return render(request, "crm/order_detail.html", context)
+
+
+@clerk_page
+@require_GET
+def order_status(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpResponse:
+    order = _order_or_404(clerk, order_no)
+    return JsonResponse({"status": order.status, "updated_at": order.updated_at.isoformat()})
+
+
+@clerk_page
+@require_POST
+def order_pay(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpResponse:
+    order = _order_or_404(clerk, order_no)
+    method = request.POST.get("method", "")
+    if method == PaymentMethod.CASH and request.POST.get("cash_received") != "yes":
+        messages.error(request, _("Confirm that you have received the cash first."))
+        return redirect("crm:order", order_no=order.order_no)
+    try:
+        payment_choose(order_id=order.pk, method=method, actor=_actor(clerk))
+    except ApplicationError as exc:
+        # A second click on the same button lands here (the order moved on): show the order as it is.
+        order.refresh_from_db()
+        if not (order.payment_method == method and order.status != OrderStatus.AWAITING_PAYMENT):
+            messages.error(request, str(exc.message))
+    return redirect("crm:order", order_no=order.order_no)
+
+
+@clerk_page
+@require_POST
+def order_cancel_view(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpResponse:
+    order = _order_or_404(clerk, order_no)
+    try:
+        order_cancel(order_id=order.pk, actor=_actor(clerk))
+    except ApplicationError as exc:
+        messages.error(request, str(exc.message))
+    return redirect("crm:order", order_no=order.order_no)
+
+
+@clerk_page
+@require_GET
+def order_qr(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpResponse:
+    content = showing_qr_content(_order_or_404(clerk, order_no))
+    if not content:
+        raise Http404("no QR code to show")
+    return HttpResponse(qr_png(content), content_type="image/png")
+
+
+@clerk_page
+@require_GET
+def order_receipt(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpResponse:
+    order = _order_or_404(clerk, order_no)
+    if order.status != OrderStatus.COMPLETED:
+        raise Http404("receipts are for completed orders")
+    seller = getattr(order.clerk, "clerk", None)
+    context = {
+        "clerk": clerk,
+        "order": order,
+        "seller": seller,
+        "entitlement": getattr(order, "entitlement", None),
+        "totals": order_totals(order),
+    }
+    return render(request, "crm/receipt.html", context)
+
+
+@clerk_page
+@require_GET
+def history(request: HttpRequest, clerk: Clerk) -> HttpResponse:
+    query = request.GET.get("q", "")[:32]
+    context = {
+        "clerk": clerk,
+        "query": query,
+        "orders": selectors.order_history(clerk, query=query),
+        "totals": selectors.shift_totals(clerk),
+    }
+    return render(request, "crm/history.html", context)
