@@ -1,0 +1,10 @@
+from django.contrib import admin
+
+from ipvas.models import OutboxMessage
+from orders.admin import ReadOnlyAdminMixin
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["pk", "task_name", "due_at", "created_at", "relayed_at"]
+    list_filter = ["task_name", ("relayed_at", admin.EmptyFieldListFilter)]
