@@ -1,0 +1,22 @@
+"""Billing's models: payments and notifications, the ledger and refunds, SMS confirmations, the work queue."""
+
+from billing.models.ledger import LedgerEntry, LedgerKind, Refund, RefundStatus
+from billing.models.payments import Payment, PaymentNotification, PaymentStatus, Provider
+from billing.models.sms import SmsConfirmation, SmsConfirmationStatus, SmsInbound
+from billing.models.work import WorkItem, WorkItemKind
+
+__all__ = [
+    "LedgerEntry",
+    "LedgerKind",
+    "Payment",
+    "PaymentNotification",
+    "PaymentStatus",
+    "Provider",
+    "Refund",
+    "RefundStatus",
+    "SmsConfirmation",
+    "SmsConfirmationStatus",
+    "SmsInbound",
+    "WorkItem",
+    "WorkItemKind",
+]

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from orders.models import Order
+
+
+class WorkItemKind(models.TextChoices):
+    CASH_PAYBACK = "cash_payback", _("cash sale not provisioned: pay the cash back, reverse the CRM activity")
+    REFUND_FAILED = "refund_failed", _("refund failed")
+    PROVISIONING_UNCERTAIN = "provisioning_uncertain", _("phone bill may be charged without a product")
+    PROVIDER_DISAGREES = "provider_disagrees", _("the provider's state disagrees with ours")
+    CRM_UNCERTAIN = "crm_uncertain", _("the CRM did not answer about a cash sale")
+
+
+class WorkItem(models.Model):
+    """An order that needs a person: the stuck-work queue of admin."""
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="work_items", verbose_name=_("order"))
+    kind = models.CharField(_("kind"), max_length=32, choices=WorkItemKind.choices)
+    detail = models.CharField(_("detail"), max_length=255, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    resolved_by = models.CharField(_("resolved by"), max_length=150, blank=True)
+    resolution = models.CharField(_("resolution"), max_length=255, blank=True)
+
+    class Meta:
+        verbose_name = _("work item")
+        verbose_name_plural = _("work items")
+        ordering = ["resolved_at", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["order", "kind"], condition=Q(resolved_at__isnull=True), name="workitem_one_open_per_kind"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.kind}"
