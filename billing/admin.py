@@ -3,10 +3,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.http import HttpRequest
-from django.utils import timezone
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from billing.admin_forms import WorkItemActionForm
 from billing.models import (
     LedgerEntry,
     Payment,
@@ -16,6 +20,9 @@ from billing.models import (
     SmsInbound,
     WorkItem,
 )
+from billing.services import manual
+from ipvas.actors import Actor, ActorKind
+from ipvas.errors import ApplicationError
 from orders.admin import ReadOnlyAdminMixin
 
 
@@ -86,17 +93,56 @@ class SmsInboundAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(WorkItem)
 class WorkItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """The stuck-work queue: what the system could not settle by itself."""
+    """The stuck-work queue: what the system could not settle by itself, and what resolves it."""
 
-    list_display = ["created_at", "order", "kind", "detail", "resolved_at", "resolved_by"]
+    list_display = ["created_at", "order", "kind", "detail", "resolved_at", "resolved_by", "act"]
     list_filter = ["kind", ("resolved_at", admin.EmptyFieldListFilter)]
     search_fields = ["order__order_no"]
     list_select_related = ["order"]
-    actions = ["mark_resolved"]
+    readonly_fields = ["order", "kind", "detail", "created_at", "resolved_at", "resolved_by", "resolution"]
 
-    @admin.action(description=_("Mark as resolved"))
-    def mark_resolved(self, request: HttpRequest, queryset: Any) -> None:
-        done = queryset.filter(resolved_at__isnull=True).update(
-            resolved_at=timezone.now(), resolved_by=request.user.get_username(), resolution="marked resolved in admin"
-        )
-        messages.success(request, _("%(count)d item(s) marked resolved.") % {"count": done})
+    @admin.display(description=_("action"))
+    def act(self, item: WorkItem) -> str:
+        if item.resolved_at:
+            return "-"
+        url = reverse("admin:billing_workitem_act", args=[item.pk])
+        return format_html('<a class="button" href="{}">{}</a>', url, _("Resolve…"))
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path("<int:item_id>/act/", self.admin_site.admin_view(self.act_view), name="billing_workitem_act"),
+            *super().get_urls(),
+        ]
+
+    def act_view(self, request: HttpRequest, item_id: int) -> HttpResponse:
+        item = get_object_or_404(WorkItem.objects.select_related("order"), pk=item_id)
+        if not request.user.has_perm("billing.change_workitem"):
+            raise PermissionDenied
+        form = WorkItemActionForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            actor = Actor(ActorKind.ADMIN, request.user.get_username())
+            action, note = form.cleaned_data["action"], form.cleaned_data["note"]
+            try:
+                if action == "retry_refund":
+                    manual.work_item_retry_refund(item_id=item.pk, note=note, actor=actor)
+                elif action == "retry_provisioning":
+                    manual.work_item_retry_provisioning(item_id=item.pk, note=note, actor=actor)
+                else:
+                    manual.work_item_resolve(
+                        item_id=item.pk, note=note, actor=actor, cash_paid_back=action == "cash_paid_back"
+                    )
+            except ApplicationError as exc:
+                problems = [message for messages_ in exc.fields.values() for message in messages_]
+                form.add_error(None, "; ".join(problems) if problems else str(exc.message))
+            else:
+                self.log_change(request, item, f"{action}: {note}")
+                messages.success(request, _("Done: %(action)s.") % {"action": dict(form.ACTIONS)[action]})
+                return redirect("admin:billing_workitem_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Resolve work item"),
+            "item": item,
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return render(request, "admin/billing/workitem_act.html", context)

@@ -24,3 +24,13 @@ def close_provider_order(payment_id: int, attempt: int = 0) -> str:
 @ipvas_task(name="billing.tasks.reverse_phone_bill")
 def reverse_phone_bill(order_id: int, attempt: int = 0) -> str:
     return followups.phone_bill_reverse(order_id=order_id, attempt=attempt)
+
+
+@ipvas_task(name="billing.tasks.reverse_crm_activity")
+def reverse_crm_activity(order_id: int, attempt: int = 0) -> str:
+    return followups.crm_reverse(order_id=order_id, attempt=attempt)
+
+
+@ipvas_task(name="billing.tasks.revoke_on_smp")
+def revoke_on_smp(order_id: int, attempt: int = 0) -> str:
+    return followups.smp_revoke(order_id=order_id, attempt=attempt)

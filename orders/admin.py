@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from billing.models import Payment
+from billing.models import Payment, Refund, WorkItem
 from orders.models import Entitlement, Order, OrderEvent, Product
 
 
@@ -84,6 +84,22 @@ class PaymentInline(ReadOnlyAdminMixin, admin.TabularInline):
     can_delete = False
 
 
+class RefundInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = Refund
+    fields = ["created_at", "out_refund_no", "amount_fen", "status", "attempts", "last_error", "reason", "completed_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+class WorkItemInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = WorkItem
+    fields = ["created_at", "kind", "detail", "resolved_at", "resolved_by", "resolution"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
 class EntitlementInline(ReadOnlyAdminMixin, admin.StackedInline):
     model = Entitlement
     fields = ["product_code", "content_id", "starts_at", "ends_at", "smp_subscription_id", "revoked_at"]
@@ -118,7 +134,7 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ["product"]
     show_full_result_count = False
-    inlines = [OrderEventInline, PaymentInline, EntitlementInline]
+    inlines = [PaymentInline, RefundInline, WorkItemInline, EntitlementInline]
     fields = [
         "order_no",
         "status",

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from billing.models import LedgerKind, Payment, PaymentStatus, Provider, WorkItemKind
+from billing.models import LedgerKind, Payment, PaymentStatus, Provider, Refund, RefundStatus, WorkItemKind
 from billing.providers import get_provider
 from billing.providers.types import ProviderUnavailable
 from billing.services import payments, sms
@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 CLOSE_GRACE = timedelta(minutes=10)
 # While a refund is under way, how often the order looks at it.
 REFUND_WATCH = timedelta(seconds=60)
+# While a person must decide, how often the order is looked at again.
+NEEDS_PERSON_WATCH = timedelta(hours=1)
 
 
 # --- payment_pending ---------------------------------------------------------------
@@ -260,9 +262,9 @@ def provisioning_due(order_id: int, due_at: datetime | None) -> str:
         return _give_up(order, why=f"the SMP refused: {result.reason} {result.message}".strip(), actor=actor)
 
 
-def _watch_refund(order: Order) -> None:
+def _watch_refund(order: Order, *, every: timedelta = REFUND_WATCH) -> None:
     """The order waits in provisioning while its money goes back; look again in a while."""
-    order.retry_later(deadline_at=timezone.now() + REFUND_WATCH)
+    order.retry_later(deadline_at=timezone.now() + every)
     order.save(update_fields=["deadline_at", "attempts", "updated_at"])
     schedule_due(order)
 
@@ -292,6 +294,14 @@ def _give_up(order: Order, *, why: str, actor: Actor) -> str:
     payment = _paid_payment(order)
     method = order.payment_method
     if method in QR_METHODS and payment is not None and payment.status == PaymentStatus.PAID:
+        if Refund.objects.filter(
+            order=order, status=RefundStatus.FAILED, created_at__gte=order.status_changed_at
+        ).exists():
+            # The provider refused to give it back: a person decides (retry the refund or
+            # the provisioning, billing.services.work); the order waits for them.
+            work_item_open(order=order, kind=WorkItemKind.REFUND_FAILED, detail=why)
+            _watch_refund(order, every=NEEDS_PERSON_WATCH)
+            return "needs_person"
         refund_request(order=order, payment=payment, reason=f"not provisioned: {why}", actor=actor)
         _watch_refund(order)
         return "refunding"

@@ -16,10 +16,12 @@ from billing.models import LedgerKind, Payment, PaymentStatus, Provider, WorkIte
 from billing.providers import get_provider
 from billing.providers.types import ProviderUnavailable
 from billing.services.ledger import ledger_record
+from billing.services.refunds import order_money_returned
 from billing.services.work import work_item_open
 from ipvas import outbox
 from ipvas.actors import Actor
 from orders.models import Order
+from orders.services.transitions import lock_order
 from orders.smp import SmpUnavailable, get_smp
 
 logger = logging.getLogger(__name__)
@@ -83,6 +85,7 @@ def phone_bill_reverse(*, order_id: int, attempt: int = 0) -> str:
         return "retry"
     if result.reversed_fen:
         with transaction.atomic():
+            order = lock_order(order_id)
             # A charge we never heard of (the SMP answered too late) is in the
             # ledger too, so that charge and reversal both show.
             ledger_record(
@@ -107,4 +110,35 @@ def phone_bill_reverse(*, order_id: int, attempt: int = 0) -> str:
                 actor=Actor.task("reverse-phone-bill"),
                 note="phone-bill charge reversed by the SMP",
             )
+            order_money_returned(order, actor=Actor.task("reverse-phone-bill"), reason="phone-bill charge reversed")
     return "reversed" if result.reversed_fen else "nothing_to_reverse"
+
+
+def smp_revoke(*, order_id: int, attempt: int = 0) -> str:
+    """Take a refunded order's subscription back on the SMP (our own entitlement is revoked already)."""
+    order = Order.objects.get(pk=order_id)
+    try:
+        result = get_smp().unsubscribe(order_no=order.order_no)
+    except SmpUnavailable as exc:
+        if attempt + 1 >= MAX_ATTEMPTS:
+            work_item_open(order=order, kind=WorkItemKind.PROVIDER_DISAGREES, detail=f"SMP unsubscribe failed: {exc}")
+            return "gave_up"
+        _again("billing.tasks.revoke_on_smp", {"order_id": order_id}, attempt)
+        return "retry"
+    return "revoked" if result.ok else "refused"
+
+
+def crm_reverse(*, order_id: int, attempt: int = 0) -> str:
+    """Reverse the CRM marketing activity of a cash sale whose cash went back."""
+    from channels_crm.crm import CrmUnavailable, get_crm
+
+    order = Order.objects.get(pk=order_id)
+    try:
+        result = get_crm().reverse_activity(order_no=order.order_no)
+    except CrmUnavailable as exc:
+        if attempt + 1 >= MAX_ATTEMPTS:
+            work_item_open(order=order, kind=WorkItemKind.CRM_UNCERTAIN, detail=f"CRM reversal failed: {exc}")
+            return "gave_up"
+        _again("billing.tasks.reverse_crm_activity", {"order_id": order_id}, attempt)
+        return "retry"
+    return "reversed" if result.ok else "refused"

@@ -13,10 +13,11 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from billing.models import LedgerKind, Payment, Provider, Refund, RefundStatus
+from billing.models import LedgerKind, Payment, Provider, Refund, RefundStatus, WorkItemKind
 from billing.providers import get_provider
 from billing.providers.types import ProviderRefused, ProviderUnavailable, RefundRequest, RefundResult, RefundState
 from billing.services.ledger import ledger_record, order_totals, payment_refundable_fen
+from billing.services.work import work_item_open
 from ipvas import outbox
 from ipvas.actors import Actor
 from ipvas.errors import InvalidInput
@@ -112,6 +113,7 @@ def refund_process(*, refund_id: int) -> str:
 
 def _retry(refund_id: int, error: str) -> str:
     with transaction.atomic():
+        lock_order(Refund.objects.values_list("order_id", flat=True).get(pk=refund_id))
         refund = Refund.objects.select_for_update().get(pk=refund_id)
         if refund.status not in ACTIVE:
             return "done"
@@ -119,6 +121,9 @@ def _retry(refund_id: int, error: str) -> str:
         if refund.attempts >= MAX_REFUND_ATTEMPTS:
             refund.status = RefundStatus.FAILED
             refund.save(update_fields=["status", "last_error", "updated_at"])
+            work_item_open(
+                order=refund.order, kind=WorkItemKind.REFUND_FAILED, detail=f"{refund.out_refund_no}: {error}"
+            )
             logger.error("refund %s gave up after %d attempts: %s", refund.out_refund_no, refund.attempts, error)
             return "failed"
         refund.save(update_fields=["last_error", "updated_at"])
@@ -153,6 +158,9 @@ def refund_settled(*, refund_id: int, result: RefundResult) -> str:
             refund.status = RefundStatus.FAILED
             refund.last_error = (result.message or "the provider closed the refund")[:255]
             refund.save(update_fields=["status", "last_error", "updated_at"])
+            work_item_open(
+                order=order, kind=WorkItemKind.REFUND_FAILED, detail=f"{refund.out_refund_no}: {refund.last_error}"
+            )
             return "failed"
         refund.status = RefundStatus.SUCCEEDED
         refund.provider_refund_id = result.refund_id or refund.provider_refund_id
@@ -170,9 +178,24 @@ def refund_settled(*, refund_id: int, result: RefundResult) -> str:
             actor=Actor(refund.requested_by_kind, refund.requested_by_id),  # type: ignore[arg-type]
             note=refund.reason,
         )
-        if order.status in REFUNDABLE_ORDER_STATUSES and order_totals(order)["net_fen"] <= 0:
-            if order.status == OrderStatus.COMPLETED:
-                entitlement_revoke(order=order)
-            code = order.failure_code or FailureCode.PROVISIONING_FAILED
-            transit(order, "refunded", code=code, actor=Actor.task("refund"), reason=refund.reason)
+        order_money_returned(order, actor=Actor.task("refund"), reason=refund.reason)
         return "succeeded"
+
+
+def order_money_returned(order: Order, *, actor: Actor, reason: str) -> bool:
+    """After money went back (order locked): an order with nothing left paid ends ``refunded``.
+
+    A completed order loses its entitlement, here and on the SMP. An order
+    refunded by an admin after completion carries no failure code: it did
+    not fail.
+    """
+    if order.status not in REFUNDABLE_ORDER_STATUSES or order_totals(order)["net_fen"] > 0:
+        return False
+    code = order.failure_code
+    if order.status == OrderStatus.COMPLETED:
+        entitlement_revoke(order=order)
+        outbox.enqueue("billing.tasks.revoke_on_smp", kwargs={"order_id": order.pk})
+    elif not code:
+        code = FailureCode.PROVISIONING_FAILED
+    transit(order, "refunded", code=code, actor=actor, reason=reason)
+    return True

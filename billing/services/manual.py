@@ -1,0 +1,157 @@
+"""What operations staff do by hand from admin: refund an order, settle the work queue.
+
+Every action needs a reason, locks the order, and is written to the
+order's history (who, when, why); repeating it, or two staff doing it at
+once, does it once.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from billing.models import (
+    LedgerKind,
+    Payment,
+    PaymentStatus,
+    Provider,
+    Refund,
+    RefundStatus,
+    WorkItem,
+    WorkItemKind,
+)
+from billing.services.ledger import ledger_record, order_totals
+from billing.services.refunds import ACTIVE, order_money_returned, refund_request
+from billing.services.work import work_item_open
+from ipvas import outbox
+from ipvas.actors import Actor
+from ipvas.errors import InvalidInput, InvalidState
+from orders.constants import QR_METHODS, OrderStatus, PaymentMethod
+from orders.models import Order
+from orders.services.entitlements import entitlement_revoke
+from orders.services.transitions import lock_order, record_event, schedule_due
+
+
+def _reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput(fields={"reason": [_("Say why: the reason is kept with the order.")]})
+    return reason[:255]
+
+
+def refund_by_admin(*, order_id: int, reason: str, actor: Actor, amount_fen: int | None = None) -> str:
+    """Give back the money of a completed order, the way it came. Returns what was started."""
+    reason = _reason(reason)
+    with transaction.atomic():
+        order = lock_order(order_id)
+        if order.status == OrderStatus.REFUNDED:
+            raise InvalidState(_("This order has been refunded already."))
+        if order.status != OrderStatus.COMPLETED:
+            raise InvalidState(_("Only completed orders are refunded by hand; the others settle by themselves."))
+        net = order_totals(order)["net_fen"]
+        amount = net if amount_fen is None else amount_fen
+        if amount <= 0 or amount > net:
+            raise InvalidInput(
+                fields={"amount": [_("At most %(net)s fen can be refunded.") % {"net": net}]},
+            )
+        if Refund.objects.filter(order=order, status__in=ACTIVE).exists():
+            return "already_under_way"
+        record_event(
+            order, "refund_requested", actor=actor, from_status=order.status, reason=reason, data={"amount_fen": amount}
+        )
+        method = order.payment_method
+        if method in QR_METHODS:
+            payment = Payment.objects.filter(order=order, method=method, status=PaymentStatus.PAID).latest("paid_at")
+            refund_request(order=order, payment=payment, reason=reason, actor=actor, amount_fen=amount)
+            return "provider_refund"
+        if amount != net:
+            raise InvalidInput(fields={"amount": [_("Phone-bill and cash orders are refunded in full.")]})
+        if method in (PaymentMethod.PHONE_BILL, PaymentMethod.PHONE_BILL_SMS):
+            outbox.enqueue("billing.tasks.reverse_phone_bill", kwargs={"order_id": order.pk})
+            return "smp_reversal"
+        # Cash: the store pays it back; the product stops now.
+        entitlement_revoke(order=order)
+        outbox.enqueue("billing.tasks.revoke_on_smp", kwargs={"order_id": order.pk})
+        work_item_open(order=order, kind=WorkItemKind.CASH_PAYBACK, detail=f"refund by {actor}: {reason}")
+        return "cash_payback"
+
+
+def _lock_item(item_id: int) -> tuple[Order, WorkItem]:
+    order_id = WorkItem.objects.values_list("order_id", flat=True).get(pk=item_id)
+    order = lock_order(order_id)
+    item = WorkItem.objects.select_for_update().get(pk=item_id)
+    if item.resolved_at is not None:
+        raise InvalidState(_("This item was resolved already."))
+    return order, item
+
+
+def _close(item: WorkItem, order: Order, *, actor: Actor, note: str, action: str) -> None:
+    item.resolved_at = timezone.now()
+    item.resolved_by = str(actor)[:150]
+    item.resolution = f"{action}: {note}"[:255]
+    item.save(update_fields=["resolved_at", "resolved_by", "resolution"])
+    record_event(order, f"work_{action}", actor=actor, from_status=order.status, reason=note, data={"kind": item.kind})
+
+
+def work_item_resolve(*, item_id: int, note: str, actor: Actor, cash_paid_back: bool = False) -> None:
+    """Close an item with a note; for a cash sale, ``cash_paid_back`` records the money going back."""
+    note = _reason(note)
+    with transaction.atomic():
+        order, item = _lock_item(item_id)
+        if cash_paid_back:
+            if item.kind != WorkItemKind.CASH_PAYBACK:
+                raise InvalidState(_("Only cash sales are paid back by the store."))
+            paid = order_totals(order)["net_fen"]
+            if paid > 0:
+                ledger_record(
+                    order=order,
+                    kind=LedgerKind.CASH_PAYBACK,
+                    amount_fen=-paid,
+                    method=PaymentMethod.CASH,
+                    provider=Provider.CRM,
+                    provider_ref=order.order_no,
+                    idempotency_key=f"crm:payback:{order.order_no}",
+                    actor=actor,
+                    note=note,
+                )
+            order_money_returned(order, actor=actor, reason=note)
+            outbox.enqueue("billing.tasks.reverse_crm_activity", kwargs={"order_id": order.pk})
+        _close(item, order, actor=actor, note=note, action="cash_paid_back" if cash_paid_back else "resolved")
+
+
+def work_item_retry_refund(*, item_id: int, note: str, actor: Actor) -> int:
+    """Ask the provider again for the order's failed refunds."""
+    note = _reason(note)
+    with transaction.atomic():
+        order, item = _lock_item(item_id)
+        failed = list(Refund.objects.select_for_update().filter(order=order, status=RefundStatus.FAILED))
+        if not failed:
+            raise InvalidState(_("This order has no failed refund to retry."))
+        for refund in failed:
+            refund.status = RefundStatus.REQUESTED
+            refund.attempts = 0
+            refund.last_error = ""
+            refund.save(update_fields=["status", "attempts", "last_error", "updated_at"])
+            outbox.enqueue("billing.tasks.process_refund", kwargs={"refund_id": refund.pk})
+        _close(item, order, actor=actor, note=note, action="retried_refund")
+        return len(failed)
+
+
+def work_item_retry_provisioning(*, item_id: int, note: str, actor: Actor) -> None:
+    """Try the SMP again for an order still waiting in provisioning (a new provisioning window)."""
+    note = _reason(note)
+    with transaction.atomic():
+        order, item = _lock_item(item_id)
+        if order.status != OrderStatus.PROVISIONING:
+            raise InvalidState(_("Only an order still in provisioning can be provisioned again."))
+        if Refund.objects.filter(order=order, status__in=ACTIVE).exists():
+            raise InvalidState(_("A refund of this order is under way."))
+        now = timezone.now()
+        # Refunds that failed before now no longer stop provisioning (billing.services.due).
+        order.status_changed_at = now
+        order.deadline_at = now
+        order.attempts = 0
+        order.save(update_fields=["status_changed_at", "deadline_at", "attempts", "updated_at"])
+        schedule_due(order)
+        _close(item, order, actor=actor, note=note, action="retried_provisioning")
