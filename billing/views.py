@@ -20,6 +20,7 @@ from billing.providers.wechatpay import notify as wechat_verification
 from billing.services.notifications import notification_accept
 from billing.services.sms import sms_reply_received
 from ipvas.credentials import secret
+from ipvas.metrics import NOTIFICATIONS
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +49,14 @@ def wechatpay_notify(request: HttpRequest) -> HttpResponse:
         wechat_verification.check_ours(notice)
         outcome = notification_accept(notice=notice, headers=headers, body=body.decode())
     except NotificationRejected as exc:
+        NOTIFICATIONS.labels(provider="wechatpay", outcome="refused").inc()
         logger.warning("wechatpay notification refused: %s", exc)
         return _wechat_fail(str(exc), 400)
     except DatabaseError:
         logger.exception("wechatpay notification could not be stored; WeChat Pay will retry")
         return _wechat_fail("temporarily unable to process", 500)
-    logger.info("wechatpay notification %s: %s", getattr(notice, "out_trade_no", ""), outcome)
+    NOTIFICATIONS.labels(provider="wechatpay", outcome=outcome).inc()
+    logger.info("wechatpay notification %s: %s", notice.out_trade_no, outcome)
     return HttpResponse(status=204)
 
 
@@ -67,11 +70,13 @@ def alipay_notify(request: HttpRequest) -> HttpResponse:
         alipay_verification.check_ours(notice)
         outcome = notification_accept(notice=notice, headers={}, body=request.body.decode(errors="replace"))
     except NotificationRejected as exc:
+        NOTIFICATIONS.labels(provider="alipay", outcome="refused").inc()
         logger.warning("alipay notification refused: %s", exc)
         return HttpResponse("fail", content_type="text/plain", status=400)
     except DatabaseError:
         logger.exception("alipay notification could not be stored; Alipay will retry")
         return HttpResponse("fail", content_type="text/plain", status=500)
+    NOTIFICATIONS.labels(provider="alipay", outcome=outcome).inc()
     logger.info("alipay notification %s: %s", notice.out_trade_no, outcome)
     return HttpResponse("success", content_type="text/plain")
 

@@ -5,3 +5,6 @@ from django.utils.translation import gettext_lazy as _
 class IpvasConfig(AppConfig):
     name = "ipvas"
     verbose_name = _("Operations")
+
+    def ready(self) -> None:
+        from ipvas import signals  # noqa: F401

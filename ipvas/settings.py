@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django_prometheus",
     "rest_framework",
     "rest_framework_api_key",
     "drf_spectacular",
@@ -88,6 +89,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "ipvas.logs.LogContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "ipvas.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -99,6 +102,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "ipvas.urls"
@@ -409,19 +413,38 @@ for _name, (_value, _allowed) in _ADAPTERS.items():
     if PRODUCTION and _value == "simulator":
         raise ImproperlyConfigured(f"{_name}=simulator is refused when IPVAS_PRODUCTION=1.")
 
-# --- logging ------------------------------------------------------------------
+# --- logging and metrics ------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+# "json" (one object per line, for log shippers) or "plain"; JSON by default in production.
+LOG_FORMAT = env_str("LOG_FORMAT", "json" if PRODUCTION else "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        "context": {"()": "ipvas.logs.ContextFilter"},
+        "redact": {"()": "ipvas.logs.RedactingFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT if LOG_FORMAT in ("json", "plain") else "plain",
+            "filters": ["redact", "context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
     },
 }
+# /metrics/ answers only with "Authorization: Bearer <METRICS_TOKEN>" when it is set.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
 
 SITE_NAME = _("IPTV value-added services")

@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from billing import views as billing_views
 from ipvas import views
+from ipvas.metrics import metrics_view
 
 # Admins sign in through django-allauth, which enforces their TOTP second factor.
 admin.autodiscover()
@@ -14,6 +15,7 @@ admin.site.site_title = "IPVAS"
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz/", views.health, name="health"),
+    path("metrics/", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from ipvas import outbox
 from ipvas.actors import Actor
+from ipvas.metrics import RETRIES
 from orders.constants import PRECHECK_FAILURES, FailureCode, OrderStatus
 from orders.models import Order
 from orders.services.transitions import DUE_TASKS, lock_order, record_event, schedule_due, transit
@@ -87,6 +88,7 @@ def retry_later(order: Order, *, actor: Actor, why: str, cutoff: datetime | None
         at = min(at, cutoff)
     order.retry_later(deadline_at=at)
     order.save(update_fields=["deadline_at", "attempts", "updated_at"])
+    RETRIES.labels(what=order.status).inc()
     record_event(order, "retry", actor=actor, from_status=order.status, reason=why, data={"attempt": order.attempts})
     schedule_due(order)
 

@@ -7,6 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from ipvas import logs
 from ipvas.actors import Actor
 from ipvas.errors import InvalidInput, NotFound
 from orders.constants import Channel, OrderStatus, ProductKind
@@ -78,6 +79,7 @@ def order_create(
             clerk=clerk,
             store_code=store_code,
         )
+        logs.bind(order_no=order.order_no)
         record_event(order, "create", actor=actor, from_status="", now=now)
         schedule_due(order)
     return order

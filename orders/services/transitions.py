@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_fsm import TransitionNotAllowed
 
-from ipvas import outbox
+from ipvas import logs, outbox
 from ipvas.actors import Actor
 from ipvas.errors import InvalidState
 from orders.constants import OrderStatus
@@ -30,7 +30,9 @@ def lock_order(order_id: int) -> Order:
     Always lock an order before anything else that belongs to it (payments,
     confirmations), so that two paths never wait for each other crosswise.
     """
-    return Order.objects.select_for_update(of=("self",)).select_related("product").get(pk=order_id)
+    order = Order.objects.select_for_update(of=("self",)).select_related("product").get(pk=order_id)
+    logs.bind(order_no=order.order_no)
+    return order
 
 
 def lock_order_no(order_no: str) -> Order:

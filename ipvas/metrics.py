@@ -1,0 +1,84 @@
+"""Prometheus metrics: request latency per endpoint (django-prometheus), orders per status,
+payment notification outcomes, retries, queue depth. Served at /metrics/.
+
+Under gunicorn with several processes set PROMETHEUS_MULTIPROC_DIR: counters
+are then summed across processes. Orders per status and queue depth are
+read from the database and the broker when scraped.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+from collections.abc import Iterator
+
+from django.conf import settings
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+logger = logging.getLogger(__name__)
+
+NOTIFICATIONS = Counter(
+    "ipvas_payment_notifications", "Payment notifications received, by provider and outcome", ["provider", "outcome"]
+)
+RETRIES = Counter("ipvas_retries", "Outside calls retried later, by what was retried", ["what"])
+TASK_RETRIES = Counter("ipvas_celery_task_retries", "Celery task retries, by task", ["task"])
+QUEUES = ("default", "deadlines", "provisioning", "sms")
+
+
+class OrdersCollector(Collector):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from orders.constants import OrderStatus
+        from orders.models import Order
+
+        family = GaugeMetricFamily("ipvas_orders", "Orders by status", labels=["status"])
+        counts = dict(Order.objects.values_list("status").annotate(n=Count("pk")).values_list("status", "n"))
+        for status in OrderStatus.values:
+            family.add_metric([status], counts.get(status, 0))
+        yield family
+
+
+class QueueCollector(Collector):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("ipvas_queue_depth", "Messages waiting in each Celery queue", labels=["queue"])
+        broker = settings.CELERY_BROKER_URL
+        if broker.startswith("redis"):
+            try:
+                import redis
+
+                client = redis.Redis.from_url(broker, socket_timeout=1)
+                for queue in QUEUES:
+                    family.add_metric([queue], client.llen(queue))
+            except Exception as exc:  # noqa: BLE001 - a broker outage must not break the scrape
+                logger.warning("metrics: queue depth unavailable: %s", exc)
+        yield family
+
+
+def registry() -> CollectorRegistry:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        reg = CollectorRegistry()
+        multiprocess.MultiProcessCollector(reg)
+    else:
+        from prometheus_client import REGISTRY
+
+        reg = CollectorRegistry()
+        for collector in list(REGISTRY._collector_to_names):  # the process's own counters
+            reg.register(collector)
+    reg.register(OrdersCollector())
+    reg.register(QueueCollector())
+    return reg
+
+
+@require_GET
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    token = settings.METRICS_TOKEN
+    if token and not hmac.compare_digest(request.headers.get("Authorization", ""), f"Bearer {token}"):
+        return HttpResponse(status=401)
+    return HttpResponse(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)
