@@ -95,6 +95,15 @@ def create_trade(provider: str, request: QrOrderRequest) -> str:
         return trade.code_url
 
 
+def trade_record(provider: str, out_trade_no: str) -> SimTrade | None:
+    """The simulated provider's own row, for the HTTP fakes that answer with its fields."""
+    return SimTrade.objects.filter(provider=provider, out_trade_no=out_trade_no).first()
+
+
+def refund_record(provider: str, out_refund_no: str) -> SimRefund | None:
+    return SimRefund.objects.select_related("trade").filter(provider=provider, out_refund_no=out_refund_no).first()
+
+
 def query_trade(provider: str, out_trade_no: str) -> Trade:
     trade = SimTrade.objects.filter(provider=provider, out_trade_no=out_trade_no).first()
     if trade is None:

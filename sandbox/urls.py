@@ -1,8 +1,12 @@
 from django.urls import path
 
-from sandbox.views import providers, smp
+from sandbox.views import crm, provider_fakes_alipay, provider_fakes_wechatpay, providers, smp
 
 app_name = "sandbox"
+
+# WeChat Pay API v3 and Alipay's gateway as the real clients call them (WECHATPAY_GATEWAY,
+# ALIPAY_GATEWAY): the WeChat paths below the prefix are exactly the API's.
+WECHATPAY_FAKE = "wechatpay/fake/v3"
 
 urlpatterns = [
     path("smp/api/precheck", smp.precheck, name="smp-precheck"),
@@ -14,4 +18,28 @@ urlpatterns = [
     path("alipay/pay/", providers.alipay_pay, name="alipay-pay"),
     path("sms/reply/", providers.sms_reply, name="sms-reply"),
     path("sms/outbox/", providers.sms_outbox, name="sms-outbox"),
+    path("crm/launch/", crm.launch, name="crm-launch"),
+    path("crm/frame/", crm.frame, name="crm-frame"),
+    path(
+        f"{WECHATPAY_FAKE}/pay/transactions/native",
+        provider_fakes_wechatpay.native_order,
+        name="wechatpay-fake-native",
+    ),
+    path(
+        f"{WECHATPAY_FAKE}/pay/transactions/out-trade-no/<str:out_trade_no>",
+        provider_fakes_wechatpay.query,
+        name="wechatpay-fake-query",
+    ),
+    path(
+        f"{WECHATPAY_FAKE}/pay/transactions/out-trade-no/<str:out_trade_no>/close",
+        provider_fakes_wechatpay.close,
+        name="wechatpay-fake-close",
+    ),
+    path(f"{WECHATPAY_FAKE}/refund/domestic/refunds", provider_fakes_wechatpay.refund, name="wechatpay-fake-refund"),
+    path(
+        f"{WECHATPAY_FAKE}/refund/domestic/refunds/<str:out_refund_no>",
+        provider_fakes_wechatpay.query_refund,
+        name="wechatpay-fake-refund-query",
+    ),
+    path("alipay/fake/gateway.do", provider_fakes_alipay.gateway, name="alipay-fake-gateway"),
 ]

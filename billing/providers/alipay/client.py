@@ -42,6 +42,9 @@ TRADE_STATES = {
     "TRADE_CLOSED": TradeState.CLOSED,
 }
 SYSTEM_ERRORS = {"20000", "20001"}  # service unavailable, authorisation system busy
+# Alipay did not take the request for ours (our keys or ids are wrong): a fault to fix and
+# retry, never an answer about the trade; WeChat Pay says the same with HTTP 401.
+AUTHENTICATION_ERRORS = {"isv.invalid-app-id", "isv.invalid-signature", "isv.invalid-signature-type"}
 
 
 def _local(value: datetime) -> str:
@@ -67,13 +70,17 @@ class AlipayClient:
             answer = method(**kwargs)
         except AliPayValidationError as exc:
             raise ProviderUnavailable(f"Alipay {what}: the answer's signature does not verify") from exc
-        except AliPayException as exc:
-            raise ProviderUnavailable(f"Alipay {what}: {exc.code}") from exc
+        except AliPayException as exc:  # an unsigned or error_response answer (it has no .code)
+            raise ProviderUnavailable(f"Alipay {what}: {str(exc)[:200]}") from exc
         except (URLError, OSError, ValueError) as exc:
             raise ProviderUnavailable(f"Alipay {what}: {exc.__class__.__name__}") from exc
         if not isinstance(answer, dict):
             raise ProviderUnavailable(f"Alipay {what}: unreadable answer")
-        if str(answer.get("code")) in SYSTEM_ERRORS or answer.get("sub_code") == "ACQ.SYSTEM_ERROR":
+        if (
+            str(answer.get("code")) in SYSTEM_ERRORS
+            or answer.get("sub_code") == "ACQ.SYSTEM_ERROR"
+            or answer.get("sub_code") in AUTHENTICATION_ERRORS
+        ):
             raise ProviderUnavailable(f"Alipay {what}: {answer.get('code')} {answer.get('sub_code')}")
         return answer
 

@@ -77,7 +77,9 @@ class WechatPayClient:
         except Exception as exc:  # the SDK raises plain Exception for transport and signature faults
             logger.warning("wechatpay %s failed: %s", what, exc)
             raise ProviderUnavailable(f"WeChat Pay {what}: {exc.__class__.__name__}") from exc
-        if status >= 500 or status == 429:
+        # 401 (SIGN_ERROR...) means WeChat Pay did not take the request for ours: our keys or
+        # ids are wrong, a fault to fix and retry, never an answer about the trade.
+        if status >= 500 or status in (401, 429):
             raise ProviderUnavailable(f"WeChat Pay {what}: HTTP {status}")
         if not text:
             return status, {}

@@ -1,0 +1,346 @@
+"""WeChat Pay API v3 (Native payments and refunds) served by the sandbox, for the wechatpayv3 SDK.
+
+The paths are those the SDK calls, below ``/sandbox/wechatpay/fake``. A
+request must carry ``Authorization: WECHATPAY2-SHA256-RSA2048 mchid=...,
+nonce_str=..., signature=..., timestamp=..., serial_no=...``, SHA256withRSA
+over "METHOD\\nPATH?QUERY\\nTIMESTAMP\\nNONCE\\nBODY\\n" with the merchant key
+(the path as the merchant signs it: from ``/v3/``, without the sandbox
+prefix); the fake verifies it with the public half of the sandbox's
+``wechatpay_merchant_private_key.pem``, or answers 401 ``SIGN_ERROR``. Every
+answer, a 204's empty body included, is signed as WeChat Pay signs it: the
+``Wechatpay-*`` headers, SHA256withRSA over "TIMESTAMP\\nNONCE\\nBODY\\n" with
+``wechatpay_platform_private_key.pem``. ``down`` answers 503 ``SYSTEM_ERROR``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.hashes import SHA256
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from billing.providers.types import ProviderRefused, QrOrderRequest, RefundRequest, RefundState, TradeState
+from billing.providers.wechatpay import crypto
+from ipvas.credentials import load_private_key, load_public_key
+from sandbox import payments
+from sandbox.http import sandbox_view
+from sandbox.keys import sandbox_private_key_pem, sandbox_public_key_pem
+from sandbox.models import SimRefund
+from sandbox.views.provider_fakes import Outage, compact_json, fault_delay, nonce, pause
+
+SYSTEM = payments.WECHATPAY
+AUTH_SCHEME = "WECHATPAY2-SHA256-RSA2048"
+MAX_SKEW_SECONDS = 300
+OUT_NO = re.compile(r"[0-9A-Za-z_\-|*]{6,32}")
+OUT_REFUND_NO = re.compile(r"[0-9A-Za-z_\-|*@]{1,64}")
+DEFAULT_EXPIRY = timedelta(hours=2)
+# The simulated provider's refusals, as WeChat Pay names them.
+REFUSALS = {
+    "ORDER_CLOSED": (400, "ORDER_CLOSED"),
+    "INVALID_REQUEST": (400, "INVALID_REQUEST"),
+    "TRADE_NOT_PAID": (400, "INVALID_REQUEST"),
+    "RESOURCE_NOT_EXISTS": (404, "RESOURCE_NOT_EXISTS"),
+}
+REFUND_STATUSES = {
+    RefundState.SUCCEEDED: "SUCCESS",
+    RefundState.PROCESSING: "PROCESSING",
+    RefundState.FAILED: "ABNORMAL",
+}
+
+Answer = tuple[int, dict[str, Any] | None]
+
+
+class WechatError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _refused(exc: ProviderRefused) -> WechatError:
+    status, code = REFUSALS.get(exc.code, (400, "INVALID_REQUEST"))
+    return WechatError(status, code, exc.message or exc.code)
+
+
+# --- the merchant's request signature ------------------------------------------------
+
+
+def _authorization(request: HttpRequest) -> dict[str, str]:
+    scheme, _, rest = request.headers.get("Authorization", "").partition(" ")
+    if scheme != AUTH_SCHEME:
+        raise WechatError(401, "SIGN_ERROR", f"Authorization 须以 {AUTH_SCHEME} 开头")
+    fields = dict(re.findall(r'(\w+)="([^"]*)"', rest))
+    missing = {"mchid", "nonce_str", "signature", "timestamp", "serial_no"} - fields.keys()
+    if missing:
+        raise WechatError(401, "SIGN_ERROR", f"Authorization 缺少 {', '.join(sorted(missing))}")
+    return fields
+
+
+def _verify_request(request: HttpRequest) -> None:
+    fields = _authorization(request)
+    if fields["mchid"] != settings.WECHATPAY_MCHID:
+        raise WechatError(401, "SIGN_ERROR", "商户号不存在")
+    if fields["serial_no"] != settings.WECHATPAY_MERCHANT_SERIAL_NO:
+        raise WechatError(401, "SIGN_ERROR", "商户证书序列号有误")
+    try:
+        skew = abs(time.time() - int(fields["timestamp"]))
+    except ValueError:
+        raise WechatError(401, "SIGN_ERROR", "timestamp 不是整数") from None
+    if skew > MAX_SKEW_SECONDS:
+        raise WechatError(401, "SIGN_ERROR", "timestamp 与当前时间相差过大")
+    # The merchant signs the path from /v3/ on, with its query: the URL below the gateway.
+    full_path = request.get_full_path()
+    signed_path = full_path[full_path.find("/v3/") :]
+    message = (
+        f"{request.method}\n{signed_path}\n{fields['timestamp']}\n{fields['nonce_str']}\n".encode()
+        + request.body
+        + b"\n"
+    )
+    public_key = load_public_key(sandbox_public_key_pem("wechatpay_merchant_private_key.pem"))
+    try:
+        signature = base64.b64decode(fields["signature"], validate=True)
+        public_key.verify(signature, message, padding.PKCS1v15(), SHA256())
+    except (InvalidSignature, ValueError):
+        raise WechatError(401, "SIGN_ERROR", "签名错误") from None
+
+
+# --- answers signed as WeChat Pay signs them ------------------------------------------
+
+
+def _signed(status: int, body: dict[str, Any] | None) -> HttpResponse:
+    raw = compact_json(body).encode() if body is not None else b""
+    stamp = str(int(time.time()))
+    header_nonce = nonce(32)
+    key = load_private_key(sandbox_private_key_pem("wechatpay_platform_private_key.pem"))
+    response = HttpResponse(raw, status=status, content_type="application/json; charset=utf-8")
+    if body is None:
+        del response["Content-Type"]
+    response["Request-ID"] = f"08{nonce(30)}"
+    response["Wechatpay-Timestamp"] = stamp
+    response["Wechatpay-Nonce"] = header_nonce
+    response["Wechatpay-Signature"] = crypto.sign(key, timestamp=stamp, nonce=header_nonce, body=raw)
+    response["Wechatpay-Serial"] = settings.WECHATPAY_PLATFORM_PUBLIC_KEY_ID
+    response["Wechatpay-Signature-Type"] = AUTH_SCHEME
+    return response
+
+
+def _serve(request: HttpRequest, work: Callable[[], Answer]) -> HttpResponse:
+    try:
+        delay = fault_delay(SYSTEM)
+    except Outage as exc:
+        return _signed(503, {"code": "SYSTEM_ERROR", "message": f"系统繁忙，请稍后重试 ({exc})"})
+    try:
+        _verify_request(request)
+        status, body = work()
+    except WechatError as exc:
+        status, body = exc.status, {"code": exc.code, "message": exc.message}
+    except ProviderRefused as exc:
+        refusal = _refused(exc)
+        status, body = refusal.status, {"code": refusal.code, "message": refusal.message}
+    pause(delay)
+    return _signed(status, body)
+
+
+# --- reading requests -------------------------------------------------------------------
+
+
+def _json(request: HttpRequest) -> dict[str, Any]:
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise WechatError(400, "PARAM_ERROR", "请求体不是合法的 JSON") from None
+    if not isinstance(body, dict):
+        raise WechatError(400, "PARAM_ERROR", "请求体须为 JSON 对象")
+    return body
+
+
+def _text(body: dict[str, Any], name: str, pattern: re.Pattern[str] | None = None, *, max_length: int = 127) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value or len(value) > max_length:
+        raise WechatError(400, "PARAM_ERROR", f"{name} 缺失或长度不符")
+    if pattern is not None and not pattern.fullmatch(value):
+        raise WechatError(400, "PARAM_ERROR", f"{name} 格式错误")
+    return value
+
+
+def _fen(amount: dict[str, Any], name: str) -> int:
+    value = amount.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise WechatError(400, "PARAM_ERROR", f"amount.{name} 须为正整数（分）")
+    return value
+
+
+def _amount(body: dict[str, Any]) -> dict[str, Any]:
+    amount = body.get("amount")
+    if not isinstance(amount, dict):
+        raise WechatError(400, "PARAM_ERROR", "amount 缺失")
+    if amount.get("currency", "CNY") != "CNY":
+        raise WechatError(400, "PARAM_ERROR", "amount.currency 仅支持 CNY")
+    return amount
+
+
+def _expiry(body: dict[str, Any]) -> datetime:
+    value = body.get("time_expire")
+    if value is None:
+        return timezone.now() + DEFAULT_EXPIRY
+    try:
+        expires_at = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise WechatError(400, "PARAM_ERROR", "time_expire 须为 RFC 3339 时间") from None
+    if expires_at.tzinfo is None:
+        raise WechatError(400, "PARAM_ERROR", "time_expire 须带时区")
+    return expires_at
+
+
+def _check_mchid(value: Any) -> None:
+    if value != settings.WECHATPAY_MCHID:
+        raise WechatError(400, "INVALID_REQUEST", "mchid 与签名的商户号不一致")
+
+
+# --- the operations ---------------------------------------------------------------------
+
+
+def _native_order(request: HttpRequest) -> Answer:
+    body = _json(request)
+    _check_mchid(body.get("mchid"))
+    if body.get("appid") != settings.WECHATPAY_APPID:
+        raise WechatError(400, "APPID_MCHID_NOT_MATCH", "appid 和 mch_id 不匹配")
+    _text(body, "notify_url", max_length=255)
+    order = QrOrderRequest(
+        out_trade_no=_text(body, "out_trade_no", OUT_NO),
+        amount_fen=_fen(_amount(body), "total"),
+        description=_text(body, "description"),
+        expires_at=_expiry(body),
+    )
+    if payments.query_trade(SYSTEM, order.out_trade_no).state == TradeState.PAID:
+        raise WechatError(400, "ORDERPAID", "该订单已支付")
+    return 200, {"code_url": payments.create_trade(SYSTEM, order)}
+
+
+def _query(request: HttpRequest, out_trade_no: str) -> Answer:
+    _check_mchid(request.GET.get("mchid"))
+    trade = payments.trade_record(SYSTEM, out_trade_no)
+    if trade is None:
+        raise WechatError(404, "ORDER_NOT_EXIST", "订单不存在")
+    return 200, payments.wechatpay_transaction(trade)
+
+
+def _close(request: HttpRequest, out_trade_no: str) -> Answer:
+    _check_mchid(_json(request).get("mchid"))
+    if payments.close_trade(SYSTEM, out_trade_no).already_paid:
+        raise WechatError(400, "ORDERPAID", "订单已支付")
+    return 204, None
+
+
+def _refund_body(made: SimRefund, state: RefundState) -> dict[str, Any]:
+    trade = made.trade
+    made_at = timezone.localtime(made.created_at).replace(microsecond=0).isoformat()
+    body: dict[str, Any] = {
+        "refund_id": made.refund_id,
+        "out_refund_no": made.out_refund_no,
+        "transaction_id": trade.transaction_id,
+        "out_trade_no": trade.out_trade_no,
+        "channel": "ORIGINAL",
+        "user_received_account": "支付用户零钱",
+        "create_time": made_at,
+        "status": REFUND_STATUSES[state],
+        "funds_account": "AVAILABLE",
+        "amount": {
+            "total": trade.amount_fen,
+            "refund": made.amount_fen,
+            "payer_total": trade.amount_fen,
+            "payer_refund": made.amount_fen,
+            "settlement_total": trade.amount_fen,
+            "settlement_refund": made.amount_fen,
+            "discount_refund": 0,
+            "currency": "CNY",
+        },
+    }
+    if state == RefundState.SUCCEEDED:
+        body["success_time"] = made_at
+    return body
+
+
+def _refund(request: HttpRequest) -> Answer:
+    body = _json(request)
+    if "out_trade_no" not in body:
+        raise WechatError(400, "PARAM_ERROR", "此沙箱仅支持按 out_trade_no 退款")
+    out_trade_no = _text(body, "out_trade_no", OUT_NO)
+    out_refund_no = _text(body, "out_refund_no", OUT_REFUND_NO, max_length=64)
+    amount = _amount(body)
+    refund_fen, total_fen = _fen(amount, "refund"), _fen(amount, "total")
+    trade = payments.query_trade(SYSTEM, out_trade_no)
+    if trade.state == TradeState.NOT_FOUND:
+        raise WechatError(404, "RESOURCE_NOT_EXISTS", "订单不存在")
+    if trade.state != TradeState.PAID:
+        raise WechatError(400, "INVALID_REQUEST", "订单未支付，不能退款")
+    if total_fen != trade.amount_fen:
+        raise WechatError(400, "INVALID_REQUEST", "amount.total 与订单金额不一致")
+    result = payments.refund(
+        SYSTEM,
+        RefundRequest(
+            out_trade_no=out_trade_no,
+            out_refund_no=out_refund_no,
+            amount_fen=refund_fen,
+            total_fen=total_fen,
+            reason=str(body.get("reason") or ""),
+        ),
+    )
+    return 200, _refund_body(_refund_row(out_refund_no), result.state)
+
+
+def _refund_row(out_refund_no: str) -> SimRefund:
+    made = payments.refund_record(SYSTEM, out_refund_no)
+    if made is None:
+        raise WechatError(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
+    return made
+
+
+def _query_refund(out_refund_no: str) -> Answer:
+    result = payments.query_refund(SYSTEM, out_refund_no)  # refuses RESOURCE_NOT_EXISTS
+    return 200, _refund_body(_refund_row(out_refund_no), result.state)
+
+
+# --- the views --------------------------------------------------------------------------
+
+
+@sandbox_view
+@require_POST
+def native_order(request: HttpRequest) -> HttpResponse:
+    return _serve(request, lambda: _native_order(request))
+
+
+@sandbox_view
+@require_GET
+def query(request: HttpRequest, out_trade_no: str) -> HttpResponse:
+    return _serve(request, lambda: _query(request, out_trade_no))
+
+
+@sandbox_view
+@require_POST
+def close(request: HttpRequest, out_trade_no: str) -> HttpResponse:
+    return _serve(request, lambda: _close(request, out_trade_no))
+
+
+@sandbox_view
+@require_POST
+def refund(request: HttpRequest) -> HttpResponse:
+    return _serve(request, lambda: _refund(request))
+
+
+@sandbox_view
+@require_GET
+def query_refund(request: HttpRequest, out_refund_no: str) -> HttpResponse:
+    return _serve(request, lambda: _query_refund(out_refund_no))
