@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from billing.providers.alipay import notify as alipay_verification
 from billing.providers.types import NotificationRejected
 from billing.providers.wechatpay import notify as wechat_verification
-from billing.services.notifications import notification_accept
+from billing.services.notifications import notification_accept, refund_notification_accept
 from billing.services.sms import sms_reply_received
 from ipvas.credentials import secret
 from ipvas.metrics import NOTIFICATIONS
@@ -45,6 +45,19 @@ def wechatpay_notify(request: HttpRequest) -> HttpResponse:
     body = request.body
     try:
         event = wechat_verification.verify_event(request.headers, body)
+        if event.event_type.startswith("REFUND."):
+            out_refund_no, result = wechat_verification.refund_result(event)
+            outcome = refund_notification_accept(
+                provider="wechatpay",
+                notification_id=event.id,
+                out_refund_no=out_refund_no,
+                result=result,
+                headers=headers,
+                body=body.decode(),
+                decoded=event.resource,
+            )
+            NOTIFICATIONS.labels(provider="wechatpay", outcome=f"refund {outcome}").inc()
+            return HttpResponse(status=204)
         notice = wechat_verification.paid_notice(event)
         wechat_verification.check_ours(notice)
         outcome = notification_accept(notice=notice, headers=headers, body=body.decode())

@@ -205,28 +205,31 @@ def wechatpay_transaction(trade: SimTrade) -> dict[str, Any]:
     return body
 
 
-def wechatpay_notification(trade: SimTrade, *, timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+def wechatpay_event(
+    *, event_type: str, summary: str, original_type: str, resource: dict[str, Any], timestamp: int | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """A WeChat Pay API v3 notification: the resource sealed with the APIv3 key, the body signed."""
     from billing.providers.wechatpay import crypto
     from ipvas.credentials import load_private_key
 
     nonce = _nonce(12)
-    plaintext = json.dumps(wechatpay_transaction(trade), ensure_ascii=False, separators=(",", ":"))
+    plaintext = json.dumps(resource, ensure_ascii=False, separators=(",", ":"))
     envelope = {
         "id": f"EV-{_digits(20)}",
         "create_time": timezone.localtime().replace(microsecond=0).isoformat(),
         "resource_type": "encrypt-resource",
-        "event_type": "TRANSACTION.SUCCESS",
-        "summary": "支付成功",
+        "event_type": event_type,
+        "summary": summary,
         "resource": {
-            "original_type": "transaction",
+            "original_type": original_type,
             "algorithm": "AEAD_AES_256_GCM",
             "ciphertext": crypto.encrypt_resource(
                 sandbox_secret("wechatpay_apiv3_key.txt"),
                 nonce=nonce,
-                associated_data="transaction",
+                associated_data=original_type,
                 plaintext=plaintext,
             ),
-            "associated_data": "transaction",
+            "associated_data": original_type,
             "nonce": nonce,
         },
     }
@@ -242,6 +245,40 @@ def wechatpay_notification(trade: SimTrade, *, timestamp: int | None = None) -> 
         "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048",
     }
     return body, headers
+
+
+def wechatpay_notification(trade: SimTrade, *, timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+    return wechatpay_event(
+        event_type="TRANSACTION.SUCCESS",
+        summary="支付成功",
+        original_type="transaction",
+        resource=wechatpay_transaction(trade),
+        timestamp=timestamp,
+    )
+
+
+def wechatpay_refund_notification(refund: SimRefund, *, status: str = "SUCCESS") -> tuple[bytes, dict[str, str]]:
+    """REFUND.SUCCESS (or ABNORMAL, CLOSED) for a simulated refund, as WeChat Pay sends it."""
+    trade = refund.trade
+    resource = {
+        "mchid": settings.WECHATPAY_MCHID,
+        "out_trade_no": trade.out_trade_no,
+        "transaction_id": trade.transaction_id,
+        "out_refund_no": refund.out_refund_no,
+        "refund_id": refund.refund_id,
+        "refund_status": status,
+        "success_time": timezone.localtime().replace(microsecond=0).isoformat(),
+        "user_received_account": "支付用户零钱",
+        "amount": {
+            "total": trade.amount_fen,
+            "refund": refund.amount_fen,
+            "payer_total": trade.amount_fen,
+            "payer_refund": refund.amount_fen,
+        },
+    }
+    return wechatpay_event(
+        event_type=f"REFUND.{status}", summary="退款成功", original_type="refund", resource=resource
+    )
 
 
 def alipay_notification(trade: SimTrade) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from billing.models.ledger import LedgerEntry, LedgerKind, Refund, RefundStatus
 from billing.models.payments import Payment, PaymentNotification, PaymentStatus, Provider
+from billing.models.reconciliation import ReconciliationItem, ReconciliationRun, Statement, StatementLine
 from billing.models.sms import SmsConfirmation, SmsConfirmationStatus, SmsInbound
 from billing.models.work import WorkItem, WorkItemKind
 
@@ -12,11 +13,15 @@ __all__ = [
     "PaymentNotification",
     "PaymentStatus",
     "Provider",
+    "ReconciliationItem",
+    "ReconciliationRun",
     "Refund",
     "RefundStatus",
     "SmsConfirmation",
     "SmsConfirmationStatus",
     "SmsInbound",
+    "Statement",
+    "StatementLine",
     "WorkItem",
     "WorkItemKind",
 ]

@@ -7,9 +7,10 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from billing.models import Payment, PaymentNotification
-from billing.providers.types import NotificationRejected, PaidNotice
+from billing.models import Payment, PaymentNotification, Refund
+from billing.providers.types import NotificationRejected, PaidNotice, RefundResult
 from billing.services.payments import payment_succeeded
+from billing.services.refunds import refund_settled
 from ipvas.actors import Actor, ActorKind
 
 logger = logging.getLogger(__name__)
@@ -62,3 +63,38 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     return str(value)
+
+
+def refund_notification_accept(
+    *,
+    provider: str,
+    notification_id: str,
+    out_refund_no: str,
+    result: RefundResult,
+    headers: dict[str, str],
+    body: str,
+    decoded: dict[str, Any],
+) -> str:
+    """A provider's word on a refund (WeChat Pay's REFUND.* events): stored once, then settled."""
+    refund = Refund.objects.filter(provider=provider, out_refund_no=out_refund_no).first()
+    if refund is None:
+        raise NotificationRejected(f"unknown out_refund_no {out_refund_no}")
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                stored = PaymentNotification.objects.create(
+                    provider=provider,
+                    notification_id=notification_id[:128],
+                    out_trade_no=refund.payment.out_trade_no,
+                    payment=refund.payment,
+                    headers=headers,
+                    body=body,
+                    decoded=_jsonable(decoded),
+                    outcome="received",
+                )
+        except IntegrityError:
+            return "duplicate"
+        outcome = refund_settled(refund_id=refund.pk, result=result)
+        stored.outcome = f"refund {outcome}"
+        stored.save(update_fields=["outcome"])
+    return outcome

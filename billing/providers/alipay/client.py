@@ -72,7 +72,7 @@ class AlipayClient:
             raise ProviderUnavailable(f"Alipay {what}: the answer's signature does not verify") from exc
         except AliPayException as exc:  # an unsigned or error_response answer (it has no .code)
             raise ProviderUnavailable(f"Alipay {what}: {str(exc)[:200]}") from exc
-        except (URLError, OSError, ValueError) as exc:
+        except (URLError, OSError, ValueError, AttributeError) as exc:  # AttributeError: an answer with no body
             raise ProviderUnavailable(f"Alipay {what}: {exc.__class__.__name__}") from exc
         if not isinstance(answer, dict):
             raise ProviderUnavailable(f"Alipay {what}: unreadable answer")

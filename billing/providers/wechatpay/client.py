@@ -40,6 +40,8 @@ TRADE_STATES = {
     "REVOKED": TradeState.CLOSED,
     "PAYERROR": TradeState.FAILED,
 }
+# Refund answers that mean "not now": the merchant account is short, or WeChat is busy.
+RETRY_LATER_CODES = {"NOT_ENOUGH", "FREQUENCY_LIMITED", "SYSTEM_ERROR"}
 REFUND_STATES = {
     "SUCCESS": RefundState.SUCCEEDED,
     "PROCESSING": RefundState.PROCESSING,
@@ -141,7 +143,10 @@ class WechatPayClient:
             out_trade_no=request.out_trade_no,
             amount={"refund": request.amount_fen, "total": request.total_fen, "currency": "CNY"},
             reason=request.reason[:80],
+            notify_url=config.notify_url(),
         )
+        if body.get("code") in RETRY_LATER_CODES:
+            raise ProviderUnavailable(f"WeChat Pay refund: {body.get('code')}")
         if status == 200:
             return RefundResult(
                 state=REFUND_STATES.get(str(body.get("status")), RefundState.PROCESSING),

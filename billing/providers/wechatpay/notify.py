@@ -20,7 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 
-from billing.providers.types import NotificationRejected, PaidNotice
+from billing.providers.types import NotificationRejected, PaidNotice, RefundResult, RefundState
 from billing.providers.wechatpay import config, crypto
 
 PROVIDER = "wechatpay"
@@ -123,3 +123,29 @@ def check_ours(notice: PaidNotice) -> None:
         raise NotificationRejected(f"merchant id {notice.merchant_id!r} is not ours")
     if notice.app_id != settings.WECHATPAY_APPID:
         raise NotificationRejected(f"app id {notice.app_id!r} is not ours")
+
+
+REFUND_EVENT_STATES = {
+    "REFUND.SUCCESS": RefundState.SUCCEEDED,
+    "REFUND.ABNORMAL": RefundState.FAILED,
+    "REFUND.CLOSED": RefundState.FAILED,
+}
+
+
+def refund_result(event: WechatEvent) -> tuple[str, RefundResult]:
+    """A REFUND.* event as (out_refund_no, RefundResult); checks it is our merchant's."""
+    resource = event.resource
+    state = REFUND_EVENT_STATES.get(event.event_type)
+    if state is None:
+        raise NotificationRejected(f"not a refund notification: {event.event_type}")
+    if str(resource.get("mchid") or "") != settings.WECHATPAY_MCHID:
+        raise NotificationRejected("merchant id is not ours")
+    out_refund_no = str(resource.get("out_refund_no") or "")
+    if not out_refund_no:
+        raise NotificationRejected("missing out_refund_no")
+    return out_refund_no, RefundResult(
+        state=state,
+        out_refund_no=out_refund_no,
+        refund_id=str(resource.get("refund_id") or ""),
+        message=str(resource.get("refund_status") or event.event_type),
+    )
