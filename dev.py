@@ -1,20 +1,23 @@
 #!/usr/bin/env python3
-"""The two commands of the README, needing nothing but Python 3.11.
+"""The commands of the README, needing nothing but Python 3.11.
 
     python3 dev.py up      set up, then run web + Celery worker + Celery beat (Ctrl-C stops all)
     python3 dev.py test    set up, then run the whole test suite (extra arguments go to pytest)
+    python3 dev.py prod    the production-like stack: PostgreSQL, Redis, a multi-process web
+                           server, separate worker and beat, JSON logs, /metrics/ (docs/operations.md)
     python3 dev.py setup   only set up: .venv, pinned requirements, database, demo data
 
-The embedded set-up needs no server: SQLite under var/, Celery's broker on
-the file system under var/broker/, the sandbox simulating every outside
-system. Set DATABASE_URL, CELERY_BROKER_URL and REDIS_URL to use
-PostgreSQL and Redis instead (docs/configuration.md).
+The embedded set-up (up) needs no server: SQLite under var/, Celery's broker
+on the file system under var/broker/, the sandbox simulating every outside
+system. Set DATABASE_URL, CELERY_BROKER_URL and REDIS_URL to use PostgreSQL
+and Redis instead (docs/configuration.md).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +31,7 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
 VAR = ROOT / "var"
 STOP_GRACE_SECONDS = 15
+QUEUES = "default,deadlines,provisioning,sms"
 
 
 def say(message: str) -> None:
@@ -60,12 +64,44 @@ def embedded_env() -> dict[str, str]:
     return env
 
 
-def prepare_database(env: dict[str, str]) -> None:
+def prod_like_env() -> dict[str, str]:
+    """PostgreSQL and Redis (this machine's by default), DEBUG off, JSON logs, the sandbox for partners."""
+    env = embedded_env()
+    env.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ipvas_prod")
+    env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/3")
+    env.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/4")
+    env.setdefault("LOG_FORMAT", "json")
+    env.setdefault("DEBUG", "0")
+    metrics_dir = VAR / "prometheus"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
+    return env
+
+
+def ensure_postgres_database(url: str) -> None:
+    """Create the database of ``url`` if it does not exist (needs the server, not the database)."""
+    code = (
+        "import sys, psycopg\n"
+        "from urllib.parse import urlsplit\n"
+        "u = urlsplit(sys.argv[1]); name = u.path.lstrip('/')\n"
+        "with psycopg.connect(sys.argv[1].rsplit('/', 1)[0] + '/postgres', autocommit=True) as c:\n"
+        "    if not c.execute('select 1 from pg_database where datname=%s', (name,)).fetchone():\n"
+        "        c.execute(f'create database \"{name}\"')\n"
+    )
+    run(PYTHON, "-c", code, url)
+
+
+def prepare_database(env: dict[str, str]) -> Path:
+    """Migrate and load the demo data; returns the file holding a demo EPG key for this database."""
+    if env.get("DATABASE_URL", "").startswith("postgres"):
+        ensure_postgres_database(env["DATABASE_URL"])
     say("migrating the database")
     run(PYTHON, "manage.py", "migrate", "--no-input", "-v", "0", env=env)
     say("loading the demo data")
     run(PYTHON, "manage.py", "seed_demo", env=env)
-    key_file = VAR / "demo_epg_key.txt"
+    label = hashlib.sha256(env.get("DATABASE_URL", "embedded").encode()).hexdigest()[:8]
+    key_file = VAR / ("demo_epg_key.txt" if "DATABASE_URL" not in env else f"demo_epg_key-{label}.txt")
     if env.get("IPVAS_SANDBOX") == "1" and not key_file.exists():
         out = subprocess.run(
             [str(PYTHON), "manage.py", "create_epg_client", "demo EPG"],
@@ -77,34 +113,11 @@ def prepare_database(env: dict[str, str]) -> None:
         ).stdout
         key_file.write_text(out.strip().splitlines()[-1])
         key_file.chmod(0o600)
+    return key_file
 
 
-def up() -> int:
-    ensure_venv()
-    env = embedded_env()
-    prepare_database(env)
-    host = env.get("IPVAS_HOST", "127.0.0.1")
-    port = env.get("IPVAS_PORT", "8000")
-    env.setdefault("PUBLIC_BASE_URL", f"http://{host}:{port}")
-    celery = str(BIN / "celery")
-    processes = {
-        "web": [str(PYTHON), "manage.py", "runserver", f"{host}:{port}", "--noreload"],
-        "worker": [
-            celery,
-            "-A",
-            "ipvas",
-            "worker",
-            "-l",
-            "info",
-            "-c",
-            "2",
-            "-Q",
-            "default,deadlines,provisioning,sms",
-            "-n",
-            "ipvas@%h",
-        ],
-        "beat": [celery, "-A", "ipvas", "beat", "-l", "info", "-s", str(VAR / "celerybeat-schedule")],
-    }
+def supervise(processes: dict[str, list[str]], env: dict[str, str], banner: list[str]) -> int:
+    """Run the processes until Ctrl-C (or one of them stops), then stop them all, leaving no orphan."""
     children: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
 
@@ -118,17 +131,9 @@ def up() -> int:
         # Each child leads its own process group, so that stopping it also
         # stops what it forked (the worker's pool) and nothing is orphaned.
         children[name] = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True)
-    base = f"http://{host}:{port}"
-    key_file = VAR / "demo_epg_key.txt"
-    say("running: web, Celery worker, Celery beat. Ctrl-C stops them all.")
-    say(f"  home        {base}/")
-    say(f"  admin       {base}/admin/   (user 'admin', password in var/demo_admin_password.txt)")
-    say(f"  EPG API     {base}/api/epg/v1/   docs {base}/api/epg/v1/docs/")
-    say(
-        f"  clerk (CRM) {base}/sandbox/crm/frame/?staff_id=clerk01&store_code=NX-YC-001&virtual_staff_id=V0001&name=demo"
-    )
-    if key_file.exists():
-        say(f"  demo EPG key in var/demo_epg_key.txt: Authorization: Api-Key {key_file.read_text().strip()}")
+    say(f"running: {', '.join(processes)}. Ctrl-C stops them all.")
+    for line in banner:
+        say(f"  {line}")
     exit_code = 0
     while not stopping:
         for name, child in children.items():
@@ -156,10 +161,81 @@ def up() -> int:
     return exit_code
 
 
+def _banner(base: str, key_file: Path) -> list[str]:
+    lines = [
+        f"home        {base}/",
+        f"admin       {base}/admin/   (user 'admin', password in var/demo_admin_password.txt)",
+        f"EPG API     {base}/api/epg/v1/   docs {base}/api/epg/v1/docs/",
+        f"clerk (CRM) {base}/sandbox/crm/frame/?staff_id=clerk01&store_code=NX-YC-001&virtual_staff_id=V0001&name=demo",
+        f"health      {base}/healthz/   metrics {base}/metrics/",
+    ]
+    if key_file.exists():
+        lines.append(
+            f"demo EPG key in {key_file.relative_to(ROOT)}: Authorization: Api-Key {key_file.read_text().strip()}"
+        )
+    return lines
+
+
+def up() -> int:
+    ensure_venv()
+    env = embedded_env()
+    key_file = prepare_database(env)
+    host = env.get("IPVAS_HOST", "127.0.0.1")
+    port = env.get("IPVAS_PORT", "8000")
+    env.setdefault("PUBLIC_BASE_URL", f"http://{host}:{port}")
+    celery = str(BIN / "celery")
+    processes = {
+        "web": [str(PYTHON), "manage.py", "runserver", f"{host}:{port}", "--noreload"],
+        "worker": [celery, "-A", "ipvas", "worker", "-l", "info", "-c", "2", "-Q", QUEUES, "-n", "ipvas@%h"],
+        "beat": [celery, "-A", "ipvas", "beat", "-l", "info", "-s", str(VAR / "celerybeat-schedule")],
+    }
+    return supervise(processes, env, _banner(f"http://{host}:{port}", key_file))
+
+
+def web_server_command(env: dict[str, str], host: str, port: str) -> list[str]:
+    """The multi-process web server: granian or gunicorn (IPVAS_WEB_SERVER), chosen by benchmark."""
+    workers = env.get("WEB_WORKERS", str(max(2, os.cpu_count() or 2)))
+    if env.get("IPVAS_WEB_SERVER", "gunicorn") == "granian":
+        return [str(BIN / "granian"), "--interface", "wsgi", "--host", host, "--port", port,
+                "--workers", workers, "--no-ws", "ipvas.wsgi:application"]  # fmt: skip
+    return [str(BIN / "gunicorn"), "ipvas.wsgi:application", "-b", f"{host}:{port}", "-w", workers,
+            "--worker-class", "gthread", "--threads", "4", "--access-logfile", "-"]  # fmt: skip
+
+
+def prod() -> int:
+    ensure_venv()
+    env = prod_like_env()
+    key_file = prepare_database(env)
+    say("collecting static files")
+    run(PYTHON, "manage.py", "collectstatic", "--no-input", "-v", "0", env=env)
+    host = env.get("IPVAS_HOST", "127.0.0.1")
+    port = env.get("IPVAS_PORT", "8000")
+    env.setdefault("PUBLIC_BASE_URL", f"http://{host}:{port}")
+    celery = str(BIN / "celery")
+    processes = {
+        "web": web_server_command(env, host, port),
+        "worker": [
+            celery,
+            "-A",
+            "ipvas",
+            "worker",
+            "-l",
+            "info",
+            "-c",
+            env.get("WORKER_CONCURRENCY", "4"),
+            "-Q",
+            QUEUES,
+            "-n",
+            "ipvas-prod@%h",
+        ],  # fmt: skip
+        "beat": [celery, "-A", "ipvas", "beat", "-l", "info", "-s", str(VAR / "celerybeat-schedule-prod")],
+    }
+    return supervise(processes, env, _banner(f"http://{host}:{port}", key_file))
+
+
 def test(args: list[str]) -> int:
     ensure_venv()
-    env = dict(os.environ)
-    return subprocess.call([str(PYTHON), "-m", "pytest", *args], cwd=ROOT, env=env)
+    return subprocess.call([str(PYTHON), "-m", "pytest", *args], cwd=ROOT, env=dict(os.environ))
 
 
 def main(argv: list[str]) -> int:
@@ -168,6 +244,8 @@ def main(argv: list[str]) -> int:
         return up()
     if command == "test":
         return test(argv[2:])
+    if command == "prod":
+        return prod()
     if command == "setup-venv":
         ensure_venv()
         return 0
