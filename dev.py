@@ -227,7 +227,7 @@ def prod() -> int:
             QUEUES,
             "-n",
             "ipvas-prod@%h",
-        ],  # fmt: skip
+        ],
         "beat": [celery, "-A", "ipvas", "beat", "-l", "info", "-s", str(VAR / "celerybeat-schedule-prod")],
     }
     return supervise(processes, env, _banner(f"http://{host}:{port}", key_file))
