@@ -444,6 +444,8 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
     },
 }
+# The benchmarks' baseline endpoint /bench/bare/ (bench/README.md); never in production.
+BENCH_ENDPOINTS = env_bool("IPVAS_BENCH", False) and not PRODUCTION
 # /metrics/ answers only with "Authorization: Bearer <METRICS_TOKEN>" when it is set.
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 

@@ -1,4 +1,5 @@
 from allauth.account.decorators import secure_admin_login
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -16,6 +17,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz/", views.health, name="health"),
     path("metrics/", metrics_view, name="metrics"),
+    path("admin/reports/", include("billing.reports.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
@@ -25,3 +27,6 @@ urlpatterns = [
     path("sms/inbound/", billing_views.sms_inbound, name="sms-inbound"),
     path("sandbox/", include("sandbox.urls")),
 ]
+
+if settings.BENCH_ENDPOINTS:
+    urlpatterns.append(path("bench/bare/", views.bench_bare, name="bench-bare"))

@@ -34,3 +34,8 @@ def health(request: HttpRequest) -> HttpResponse:
         checks["cache"] = f"error: {exc.__class__.__name__}"
     healthy = all(v == "ok" for v in checks.values())
     return JsonResponse({"status": "ok" if healthy else "unhealthy", "checks": checks}, status=200 if healthy else 503)
+
+
+def bench_bare(request: HttpRequest) -> HttpResponse:
+    """The baseline of the benchmarks: no work, the same middleware (only with IPVAS_BENCH=1)."""
+    return JsonResponse({"ok": True})
