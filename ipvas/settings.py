@@ -12,6 +12,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -308,6 +309,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "orders.tasks.sweep_deadlines",
         "schedule": float(env_int("DEADLINE_SWEEP_INTERVAL_SECONDS", 5, minimum=1)),
     },
+    # Every morning, the three-way reconciliation of the day before (billing.reconciliation).
+    "reconcile-yesterday": {
+        "task": "billing.tasks.reconcile_yesterday",
+        "schedule": crontab(hour=9, minute=0),
+    },
 }
 # Relay outbox messages as soon as their transaction commits. Tests turn this
 # off and drain the outbox themselves, so that time travel decides what runs.
@@ -321,6 +327,13 @@ PAYMENT_WINDOW_SECONDS = env_int("PAYMENT_WINDOW_SECONDS", 180, minimum=1)
 PRECHECK_DEADLINE_SECONDS = env_int("PRECHECK_DEADLINE_SECONDS", 60, minimum=1)
 PROVISIONING_DEADLINE_SECONDS = env_int("PROVISIONING_DEADLINE_SECONDS", 900, minimum=1)
 DEADLINE_SWEEP_BATCH = env_int("DEADLINE_SWEEP_BATCH", 500, minimum=1)
+# An order whose handler is calling an outside system is left alone this long
+# (longer than any client timeout); a handler that died is replaced after it.
+ORDER_CLAIM_LEASE_SECONDS = env_int("ORDER_CLAIM_LEASE_SECONDS", 30, minimum=1)
+# How long the entitlement check (the hot path) keeps an account's entitlements
+# in the cache; every change forgets them at once. 0 turns the cache off (the
+# benchmarks measure the uncached path with it).
+ENTITLEMENT_CACHE_SECONDS = env_int("ENTITLEMENT_CACHE_SECONDS", 300, minimum=0)
 
 # --- outside systems ----------------------------------------------------------------
 # Each adapter is "simulator" or its real client; production refuses simulators.

@@ -32,8 +32,9 @@ from orders.smp import PrecheckRequest, PrecheckResult, SmpUnavailable, get_smp
 
 logger = logging.getLogger(__name__)
 
-# How long a claimed order is left alone while its handler talks to an outside system.
-CLAIM_LEASE = timedelta(seconds=30)
+def claim_lease() -> timedelta:
+    """How long a claimed order is left alone while its handler talks to an outside system."""
+    return timedelta(seconds=settings.ORDER_CLAIM_LEASE_SECONDS)
 # The sweep leaves orders this much overdue to their own due tasks.
 SWEEP_GRACE = timedelta(seconds=2)
 MAX_BACKOFF_SECONDS = 30
@@ -69,7 +70,7 @@ def lock_if_due(order_id: int, due_at: datetime | None, status: str) -> Order | 
 
 
 def claim(order: Order) -> datetime:
-    order.deadline_at = timezone.now() + CLAIM_LEASE
+    order.deadline_at = timezone.now() + claim_lease()
     order.save(update_fields=["deadline_at", "updated_at"])
     return order.deadline_at
 
