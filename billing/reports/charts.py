@@ -21,7 +21,7 @@ from billing.money import fen_to_yuan
 
 PALETTE = ("#417690", "#e0922f", "#5b8c5a", "#b5485d", "#79aec8", "#8e6fb5")
 FONT_SIZE = 11
-LABEL_CHARS = 14
+LABEL_WIDTH = 170  # pixels for the category labels of a horizontal bar chart
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,22 @@ def format_tick(value: int, scale: Scale, *, money: bool) -> str:
     return text.removesuffix(".00") if scale.step % 100 == 0 else text
 
 
-def shorten(label: str, limit: int = LABEL_CHARS) -> str:
-    return label if len(label) <= limit else label[: limit - 1] + "…"
+def _is_wide(char: str) -> bool:
+    return ord(char) >= 0x2E80  # CJK and full-width forms take about a full em
+
+
+def text_width(text: str) -> float:
+    """A sans-serif estimate, in pixels at FONT_SIZE: enough to keep labels from overlapping."""
+    return sum(FONT_SIZE if _is_wide(c) else FONT_SIZE * 0.6 for c in text)
+
+
+def shorten(label: str, width: float = LABEL_WIDTH - 12) -> str:
+    """The label cut to fit ``width`` pixels, with an ellipsis when it was cut."""
+    if text_width(label) <= width:
+        return label
+    while label and text_width(label + "…") > width:
+        label = label[:-1]
+    return label.rstrip() + "…"
 
 
 def _f(x: float) -> str:
@@ -131,7 +145,7 @@ def _legend(series: Sequence[Series], x: float, y: float) -> list[str]:
         color = PALETTE[i % len(PALETTE)]
         out.append(f'<rect x="{_f(x)}" y="{_f(y - 9)}" width="10" height="10" fill="{color}"/>')
         out.append(_text(x + 14, y, s.name, anchor="start"))
-        x += 24 + 7 * len(s.name) + (7 * sum(ord(c) > 0x2E80 for c in s.name))
+        x += 30 + text_width(s.name)
     out.append("</g>")
     return out
 
@@ -165,7 +179,7 @@ def line_chart(
     labels: Sequence[str],
     series: Sequence[Series],
     money: bool = True,
-    width: int = 720,
+    width: int = 580,
     height: int = 280,
     tick_labels: Sequence[str] | None = None,
 ) -> SafeString:
@@ -203,7 +217,7 @@ def bar_chart(
     labels: Sequence[str],
     series: Sequence[Series],
     money: bool = False,
-    width: int = 720,
+    width: int = 580,
     height: int = 280,
     tick_labels: Sequence[str] | None = None,
 ) -> SafeString:
@@ -244,11 +258,11 @@ def hbar_chart(
     labels: Sequence[str],
     values: Sequence[int],
     money: bool = True,
-    width: int = 480,
+    width: int = 600,
     row_height: int = 26,
 ) -> SafeString:
     """One horizontal bar per category, its value written beside it: for channels, products, stores."""
-    left, right, top, bottom = 120, 72, 12, 26
+    left, right, top, bottom = LABEL_WIDTH, 72, 12, 26
     height = top + max(len(labels), 1) * row_height + bottom
     scale = make_scale(list(values), left, width - right, money=money)
     series = [Series(title, values)]

@@ -10,10 +10,8 @@ cash table, the range's last day by default); the same with
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
 from datetime import date, timedelta
-from functools import cached_property
 from typing import Any
 
 from django import forms
@@ -25,15 +23,15 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
-from django.views.decorators.cache import never_cache
+from django.utils.translation import gettext_lazy, pgettext
 
 from billing.money import fen_to_yuan
 from billing.reports import charts, queries
-from billing.reports.queries import ClerkCash, Funnel, SalesRow, StoreCash
+from billing.reports.tables import TABLES, ReportData, Table
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
+FOLD_ROWS = 14  # a longer table folds away under its charts
 
 
 class ReportRangeForm(forms.Form):
@@ -74,218 +72,6 @@ def read_range(request: HttpRequest) -> tuple[ReportRangeForm, dict[str, date]]:
     if form.is_valid():
         return form, {k: form.cleaned_data[k] for k in ("start", "end", "day")}
     return form, defaults
-
-
-# --- tables ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Cell:
-    text: str
-    numeric: bool = False
-    strong: bool = False
-
-    @property
-    def negative(self) -> bool:
-        return self.numeric and self.text.startswith("-")
-
-
-@dataclass(frozen=True)
-class Table:
-    key: str
-    title: str
-    headers: list[str]
-    rows: list[list[Cell]]
-    footer: list[Cell] | None = None
-    note: str = ""
-
-
-def _n(value: int) -> Cell:
-    return Cell(str(value), numeric=True)
-
-
-def _yuan(fen: int) -> Cell:
-    return Cell(fen_to_yuan(fen), numeric=True)
-
-
-def _sales_headers(first: Sequence[str]) -> list[str]:
-    return [
-        *first,
-        _("Orders"),
-        _("Completed orders"),
-        _("Payments (yuan)"),
-        _("Refunds (yuan)"),
-        _("Net revenue (yuan)"),
-    ]
-
-
-def _sales_cells(row: SalesRow) -> list[Cell]:
-    return [_n(row.orders), _n(row.completed), _yuan(row.gross_fen), _yuan(row.refunds_fen), _yuan(row.net_fen)]
-
-
-def _sales_table(
-    key: str,
-    title: str,
-    first: Sequence[str],
-    rows: Sequence[SalesRow],
-    label_cells: Callable[[SalesRow], list[Cell]],
-    *,
-    note: str = "",
-) -> Table:
-    total = queries.total_row(rows, _("Total"))
-    blanks = [Cell("") for _ in first[1:]]
-    return Table(
-        key=key,
-        title=title,
-        headers=_sales_headers(first),
-        rows=[[*label_cells(r), *_sales_cells(r)] for r in rows],
-        footer=[Cell(total.label), *blanks, *_sales_cells(total)],
-        note=note,
-    )
-
-
-class ReportData:
-    """The figures of one range, each fetched when first needed and once only."""
-
-    def __init__(self, r: dict[str, date]) -> None:
-        self.start, self.end, self.day = r["start"], r["end"], r["day"]
-
-    @cached_property
-    def by_day(self) -> list[SalesRow]:
-        return queries.revenue_by_day(self.start, self.end)
-
-    @cached_property
-    def by_channel(self) -> list[SalesRow]:
-        return queries.revenue_by_channel(self.start, self.end)
-
-    @cached_property
-    def by_product(self) -> list[SalesRow]:
-        return queries.revenue_by_product(self.start, self.end)
-
-    @cached_property
-    def by_method(self) -> list[SalesRow]:
-        return queries.revenue_by_method(self.start, self.end)
-
-    @cached_property
-    def by_store(self) -> list[SalesRow]:
-        return queries.revenue_by_store(self.start, self.end)
-
-    @cached_property
-    def funnel(self) -> Funnel:
-        return queries.epg_funnel(self.start, self.end)
-
-    @cached_property
-    def cash(self) -> list[StoreCash]:
-        return queries.cash_totals_by_store(self.day)
-
-
-def table_revenue_by_day(data: ReportData) -> Table:
-    return _sales_table("revenue_by_day", _("Per day"), [_("Day")], data.by_day, lambda row: [Cell(row.label)])
-
-
-def table_revenue_by_channel(data: ReportData) -> Table:
-    return _sales_table(
-        "revenue_by_channel", _("Per channel"), [_("Channel")], data.by_channel, lambda row: [Cell(row.label)]
-    )
-
-
-def table_revenue_by_product(data: ReportData) -> Table:
-    return _sales_table(
-        "revenue_by_product",
-        _("Per product"),
-        [_("Product code"), _("Product")],
-        data.by_product,
-        lambda row: [Cell(row.key), Cell(row.label)],
-    )
-
-
-def table_revenue_by_method(data: ReportData) -> Table:
-    return _sales_table(
-        "revenue_by_method",
-        _("Per payment method"),
-        [_("Payment method")],
-        data.by_method,
-        lambda row: [Cell(row.label)],
-    )
-
-
-def table_revenue_by_store(data: ReportData) -> Table:
-    return _sales_table(
-        "revenue_by_store",
-        _("Per store"),
-        [_("Store code"), _("Store")],
-        data.by_store,
-        lambda row: [Cell(row.key), Cell(row.label)],
-        note=_("Business-hall (CRM) sales only."),
-    )
-
-
-def table_funnel(data: ReportData) -> Table:
-    return Table(
-        key="funnel",
-        title=_("EPG conversion funnel"),
-        headers=[_("Stage"), _("Orders"), _("Of created"), _("Of the previous stage")],
-        rows=[
-            [Cell(s.label), _n(s.orders), Cell(s.of_created, numeric=True), Cell(s.of_previous, numeric=True)]
-            for s in data.funnel.stages
-        ],
-        note=_("TV orders created in the range, by the furthest stage they reached."),
-    )
-
-
-def table_funnel_losses(data: ReportData) -> Table:
-    return Table(
-        key="funnel_losses",
-        title=_("Where EPG orders are lost"),
-        headers=[_("Reached"), _("Did not reach"), _("Failure code"), _("Reason"), _("Orders")],
-        rows=[
-            [Cell(x.stage_label), Cell(x.next_label), Cell(x.failure_code), Cell(x.reason), _n(x.orders)]
-            for x in data.funnel.losses
-        ],
-        note=_("Orders without a failure code are still under way."),
-    )
-
-
-def table_cash_totals(data: ReportData) -> Table:
-    rows: list[list[Cell]] = []
-    for store in data.cash:
-        store_cells = [Cell(store.store_code), Cell(store.store_name)]
-        for clerk in store.clerks:
-            rows.append([*store_cells, Cell(clerk.staff_id), Cell(clerk.name), *_cash_cells(clerk)])
-        total = [*store_cells, Cell(_("Store total")), Cell(""), *_cash_cells(store)]
-        rows.append([replace(cell, strong=True) for cell in total])
-    return Table(
-        key="cash_totals",
-        title=_("End-of-shift cash, %(day)s") % {"day": data.day.isoformat()},
-        headers=[
-            _("Store code"),
-            _("Store"),
-            _("Clerk"),
-            _("Clerk name"),
-            _("Cash sales"),
-            _("Cash taken (yuan)"),
-            _("Cash paid back (yuan)"),
-            _("Cash to hand over (yuan)"),
-        ],
-        rows=rows,
-        note=_("Cash movements in the ledger on the shift day, by the store and clerk of the order."),
-    )
-
-
-def _cash_cells(cash: ClerkCash | StoreCash) -> list[Cell]:
-    return [_n(cash.sales), _yuan(cash.taken_fen), _yuan(cash.paid_back_fen), _yuan(cash.net_fen)]
-
-
-TABLES: dict[str, Callable[[ReportData], Table]] = {
-    "revenue_by_day": table_revenue_by_day,
-    "revenue_by_channel": table_revenue_by_channel,
-    "revenue_by_product": table_revenue_by_product,
-    "revenue_by_method": table_revenue_by_method,
-    "revenue_by_store": table_revenue_by_store,
-    "funnel": table_funnel,
-    "funnel_losses": table_funnel_losses,
-    "cash_totals": table_cash_totals,
-}
 
 
 # --- CSV -----------------------------------------------------------------------------
@@ -343,7 +129,7 @@ def build_charts(data: ReportData) -> dict[str, SafeString]:
             labels=labels,
             tick_labels=short,
             series=[
-                charts.Series(_("Orders"), [r.orders for r in data.by_day]),
+                charts.Series(pgettext("sales report", "Orders"), [r.orders for r in data.by_day]),
                 charts.Series(_("Completed orders"), [r.completed for r in data.by_day]),
             ],
             money=False,
@@ -386,8 +172,8 @@ SECTIONS: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 
-@never_cache
 def dashboard(request: HttpRequest) -> HttpResponse:
+    """The page, or one table as CSV with ``?export=``; staff only and never cached (see urls.py)."""
     form, r = read_range(request)
     data = ReportData(r)
     export = request.GET.get("export")
@@ -406,6 +192,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "table": tables[key],
             "charts": [chart_svgs[c] for c in chart_keys if c in chart_svgs],
             "export_url": "?" + urlencode({**query, "export": key}),
+            # A long table (a row per day) folds away under its charts.
+            "fold": len(tables[key].rows) > FOLD_ROWS,
         }
         for key, chart_keys in SECTIONS
     ]
@@ -417,7 +205,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "range": r,
         "time_zone": settings.TIME_ZONE,
         "totals": [
-            (_("Orders"), str(total.orders)),
+            (pgettext("sales report", "Orders"), str(total.orders)),
             (_("Completed orders"), str(total.completed)),
             (_("Payments (yuan)"), fen_to_yuan(total.gross_fen)),
             (_("Refunds (yuan)"), fen_to_yuan(total.refunds_fen)),

@@ -1,0 +1,235 @@
+"""The dashboard's tables: the rows of billing.reports.queries as cells, for the page and for CSV alike.
+
+One ``Table`` feeds both the HTML table and its CSV export, so what an admin
+sees and what Excel opens cannot drift apart. Money cells are yuan strings
+made by ``fen_to_yuan``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+from functools import cached_property
+
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
+
+from billing.money import fen_to_yuan
+from billing.reports import queries
+from billing.reports.queries import ClerkCash, Funnel, SalesRow, StoreCash
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    numeric: bool = False
+    strong: bool = False
+
+    @property
+    def negative(self) -> bool:
+        return self.numeric and self.text.startswith("-")
+
+    @property
+    def css(self) -> str:
+        """The classes of its <td>: numbers right-aligned, negative ones marked."""
+        flags = (("num", self.numeric), ("neg", self.negative), ("strong", self.strong))
+        return " ".join(name for name, on in flags if on)
+
+
+@dataclass(frozen=True)
+class Table:
+    key: str
+    title: str
+    headers: list[str]
+    rows: list[list[Cell]]
+    footer: list[Cell] | None = None
+    note: str = ""
+
+
+def _n(value: int) -> Cell:
+    return Cell(str(value), numeric=True)
+
+
+def _yuan(fen: int) -> Cell:
+    return Cell(fen_to_yuan(fen), numeric=True)
+
+
+def _sales_headers(first: Sequence[str]) -> list[str]:
+    return [
+        *first,
+        pgettext("sales report", "Orders"),
+        _("Completed orders"),
+        _("Payments (yuan)"),
+        _("Refunds (yuan)"),
+        _("Net revenue (yuan)"),
+    ]
+
+
+def _sales_cells(row: SalesRow) -> list[Cell]:
+    return [_n(row.orders), _n(row.completed), _yuan(row.gross_fen), _yuan(row.refunds_fen), _yuan(row.net_fen)]
+
+
+def _sales_table(
+    key: str,
+    title: str,
+    first: Sequence[str],
+    rows: Sequence[SalesRow],
+    label_cells: Callable[[SalesRow], list[Cell]],
+    *,
+    note: str = "",
+) -> Table:
+    total = queries.total_row(rows, _("Total"))
+    blanks = [Cell("") for _ in first[1:]]
+    return Table(
+        key=key,
+        title=title,
+        headers=_sales_headers(first),
+        rows=[[*label_cells(r), *_sales_cells(r)] for r in rows],
+        footer=[Cell(total.label), *blanks, *_sales_cells(total)],
+        note=note,
+    )
+
+
+class ReportData:
+    """The figures of one range, each fetched when first needed and once only."""
+
+    def __init__(self, r: dict[str, date]) -> None:
+        self.start, self.end, self.day = r["start"], r["end"], r["day"]
+
+    @cached_property
+    def by_day(self) -> list[SalesRow]:
+        return queries.revenue_by_day(self.start, self.end)
+
+    @cached_property
+    def by_channel(self) -> list[SalesRow]:
+        return queries.revenue_by_channel(self.start, self.end)
+
+    @cached_property
+    def by_product(self) -> list[SalesRow]:
+        return queries.revenue_by_product(self.start, self.end)
+
+    @cached_property
+    def by_method(self) -> list[SalesRow]:
+        return queries.revenue_by_method(self.start, self.end)
+
+    @cached_property
+    def by_store(self) -> list[SalesRow]:
+        return queries.revenue_by_store(self.start, self.end)
+
+    @cached_property
+    def funnel(self) -> Funnel:
+        return queries.epg_funnel(self.start, self.end)
+
+    @cached_property
+    def cash(self) -> list[StoreCash]:
+        return queries.cash_totals_by_store(self.day)
+
+
+def table_revenue_by_day(data: ReportData) -> Table:
+    return _sales_table("revenue_by_day", _("Per day"), [_("Day")], data.by_day, lambda row: [Cell(row.label)])
+
+
+def table_revenue_by_channel(data: ReportData) -> Table:
+    return _sales_table(
+        "revenue_by_channel", _("Per channel"), [_("Channel")], data.by_channel, lambda row: [Cell(row.label)]
+    )
+
+
+def table_revenue_by_product(data: ReportData) -> Table:
+    return _sales_table(
+        "revenue_by_product",
+        _("Per product"),
+        [_("Product code"), _("Product")],
+        data.by_product,
+        lambda row: [Cell(row.key), Cell(row.label)],
+    )
+
+
+def table_revenue_by_method(data: ReportData) -> Table:
+    return _sales_table(
+        "revenue_by_method",
+        _("Per payment method"),
+        [_("Payment method")],
+        data.by_method,
+        lambda row: [Cell(row.label)],
+    )
+
+
+def table_revenue_by_store(data: ReportData) -> Table:
+    return _sales_table(
+        "revenue_by_store",
+        _("Per store"),
+        [_("Store code"), _("Store")],
+        data.by_store,
+        lambda row: [Cell(row.key), Cell(row.label)],
+        note=_("Business-hall (CRM) sales only."),
+    )
+
+
+def table_funnel(data: ReportData) -> Table:
+    return Table(
+        key="funnel",
+        title=_("EPG conversion funnel"),
+        headers=[_("Stage"), pgettext("sales report", "Orders"), _("Of created"), _("Of the previous stage")],
+        rows=[
+            [Cell(s.label), _n(s.orders), Cell(s.of_created, numeric=True), Cell(s.of_previous, numeric=True)]
+            for s in data.funnel.stages
+        ],
+        note=_("TV orders created in the range, by the furthest stage they reached."),
+    )
+
+
+def table_funnel_losses(data: ReportData) -> Table:
+    return Table(
+        key="funnel_losses",
+        title=_("Where EPG orders are lost"),
+        headers=[_("Reached"), _("Did not reach"), _("Failure code"), _("Reason"), pgettext("sales report", "Orders")],
+        rows=[
+            [Cell(x.stage_label), Cell(x.next_label), Cell(x.failure_code), Cell(x.reason), _n(x.orders)]
+            for x in data.funnel.losses
+        ],
+        note=_("Orders without a failure code are still under way."),
+    )
+
+
+def table_cash_totals(data: ReportData) -> Table:
+    rows: list[list[Cell]] = []
+    for store in data.cash:
+        store_cells = [Cell(store.store_code), Cell(store.store_name)]
+        for clerk in store.clerks:
+            rows.append([*store_cells, Cell(clerk.staff_id), Cell(clerk.name), *_cash_cells(clerk)])
+        total = [*store_cells, Cell(_("Store total")), Cell(""), *_cash_cells(store)]
+        rows.append([replace(cell, strong=True) for cell in total])
+    return Table(
+        key="cash_totals",
+        title=_("End-of-shift cash, %(day)s") % {"day": data.day.isoformat()},
+        headers=[
+            _("Store code"),
+            _("Store"),
+            _("Clerk"),
+            _("Clerk name"),
+            _("Cash sales"),
+            _("Cash taken (yuan)"),
+            _("Cash paid back (yuan)"),
+            _("Cash to hand over (yuan)"),
+        ],
+        rows=rows,
+        note=_("Cash movements in the ledger on the shift day, by the store and clerk of the order."),
+    )
+
+
+def _cash_cells(cash: ClerkCash | StoreCash) -> list[Cell]:
+    return [_n(cash.sales), _yuan(cash.taken_fen), _yuan(cash.paid_back_fen), _yuan(cash.net_fen)]
+
+
+TABLES: dict[str, Callable[[ReportData], Table]] = {
+    "revenue_by_day": table_revenue_by_day,
+    "revenue_by_channel": table_revenue_by_channel,
+    "revenue_by_product": table_revenue_by_product,
+    "revenue_by_method": table_revenue_by_method,
+    "revenue_by_store": table_revenue_by_store,
+    "funnel": table_funnel,
+    "funnel_losses": table_funnel_losses,
+    "cash_totals": table_cash_totals,
+}

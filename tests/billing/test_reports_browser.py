@@ -1,0 +1,115 @@
+"""The sales dashboard in a real browser: Debian's Chromium, headless, through Playwright.
+
+Skipped where /usr/bin/chromium is missing, failing instead in CI. The
+screenshot is left in test-artifacts/screenshots/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.utils import timezone
+
+from tests.billing.test_reports import build_sales_fixture
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+
+CHARTS = [
+    "chart-revenue-by-day",
+    "chart-orders-by-day",
+    "chart-revenue-by-channel",
+    "chart-revenue-by-method",
+    "chart-revenue-by-product",
+    "chart-revenue-by-store",
+    "chart-funnel",
+]
+
+
+@pytest.fixture
+def chromium() -> Path:
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is needed for the browser tests in CI", pytrace=False)
+        pytest.skip(f"{CHROMIUM} is not installed")
+    return CHROMIUM
+
+
+def test_the_dashboard_charts_render_in_chromium(chromium, live_server):
+    # Everything the database needs happens before Playwright starts: its
+    # sync API runs an event loop, inside which Django refuses ORM calls.
+    first_day = timezone.localdate() - timedelta(days=2)
+    build_sales_fixture(first_day)
+    admin = get_user_model().objects.create_superuser("root", email="", password="unused-password-1")
+    client = Client()
+    client.force_login(admin)
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    screenshot = SCREENSHOTS / "reports-dashboard.png"
+
+    from playwright.sync_api import sync_playwright
+
+    problems: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+            context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}])
+            page = context.new_page()
+            page.on(
+                "console",
+                lambda m: (
+                    problems.append(m.text)
+                    if m.type == "error" and not m.location.get("url", "").endswith("/favicon.ico")
+                    else None
+                ),
+            )
+            page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+            page.on(
+                "response",
+                # The browser asks for /favicon.ico on its own; the site has none (not this page's doing).
+                lambda r: (
+                    problems.append(f"{r.status}: {r.url}")
+                    if r.status >= 400 and not r.url.endswith("/favicon.ico")
+                    else None
+                ),
+            )
+
+            response = page.goto(f"{live_server.url}/admin/reports/?day={first_day.isoformat()}")
+            assert response is not None and response.status == 200
+            assert page.title().startswith("Sales dashboard")
+            assert page.locator("h1").inner_text() == "Sales dashboard"
+
+            for chart_id in CHARTS:
+                chart = page.locator(f"svg#{chart_id}")
+                assert chart.count() == 1, chart_id
+                box = chart.bounding_box()
+                assert box is not None and box["width"] >= 300 and box["height"] >= 60, (chart_id, box)
+                assert chart.locator("title").first.text_content()
+            # Data reached the charts: a line with a point per day, bars with a height.
+            assert page.locator("#chart-revenue-by-day circle").count() == 2 * 30
+            heights = page.locator("#chart-orders-by-day rect").evaluate_all(
+                "rects => rects.map(r => r.getBBox().height)"
+            )
+            assert sum(1 for h in heights if h > 1) >= 6
+            # The stylesheet was served and applied (no CDN: it is ours).
+            display = page.locator(".reports-totals").evaluate("e => getComputedStyle(e).display")
+            assert display == "flex"
+            assert page.locator("#table-cash_totals td", has_text="张三").count() == 1
+
+            page.screenshot(path=str(screenshot), full_page=True)
+            # The first screen at full size, where the details of the charts can be seen.
+            page.screenshot(path=str(SCREENSHOTS / "reports-dashboard-top.png"))
+        finally:
+            browser.close()
+    assert problems == []
+    assert screenshot.stat().st_size > 10_000
