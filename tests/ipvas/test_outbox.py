@@ -1,0 +1,234 @@
+"""The transactional outbox (ipvas.outbox): work asked for in a transaction runs only if it commits.
+
+What is published is observed with Celery's own ``after_task_publish``
+signal, which fires once the message is handed to the broker (``memory://``
+in tests, Redis when the suite runs against it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pytest
+from celery.signals import after_task_publish
+from django.conf import settings as django_settings
+from django.db import transaction
+from django.utils import timezone
+
+from ipvas import outbox
+from ipvas.models import OutboxMessage
+
+pytestmark = pytest.mark.django_db
+
+# No worker knows this task: if a worker ever receives one, it drops it.
+PROBE = "tests.outbox_probe"
+START = "2026-11-25 12:00:00+08:00"
+
+
+@dataclass(frozen=True)
+class Published:
+    task: str
+    kwargs: dict
+    eta: str | None
+
+
+@pytest.fixture
+def published() -> Iterator[list[Published]]:
+    sent: list[Published] = []
+
+    def record(sender: str | None = None, body=None, headers=None, **_: object) -> None:
+        if sender == PROBE:
+            sent.append(Published(task=sender, kwargs=body[1], eta=(headers or {}).get("eta")))
+
+    after_task_publish.connect(record, weak=False)
+    yield sent
+    after_task_publish.disconnect(record)
+
+
+def probe(n: int = 1, *, due_at: datetime | None = None) -> OutboxMessage:
+    return outbox.enqueue(PROBE, kwargs={"n": n}, due_at=due_at)
+
+
+def unrelayed() -> int:
+    return OutboxMessage.objects.filter(relayed_at__isnull=True).count()
+
+
+class TestOnCommit:
+    @pytest.fixture(autouse=True)
+    def _relay_on_commit(self, settings):
+        settings.OUTBOX_RELAY_ON_COMMIT = True
+
+    def test_a_rolled_back_transaction_leaves_nothing(self, published, django_capture_on_commit_callbacks):
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            with pytest.raises(RuntimeError), transaction.atomic():
+                probe()
+                raise RuntimeError("the change failed")
+
+        assert callbacks == []
+        assert not OutboxMessage.objects.exists()
+        assert published == []
+
+    def test_a_committed_message_is_published_on_commit(self, published, django_capture_on_commit_callbacks):
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            with transaction.atomic():
+                message = probe(7)
+            # Nothing leaves before the commit.
+            assert published == []
+
+        assert len(callbacks) == 1
+        assert published == [Published(task=PROBE, kwargs={"n": 7}, eta=None)]
+        message.refresh_from_db()
+        assert message.relayed_at is not None
+        # The beat relay does not publish it again.
+        assert outbox.relay_pending() == 0
+        assert len(published) == 1
+
+    def test_a_message_due_soon_is_published_on_commit_with_its_eta(
+        self, published, django_capture_on_commit_callbacks, time_machine
+    ):
+        time_machine.move_to(START, tick=False)
+        due_at = timezone.now() + timedelta(seconds=30)
+        with django_capture_on_commit_callbacks(execute=True):
+            probe(due_at=due_at)
+
+        assert published == [Published(task=PROBE, kwargs={"n": 1}, eta=due_at.isoformat())]
+
+    def test_a_message_due_beyond_the_horizon_waits_in_the_outbox(
+        self, published, django_capture_on_commit_callbacks, time_machine
+    ):
+        time_machine.move_to(START, tick=False)
+        due_at = timezone.now() + timedelta(seconds=outbox.RELAY_HORIZON_SECONDS + 600)
+        with django_capture_on_commit_callbacks(execute=True):
+            message = probe(due_at=due_at)
+
+        assert published == []
+        message.refresh_from_db()
+        assert message.relayed_at is None
+
+        time_machine.move_to(due_at - timedelta(seconds=outbox.RELAY_HORIZON_SECONDS), tick=False)
+        assert outbox.relay_pending() == 1
+        assert published == [Published(task=PROBE, kwargs={"n": 1}, eta=due_at.isoformat())]
+
+
+class TestBeatRelay:
+    """OUTBOX_RELAY_ON_COMMIT is off in tests: the process that committed 'was killed' before relaying."""
+
+    def test_not_relayed_on_commit_when_relaying_on_commit_is_off(self, published, django_capture_on_commit_callbacks):
+        assert django_settings.OUTBOX_RELAY_ON_COMMIT is False
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            probe()
+        assert callbacks == []
+        assert published == []
+        assert unrelayed() == 1
+
+    def test_a_stale_message_is_published_once(self, published, time_machine, settings):
+        time_machine.move_to(START, tick=False)
+        settings.OUTBOX_STALE_SECONDS = 10
+        message = probe(3)
+
+        # The on-commit relay gets its chance first.
+        time_machine.move_to(message.created_at + timedelta(seconds=9), tick=False)
+        assert outbox.relay_pending() == 0
+        assert published == []
+
+        time_machine.move_to(message.created_at + timedelta(seconds=10), tick=False)
+        assert outbox.relay_pending() == 1
+        assert published == [Published(task=PROBE, kwargs={"n": 3}, eta=None)]
+        message.refresh_from_db()
+        assert message.relayed_at == timezone.now()
+
+        assert outbox.relay_pending() == 0
+        time_machine.move_to(message.created_at + timedelta(hours=1), tick=False)
+        assert outbox.relay_pending() == 0
+        assert len(published) == 1
+
+    def test_a_message_due_far_ahead_is_published_when_within_the_horizon(self, published, time_machine):
+        time_machine.move_to(START, tick=False)
+        due_at = timezone.now() + timedelta(minutes=15)
+        probe(due_at=due_at)
+
+        time_machine.move_to(due_at - timedelta(seconds=outbox.RELAY_HORIZON_SECONDS + 1), tick=False)
+        assert outbox.relay_pending() == 0
+
+        time_machine.move_to(due_at - timedelta(seconds=outbox.RELAY_HORIZON_SECONDS), tick=False)
+        assert outbox.relay_pending() == 1
+        # Published ahead of time with the ETA, so the task still runs when it is due.
+        assert published == [Published(task=PROBE, kwargs={"n": 1}, eta=due_at.isoformat())]
+        assert outbox.relay_pending() == 0
+
+    def test_relays_in_bounded_batches_oldest_due_first(self, published, time_machine):
+        time_machine.move_to(START, tick=False)
+        now = timezone.now()
+        for n in range(5):
+            probe(n, due_at=now - timedelta(minutes=n))
+        time_machine.move_to(now + timedelta(minutes=1), tick=False)
+
+        assert outbox.relay_pending(batch_size=2) == 2
+        assert [p.kwargs["n"] for p in published] == [4, 3]
+        assert outbox.relay_pending(batch_size=2) == 2
+        assert outbox.relay_pending(batch_size=2) == 1
+        assert outbox.relay_pending(batch_size=2) == 0
+        assert sorted(p.kwargs["n"] for p in published) == [0, 1, 2, 3, 4]
+
+    def test_the_beat_task_relays(self, published, time_machine):
+        from ipvas.tasks import relay_outbox
+
+        time_machine.move_to(START, tick=False)
+        probe()
+        time_machine.shift(timedelta(minutes=1))
+        assert relay_outbox.apply().get() == 1
+        assert len(published) == 1
+
+
+class TestPurge:
+    def test_removes_old_relayed_messages_only(self, time_machine):
+        time_machine.move_to(START, tick=False)
+        now = timezone.now()
+        old_relayed = probe(1)
+        recent_relayed = probe(2)
+        old_unrelayed = probe(3)
+        OutboxMessage.objects.filter(pk=old_relayed.pk).update(relayed_at=now - timedelta(days=8))
+        OutboxMessage.objects.filter(pk=recent_relayed.pk).update(relayed_at=now - timedelta(days=6))
+        OutboxMessage.objects.filter(pk=old_unrelayed.pk).update(due_at=now - timedelta(days=30))
+
+        assert outbox.purge_relayed() == 1
+
+        assert set(OutboxMessage.objects.values_list("pk", flat=True)) == {recent_relayed.pk, old_unrelayed.pk}
+        assert outbox.purge_relayed(older_than=timedelta(days=5)) == 1
+        assert set(OutboxMessage.objects.values_list("pk", flat=True)) == {old_unrelayed.pk}
+
+
+# --- Celery against Redis: no message may outlive the visibility timeout -----------------
+
+
+def visibility_timeout() -> int:
+    return int(django_settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600))
+
+
+def our_tasks() -> dict:
+    from ipvas.celery import app
+
+    app.loader.import_default_modules()
+    tasks = {name: task for name, task in app.tasks.items() if not name.startswith("celery.")}
+    # The foundation's own tasks at least; every app's tasks are held to the same rules.
+    assert {"ipvas.tasks.relay_outbox", "orders.tasks.precheck_order", "orders.tasks.sweep_deadlines"} <= set(tasks)
+    return tasks
+
+
+def test_every_task_acks_late_and_is_requeued_if_its_worker_dies():
+    for name, task in our_tasks().items():
+        assert task.acks_late is True, name
+        assert task.reject_on_worker_lost is True, name
+
+
+def test_no_retry_delay_outlives_the_visibility_timeout():
+    limit = visibility_timeout()
+    for name, task in our_tasks().items():
+        assert task.retry_backoff_max < limit, name
+        assert task.default_retry_delay < limit, name
+
+
+def test_no_eta_published_by_the_outbox_outlives_the_visibility_timeout():
+    assert outbox.RELAY_HORIZON_SECONDS < visibility_timeout()

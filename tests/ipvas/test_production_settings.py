@@ -1,0 +1,142 @@
+"""Production settings (IPVAS_PRODUCTION=1): a complete environment passes Django's deploy
+checks; an embedded default, a simulator or a missing secret stops the start.
+
+Each case runs ``manage.py check --deploy`` in a fresh process with a clean
+environment, all at once, so the whole module takes about as long as one start.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import string
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET_KEY = "".join(secrets.choice(string.ascii_letters + string.digits + "!@#%^&*(-_=+)") for _ in range(50))
+
+PRODUCTION_ENV = {
+    "IPVAS_PRODUCTION": "1",
+    "SECRET_KEY": SECRET_KEY,
+    "ALLOWED_HOSTS": "ipvas.example.com",
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/ipvas",
+    "REDIS_URL": "redis://127.0.0.1:6379/1",
+    "CELERY_BROKER_URL": "redis://127.0.0.1:6379/2",
+    "SMP_ADAPTER": "http",
+    "IPVAS_SANDBOX": "0",
+    # Every outside system's real client: production refuses the simulators.
+    "WECHATPAY_ADAPTER": "sdk",
+    "ALIPAY_ADAPTER": "sdk",
+    "SMS_ADAPTER": "http",
+    "CRM_ADAPTER": "http",
+}
+
+# case -> (changes to PRODUCTION_ENV, None to remove a variable; what the refusal must name)
+REFUSALS: dict[str, tuple[dict[str, str | None], str]] = {
+    "no-secret-key": ({"SECRET_KEY": None}, "SECRET_KEY"),
+    "sandbox-on": ({"IPVAS_SANDBOX": "1"}, "IPVAS_SANDBOX"),
+    "smp-simulator": ({"SMP_ADAPTER": "simulator"}, "SMP_ADAPTER"),
+    "smp-unset": ({"SMP_ADAPTER": None}, "SMP_ADAPTER"),
+    "sqlite-database": ({"DATABASE_URL": "sqlite:////tmp/ipvas.sqlite3"}, "DATABASE_URL"),
+    "no-database-url": ({"DATABASE_URL": None}, "DATABASE_URL"),
+    "no-redis": ({"REDIS_URL": None}, "REDIS_URL"),
+    "debug-on": ({"DEBUG": "1"}, "DEBUG"),
+    "no-allowed-hosts": ({"ALLOWED_HOSTS": None}, "ALLOWED_HOSTS"),
+    "no-broker": ({"CELERY_BROKER_URL": None}, "CELERY_BROKER_URL"),
+}
+
+
+def environment(changes: dict[str, str | None], var_dir: Path) -> dict[str, str]:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DJANGO_SETTINGS_MODULE": "ipvas.settings",
+        "IPVAS_VAR_DIR": str(var_dir),
+        **PRODUCTION_ENV,
+    }
+    for name, value in changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess[str]]:
+    cases = {"complete": {}, **{name: changes for name, (changes, _) in REFUSALS.items()}}
+    var_dirs = {name: tmp_path_factory.mktemp(name) for name in cases}
+
+    def check(name: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+            cwd=ROOT,
+            env=environment(cases[name], var_dirs[name]),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    with ThreadPoolExecutor(max_workers=len(cases)) as pool:
+        return dict(zip(cases, pool.map(check, cases), strict=True))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason=(
+        "BUG: check --deploy warns drf_spectacular.W001 (x7, every EPG API view): the ApiKeyScheme extension in "
+        "epg_api/schema.py is never imported, so ApiKeyAuthentication has no OpenApiAuthenticationExtension"
+    ),
+)
+def test_a_complete_production_environment_passes_the_deploy_checks(runs):
+    result = runs["complete"]
+    output = result.stdout + result.stderr
+    if (
+        result.returncode != 0
+        and "(staticfiles.W004)" in output
+        and "identified 1 issue" in output
+        and not (ROOT / "static").is_dir()
+    ):
+        # Only in a checkout without static/ (git keeps no empty directory): that alone is known.
+        pytest.xfail("BUG: static/ (STATICFILES_DIRS) is not in the repository: staticfiles.W004")
+    assert result.returncode == 0, output
+    assert "System check identified no issues" in result.stdout
+
+
+@pytest.mark.parametrize("case", list(REFUSALS))
+def test_production_refuses_to_start(runs, case):
+    result = runs[case]
+    _, names = REFUSALS[case]
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("django.core.exceptions.ImproperlyConfigured: "), result.stderr[-2000:]
+    assert names in last_line, last_line
+
+
+# --- the health check -----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_health_answers_200_when_the_database_and_the_cache_answer(client):
+    response = client.get("/healthz/")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"database": "ok", "cache": "ok"}}
+    assert "no-cache" in response["Cache-Control"] or "max-age=0" in response["Cache-Control"]
+
+
+@pytest.mark.django_db
+def test_health_answers_503_when_the_cache_is_down(client, settings):
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:9/0"}
+    }
+    response = client.get("/healthz/")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unhealthy"
+    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["cache"].startswith("error")

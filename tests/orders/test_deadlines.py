@@ -1,0 +1,352 @@
+"""Deadlines: no order is stuck (docs/domain.md, "What must never happen").
+
+Every non-terminal order has ``deadline_at`` and a due task at it; if that
+task is lost the beat sweep moves the order on. Either, both, or either twice,
+move an order exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.db.models import Count
+from django.utils import timezone
+
+from ipvas.actors import Actor, ActorKind
+from ipvas.models import OutboxMessage
+from orders import services
+from orders.constants import ACTIVE_STATUSES, TERMINAL_STATUSES, FailureCode, OrderStatus
+from orders.models import Order, OrderEvent
+from sandbox import faults
+from tests.factories import OrderFactory, ProductFactory
+
+EPG = Actor(ActorKind.EPG_CLIENT, "test-client")
+START = "2026-11-25 12:00:00+08:00"
+# deadlines_sweep leaves orders overdue by less than this to their own due tasks.
+PAST_THE_GRACE = timedelta(seconds=3)
+
+
+def place(tv_account: str = "tv1001", product: str = "VIP-MONTH") -> Order:
+    return services.order_create(channel="epg", product_code=product, tv_account=tv_account, actor=EPG)
+
+
+def lose_pending_tasks() -> int:
+    """The broker lost what was relayed (or the process died before relaying): nothing will run."""
+    return OutboxMessage.objects.filter(relayed_at__isnull=True).update(relayed_at=timezone.now())
+
+
+def expire_events(order: Order) -> list[tuple[str, str, str, str]]:
+    return list(order.events.filter(action="expire").values_list("from_status", "to_status", "actor_kind", "actor_id"))
+
+
+def assert_no_order_stuck() -> None:
+    assert not Order.objects.filter(status__in=TERMINAL_STATUSES, deadline_at__isnull=False).exists()
+    assert not Order.objects.filter(status__in=ACTIVE_STATUSES, deadline_at__isnull=True).exists()
+
+
+@pytest.fixture
+def awaiting(demo, run_tasks, time_machine, settings) -> Order:
+    """An order that passed its pre-check at START and waits for a payment method."""
+    time_machine.move_to(START, tick=False)
+    settings.ORDER_IDLE_SECONDS = 120
+    order = place()
+    assert run_tasks() == [("orders.tasks.precheck_order", "passed")]
+    order.refresh_from_db()
+    assert order.status == OrderStatus.AWAITING_PAYMENT
+    assert order.deadline_at == timezone.now() + timedelta(seconds=120)
+    assert list(OutboxMessage.objects.filter(relayed_at__isnull=True).values_list("task_name", "due_at")) == [
+        ("orders.tasks.order_deadline", order.deadline_at)
+    ]
+    return order
+
+
+class TestIdleExpiry:
+    def test_not_expired_a_second_before_the_deadline(self, awaiting, run_tasks, time_machine):
+        time_machine.move_to(awaiting.deadline_at - timedelta(seconds=1), tick=False)
+
+        assert run_tasks() == []
+        assert services.deadlines_sweep() == 0
+        assert services.order_process_due(order_id=awaiting.pk) == "not_due"
+
+        awaiting.refresh_from_db()
+        assert awaiting.status == OrderStatus.AWAITING_PAYMENT
+        assert expire_events(awaiting) == []
+
+    def test_expires_on_its_own_due_task(self, awaiting, run_tasks, time_machine):
+        time_machine.move_to(awaiting.deadline_at, tick=False)
+
+        assert run_tasks() == [("orders.tasks.order_deadline", "expired")]
+
+        awaiting.refresh_from_db()
+        assert (awaiting.status, awaiting.failure_code) == (OrderStatus.EXPIRED, FailureCode.PAYMENT_TIMEOUT)
+        assert awaiting.deadline_at is None
+        assert awaiting.status_changed_at == timezone.now()
+        assert expire_events(awaiting) == [
+            (OrderStatus.AWAITING_PAYMENT, OrderStatus.EXPIRED, ActorKind.TASK, "deadline")
+        ]
+        assert_no_order_stuck()
+
+    @pytest.mark.parametrize("how", ["relayed_then_lost", "deleted"])
+    def test_expires_through_the_sweep_when_the_due_task_was_lost(self, awaiting, run_tasks, time_machine, how):
+        if how == "deleted":
+            OutboxMessage.objects.filter(relayed_at__isnull=True).delete()
+        else:
+            assert lose_pending_tasks() == 1
+        time_machine.move_to(awaiting.deadline_at + PAST_THE_GRACE, tick=False)
+        assert run_tasks() == []
+
+        assert services.deadlines_sweep() == 1
+
+        awaiting.refresh_from_db()
+        assert (awaiting.status, awaiting.failure_code, awaiting.deadline_at) == (
+            OrderStatus.EXPIRED,
+            FailureCode.PAYMENT_TIMEOUT,
+            None,
+        )
+        assert len(expire_events(awaiting)) == 1
+        assert services.deadlines_sweep() == 0
+
+    @pytest.mark.parametrize(
+        "steps",
+        [
+            ("task", "sweep", "task", "sweep"),
+            ("sweep", "task", "sweep", "task"),
+            ("task", "task"),
+            ("sweep", "sweep"),
+        ],
+    )
+    def test_due_task_and_sweep_move_the_order_exactly_once(self, awaiting, run_tasks, time_machine, steps):
+        from orders.tasks import order_deadline
+
+        time_machine.move_to(awaiting.deadline_at + PAST_THE_GRACE, tick=False)
+        due_at = awaiting.deadline_at.isoformat()
+        results = []
+        for step in steps:
+            if step == "task":
+                # As a redelivered message would: the same task, the same arguments.
+                results.append(order_deadline.apply(kwargs={"order_id": awaiting.pk, "due_at": due_at}).get())
+            else:
+                results.append(services.deadlines_sweep())
+        run_tasks()
+
+        awaiting.refresh_from_db()
+        assert awaiting.status == OrderStatus.EXPIRED
+        assert len(expire_events(awaiting)) == 1
+        assert awaiting.events.count() == 3  # create, precheck_passed, expire
+        # The first step acted, none after it did.
+        assert results[0] in ("expired", 1)
+        assert all(r in ("not_due", "nothing_due", 0) for r in results[1:]), results
+
+
+class TestSweep:
+    def overdue(self, n: int, *, product=None, **kwargs) -> list[Order]:
+        product = product or ProductFactory()
+        now = timezone.now()
+        # Oldest first: order i fell due (n - i) minutes ago.
+        return [
+            OrderFactory(
+                product=product,
+                status=OrderStatus.AWAITING_PAYMENT,
+                deadline_at=now - timedelta(minutes=n - i),
+                **kwargs,
+            )
+            for i in range(n)
+        ]
+
+    def test_works_in_bounded_batches_oldest_first(self, db, settings):
+        settings.DEADLINE_SWEEP_BATCH = 3
+        orders = self.overdue(7)
+
+        found = [services.deadlines_sweep() for _ in range(4)]
+
+        assert found == [3, 3, 1, 0]
+        assert Order.objects.filter(status=OrderStatus.EXPIRED).count() == 7
+        # The first batch took the three orders that had waited longest.
+        first_batch = OrderEvent.objects.filter(action="expire").order_by("pk").values_list("order_id", flat=True)[:3]
+        assert list(first_batch) == [o.pk for o in orders[:3]]
+
+    def test_batch_size_argument_overrides_the_setting(self, db, settings):
+        settings.DEADLINE_SWEEP_BATCH = 500
+        self.overdue(4)
+        assert services.deadlines_sweep(batch_size=2) == 2
+        assert Order.objects.filter(status=OrderStatus.AWAITING_PAYMENT).count() == 2
+
+    def test_a_broken_order_does_not_stop_it(self, db, caplog):
+        product = ProductFactory()
+        # Inconsistent data: a terminal order that still has a deadline, older than the rest.
+        broken = OrderFactory(
+            product=product, status=OrderStatus.COMPLETED, deadline_at=timezone.now() - timedelta(hours=1)
+        )
+        good = self.overdue(3, product=product)
+
+        found = services.deadlines_sweep()
+
+        assert found >= 3
+        for order in good:
+            order.refresh_from_db()
+            assert order.status == OrderStatus.EXPIRED
+        broken.refresh_from_db()
+        assert broken.status == OrderStatus.COMPLETED
+        assert not broken.events.exists()
+
+    @pytest.mark.xfail(
+        strict=True,
+        raises=AssertionError,
+        reason=(
+            "BUG: deadlines_sweep leaves a failing order's deadline as it is, so failing orders stay at the "
+            "head of every batch and, once they fill it, no other order is ever swept"
+        ),
+    )
+    def test_broken_orders_do_not_starve_the_others(self, db, settings):
+        settings.DEADLINE_SWEEP_BATCH = 2
+        product = ProductFactory()
+        for minutes in (60, 59):
+            OrderFactory(
+                product=product,
+                status=OrderStatus.COMPLETED,
+                deadline_at=timezone.now() - timedelta(minutes=minutes),
+            )
+        (good,) = self.overdue(1, product=product)
+
+        for _ in range(5):
+            services.deadlines_sweep()
+
+        good.refresh_from_db()
+        assert good.status == OrderStatus.EXPIRED
+
+    def test_leaves_orders_without_a_deadline_and_orders_not_yet_due(self, db):
+        product = ProductFactory()
+        later = OrderFactory(product=product, deadline_at=timezone.now() + timedelta(minutes=5))
+        done = OrderFactory(
+            product=product, status=OrderStatus.EXPIRED, failure_code=FailureCode.PAYMENT_TIMEOUT, deadline_at=None
+        )
+        assert services.deadlines_sweep() == 0
+        later.refresh_from_db()
+        done.refresh_from_db()
+        assert (later.status, done.status) == (OrderStatus.AWAITING_PAYMENT, OrderStatus.EXPIRED)
+
+
+class TestPrecheckDeadline:
+    def test_smp_down_past_the_precheck_deadline_rejects_through_the_sweep(
+        self, demo, run_tasks, time_machine, settings
+    ):
+        time_machine.move_to(START, tick=False)
+        faults.set_mode("smp", "down")
+        order = place()
+        assert run_tasks() == [("orders.tasks.precheck_order", "retry")]
+        # The retry's message is lost, and the SMP stays down.
+        assert lose_pending_tasks() == 1
+        time_machine.move_to(order.created_at + timedelta(seconds=settings.PRECHECK_DEADLINE_SECONDS) + PAST_THE_GRACE)
+        assert run_tasks() == []
+
+        assert services.deadlines_sweep() == 1
+        assert run_tasks() == [("orders.tasks.precheck_order", "rejected")]
+
+        order.refresh_from_db()
+        assert (order.status, order.failure_code, order.deadline_at) == (
+            OrderStatus.REJECTED,
+            FailureCode.SMP_UNAVAILABLE,
+            None,
+        )
+        assert list(order.events.values_list("action", flat=True)) == ["create", "retry", "reject"]
+        assert services.deadlines_sweep() == 0
+        assert_no_order_stuck()
+
+    def test_a_new_order_has_a_deadline_and_a_due_task(self, demo, time_machine):
+        time_machine.move_to(START, tick=False)
+        order = place()
+        assert order.deadline_at == timezone.now()
+        assert list(OutboxMessage.objects.values_list("task_name", "kwargs")) == [
+            ("orders.tasks.precheck_order", {"order_id": order.pk, "due_at": order.deadline_at.isoformat()})
+        ]
+
+
+# --- PostgreSQL: real concurrency -------------------------------------------------
+
+
+def require_postgresql() -> None:
+    if connection.vendor != "postgresql":
+        why = f"needs PostgreSQL row locks across connections, not {connection.vendor}"
+        if os.environ.get("CI"):
+            pytest.fail(why, pytrace=False)
+        pytest.skip(why)
+
+
+def run_in_threads(n: int, work) -> list[BaseException]:
+    """Run ``work(barrier)`` in ``n`` threads, each with its own connection; return their errors."""
+    barrier = threading.Barrier(n, timeout=30)
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            work(barrier)
+        except BaseException as exc:
+            errors.append(exc)
+            barrier.abort()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=target) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    return errors
+
+
+def overdue_orders(n: int) -> list[Order]:
+    product = ProductFactory()
+    now = timezone.now()
+    return [OrderFactory(product=product, deadline_at=now - timedelta(minutes=10, seconds=i)) for i in range(n)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_sweeps_at_once_move_each_order_once():
+    require_postgresql()
+    orders = overdue_orders(50)
+    found: list[int] = []
+
+    def sweep(barrier: threading.Barrier) -> None:
+        barrier.wait()
+        found.append(services.deadlines_sweep())
+
+    assert run_in_threads(2, sweep) == []
+
+    assert sorted(found) == [50, 50]
+    per_order = dict(
+        OrderEvent.objects.filter(action="expire")
+        .values("order_id")
+        .annotate(n=Count("pk"))
+        .values_list("order_id", "n")
+    )
+    assert per_order == {o.pk: 1 for o in orders}
+    assert Order.objects.filter(status=OrderStatus.EXPIRED).count() == 50
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_due_task_twice_at_once_moves_the_order_once():
+    require_postgresql()
+    orders = overdue_orders(30)
+    results: dict[int, list[str]] = {o.pk: [] for o in orders}
+    lock = threading.Lock()
+
+    def process(barrier: threading.Barrier) -> None:
+        for order in orders:
+            barrier.wait()  # both threads ask for the same order at the same moment
+            result = services.order_process_due(order_id=order.pk, due_at=order.deadline_at)
+            with lock:
+                results[order.pk].append(result)
+
+    assert run_in_threads(2, process) == []
+
+    for order_id, answers in results.items():
+        assert Counter(answers)["expired"] == 1, (order_id, answers)
+        assert set(answers) <= {"expired", "not_due", "nothing_due"}
+    assert OrderEvent.objects.filter(action="expire").count() == 30
+    assert not OrderEvent.objects.filter(action="expire").values("order").annotate(n=Count("pk")).filter(n__gt=1)

@@ -1,0 +1,89 @@
+"""``manage.py seed_demo``: the demo data of docs/interfaces.md §7, idempotent."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from orders.constants import Channel, PaymentMethod
+from orders.models import Product
+from sandbox.models import SimSmpAccount, SimSmpProduct
+
+pytestmark = pytest.mark.django_db
+
+EPG_METHODS = ["wechat_qr", "alipay_qr", "phone_bill", "phone_bill_sms"]
+CRM_METHODS = ["cash", "phone_bill", "wechat_qr", "alipay_qr"]
+
+
+def seed() -> str:
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    return out.getvalue()
+
+
+def table(model) -> list[dict]:
+    return list(model.objects.order_by("pk").values())
+
+
+def test_a_second_run_creates_nothing_and_changes_no_row():
+    first = seed()
+    assert "0 object(s) created" not in first
+    before = {model: table(model) for model in (Product, SimSmpAccount, SimSmpProduct, get_user_model())}
+
+    second = seed()
+
+    assert "seed_demo: 0 object(s) created (all present already)" in second
+    for model, rows in before.items():
+        assert table(model) == rows, model.__name__
+
+
+def test_a_run_leaves_what_an_admin_changed():
+    seed()
+    Product.objects.filter(code="VIP-MONTH").update(price_fen=1990, is_active=False)
+    SimSmpAccount.objects.filter(tv_account="tv1002").update(balance_fen=5)
+    seed()
+    assert Product.objects.filter(code="VIP-MONTH").values_list("price_fen", "is_active").get() == (1990, False)
+    assert SimSmpAccount.objects.get(tv_account="tv1002").balance_fen == 5
+
+
+def test_the_products_are_those_of_the_contract():
+    seed()
+    products = {p.code: (p.kind, p.price_fen, p.view_hours, p.period_months) for p in Product.objects.all()}
+    assert products == {
+        "PPV-MOVIE": ("per_view", 500, 48, None),
+        "VIP-MONTH": ("monthly", 2500, None, 1),
+        "VIP-QUARTER": ("quarterly", 6800, None, 3),
+        "VIP-YEAR": ("yearly", 24800, None, 12),
+    }
+    for product in Product.objects.all():
+        assert product.is_active, product.code
+        assert sorted(product.channels) == sorted([Channel.EPG, Channel.CRM]), product.code
+        assert sorted(product.payment_methods) == sorted(m.value for m in PaymentMethod), product.code
+        assert product.is_on_sale(Channel.EPG) and product.is_on_sale(Channel.CRM), product.code
+        assert product.methods_on(Channel.EPG) == EPG_METHODS, product.code
+        assert product.methods_on(Channel.CRM) == CRM_METHODS, product.code
+        # What cash sales and the QR payments need is configured too.
+        assert product.crm_activity_code and product.smp_zero_price_package_code, product.code
+        product.full_clean()
+        # The simulated SMP sells it, with the same zero-price package.
+        assert SimSmpProduct.objects.filter(
+            code=product.smp_product_code,
+            zero_price_package_code=product.smp_zero_price_package_code,
+            active=True,
+        ).exists(), product.code
+
+
+def test_the_simulated_smp_accounts_are_those_of_the_contract():
+    seed()
+    accounts = {
+        a.tv_account: (a.phone, a.status, a.balance_fen, a.blocked_products) for a in SimSmpAccount.objects.all()
+    }
+    assert accounts == {
+        "tv1001": ("13800000001", "active", 100000, []),
+        "tv1002": ("13800000002", "active", 100, []),
+        "tv1003": ("13800000003", "suspended", 0, []),
+        "tv1004": ("13800000004", "in_arrears", 0, []),
+    }
