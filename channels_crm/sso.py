@@ -118,6 +118,9 @@ def _clerk_for(ticket: Ticket) -> Clerk:
     if clerk is None:
         User = get_user_model()
         user, made = User.objects.get_or_create(username=f"crm-{ticket.staff_id}"[:150])
+        if not made and (user.is_staff or user.is_superuser or hasattr(user, "clerk")):
+            # A ticket makes or updates clerks; it never signs in as an operator's staff account.
+            raise TicketRefused("the staff id belongs to an account that is not a clerk's")
         if made:
             user.set_unusable_password()
         user.first_name = ticket.name[:150]

@@ -9,10 +9,10 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import login, logout
-from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
@@ -28,10 +28,10 @@ from channels_crm.sso import TicketRefused, sso_login
 from ipvas.actors import Actor, ActorKind
 from ipvas.errors import ApplicationError
 from orders import selectors as order_selectors
-from orders.constants import TERMINAL_STATUSES, Channel, FailureCode, OrderStatus, PaymentMethod
+from orders.constants import TERMINAL_STATUSES, Channel, FailureCode, OrderStatus, PaymentMethod, ProductKind
 from orders.models import Order
 from orders.services import order_create
-from orders.validation import normalize_mainland_mobile
+from orders.validation import ORDER_NO_RE, normalize_mainland_mobile
 
 View = Callable[..., HttpResponse]
 
@@ -44,7 +44,9 @@ def clerk_page(view: View) -> View:
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
+            # Inside the CRM's frame the sign-in page cannot be shown (it refuses
+            # framing): say how to come back, with a way out to sign in with a password.
+            return render(request, "crm/signed_out.html", {"next": reverse("crm:order-new")}, status=401)
         clerk = Clerk.objects.select_related("store").filter(user=request.user).first()
         if clerk is None:
             return render(request, "crm/not_clerk.html", status=403)
@@ -58,7 +60,7 @@ def _actor(clerk: Clerk) -> Actor:
 
 
 def _order_or_404(clerk: Clerk, order_no: str) -> Order:
-    order = selectors.order_for_clerk(clerk, order_no[:32])
+    order = selectors.order_for_clerk(clerk, order_no) if ORDER_NO_RE.match(order_no) else None
     if order is None:
         raise Http404("no such order in your store")
     return order
@@ -87,7 +89,10 @@ class NewOrderForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.products = order_selectors.products_on_sale(channel=Channel.CRM)
+        # Per-view products are bought for one piece of content, chosen on the TV.
+        self.products = [
+            p for p in order_selectors.products_on_sale(channel=Channel.CRM) if p.kind != ProductKind.PER_VIEW
+        ]
         self.fields["product"].choices = [(p.code, p.name) for p in self.products]
 
     def clean_phone(self) -> str:
@@ -112,7 +117,11 @@ def order_new(request: HttpRequest, clerk: Clerk) -> HttpResponse:
                 store_code=clerk.store.code,
             )
         except ApplicationError as exc:
-            form.add_error(None, str(exc.message))
+            for field, problems in exc.fields.items():
+                for problem in problems:
+                    form.add_error(field if field in form.fields else None, problem)
+            if not exc.fields:
+                form.add_error(None, str(exc.message))
         else:
             return redirect("crm:order", order_no=order.order_no)
     return render(request, "crm/order_new.html", {"clerk": clerk, "form": form})
@@ -124,11 +133,10 @@ COUNTER_METHODS = [PaymentMethod.CASH, PaymentMethod.PHONE_BILL, PaymentMethod.W
 
 def _what_to_do(order: Order) -> str:
     """The next step for the clerk when an order ended badly."""
-    if order.payment_method == PaymentMethod.CASH and order.failure_code in (
-        FailureCode.PROVISIONING_FAILED,
-        FailureCode.CRM_ACTIVITY_FAILED,
-    ):
+    if order.payment_method == PaymentMethod.CASH and order.failure_code == FailureCode.PROVISIONING_FAILED:
         return _("Give the cash back to the customer. The CRM activity is flagged for reversal in admin.")
+    if order.payment_method == PaymentMethod.CASH and order.failure_code == FailureCode.CRM_ACTIVITY_FAILED:
+        return _("Give the cash back to the customer: the CRM did not take the sale.")
     if order.status == OrderStatus.REFUNDED:
         return _("The money went back to the customer's WeChat or Alipay account.")
     return _("Nothing was charged. You can start a new order.")

@@ -7,4 +7,4 @@ class EpgApiConfig(AppConfig):
     verbose_name = _("EPG API")
 
     def ready(self) -> None:
-        from epg_api import signals  # noqa: F401
+        from epg_api import schema, signals  # noqa: F401

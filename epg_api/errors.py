@@ -77,4 +77,5 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     else:
         return None  # a real fault: Django's 500 handling, logged
     set_rollback()
-    return Response(body, status=status, headers=headers)
+    # Always JSON, whatever the client asked for (a PNG, for instance).
+    return Response(body, status=status, headers=headers, content_type="application/json")

@@ -13,8 +13,9 @@ from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework.permissions import BasePermission
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,7 +23,7 @@ from rest_framework.views import APIView
 from billing.qr import qr_png, showing_qr_content
 from billing.services.payments import order_cancel, payment_choose
 from epg_api import examples
-from epg_api.authentication import ApiKeyAuthentication, EpgPrincipal
+from epg_api.authentication import ApiKeyAuthentication, EpgPrincipal, prefetched
 from epg_api.models import IdempotencyRecord
 from epg_api.serializers import (
     EntitlementCheckSerializer,
@@ -39,6 +40,8 @@ from orders import selectors
 from orders.constants import Channel, ProductKind
 from orders.models import Order
 from orders.services import order_create
+from orders.validation import ORDER_NO_RE
+from orders.validation import CONTENT_ID_RE, TV_ACCOUNT_RE
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 ERROR = OpenApiResponse(description='Error: `{"error": {"code", "message", "fields"}}`')
@@ -57,7 +60,9 @@ class EpgView(APIView):
         return Actor(ActorKind.EPG_CLIENT, self.request.user.client_id)
 
     def get_order(self, order_no: str) -> Order:
-        order = selectors.order_for_epg_client(order_no=order_no, client_id=self.request.user.client_id)
+        order = None
+        if ORDER_NO_RE.match(order_no):  # anything else cannot be ours (and never reaches the database)
+            order = selectors.order_for_epg_client(order_no=order_no, client_id=self.request.user.client_id)
         if order is None:
             raise NotFound(_("There is no order %(order_no)s.") % {"order_no": order_no[:40]})
         return order
@@ -71,7 +76,11 @@ class ProductListView(EpgView):
     @extend_schema(
         summary="Products sold on the TV",
         parameters=[OpenApiParameter("kind", str, enum=ProductKind.values, required=False)],
-        responses={200: ProductSerializer(many=True), 400: ERROR, 401: ERROR},
+        responses={
+            200: inline_serializer("ProductList", fields={"results": ProductSerializer(many=True)}),
+            400: ERROR,
+            401: ERROR,
+        },
         examples=[examples.PRODUCTS],
     )
     def get(self, request: Request) -> Response:
@@ -180,7 +189,19 @@ class OrderPaymentView(EpgView):
         return self.order_response(order.pk)
 
 
+class PngRenderer(BaseRenderer):
+    """Lets a client ask for the QR code with ``Accept: image/png``; errors stay JSON."""
+
+    media_type = "image/png"
+    format = "png"
+    charset = None
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        return data if isinstance(data, bytes) else json.dumps(data, ensure_ascii=False).encode()
+
+
 class OrderQrView(EpgView):
+    renderer_classes = [JSONRenderer, PngRenderer]
     @extend_schema(
         summary="The QR code of the pending payment, as PNG",
         responses={(200, "image/png"): OpenApiTypes.BINARY, 401: ERROR, 404: ERROR},
@@ -207,6 +228,15 @@ class OrderCancelView(EpgView):
 
 
 class EntitlementsView(EpgView):
+    """The hot path: one round trip to Redis answers it (the key's marker and the account's entitlements)."""
+
+    def cache_prefetch(self, request: Request) -> list[str]:
+        """Read the account's cache entry with the API key's marker (epg_api.authentication)."""
+        tv_account = request._request.GET.get("tv_account", "")
+        if not settings.ENTITLEMENT_CACHE_SECONDS or not TV_ACCOUNT_RE.match(tv_account):
+            return []
+        return [selectors.entitlements_cache_key(tv_account)]
+
     @extend_schema(
         summary="What a TV account may watch (the hot path)",
         parameters=[
@@ -218,13 +248,26 @@ class EntitlementsView(EpgView):
         examples=[examples.ENTITLEMENTS],
     )
     def get(self, request: Request) -> Response:
-        query = EntitlementQuery(data=request.query_params.dict())
-        query.is_valid(raise_exception=True)
-        tv_account = query.validated_data["tv_account"]
+        params = request._request.GET
+        tv_account = params.get("tv_account", "")
+        product_code = params.get("product_code")
+        content_id = params.get("content_id")
+        if not (
+            TV_ACCOUNT_RE.match(tv_account)
+            and (product_code is None or _plain_text(product_code, 32))
+            and (content_id is None or CONTENT_ID_RE.match(content_id))
+        ):
+            # Not valid as it stands: the serializer says why, in the API's words.
+            query = EntitlementQuery(data=params.dict())
+            query.is_valid(raise_exception=True)
+            tv_account = query.validated_data["tv_account"]
+            product_code = query.validated_data.get("product_code")
+            content_id = query.validated_data.get("content_id")
         entitled, rows = selectors.entitlement_check(
             tv_account=tv_account,
-            product_code=query.validated_data.get("product_code", ""),
-            content_id=query.validated_data.get("content_id", ""),
+            product_code=product_code or "",
+            content_id=content_id or "",
+            cached=prefetched(request).get(selectors.entitlements_cache_key(tv_account), selectors.NOT_READ),
         )
         return Response(
             {
@@ -242,3 +285,12 @@ class EntitlementsView(EpgView):
                 ],
             }
         )
+
+
+def _plain_text(value: str, max_length: int) -> bool:
+    """What EntitlementQuery accepts for a free-text field: not blank, not too long, no NUL or surrogate."""
+    return (
+        0 < len(value) <= max_length
+        and "\x00" not in value
+        and not any("\ud800" <= char <= "\udfff" for char in value)
+    )

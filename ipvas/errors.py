@@ -10,12 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
 
 class ApplicationError(Exception):
     code: str = "error"
     status: int = 400
-    default_message: str | Promise = "Error"
+    default_message: str | Promise = _("Error")
 
     def __init__(
         self,
@@ -36,13 +37,13 @@ class ApplicationError(Exception):
 class InvalidInput(ApplicationError):
     code = "invalid"
     status = 400
-    default_message = "Invalid input."
+    default_message = _("Invalid input.")
 
 
 class NotFound(ApplicationError):
     code = "not_found"
     status = 404
-    default_message = "Not found."
+    default_message = _("Not found.")
 
 
 class InvalidState(ApplicationError):
@@ -50,19 +51,19 @@ class InvalidState(ApplicationError):
 
     code = "invalid_state"
     status = 409
-    default_message = "The action is not allowed in the current status."
+    default_message = _("The action is not allowed in the current status.")
 
 
 class IdempotencyConflict(ApplicationError):
     code = "idempotency_conflict"
     status = 409
-    default_message = "This Idempotency-Key was used with another request."
+    default_message = _("This Idempotency-Key was used with another request.")
 
 
 class RateLimited(ApplicationError):
     code = "rate_limited"
     status = 429
-    default_message = "Too many requests."
+    default_message = _("Too many requests.")
 
     def __init__(self, message: str | Promise | None = None, *, retry_after: int = 1) -> None:
         super().__init__(message)
@@ -74,4 +75,4 @@ class ExternalServiceError(ApplicationError):
 
     code = "service_unavailable"
     status = 503
-    default_message = "A partner system is unavailable; please try again."
+    default_message = _("A partner system is unavailable; please try again.")

@@ -31,10 +31,15 @@ class SecurityHeadersMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         response.headers.setdefault("Content-Security-Policy", content_security_policy(request.path))
-        if request.path.startswith(FRAMED_PREFIXES) and settings.CRM_FRAME_ORIGINS and settings.SESSION_COOKIE_SECURE:
+        if settings.CRM_FRAME_ORIGINS and settings.SESSION_COOKIE_SECURE:
             # Inside the CRM's iframe our cookies are third-party: only SameSite=None
-            # (with Secure) lets the browser send them. Everywhere else they stay Lax.
-            for name in (settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME):
+            # (with Secure) lets the browser send them. That is done for the framed
+            # pages' session and CSRF cookies, and for the language choice (which
+            # the clerk makes from those pages); every other cookie stays Lax.
+            names = [settings.LANGUAGE_COOKIE_NAME]
+            if request.path.startswith(FRAMED_PREFIXES):
+                names += [settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME]
+            for name in names:
                 if name in response.cookies:
                     response.cookies[name]["samesite"] = "None"
                     response.cookies[name]["secure"] = True

@@ -107,6 +107,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "ipvas.urls"
+# Flash messages live in the session: a separate cookie would not travel in the CRM's iframe.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 WSGI_APPLICATION = "ipvas.wsgi.application"
 
 TEMPLATES = [

@@ -15,6 +15,7 @@ admin.site.site_title = "IPVAS"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("favicon.ico", views.favicon),
     path("healthz/", views.health, name="health"),
     path("metrics/", metrics_view, name="metrics"),
     path("admin/reports/", include("billing.reports.urls")),

@@ -4,6 +4,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 
 
@@ -15,6 +16,10 @@ def home(request: HttpRequest) -> HttpResponse:
     if user.is_authenticated and user.is_staff:
         return redirect("admin:index")
     return render(request, "home.html")
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    return redirect(static("favicon.svg"), permanent=True)
 
 
 @never_cache

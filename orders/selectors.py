@@ -12,6 +12,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
@@ -19,10 +20,13 @@ from ipvas.actors import ActorKind
 from orders.models import Entitlement, Order, Product
 
 logger = logging.getLogger(__name__)
-ENTITLEMENT_CACHE_SECONDS = 300
+
+# ``live_entitlements(cached=NOT_READ)``: the caller has not read the cache entry.
+NOT_READ: Any = object()
 
 
-def _key(tv_account: str) -> str:
+def entitlements_cache_key(tv_account: str) -> str:
+    """The cache entry of the account's live entitlements (a caller may read it with other entries)."""
     return f"ent:v1:{tv_account}"
 
 
@@ -35,23 +39,33 @@ def _load(tv_account: str, now: datetime) -> list[dict[str, Any]]:
     return list(rows)
 
 
-def live_entitlements(tv_account: str) -> list[dict[str, Any]]:
-    """The account's entitlements that have not ended (current and stacked ones), from the cache."""
+def live_entitlements(tv_account: str, *, cached: Any = NOT_READ) -> list[dict[str, Any]]:
+    """The account's entitlements that have not ended (current and stacked ones), from the cache.
+
+    ``cached`` is the cache entry when the caller read it already (None: it was not there).
+    """
     now = timezone.now()
-    rows = cache.get(_key(tv_account))
+    seconds = settings.ENTITLEMENT_CACHE_SECONDS
+    rows = None
+    if seconds:
+        rows = cache.get(entitlements_cache_key(tv_account)) if cached is NOT_READ else cached
     if rows is None:
         rows = _load(tv_account, now)
-        cache.set(_key(tv_account), rows, ENTITLEMENT_CACHE_SECONDS)
+        if seconds:
+            cache.set(entitlements_cache_key(tv_account), rows, seconds)
     return [row for row in rows if row["ends_at"] > now]
 
 
 def entitlement_check(
-    *, tv_account: str, product_code: str = "", content_id: str = ""
+    *, tv_account: str, product_code: str = "", content_id: str = "", cached: Any = NOT_READ
 ) -> tuple[bool, list[dict[str, Any]]]:
-    """(entitled now, matching live entitlements). A per-view entitlement matches only its content."""
+    """(entitled now, matching live entitlements). A per-view entitlement matches only its content.
+
+    ``cached``: the account's cache entry if the caller read it already (see ``live_entitlements``).
+    """
     now = timezone.now()
     matching = []
-    for row in live_entitlements(tv_account):
+    for row in live_entitlements(tv_account, cached=cached):
         if product_code and row["product_code"] != product_code:
             continue
         if content_id and row["content_id"] and row["content_id"] != content_id:
@@ -64,7 +78,7 @@ def entitlement_check(
 
 
 def forget_entitlements(tv_account: str) -> None:
-    cache.delete(_key(tv_account))
+    cache.delete(entitlements_cache_key(tv_account))
 
 
 def entitlements_changed(tv_account: str) -> None:

@@ -7,9 +7,9 @@ import re
 from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
 
-TV_ACCOUNT_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
-CONTENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-ORDER_NO_RE = re.compile(r"^[A-Za-z0-9]{1,32}$")
+TV_ACCOUNT_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}\Z")
+CONTENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
+ORDER_NO_RE = re.compile(r"^[A-Za-z0-9]{1,32}\Z")
 
 tv_account_validator = RegexValidator(TV_ACCOUNT_RE, _("A TV account is 1-64 letters, digits, '_', '.', '-' or '@'."))
 content_id_validator = RegexValidator(CONTENT_ID_RE, _("A content id is 1-64 letters, digits, '_', '.', ':' or '-'."))

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
-from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from django_fsm import ConcurrentTransitionMixin, FSMField, TransitionNotAllowed, transition
 
 from ipvas.actors import ActorKind
 from orders.constants import (
@@ -152,7 +152,7 @@ class Order(ConcurrentTransitionMixin, models.Model):
     )
     def switch_payment(self, *, payment_method: str, deadline_at: datetime, now: datetime) -> None:
         if payment_method not in QR_METHODS:
-            raise ValidationError("only the QR methods can be switched between")
+            raise TransitionNotAllowed("only the QR methods can be switched between", object=self, method=None)
         self.payment_method = payment_method
         self._enter(deadline_at=deadline_at, now=now)
 
@@ -198,10 +198,20 @@ class Order(ConcurrentTransitionMixin, models.Model):
         self.attempts += 1
 
 
+class AppendOnlyQuerySet(models.QuerySet):
+    """History is written once: no bulk update, no bulk delete."""
+
+    def update(self, **kwargs: object) -> int:
+        raise ValidationError(f"{self.model.__name__} rows are append-only")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise ValidationError(f"{self.model.__name__} rows are append-only")
+
+
 class OrderEvent(models.Model):
     """An append-only record of one thing that happened to an order."""
 
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events")
     at = models.DateTimeField(_("at"), db_index=True)
     from_status = models.CharField(_("from"), max_length=20, choices=OrderStatus.choices, blank=True)
     to_status = models.CharField(_("to"), max_length=20, choices=OrderStatus.choices, blank=True)
@@ -210,6 +220,8 @@ class OrderEvent(models.Model):
     actor_id = models.CharField(_("by id"), max_length=150, blank=True)
     reason = models.CharField(_("why"), max_length=255, blank=True)
     data = models.JSONField(_("details"), default=dict, blank=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("order event")

@@ -20,7 +20,7 @@ from orders.constants import (
 )
 
 code_validator = RegexValidator(
-    r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$",
+    r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}\Z",
     _("Use 1-32 letters, digits, '_', '.' or '-', starting with a letter or digit."),
 )
 

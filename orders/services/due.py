@@ -112,7 +112,7 @@ def deadlines_sweep(*, batch_size: int | None = None) -> int:
     batch_size = batch_size or settings.DEADLINE_SWEEP_BATCH
     cutoff = timezone.now() - SWEEP_GRACE
     overdue = list(
-        Order.objects.filter(deadline_at__lte=cutoff)
+        Order.objects.filter(deadline_at__lte=cutoff, status__in=list(_HANDLERS))
         .order_by("deadline_at")
         .values_list("pk", "status", "deadline_at")[:batch_size]
     )
@@ -123,8 +123,12 @@ def deadlines_sweep(*, batch_size: int | None = None) -> int:
             else:
                 _requeue(order_id, status, deadline_at)
         except Exception:
-            # One broken order must not stop the sweep of the others.
+            # One broken order must not stop the sweep of the others, nor stay at the
+            # head of every batch: it is looked at again after a while, and logged.
             logger.exception("sweep: order %s (%s) failed", order_id, status)
+            Order.objects.filter(pk=order_id, deadline_at=deadline_at).update(
+                deadline_at=timezone.now() + timedelta(seconds=MAX_BACKOFF_SECONDS)
+            )
     return len(overdue)
 
 

@@ -28,6 +28,8 @@
       out.textContent = pad(Math.floor(left / 60)) + ":" + pad(left % 60);
       if (left === 0) {
         if (hint) { hint.textContent = hint.getAttribute("data-expired-text"); }
+        var box = el.closest(".qr-box");
+        if (box) { box.classList.add("expired"); }
         return;
       }
       window.setTimeout(tick, 500);

@@ -194,14 +194,6 @@ class TestSweep:
         assert broken.status == OrderStatus.COMPLETED
         assert not broken.events.exists()
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=AssertionError,
-        reason=(
-            "BUG: deadlines_sweep leaves a failing order's deadline as it is, so failing orders stay at the "
-            "head of every batch and, once they fill it, no other order is ever swept"
-        ),
-    )
     def test_broken_orders_do_not_starve_the_others(self, db, settings):
         settings.DEADLINE_SWEEP_BATCH = 2
         product = ProductFactory()

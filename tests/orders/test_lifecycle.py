@@ -285,14 +285,6 @@ def test_switch_payment_only_between_qr_methods(current, new):
         assert snapshot(order) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValidationError,
-    reason=(
-        "BUG: switching a QR payment to a non-QR method raises django ValidationError out of "
-        "transit() instead of InvalidState (the payment endpoint's 409)"
-    ),
-)
 def test_switch_from_qr_to_a_non_qr_method_is_an_invalid_state():
     for current, new in itertools.product(QR, [PaymentMethod.PHONE_BILL, PaymentMethod.PHONE_BILL_SMS, "cash"]):
         order = order_in(S.PAYMENT_PENDING, payment_method=current)
@@ -372,24 +364,11 @@ class TestEventsAreAppendOnly:
             event.delete()
         assert OrderEvent.objects.filter(pk=event.pk).exists()
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=pytest.fail.Exception,
-        reason="BUG: OrderEvent's append-only guard is on the instance only; QuerySet.update() rewrites history",
-    )
     def test_events_cannot_be_updated_in_bulk(self, event):
         with pytest.raises(REFUSALS):
             OrderEvent.objects.filter(pk=event.pk).update(reason="rewritten")
         assert OrderEvent.objects.get(pk=event.pk).reason == "lifecycle test"
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=pytest.fail.Exception,
-        reason=(
-            "BUG: OrderEvent's append-only guard is on the instance only; QuerySet.delete() and the "
-            "CASCADE from Order erase history"
-        ),
-    )
     @pytest.mark.parametrize("how", ["queryset", "order"])
     def test_events_cannot_be_deleted_in_bulk_or_with_their_order(self, event, how):
         with pytest.raises(REFUSALS), transaction.atomic():

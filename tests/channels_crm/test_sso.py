@@ -1,0 +1,300 @@
+"""CRM single sign-on (docs/interfaces.md §5): a ticket logs a clerk in once, or no one at all.
+
+Tickets are signed here as the CRM signs them, with the sandbox's CRM key;
+forged ones with a key made in the test.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from functools import cache
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.utils.html import escape
+
+from channels_crm.models import Clerk, SsoLogin, SsoTicketUse, Store
+from sandbox.keys import sandbox_public_key_pem
+from sandbox.views.crm import sign_ticket
+from tests.channels_crm.support import CRM_KEY, claims, sign, sign_in, sso, ticket
+
+NEW_ORDER = "/crm/orders/new/"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _hs256_with_public_key(payload: dict) -> str:
+    """The classic algorithm-confusion forgery: HMAC keyed with the verifier's public key."""
+    secret = sandbox_public_key_pem(CRM_KEY).encode()
+    signing_input = f"{_b64(json.dumps({'alg': 'HS256', 'typ': 'JWT'}).encode())}.{_b64(json.dumps(payload).encode())}"
+    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64(signature)}"
+
+
+def _unsigned(payload: dict) -> str:
+    header = _b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+    return f"{header}.{_b64(json.dumps(payload).encode())}."
+
+
+@cache
+def _foreign_key_pem() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def assert_signed_out(client: Client) -> None:
+    """No session: a clerk page says to come back from the CRM (the sign-in page cannot be framed)."""
+    response = client.get(NEW_ORDER)
+    assert response.status_code == 401, response.status_code
+    assert "/accounts/login/" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+# --- accepted ---------------------------------------------------------------------
+
+
+def test_valid_ticket_signs_the_clerk_in_and_opens_the_new_order_page(demo):
+    client = Client()
+    token = ticket(sub="clerk77", name="王小明", store_code="NX-YC-009", virtual_staff_id="V0077")
+
+    response = sso(client, token)
+
+    assert response.status_code == 302
+    assert response["Location"] == NEW_ORDER
+    clerk = Clerk.objects.select_related("user", "store").get(staff_id="clerk77")
+    assert (clerk.name, clerk.store.code, clerk.virtual_staff_id, clerk.role) == (
+        "王小明",
+        "NX-YC-009",
+        "V0077",
+        "clerk",
+    )
+    assert not clerk.user.is_staff and not clerk.user.is_superuser
+    assert not clerk.user.has_usable_password()
+    assert int(client.session["_auth_user_id"]) == clerk.user.pk
+    page = client.get(NEW_ORDER)
+    assert page.status_code == 200
+    assert "王小明" in page.content.decode()
+    login = SsoLogin.objects.get()
+    assert (login.accepted, login.staff_id, login.store_code, login.reason, login.remote_addr) == (
+        True,
+        "clerk77",
+        "NX-YC-009",
+        "",
+        "127.0.0.1",
+    )
+    assert login.jti and SsoTicketUse.objects.filter(jti=login.jti).exists()
+
+
+def test_second_login_updates_the_clerk_and_their_store(demo):
+    sign_in(sub="clerk77", name="王小明", store_code="NX-YC-009", virtual_staff_id="V0077")
+    client = sign_in(sub="clerk77", name="王大明", store_code="NX-YC-010", virtual_staff_id="V0099")
+
+    clerk = Clerk.objects.select_related("store").get(staff_id="clerk77")
+    assert (clerk.name, clerk.store.code, clerk.virtual_staff_id) == ("王大明", "NX-YC-010", "V0099")
+    assert Clerk.objects.filter(staff_id="clerk77").count() == 1
+    assert get_user_model().objects.filter(username="crm-clerk77").count() == 1
+    assert set(Store.objects.values_list("code", flat=True)) >= {"NX-YC-009", "NX-YC-010"}
+    assert "NX-YC-010" in client.get(NEW_ORDER).content.decode()
+    assert SsoLogin.objects.filter(accepted=True, staff_id="clerk77").count() == 2
+
+
+def test_the_demo_clerk_signs_in_as_the_seeded_clerk(demo):
+    client = sign_in()
+    seeded = Clerk.objects.get(staff_id="clerk01")
+    assert int(client.session["_auth_user_id"]) == seeded.user_id
+    assert Clerk.objects.count() == 1
+
+
+def test_a_ticket_issued_within_the_leeway_is_accepted(demo):
+    now = int(time.time())
+    assert sso(Client(), ticket(iat=now + 2, exp=now + 122)).status_code == 302
+
+
+def test_sandbox_sign_ticket_is_accepted(demo, settings):
+    settings.CRM_SSO_PUBLIC_KEY = ""
+    token = sign_ticket(staff_id="clerk01", store_code="NX-YC-001", virtual_staff_id="V0001", name="演示")
+    assert sso(Client(), token).status_code == 302
+
+
+# --- refused ----------------------------------------------------------------------
+
+
+def _refusals() -> list:
+    return [
+        pytest.param(lambda: sign(claims(), key=_foreign_key_pem()), "signature", id="forged"),
+        pytest.param(lambda: ticket(iat=int(time.time()) - 200, exp=int(time.time()) - 80), "expired", id="expired"),
+        pytest.param(lambda: ticket(exp=int(time.time()) + 121), "120", id="lives-too-long"),
+        pytest.param(
+            lambda: ticket(iat=int(time.time()) + 60, exp=int(time.time()) + 120), "", id="issued-in-the-future"
+        ),
+        pytest.param(lambda: ticket(aud="another-app"), "audience", id="wrong-aud"),
+        pytest.param(lambda: ticket(iss="not-the-crm"), "issued", id="wrong-iss"),
+        pytest.param(lambda: ticket(sub=None), "sub", id="missing-sub"),
+        pytest.param(lambda: ticket(name=None), "name", id="missing-name"),
+        pytest.param(lambda: ticket(store_code=None), "store_code", id="missing-store_code"),
+        pytest.param(lambda: ticket(virtual_staff_id=None), "virtual_staff_id", id="missing-virtual_staff_id"),
+        pytest.param(lambda: ticket(jti=None), "jti", id="missing-jti"),
+        pytest.param(lambda: ticket(iat=None), "iat", id="missing-iat"),
+        pytest.param(lambda: ticket(exp=None), "exp", id="missing-exp"),
+        pytest.param(lambda: ticket(sub=""), "sub", id="empty-sub"),
+        pytest.param(lambda: ticket(store_code="S" * 33), "store_code", id="store_code-too-long"),
+        pytest.param(lambda: _unsigned(claims()), "", id="alg-none"),
+        pytest.param(lambda: _hs256_with_public_key(claims()), "", id="hs256-with-the-public-key"),
+        pytest.param(lambda: "garbage", "", id="garbage"),
+        pytest.param(lambda: "a.b.c", "", id="three-garbage-segments"),
+        pytest.param(lambda: "", "", id="empty"),
+        pytest.param(lambda: "x" * 5000, "", id="oversized"),
+    ]
+
+
+@pytest.mark.parametrize(("make", "reason_word"), _refusals())
+def test_invalid_ticket_is_refused_with_its_reason_and_no_session(demo, make, reason_word):
+    client = Client()
+
+    response = sso(client, make())
+
+    assert response.status_code == 403
+    login = SsoLogin.objects.get()
+    assert not login.accepted and login.reason
+    assert reason_word in login.reason
+    html = response.content.decode()
+    assert escape(login.reason) in html
+    assert "登录被拒绝" in html
+    assert_signed_out(client)
+    assert not Clerk.objects.exclude(staff_id="clerk01").exists()
+    assert not SsoTicketUse.objects.exists()
+
+
+def test_a_forged_ticket_is_refused_by_the_sandbox_key_too(demo, settings):
+    settings.CRM_SSO_PUBLIC_KEY = ""
+    client = Client()
+    assert sso(client, sign(claims(), key=_foreign_key_pem())).status_code == 403
+    assert_signed_out(client)
+
+
+def test_a_request_without_a_ticket_is_refused(demo):
+    client = Client()
+    response = client.get("/crm/sso/")
+    assert response.status_code == 403
+    assert SsoLogin.objects.filter(accepted=False).count() == 1
+    assert_signed_out(client)
+
+
+def test_a_replayed_ticket_is_refused(demo):
+    token = ticket()
+    assert sso(Client(), token).status_code == 302
+
+    thief = Client()
+    response = sso(thief, token)
+
+    assert response.status_code == 403
+    assert "used already" in response.content.decode()
+    assert_signed_out(thief)
+    assert list(SsoLogin.objects.order_by("pk").values_list("accepted", flat=True)) == [True, False]
+
+
+def test_a_refused_ticket_ends_the_previous_session(demo):
+    client = sign_in()
+    assert client.get(NEW_ORDER).status_code == 200
+
+    assert sso(client, ticket(aud="another-app")).status_code == 403
+
+    assert_signed_out(client)
+
+
+def test_only_get_is_accepted(demo):
+    assert Client().post("/crm/sso/", {"ticket": ticket()}).status_code == 405
+    assert not SsoLogin.objects.exists()
+
+
+def test_a_ticket_never_signs_in_as_an_existing_staff_account(demo):
+    admin = get_user_model().objects.create_superuser("crm-boss", password="x-Strong-Pass-123")
+    client = Client()
+
+    response = sso(client, ticket(sub="boss"))
+
+    signed_in_as = client.session.get("_auth_user_id")
+    assert response.status_code == 403 or int(signed_in_as) != admin.pk
+    assert client.get("/admin/").status_code != 200
+
+
+def test_a_clerk_cannot_reach_admin(clerk):
+    response = clerk.get("/admin/")
+    assert response.status_code in (302, 403)
+    if response.status_code == 302:
+        assert "login" in response["Location"]
+    final = clerk.get("/admin/", follow=True)
+    assert final.request["PATH_INFO"] != "/admin/"
+    assert 'id="recent-actions-module"' not in final.content.decode()
+
+
+def test_a_signed_in_non_clerk_sees_not_a_clerk_page(demo):
+    client = Client()
+    client.force_login(get_user_model().objects.create_user("someone"))
+    response = client.get(NEW_ORDER)
+    assert response.status_code == 403
+    assert "非营业厅账号" in response.content.decode()
+
+
+# --- the sandbox's CRM ------------------------------------------------------------
+
+LAUNCH = {"staff_id": "clerk01", "store_code": "NX-YC-001", "virtual_staff_id": "V0001", "name": "演示"}
+
+
+def test_sandbox_launch_signs_a_working_ticket(demo, settings):
+    settings.CRM_SSO_PUBLIC_KEY = ""  # the sandbox's own key pair, as an integrator's set-up has it
+    client = Client()
+
+    response = client.get("/sandbox/crm/launch/", LAUNCH)
+
+    assert response.status_code == 302
+    location = urlsplit(response["Location"])
+    assert location.path == "/crm/sso/"
+    (token,) = parse_qs(location.query)["ticket"]
+    signed = jwt.decode(token, sandbox_public_key_pem(CRM_KEY), algorithms=["RS256"], audience="ipvas")
+    assert {k: signed[k] for k in ("iss", "sub", "name", "store_code", "virtual_staff_id")} == {
+        "iss": "crm",
+        "sub": "clerk01",
+        "name": "演示",
+        "store_code": "NX-YC-001",
+        "virtual_staff_id": "V0001",
+    }
+    assert signed["exp"] - signed["iat"] <= 120 and signed["jti"]
+    landing = client.get(response["Location"])
+    assert landing.status_code == 302 and landing["Location"] == NEW_ORDER
+    assert client.get(NEW_ORDER).status_code == 200
+    assert Clerk.objects.get(staff_id="clerk01").name == "演示"
+    assert SsoLogin.objects.get().accepted
+
+
+@pytest.mark.parametrize("missing", ["staff_id", "store_code", "virtual_staff_id"])
+def test_sandbox_launch_without_a_parameter_is_a_400(demo, missing):
+    params = {k: v for k, v in LAUNCH.items() if k != missing}
+    response = Client().get("/sandbox/crm/launch/", params)
+    assert response.status_code == 400
+    assert missing in response.json()["error"]["message"]
+
+
+def test_sandbox_frame_embeds_the_launch_url(demo):
+    response = Client().get("/sandbox/crm/frame/", LAUNCH)
+    assert response.status_code == 200
+    assert '<iframe src="/sandbox/crm/launch/?staff_id=clerk01' in response.content.decode()
+
+
+@pytest.mark.parametrize("path", ["/sandbox/crm/launch/", "/sandbox/crm/frame/"])
+def test_sandbox_crm_is_404_when_the_sandbox_is_off(demo, settings, path):
+    settings.SANDBOX = False
+    assert Client().get(path, LAUNCH).status_code == 404
