@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -40,10 +41,10 @@ from orders import selectors
 from orders.constants import Channel, ProductKind
 from orders.models import Order
 from orders.services import order_create
-from orders.validation import ORDER_NO_RE
-from orders.validation import CONTENT_ID_RE, TV_ACCOUNT_RE
+from orders.validation import CONTENT_ID_RE, ORDER_NO_RE, TV_ACCOUNT_RE
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,64}\Z")
 ERROR = OpenApiResponse(description='Error: `{"error": {"code", "message", "fields"}}`')
 
 
@@ -114,8 +115,8 @@ class OrderCreateView(EpgView):
     def post(self, request: Request) -> Response:
         client_id = request.user.client_id
         key = request.headers.get("Idempotency-Key", "")
-        if len(key) > 64:
-            raise InvalidInput(fields={"Idempotency-Key": [_("At most 64 characters.")]})
+        if key and not IDEMPOTENCY_KEY_RE.match(key):
+            raise InvalidInput(fields={"Idempotency-Key": [_("At most 64 printable ASCII characters.")]})
         if not isinstance(request.data, dict):
             raise InvalidInput(_("The body must be a JSON object."))
         data = OrderCreateInput(data=request.data)
@@ -289,8 +290,4 @@ class EntitlementsView(EpgView):
 
 def _plain_text(value: str, max_length: int) -> bool:
     """What EntitlementQuery accepts for a free-text field: not blank, not too long, no NUL or surrogate."""
-    return (
-        0 < len(value) <= max_length
-        and "\x00" not in value
-        and not any("\ud800" <= char <= "\udfff" for char in value)
-    )
+    return 0 < len(value) <= max_length and "\x00" not in value and not any("\ud800" <= c <= "\udfff" for c in value)

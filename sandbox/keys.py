@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import string
+from functools import lru_cache
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -76,7 +77,13 @@ def sandbox_private_key_pem(name: str) -> str:
 
 
 def sandbox_public_key_pem(name: str) -> str:
-    key = serialization.load_pem_private_key(sandbox_file(name), password=None)
+    return _public_half(sandbox_file(name))
+
+
+@lru_cache(maxsize=16)
+def _public_half(private_pem: bytes) -> str:
+    """Parsing an RSA private key costs ~0.1 s of CPU: done once per key file content."""
+    key = serialization.load_pem_private_key(private_pem, password=None)
     return (
         key.public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -22,8 +22,8 @@ from billing.providers import get_provider
 from billing.providers.types import ProviderUnavailable
 from billing.services import payments, sms
 from billing.services.cash import virtual_staff_id_of
-from billing.services.ledger import ledger_record
-from billing.services.refunds import active_refund, refund_request
+from billing.services.ledger import ledger_record, order_totals
+from billing.services.refunds import REFUND_BACKOFF_CAP_SECONDS, active_refund, refund_request
 from billing.services.work import work_item_open
 from channels_crm.crm import ActivityRequest, CrmUnavailable, get_crm
 from ipvas import outbox
@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 CLOSE_GRACE = timedelta(minutes=10)
 # While a refund is under way, how often the order looks at it.
 REFUND_WATCH = timedelta(seconds=60)
+# A refund not touched for this long has lost its retry chain (its backoff is at most 5 minutes).
+REFUND_CHAIN_LOST = timedelta(seconds=REFUND_BACKOFF_CAP_SECONDS + 120)
 # While a person must decide, how often the order is looked at again.
 NEEDS_PERSON_WATCH = timedelta(hours=1)
 
@@ -208,10 +210,13 @@ def provisioning_due(order_id: int, due_at: datetime | None) -> str:
         if order is None:
             return "not_due"
         refund = active_refund(order)
-        if refund is not None:
-            # The money is on its way back; keep an eye on it until it arrives.
+        if refund is not None and _left_after_refunds(order) <= 0:
+            # The money is on its way back and the refund drives itself (its own
+            # retries); the order only keeps an eye on it, and restarts a refund
+            # whose retry chain was lost (nothing moved for longer than any backoff).
             _watch_refund(order)
-            outbox.enqueue("billing.tasks.process_refund", kwargs={"refund_id": refund.pk})
+            if refund.updated_at < timezone.now() - REFUND_CHAIN_LOST:
+                outbox.enqueue("billing.tasks.process_refund", kwargs={"refund_id": refund.pk})
             return "refunding"
         if timezone.now() >= provisioning_cutoff(order):
             return _give_up(order, why="the SMP did not subscribe before the provisioning deadline", actor=actor)
@@ -260,6 +265,16 @@ def provisioning_due(order_id: int, due_at: datetime | None) -> str:
             transit(order, "fail", code=FailureCode.INSUFFICIENT_BALANCE, detail=result.message, actor=actor)
             return "failed"
         return _give_up(order, why=f"the SMP refused: {result.reason} {result.message}".strip(), actor=actor)
+
+
+def _left_after_refunds(order: Order) -> int:
+    """What stays paid for the order once every refund under way has gone through.
+
+    A duplicate payment being refunded does not hold the order back: the
+    payment that pays for it still stands.
+    """
+    under_way = Refund.objects.filter(order=order, status__in=[RefundStatus.REQUESTED, RefundStatus.PROCESSING])
+    return order_totals(order)["net_fen"] - sum(under_way.values_list("amount_fen", flat=True))
 
 
 def _watch_refund(order: Order, *, every: timedelta = REFUND_WATCH) -> None:

@@ -21,7 +21,7 @@ from billing.models import (
     WorkItem,
     WorkItemKind,
 )
-from billing.services.ledger import ledger_record, order_totals
+from billing.services.ledger import ledger_record, order_totals, payment_refundable_fen
 from billing.services.refunds import ACTIVE, order_money_returned, refund_request
 from billing.services.work import work_item_open
 from ipvas import outbox
@@ -62,8 +62,18 @@ def refund_by_admin(*, order_id: int, reason: str, actor: Actor, amount_fen: int
         )
         method = order.payment_method
         if method in QR_METHODS:
-            payment = Payment.objects.filter(order=order, method=method, status=PaymentStatus.PAID).latest("paid_at")
-            refund_request(order=order, payment=payment, reason=reason, actor=actor, amount_fen=amount)
+            # Taken from the payments that still hold money, oldest first (a second
+            # payment of the same order may have been refunded already).
+            left = amount
+            for payment in Payment.objects.filter(
+                order=order, provider__in=[Provider.WECHATPAY, Provider.ALIPAY], status=PaymentStatus.PAID
+            ).order_by("paid_at", "pk"):
+                share = min(left, payment_refundable_fen(payment))
+                if share > 0:
+                    refund_request(order=order, payment=payment, reason=reason, actor=actor, amount_fen=share)
+                    left -= share
+                if left == 0:
+                    break
             return "provider_refund"
         if amount != net:
             raise InvalidInput(fields={"amount": [_("Phone-bill and cash orders are refunded in full.")]})

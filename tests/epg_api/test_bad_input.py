@@ -439,12 +439,6 @@ def test_key_of_64_characters_is_accepted_and_65_is_a_400(api, frozen):
     assert "Idempotency-Key" in error["fields"]
 
 
-@pytest.mark.xfail(
-    ON_POSTGRESQL,
-    strict=True,
-    reason="BUG: epg_api/views.py OrderCreateView looks the Idempotency-Key up in the database unchecked; "
-    "PostgreSQL refuses a NUL character in text (DataError), so a key with NUL answers 500",
-)
 def test_key_with_a_nul_character_is_not_a_server_error(api, frozen):
     api.client = Client(raise_request_exception=False)
 

@@ -1,0 +1,162 @@
+"""The entitlement check answers from a cache, and is still right at once.
+
+The cache entry of an account is read in the same round trip as the API
+key's revocation marker (epg_api.authentication), and a verified key is also
+remembered in each process. These tests use real commits (``transaction=True``)
+so that the on-commit invalidation runs as it does in production: an
+entitlement granted by provisioning, or revoked by a refund or by
+``entitlement_revoke``, shows in the very next answer; a revoked key is
+refused at once; the fast path validates exactly as the serializer does.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.cache import cache
+from django.core.management import call_command
+from rest_framework.exceptions import ValidationError
+
+from billing.services.manual import refund_by_admin
+from epg_api.models import EpgClient
+from epg_api.serializers import EntitlementQuery
+from ipvas.actors import Actor, ActorKind
+from orders import selectors
+from orders.models import Entitlement, Order
+from orders.services.entitlements import entitlement_revoke
+from tests.epg_api.support import Api, new_api_key
+from tests.support.tasks import run_due_tasks
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ADMIN = Actor(ActorKind.ADMIN, "admin")
+
+
+@pytest.fixture
+def vendor(settings) -> Api:
+    settings.OUTBOX_RELAY_ON_COMMIT = False
+    call_command("seed_demo", stdout=io.StringIO())
+    return Api(new_api_key("cache test vendor"))
+
+
+def entitled(api: Api, **params: str) -> bool:
+    response = api.entitlements(**params)
+    assert response.status_code == 200, response.content
+    return response.json()["entitled"]
+
+
+def buy(api: Api, method: str = "wechat_qr") -> Order:
+    """A purchase through the API and the real services (the worker's tasks run here)."""
+    from tests.epg_api.support import provider_pay
+
+    created = api.create("tv1001", "VIP-MONTH").json()
+    run_due_tasks()
+    order = api.pay_with(created["order_no"], method)
+    if method == "wechat_qr":
+        provider_pay(method, order["payment"]["out_trade_no"])
+    run_due_tasks()
+    bought = Order.objects.get(order_no=created["order_no"])
+    assert bought.status == "completed"
+    return bought
+
+
+def test_the_answer_is_cached(vendor, django_assert_num_queries):
+    assert entitled(vendor, tv_account="tv1001", product_code="VIP-MONTH") is False
+    assert cache.get(selectors.entitlements_cache_key("tv1001")) == []
+
+    with django_assert_num_queries(0):
+        assert entitled(vendor, tv_account="tv1001", product_code="VIP-MONTH") is False
+
+
+def test_a_new_entitlement_shows_at_once(vendor):
+    assert entitled(vendor, tv_account="tv1001", product_code="VIP-MONTH") is False  # cached: not entitled
+
+    buy(vendor)
+
+    assert entitled(vendor, tv_account="tv1001", product_code="VIP-MONTH") is True
+
+
+def test_a_refund_by_an_admin_takes_it_away_at_once(vendor):
+    order = buy(vendor)
+    assert entitled(vendor, tv_account="tv1001", product_code="VIP-MONTH") is True  # cached: entitled
+
+    assert refund_by_admin(order_id=order.pk, reason="the customer asked", actor=ADMIN) == "provider_refund"
+    run_due_tasks()
+
+    assert Entitlement.objects.get(order=order).revoked_at is not None
+    assert entitled(vendor, tv_account="tv1001", product_code="VIP-MONTH") is False
+
+
+def test_a_revoked_entitlement_is_gone_at_once(vendor):
+    first = buy(vendor)
+    buy(vendor, method="phone_bill")  # stacked after the first
+    body = vendor.entitlements(tv_account="tv1001").json()
+    assert len(body["entitlements"]) == 2
+
+    entitlement_revoke(order=first)
+
+    body = vendor.entitlements(tv_account="tv1001").json()
+    assert len(body["entitlements"]) == 1
+    assert body["entitled"] is False  # what is left starts when the revoked month would have ended
+
+
+def test_a_revoked_key_is_refused_at_once_although_this_process_remembers_it(vendor):
+    assert entitled(vendor, tv_account="tv1001") is False  # verified, remembered here and in the cache
+    client = EpgClient.objects.get(name="cache test vendor")
+    client.revoked = True
+    client.save()
+
+    assert vendor.entitlements(tv_account="tv1001").status_code == 401
+
+    client.revoked = False
+    client.save()
+    assert vendor.entitlements(tv_account="tv1001").status_code == 200
+
+
+def test_without_the_cache_every_check_reads_the_database(vendor, settings, django_assert_num_queries):
+    settings.ENTITLEMENT_CACHE_SECONDS = 0
+    assert entitled(vendor, tv_account="tv1001") is False  # the key is verified and remembered now
+
+    with django_assert_num_queries(1):
+        assert entitled(vendor, tv_account="tv1001") is False
+    buy(vendor)
+    with django_assert_num_queries(1):
+        assert entitled(vendor, tv_account="tv1001", product_code="VIP-MONTH") is True
+    assert cache.get(selectors.entitlements_cache_key("tv1001")) is None
+
+
+QUERIES = [
+    {},
+    {"tv_account": ""},
+    {"tv_account": "x" * 65},
+    {"tv_account": "tv\x001"},
+    {"tv_account": "tv1001\n"},
+    {"tv_account": "tv1001", "product_code": ""},
+    {"tv_account": "tv1001", "product_code": "P" * 33},
+    {"tv_account": "tv1001", "product_code": "VIP\x00"},
+    {"tv_account": "tv1001", "content_id": ""},
+    {"tv_account": "tv1001", "content_id": "m 42"},
+    {"tv_account": "x" * 65, "product_code": "", "content_id": "m 42"},
+    {"tv_account": "tv1001", "product_code": "任何产品", "content_id": "m42"},
+    {"tv_account": "Aa0_.-@" + "z" * 57, "product_code": "P" * 32, "content_id": "c" * 64},
+]
+
+
+@pytest.mark.parametrize("params", QUERIES)
+def test_the_fast_path_validates_as_the_serializer_does(vendor, params):
+    query = EntitlementQuery(data=params)
+    try:
+        query.is_valid(raise_exception=True)
+    except ValidationError as exc:
+        expected = {field: [str(m) for m in messages] for field, messages in exc.detail.items()}
+    else:
+        expected = None
+
+    response = vendor.entitlements(**params)
+
+    if expected is None:
+        assert response.status_code == 200, response.content
+        assert response.json()["tv_account"] == params["tv_account"]
+    else:
+        assert response.status_code == 400, response.content
+        assert response.json()["error"]["fields"] == expected
