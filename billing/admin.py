@@ -146,3 +146,6 @@ class WorkItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "opts": self.model._meta,
         }
         return render(request, "admin/billing/workitem_act.html", context)
+
+
+from billing.reconciliation import admin as reconciliation_admin  # noqa: E402,F401 - registers its models

@@ -34,3 +34,10 @@ def reverse_crm_activity(order_id: int, attempt: int = 0) -> str:
 @ipvas_task(name="billing.tasks.revoke_on_smp")
 def revoke_on_smp(order_id: int, attempt: int = 0) -> str:
     return followups.smp_revoke(order_id=order_id, attempt=attempt)
+
+
+@ipvas_task(name="billing.tasks.reconcile_yesterday", soft_time_limit=900, time_limit=1200)
+def reconcile_yesterday(day: str | None = None, attempt: int = 0) -> str:
+    from billing.reconciliation.services import reconcile_scheduled
+
+    return reconcile_scheduled(day=day, attempt=attempt)

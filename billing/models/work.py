@@ -29,7 +29,8 @@ class WorkItem(models.Model):
     class Meta:
         verbose_name = _("work item")
         verbose_name_plural = _("work items")
-        ordering = ["resolved_at", "-created_at"]
+        # Open items first on every database (PostgreSQL sorts NULL last by default).
+        ordering = [models.F("resolved_at").asc(nulls_first=True), "-created_at"]
         constraints = [
             models.UniqueConstraint(
                 fields=["order", "kind"], condition=Q(resolved_at__isnull=True), name="workitem_one_open_per_kind"

@@ -120,3 +120,23 @@ def set_faults(request: HttpRequest) -> HttpResponse:
         raise BadRequest(f"mode must be one of {', '.join(FaultMode.values)}")
     faults.set_mode("smp", mode)
     return JsonResponse({"system": "smp", "mode": mode})
+
+
+@sandbox_view
+def provisioning_list(request: HttpRequest) -> HttpResponse:
+    """GET ?date=YYYY-MM-DD: the simulated SMP's daily provisioning list (docs/protocols.md)."""
+    import io
+    from datetime import date
+
+    from sandbox.statements import write_smp_provisioning_list
+
+    expected = f"Bearer {settings.SMP_API_TOKEN}"
+    if not hmac.compare_digest(request.headers.get("Authorization", ""), expected):
+        return JsonResponse({"error": "bad token"}, status=401)
+    try:
+        day = date.fromisoformat(request.GET.get("date", ""))
+    except ValueError:
+        raise BadRequest("date must be YYYY-MM-DD") from None
+    buffer = io.BytesIO()
+    write_smp_provisioning_list(day, buffer)
+    return HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")

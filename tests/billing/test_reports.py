@@ -673,18 +673,25 @@ def test_nice_steps_and_scales_are_integers():
 
 
 def test_a_line_chart_is_accessible_svg_labelled_in_yuan():
-    svg = charts.line_chart(
-        chart_id="c1",
-        title="Revenue <per> day",
-        labels=["2025-03-10", "2025-03-11"],
-        series=[charts.Series("Net", [30400, -250])],
-    )
+    with translation.override("en"):
+        svg = _revenue_chart()
+    with translation.override("zh-hans"):
+        assert ">元</text>" in _revenue_chart()
     assert svg.startswith('<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-line" id="c1"')
     assert 'role="img" aria-labelledby="c1-title c1-desc"' in svg
     assert '<title id="c1-title">Revenue &lt;per&gt; day</title>' in svg
     assert "2025-03-11 · Net: -2.50" in svg
     assert ">yuan</text>" in svg
     assert "<script" not in svg
+
+
+def _revenue_chart() -> str:
+    return charts.line_chart(
+        chart_id="c1",
+        title="Revenue <per> day",
+        labels=["2025-03-10", "2025-03-11"],
+        series=[charts.Series("Net", [30400, -250])],
+    )
 
 
 def test_a_single_day_and_an_empty_bar_chart_still_draw():

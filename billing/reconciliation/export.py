@@ -1,0 +1,82 @@
+"""A run's items (or any selection of items) as CSV, streamed row by row."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+
+from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
+
+from billing.models import ReconciliationItem
+from billing.money import fen_to_yuan
+
+CHUNK = 2000
+HEADER = [
+    "day",
+    "outcome",
+    "source",
+    "kind",
+    "order_no",
+    "reference",
+    "our_amount_fen",
+    "their_amount_fen",
+    "our_amount_yuan",
+    "their_amount_yuan",
+    "statement_line",
+    "detail",
+]
+
+
+class _Echo:
+    """A file-like object whose write returns the line, for csv.writer in a generator."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _yuan(fen: int | None) -> str:
+    return "" if fen is None else fen_to_yuan(fen)
+
+
+def item_rows(items: QuerySet[ReconciliationItem]) -> Iterator[str]:
+    """The CSV text, one line at a time: a BOM (spreadsheets then read UTF-8), the header, the items."""
+    writer = csv.writer(_Echo())
+    yield "\ufeff" + writer.writerow(HEADER)
+    rows = items.order_by("run__day", "pk").values_list(
+        "run__day",
+        "outcome",
+        "source",
+        "kind",
+        "order_no",
+        "reference",
+        "our_amount_fen",
+        "their_amount_fen",
+        "statement_line_no",
+        "detail",
+    )
+    for day, outcome, source, kind, order_no, reference, ours, theirs, line_no, detail in rows.iterator(
+        chunk_size=CHUNK
+    ):
+        yield writer.writerow(
+            [
+                day.isoformat(),
+                outcome,
+                source,
+                kind,
+                order_no,
+                reference,
+                "" if ours is None else ours,
+                "" if theirs is None else theirs,
+                _yuan(ours),
+                _yuan(theirs),
+                "" if line_no is None else line_no,
+                detail,
+            ]
+        )
+
+
+def items_csv_response(items: QuerySet[ReconciliationItem], *, filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(item_rows(items), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
