@@ -28,13 +28,18 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 10
 
 
-def _again(task: str, kwargs: dict[str, int], attempt: int) -> None:
+def _again_or_ask(task: str, kwargs: dict[str, int], attempt: int, *, order: Order, kind: str, detail: str) -> str:
+    """The outside system did not answer: try again later, or, after MAX_ATTEMPTS, ask a person."""
+    if attempt + 1 >= MAX_ATTEMPTS:
+        work_item_open(order=order, kind=kind, detail=detail)
+        return "gave_up"
     with transaction.atomic():
         outbox.enqueue(
             task,
             kwargs={**kwargs, "attempt": attempt + 1},
             due_at=timezone.now() + timedelta(seconds=min(2**attempt * 5, 300)),
         )
+    return "retry"
 
 
 def provider_order_close(*, payment_id: int, attempt: int = 0) -> str:
@@ -46,15 +51,11 @@ def provider_order_close(*, payment_id: int, attempt: int = 0) -> str:
         result = provider.close(payment.out_trade_no)
         trade = provider.query(payment.out_trade_no) if result.already_paid else None
     except ProviderUnavailable as exc:
-        if attempt + 1 >= MAX_ATTEMPTS:
-            work_item_open(
-                order=payment.order,
-                kind=WorkItemKind.PROVIDER_DISAGREES,
-                detail=f"could not close {payment.provider} order {payment.out_trade_no}: {exc}",
-            )
-            return "gave_up"
-        _again("billing.tasks.close_provider_order", {"payment_id": payment_id}, attempt)
-        return "retry"
+        return _again_or_ask(
+            "billing.tasks.close_provider_order", {"payment_id": payment_id}, attempt,
+            order=payment.order, kind=WorkItemKind.PROVIDER_DISAGREES,
+            detail=f"could not close {payment.provider} order {payment.out_trade_no}: {exc}",
+        )  # fmt: skip
     if trade is not None:
         # It was paid after all: that money is dealt with like any other payment.
         return payment_succeeded(
@@ -76,13 +77,10 @@ def phone_bill_reverse(*, order_id: int, attempt: int = 0) -> str:
     try:
         result = get_smp().unsubscribe(order_no=order.order_no)
     except SmpUnavailable as exc:
-        if attempt + 1 >= MAX_ATTEMPTS:
-            work_item_open(
-                order=order, kind=WorkItemKind.PROVISIONING_UNCERTAIN, detail=f"SMP reversal not confirmed: {exc}"
-            )
-            return "gave_up"
-        _again("billing.tasks.reverse_phone_bill", {"order_id": order_id}, attempt)
-        return "retry"
+        return _again_or_ask(
+            "billing.tasks.reverse_phone_bill", {"order_id": order_id}, attempt,
+            order=order, kind=WorkItemKind.PROVISIONING_UNCERTAIN, detail=f"SMP reversal not confirmed: {exc}",
+        )  # fmt: skip
     if result.reversed_fen:
         with transaction.atomic():
             order = lock_order(order_id)
@@ -120,11 +118,10 @@ def smp_revoke(*, order_id: int, attempt: int = 0) -> str:
     try:
         result = get_smp().unsubscribe(order_no=order.order_no)
     except SmpUnavailable as exc:
-        if attempt + 1 >= MAX_ATTEMPTS:
-            work_item_open(order=order, kind=WorkItemKind.PROVIDER_DISAGREES, detail=f"SMP unsubscribe failed: {exc}")
-            return "gave_up"
-        _again("billing.tasks.revoke_on_smp", {"order_id": order_id}, attempt)
-        return "retry"
+        return _again_or_ask(
+            "billing.tasks.revoke_on_smp", {"order_id": order_id}, attempt,
+            order=order, kind=WorkItemKind.PROVIDER_DISAGREES, detail=f"SMP unsubscribe failed: {exc}",
+        )  # fmt: skip
     return "revoked" if result.ok else "refused"
 
 
@@ -136,9 +133,8 @@ def crm_reverse(*, order_id: int, attempt: int = 0) -> str:
     try:
         result = get_crm().reverse_activity(order_no=order.order_no)
     except CrmUnavailable as exc:
-        if attempt + 1 >= MAX_ATTEMPTS:
-            work_item_open(order=order, kind=WorkItemKind.CRM_UNCERTAIN, detail=f"CRM reversal failed: {exc}")
-            return "gave_up"
-        _again("billing.tasks.reverse_crm_activity", {"order_id": order_id}, attempt)
-        return "retry"
+        return _again_or_ask(
+            "billing.tasks.reverse_crm_activity", {"order_id": order_id}, attempt,
+            order=order, kind=WorkItemKind.CRM_UNCERTAIN, detail=f"CRM reversal failed: {exc}",
+        )  # fmt: skip
     return "reversed" if result.ok else "refused"
