@@ -203,6 +203,7 @@ class PngRenderer(BaseRenderer):
 
 class OrderQrView(EpgView):
     renderer_classes = [JSONRenderer, PngRenderer]
+
     @extend_schema(
         summary="The QR code of the pending payment, as PNG",
         responses={(200, "image/png"): OpenApiTypes.BINARY, 401: ERROR, 404: ERROR},

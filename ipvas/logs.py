@@ -20,9 +20,7 @@ from django.http import HttpRequest, HttpResponse
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("ipvas_log_context", default={})  # noqa: B039
 
 MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
-SECRETS = re.compile(
-    r"(?i)(api-key\s+|bearer\s+|ticket=|secret[\"'=:\s]+|password[\"'=:\s]+)([A-Za-z0-9._~+/=-]{6,})"
-)
+SECRETS = re.compile(r"(?i)(api-key\s+|bearer\s+|ticket=|secret[\"'=:\s]+|password[\"'=:\s]+)([A-Za-z0-9._~+/=-]{6,})")
 
 
 def bind(**values: Any) -> None:

@@ -276,9 +276,7 @@ def wechatpay_refund_notification(refund: SimRefund, *, status: str = "SUCCESS")
             "payer_refund": refund.amount_fen,
         },
     }
-    return wechatpay_event(
-        event_type=f"REFUND.{status}", summary="退款成功", original_type="refund", resource=resource
-    )
+    return wechatpay_event(event_type=f"REFUND.{status}", summary="退款成功", original_type="refund", resource=resource)
 
 
 def alipay_notification(trade: SimTrade) -> dict[str, str]:

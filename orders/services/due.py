@@ -32,9 +32,12 @@ from orders.smp import PrecheckRequest, PrecheckResult, SmpUnavailable, get_smp
 
 logger = logging.getLogger(__name__)
 
+
 def claim_lease() -> timedelta:
     """How long a claimed order is left alone while its handler talks to an outside system."""
     return timedelta(seconds=settings.ORDER_CLAIM_LEASE_SECONDS)
+
+
 # The sweep leaves orders this much overdue to their own due tasks.
 SWEEP_GRACE = timedelta(seconds=2)
 MAX_BACKOFF_SECONDS = 30
