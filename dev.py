@@ -53,7 +53,7 @@ def ensure_venv() -> None:
     digest = hashlib.sha256(requirements).hexdigest()
     if not stamp.exists() or stamp.read_text() != digest:
         say("installing the pinned requirements (first run takes a minute)")
-        run(PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", "requirements.txt")
+        run(PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-qq", "-r", "requirements.txt")
         stamp.write_text(digest)
 
 
