@@ -21,6 +21,7 @@ from billing.services.notifications import notification_accept, refund_notificat
 from billing.services.sms import sms_reply_received
 from ipvas.credentials import secret
 from ipvas.metrics import NOTIFICATIONS
+from ipvas.secrets_compare import same_secret
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def sms_inbound(request: HttpRequest) -> HttpResponse:
     expected = hmac.new(
         secret("SMS_WEBHOOK_SECRET", sandbox_file="sms_webhook_secret.txt").encode(), body, hashlib.sha256
     ).hexdigest()
-    if not hmac.compare_digest(expected, request.headers.get("X-Signature", "").strip().lower()):
+    if not same_secret(request.headers.get("X-Signature", "").strip().lower(), expected):
         return JsonResponse({"error": {"code": "bad_signature", "message": "bad signature"}}, status=403)
     try:
         payload = json.loads(body)

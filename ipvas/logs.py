@@ -43,15 +43,37 @@ class ContextFilter(logging.Filter):
         return True
 
 
+# Attributes every LogRecord has; anything else on a record is an "extra".
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
 class RedactingFilter(logging.Filter):
+    """Masks mobile numbers and key material in everything a record carries to a handler:
+    the message, the extras (JSON logs print them), tracebacks, and the request
+    Django attaches (its repr holds the query string: an SSO ticket, a phone)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a bad format string must not kill logging
-            return True
+            message = str(record.msg)
         cleaned = redact(message)
         if cleaned != message or record.args:
             record.msg, record.args = cleaned, None
+        request = getattr(record, "request", None)
+        if request is not None and not isinstance(request, str):
+            record.request = f"{getattr(request, 'method', '')} {getattr(request, 'path', '')}"
+        for key, value in list(vars(record).items()):
+            if key not in _STANDARD and isinstance(value, str):
+                setattr(record, key, redact(value))
+        if record.exc_info:
+            formatter = logging.Formatter()
+            record.exc_text = redact(formatter.formatException(record.exc_info))
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 

@@ -8,7 +8,6 @@ read from the database and the broker when scraped.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import os
 from collections.abc import Iterator
@@ -20,6 +19,8 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from ipvas.secrets_compare import same_secret
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,6 @@ def registry() -> CollectorRegistry:
 @require_GET
 def metrics_view(request: HttpRequest) -> HttpResponse:
     token = settings.METRICS_TOKEN
-    if token and not hmac.compare_digest(request.headers.get("Authorization", ""), f"Bearer {token}"):
+    if token and not same_secret(request.headers.get("Authorization", ""), f"Bearer {token}"):
         return HttpResponse(status=401)
     return HttpResponse(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)

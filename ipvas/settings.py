@@ -92,8 +92,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "ipvas.logs.LogContextMiddleware",
-    "django.middleware.security.SecurityMiddleware",
+    # Before SecurityMiddleware, so that its redirects to HTTPS carry the CSP too.
     "ipvas.middleware.SecurityHeadersMiddleware",
+    "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",

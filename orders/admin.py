@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -78,9 +79,14 @@ class ProductAdmin(admin.ModelAdmin):
         (_("History"), {"fields": ["created_at", "updated_at", "change_reason"]}),
     ]
 
-    def construct_change_message(self, request: HttpRequest, form: Any, formsets: Any, add: bool = False) -> Any:
-        message = super().construct_change_message(request, form, formsets, add)
-        return [*message, {"reason": form.cleaned_data.get("change_reason", "")}]
+    def construct_change_message(self, request: HttpRequest, form: Any, formsets: Any, add: bool = False) -> str:
+        """What changed, as admin's history shows it, and why (the history keeps both)."""
+        what = LogEntry(change_message=json.dumps(super().construct_change_message(request, form, formsets, add)))
+        return f"{what.get_change_message()} Why: {form.cleaned_data.get('change_reason', '')}"
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Orders keep pointing at their product: a product is retired (not active), never deleted.
+        return False
 
     @admin.display(description=_("price (yuan)"))
     def price_in_yuan(self, product: Product) -> str:

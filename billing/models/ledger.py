@@ -5,6 +5,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from billing.models.payments import Payment, Provider
+from ipvas.appendonly import AppendOnlyModel
 from orders.constants import PaymentMethod
 from orders.models import Order
 
@@ -16,7 +17,7 @@ class LedgerKind(models.TextChoices):
     CASH_PAYBACK = "cash_payback", _("cash paid back by the store")
 
 
-class LedgerEntry(models.Model):
+class LedgerEntry(AppendOnlyModel):
     """One movement of money, append-only. Totals are sums of these, never counters.
 
     ``amount_fen`` is signed: money in is positive, money going back is
@@ -45,14 +46,6 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount_fen} {self.provider}:{self.provider_ref}"
-
-    def save(self, *args: object, **kwargs: object) -> None:
-        if self.pk is not None:
-            raise ValueError("ledger entries are append-only")
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
-
-    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
-        raise ValueError("ledger entries are append-only")
 
 
 class RefundStatus(models.TextChoices):

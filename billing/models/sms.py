@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from orders.models import Order
@@ -35,6 +36,12 @@ class SmsConfirmation(models.Model):
         verbose_name_plural = _("SMS confirmations")
         ordering = ["-created_at", "-pk"]
         indexes = [models.Index(fields=["phone", "status", "-created_at"], name="smsconf_pending_by_phone")]
+        constraints = [
+            # A new confirmation to a number ends the older ones (docs/interfaces.md §4).
+            models.UniqueConstraint(
+                fields=["phone"], condition=Q(status="pending"), name="smsconf_one_pending_per_phone"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.phone} {self.status}"

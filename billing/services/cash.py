@@ -35,7 +35,16 @@ def cash_received(*, order_id: int, actor: Actor) -> Order:
             status=PaymentStatus.PENDING,
         )
         now = timezone.now()
-        transit(order, "start_payment", payment_method=PaymentMethod.CASH, deadline_at=now, now=now, actor=actor)
+        transit(
+            order,
+            "start_payment",
+            payment_method=PaymentMethod.CASH,
+            deadline_at=now,
+            now=now,
+            actor=actor,
+            reason="the clerk confirmed the cash received",
+            data={"method": PaymentMethod.CASH},
+        )
     return order
 
 

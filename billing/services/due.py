@@ -59,7 +59,13 @@ def payment_due(order_id: int, due_at: datetime | None) -> str:
             return "not_due"
         if order.payment_method == PaymentMethod.PHONE_BILL_SMS:
             sms.sms_confirmation_expire(order)
-            transit(order, "expire", code=FailureCode.SMS_TIMEOUT, actor=Actor.task("payment-deadline"))
+            transit(
+                order,
+                "expire",
+                code=FailureCode.SMS_TIMEOUT,
+                actor=Actor.task("payment-deadline"),
+                reason="no reply Y to the confirmation SMS in time, or a newer confirmation replaced it",
+            )
             return "expired"
         if order.payment_method == PaymentMethod.CASH:
             payment = payments.open_payment(order)
@@ -78,7 +84,13 @@ def payment_due(order_id: int, due_at: datetime | None) -> str:
                 if payment is not None:
                     payment.status = PaymentStatus.FAILED
                     payment.save(update_fields=["status", "updated_at"])
-                transit(order, "expire", code=FailureCode.PAYMENT_TIMEOUT, actor=Actor.task("payment-deadline"))
+                transit(
+                    order,
+                    "expire",
+                    code=FailureCode.PAYMENT_TIMEOUT,
+                    actor=Actor.task("payment-deadline"),
+                    reason="no QR code was ever shown for this order",
+                )
                 return "expired"
             claimed = claim(order)
     if order.payment_method == PaymentMethod.CASH:
@@ -157,7 +169,14 @@ def _cash_activity(order_id: int, claimed: datetime, payment: Payment | None, re
             Payment.objects.filter(order=order, method=PaymentMethod.CASH, status=PaymentStatus.PENDING).update(
                 status=PaymentStatus.FAILED, failure_reason=result.reason[:255]
             )
-            transit(order, "fail", code=FailureCode.CRM_ACTIVITY_FAILED, detail=result.reason, actor=actor)
+            transit(
+                order,
+                "fail",
+                code=FailureCode.CRM_ACTIVITY_FAILED,
+                detail=result.reason,
+                actor=actor,
+                reason=f"the CRM refused the marketing activity: {result.reason}",
+            )
             return "failed"
         cash = Payment.objects.select_for_update().get(pk=payment.pk) if payment else None
         if cash is not None:
@@ -262,7 +281,14 @@ def provisioning_due(order_id: int, due_at: datetime | None) -> str:
             Payment.objects.filter(order=order, method=order.payment_method, status=PaymentStatus.PENDING).update(
                 status=PaymentStatus.FAILED, failure_reason="insufficient balance"
             )
-            transit(order, "fail", code=FailureCode.INSUFFICIENT_BALANCE, detail=result.message, actor=actor)
+            transit(
+                order,
+                "fail",
+                code=FailureCode.INSUFFICIENT_BALANCE,
+                detail=result.message,
+                actor=actor,
+                reason="the SMP refused the phone-bill charge: insufficient balance",
+            )
             return "failed"
         return _give_up(order, why=f"the SMP refused: {result.reason} {result.message}".strip(), actor=actor)
 

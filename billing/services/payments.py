@@ -162,9 +162,25 @@ def _qr_start(*, order_id: int, method: str, actor: Actor) -> Order:
         payment.qr_code_url = code_url
         payment.save(update_fields=["status", "qr_code_url", "updated_at"])
         if order.status == OrderStatus.AWAITING_PAYMENT:
-            transit(order, "start_payment", payment_method=method, deadline_at=payment.expires_at, actor=actor)
+            transit(
+                order,
+                "start_payment",
+                payment_method=method,
+                deadline_at=payment.expires_at,
+                actor=actor,
+                reason=f"QR code shown ({payment.provider} {payment.out_trade_no})",
+                data={"method": method},
+            )
         elif order.status == OrderStatus.PAYMENT_PENDING and order.payment_method in QR_METHODS:
-            transit(order, "switch_payment", payment_method=method, deadline_at=payment.expires_at, actor=actor)
+            transit(
+                order,
+                "switch_payment",
+                payment_method=method,
+                deadline_at=payment.expires_at,
+                actor=actor,
+                reason=f"switched to {payment.provider} ({payment.out_trade_no})",
+                data={"method": method},
+            )
         else:
             # Cancelled or expired while the provider answered: that QR code must not be payable.
             payment_close_later(payment)

@@ -26,6 +26,7 @@ from billing.sms import SmsMessage, SmsUnavailable, get_sms_gateway
 from ipvas import outbox, ratelimit
 from ipvas.actors import Actor, ActorKind
 from ipvas.errors import InvalidState
+from ipvas.locks import lock_name
 from orders.constants import FailureCode, OrderStatus, PaymentMethod
 from orders.models import Order
 from orders.models.order import mask_phone
@@ -84,6 +85,8 @@ def sms_confirmation_start(*, order_id: int, actor: Actor) -> Order:
         if not order.phone:
             raise InvalidState(_("The SMP gave no mobile number for this account; choose another method."))
         _limit(order, actor)
+        # One confirmation pending per number: starts for the same number queue here.
+        lock_name(f"sms-confirmation:{order.phone}")
         expires_at = now + timedelta(seconds=settings.PAYMENT_WINDOW_SECONDS)
         # A new confirmation to a number expires the older ones pending there
         # (docs/interfaces.md §4); their orders end at once, each under its own lock.
@@ -110,7 +113,13 @@ def sms_confirmation_start(*, order_id: int, actor: Actor) -> Order:
             expires_at=expires_at,
         )
         transit(
-            order, "start_payment", payment_method=PaymentMethod.PHONE_BILL_SMS, deadline_at=expires_at, actor=actor
+            order,
+            "start_payment",
+            payment_method=PaymentMethod.PHONE_BILL_SMS,
+            deadline_at=expires_at,
+            actor=actor,
+            reason=f"confirmation SMS to {mask_phone(order.phone)}",
+            data={"method": PaymentMethod.PHONE_BILL_SMS},
         )
         outbox.enqueue("billing.tasks.send_sms_confirmation", kwargs={"confirmation_id": confirmation.pk})
     return order

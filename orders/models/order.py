@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, TransitionNotAllowed, transition
 
 from ipvas.actors import ActorKind
+from ipvas.appendonly import AppendOnlyModel
 from orders.constants import (
     QR_METHODS,
     TERMINAL_STATUSES,
@@ -198,17 +199,7 @@ class Order(ConcurrentTransitionMixin, models.Model):
         self.attempts += 1
 
 
-class AppendOnlyQuerySet(models.QuerySet):
-    """History is written once: no bulk update, no bulk delete."""
-
-    def update(self, **kwargs: object) -> int:
-        raise ValidationError(f"{self.model.__name__} rows are append-only")
-
-    def delete(self) -> tuple[int, dict[str, int]]:
-        raise ValidationError(f"{self.model.__name__} rows are append-only")
-
-
-class OrderEvent(models.Model):
+class OrderEvent(AppendOnlyModel):
     """An append-only record of one thing that happened to an order."""
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events")
@@ -221,8 +212,6 @@ class OrderEvent(models.Model):
     reason = models.CharField(_("why"), max_length=255, blank=True)
     data = models.JSONField(_("details"), default=dict, blank=True)
 
-    objects = AppendOnlyQuerySet.as_manager()
-
     class Meta:
         verbose_name = _("order event")
         verbose_name_plural = _("order events")
@@ -230,14 +219,6 @@ class OrderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id} {self.action} {self.from_status}->{self.to_status}"
-
-    def save(self, *args: object, **kwargs: object) -> None:
-        if self.pk is not None:
-            raise ValidationError("order events are append-only")
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
-
-    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
-        raise ValidationError("order events are append-only")
 
 
 def mask_phone(phone: str) -> str | None:

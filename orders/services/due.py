@@ -202,6 +202,7 @@ def _precheck(order_id: int, due_at: datetime | None) -> str:
                 deadline_at=now + timedelta(seconds=settings.ORDER_IDLE_SECONDS),
                 now=now,
                 actor=actor,
+                reason="the SMP's pre-check passed",
             )
             return "passed"
         code = result.reason if result.reason in PRECHECK_FAILURES else FailureCode.PRODUCT_NOT_AVAILABLE

@@ -7,7 +7,6 @@ refuse a TCP connection.
 
 from __future__ import annotations
 
-import hmac
 import time
 from dataclasses import asdict
 from datetime import datetime
@@ -17,6 +16,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_POST
 
+from ipvas.secrets_compare import same_secret
 from orders.smp.types import PrecheckRequest, SubscribeRequest
 from sandbox import faults, smp
 from sandbox.http import BadRequest, json_body, sandbox_view, text_field
@@ -29,7 +29,7 @@ def _jsonable(result: Any) -> dict[str, Any]:
 
 def _serve(request: HttpRequest, work: Any) -> HttpResponse:
     expected = f"Bearer {settings.SMP_API_TOKEN}"
-    if not hmac.compare_digest(request.headers.get("Authorization", ""), expected):
+    if not same_secret(request.headers.get("Authorization", ""), expected):
         return JsonResponse({"error": "bad token"}, status=401)
     try:
         delay = faults.gate("smp")
@@ -131,7 +131,7 @@ def provisioning_list(request: HttpRequest) -> HttpResponse:
     from sandbox.statements import write_smp_provisioning_list
 
     expected = f"Bearer {settings.SMP_API_TOKEN}"
-    if not hmac.compare_digest(request.headers.get("Authorization", ""), expected):
+    if not same_secret(request.headers.get("Authorization", ""), expected):
         return JsonResponse({"error": "bad token"}, status=401)
     try:
         day = date.fromisoformat(request.GET.get("date", ""))

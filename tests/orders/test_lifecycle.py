@@ -310,7 +310,7 @@ def test_a_transition_saved_from_a_stale_copy_is_refused():
 
     with pytest.raises(ConcurrentTransition), transaction.atomic():
         # No lock: the copy read before the expiry still says awaiting_payment.
-        transit(stale, "cancel", actor=ADMIN)
+        transit(stale, "cancel", actor=ADMIN, reason="from a stale copy")
 
     assert (row(order)["status"], row(order)["failure_code"]) == (S.EXPIRED, FailureCode.PAYMENT_TIMEOUT)
     assert list(order.events.values_list("action", flat=True)) == ["expire"]
