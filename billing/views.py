@@ -8,7 +8,6 @@ import json
 import logging
 from datetime import datetime
 
-from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -66,8 +65,8 @@ def wechatpay_notify(request: HttpRequest) -> HttpResponse:
         NOTIFICATIONS.labels(provider="wechatpay", outcome="refused").inc()
         logger.warning("wechatpay notification refused: %s", exc)
         return _wechat_fail(str(exc), 400)
-    except DatabaseError:
-        logger.exception("wechatpay notification could not be stored; WeChat Pay will retry")
+    except Exception:
+        logger.exception("wechatpay notification could not be processed; WeChat Pay will retry")
         return _wechat_fail("temporarily unable to process", 500)
     NOTIFICATIONS.labels(provider="wechatpay", outcome=outcome).inc()
     logger.info("wechatpay notification %s: %s", notice.out_trade_no, outcome)
@@ -87,8 +86,8 @@ def alipay_notify(request: HttpRequest) -> HttpResponse:
         NOTIFICATIONS.labels(provider="alipay", outcome="refused").inc()
         logger.warning("alipay notification refused: %s", exc)
         return HttpResponse("fail", content_type="text/plain", status=400)
-    except DatabaseError:
-        logger.exception("alipay notification could not be stored; Alipay will retry")
+    except Exception:
+        logger.exception("alipay notification could not be processed; Alipay will retry")
         return HttpResponse("fail", content_type="text/plain", status=500)
     NOTIFICATIONS.labels(provider="alipay", outcome=outcome).inc()
     logger.info("alipay notification %s: %s", notice.out_trade_no, outcome)
@@ -121,7 +120,7 @@ def sms_inbound(request: HttpRequest) -> HttpResponse:
         )
     try:
         outcome = sms_reply_received(sender=sender, text=text, received_at=received_at, raw=body)
-    except DatabaseError:
+    except Exception:
         logger.exception("SMS reply could not be stored; the gateway will retry")
         return JsonResponse({"error": {"code": "unavailable", "message": "try again"}}, status=503)
     return JsonResponse({"outcome": outcome})

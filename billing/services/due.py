@@ -344,6 +344,8 @@ def _give_up(order: Order, *, why: str, actor: Actor) -> str:
             _watch_refund(order, every=NEEDS_PERSON_WATCH)
             return "needs_person"
         refund_request(order=order, payment=payment, reason=f"not provisioned: {why}", actor=actor)
+        # The SMP may have subscribed without our hearing it: take that back too (idempotent).
+        outbox.enqueue("billing.tasks.revoke_on_smp", kwargs={"order_id": order.pk})
         _watch_refund(order)
         return "refunding"
     if payment is not None and payment.status == PaymentStatus.PENDING:
@@ -355,5 +357,6 @@ def _give_up(order: Order, *, why: str, actor: Actor) -> str:
         # The SMP may have charged without our hearing it: reversing is harmless if it did not.
         outbox.enqueue("billing.tasks.reverse_phone_bill", kwargs={"order_id": order.pk})
     elif method == PaymentMethod.CASH:
+        outbox.enqueue("billing.tasks.revoke_on_smp", kwargs={"order_id": order.pk})
         work_item_open(order=order, kind=WorkItemKind.CASH_PAYBACK, detail=why)
     return "gave_up"

@@ -1,0 +1,214 @@
+"""Run the long (soak) versions of the reliability properties (issue #6) and print their figures.
+
+    .venv/bin/python bench/reliability.py            the soak versions (~12 min on 2 cores)
+    .venv/bin/python bench/reliability.py --short    the short versions of the default test run (~2.5 min)
+    .venv/bin/python bench/reliability.py --no-fuzz  without counting the schema fuzzer's cases
+
+It runs tests/reliability (PostgreSQL, Redis and real Celery workers: the
+DATABASE_URL, REDIS_URL and CELERY_BROKER_URL of the environment, else this
+machine's defaults below) with IPVAS_SOAK=1, then the EPG API's schema fuzzer
+(tests/epg_api/test_schema.py) with Hypothesis's statistics, and prints one
+line per property: how much was tried, and "nothing lost, nothing doubled" or
+the first counterexample. The tests write what they did to
+test-artifacts/reliability/*.json; only what this run wrote is shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+FIGURES = ROOT / "test-artifacts" / "reliability"
+LOGS = ROOT / "test-artifacts"
+DEFAULTS = {
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/ipvas",
+    "REDIS_URL": "redis://127.0.0.1:6379/1",
+    "CELERY_BROKER_URL": "redis://127.0.0.1:6379/2",
+}
+FINE = "nothing lost, nothing doubled"
+
+
+def say(message: str) -> None:
+    print(f"\033[1m[reliability]\033[0m {message}", file=sys.stderr, flush=True)
+
+
+def environment(soak: bool) -> dict[str, str]:
+    env = dict(os.environ)
+    for name, value in DEFAULTS.items():
+        env.setdefault(name, value)
+    env["IPVAS_SOAK"] = "1" if soak else "0"
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def pytest(args: list[str], env: dict[str, str], log: Path) -> tuple[int, str]:
+    command = [sys.executable, "-m", "pytest", "-p", "no:logging", "-q", "-rfExX", *args]
+    say(" ".join(command[1:]) + f"  (output: {log.relative_to(ROOT)})")
+    with log.open("w") as out:
+        code = subprocess.call(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    text = log.read_text(errors="replace")
+    summary = [line for line in text.splitlines() if re.search(r"\d+ (passed|failed|error)", line)]
+    return code, (summary[-1].strip("= ") if summary else "no summary")
+
+
+def run_reliability(soak: bool, env: dict[str, str]) -> tuple[int, str, float]:
+    args = ["tests/reliability"]
+    if soak:
+        args += ["-k", "not short"]  # the soak versions, and the properties that have one size
+    started = time.time()
+    code, summary = pytest(args, env, LOGS / "reliability-bench.log")
+    return code, summary, started
+
+
+def count_fuzz_cases(env: dict[str, str]) -> tuple[str, str]:
+    log = LOGS / "reliability-bench-fuzz.log"
+    code, summary = pytest(["tests/epg_api/test_schema.py", "-k", "fuzz", "--hypothesis-show-statistics"], env, log)
+    text = log.read_text(errors="replace")
+    # Hypothesis: "30 passing, 0 failing, and 9 invalid test cases" (older: "... examples"), per phase.
+    tried = [
+        (int(m[1]), int(m[2]), int(m[3] or 0))
+        for m in re.finditer(
+            r"(\d+) passing(?: examples?)?,?(?: and)? (\d+) failing(?: examples?)?(?:,? and (\d+) invalid)?", text
+        )
+    ]
+    operations = len(re.findall(r"::test_fuzz_no_server_error\w*(?:\[[^\]]*\])?:\s*$", text, re.M))
+    if not tried:
+        return "not counted (no Hypothesis statistics in the output)", summary
+    cases = sum(p + f for p, f, _ in tried)
+    failing = sum(f for _, f, _ in tried)
+    result = "no server error, every error in the contract's shape" if code == 0 and not failing else summary
+    invalid = sum(i for *_, i in tried)
+    return f"{cases} cases over {operations} operations ({invalid} invalid ones discarded)", result
+
+
+def load(since: float) -> dict[str, dict[str, Any]]:
+    found = {}
+    for path in sorted(FIGURES.glob("*.json")):
+        if path.stat().st_mtime >= since - 1:
+            found[path.stem] = json.loads(path.read_text())
+    return found
+
+
+def verdict(figures: dict[str, Any]) -> str:
+    if figures.get("ok"):
+        return FINE
+    examples = figures.get("counterexamples") or [f"{figures.get('effects') or figures.get('results')}"]
+    return "COUNTEREXAMPLE: " + str(examples[0])[:300]
+
+
+def rows(found: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]:
+    table: list[tuple[str, str, str]] = []
+
+    def each(prefix: str) -> list[tuple[str, dict[str, Any]]]:
+        return [(name, f) for name, f in sorted(found.items()) if name.startswith(prefix)]
+
+    order = ("replayed-wechat", "replayed-alipay", "concurrent-wechat", "concurrent-alipay", "sms", "cash")
+    once = sorted(each("exactly_once-"), key=lambda item: [k in item[0] for k in order].index(True))
+    deliveries = sum(f["delivered"] for _, f in once)
+    for name, f in once:
+        what = {
+            "replayed": "notification replayed in a row",
+            "concurrent": "notification delivered 50 at once (threads, own connections)",
+            "sms": "SMS reply delivered 50 at once",
+            "cash": "cash sale confirmed 50 at once",
+        }[name.split("-")[1]]
+        provider = "WeChat Pay " if "wechat" in name else "Alipay " if "alipay" in name else ""
+        table.append((f"{provider}{what}", f"{f['delivered']} deliveries", verdict(f)))
+    if once:
+        fine = all(f.get("ok") for _, f in once)
+        table.append(
+            (
+                "notifications, replies and confirmations replayed and raced",
+                f"{deliveries} in all",
+                FINE if fine else "see above",
+            )
+        )
+    for _name, f in each("race-"):
+        outcomes = ", ".join(f"{k}: {v}" for k, v in f.get("outcomes", {}).items())
+        table.append((f["kind"], f"{f['rounds']} rounds ({outcomes})", verdict(f)))
+    for name, f in each("crash-"):
+        if "sigkill" in name:
+            redelivered = sum(1 for r in f.get("results", []) if r.get("redelivered"))
+            how = f"{f['rounds']} kills, worker survived each, task redelivered {redelivered}×"
+        elif "relay" in name:
+            how = f"{f['relays']} relays (2 at once), published {f['published']}×"
+        else:
+            how = "change + 2 side effects rolled back"
+        table.append((f["kind"], how, verdict(f)))
+    injected: dict[str, int] = {}
+    for _name, f in each("random_run-"):
+        for fault, n in f.get("faults_injected", {}).items():
+            injected[fault] = injected.get(fault, 0) + n
+        statuses = ", ".join(f"{k} {v}" for k, v in sorted(f["statuses"].items()))
+        table.append(
+            (
+                "orders driven through failing outside systems (random, seed " + str(f["seed"]) + ")",
+                f"{f['orders']} orders in {f['seconds']} s: {statuses}",
+                verdict(f),
+            )
+        )
+    for _name, f in each("outside-"):
+        injected["PostgreSQL down when a notification arrives"] = 1
+        table.append((f["kind"], "WeChat Pay, Alipay, SMS, each twice", verdict(f)))
+    if injected:
+        total = sum(injected.values())
+        table.append(
+            ("faults injected", f"{total}: " + ", ".join(f"{k} {v}×" for k, v in injected.items()), "see above")
+        )
+    return table
+
+
+def known_bugs(log: Path) -> list[tuple[str, str, str]]:
+    """The strict xfails of the run: properties that fail today, each with its reason (the bug)."""
+    found = []
+    for line in log.read_text(errors="replace").splitlines():
+        match = re.match(r"XFAIL (\S+?)(?:\[(.*?)\])? - (BUG: .*)", line)
+        if match:
+            test = match[1].split("::")[-1].replace("_", " ").removeprefix("test ")
+            found.append((f"known bug: {test}" + (f" [{match[2]}]" if match[2] else ""), "strict xfail", match[3]))
+    return found
+
+
+def markdown(table: list[tuple[str, str, str]]) -> str:
+    lines = ["| property | tried | result |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in table]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--short", action="store_true", help="the short versions (the default test run's)")
+    parser.add_argument("--no-fuzz", action="store_true", help="do not run the schema fuzzer")
+    options = parser.parse_args()
+    soak = not options.short
+    env = environment(soak)
+    LOGS.mkdir(exist_ok=True)
+    code, summary, started = run_reliability(soak, env)
+    table = rows(load(started)) + known_bugs(LOGS / "reliability-bench.log")
+    table.append(("reliability tests (pytest)", summary, "passed" if code == 0 else f"FAILED (exit {code})"))
+    if not options.no_fuzz:
+        cases, result = count_fuzz_cases(env)
+        table.append(("EPG API schema fuzz (schemathesis, tests/epg_api/test_schema.py)", cases, result))
+    machine = (
+        f"{platform.node()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+    print(f"Reliability figures, {'soak' if soak else 'short'} versions, {time.strftime('%Y-%m-%d %H:%M %Z')}")
+    print(f"Machine: {machine}")
+    print(f"Database {env['DATABASE_URL'].rsplit('@', 1)[-1]}, Redis {env['REDIS_URL'].rsplit('@', 1)[-1]}")
+    print()
+    print(markdown(table))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
