@@ -6,19 +6,22 @@ in the shared cache by its SHA-256, and in this process. Every request still
 reads the client's marker in the shared cache; revoking or deleting a client
 deletes it (epg_api.signals), so every process refuses the key at once.
 
-That read is one round trip to Redis, and a view may ask for the cache
-entries it needs to be read in the same round trip (``cache_prefetch``): the
-entitlement check gets its answer with it.
+That read is one round trip to Redis, and the caller may have other cache
+entries read in the same round trip: the entitlement check gets its answer
+with it (a view names them in ``cache_prefetch``; ``prefetched`` returns them).
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.cache import cache
+from django.conf import settings
+from django.core.cache import cache, caches
+from django.core.signals import setting_changed
 from django.utils.translation import gettext_lazy as _
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
@@ -31,6 +34,7 @@ CACHE_SECONDS = 60
 # Keys verified by this process: SHA-256 of the key -> (client id, name, monotonic expiry).
 _VERIFIED: dict[str, tuple[str, str, float]] = {}
 _VERIFIED_MAX = 1000
+DJANGO_REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,111 @@ def forget_client(client: EpgClient) -> None:
     cache.delete(marker_key(client.pk))
 
 
+class _RedisReader:
+    """``cache.get_many`` in one round trip, without Django's cost per call.
+
+    Django's Redis backend builds a new ``redis.Redis`` object for every call
+    (about as much Python as the rest of the entitlement check); this reader
+    keeps one per process, on its own connection pool, and reads the same
+    entries: the keys are ``cache.make_key``'s and the values are decoded by
+    Django's own serializer. Any other cache backend is read through the cache.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._client: Any = None  # None: not decided yet; False: read through the cache
+        self._loads: Any = None
+
+    def reset(self, **kwargs: Any) -> None:
+        if kwargs.get("setting", "CACHES") == "CACHES":
+            self._client = None
+
+    def _setup(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                return
+            config = settings.CACHES["default"]
+            if not _plain_redis(config):
+                self._client = False
+                return
+            import redis
+            from django.core.cache.backends.redis import RedisSerializer
+
+            self._loads = RedisSerializer().loads
+            self._client = redis.Redis.from_url(config["LOCATION"])
+
+    def get_many(self, keys: list[str]) -> dict[str, Any]:
+        if self._client is None:
+            self._setup()
+        if self._client is False:
+            return cache.get_many(keys)
+        make_key = caches["default"].make_key
+        values = self._client.mget([make_key(k) for k in keys])
+        loads = self._loads
+        return {k: loads(v) for k, v in zip(keys, values, strict=True) if v is not None}
+
+
+def _plain_redis(config: dict[str, Any]) -> bool:
+    """The cache of ipvas.settings with REDIS_URL: Django's Redis backend, one server, no options."""
+    location = config.get("LOCATION")
+    return (
+        config["BACKEND"] == DJANGO_REDIS_CACHE
+        and not config.get("OPTIONS")
+        and isinstance(location, str)
+        and not any(sep in location for sep in ",;")
+    )
+
+
+_reader = _RedisReader()
+setting_changed.connect(_reader.reset, dispatch_uid="epg-api-redis-reader")
+read_many = _reader.get_many
+
+
+def key_from_header(header: str) -> str:
+    """The key of an ``Authorization: Api-Key <key>`` header; AuthenticationFailed for any other."""
+    scheme, _sep, key = header.partition(" ")
+    key = key.strip()
+    if scheme != KEYWORD or not key or len(key) > 200:
+        raise AuthenticationFailed(_("Use 'Authorization: Api-Key <key>'."))
+    return key
+
+
+def remembered(key: str, extra: list[str]) -> tuple[EpgPrincipal | None, dict[str, Any]]:
+    """The caller of a key verified less than a minute ago whose client still stands, with the ``extra``
+    cache entries read in the same round trip (None for those missing). No caller: verify the key."""
+    shared_key = cache_key(key)
+    known = _VERIFIED.get(shared_key)
+    if known is not None and known[2] < time.monotonic():
+        _VERIFIED.pop(shared_key, None)
+        known = None
+    if known is None:
+        # Another process may have verified it: one more round trip.
+        found = read_many([shared_key, *extra])
+        entry = found.get(shared_key)
+        if not entry:
+            return None, {k: found.get(k) for k in extra}
+        client_id, name = entry
+        present = bool(read_many([marker_key(client_id)]))
+    else:
+        client_id, name, _until = known
+        found = read_many([marker_key(client_id), *extra])
+        present = marker_key(client_id) in found
+    prefetched = {k: found.get(k) for k in extra}
+    # A revoked client's marker is gone: the key must be verified again.
+    if not present:
+        _VERIFIED.pop(shared_key, None)
+        return None, prefetched
+    if known is None:
+        _remember(shared_key, client_id, name)
+    return EpgPrincipal(client_id=client_id, name=name), prefetched
+
+
+def _remember(shared_key: str, client_id: str, name: str) -> None:
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        _VERIFIED.clear()
+    _VERIFIED[shared_key] = (client_id, name, time.monotonic() + CACHE_SECONDS)
+
+
 def prefetched(request: Request) -> dict[str, Any]:
     """The cache entries the view asked for (``cache_prefetch``), read with the key's marker.
 
@@ -79,60 +188,23 @@ class ApiKeyAuthentication(BaseAuthentication):
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
             return None
-        scheme, _sep, key = header.partition(" ")
-        key = key.strip()
-        if scheme != KEYWORD or not key or len(key) > 200:
-            raise AuthenticationFailed(_("Use 'Authorization: Api-Key <key>'."))
-        shared_key = cache_key(key)
-        extra = _keys_to_prefetch(request)
-        principal = self._cached(request, shared_key, extra)
+        key = key_from_header(header)
+        principal, request._epg_prefetched = remembered(key, _keys_to_prefetch(request))
         if principal is None:
-            principal = self._verify(key, shared_key)
+            principal = self._verify(key)
         return principal, principal.client_id
 
-    def _cached(self, request: Request, shared_key: str, extra: list[str]) -> EpgPrincipal | None:
-        known = _VERIFIED.get(shared_key)
-        if known is not None and known[2] < time.monotonic():
-            _VERIFIED.pop(shared_key, None)
-            known = None
-        if known is None:
-            # Another process may have verified it: one more round trip.
-            found: dict[str, Any] = cache.get_many([shared_key, *extra])
-            request._epg_prefetched = {k: found.get(k) for k in extra}
-            entry = found.get(shared_key)
-            if not entry:
-                return None
-            client_id, name = entry
-            present = cache.get(marker_key(client_id)) is not None
-        else:
-            client_id, name, _until = known
-            found = cache.get_many([marker_key(client_id), *extra])
-            request._epg_prefetched = {k: found.get(k) for k in extra}
-            present = marker_key(client_id) in found
-        # A revoked client's marker is gone: the key must be verified again.
-        if not present:
-            _VERIFIED.pop(shared_key, None)
-            return None
-        if known is None:
-            self._remember(shared_key, client_id, name)
-        return EpgPrincipal(client_id=client_id, name=name)
-
-    def _verify(self, key: str, shared_key: str) -> EpgPrincipal:
+    def _verify(self, key: str) -> EpgPrincipal:
         try:
             client = EpgClient.objects.get_from_key(key)
         except EpgClient.DoesNotExist:
             raise AuthenticationFailed(_("Unknown or revoked API key.")) from None
         if client.has_expired:
             raise AuthenticationFailed(_("This API key has expired."))
+        shared_key = cache_key(key)
         cache.set_many({shared_key: (client.pk, client.name), marker_key(client.pk): 1}, CACHE_SECONDS)
-        self._remember(shared_key, client.pk, client.name)
+        _remember(shared_key, client.pk, client.name)
         return EpgPrincipal(client_id=client.pk, name=client.name)
-
-    @staticmethod
-    def _remember(shared_key: str, client_id: str, name: str) -> None:
-        if len(_VERIFIED) >= _VERIFIED_MAX:
-            _VERIFIED.clear()
-        _VERIFIED[shared_key] = (client_id, name, time.monotonic() + CACHE_SECONDS)
 
     def authenticate_header(self, request: Request) -> str:
         return KEYWORD

@@ -10,11 +10,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
@@ -24,7 +25,7 @@ from rest_framework.views import APIView
 from billing.qr import qr_png, showing_qr_content
 from billing.services.payments import order_cancel, payment_choose
 from epg_api import examples
-from epg_api.authentication import ApiKeyAuthentication, EpgPrincipal, prefetched
+from epg_api.authentication import ApiKeyAuthentication, EpgPrincipal, key_from_header, prefetched, remembered
 from epg_api.models import IdempotencyRecord
 from epg_api.serializers import (
     EntitlementCheckSerializer,
@@ -230,7 +231,17 @@ class OrderCancelView(EpgView):
 
 
 class EntitlementsView(EpgView):
-    """The hot path: one round trip to Redis answers it (the key's marker and the account's entitlements)."""
+    """The hot path: one round trip to Redis answers it (the key's marker and the account's entitlements).
+
+    A plain request (GET, valid parameters, a key verified in the last minute,
+    JSON acceptable) is answered before DRF's request handling, with the same
+    body and headers; anything else takes DRF's way, whose answers (errors
+    included) are the contract's.
+    """
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        answer = self._answer_plain_request(request)
+        return answer if answer is not None else super().dispatch(request, *args, **kwargs)
 
     def cache_prefetch(self, request: Request) -> list[str]:
         """Read the account's cache entry with the API key's marker (epg_api.authentication)."""
@@ -250,45 +261,76 @@ class EntitlementsView(EpgView):
         examples=[examples.ENTITLEMENTS],
     )
     def get(self, request: Request) -> Response:
-        params = request._request.GET
-        tv_account = params.get("tv_account", "")
-        product_code = params.get("product_code")
-        content_id = params.get("content_id")
-        if not (
-            TV_ACCOUNT_RE.match(tv_account)
-            and (product_code is None or _plain_text(product_code, 32))
-            and (content_id is None or CONTENT_ID_RE.match(content_id))
-        ):
+        query = _valid_query(request._request.GET)
+        if query is None:
             # Not valid as it stands: the serializer says why, in the API's words.
-            query = EntitlementQuery(data=params.dict())
-            query.is_valid(raise_exception=True)
-            tv_account = query.validated_data["tv_account"]
-            product_code = query.validated_data.get("product_code")
-            content_id = query.validated_data.get("content_id")
-        entitled, rows = selectors.entitlement_check(
-            tv_account=tv_account,
-            product_code=product_code or "",
-            content_id=content_id or "",
-            cached=prefetched(request).get(selectors.entitlements_cache_key(tv_account), selectors.NOT_READ),
-        )
-        return Response(
-            {
-                "tv_account": tv_account,
-                "entitled": entitled,
-                "entitlements": [
-                    {
-                        "product_code": row["product_code"],
-                        "kind": row["kind"],
-                        "starts_at": timezone.localtime(row["starts_at"]).isoformat(),
-                        "ends_at": timezone.localtime(row["ends_at"]).isoformat(),
-                        "content_id": row["content_id"] or None,
-                    }
-                    for row in rows
-                ],
-            }
-        )
+            checked = EntitlementQuery(data=request._request.GET.dict())
+            checked.is_valid(raise_exception=True)
+            values = checked.validated_data
+            query = (values["tv_account"], values.get("product_code", ""), values.get("content_id", ""))
+        cached = prefetched(request).get(selectors.entitlements_cache_key(query[0]), selectors.NOT_READ)
+        return Response(_entitlements_body(*query, cached=cached))
+
+    def _answer_plain_request(self, request: HttpRequest) -> HttpResponse | None:
+        if request.method != "GET" or request.META.get("HTTP_ACCEPT", "*/*") not in PLAIN_ACCEPT:
+            return None
+        query = _valid_query(request.GET)
+        if query is None or "format" in request.GET:
+            return None
+        try:
+            key = key_from_header(request.META.get("HTTP_AUTHORIZATION", ""))
+        except AuthenticationFailed:
+            return None
+        entry = selectors.entitlements_cache_key(query[0])
+        principal, found = remembered(key, [entry] if settings.ENTITLEMENT_CACHE_SECONDS else [])
+        if principal is None:
+            return None  # the key must be verified (or refused): DRF's way
+        request.user = principal  # as DRF leaves it
+        body = _entitlements_body(*query, cached=found.get(entry, selectors.NOT_READ))
+        response = HttpResponse(JSONRenderer().render(body), content_type="application/json")
+        response["Allow"] = ", ".join(self.allowed_methods)
+        return response
+
+
+# Accept headers that DRF's content negotiation answers with JSON, the only renderer here.
+PLAIN_ACCEPT = frozenset({"*/*", "application/json", "application/*"})
+
+
+def _valid_query(params: Any) -> tuple[str, str, str] | None:
+    """(tv_account, product_code, content_id) when EntitlementQuery would take them as they are, else None."""
+    tv_account = params.get("tv_account", "")
+    product_code = params.get("product_code")
+    content_id = params.get("content_id")
+    if (
+        TV_ACCOUNT_RE.match(tv_account)
+        and (product_code is None or _plain_text(product_code, 32))
+        and (content_id is None or CONTENT_ID_RE.match(content_id))
+    ):
+        return tv_account, product_code or "", content_id or ""
+    return None
 
 
 def _plain_text(value: str, max_length: int) -> bool:
     """What EntitlementQuery accepts for a free-text field: not blank, not too long, no NUL or surrogate."""
     return 0 < len(value) <= max_length and "\x00" not in value and not any("\ud800" <= c <= "\udfff" for c in value)
+
+
+def _entitlements_body(tv_account: str, product_code: str, content_id: str, *, cached: Any) -> dict[str, Any]:
+    entitled, rows = selectors.entitlement_check(
+        tv_account=tv_account, product_code=product_code, content_id=content_id, cached=cached
+    )
+    here = timezone.get_current_timezone()  # timezone.localtime(), looked up once
+    return {
+        "tv_account": tv_account,
+        "entitled": entitled,
+        "entitlements": [
+            {
+                "product_code": row["product_code"],
+                "kind": row["kind"],
+                "starts_at": row["starts_at"].astimezone(here).isoformat(),
+                "ends_at": row["ends_at"].astimezone(here).isoformat(),
+                "content_id": row["content_id"] or None,
+            }
+            for row in rows
+        ],
+    }

@@ -160,3 +160,24 @@ def test_the_fast_path_validates_as_the_serializer_does(vendor, params):
     else:
         assert response.status_code == 400, response.content
         assert response.json()["error"]["fields"] == expected
+
+
+@pytest.mark.parametrize("params", [{"tv_account": "tv1001"}, {"tv_account": "tv1001", "product_code": "VIP-MONTH"}])
+def test_a_plain_request_is_answered_as_drf_answers_it(vendor, params):
+    """The plain request skips DRF's handling (EntitlementsView.dispatch); an Accept header with a
+    parameter takes DRF's way. Both answers are the same, headers included."""
+    buy(vendor)
+
+    plain = vendor.entitlements(**params)
+    through_drf = vendor.get("/entitlements/", params, Accept="application/json; q=1.0")
+
+    assert plain.status_code == through_drf.status_code == 200
+    assert plain.content == through_drf.content
+    assert dict(plain.headers) == dict(through_drf.headers)
+
+
+@pytest.mark.parametrize(
+    ("accept", "status"), [("text/html", 406), ("application/json", 200), ("*/*", 200), ("image/png", 406)]
+)
+def test_what_the_client_accepts_is_negotiated_as_before(vendor, accept, status):
+    assert vendor.get("/entitlements/", {"tv_account": "tv1001"}, Accept=accept).status_code == status

@@ -1,0 +1,22 @@
+# Benchmarks: figures against baselines measured in the same run (bench/README.md).
+PYTHON ?= .venv/bin/python
+
+.PHONY: bench bench-quick bench-scale
+
+bench: $(PYTHON)        ## every figure over 100,000 orders and 10,000 entitlements (~15 min)
+	$(PYTHON) bench/run.py
+
+bench-quick: $(PYTHON)  ## the same figures over a tenth of the data, shorter runs
+	$(PYTHON) bench/run.py --quick
+
+bench-scale: $(PYTHON)  ## every figure again at 10x the data, and how each cost grows (long)
+	$(PYTHON) bench/run.py --scale
+
+$(PYTHON):              # a clean clone: the virtualenv with the pinned requirements
+	python3 dev.py setup-venv
+
+# Reliability (issue #6): the soak versions of tests/reliability against PostgreSQL and Redis, and their figures.
+.PHONY: reliability
+
+reliability: $(PYTHON)  ## the long runs of every reliability property, then the figures table (~12 min)
+	$(PYTHON) bench/reliability.py
