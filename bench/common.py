@@ -250,10 +250,14 @@ def server_command(kind: str, *, cores: int, port: int = PORT) -> list[str]:
     raise ValueError(kind)
 
 
+# The web server of `python3 dev.py prod`, chosen by the servers piece (bench/servers.py).
+PRODUCTION_SERVER = "granian"
+
+
 class Server:
     """A web server on the bench port, started with the bench environment (plus ``extra_env``)."""
 
-    def __init__(self, kind: str = "gunicorn", *, cpus: str | None = SERVER_CPUS, **extra_env: str) -> None:
+    def __init__(self, kind: str = PRODUCTION_SERVER, *, cpus: str | None = SERVER_CPUS, **extra_env: str) -> None:
         self.kind = kind
         cores = len(cpus.split(",")) if cpus else CPUS
         argv = server_command(kind, cores=cores)

@@ -11,7 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.common import Figure, Load, Server, Stat, http_request, print_figures, run_load, say, write_requests
+from bench.common import (
+    PRODUCTION_SERVER,
+    Figure,
+    Load,
+    Server,
+    Stat,
+    http_request,
+    print_figures,
+    run_load,
+    say,
+    write_requests,
+)
 from bench.data import Dataset
 
 PATH = "/api/epg/v1/entitlements/"
@@ -66,7 +77,7 @@ def measure_pair(files: tuple[str, str], s: Settings, label: str) -> tuple[list[
     return endpoint, baseline
 
 
-def run(ds: Dataset, s: Settings, *, server: str = "gunicorn") -> list[Figure]:
+def run(ds: Dataset, s: Settings, *, server: str = PRODUCTION_SERVER) -> list[Figure]:
     say(f"1. entitlement check: {server} on one core, {s.connections} connections, {s.seconds:.0f} s x {s.repeats}")
     files = requests_files(ds)
     prime_cache(ds)

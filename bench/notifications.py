@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from bench.common import (
+    PRODUCTION_SERVER,
     Figure,
     Load,
     Server,
@@ -160,12 +161,13 @@ def verification_alone(count: int) -> Stat:
 
 def run(s: Settings) -> list[Figure]:
     say(
-        f"3. payment notifications: gunicorn on one core, {s.connections} connections, ~{s.seconds:.0f} s x {s.repeats}"
+        f"3. payment notifications: {PRODUCTION_SERVER} on one core, {s.connections} connections, "
+        f"~{s.seconds:.0f} s x {s.repeats}"
     )
     bare = write_requests([http_request("GET", "/bench/bare/")], "bare-notify")
     loads: list[Load] = []
     baselines: list[Load] = []
-    with Server("gunicorn"):
+    with Server():
         pilot, _ = post_all(100, s, "notify-pilot")
         run_load(bare, seconds=2, connections=s.connections, python=True)
         count = max(200, int(pilot.rps * s.seconds))
@@ -182,7 +184,7 @@ def run(s: Settings) -> list[Figure]:
                 raise RuntimeError(f"{load.errors} refused notifications, {count - moved} orders not paid")
     verify_ms = verification_alone(100)
     per_notification_ms = Stat([x.cpu_us / 1000 for x in loads])
-    note = f"gunicorn, {s.connections} conn., loadgen.py"
+    note = f"{PRODUCTION_SERVER}, {s.connections} conn., loadgen.py"
     figures = [
         Figure(
             "payment notifications verified, recorded, acknowledged",

@@ -1,6 +1,6 @@
 """2. The order pipeline: orders per second from POST /orders/ to completed, paid by phone bill.
 
-The real path: a web server (gunicorn, all cores), N Celery worker processes
+The real path: a web server (granian, all cores), N Celery worker processes
 (``celery worker -c N`` on every queue) relaying the outbox on commit, the
 simulated SMP. The driver keeps a fixed number of orders in flight: it creates
 each through the EPG API, chooses phone_bill through the API as soon as the
@@ -21,7 +21,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from bench.common import HOST, PORT, Figure, Server, Stat, celery_worker, print_figures, say
+from bench.common import HOST, PORT, PRODUCTION_SERVER, Figure, Server, Stat, celery_worker, print_figures, say
 from bench.data import PIPELINE_ACCOUNTS, Dataset, purge_broker, quiesce
 
 API = "/api/epg/v1"
@@ -143,10 +143,10 @@ def drive(ds: Dataset, s: Settings, workers: int) -> PipelineRun:
 def run(ds: Dataset, s: Settings) -> list[Figure]:
     say(
         f"2. order pipeline: {s.orders} orders x {s.repeats} per worker count {WORKER_COUNTS}, "
-        f"{s.in_flight} in flight, gunicorn on all cores"
+        f"{s.in_flight} in flight, {PRODUCTION_SERVER} on all cores"
     )
     runs: dict[int, list[PipelineRun]] = {}
-    with Server("gunicorn", cpus=None, OUTBOX_RELAY_ON_COMMIT="1"):
+    with Server(cpus=None, OUTBOX_RELAY_ON_COMMIT="1"):
         for workers in WORKER_COUNTS:
             quiesce()
             purge_broker()

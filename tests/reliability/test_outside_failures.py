@@ -1,7 +1,7 @@
 """Property 4, the single failures: the database, the cache and the SMP failing at a bad moment.
 
 * PostgreSQL down when a payment notification arrives: a second IPVAS
-  process (gunicorn, as in production) whose DATABASE_URL points at a closed
+  process (gunicorn: a real WSGI server) whose DATABASE_URL points at a closed
   port must answer a failure, never a success, so that the provider retries;
   the same notification delivered to the healthy system is applied once.
 * The cache (Redis) down when a notification arrives: never a success either,
@@ -70,7 +70,7 @@ def free_port() -> int:
 
 
 class Server:
-    """IPVAS served by gunicorn in its own process, as production serves it."""
+    """IPVAS served by gunicorn in its own process, behind a real WSGI server as in production."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.port = free_port()
