@@ -12,11 +12,9 @@ from __future__ import annotations
 import html
 import re
 from datetime import timedelta
-from functools import cache
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from django.conf import settings as django_settings
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth import get_user_model
@@ -29,8 +27,8 @@ from billing.services import manual
 from ipvas.actors import Actor, ActorKind
 from orders.models import Entitlement, Order, OrderEvent
 from sandbox import faults
-from sandbox.keys import sandbox_private_key_pem
 from sandbox.models import SimCrmActivity, SimRefund, SimSmpProduct, SimSmpSubscription, SimTrade, SimTradeStatus
+from tests import quick
 from tests.channels_crm.support import new_order, pay, sign_in
 from tests.epg_api.support import Api, new_api_key, provider_pay, settle
 
@@ -45,26 +43,10 @@ ON_POSTGRESQL = "postgresql" in django_settings.DATABASES["default"]["ENGINE"]
 # --- set-up ---------------------------------------------------------------------------------
 
 
-@cache
-def public_pem(private_file: str) -> str:
-    key = serialization.load_pem_private_key(sandbox_private_key_pem(private_file).encode(), password=None)
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-
-
 @pytest.fixture(autouse=True)
 def _quick(monkeypatch, settings):
-    """Speed only, behaviour unchanged: Celery's Django fix-up runs every system check each time
-    run_due_tasks imports the task modules; WhiteNoise scans the static finders for every new test
-    client; and the providers' public keys are configured as production does instead of being
-    derived from the sandbox's private keys for every notification."""
-    monkeypatch.setenv("CELERY_SKIP_CHECKS", "1")
-    settings.WHITENOISE_USE_FINDERS = False
-    settings.WECHATPAY_PLATFORM_PUBLIC_KEY = public_pem("wechatpay_platform_private_key.pem")
-    settings.ALIPAY_PUBLIC_KEY = public_pem("alipay_private_key.pem")
+    """Speed only, behaviour unchanged (tests/quick.py)."""
+    quick.speed_up(monkeypatch, settings)
 
 
 @pytest.fixture

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-from functools import cache
-
 import pytest
 from celery.fixups.django import DjangoWorkerFixup
-from cryptography.hazmat.primitives import serialization
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from sandbox.keys import sandbox_private_key_pem
+from tests import quick
 from tests.epg_api.support import Api, new_api_key
 
 ADMIN_NAME = "sec-admin"
 EN = {"HTTP_ACCEPT_LANGUAGE": "en"}
-
-
-@cache
-def public_pem(private_file: str) -> str:
-    key = serialization.load_pem_private_key(sandbox_private_key_pem(private_file).encode(), password=None)
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
 
 
 @pytest.fixture(autouse=True)
@@ -34,12 +21,9 @@ def _quick(monkeypatch, settings):
     worker does it once at start; no static-file scan for every new test client; and the partners'
     public keys configured as production configures them instead of derived from the sandbox's
     private keys on every call."""
-    monkeypatch.setenv("CELERY_SKIP_CHECKS", "1")
+    quick.speed_up(monkeypatch, settings)
     monkeypatch.setattr(DjangoWorkerFixup, "django_setup", lambda self: None)
-    settings.WHITENOISE_USE_FINDERS = False
-    settings.WECHATPAY_PLATFORM_PUBLIC_KEY = public_pem("wechatpay_platform_private_key.pem")
-    settings.ALIPAY_PUBLIC_KEY = public_pem("alipay_private_key.pem")
-    settings.CRM_SSO_PUBLIC_KEY = public_pem("crm_sso_private_key.pem")
+    settings.CRM_SSO_PUBLIC_KEY = quick.public_pem("crm_sso_private_key.pem")
 
 
 @pytest.fixture
