@@ -196,10 +196,10 @@ def web_server_command(env: dict[str, str], host: str, port: str) -> list[str]:
     """The multi-process web server: granian or gunicorn (IPVAS_WEB_SERVER), chosen by benchmark."""
     cores = os.cpu_count() or 2
     if env.get("IPVAS_WEB_SERVER", "granian") == "granian":
-        # At most 8 requests at once per worker: each runs on its own thread with its own database connection.
+        # Four Python threads per worker, each with its own database connection (docs/decisions.md).
         workers = env.get("WEB_WORKERS", str(cores))
         return [str(BIN / "granian"), "--interface", "wsgi", "--host", host, "--port", port,
-                "--workers", workers, "--backpressure", "8", "--no-ws", "ipvas.wsgi:application"]  # fmt: skip
+                "--workers", workers, "--blocking-threads", "4", "--no-ws", "ipvas.wsgi:application"]  # fmt: skip
     workers = env.get("WEB_WORKERS", str(2 * cores))
     return [str(BIN / "gunicorn"), "ipvas.wsgi:application", "-b", f"{host}:{port}", "-w", workers,
             "--worker-class", "gthread", "--threads", "4", "--access-logfile", "-"]  # fmt: skip

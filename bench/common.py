@@ -235,14 +235,15 @@ def pinned(cpus: str, argv: Sequence[str]) -> list[str]:
 def server_command(kind: str, *, cores: int, port: int = PORT) -> list[str]:
     """The web server as `python3 dev.py prod` runs it (no access log, so that both servers do the same work).
 
-    gunicorn: gthread, two workers per core, four threads each; granian: WSGI, one worker per core, at most
-    eight requests at once per worker (as many as gunicorn's threads per core). Without that limit granian
-    runs up to 512 Python threads per worker, each holding its own database connection, and PostgreSQL
-    refuses connections past max_connections (100) under load.
+    gunicorn: gthread, two workers per core, four threads each; granian: WSGI, one worker per core, four
+    Python threads ("blocking threads") per worker. Without that limit granian runs up to 256 Python
+    threads per worker, each holding its own database connection, and PostgreSQL refuses connections past
+    max_connections (100) under load. Not --backpressure: it caps the connections a worker accepts, not
+    the requests it runs, so idle keep-alive clients would hold every place (docs/decisions.md).
     """
     if kind == "granian":
         return [str(BIN / "granian"), "--interface", "wsgi", "--host", HOST, "--port", str(port),
-                "--workers", str(cores), "--backpressure", "8", "--no-ws", "--log-level", "warning",
+                "--workers", str(cores), "--blocking-threads", "4", "--no-ws", "--log-level", "warning",
                 "ipvas.wsgi:application"]  # fmt: skip
     if kind == "gunicorn":
         return [str(BIN / "gunicorn"), "ipvas.wsgi:application", "-b", f"{HOST}:{port}", "-w", str(2 * cores),
