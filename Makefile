@@ -1,7 +1,7 @@
 # Benchmarks: figures against baselines measured in the same run (bench/README.md).
 PYTHON ?= .venv/bin/python
 
-.PHONY: bench bench-quick bench-scale
+.PHONY: bench bench-quick bench-scale bench-reconcile
 
 bench: $(PYTHON)        ## every figure over 100,000 orders and 10,000 entitlements (~15 min)
 	$(PYTHON) bench/run.py
@@ -11,6 +11,9 @@ bench-quick: $(PYTHON)  ## the same figures over a tenth of the data, shorter ru
 
 bench-scale: $(PYTHON)  ## every figure again at 10x the data, and how each cost grows (long)
 	$(PYTHON) bench/run.py --scale
+
+bench-reconcile: $(PYTHON)  ## reconciling a day of 100,000 orders on PostgreSQL (issue #5): time and peak memory
+	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/ipvas} $(PYTHON) bench/reconcile.py
 
 $(PYTHON):              # a clean clone: the virtualenv with the pinned requirements
 	python3 dev.py setup-venv
