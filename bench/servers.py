@@ -4,8 +4,9 @@ Both on one core with the load generator on the other, on our real endpoints:
 the entitlement check (cached, the hot path) and order creation
 (POST /api/epg/v1/orders/, which writes the order, its event and its outbox
 message and publishes the pre-check to Redis), and on /bench/bare/.
-Baseline: gunicorn. granian becomes the default of `python3 dev.py prod` only
-if it wins clearly (>= 1.1x on both real endpoints).
+Baseline: gunicorn. granian is the default of `python3 dev.py prod` only while
+it wins the hot path clearly (>= 1.1x throughput and CPU on the entitlement
+check) and does at least as well on order creation (>= 0.95x).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bench.entitlements import prime_cache, requests_files
 
 SERVERS = ("gunicorn", "granian")
 CLEAR_WIN = 1.1
+NOT_WORSE = 0.95
 
 
 @dataclass
@@ -97,17 +99,21 @@ def run(ds: Dataset, s: Settings) -> list[Figure]:
                     higher_is_better=higher,
                 )
             )
-    real = [f for f in figures if "bare" not in f.name]
-    throughput = [f.ratio or 0 for f in real if f.name.endswith("throughput")]
-    cpu = [f.ratio or 9 for f in real if f.name.endswith("CPU per request")]
-    clear = all(r >= CLEAR_WIN for r in throughput) and all(r <= 1 / CLEAR_WIN for r in cpu)
+
+    def ratio(endpoint: str, what: str) -> float:
+        [f] = [f for f in figures if f.name == f"granian vs gunicorn, {endpoint}: {what}"]
+        return f.ratio or 0.0
+
+    # The entitlement check is nearly all of the traffic (every set-top box asks it), order creation a
+    # small share: granian must win the first clearly and not lose the second.
+    hot = ratio("entitlement check", "throughput"), ratio("entitlement check", "server CPU per request")
+    orders = ratio("order creation", "throughput"), ratio("order creation", "server CPU per request")
+    clear = hot[0] >= CLEAR_WIN and hot[1] <= 1 / CLEAR_WIN and orders[0] >= NOT_WORSE and orders[1] <= 1 / NOT_WORSE
     verdict = "granian" if clear else "gunicorn"
     say(
-        f"servers: {verdict} is the pick (granian/gunicorn on the real endpoints: throughput "
-        + ", ".join(f"{r:.2f}" for r in throughput)
-        + "; CPU per request "
-        + ", ".join(f"{r:.2f}" for r in cpu)
-        + f"; a clear win is >= {CLEAR_WIN}x on both)"
+        f"servers: {verdict} is the pick (granian/gunicorn, throughput and CPU per request: entitlement check "
+        f"{hot[0]:.2f}, {hot[1]:.2f}; order creation {orders[0]:.2f}, {orders[1]:.2f}; granian must win the "
+        f"entitlement check by >= {CLEAR_WIN}x and do at least {NOT_WORSE}x as well on order creation)"
     )
     for f in figures:
         f.note = f"pick: {verdict}"
