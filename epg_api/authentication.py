@@ -14,6 +14,7 @@ with it (a view names them in ``cache_prefetch``; ``prefetched`` returns them).
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -28,12 +29,14 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
 from epg_api.models import EpgClient
+from ipvas.cache_errors import CACHE_ERRORS
 
 KEYWORD = "Api-Key"
 CACHE_SECONDS = 60
 # Keys verified by this process: SHA-256 of the key -> (client id, name, monotonic expiry).
 _VERIFIED: dict[str, tuple[str, str, float]] = {}
 _VERIFIED_MAX = 1000
+logger = logging.getLogger(__name__)
 DJANGO_REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
 
 
@@ -135,7 +138,18 @@ def key_from_header(header: str) -> str:
 
 def remembered(key: str, extra: list[str]) -> tuple[EpgPrincipal | None, dict[str, Any]]:
     """The caller of a key verified less than a minute ago whose client still stands, with the ``extra``
-    cache entries read in the same round trip (None for those missing). No caller: verify the key."""
+    cache entries read in the same round trip (None for those missing). No caller: verify the key.
+
+    With the cache down nothing is known (the marker cannot be read, so a revocation cannot be seen):
+    no caller, and no entries, so that the key and the entries are read from the database."""
+    try:
+        return _remembered(key, extra)
+    except CACHE_ERRORS:
+        logger.warning("cache unreachable: the API key is checked against the database", exc_info=True)
+        return None, {}
+
+
+def _remembered(key: str, extra: list[str]) -> tuple[EpgPrincipal | None, dict[str, Any]]:
     shared_key = cache_key(key)
     known = _VERIFIED.get(shared_key)
     if known is not None and known[2] < time.monotonic():
@@ -202,8 +216,13 @@ class ApiKeyAuthentication(BaseAuthentication):
         if client.has_expired:
             raise AuthenticationFailed(_("This API key has expired."))
         shared_key = cache_key(key)
-        cache.set_many({shared_key: (client.pk, client.name), marker_key(client.pk): 1}, CACHE_SECONDS)
-        _remember(shared_key, client.pk, client.name)
+        try:
+            cache.set_many({shared_key: (client.pk, client.name), marker_key(client.pk): 1}, CACHE_SECONDS)
+        except CACHE_ERRORS:
+            # Not remembered either: without the marker a revocation would not be seen.
+            logger.warning("cache unreachable: the API key was checked against the database")
+        else:
+            _remember(shared_key, client.pk, client.name)
         return EpgPrincipal(client_id=client.pk, name=client.name)
 
     def authenticate_header(self, request: Request) -> str:

@@ -17,6 +17,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from ipvas.actors import ActorKind
+from ipvas.cache_errors import CACHE_ERRORS
 from orders.models import Entitlement, Order, Product
 
 logger = logging.getLogger(__name__)
@@ -48,11 +49,18 @@ def live_entitlements(tv_account: str, *, cached: Any = NOT_READ) -> list[dict[s
     seconds = settings.ENTITLEMENT_CACHE_SECONDS
     rows = None
     if seconds:
-        rows = cache.get(entitlements_cache_key(tv_account)) if cached is NOT_READ else cached
+        try:
+            rows = cache.get(entitlements_cache_key(tv_account)) if cached is NOT_READ else cached
+        except CACHE_ERRORS:
+            logger.warning("cache unreachable: the entitlements of %s are read from the database", tv_account)
+            seconds = 0
     if rows is None:
         rows = _load(tv_account, now)
         if seconds:
-            cache.set(entitlements_cache_key(tv_account), rows, seconds)
+            try:
+                cache.set(entitlements_cache_key(tv_account), rows, seconds)
+            except CACHE_ERRORS:
+                logger.warning("cache unreachable: the entitlements of %s were not cached", tv_account)
     return [row for row in rows if row["ends_at"] > now]
 
 

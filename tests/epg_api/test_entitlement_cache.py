@@ -181,3 +181,31 @@ def test_a_plain_request_is_answered_as_drf_answers_it(vendor, params):
 )
 def test_what_the_client_accepts_is_negotiated_as_before(vendor, accept, status):
     assert vendor.get("/entitlements/", {"tv_account": "tv1001"}, Accept=accept).status_code == status
+
+
+# A cache nobody answers: connection refused at once.
+CACHE_DOWN = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+}
+
+
+def test_with_the_cache_down_the_check_answers_from_the_database(vendor, settings):
+    """Redis restarting must not fail the set-top boxes: the key and the entitlements come from the
+    database, and nothing is remembered meanwhile, so a revocation still shows at once."""
+    buy(vendor)
+    assert entitled(vendor, tv_account="tv1001", product_code="VIP-MONTH") is True  # remembered, cached
+
+    settings.CACHES = CACHE_DOWN
+    with pytest.raises(Exception):  # noqa: B017 - whatever redis-py raises: the cache is really down
+        cache.get("anything")
+
+    answer = vendor.entitlements(tv_account="tv1001", product_code="VIP-MONTH")
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["entitled"] is True
+    assert entitled(vendor, tv_account="tv1001", content_id="m42", product_code="PPV-MOVIE") is False
+
+    # Revoked where this process cannot hear of it (no signal, no marker to delete): refused at once.
+    EpgClient.objects.filter(name="cache test vendor").update(revoked=True)
+    refused = vendor.entitlements(tv_account="tv1001")
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "unauthorized"
