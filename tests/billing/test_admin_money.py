@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import io
-import os
 import re
 import threading
 from datetime import timedelta
@@ -22,7 +21,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import transaction
 from django.test import Client
 from django.utils import timezone, translation
 
@@ -38,6 +37,7 @@ from sandbox.models import SimCrmActivity, SimRefund, SimSmpAccount, SimSmpSubsc
 from tests import quick
 from tests.channels_crm.support import new_order, pay, sign_in
 from tests.epg_api.support import Api, new_api_key, provider_pay, settle
+from tests.support.concurrency import require_postgresql, run_in_threads
 
 NOW = "2026-11-25 12:00:00+08:00"
 PROVIDER = {"wechat_qr": "wechatpay", "alipay_qr": "alipay"}
@@ -373,37 +373,6 @@ def test_an_order_paid_twice_with_the_same_method_can_be_refunded_by_hand(api, f
 
 
 # --- two admins at once (PostgreSQL: real row locks across connections) --------------------------------
-
-
-def require_postgresql() -> None:
-    if connection.vendor != "postgresql":
-        why = f"needs PostgreSQL row locks across connections, not {connection.vendor}"
-        if os.environ.get("CI"):
-            pytest.fail(why, pytrace=False)
-        pytest.skip(why)
-
-
-def run_in_threads(n: int, work) -> list[BaseException]:
-    """Run ``work(barrier)`` in ``n`` threads, each on its own connection; return their errors."""
-    barrier = threading.Barrier(n, timeout=30)
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            work(barrier)
-        except BaseException as exc:
-            errors.append(exc)
-            barrier.abort()
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=target) for _ in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    return errors
 
 
 @pytest.mark.django_db(transaction=True)

@@ -7,13 +7,11 @@ move an order exactly once.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import Counter
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
@@ -24,6 +22,7 @@ from orders.constants import ACTIVE_STATUSES, TERMINAL_STATUSES, FailureCode, Or
 from orders.models import Order, OrderEvent
 from sandbox import faults
 from tests.factories import OrderFactory, ProductFactory
+from tests.support.concurrency import require_postgresql, run_in_threads
 
 EPG = Actor(ActorKind.EPG_CLIENT, "test-client")
 START = "2026-11-25 12:00:00+08:00"
@@ -259,37 +258,6 @@ class TestPrecheckDeadline:
 
 
 # --- PostgreSQL: real concurrency -------------------------------------------------
-
-
-def require_postgresql() -> None:
-    if connection.vendor != "postgresql":
-        why = f"needs PostgreSQL row locks across connections, not {connection.vendor}"
-        if os.environ.get("CI"):
-            pytest.fail(why, pytrace=False)
-        pytest.skip(why)
-
-
-def run_in_threads(n: int, work) -> list[BaseException]:
-    """Run ``work(barrier)`` in ``n`` threads, each with its own connection; return their errors."""
-    barrier = threading.Barrier(n, timeout=30)
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            work(barrier)
-        except BaseException as exc:
-            errors.append(exc)
-            barrier.abort()
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=target) for _ in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    return errors
 
 
 def overdue_orders(n: int) -> list[Order]:

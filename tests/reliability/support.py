@@ -57,14 +57,6 @@ def size(short: int, soak: int) -> list[Any]:
     return [pytest.param(short, id="short"), pytest.param(soak, id="soak", marks=pytest.mark.soak)]
 
 
-def require_postgresql() -> None:
-    if connection.vendor != "postgresql":
-        why = f"needs PostgreSQL row locks across connections, not {connection.vendor}"
-        if os.environ.get("CI"):
-            pytest.fail(why, pytrace=False)
-        pytest.skip(why)
-
-
 def stop_other_workers() -> list[int]:
     """Stop the Celery workers this test process started earlier and left running (the integration
     tier's session worker): a test that counts on its own worker must be the broker's only consumer.

@@ -33,13 +33,13 @@ from tests.reliability.support import (
     race,
     raised,
     record,
-    require_postgresql,
     run_due,
     said_success,
     size,
     sms_reply,
     trade_of,
 )
+from tests.support.concurrency import require_postgresql
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

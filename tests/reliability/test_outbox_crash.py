@@ -33,10 +33,10 @@ from tests.reliability.support import (
     provisioned_once,
     race,
     record,
-    require_postgresql,
     run_due,
     stop_other_workers,
 )
+from tests.support.concurrency import require_postgresql
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -49,12 +49,12 @@ from tests.reliability.support import (
     new_order,
     paid_notification,
     record,
-    require_postgresql,
     run_due,
     said_success,
     sms_reply,
     trade_of,
 )
+from tests.support.concurrency import require_postgresql
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

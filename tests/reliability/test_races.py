@@ -33,6 +33,7 @@ from tests.reliability.support import (
     PHONES,
     TERMINAL,
     Lead,
+    MoneyReport,
     Racers,
     balance,
     check_money,
@@ -44,13 +45,13 @@ from tests.reliability.support import (
     paid_notification,
     raised,
     record,
-    require_postgresql,
     run_due,
     said_success,
     size,
     sms_reply,
     trade_of,
 )
+from tests.support.concurrency import require_postgresql
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -79,6 +80,22 @@ def settle_all(order_ids: list[int], *, passes: int = 6) -> None:
 
 def outcome_table(tally: Counter) -> dict[str, int]:
     return {" / ".join(k) if isinstance(k, tuple) else k: v for k, v in sorted(tally.items())}
+
+
+def settle(name: str, kind: str, *, rounds: int, tally: Counter, wrong: list[str], order_ids: list[int]) -> MoneyReport:
+    """The end of every race: check the money, record the figures, fail on a wrong outcome or a money problem."""
+    report = check_money(order_ids)
+    record(
+        f"race-{name}-{rounds}",
+        kind=kind,
+        rounds=rounds,
+        outcomes=outcome_table(tally),
+        counterexamples=wrong + report.problems,
+        ok=not (wrong or report.problems),
+    )
+    assert wrong == []
+    assert report.problems == [], report.summary()
+    return report
 
 
 # --- the customer's payment against the QR deadline ------------------------------------------------
@@ -149,17 +166,14 @@ def test_payment_notification_against_the_qr_deadline_has_one_winner(demo, racer
         if order.status not in QR_OUTCOMES[variant]:
             wrong.append(f"{order.order_no} ({variant}): ended {order.status} (deadline handler said {did})")
 
-    report = check_money(order_ids)
-    record(
-        f"race-payment_vs_qr_deadline-{rounds}",
-        kind="race: payment notification vs QR deadline",
+    settle(
+        "payment_vs_qr_deadline",
+        "race: payment notification vs QR deadline",
         rounds=rounds,
-        outcomes=outcome_table(tally),
-        counterexamples=wrong + report.problems,
-        ok=not (wrong or report.problems),
+        tally=tally,
+        wrong=wrong,
+        order_ids=order_ids,
     )
-    assert wrong == []
-    assert report.problems == [], report.summary()
 
 
 # --- the SMS reply against the SMS deadline ----------------------------------------------------------
@@ -212,17 +226,14 @@ def test_sms_yes_against_the_sms_deadline_has_one_winner(demo, racers, rounds):
     expected_charge = sum(completed.values_list("amount_fen", flat=True))
     if charged != expected_charge:
         wrong.append(f"the SMP charged {charged} fen for {completed.count()} orders worth {expected_charge}")
-    report = check_money(order_ids)
-    record(
-        f"race-sms_vs_sms_deadline-{rounds}",
-        kind="race: SMS 'Y' vs SMS deadline",
+    settle(
+        "sms_vs_sms_deadline",
+        "race: SMS 'Y' vs SMS deadline",
         rounds=rounds,
-        outcomes=outcome_table(tally),
-        counterexamples=wrong + report.problems,
-        ok=not (wrong or report.problems),
+        tally=tally,
+        wrong=wrong,
+        order_ids=order_ids,
     )
-    assert wrong == []
-    assert report.problems == [], report.summary()
     assert set(Order.objects.filter(pk__in=order_ids).values_list("status", flat=True)) <= {
         OrderStatus.COMPLETED,
         OrderStatus.EXPIRED,
@@ -271,17 +282,7 @@ def test_cancel_against_the_payment_has_one_winner(demo, racers, rounds):
         if said != "success" or order.status != expected:
             wrong.append(f"{order.order_no}: cancel {cancelled}, notification answered {said}, order {order.status}")
 
-    report = check_money(order_ids)
-    record(
-        f"race-cancel_vs_payment-{rounds}",
-        kind="race: cancel vs payment",
-        rounds=rounds,
-        outcomes=outcome_table(tally),
-        counterexamples=wrong + report.problems,
-        ok=not (wrong or report.problems),
-    )
-    assert wrong == []
-    assert report.problems == [], report.summary()
+    settle("cancel_vs_payment", "race: cancel vs payment", rounds=rounds, tally=tally, wrong=wrong, order_ids=order_ids)
 
 
 # --- two workers (and the sweep) provisioning one order ---------------------------------------------
@@ -353,15 +354,12 @@ def test_two_workers_provisioning_one_order_subscribe_it_once(demo, racers, roun
     worth = sum(o.amount_fen for o in orders)
     if charged != worth:
         wrong.append(f"the SMP charged {charged} fen for {rounds} orders worth {worth}")
-    report = check_money(order_ids)
-    record(
-        f"race-two_workers_provisioning-{rounds}",
-        kind="race: two workers (and the sweep) provisioning one order",
+    report = settle(
+        "two_workers_provisioning",
+        "race: two workers (and the sweep) provisioning one order",
         rounds=rounds,
-        outcomes=outcome_table(tally),
-        counterexamples=wrong + report.problems,
-        ok=not (wrong or report.problems),
+        tally=tally,
+        wrong=wrong,
+        order_ids=order_ids,
     )
-    assert wrong == []
-    assert report.problems == [], report.summary()
     assert report.statuses == Counter({OrderStatus.COMPLETED: rounds})

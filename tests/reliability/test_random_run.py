@@ -66,13 +66,13 @@ from tests.reliability.support import (
     new_order,
     paid_notification,
     record,
-    require_postgresql,
     said_success,
     size,
     sms_reply,
     stop_other_workers,
     trade_of,
 )
+from tests.support.concurrency import require_postgresql
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 logger = logging.getLogger(__name__)

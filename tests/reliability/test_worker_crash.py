@@ -32,10 +32,10 @@ from tests.reliability.support import (
     once,
     provisioned_once,
     record,
-    require_postgresql,
     size,
     stop_other_workers,
 )
+from tests.support.concurrency import require_postgresql
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
