@@ -49,11 +49,11 @@ from django.db import connection, transaction  # noqa: E402
 from django.test.utils import setup_databases, teardown_databases  # noqa: E402
 
 from billing.models import LedgerEntry, Payment, ReconciliationRun, Statement, StatementLine  # noqa: E402
-from billing.money import fen_to_yuan  # noqa: E402
 from billing.reconciliation.bulk import insert_rows  # noqa: E402
 from billing.reconciliation.days import day_bounds  # noqa: E402
 from billing.reconciliation.importer import LINE_FIELDS, statement_import  # noqa: E402
 from billing.reconciliation.services import reconcile_day  # noqa: E402
+from ipvas.money import fen_to_yuan  # noqa: E402
 from orders.models import Order, Product  # noqa: E402
 
 BATCH = 5000

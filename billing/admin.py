@@ -22,8 +22,8 @@ from billing.models import (
 )
 from billing.services import manual
 from ipvas.actors import Actor, ActorKind
+from ipvas.admin_helpers import ReadOnlyAdminMixin
 from ipvas.errors import ApplicationError
-from orders.admin import ReadOnlyAdminMixin
 
 
 @admin.register(Payment)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from billing.money import yuan_to_fen
+from ipvas.money import yuan_to_fen
 
 
 class RefundForm(forms.Form):

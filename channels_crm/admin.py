@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from channels_crm.models import Clerk, SsoLogin, Store
-from orders.admin import ReadOnlyAdminMixin
+from ipvas.admin_helpers import ReadOnlyAdminMixin
 
 
 @admin.register(Store)

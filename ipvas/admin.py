@@ -1,7 +1,7 @@
 from django.contrib import admin
 
+from ipvas.admin_helpers import ReadOnlyAdminMixin
 from ipvas.models import OutboxMessage
-from orders.admin import ReadOnlyAdminMixin
 
 
 @admin.register(OutboxMessage)

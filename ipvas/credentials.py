@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from ipvas.keyfiles import sandbox_private_key_pem, sandbox_public_key_pem, sandbox_secret
+
 
 def _configured(name: str) -> str:
     value = getattr(settings, name, "") or ""
@@ -31,8 +33,6 @@ def secret(name: str, *, sandbox_file: str) -> str:
     if value:
         return value.strip()
     if settings.SANDBOX:
-        from sandbox.keys import sandbox_secret
-
         return sandbox_secret(sandbox_file)
     raise ImproperlyConfigured(f"{name} (or {name}_FILE) must be set.")
 
@@ -42,8 +42,6 @@ def public_key_pem(name: str, *, sandbox_private_file: str) -> str:
     if value:
         return value
     if settings.SANDBOX:
-        from sandbox.keys import sandbox_public_key_pem
-
         return sandbox_public_key_pem(sandbox_private_file)
     raise ImproperlyConfigured(f"{name} (or {name}_FILE) must be set.")
 
@@ -53,8 +51,6 @@ def private_key_pem(name: str, *, sandbox_file: str) -> str:
     if value:
         return value
     if settings.SANDBOX:
-        from sandbox.keys import sandbox_private_key_pem
-
         return sandbox_private_key_pem(sandbox_file)
     raise ImproperlyConfigured(f"{name} (or {name}_FILE) must be set.")
 

@@ -6,6 +6,7 @@ from django.urls import include, path
 from billing import views as billing_views
 from ipvas import views
 from ipvas.metrics import metrics_view
+from orders.metrics import OrdersCollector
 
 # Admins sign in through django-allauth, which enforces their TOTP second factor.
 admin.autodiscover()
@@ -17,7 +18,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("favicon.ico", views.favicon),
     path("healthz/", views.health, name="health"),
-    path("metrics/", metrics_view, name="metrics"),
+    path("metrics/", metrics_view(OrdersCollector()), name="metrics"),
     path("admin/reports/", include("billing.reports.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),

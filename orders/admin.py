@@ -16,26 +16,14 @@ from django.utils.translation import gettext_lazy as _
 
 from billing.admin_forms import RefundForm
 from billing.models import LedgerEntry, Payment, Refund, WorkItem
-from billing.money import fen_to_yuan
 from billing.services import manual
 from billing.services.ledger import order_totals
 from ipvas.actors import Actor, ActorKind
+from ipvas.admin_helpers import ReadOnlyAdminMixin
 from ipvas.errors import ApplicationError
+from ipvas.money import fen_to_yuan
 from orders.constants import OrderStatus
 from orders.models import Entitlement, Order, Product
-
-
-class ReadOnlyAdminMixin:
-    """Records of what happened are shown, never edited, from admin."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class ProductAdminForm(forms.ModelForm):

@@ -1,7 +1,7 @@
 """The simulated WeChat Pay and Alipay: trades, refunds, and signed notifications.
 
 The simulated providers sign notifications with the sandbox keys
-(sandbox/keys.py) exactly as the real ones do, and deliver them to the
+(ipvas/keyfiles.py) exactly as the real ones do, and deliver them to the
 notify URLs, so that IPVAS's real verification code runs on them.
 """
 
@@ -17,7 +17,6 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from billing.money import fen_to_yuan
 from billing.providers.types import (
     CloseResult,
     ProviderRefused,
@@ -28,7 +27,8 @@ from billing.providers.types import (
     Trade,
     TradeState,
 )
-from sandbox.keys import sandbox_private_key_pem, sandbox_secret
+from ipvas.keyfiles import sandbox_private_key_pem, sandbox_secret
+from ipvas.money import fen_to_yuan
 from sandbox.models import SimRefund, SimTrade, SimTradeStatus
 
 WECHATPAY = "wechatpay"

@@ -10,8 +10,8 @@ import secrets
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from ipvas.keyfiles import sandbox_secret
 from sandbox.delivery import deliver
-from sandbox.keys import sandbox_secret
 from sandbox.models import SimSmsMessage
 
 

@@ -26,8 +26,8 @@ from typing import BinaryIO
 from django.conf import settings
 from django.utils import timezone
 
-from billing.money import fen_to_yuan
 from billing.reconciliation.days import day_bounds
+from ipvas.money import fen_to_yuan
 from sandbox.models import SimRefund, SimSmpSubscription, SimTrade, SimTradeStatus
 
 WECHATPAY = "wechatpay"

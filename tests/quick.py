@@ -13,7 +13,7 @@ from functools import cache
 
 from cryptography.hazmat.primitives import serialization
 
-from sandbox.keys import sandbox_private_key_pem
+from ipvas.keyfiles import sandbox_private_key_pem
 
 
 @cache

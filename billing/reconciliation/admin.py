@@ -22,11 +22,11 @@ from django.utils.translation import gettext_lazy as _
 
 from billing.models import ReconciliationItem, ReconciliationRun, Statement, StatementLine
 from billing.models.reconciliation import StatementSource
-from billing.money import fen_to_yuan
 from billing.reconciliation.export import items_csv_response
 from billing.reconciliation.parsers import StatementError
 from billing.reconciliation.services import ReconciliationBusy, reconcile_day, statements_import
-from orders.admin import ReadOnlyAdminMixin
+from ipvas.admin_helpers import ReadOnlyAdminMixin
+from ipvas.money import fen_to_yuan
 
 RUN_PERMISSION = "billing.add_reconciliationrun"
 

@@ -34,8 +34,8 @@ from django.utils import timezone
 from billing.models import LedgerEntry, LedgerKind, Payment, ReconciliationItem, ReconciliationRun, Refund
 from billing.models.payments import Provider
 from billing.models.reconciliation import Outcome, Statement, StatementLine, StatementLineKind, StatementSource
-from billing.money import fen_to_yuan
 from billing.reconciliation.bulk import insert_rows
+from ipvas.money import fen_to_yuan
 from orders.constants import OrderStatus, SmpCharge
 from orders.models import Order
 

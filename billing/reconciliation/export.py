@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 
 from billing.models import ReconciliationItem
-from billing.money import fen_to_yuan
+from ipvas.money import fen_to_yuan
 
 CHUNK = 2000
 HEADER = [

@@ -32,7 +32,7 @@ from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 from billing.models.reconciliation import StatementLineKind, StatementSource
-from billing.money import yuan_to_fen
+from ipvas.money import yuan_to_fen
 from orders.constants import SmpCharge
 
 # Both providers write Beijing time, whatever our TIME_ZONE.

@@ -17,7 +17,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
-from billing.money import fen_to_yuan
+from ipvas.money import fen_to_yuan
 
 PALETTE = ("#417690", "#e0922f", "#5b8c5a", "#b5485d", "#79aec8", "#8e6fb5")
 FONT_SIZE = 11

@@ -15,9 +15,9 @@ from functools import cached_property
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
-from billing.money import fen_to_yuan
 from billing.reports import queries
 from billing.reports.queries import ClerkCash, Funnel, SalesRow, StoreCash
+from ipvas.money import fen_to_yuan
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext
 
-from billing.money import fen_to_yuan
 from billing.reports import charts, queries
 from billing.reports.tables import TABLES, ReportData, Table
+from ipvas.money import fen_to_yuan
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366

@@ -27,10 +27,10 @@ from ipvas import outbox, ratelimit
 from ipvas.actors import Actor, ActorKind
 from ipvas.errors import InvalidState
 from ipvas.locks import lock_name
+from ipvas.money import fen_to_yuan
 from orders.constants import FailureCode, OrderStatus, PaymentMethod
 from orders.models import Order
 from orders.models.order import mask_phone
-from orders.models.product import format_fen
 from orders.services.transitions import lock_order, transit
 from orders.validation import normalize_mainland_mobile
 
@@ -41,7 +41,7 @@ SEND_BACKOFF_SECONDS = (1, 2, 5, 10, 20, 30)
 def confirmation_text(order: Order) -> str:
     minutes = max(1, math.ceil(settings.PAYMENT_WINDOW_SECONDS / 60))
     return (
-        f"【IPTV增值业务】您正在订购「{order.product.name}」，价格{format_fen(order.amount_fen)}元，"
+        f"【IPTV增值业务】您正在订购「{order.product.name}」，价格{fen_to_yuan(order.amount_fen)}元，"
         f"费用将计入手机话费。请在{minutes}分钟内回复 Y 确认订购，回复其他内容取消。"
     )
 

@@ -1,6 +1,6 @@
 from django import template
 
-from billing.money import fen_to_yuan
+from ipvas.money import fen_to_yuan
 
 register = template.Library()
 

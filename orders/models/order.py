@@ -11,6 +11,7 @@ from django_fsm import ConcurrentTransitionMixin, FSMField, TransitionNotAllowed
 
 from ipvas.actors import ActorKind
 from ipvas.appendonly import AppendOnlyModel
+from ipvas.money import fen_to_yuan
 from orders.constants import (
     QR_METHODS,
     TERMINAL_STATUSES,
@@ -19,7 +20,7 @@ from orders.constants import (
     OrderStatus,
     PaymentMethod,
 )
-from orders.models.product import Product, format_fen
+from orders.models.product import Product
 
 S = OrderStatus
 
@@ -106,7 +107,7 @@ class Order(ConcurrentTransitionMixin, models.Model):
 
     @property
     def amount_yuan(self) -> str:
-        return format_fen(self.amount_fen)
+        return fen_to_yuan(self.amount_fen)
 
     @property
     def phone_masked(self) -> str | None:

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from ipvas.fields import ChoiceListField
+from ipvas.money import fen_to_yuan
 from orders.constants import (
     CHANNEL_METHODS,
     PERIOD_MONTHS,
@@ -106,7 +107,7 @@ class Product(models.Model):
 
     @property
     def price_yuan(self) -> str:
-        return format_fen(self.price_fen)
+        return fen_to_yuan(self.price_fen)
 
     def methods_on(self, channel: str) -> list[str]:
         """The payment methods this product may be paid with on ``channel``, in display order."""
@@ -165,10 +166,3 @@ class Product(models.Model):
                 )
         if errors:
             raise ValidationError(errors)
-
-
-def format_fen(fen: int) -> str:
-    """2500 -> '25.00' (yuan), without going through floats."""
-    sign = "-" if fen < 0 else ""
-    yuan, cents = divmod(abs(fen), 100)
-    return f"{sign}{yuan}.{cents:02d}"

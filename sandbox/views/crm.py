@@ -12,8 +12,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
+from ipvas.keyfiles import sandbox_private_key_pem
 from sandbox.http import BadRequest, sandbox_view
-from sandbox.keys import sandbox_private_key_pem
 
 TICKET_SECONDS = 120
 

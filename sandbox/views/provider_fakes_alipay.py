@@ -32,13 +32,13 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from billing.money import fen_to_yuan, yuan_to_fen
 from billing.providers.alipay import crypto
 from billing.providers.types import ProviderRefused, QrOrderRequest, RefundRequest, RefundState, Trade, TradeState
 from ipvas.credentials import load_private_key, load_public_key
+from ipvas.keyfiles import sandbox_private_key_pem, sandbox_public_key_pem
+from ipvas.money import fen_to_yuan, yuan_to_fen
 from sandbox import payments
 from sandbox.http import sandbox_view
-from sandbox.keys import sandbox_private_key_pem, sandbox_public_key_pem
 from sandbox.models import SimTrade
 from sandbox.views.provider_fakes import Outage, compact_json, fault_delay, pause
 

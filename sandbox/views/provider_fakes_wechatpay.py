@@ -33,9 +33,9 @@ from django.views.decorators.http import require_GET, require_POST
 from billing.providers.types import ProviderRefused, QrOrderRequest, RefundRequest, RefundState, TradeState
 from billing.providers.wechatpay import crypto
 from ipvas.credentials import load_private_key, load_public_key
+from ipvas.keyfiles import sandbox_private_key_pem, sandbox_public_key_pem
 from sandbox import payments
 from sandbox.http import sandbox_view
-from sandbox.keys import sandbox_private_key_pem, sandbox_public_key_pem
 from sandbox.models import SimRefund
 from sandbox.views.provider_fakes import Outage, compact_json, fault_delay, nonce, pause
 

@@ -29,12 +29,12 @@ from django.test import Client
 from django.utils import timezone
 
 from billing.models import LedgerEntry, Payment, PaymentNotification, Refund, SmsInbound
+from ipvas.keyfiles import sandbox_private_key_pem, sandbox_secret
 from ipvas.models import OutboxMessage
 from orders.models import Order, OrderEvent
 from sandbox import faults
 from sandbox import payments as sandbox_payments
 from sandbox import sms as sandbox_sms
-from sandbox.keys import sandbox_private_key_pem, sandbox_secret
 from sandbox.models import SimRefund, SimSmpSubscription, SimTrade, SimTradeStatus
 from tests.epg_api.support import Api, new_api_key, provider_pay, settle, when
 

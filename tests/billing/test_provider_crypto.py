@@ -21,8 +21,8 @@ from wechatpayv3.utils import aes_decrypt, rsa_sign, rsa_verify
 from billing.providers.alipay import crypto as alipay_crypto
 from billing.providers.wechatpay import crypto as wechat_crypto
 from ipvas.credentials import load_public_key
+from ipvas.keyfiles import sandbox_public_key_pem, sandbox_secret
 from sandbox import payments
-from sandbox.keys import sandbox_public_key_pem, sandbox_secret
 from sandbox.models import SimTrade, SimTradeStatus
 
 BODY = '{"code_url":"weixin://wxpay/bizpayurl?pr=abc","description":"VIP 月卡 ¥25"}'

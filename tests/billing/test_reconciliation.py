@@ -579,7 +579,7 @@ def bill_server():
     from billing.providers.alipay import crypto as alipay_crypto
     from billing.providers.wechatpay import crypto as wechat_crypto
     from ipvas.credentials import load_private_key
-    from sandbox.keys import sandbox_private_key_pem
+    from ipvas.keyfiles import sandbox_private_key_pem
 
     wechat_bill = WECHAT_FILE.read_bytes()
     seen: list[str] = []

@@ -25,11 +25,11 @@ from django.urls import reverse
 from django.utils import translation
 
 from billing.models import LedgerEntry, LedgerKind, Provider
-from billing.money import fen_to_yuan
 from billing.reports import charts, queries
 from billing.reports.queries import ClerkCash, FunnelLoss, FunnelStage, SalesRow, StoreCash
 from channels_crm.models import Clerk, Store
 from ipvas.actors import ActorKind
+from ipvas.money import fen_to_yuan
 from orders.constants import Channel, OrderStatus, PaymentMethod, ProductKind
 from orders.models import Order, OrderEvent, Product
 from tests.factories import OrderFactory, ProductFactory

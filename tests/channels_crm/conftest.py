@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from sandbox.keys import sandbox_public_key_pem
+from ipvas.keyfiles import sandbox_public_key_pem
 from tests.channels_crm.support import CRM_KEY, sign_in
 
 

@@ -19,8 +19,8 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.test import Client, TestCase
 
+from ipvas.keyfiles import sandbox_private_key_pem
 from orders.models import Order
-from sandbox.keys import sandbox_private_key_pem
 from tests.support.tasks import run_due_tasks
 
 CRM_KEY = "crm_sso_private_key.pem"

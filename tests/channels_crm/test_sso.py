@@ -23,7 +23,7 @@ from django.test import Client
 from django.utils.html import escape
 
 from channels_crm.models import Clerk, SsoLogin, SsoTicketUse, Store
-from sandbox.keys import sandbox_public_key_pem
+from ipvas.keyfiles import sandbox_public_key_pem
 from sandbox.views.crm import sign_ticket
 from tests.channels_crm.support import CRM_KEY, claims, sign, sign_in, sso, ticket
 

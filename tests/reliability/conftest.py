@@ -57,7 +57,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _providers_public_keys_configured(settings) -> None:
     """The providers' public keys configured as production does (the sandbox's), so that
     verifying a notification does not derive them from the private keys every time."""
-    from sandbox.keys import sandbox_private_key_pem
+    from ipvas.keyfiles import sandbox_private_key_pem
 
     for setting, private in (
         ("WECHATPAY_PLATFORM_PUBLIC_KEY", "wechatpay_platform_private_key.pem"),

@@ -38,9 +38,9 @@ from django.test import Client
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from ipvas.keyfiles import RSA_KEYS, SECRETS, sandbox_file
 from ipvas.logs import RedactingFilter
 from sandbox import faults
-from sandbox.keys import RSA_KEYS, SECRETS, sandbox_file
 from tests.channels_crm.support import ticket
 from tests.epg_api.support import Api, provider_pay, settle, sms_reply
 

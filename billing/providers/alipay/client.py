@@ -18,7 +18,6 @@ from alipay.utils import AliPayConfig
 from django.conf import settings
 from django.utils import timezone
 
-from billing.money import fen_to_yuan, yuan_to_fen
 from billing.providers.alipay import config
 from billing.providers.types import (
     CloseResult,
@@ -31,6 +30,7 @@ from billing.providers.types import (
     Trade,
     TradeState,
 )
+from ipvas.money import fen_to_yuan, yuan_to_fen
 
 logger = logging.getLogger(__name__)
 

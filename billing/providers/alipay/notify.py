@@ -13,9 +13,9 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
-from billing.money import yuan_to_fen
 from billing.providers.alipay import config, crypto
 from billing.providers.types import NotificationRejected, PaidNotice
+from ipvas.money import yuan_to_fen
 
 PROVIDER = "alipay"
 PAID_STATUSES = {"TRADE_SUCCESS", "TRADE_FINISHED"}

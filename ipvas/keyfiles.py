@@ -1,4 +1,4 @@
-"""Keys the simulated outside systems sign with, made on first use in SANDBOX_DIR.
+"""Keys the simulated outside systems sign with, made on first use in SANDBOX_DIR (the platform's key store).
 
 An integrator signs a notification, an SMS reply or an SSO ticket with these
 files exactly as the real system would, and IPVAS verifies with the matching
