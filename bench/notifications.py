@@ -147,7 +147,7 @@ def post_all(count: int, s: Settings, name: str) -> tuple[Load, int]:
 
 def verification_alone(count: int) -> Stat:
     """verify_event in this process, per notification: signature, timestamp, nonce (Redis), decryption."""
-    from billing.providers.wechatpay.notify import verify_event
+    from adapters.wechatpay.notify import verify_event
 
     per_round = []
     for _ in range(3):

@@ -13,9 +13,9 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from billing.providers.alipay import notify as alipay_verification
-from billing.providers.types import NotificationRejected
-from billing.providers.wechatpay import notify as wechat_verification
+from adapters.alipay import notify as alipay_verification
+from adapters.providers.types import NotificationRejected
+from adapters.wechatpay import notify as wechat_verification
 from billing.services.notifications import notification_accept, refund_notification_accept
 from billing.services.sms import sms_reply_received
 from ipvas.credentials import secret

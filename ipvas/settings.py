@@ -416,18 +416,42 @@ CRM_FRAME_ORIGINS = env_list("CRM_FRAME_ORIGINS", [])
 # over HTTP; empty: in process, through the same URL routing and views.
 SANDBOX_CALLBACK_BASE_URL = env_str("SANDBOX_CALLBACK_BASE_URL")
 
-_ADAPTERS = {
-    "SMP_ADAPTER": (SMP_ADAPTER, {"simulator", "http"}),
-    "WECHATPAY_ADAPTER": (WECHATPAY_ADAPTER, {"simulator", "sdk"}),
-    "ALIPAY_ADAPTER": (ALIPAY_ADAPTER, {"simulator", "sdk"}),
-    "SMS_ADAPTER": (SMS_ADAPTER, {"simulator", "http"}),
-    "CRM_ADAPTER": (CRM_ADAPTER, {"simulator", "http"}),
+# Each outside system's implementation is named by a dotted path (adapters/resolve.py);
+# the short names of the table below are accepted too. Production refuses a simulator.
+_ADAPTER_NAMES = {
+    "SMP_ADAPTER": {"simulator": "sandbox.simulators.smp.SimulatedSmp", "http": "adapters.smp.http.HttpSmpClient"},
+    "WECHATPAY_ADAPTER": {
+        "simulator": "sandbox.simulators.providers.SimulatedWechatPay",
+        "sdk": "adapters.wechatpay.client.WechatPayClient",
+    },
+    "ALIPAY_ADAPTER": {
+        "simulator": "sandbox.simulators.providers.SimulatedAlipay",
+        "sdk": "adapters.alipay.client.AlipayClient",
+    },
+    "SMS_ADAPTER": {
+        "simulator": "sandbox.simulators.sms.SimulatedSmsGateway",
+        "http": "adapters.sms.http.HttpSmsGateway",
+    },
+    "CRM_ADAPTER": {"simulator": "sandbox.simulators.crm.SimulatedCrm", "http": "adapters.crm.http.HttpCrmClient"},
 }
-for _name, (_value, _allowed) in _ADAPTERS.items():
-    if _value not in _allowed:
-        raise ImproperlyConfigured(f"{_name} must be one of {sorted(_allowed)}, not {_value!r}")
-    if PRODUCTION and _value == "simulator":
-        raise ImproperlyConfigured(f"{_name}=simulator is refused when IPVAS_PRODUCTION=1.")
+
+
+def _adapter(name: str, value: str) -> str:
+    path = _ADAPTER_NAMES[name].get(value, value)
+    if "." not in path:
+        raise ImproperlyConfigured(
+            f"{name} must be a dotted path or one of {sorted(_ADAPTER_NAMES[name])}, not {value!r}"
+        )
+    if PRODUCTION and path.startswith("sandbox."):
+        raise ImproperlyConfigured(f"{name}={value} is a simulator, refused when IPVAS_PRODUCTION=1.")
+    return path
+
+
+SMP_ADAPTER = _adapter("SMP_ADAPTER", SMP_ADAPTER)
+WECHATPAY_ADAPTER = _adapter("WECHATPAY_ADAPTER", WECHATPAY_ADAPTER)
+ALIPAY_ADAPTER = _adapter("ALIPAY_ADAPTER", ALIPAY_ADAPTER)
+SMS_ADAPTER = _adapter("SMS_ADAPTER", SMS_ADAPTER)
+CRM_ADAPTER = _adapter("CRM_ADAPTER", CRM_ADAPTER)
 
 # --- logging and metrics ------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")

@@ -111,23 +111,3 @@ CHANNEL_METHODS: dict[str, tuple[str, ...]] = {
         PaymentMethod.ALIPAY_QR,
     ),
 }
-# Methods whose money moves before we subscribe (the SMP is told "prepaid" or
-# "marketing_account"); phone-bill methods are charged by the SMP's subscribe.
-PREPAID_METHODS = frozenset({PaymentMethod.WECHAT_QR, PaymentMethod.ALIPAY_QR, PaymentMethod.CASH})
-
-
-class SmpCharge(models.TextChoices):
-    """How the SMP is told to charge when it subscribes (docs/interfaces.md §6)."""
-
-    PHONE_BILL = "phone_bill", _("priced package, phone bill")
-    PREPAID = "prepaid", _("zero-price package")
-    MARKETING_ACCOUNT = "marketing_account", _("marketing account")
-
-
-CHARGE_FOR_METHOD: dict[str, str] = {
-    PaymentMethod.WECHAT_QR: SmpCharge.PREPAID,
-    PaymentMethod.ALIPAY_QR: SmpCharge.PREPAID,
-    PaymentMethod.PHONE_BILL: SmpCharge.PHONE_BILL,
-    PaymentMethod.PHONE_BILL_SMS: SmpCharge.PHONE_BILL,
-    PaymentMethod.CASH: SmpCharge.MARKETING_ACCOUNT,
-}

@@ -7,7 +7,7 @@ import secrets
 from django.db import transaction
 from django.utils import timezone
 
-from channels_crm.crm import ActivityRequest, ActivityResult
+from adapters.crm import ActivityRequest, ActivityResult
 from sandbox.models import SimCrmActivity, SimCrmActivityCode
 
 

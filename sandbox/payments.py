@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from billing.providers.types import (
+from adapters.providers.types import (
     CloseResult,
     ProviderRefused,
     QrOrderRequest,
@@ -209,7 +209,7 @@ def wechatpay_event(
     *, event_type: str, summary: str, original_type: str, resource: dict[str, Any], timestamp: int | None = None
 ) -> tuple[bytes, dict[str, str]]:
     """A WeChat Pay API v3 notification: the resource sealed with the APIv3 key, the body signed."""
-    from billing.providers.wechatpay import crypto
+    from adapters.wechatpay import crypto
     from ipvas.credentials import load_private_key
 
     nonce = _nonce(12)
@@ -280,7 +280,7 @@ def wechatpay_refund_notification(refund: SimRefund, *, status: str = "SUCCESS")
 
 
 def alipay_notification(trade: SimTrade) -> dict[str, str]:
-    from billing.providers.alipay import crypto
+    from adapters.alipay import crypto
     from ipvas.credentials import load_private_key
 
     paid_at = timezone.localtime(trade.paid_at or timezone.now())

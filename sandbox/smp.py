@@ -1,7 +1,7 @@
 """The simulated SMP: accounts, products and subscriptions in the sandbox tables.
 
 Both faces of the simulator call these functions: the in-process adapter
-(``orders.smp.simulator``) and the JSON-over-HTTP app under ``/sandbox/smp/``.
+(``sandbox.simulators.smp``) and the JSON-over-HTTP app under ``/sandbox/smp/``.
 Like a real SMP, ``subscribe`` and ``unsubscribe`` are idempotent on the
 order number.
 """
@@ -14,9 +14,8 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from orders.constants import FailureCode, ProductKind, SmpCharge
-from orders.periods import period_end
-from orders.smp.types import (
+from adapters.smp import SmpCharge
+from adapters.smp.types import (
     AuthorizeResult,
     PrecheckRequest,
     PrecheckResult,
@@ -24,6 +23,8 @@ from orders.smp.types import (
     SubscribeResult,
     UnsubscribeResult,
 )
+from orders.constants import FailureCode, ProductKind
+from orders.periods import period_end
 from sandbox.models import SimSmpAccount, SimSmpProduct, SimSmpSubscription, SmpAccountStatus
 
 _STATUS_REASON = {

@@ -31,12 +31,13 @@ from django.db.models import Case, Count, Expression, F, Q, QuerySet, Sum, When
 from django.db.models.functions import Coalesce, Collate, Substr
 from django.utils import timezone
 
+from adapters.smp import SmpCharge
 from billing.models import LedgerEntry, LedgerKind, Payment, ReconciliationItem, ReconciliationRun, Refund
 from billing.models.payments import Provider
 from billing.models.reconciliation import Outcome, Statement, StatementLine, StatementLineKind, StatementSource
 from billing.reconciliation.bulk import insert_rows
 from ipvas.money import fen_to_yuan
-from orders.constants import OrderStatus, SmpCharge
+from orders.constants import OrderStatus
 from orders.models import Order
 
 CHUNK = 2000

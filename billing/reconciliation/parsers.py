@@ -31,9 +31,9 @@ from datetime import date, datetime
 from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
+from adapters.smp import SmpCharge
 from billing.models.reconciliation import StatementLineKind, StatementSource
 from ipvas.money import yuan_to_fen
-from orders.constants import SmpCharge
 
 # Both providers write Beijing time, whatever our TIME_ZONE.
 BEIJING = ZoneInfo("Asia/Shanghai")

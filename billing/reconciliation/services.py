@@ -10,11 +10,12 @@ from typing import BinaryIO
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from adapters.statements import StatementUnavailable
 from billing.models import ReconciliationRun, Statement
 from billing.models.reconciliation import Outcome, StatementSource
 from billing.reconciliation.compare import ItemWriter, compare_provider, compare_smp
 from billing.reconciliation.days import day_bounds
-from billing.reconciliation.fetch import FetchFailed, fetch_statement
+from billing.reconciliation.fetch import fetch_statement
 from billing.reconciliation.importer import statement_import
 from billing.reconciliation.parsers import StatementError
 from ipvas import outbox
@@ -72,7 +73,7 @@ def _gather(day: date, *, fetch: bool, by: str) -> tuple[Compared, list[str]]:
             continue
         try:
             fetched = fetch_statement(source, day)
-        except FetchFailed as exc:
+        except StatementUnavailable as exc:
             logger.warning("reconciliation %s: %s could not be fetched: %s", day, source, exc)
             notes.append(f"{label}: could not be fetched ({exc}), not compared")
             continue

@@ -17,25 +17,34 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from adapters.crm import ActivityRequest, CrmUnavailable, get_crm
+from adapters.providers import get_provider
+from adapters.providers.types import ProviderUnavailable
+from adapters.smp import SmpCharge, SmpUnavailable, SubscribeRequest, get_smp
 from billing.models import LedgerKind, Payment, PaymentStatus, Provider, Refund, RefundStatus, WorkItemKind
-from billing.providers import get_provider
-from billing.providers.types import ProviderUnavailable
 from billing.services import payments, sms
 from billing.services.cash import virtual_staff_id_of
 from billing.services.ledger import ledger_record, order_totals
 from billing.services.refunds import REFUND_BACKOFF_CAP_SECONDS, active_refund, refund_request
 from billing.services.work import work_item_open
-from channels_crm.crm import ActivityRequest, CrmUnavailable, get_crm
 from ipvas import outbox
 from ipvas.actors import Actor
-from orders.constants import CHARGE_FOR_METHOD, QR_METHODS, FailureCode, OrderStatus, PaymentMethod, SmpCharge
+from orders.constants import QR_METHODS, FailureCode, OrderStatus, PaymentMethod
 from orders.models import Order
 from orders.services.due import claim, due_handler, lock_claimed, lock_if_due, retry_later
 from orders.services.entitlements import entitlement_grant
 from orders.services.transitions import schedule_due, transit
-from orders.smp import SmpUnavailable, SubscribeRequest, get_smp
 
 logger = logging.getLogger(__name__)
+
+# How the SMP is told to charge, by how the customer paid.
+CHARGE_FOR_METHOD: dict[str, str] = {
+    PaymentMethod.WECHAT_QR: SmpCharge.PREPAID,
+    PaymentMethod.ALIPAY_QR: SmpCharge.PREPAID,
+    PaymentMethod.PHONE_BILL: SmpCharge.PHONE_BILL,
+    PaymentMethod.PHONE_BILL_SMS: SmpCharge.PHONE_BILL,
+    PaymentMethod.CASH: SmpCharge.MARKETING_ACCOUNT,
+}
 
 # After the payment window, how long a provider that does not answer our close
 # is waited for before the order expires anyway (late money is then refunded).

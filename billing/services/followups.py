@@ -12,9 +12,10 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from adapters.providers import get_provider
+from adapters.providers.types import ProviderUnavailable
+from adapters.smp import SmpUnavailable, get_smp
 from billing.models import LedgerKind, Payment, PaymentStatus, Provider, WorkItemKind
-from billing.providers import get_provider
-from billing.providers.types import ProviderUnavailable
 from billing.services.ledger import ledger_record
 from billing.services.refunds import order_money_returned
 from billing.services.work import work_item_open
@@ -22,7 +23,6 @@ from ipvas import outbox
 from ipvas.actors import Actor
 from orders.models import Order
 from orders.services.transitions import lock_order
-from orders.smp import SmpUnavailable, get_smp
 
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 10
@@ -127,7 +127,7 @@ def smp_revoke(*, order_id: int, attempt: int = 0) -> str:
 
 def crm_reverse(*, order_id: int, attempt: int = 0) -> str:
     """Reverse the CRM marketing activity of a cash sale whose cash went back."""
-    from channels_crm.crm import CrmUnavailable, get_crm
+    from adapters.crm import CrmUnavailable, get_crm
 
     order = Order.objects.get(pk=order_id)
     try:

@@ -7,8 +7,8 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from adapters.providers.types import NotificationRejected, PaidNotice, RefundResult
 from billing.models import Payment, PaymentNotification, Refund
-from billing.providers.types import NotificationRejected, PaidNotice, RefundResult
 from billing.services.payments import payment_succeeded
 from billing.services.refunds import refund_settled
 from ipvas.actors import Actor, ActorKind

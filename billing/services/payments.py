@@ -16,9 +16,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from adapters.providers import get_provider
+from adapters.providers.types import NotificationRejected, ProviderRefused, ProviderUnavailable, QrOrderRequest
 from billing.models import LedgerKind, Payment, PaymentStatus, Provider
-from billing.providers import PROVIDER_FOR_METHOD, get_provider
-from billing.providers.types import NotificationRejected, ProviderRefused, ProviderUnavailable, QrOrderRequest
 from billing.services import sms
 from billing.services.ledger import ledger_record
 from ipvas import outbox
@@ -30,6 +30,7 @@ from orders.services.transitions import lock_order, transit
 
 logger = logging.getLogger(__name__)
 
+PROVIDER_FOR_METHOD = {PaymentMethod.WECHAT_QR: "wechatpay", PaymentMethod.ALIPAY_QR: "alipay"}
 # A payment being created at the provider by another request blocks a second one for this long.
 CREATING_GUARD = timedelta(seconds=30)
 OPEN_STATUSES = (PaymentStatus.CREATING, PaymentStatus.PENDING)

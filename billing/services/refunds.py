@@ -13,9 +13,9 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from adapters.providers import get_provider
+from adapters.providers.types import ProviderRefused, ProviderUnavailable, RefundRequest, RefundResult, RefundState
 from billing.models import LedgerKind, Payment, Provider, Refund, RefundStatus, WorkItemKind
-from billing.providers import get_provider
-from billing.providers.types import ProviderRefused, ProviderUnavailable, RefundRequest, RefundResult, RefundState
 from billing.services.ledger import ledger_record, order_totals, payment_refundable_fen
 from billing.services.work import work_item_open
 from ipvas import outbox

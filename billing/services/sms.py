@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from adapters.sms import SmsMessage, SmsUnavailable, get_sms_gateway
 from billing.models import (
     Payment,
     PaymentStatus,
@@ -22,7 +23,6 @@ from billing.models import (
     SmsConfirmationStatus,
     SmsInbound,
 )
-from billing.sms import SmsMessage, SmsUnavailable, get_sms_gateway
 from ipvas import outbox, ratelimit
 from ipvas.actors import Actor, ActorKind
 from ipvas.errors import InvalidState

@@ -22,13 +22,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from adapters.smp import PrecheckRequest, PrecheckResult, SmpUnavailable, get_smp
 from ipvas import outbox
 from ipvas.actors import Actor
 from ipvas.metrics import RETRIES
 from orders.constants import PRECHECK_FAILURES, FailureCode, OrderStatus
 from orders.models import Order
 from orders.services.transitions import DUE_TASKS, lock_order, record_event, schedule_due, transit
-from orders.smp import PrecheckRequest, PrecheckResult, SmpUnavailable, get_smp
 
 logger = logging.getLogger(__name__)
 

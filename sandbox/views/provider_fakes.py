@@ -1,6 +1,6 @@
 """WeChat Pay and Alipay served over HTTP by the sandbox, so that the real SDK clients can run.
 
-``billing/providers/wechatpay/client.py`` and ``billing/providers/alipay/client.py``
+``adapters/wechatpay/client.py`` and ``adapters/alipay/client.py``
 speak the providers' own protocols through their SDKs; pointed at
 ``/sandbox/wechatpay/fake`` (WECHATPAY_GATEWAY) and
 ``/sandbox/alipay/fake/gateway.do`` (ALIPAY_GATEWAY) they reach these fakes,

@@ -32,8 +32,8 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from billing.providers.alipay import crypto
-from billing.providers.types import ProviderRefused, QrOrderRequest, RefundRequest, RefundState, Trade, TradeState
+from adapters.alipay import crypto
+from adapters.providers.types import ProviderRefused, QrOrderRequest, RefundRequest, RefundState, Trade, TradeState
 from ipvas.credentials import load_private_key, load_public_key
 from ipvas.keyfiles import sandbox_private_key_pem, sandbox_public_key_pem
 from ipvas.money import fen_to_yuan, yuan_to_fen

@@ -30,8 +30,8 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from billing.providers.types import ProviderRefused, QrOrderRequest, RefundRequest, RefundState, TradeState
-from billing.providers.wechatpay import crypto
+from adapters.providers.types import ProviderRefused, QrOrderRequest, RefundRequest, RefundState, TradeState
+from adapters.wechatpay import crypto
 from ipvas.credentials import load_private_key, load_public_key
 from ipvas.keyfiles import sandbox_private_key_pem, sandbox_public_key_pem
 from sandbox import payments

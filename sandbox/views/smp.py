@@ -16,8 +16,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_POST
 
+from adapters.smp.types import PrecheckRequest, SubscribeRequest
 from ipvas.secrets_compare import same_secret
-from orders.smp.types import PrecheckRequest, SubscribeRequest
 from sandbox import faults, smp
 from sandbox.http import BadRequest, json_body, sandbox_view, text_field
 from sandbox.models import FaultMode

@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.utils import timezone
 
-from billing.providers.alipay.client import AlipayClient
-from billing.providers.types import (
+from adapters.alipay.client import AlipayClient
+from adapters.providers.types import (
     CloseResult,
     ProviderRefused,
     ProviderUnavailable,
@@ -31,7 +31,7 @@ from billing.providers.types import (
     RefundState,
     TradeState,
 )
-from billing.providers.wechatpay.client import WechatPayClient
+from adapters.wechatpay.client import WechatPayClient
 from sandbox import faults, payments
 from sandbox.models import SimRefund, SimTrade
 

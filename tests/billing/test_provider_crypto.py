@@ -18,8 +18,8 @@ from django.utils import timezone
 from wechatpayv3 import WeChatPay, WeChatPayType
 from wechatpayv3.utils import aes_decrypt, rsa_sign, rsa_verify
 
-from billing.providers.alipay import crypto as alipay_crypto
-from billing.providers.wechatpay import crypto as wechat_crypto
+from adapters.alipay import crypto as alipay_crypto
+from adapters.wechatpay import crypto as wechat_crypto
 from ipvas.credentials import load_public_key
 from ipvas.keyfiles import sandbox_public_key_pem, sandbox_secret
 from sandbox import payments

@@ -473,7 +473,7 @@ def test_the_morning_job_is_scheduled_at_nine():
 
 def test_the_morning_job_looks_again_later_for_a_statement_it_could_not_get(db, settings, time_machine):
     time_machine.move_to("2026-11-26 09:00:00+08:00", tick=False)
-    settings.WECHATPAY_ADAPTER = "sdk"
+    settings.WECHATPAY_ADAPTER = "adapters.wechatpay.client.WechatPayClient"
     settings.WECHATPAY_GATEWAY = "http://127.0.0.1:9"  # nothing listens there
     settings.WECHATPAY_TIMEOUT_SECONDS = 0.5
     from billing.tasks import reconcile_yesterday
@@ -576,8 +576,8 @@ def test_the_admin_is_read_only_and_running_needs_the_permission(db, django_user
 @pytest.fixture
 def bill_server():
     """WeChat Pay's and Alipay's bill endpoints as the SDKs call them, signed with the sandbox keys."""
-    from billing.providers.alipay import crypto as alipay_crypto
-    from billing.providers.wechatpay import crypto as wechat_crypto
+    from adapters.alipay import crypto as alipay_crypto
+    from adapters.wechatpay import crypto as wechat_crypto
     from ipvas.credentials import load_private_key
     from ipvas.keyfiles import sandbox_private_key_pem
 
@@ -660,8 +660,8 @@ def test_statements_are_fetched_through_the_providers_sdks(bill_server, settings
     from billing.reconciliation.fetch import fetch_statement
 
     base, seen = bill_server
-    settings.WECHATPAY_ADAPTER, settings.WECHATPAY_GATEWAY = "sdk", base
-    settings.ALIPAY_ADAPTER, settings.ALIPAY_GATEWAY = "sdk", f"{base}/gateway.do"
+    settings.WECHATPAY_ADAPTER, settings.WECHATPAY_GATEWAY = "adapters.wechatpay.client.WechatPayClient", base
+    settings.ALIPAY_ADAPTER, settings.ALIPAY_GATEWAY = "adapters.alipay.client.AlipayClient", f"{base}/gateway.do"
     wechat = fetch_statement("wechatpay", DAY)
     assert wechat.file.read() == WECHAT_FILE.read_bytes()  # unzipped, its SHA-1 checked
     assert seen[-1] == "/v3/billdownload/file?token=T0KEN"

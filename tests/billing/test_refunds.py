@@ -18,8 +18,8 @@ from django.conf import settings as django_settings
 from django.test import Client
 from django.utils import timezone
 
+from adapters.providers.types import RefundRequest, RefundResult, RefundState
 from billing.models import LedgerEntry, Payment, PaymentNotification, Refund, WorkItem
-from billing.providers.types import RefundRequest, RefundResult, RefundState
 from billing.services import manual
 from billing.services.refunds import refund_settled
 from ipvas.actors import Actor, ActorKind

@@ -42,6 +42,7 @@ REFUSALS: dict[str, tuple[dict[str, str | None], str]] = {
     "sandbox-on": ({"IPVAS_SANDBOX": "1"}, "IPVAS_SANDBOX"),
     "smp-simulator": ({"SMP_ADAPTER": "simulator"}, "SMP_ADAPTER"),
     "smp-unset": ({"SMP_ADAPTER": None}, "SMP_ADAPTER"),
+    "sms-simulator-by-path": ({"SMS_ADAPTER": "sandbox.simulators.sms.SimulatedSmsGateway"}, "SMS_ADAPTER"),
     "sqlite-database": ({"DATABASE_URL": "sqlite:////tmp/ipvas.sqlite3"}, "DATABASE_URL"),
     "no-database-url": ({"DATABASE_URL": None}, "DATABASE_URL"),
     "no-redis": ({"REDIS_URL": None}, "REDIS_URL"),

@@ -1,4 +1,4 @@
-"""The real SMP client (orders.smp.http) against the simulated SMP served over HTTP by the sandbox.
+"""The real SMP client (adapters.smp.http) against the simulated SMP served over HTTP by the sandbox.
 
 The live server runs in a thread of this process and reads settings at
 request time, so the ``settings`` fixture reaches it.
@@ -16,10 +16,10 @@ import pytest
 import requests
 from django.urls import URLPattern, URLResolver
 
-from orders.constants import FailureCode, ProductKind, SmpCharge
+from adapters.smp import PrecheckRequest, SmpCharge, SmpUnavailable, SubscribeRequest, UnsubscribeResult
+from adapters.smp.http import HttpSmpClient
+from orders.constants import FailureCode, ProductKind
 from orders.periods import add_months
-from orders.smp import PrecheckRequest, SmpUnavailable, SubscribeRequest, UnsubscribeResult
-from orders.smp.http import HttpSmpClient
 from sandbox.models import SimSmpAccount, SimSmpSubscription
 
 MONTH = "SMP-VIP-MONTH"
@@ -32,7 +32,7 @@ def smp_url(live_server, demo) -> Iterator[str]:
     # The client keeps one keep-alive session per thread. Hang up, so that the
     # live server's request thread ends and closes its database connection
     # (else PostgreSQL waits for it before it drops the test database).
-    from orders.smp import http
+    from adapters.smp import http
 
     session = getattr(http._local, "session", None)
     if session is not None:

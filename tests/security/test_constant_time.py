@@ -305,8 +305,8 @@ def test_same_secret_compares_in_constant_time_and_never_raises():
 def test_signatures_elsewhere_are_verified_by_the_libraries():
     """The RSA signatures (WeChat Pay, Alipay, the CRM's tickets) are checked by cryptography / PyJWT."""
     sources = {
-        "billing/providers/wechatpay/crypto.py": ".verify(",
-        "billing/providers/alipay/crypto.py": ".verify(",
+        "adapters/wechatpay/crypto.py": ".verify(",
+        "adapters/alipay/crypto.py": ".verify(",
         "channels_crm/sso.py": "jwt.decode(",
     }
     for file, call in sources.items():

@@ -1,14 +1,29 @@
 """The SMP (业管平台) as IPVAS sees it: requests, results, and the adapter protocol.
 
-docs/smp-protocol.md describes the JSON-over-HTTP protocol the real client
-speaks; the simulator answers the same questions from the sandbox's tables.
+docs/protocols.md describes the JSON-over-HTTP protocol the real client
+speaks; the simulator (sandbox.simulators.smp) answers the same questions
+from the sandbox's tables. Reason codes are the SMP's words for why it
+refused; the lifecycle turns them into the order's failure codes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from adapters.statements import StatementFile
+
+
+class SmpCharge(models.TextChoices):
+    """How the SMP is told to charge when it subscribes (docs/interfaces.md §6)."""
+
+    PHONE_BILL = "phone_bill", _("priced package, phone bill")
+    PREPAID = "prepaid", _("zero-price package")
+    MARKETING_ACCOUNT = "marketing_account", _("marketing account")
 
 
 class SmpUnavailable(Exception):
@@ -29,7 +44,7 @@ class PrecheckResult:
     ok: bool
     tv_account: str = ""
     phone: str = ""
-    reason: str = ""  # a FailureCode of PRECHECK_FAILURES when not ok
+    reason: str = ""  # account_not_found, account_suspended, account_in_arrears, already_subscribed, ...
     message: str = ""  # the SMP's own words, kept for the audit trail
 
 
@@ -77,3 +92,7 @@ class SmpAdapter(Protocol):
     def authorize(self, *, tv_account: str, product_code: str, content_id: str = "") -> AuthorizeResult: ...
 
     def unsubscribe(self, *, order_no: str) -> UnsubscribeResult: ...
+
+    def download_statement(self, day: date) -> StatementFile:
+        """The provisioning list of ``day``; raises ``adapters.statements.StatementUnavailable``."""
+        ...

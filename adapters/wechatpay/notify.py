@@ -20,8 +20,8 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 
-from billing.providers.types import NotificationRejected, PaidNotice, RefundResult, RefundState
-from billing.providers.wechatpay import config, crypto
+from adapters.providers.types import NotificationRejected, PaidNotice, RefundResult, RefundState
+from adapters.wechatpay import config, crypto
 
 PROVIDER = "wechatpay"
 

@@ -1,4 +1,4 @@
-"""The client of a real SMP, speaking the JSON-over-HTTP protocol of docs/smp-protocol.md.
+"""The client of a real SMP, speaking the JSON-over-HTTP protocol of docs/protocols.md.
 
 Only the protocol lives here: translating answers into IPVAS's terms is the
 caller's job. Every changing call carries the order number, which the SMP
@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import asdict
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import requests
+from django.conf import settings
 
-from orders.smp.types import (
+from adapters.smp.types import (
     AuthorizeResult,
     PrecheckRequest,
     PrecheckResult,
@@ -25,6 +26,7 @@ from orders.smp.types import (
     SubscribeResult,
     UnsubscribeResult,
 )
+from adapters.statements import COPY_CHUNK, DOWNLOAD_TIMEOUT, StatementFile, StatementUnavailable, spool
 
 logger = logging.getLogger(__name__)
 _local = threading.local()
@@ -51,10 +53,12 @@ def _when(value: Any) -> datetime | None:
 
 
 class HttpSmpClient:
-    def __init__(self, *, base_url: str, token: str, timeout: float) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.token = token
-        self.timeout = timeout
+    """``SMP_URL``, ``SMP_API_TOKEN``, ``SMP_TIMEOUT_SECONDS``; tests may name others."""
+
+    def __init__(self, *, base_url: str = "", token: str | None = None, timeout: float | None = None) -> None:
+        self.base_url = (base_url or settings.SMP_URL).rstrip("/")
+        self.token = settings.SMP_API_TOKEN if token is None else token
+        self.timeout = settings.SMP_TIMEOUT_SECONDS if timeout is None else timeout
 
     def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         url = f"{self.base_url}/{path}"
@@ -112,3 +116,24 @@ class HttpSmpClient:
     def unsubscribe(self, *, order_no: str) -> UnsubscribeResult:
         body = self._post("unsubscribe", {"order_no": order_no})
         return UnsubscribeResult(ok=bool(body.get("ok")), reversed_fen=int(body.get("reversed_fen") or 0))
+
+    def download_statement(self, day: date) -> StatementFile:
+        """``GET {SMP_URL}/provisioning-list?date=YYYY-MM-DD``: the SMP's subscriptions of the day (CSV)."""
+        file = spool()
+        try:
+            with _session().get(
+                f"{self.base_url}/provisioning-list",
+                params={"date": day.isoformat()},
+                headers={"Authorization": f"Bearer {self.token}", "Accept": "text/csv"},
+                stream=True,
+                timeout=DOWNLOAD_TIMEOUT,
+            ) as response:
+                if response.status_code == 404:
+                    raise StatementUnavailable(f"SMP provisioning list of {day}: not ready (HTTP 404)")
+                response.raise_for_status()
+                for chunk in response.iter_content(COPY_CHUNK):
+                    file.write(chunk)
+        except requests.RequestException as exc:
+            raise StatementUnavailable(f"SMP provisioning list: {exc.__class__.__name__}") from exc
+        file.seek(0)
+        return StatementFile(file, f"smp_provisioning_{day:%Y-%m-%d}.csv")

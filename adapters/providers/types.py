@@ -1,7 +1,8 @@
 """WeChat Pay and Alipay as IPVAS sees them: one protocol for both QR providers.
 
-The real clients speak each provider's protocol through its SDK; the
-simulators answer from the sandbox's tables. Notifications are verified by
+The real clients (``adapters.wechatpay.client``, ``adapters.alipay.client``)
+speak each provider's protocol through its SDK; the simulators
+(``sandbox.simulators.providers``) answer from the sandbox's tables. Notifications are verified by
 ``notify`` modules with the providers' own algorithms, whoever signed them.
 """
 
@@ -9,8 +10,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
+
+from adapters.statements import StatementFile
 
 
 class ProviderUnavailable(Exception):
@@ -115,3 +118,7 @@ class QrPaymentProvider(Protocol):
     def refund(self, request: RefundRequest) -> RefundResult: ...
 
     def query_refund(self, out_refund_no: str, *, out_trade_no: str) -> RefundResult: ...
+
+    def download_statement(self, day: date) -> StatementFile:
+        """The provider's bill of ``day``; raises ``adapters.statements.StatementUnavailable``."""
+        ...

@@ -1,51 +1,20 @@
-"""The CRM adapter: handling (and reversing) the marketing activity of a cash sale.
-
-``handle_activity`` is idempotent on the order number at the CRM, so a
-retried cash sale never bills the clerk's virtual staff id twice.
-"""
+"""The operator's CRM over HTTP: marketing activities of cash sales."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Protocol
 
 import requests
 from django.conf import settings
 
-
-class CrmUnavailable(Exception):
-    """The CRM did not answer: try again later."""
-
-
-@dataclass(frozen=True)
-class ActivityRequest:
-    activity_code: str
-    phone: str
-    virtual_staff_id: str
-    order_no: str
-    amount_fen: int
-
-
-@dataclass(frozen=True)
-class ActivityResult:
-    ok: bool
-    activity_id: str = ""
-    reason: str = ""
-
-
-class CrmAdapter(Protocol):
-    def handle_activity(self, request: ActivityRequest) -> ActivityResult: ...
-
-    def reverse_activity(self, *, order_no: str) -> ActivityResult: ...
+from adapters.crm.types import ActivityRequest, ActivityResult, CrmUnavailable
 
 
 class HttpCrmClient:
     """The operator's CRM: POST {url}/activities and {url}/activities/reverse, JSON, bearer token."""
 
-    def __init__(self, *, url: str, token: str, timeout: float) -> None:
-        self.url = url.rstrip("/")
-        self.token = token
-        self.timeout = timeout
+    def __init__(self, *, url: str = "", token: str | None = None, timeout: float | None = None) -> None:
+        self.url = (url or settings.CRM_URL).rstrip("/")
+        self.token = settings.CRM_API_TOKEN if token is None else token
+        self.timeout = settings.CRM_TIMEOUT_SECONDS if timeout is None else timeout
 
     def _post(self, path: str, payload: dict[str, object]) -> ActivityResult:
         try:
@@ -87,31 +56,3 @@ class HttpCrmClient:
 
     def reverse_activity(self, *, order_no: str) -> ActivityResult:
         return self._post("activities/reverse", {"order_no": order_no})
-
-
-class SimulatedCrm:
-    def _gate(self) -> None:
-        from sandbox import faults
-
-        try:
-            faults.gate("crm")
-        except faults.SimulatedOutage as exc:
-            raise CrmUnavailable(str(exc)) from exc
-
-    def handle_activity(self, request: ActivityRequest) -> ActivityResult:
-        from sandbox import crm
-
-        self._gate()
-        return crm.handle_activity(request)
-
-    def reverse_activity(self, *, order_no: str) -> ActivityResult:
-        from sandbox import crm
-
-        self._gate()
-        return crm.reverse_activity(order_no=order_no)
-
-
-def get_crm() -> CrmAdapter:
-    if settings.CRM_ADAPTER == "http":
-        return HttpCrmClient(url=settings.CRM_URL, token=settings.CRM_API_TOKEN, timeout=settings.CRM_TIMEOUT_SECONDS)
-    return SimulatedCrm()

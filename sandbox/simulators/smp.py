@@ -1,4 +1,4 @@
-"""The SMP simulator, in process: the sandbox's simulated SMP behind the adapter protocol.
+"""The SMP simulator, in process: the sandbox's simulated SMP behind the adapter protocol (``SMP_ADAPTER``).
 
 Fault modes behave as a client of a real SMP would see them: ``down`` and
 ``flaky`` refuse before anything happens; ``slow`` does the work and then
@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import date
 from typing import TypeVar
 
-from orders.smp.types import (
+from django.conf import settings
+
+from adapters.smp.types import (
     AuthorizeResult,
     PrecheckRequest,
     PrecheckResult,
@@ -21,17 +24,17 @@ from orders.smp.types import (
     SubscribeResult,
     UnsubscribeResult,
 )
+from adapters.statements import StatementFile
+from sandbox import faults, smp, statements
 
 T = TypeVar("T")
 
 
 class SimulatedSmp:
-    def __init__(self, *, timeout: float) -> None:
-        self.timeout = timeout
+    def __init__(self, *, timeout: float | None = None) -> None:
+        self.timeout = settings.SMP_TIMEOUT_SECONDS if timeout is None else timeout
 
     def _call(self, work: Callable[[], T]) -> T:
-        from sandbox import faults
-
         try:
             delay = faults.gate("smp")
         except faults.SimulatedOutage as exc:
@@ -44,23 +47,18 @@ class SimulatedSmp:
         return result
 
     def precheck(self, request: PrecheckRequest) -> PrecheckResult:
-        from sandbox import smp
-
         return self._call(lambda: smp.precheck(request))
 
     def subscribe(self, request: SubscribeRequest) -> SubscribeResult:
-        from sandbox import smp
-
         return self._call(lambda: smp.subscribe(request))
 
     def authorize(self, *, tv_account: str, product_code: str, content_id: str = "") -> AuthorizeResult:
-        from sandbox import smp
-
         return self._call(
             lambda: smp.authorize(tv_account=tv_account, product_code=product_code, content_id=content_id)
         )
 
     def unsubscribe(self, *, order_no: str) -> UnsubscribeResult:
-        from sandbox import smp
-
         return self._call(lambda: smp.unsubscribe(order_no=order_no))
+
+    def download_statement(self, day: date) -> StatementFile:
+        return StatementFile(statements.statement_file("smp", day), statements.file_name("smp", day))

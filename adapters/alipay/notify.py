@@ -13,8 +13,8 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
-from billing.providers.alipay import config, crypto
-from billing.providers.types import NotificationRejected, PaidNotice
+from adapters.alipay import config, crypto
+from adapters.providers.types import NotificationRejected, PaidNotice
 from ipvas.money import yuan_to_fen
 
 PROVIDER = "alipay"

@@ -1,0 +1,22 @@
+"""The QR payment providers, WeChat Pay and Alipay, behind one protocol (``types.QrPaymentProvider``).
+
+Each has its own adapter package (``adapters.wechatpay``, ``adapters.alipay``)
+and its own setting; ``get_provider(name)`` picks by the name a payment row
+keeps ("wechatpay", "alipay").
+"""
+
+from __future__ import annotations
+
+from adapters.alipay import get_alipay
+from adapters.providers.types import QrPaymentProvider
+from adapters.wechatpay import get_wechatpay
+
+PROVIDERS = ("wechatpay", "alipay")
+
+
+def get_provider(name: str) -> QrPaymentProvider:
+    if name == "wechatpay":
+        return get_wechatpay()
+    if name == "alipay":
+        return get_alipay()
+    raise ValueError(f"no QR payment provider {name!r}")

@@ -1,0 +1,28 @@
+"""The operator's SMS gateway: ``POST {SMS_GATEWAY_URL}/messages {"to","text","client_ref"}`` -> ``{"message_id"}``."""
+
+from __future__ import annotations
+
+import requests
+from django.conf import settings
+
+from adapters.sms.types import SmsMessage, SmsUnavailable
+
+
+class HttpSmsGateway:
+    def __init__(self, *, url: str = "", token: str | None = None, timeout: float | None = None) -> None:
+        self.url = (url or settings.SMS_GATEWAY_URL).rstrip("/")
+        self.token = settings.SMS_GATEWAY_TOKEN if token is None else token
+        self.timeout = settings.SMS_TIMEOUT_SECONDS if timeout is None else timeout
+
+    def send(self, message: SmsMessage) -> str:
+        try:
+            response = requests.post(
+                f"{self.url}/messages",
+                json={"to": message.to, "text": message.text, "client_ref": message.reference},
+                headers={"Authorization": f"Bearer {self.token}"},
+                timeout=self.timeout,
+            )
+            response.raise_for_status()
+            return str(response.json()["message_id"])
+        except (requests.RequestException, ValueError, KeyError) as exc:
+            raise SmsUnavailable(f"SMS gateway: {exc.__class__.__name__}") from exc

@@ -1,0 +1,12 @@
+"""WeChat Pay API v3 (Native QR payments; notifications verified in ``notify``).
+
+``get_wechatpay()`` is the implementation ``WECHATPAY_ADAPTER`` names: ``adapters.wechatpay.client.WechatPayClient``
+in production, the sandbox's simulator in the embedded set-up.
+"""
+
+from __future__ import annotations
+
+from adapters.providers.types import QrPaymentProvider
+from adapters.resolve import Adapter
+
+get_wechatpay: Adapter[QrPaymentProvider] = Adapter("WECHATPAY_ADAPTER")
