@@ -1,7 +1,7 @@
 """4. The deadline sweep: the time to expire N overdue orders, in bounded batches with flat memory.
 
 N ``awaiting_payment`` orders whose deadline passed an hour ago are
-bulk-created; ``orders.services.deadlines_sweep`` runs batch after batch (as
+bulk-created; ``lifecycle.due.deadlines_sweep`` runs batch after batch (as
 beat would call it) until it finds none. Baseline: the same with a tenth of
 the orders (time per order). Memory: tracemalloc's peak within each batch and
 what stays allocated after it, batch k against batch 1, over a separate run
@@ -83,9 +83,9 @@ def sweep_all(count: int, *, trace: bool = False, max_batches: int | None = None
     """Create ``count`` overdue orders and sweep until none is left (or ``max_batches``)."""
     from django.conf import settings
 
+    from lifecycle.due import deadlines_sweep
     from orders.constants import OrderStatus
     from orders.models import Order
-    from orders.services.due import deadlines_sweep
 
     quiesce()
     prefix = make_overdue(count)

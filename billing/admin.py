@@ -20,10 +20,10 @@ from billing.models import (
     SmsInbound,
     WorkItem,
 )
-from billing.services import manual
 from ipvas.actors import Actor, ActorKind
 from ipvas.admin_helpers import ReadOnlyAdminMixin
 from ipvas.errors import ApplicationError
+from lifecycle import manual
 
 
 @admin.register(Payment)

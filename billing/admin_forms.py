@@ -1,4 +1,4 @@
-"""Forms of the admin's hand-made money actions (billing.services.manual)."""
+"""Forms of the admin's hand-made money actions (lifecycle.manual)."""
 
 from __future__ import annotations
 

@@ -21,16 +21,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from billing.qr import qr_png, showing_qr_content
 from billing.services.ledger import order_totals
-from billing.services.payments import order_cancel, payment_choose
 from channels_crm import selectors
 from channels_crm.models import Clerk
 from channels_crm.sso import TicketRefused, sso_login
 from ipvas.actors import Actor, ActorKind
 from ipvas.errors import ApplicationError
+from lifecycle.paying import order_cancel, payment_choose
+from lifecycle.placing import order_create
 from orders import selectors as order_selectors
 from orders.constants import TERMINAL_STATUSES, Channel, FailureCode, OrderStatus, PaymentMethod, ProductKind
 from orders.models import Order
-from orders.services import order_create
 from orders.validation import ORDER_NO_RE, normalize_mainland_mobile
 
 View = Callable[..., HttpResponse]

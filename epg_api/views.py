@@ -23,7 +23,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.qr import qr_png, showing_qr_content
-from billing.services.payments import order_cancel, payment_choose
 from epg_api import examples
 from epg_api.authentication import ApiKeyAuthentication, EpgPrincipal, key_from_header, prefetched, remembered
 from epg_api.models import IdempotencyRecord
@@ -38,10 +37,11 @@ from epg_api.serializers import (
 from ipvas import ratelimit
 from ipvas.actors import Actor, ActorKind
 from ipvas.errors import IdempotencyConflict, InvalidInput, NotFound
+from lifecycle.paying import order_cancel, payment_choose
+from lifecycle.placing import order_create
 from orders import selectors
 from orders.constants import Channel, ProductKind
 from orders.models import Order
-from orders.services import order_create
 from orders.validation import CONTENT_ID_RE, ORDER_NO_RE, TV_ACCOUNT_RE
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery import Task
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -27,9 +28,12 @@ logger = logging.getLogger(__name__)
 RELAY_HORIZON_SECONDS = 60
 
 
-def enqueue(task_name: str, *, kwargs: dict[str, Any], due_at: datetime | None = None) -> OutboxMessage:
-    """Ask for ``task_name(**kwargs)`` to run at ``due_at`` (now by default) once this commits."""
-    message = OutboxMessage.objects.create(task_name=task_name, kwargs=kwargs, due_at=due_at or timezone.now())
+def enqueue(task: Task, *, kwargs: dict[str, Any], due_at: datetime | None = None) -> OutboxMessage:
+    """Ask for ``task(**kwargs)`` to run at ``due_at`` (now by default) once this commits.
+
+    The task is named by reference (the task object); its registered name is what the outbox keeps.
+    """
+    message = OutboxMessage.objects.create(task_name=task.name, kwargs=kwargs, due_at=due_at or timezone.now())
     if settings.OUTBOX_RELAY_ON_COMMIT:
         transaction.on_commit(lambda: relay_messages([message.pk]))
     return message

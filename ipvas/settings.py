@@ -15,6 +15,7 @@ import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+from kombu import Queue
 
 from ipvas.env import env_bool, env_int, env_list, env_str
 
@@ -84,6 +85,8 @@ INSTALLED_APPS = [
     "ipvas",
     "orders",
     "billing",
+    "lifecycle",
+    "callbacks",
     "channels_crm",
     "epg_api",
     "sandbox",
@@ -292,13 +295,15 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 90
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Every queue a task is routed to is declared, so that a plain ``celery -A ipvas worker``
+# consumes them all; a worker for one kind of work names it with ``-Q`` (docs/operations.md).
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in ("default", "deadlines", "provisioning", "sms")]
 CELERY_TASK_ROUTES = {
-    "orders.tasks.precheck_order": {"queue": "default"},
-    "orders.tasks.order_deadline": {"queue": "deadlines"},
-    "orders.tasks.sweep_deadlines": {"queue": "deadlines"},
-    "orders.tasks.provision_order": {"queue": "provisioning"},
-    "billing.tasks.*": {"queue": "default"},
-    "billing.tasks.send_sms_confirmation": {"queue": "sms"},
+    "lifecycle.tasks.precheck_order": {"queue": "default"},
+    "lifecycle.tasks.order_deadline": {"queue": "deadlines"},
+    "lifecycle.tasks.sweep_deadlines": {"queue": "deadlines"},
+    "lifecycle.tasks.provision_order": {"queue": "provisioning"},
+    "lifecycle.tasks.send_sms_confirmation": {"queue": "sms"},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -309,7 +314,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env_int("OUTBOX_RELAY_INTERVAL_SECONDS", 5, minimum=1)),
     },
     "sweep-deadlines": {
-        "task": "orders.tasks.sweep_deadlines",
+        "task": "lifecycle.tasks.sweep_deadlines",
         "schedule": float(env_int("DEADLINE_SWEEP_INTERVAL_SECONDS", 5, minimum=1)),
     },
     # Every morning, the three-way reconciliation of the day before (billing.reconciliation).

@@ -3,7 +3,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
-from billing import views as billing_views
+from callbacks import views as callbacks_views
 from ipvas import views
 from ipvas.metrics import metrics_view
 from orders.metrics import OrdersCollector
@@ -24,9 +24,9 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/epg/v1/", include("epg_api.urls")),
-    path("billing/", include("billing.urls")),
+    path("billing/", include("callbacks.urls")),  # the notify URLs the providers were given
     path("crm/", include("channels_crm.urls")),
-    path("sms/inbound/", billing_views.sms_inbound, name="sms-inbound"),
+    path("sms/inbound/", callbacks_views.sms_inbound, name="sms-inbound"),
     path("sandbox/", include("sandbox.urls")),
 ]
 

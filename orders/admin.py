@@ -16,12 +16,12 @@ from django.utils.translation import gettext_lazy as _
 
 from billing.admin_forms import RefundForm
 from billing.models import LedgerEntry, Payment, Refund, WorkItem
-from billing.services import manual
 from billing.services.ledger import order_totals
 from ipvas.actors import Actor, ActorKind
 from ipvas.admin_helpers import ReadOnlyAdminMixin
 from ipvas.errors import ApplicationError
 from ipvas.money import fen_to_yuan
+from lifecycle import manual
 from orders.constants import OrderStatus
 from orders.models import Entitlement, Order, Product
 

@@ -15,9 +15,11 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from ipvas.actors import ActorKind
 from ipvas.cache_errors import CACHE_ERRORS
+from ipvas.errors import NotFound
 from orders.models import Entitlement, Order, Product
 
 logger = logging.getLogger(__name__)
@@ -89,19 +91,6 @@ def forget_entitlements(tv_account: str) -> None:
     cache.delete(entitlements_cache_key(tv_account))
 
 
-def entitlements_changed(tv_account: str) -> None:
-    """Forget the cached entitlements of an account; called after the change commits."""
-    forget_entitlements(tv_account)
-    # The second delete closes the window where a reader loaded the old rows
-    # before the commit and stored them after the first delete.
-    try:
-        from ipvas.celery import app
-
-        app.send_task("orders.tasks.forget_entitlements", kwargs={"tv_account": tv_account}, countdown=2)
-    except Exception:  # noqa: BLE001 - the entry also expires by itself
-        logger.warning("could not schedule the second cache delete for %s", tv_account)
-
-
 def products_on_sale(*, channel: str, kind: str = "") -> list[Product]:
     """Active products sold on ``channel`` now, cheapest first."""
     products = Product.objects.on_sale()
@@ -117,3 +106,10 @@ def order_for_epg_client(*, order_no: str, client_id: str) -> Order | None:
         .filter(order_no=order_no, origin_kind=ActorKind.EPG_CLIENT, origin_id=client_id)
         .first()
     )
+
+
+def product_for_sale(*, code: str, channel: str) -> Product:
+    product = Product.objects.filter(code=code).first()
+    if product is None or not product.is_on_sale(channel):
+        raise NotFound(_("There is no product %(code)s on sale here.") % {"code": code}, code="product_not_found")
+    return product

@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from adapters.statements import StatementUnavailable
+from billing import tasks
 from billing.models import ReconciliationRun, Statement
 from billing.models.reconciliation import Outcome, StatementSource
 from billing.reconciliation.compare import ItemWriter, compare_provider, compare_smp
@@ -141,7 +142,7 @@ def reconcile_scheduled(*, day: str | None = None, attempt: int = 0) -> str:
     uncompared = run.uncompared  # type: ignore[attr-defined]
     if uncompared and attempt + 1 < MAX_ATTEMPTS:
         outbox.enqueue(
-            "billing.tasks.reconcile_yesterday",
+            tasks.reconcile_yesterday,
             kwargs={"day": target.isoformat(), "attempt": attempt + 1},
             due_at=timezone.now() + RETRY_AFTER,
         )

@@ -1,54 +1,30 @@
-"""Giving money back through the provider that took it, tracked to the provider's final answer.
-
-A refund is requested inside the transaction that decides it (the order is
-locked) and carried out by ``billing.tasks.process_refund`` after commit.
-``out_refund_no`` is the provider's idempotency key: asking twice refunds once.
+"""Refunds: giving back money a provider took, by the provider's own refund (``out_refund_no`` is
+its idempotency key: asking twice refunds once). The lifecycle decides and drives them
+(lifecycle.refunds); these write the refund rows and the ledger, with the order locked.
 """
 
 from __future__ import annotations
 
-import logging
-from datetime import timedelta
-
-from django.db import transaction
 from django.utils import timezone
 
-from adapters.providers import get_provider
-from adapters.providers.types import ProviderRefused, ProviderUnavailable, RefundRequest, RefundResult, RefundState
-from billing.models import LedgerKind, Payment, Provider, Refund, RefundStatus, WorkItemKind
-from billing.services.ledger import ledger_record, order_totals, payment_refundable_fen
-from billing.services.work import work_item_open
-from ipvas import outbox
+from adapters.providers.types import RefundResult, RefundState
+from billing.models import LedgerKind, Payment, Provider, Refund, RefundStatus
+from billing.services.ledger import ledger_record, payment_refundable_fen
 from ipvas.actors import Actor
 from ipvas.errors import InvalidInput
-from orders.constants import FailureCode, OrderStatus
 from orders.models import Order
-from orders.services.entitlements import entitlement_revoke
-from orders.services.transitions import lock_order, transit
 
-logger = logging.getLogger(__name__)
-
-MAX_REFUND_ATTEMPTS = 12
-REFUND_BACKOFF_CAP_SECONDS = 300
-PROCESSING_CHECK_SECONDS = 30
 ACTIVE = (RefundStatus.REQUESTED, RefundStatus.PROCESSING)
-# Orders whose money may go back; from the others the refund never changes the status.
-REFUNDABLE_ORDER_STATUSES = {
-    OrderStatus.PROVISIONING,
-    OrderStatus.EXPIRED,
-    OrderStatus.CANCELLED,
-    OrderStatus.COMPLETED,
-}
 
 
 def active_refund(order: Order) -> Refund | None:
     return Refund.objects.filter(order=order, status__in=ACTIVE).order_by("pk").first()
 
 
-def refund_request(
+def refund_create(
     *, order: Order, payment: Payment, reason: str, actor: Actor, amount_fen: int | None = None
-) -> Refund:
-    """Ask for ``payment`` (or part of it) to be given back; call with the order locked.
+) -> tuple[Refund, bool]:
+    """A refund of ``payment`` (or part of it); (the refund, whether it is new).
 
     A refund already under way for the payment is returned instead of a second one.
     """
@@ -56,7 +32,7 @@ def refund_request(
         raise InvalidInput(f"{payment.provider} payments are not refunded through a provider")
     under_way = Refund.objects.filter(payment=payment, status__in=ACTIVE).first()
     if under_way is not None:
-        return under_way
+        return under_way, False
     refundable = payment_refundable_fen(payment)
     amount = refundable if amount_fen is None else amount_fen
     if amount <= 0 or amount > refundable:
@@ -72,130 +48,40 @@ def refund_request(
         requested_by_kind=actor.kind,
         requested_by_id=actor.id[:150],
     )
-    outbox.enqueue("billing.tasks.process_refund", kwargs={"refund_id": refund.pk})
-    return refund
+    return refund, True
 
 
-def refund_process(*, refund_id: int) -> str:
-    """Ask the provider (or ask it again how it went). Safe to run twice at once: the
-    provider refunds an ``out_refund_no`` once, and the answer is recorded once."""
-    with transaction.atomic():
-        refund = Refund.objects.select_for_update().filter(pk=refund_id).select_related("payment").first()
-        if refund is None or refund.status not in ACTIVE:
-            return "done"
-        refund.attempts += 1
-        refund.save(update_fields=["attempts", "updated_at"])
-    payment = refund.payment
-    provider = get_provider(refund.provider)
-    try:
-        if refund.status == RefundStatus.PROCESSING:
-            result = provider.query_refund(refund.out_refund_no, out_trade_no=payment.out_trade_no)
-        else:
-            result = provider.refund(
-                RefundRequest(
-                    out_trade_no=payment.out_trade_no,
-                    out_refund_no=refund.out_refund_no,
-                    amount_fen=refund.amount_fen,
-                    total_fen=payment.amount_fen,
-                    reason=refund.reason,
-                )
-            )
-    except ProviderUnavailable as exc:
-        return _retry(refund_id, str(exc))
-    except ProviderRefused as exc:
-        logger.error("refund %s refused by %s: %s", refund.out_refund_no, refund.provider, exc)
-        return refund_settled(
-            refund_id=refund_id,
-            result=RefundResult(RefundState.FAILED, refund.out_refund_no, message=str(exc)),
-        )
-    return refund_settled(refund_id=refund_id, result=result)
+def refund_record_result(refund: Refund, result: RefundResult) -> str:
+    """Record the provider's answer on a locked refund: processing, failed, or succeeded (into the ledger).
 
-
-def _retry(refund_id: int, error: str) -> str:
-    with transaction.atomic():
-        lock_order(Refund.objects.values_list("order_id", flat=True).get(pk=refund_id))
-        refund = Refund.objects.select_for_update().get(pk=refund_id)
-        if refund.status not in ACTIVE:
-            return "done"
-        refund.last_error = error[:255]
-        if refund.attempts >= MAX_REFUND_ATTEMPTS:
-            refund.status = RefundStatus.FAILED
-            refund.save(update_fields=["status", "last_error", "updated_at"])
-            work_item_open(
-                order=refund.order, kind=WorkItemKind.REFUND_FAILED, detail=f"{refund.out_refund_no}: {error}"
-            )
-            logger.error("refund %s gave up after %d attempts: %s", refund.out_refund_no, refund.attempts, error)
-            return "failed"
-        refund.save(update_fields=["last_error", "updated_at"])
-        delay = min(2**refund.attempts, REFUND_BACKOFF_CAP_SECONDS)
-        outbox.enqueue(
-            "billing.tasks.process_refund",
-            kwargs={"refund_id": refund.pk},
-            due_at=timezone.now() + timedelta(seconds=delay),
-        )
-    return "retry"
-
-
-def refund_settled(*, refund_id: int, result: RefundResult) -> str:
-    """Record the provider's answer (from our call, a query, or a refund notification)."""
-    with transaction.atomic():
-        order_id = Refund.objects.values_list("order_id", flat=True).get(pk=refund_id)
-        order = lock_order(order_id)
-        refund = Refund.objects.select_for_update().get(pk=refund_id)
-        if refund.status == RefundStatus.SUCCEEDED:
-            return "duplicate"
-        if result.state == RefundState.PROCESSING:
-            refund.status = RefundStatus.PROCESSING
-            refund.provider_refund_id = result.refund_id or refund.provider_refund_id
-            refund.save(update_fields=["status", "provider_refund_id", "updated_at"])
-            outbox.enqueue(
-                "billing.tasks.process_refund",
-                kwargs={"refund_id": refund.pk},
-                due_at=timezone.now() + timedelta(seconds=PROCESSING_CHECK_SECONDS),
-            )
-            return "processing"
-        if result.state == RefundState.FAILED:
-            refund.status = RefundStatus.FAILED
-            refund.last_error = (result.message or "the provider closed the refund")[:255]
-            refund.save(update_fields=["status", "last_error", "updated_at"])
-            work_item_open(
-                order=order, kind=WorkItemKind.REFUND_FAILED, detail=f"{refund.out_refund_no}: {refund.last_error}"
-            )
-            return "failed"
-        refund.status = RefundStatus.SUCCEEDED
-        refund.provider_refund_id = result.refund_id or refund.provider_refund_id
-        refund.completed_at = timezone.now()
-        refund.save(update_fields=["status", "provider_refund_id", "completed_at", "updated_at"])
-        ledger_record(
-            order=order,
-            payment=refund.payment,
-            kind=LedgerKind.REFUND,
-            amount_fen=-refund.amount_fen,
-            method=refund.payment.method,
-            provider=refund.provider,
-            provider_ref=refund.provider_refund_id or refund.out_refund_no,
-            idempotency_key=f"{refund.provider}:refund:{refund.out_refund_no}",
-            actor=Actor(refund.requested_by_kind, refund.requested_by_id),  # type: ignore[arg-type]
-            note=refund.reason,
-        )
-        order_money_returned(order, actor=Actor.task("refund"), reason=refund.reason)
-        return "succeeded"
-
-
-def order_money_returned(order: Order, *, actor: Actor, reason: str) -> bool:
-    """After money went back (order locked): an order with nothing left paid ends ``refunded``.
-
-    A completed order loses its entitlement, here and on the SMP. An order
-    refunded by an admin after completion carries no failure code: it did
-    not fail.
+    Returns the refund's new state, or "duplicate" when it had succeeded already.
     """
-    if order.status not in REFUNDABLE_ORDER_STATUSES or order_totals(order)["net_fen"] > 0:
-        return False
-    code = order.failure_code
-    if order.status == OrderStatus.COMPLETED:
-        entitlement_revoke(order=order)
-        outbox.enqueue("billing.tasks.revoke_on_smp", kwargs={"order_id": order.pk})
-    elif not code:
-        code = FailureCode.PROVISIONING_FAILED
-    transit(order, "refunded", code=code, actor=actor, reason=reason)
-    return True
+    if refund.status == RefundStatus.SUCCEEDED:
+        return "duplicate"
+    if result.state == RefundState.PROCESSING:
+        refund.status = RefundStatus.PROCESSING
+        refund.provider_refund_id = result.refund_id or refund.provider_refund_id
+        refund.save(update_fields=["status", "provider_refund_id", "updated_at"])
+        return "processing"
+    if result.state == RefundState.FAILED:
+        refund.status = RefundStatus.FAILED
+        refund.last_error = (result.message or "the provider closed the refund")[:255]
+        refund.save(update_fields=["status", "last_error", "updated_at"])
+        return "failed"
+    refund.status = RefundStatus.SUCCEEDED
+    refund.provider_refund_id = result.refund_id or refund.provider_refund_id
+    refund.completed_at = timezone.now()
+    refund.save(update_fields=["status", "provider_refund_id", "completed_at", "updated_at"])
+    ledger_record(
+        order=refund.order,
+        payment=refund.payment,
+        kind=LedgerKind.REFUND,
+        amount_fen=-refund.amount_fen,
+        method=refund.payment.method,
+        provider=refund.provider,
+        provider_ref=refund.provider_refund_id or refund.out_refund_no,
+        idempotency_key=f"{refund.provider}:refund:{refund.out_refund_no}",
+        actor=Actor(refund.requested_by_kind, refund.requested_by_id),  # type: ignore[arg-type]
+        note=refund.reason,
+    )
+    return "succeeded"

@@ -42,7 +42,7 @@ class Order(ConcurrentTransitionMixin, models.Model):
 
     The status field is changed only by the transition methods below, each an
     arrow of the lifecycle in docs/interfaces.md §1. They hold guards and field
-    changes only: ``orders.services`` locks the row, calls one, saves, writes
+    changes only: ``lifecycle.transitions`` locks the row, calls one, saves, writes
     the ``OrderEvent`` and enqueues what must follow.
     ``ConcurrentTransitionMixin`` refuses to save a transition made from a
     stale status, as a second line behind the row lock.

@@ -2,7 +2,7 @@
 
 A completed order's money goes back the way it came: a provider refund, an
 SMP reversal of the phone bill, or the store paying cash back. The service
-(``billing.services.manual.refund_by_admin``) and its admin page are both
+(``lifecycle.manual.refund_by_admin``) and its admin page are both
 driven here, over orders bought from the outside (EPG API, clerk pages,
 sandbox payers); the simulators are the outside systems.
 """
@@ -26,10 +26,10 @@ from django.test import Client
 from django.utils import timezone, translation
 
 from billing.models import LedgerEntry, Payment, Refund, WorkItem
-from billing.services import manual
 from ipvas.actors import Actor, ActorKind
 from ipvas.errors import ApplicationError, InvalidInput, InvalidState
 from ipvas.models import OutboxMessage
+from lifecycle import manual
 from orders.models import Entitlement, Order, OrderEvent
 from sandbox import faults
 from sandbox import payments as sandbox_payments

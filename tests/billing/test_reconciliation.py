@@ -38,13 +38,13 @@ from billing.reconciliation.compare import merge_join
 from billing.reconciliation.importer import statement_import
 from billing.reconciliation.parsers import PARSERS, StatementError
 from billing.reconciliation.services import reconcile_day, statements_import
-from billing.services.manual import refund_by_admin
-from billing.services.payments import payment_choose
 from ipvas.actors import Actor, ActorKind
 from ipvas.models import OutboxMessage
+from lifecycle.manual import refund_by_admin
+from lifecycle.paying import payment_choose
+from lifecycle.placing import order_create
 from orders.constants import Channel, OrderStatus
 from orders.models import Order
-from orders.services.placing import order_create
 from sandbox import statements as sandbox_statements
 from sandbox.models import SimSmpSubscription, SimTrade, SimTradeStatus
 from tests.support.tasks import run_due_tasks

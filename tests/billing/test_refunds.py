@@ -20,11 +20,11 @@ from django.utils import timezone
 
 from adapters.providers.types import RefundRequest, RefundResult, RefundState
 from billing.models import LedgerEntry, Payment, PaymentNotification, Refund, WorkItem
-from billing.services import manual
-from billing.services.refunds import refund_settled
 from ipvas.actors import Actor, ActorKind
 from ipvas.errors import InvalidState
 from ipvas.models import OutboxMessage
+from lifecycle import manual
+from lifecycle.refunds import refund_settled
 from orders.models import Entitlement, Order
 from sandbox import faults
 from sandbox import payments as sandbox_payments
@@ -180,8 +180,8 @@ def test_paid_qr_order_the_smp_refuses_is_refunded_at_once(api, frozen, method):
     ran = settle()
 
     order = Order.objects.get(order_no=no)
-    assert ("orders.tasks.provision_order", "refunding") in ran
-    assert ("billing.tasks.process_refund", "succeeded") in ran
+    assert ("lifecycle.tasks.provision_order", "refunding") in ran
+    assert ("lifecycle.tasks.process_refund", "succeeded") in ran
     assert_refunded_once(order, method, out_trade_no)
     assert "product_not_available" in Refund.objects.get().reason
     seen = api.order(no)
@@ -237,7 +237,7 @@ def test_refund_is_retried_with_backoff_while_wechat_pay_is_down_then_made_once(
     assert order.status == "provisioning"
     attempts_at = [timezone.now()]
     for _ in range(3):
-        frozen.move_to(next_due("billing.tasks.process_refund"))
+        frozen.move_to(next_due("lifecycle.tasks.process_refund"))
         settle()
         attempts_at.append(timezone.now())
     gaps = [later - earlier for earlier, later in pairwise(attempts_at)]
@@ -248,7 +248,7 @@ def test_refund_is_retried_with_backoff_while_wechat_pay_is_down_then_made_once(
     assert not SimRefund.objects.exists() and not WorkItem.objects.exists()
 
     faults.set_mode("wechatpay", "ok")
-    frozen.move_to(next_due("billing.tasks.process_refund"))
+    frozen.move_to(next_due("lifecycle.tasks.process_refund"))
     settle()
 
     assert_refunded_once(order, "wechat_qr", out_trade_no)
@@ -275,7 +275,7 @@ def test_a_ten_minute_wechat_pay_outage_is_ridden_out_without_a_person(api, froz
     assert Refund.objects.get().status == "requested"
     assert not WorkItem.objects.exists()
     faults.set_mode("wechatpay", "ok")
-    frozen.move_to(next_due("billing.tasks.process_refund"))
+    frozen.move_to(next_due("lifecycle.tasks.process_refund"))
     settle()
     assert_refunded_once(Order.objects.get(order_no=no), "wechat_qr", out_trade_no)
 
@@ -423,7 +423,7 @@ def test_phone_bill_order_the_smp_refuses_fails_and_its_reversal_changes_no_bala
 
     order = Order.objects.get(order_no=no)
     assert (order.status, order.failure_code) == ("failed", "provisioning_failed")
-    assert ("billing.tasks.reverse_phone_bill", "nothing_to_reverse") in ran
+    assert ("lifecycle.tasks.reverse_phone_bill", "nothing_to_reverse") in ran
     assert balance() == BALANCE
     assert ledger(order) == []
     assert Payment.objects.get(order=order).status == "failed"
@@ -452,13 +452,13 @@ def test_phone_bill_charged_but_the_answer_lost_is_reversed_after_the_deadline(a
 
     order.refresh_from_db()
     assert (order.status, order.failure_code) == ("failed", "provisioning_failed")
-    assert ("billing.tasks.reverse_phone_bill", "retry") in ran  # the reversal's answer was lost too
+    assert ("lifecycle.tasks.reverse_phone_bill", "retry") in ran  # the reversal's answer was lost too
     assert balance() == BALANCE
     faults.set_mode("smp", "ok")
-    frozen.move_to(next_due("billing.tasks.reverse_phone_bill"))
+    frozen.move_to(next_due("lifecycle.tasks.reverse_phone_bill"))
     ran = settle()
 
-    assert ran == [("billing.tasks.reverse_phone_bill", "reversed")]
+    assert ran == [("lifecycle.tasks.reverse_phone_bill", "reversed")]
     assert balance() == BALANCE
     subscription.refresh_from_db()
     assert subscription.cancelled_at is not None and subscription.reversed_fen == PRICE
@@ -469,7 +469,7 @@ def test_phone_bill_charged_but_the_answer_lost_is_reversed_after_the_deadline(a
     assert not Entitlement.objects.exists()
 
     # The reversal run again reverses nothing more.
-    from billing.tasks import reverse_phone_bill
+    from lifecycle.tasks import reverse_phone_bill
 
     assert reverse_phone_bill.apply(kwargs={"order_id": order.pk}).get() == "reversed"
     assert balance() == BALANCE

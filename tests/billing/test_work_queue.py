@@ -23,8 +23,8 @@ from django.test import Client
 from django.utils import timezone, translation
 
 from billing.models import LedgerEntry, Refund, WorkItem, WorkItemKind
-from billing.services import manual
 from ipvas.actors import Actor, ActorKind
+from lifecycle import manual
 from orders.models import Entitlement, Order, OrderEvent
 from sandbox import faults
 from sandbox.models import SimCrmActivity, SimRefund, SimSmpProduct, SimSmpSubscription, SimTrade, SimTradeStatus

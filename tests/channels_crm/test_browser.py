@@ -22,8 +22,8 @@ from django.core.management import call_command
 from playwright.sync_api import expect
 
 from ipvas.actors import Actor, ActorKind
+from lifecycle.placing import order_create
 from orders.models import Order
-from orders.services import order_create
 from sandbox.models import SimCrmActivity
 from tests.support.tasks import run_due_tasks
 

@@ -18,13 +18,13 @@ from django.core.cache import cache
 from django.core.management import call_command
 from rest_framework.exceptions import ValidationError
 
-from billing.services.manual import refund_by_admin
 from epg_api.models import EpgClient
 from epg_api.serializers import EntitlementQuery
 from ipvas.actors import Actor, ActorKind
+from lifecycle.manual import refund_by_admin
 from orders import selectors
 from orders.models import Entitlement, Order
-from orders.services.entitlements import entitlement_revoke
+from orders.services import entitlement_revoke
 from tests.epg_api.support import Api, new_api_key
 from tests.support.tasks import run_due_tasks
 

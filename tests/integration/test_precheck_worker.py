@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ipvas.actors import Actor, ActorKind
-from orders import services
+from lifecycle.placing import order_create
 from orders.constants import FailureCode, OrderStatus
 from orders.models import Order
 from tests.integration.conftest import wait_for
@@ -23,7 +23,7 @@ def test_every_demo_account_is_prechecked_by_the_worker(demo, celery_worker_proc
         "nobody": (OrderStatus.REJECTED, FailureCode.ACCOUNT_NOT_FOUND),
     }
     orders = {
-        account: services.order_create(channel="epg", product_code="VIP-MONTH", tv_account=account, actor=EPG)
+        account: order_create(channel="epg", product_code="VIP-MONTH", tv_account=account, actor=EPG)
         for account in expected
     }
 

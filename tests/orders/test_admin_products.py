@@ -13,10 +13,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ipvas.actors import Actor, ActorKind
-from orders import services
+from lifecycle.placing import order_create
+from lifecycle.transitions import lock_order, transit
 from orders.constants import Channel, FailureCode, OrderStatus, PaymentMethod, ProductKind
 from orders.models import Order, Product
-from orders.services.transitions import lock_order, transit
 from tests.factories import OrderFactory
 
 pytestmark = pytest.mark.django_db
@@ -225,12 +225,13 @@ def test_the_order_list_renders_with_each_filter(superuser_client, orders):
 
 
 def test_the_order_page_shows_its_transition_history(superuser_client, demo, run_tasks):
-    order = services.order_create(
+    order = order_create(
         channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=Actor(ActorKind.EPG_CLIENT, "vendor-a")
     )
     run_tasks()
     with transaction.atomic():
-        transit(lock_order(order.pk), "cancel", actor=Actor(ActorKind.ADMIN, "ops-anna"), reason="changed mind")
+        locked = lock_order(order.pk)
+        transit(locked, locked.cancel, actor=Actor(ActorKind.ADMIN, "ops-anna"), reason="changed mind")
 
     page = superuser_client.get(reverse("admin:orders_order_change", args=[order.pk]), **EN)
 

@@ -17,7 +17,8 @@ from django.utils import timezone
 
 from ipvas.actors import Actor, ActorKind
 from ipvas.models import OutboxMessage
-from orders import services
+from lifecycle.due import deadlines_sweep, order_process_due
+from lifecycle.placing import order_create
 from orders.constants import ACTIVE_STATUSES, TERMINAL_STATUSES, FailureCode, OrderStatus
 from orders.models import Order, OrderEvent
 from sandbox import faults
@@ -31,7 +32,7 @@ PAST_THE_GRACE = timedelta(seconds=3)
 
 
 def place(tv_account: str = "tv1001", product: str = "VIP-MONTH") -> Order:
-    return services.order_create(channel="epg", product_code=product, tv_account=tv_account, actor=EPG)
+    return order_create(channel="epg", product_code=product, tv_account=tv_account, actor=EPG)
 
 
 def lose_pending_tasks() -> int:
@@ -54,12 +55,12 @@ def awaiting(demo, run_tasks, time_machine, settings) -> Order:
     time_machine.move_to(START, tick=False)
     settings.ORDER_IDLE_SECONDS = 120
     order = place()
-    assert run_tasks() == [("orders.tasks.precheck_order", "passed")]
+    assert run_tasks() == [("lifecycle.tasks.precheck_order", "passed")]
     order.refresh_from_db()
     assert order.status == OrderStatus.AWAITING_PAYMENT
     assert order.deadline_at == timezone.now() + timedelta(seconds=120)
     assert list(OutboxMessage.objects.filter(relayed_at__isnull=True).values_list("task_name", "due_at")) == [
-        ("orders.tasks.order_deadline", order.deadline_at)
+        ("lifecycle.tasks.order_deadline", order.deadline_at)
     ]
     return order
 
@@ -69,8 +70,8 @@ class TestIdleExpiry:
         time_machine.move_to(awaiting.deadline_at - timedelta(seconds=1), tick=False)
 
         assert run_tasks() == []
-        assert services.deadlines_sweep() == 0
-        assert services.order_process_due(order_id=awaiting.pk) == "not_due"
+        assert deadlines_sweep() == 0
+        assert order_process_due(order_id=awaiting.pk) == "not_due"
 
         awaiting.refresh_from_db()
         assert awaiting.status == OrderStatus.AWAITING_PAYMENT
@@ -79,7 +80,7 @@ class TestIdleExpiry:
     def test_expires_on_its_own_due_task(self, awaiting, run_tasks, time_machine):
         time_machine.move_to(awaiting.deadline_at, tick=False)
 
-        assert run_tasks() == [("orders.tasks.order_deadline", "expired")]
+        assert run_tasks() == [("lifecycle.tasks.order_deadline", "expired")]
 
         awaiting.refresh_from_db()
         assert (awaiting.status, awaiting.failure_code) == (OrderStatus.EXPIRED, FailureCode.PAYMENT_TIMEOUT)
@@ -99,7 +100,7 @@ class TestIdleExpiry:
         time_machine.move_to(awaiting.deadline_at + PAST_THE_GRACE, tick=False)
         assert run_tasks() == []
 
-        assert services.deadlines_sweep() == 1
+        assert deadlines_sweep() == 1
 
         awaiting.refresh_from_db()
         assert (awaiting.status, awaiting.failure_code, awaiting.deadline_at) == (
@@ -108,7 +109,7 @@ class TestIdleExpiry:
             None,
         )
         assert len(expire_events(awaiting)) == 1
-        assert services.deadlines_sweep() == 0
+        assert deadlines_sweep() == 0
 
     @pytest.mark.parametrize(
         "steps",
@@ -120,7 +121,7 @@ class TestIdleExpiry:
         ],
     )
     def test_due_task_and_sweep_move_the_order_exactly_once(self, awaiting, run_tasks, time_machine, steps):
-        from orders.tasks import order_deadline
+        from lifecycle.tasks import order_deadline
 
         time_machine.move_to(awaiting.deadline_at + PAST_THE_GRACE, tick=False)
         due_at = awaiting.deadline_at.isoformat()
@@ -130,7 +131,7 @@ class TestIdleExpiry:
                 # As a redelivered message would: the same task, the same arguments.
                 results.append(order_deadline.apply(kwargs={"order_id": awaiting.pk, "due_at": due_at}).get())
             else:
-                results.append(services.deadlines_sweep())
+                results.append(deadlines_sweep())
         run_tasks()
 
         awaiting.refresh_from_db()
@@ -161,7 +162,7 @@ class TestSweep:
         settings.DEADLINE_SWEEP_BATCH = 3
         orders = self.overdue(7)
 
-        found = [services.deadlines_sweep() for _ in range(4)]
+        found = [deadlines_sweep() for _ in range(4)]
 
         assert found == [3, 3, 1, 0]
         assert Order.objects.filter(status=OrderStatus.EXPIRED).count() == 7
@@ -172,7 +173,7 @@ class TestSweep:
     def test_batch_size_argument_overrides_the_setting(self, db, settings):
         settings.DEADLINE_SWEEP_BATCH = 500
         self.overdue(4)
-        assert services.deadlines_sweep(batch_size=2) == 2
+        assert deadlines_sweep(batch_size=2) == 2
         assert Order.objects.filter(status=OrderStatus.AWAITING_PAYMENT).count() == 2
 
     def test_a_broken_order_does_not_stop_it(self, db, caplog):
@@ -183,7 +184,7 @@ class TestSweep:
         )
         good = self.overdue(3, product=product)
 
-        found = services.deadlines_sweep()
+        found = deadlines_sweep()
 
         assert found >= 3
         for order in good:
@@ -205,7 +206,7 @@ class TestSweep:
         (good,) = self.overdue(1, product=product)
 
         for _ in range(5):
-            services.deadlines_sweep()
+            deadlines_sweep()
 
         good.refresh_from_db()
         assert good.status == OrderStatus.EXPIRED
@@ -216,7 +217,7 @@ class TestSweep:
         done = OrderFactory(
             product=product, status=OrderStatus.EXPIRED, failure_code=FailureCode.PAYMENT_TIMEOUT, deadline_at=None
         )
-        assert services.deadlines_sweep() == 0
+        assert deadlines_sweep() == 0
         later.refresh_from_db()
         done.refresh_from_db()
         assert (later.status, done.status) == (OrderStatus.AWAITING_PAYMENT, OrderStatus.EXPIRED)
@@ -229,14 +230,14 @@ class TestPrecheckDeadline:
         time_machine.move_to(START, tick=False)
         faults.set_mode("smp", "down")
         order = place()
-        assert run_tasks() == [("orders.tasks.precheck_order", "retry")]
+        assert run_tasks() == [("lifecycle.tasks.precheck_order", "retry")]
         # The retry's message is lost, and the SMP stays down.
         assert lose_pending_tasks() == 1
         time_machine.move_to(order.created_at + timedelta(seconds=settings.PRECHECK_DEADLINE_SECONDS) + PAST_THE_GRACE)
         assert run_tasks() == []
 
-        assert services.deadlines_sweep() == 1
-        assert run_tasks() == [("orders.tasks.precheck_order", "rejected")]
+        assert deadlines_sweep() == 1
+        assert run_tasks() == [("lifecycle.tasks.precheck_order", "rejected")]
 
         order.refresh_from_db()
         assert (order.status, order.failure_code, order.deadline_at) == (
@@ -245,7 +246,7 @@ class TestPrecheckDeadline:
             None,
         )
         assert list(order.events.values_list("action", flat=True)) == ["create", "retry", "reject"]
-        assert services.deadlines_sweep() == 0
+        assert deadlines_sweep() == 0
         assert_no_order_stuck()
 
     def test_a_new_order_has_a_deadline_and_a_due_task(self, demo, time_machine):
@@ -253,7 +254,7 @@ class TestPrecheckDeadline:
         order = place()
         assert order.deadline_at == timezone.now()
         assert list(OutboxMessage.objects.values_list("task_name", "kwargs")) == [
-            ("orders.tasks.precheck_order", {"order_id": order.pk, "due_at": order.deadline_at.isoformat()})
+            ("lifecycle.tasks.precheck_order", {"order_id": order.pk, "due_at": order.deadline_at.isoformat()})
         ]
 
 
@@ -274,7 +275,7 @@ def test_two_sweeps_at_once_move_each_order_once():
 
     def sweep(barrier: threading.Barrier) -> None:
         barrier.wait()
-        found.append(services.deadlines_sweep())
+        found.append(deadlines_sweep())
 
     assert run_in_threads(2, sweep) == []
 
@@ -299,7 +300,7 @@ def test_the_due_task_twice_at_once_moves_the_order_once():
     def process(barrier: threading.Barrier) -> None:
         for order in orders:
             barrier.wait()  # both threads ask for the same order at the same moment
-            result = services.order_process_due(order_id=order.pk, due_at=order.deadline_at)
+            result = order_process_due(order_id=order.pk, due_at=order.deadline_at)
             with lock:
                 results[order.pk].append(result)
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from ipvas.actors import Actor, ActorKind
-from orders import services
+from lifecycle.placing import order_create
 from orders.constants import FailureCode, OrderStatus
 from orders.models import Order
 from sandbox import faults
@@ -17,7 +17,7 @@ EPG = Actor(ActorKind.EPG_CLIENT, "test-client")
 
 
 def place(tv_account: str, product: str = "VIP-MONTH", **kwargs) -> Order:
-    return services.order_create(channel="epg", product_code=product, tv_account=tv_account, actor=EPG, **kwargs)
+    return order_create(channel="epg", product_code=product, tv_account=tv_account, actor=EPG, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -178,7 +178,7 @@ def test_slow_smp_times_out_and_is_retried(demo, run_tasks, time_machine, settin
 
 
 def test_running_the_precheck_twice_changes_nothing_more(demo, run_tasks):
-    from orders.tasks import precheck_order
+    from lifecycle.tasks import precheck_order
 
     order = place("tv1001")
     run_tasks()

@@ -23,10 +23,10 @@ from django.test import Client
 from django.utils import timezone
 
 from billing.models import LedgerEntry, Payment
-from billing.services.payments import payment_choose
 from channels_crm.models import Clerk
 from ipvas.actors import Actor, ActorKind
-from orders import services
+from lifecycle.paying import payment_choose
+from lifecycle.placing import order_create
 from orders.constants import OrderStatus
 from orders.models import Entitlement, Order, OrderEvent
 from sandbox import payments as sandbox_payments
@@ -281,7 +281,7 @@ def new_order(*, channel: str = "epg", account: str = "tv1001", product: str = "
     """An order in ``prechecking`` (its pre-check is the first outbox message)."""
     if channel == "crm":
         clerk = clerk_user()
-        return services.order_create(
+        return order_create(
             channel="crm",
             product_code=product,
             phone=PHONES.get(account, account),
@@ -290,9 +290,7 @@ def new_order(*, channel: str = "epg", account: str = "tv1001", product: str = "
             clerk=clerk.user,
             store_code=clerk.store.code,
         )
-    return services.order_create(
-        channel="epg", product_code=product, tv_account=account, content_id=content_id, actor=EPG
-    )
+    return order_create(channel="epg", product_code=product, tv_account=account, content_id=content_id, actor=EPG)
 
 
 def choose(order: Order, method: str) -> Order:

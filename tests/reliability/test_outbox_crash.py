@@ -59,7 +59,7 @@ def test_work_committed_just_before_a_crash_is_relayed_once_after_it(demo, worke
     run_due()  # the pre-check
     before = balance()
     choose(order, "phone_bill")  # provisioning, and its task in the outbox, in one transaction
-    message = OutboxMessage.objects.get(relayed_at__isnull=True, task_name="orders.tasks.provision_order")
+    message = OutboxMessage.objects.get(relayed_at__isnull=True, task_name="lifecycle.tasks.provision_order")
     time.sleep(1.5)
     assert SimSmpSubscription.objects.count() == 0, "the worker got work that was never published"
 

@@ -29,9 +29,9 @@ from django.test import override_settings
 from django.utils import timezone
 
 from billing.models import LedgerEntry, PaymentNotification, WorkItem, WorkItemKind
-from billing.services.manual import work_item_resolve
 from ipvas.actors import Actor, ActorKind
 from ipvas.models import OutboxMessage
+from lifecycle.manual import work_item_resolve
 from orders.constants import OrderStatus
 from orders.models import Order
 from sandbox import faults
@@ -255,9 +255,9 @@ def given_up(order: Order, settings) -> Order:  # type: ignore[no-untyped-def]
     faults.set_mode("smp", "down")
     past = timezone.now() - timedelta(seconds=settings.PROVISIONING_DEADLINE_SECONDS + 1)
     order = move_deadline(order, status_changed_at=past)
-    from orders import services
+    from lifecycle.due import order_process_due
 
-    services.order_process_due(order_id=order.pk, due_at=order.deadline_at)
+    order_process_due(order_id=order.pk, due_at=order.deadline_at)
     run_due()  # what follows the decision runs while the SMP is still down: it is retried later
     faults.set_mode("smp", "ok")
     for item in WorkItem.objects.filter(order=order, kind=WorkItemKind.CASH_PAYBACK, resolved_at__isnull=True):

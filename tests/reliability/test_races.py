@@ -18,11 +18,11 @@ from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
-from billing.services.due import CLOSE_GRACE
-from billing.services.payments import order_cancel
 from ipvas.errors import InvalidState
 from ipvas.models import OutboxMessage
-from orders import services
+from lifecycle.due import deadlines_sweep, order_process_due
+from lifecycle.paying import order_cancel
+from lifecycle.payment_due import CLOSE_GRACE
 from orders.constants import OrderStatus
 from orders.models import Entitlement, Order, OrderEvent
 from sandbox import faults
@@ -75,7 +75,7 @@ def settle_all(order_ids: list[int], *, passes: int = 6) -> None:
             return
         for order in waiting:
             order = move_deadline(order, seconds_ago=5)
-            services.order_process_due(order_id=order.pk, due_at=order.deadline_at)
+            order_process_due(order_id=order.pk, due_at=order.deadline_at)
 
 
 def outcome_table(tally: Counter) -> dict[str, int]:
@@ -150,7 +150,7 @@ def test_payment_notification_against_the_qr_deadline_has_one_winner(demo, racer
             return "success" if said_success(delivery, response) else f"HTTP {response.status_code}"
 
         def deadline(order=order) -> str:
-            return services.order_process_due(order_id=order.pk, due_at=order.deadline_at)
+            return order_process_due(order_id=order.pk, due_at=order.deadline_at)
 
         run = racers.run(customer, deadline, delays=lead.delays())
         assert run.errors == []
@@ -202,7 +202,7 @@ def test_sms_yes_against_the_sms_deadline_has_one_winner(demo, racers, rounds):
             return response.json().get("outcome", "") if response.status_code == 200 else str(response.status_code)
 
         def deadline(order=order) -> str:
-            return services.order_process_due(order_id=order.pk, due_at=order.deadline_at)
+            return order_process_due(order_id=order.pk, due_at=order.deadline_at)
 
         run = racers.run(reply, deadline, delays=lead.delays())
         assert run.errors == []
@@ -309,9 +309,9 @@ def test_two_workers_provisioning_one_order_subscribe_it_once(demo, racers, roun
         order = move_deadline(order, seconds_ago=5)  # overdue for the sweep too
 
         def worker(order=order) -> str:
-            return services.order_process_due(order_id=order.pk, due_at=order.deadline_at)
+            return order_process_due(order_id=order.pk, due_at=order.deadline_at)
 
-        run = racers.run(worker, worker, services.deadlines_sweep)
+        run = racers.run(worker, worker, deadlines_sweep)
         assert run.errors == []
         results = run.results
         if slow:

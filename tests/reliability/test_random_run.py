@@ -42,13 +42,13 @@ import pytest
 from django.test import override_settings
 
 from billing.models import Refund, RefundStatus, WorkItem, WorkItemKind
-from billing.services.manual import work_item_resolve
-from billing.services.payments import order_cancel
 from ipvas import outbox
 from ipvas.actors import Actor, ActorKind
 from ipvas.errors import ApplicationError
 from ipvas.models import OutboxMessage
-from orders import services
+from lifecycle.due import deadlines_sweep
+from lifecycle.manual import work_item_resolve
+from lifecycle.paying import order_cancel
 from orders.constants import OrderStatus
 from orders.models import Order
 from sandbox import faults
@@ -296,7 +296,7 @@ class Run:
         except Exception as exc:  # the broker is away; the next beat relays it
             self.figures["beat relays failed (broker away)"] += 1
             logger.info("beat relay failed: %s", exc)
-        services.deadlines_sweep()
+        deadlines_sweep()
 
     # --- the customers -------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from orders import services
+from lifecycle.due import deadlines_sweep
 from orders.constants import OrderStatus
 from orders.models import Order
 from sandbox import faults
@@ -93,7 +93,7 @@ def test_a_pool_process_killed_mid_provisioning_loses_nothing_and_charges_once(d
                 if Order.objects.filter(pk=order.pk, status=OrderStatus.COMPLETED).exists():
                     return True
                 if time.monotonic() - killed_at > lease:
-                    services.deadlines_sweep()
+                    deadlines_sweep()
                 return False
 
             wait_for(swept_and_done, timeout=60, interval=0.5, what="the order provisioned after the crash")

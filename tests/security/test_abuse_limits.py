@@ -27,10 +27,10 @@ from django.db import connection
 from django.test import Client
 
 from billing.models import SmsConfirmation
-from billing.services.payments import payment_choose
 from ipvas import ratelimit
 from ipvas.actors import Actor, ActorKind
 from ipvas.errors import RateLimited
+from lifecycle.paying import payment_choose
 from orders.constants import OrderStatus, PaymentMethod
 from orders.models import Order, OrderEvent
 from tests.epg_api.support import new_api_key

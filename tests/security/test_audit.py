@@ -33,9 +33,9 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from billing.models import LedgerEntry, LedgerKind, WorkItem
-from billing.services import manual
 from channels_crm.models import SsoLogin
 from ipvas.actors import Actor, ActorKind
+from lifecycle import manual
 from orders.models import Order, OrderEvent, Product
 from tests.channels_crm.support import claims, new_order, pay, sign, ticket
 from tests.channels_crm.support import sign_in as clerk_sign_in

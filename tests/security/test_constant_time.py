@@ -67,7 +67,7 @@ NOT_SECRET: dict[tuple[str, str, str], str] = {
 
 # Sites that must verify with hmac.compare_digest: (file, function).
 MUST_COMPARE_DIGEST = [
-    ("billing/views.py", "sms_inbound"),
+    ("callbacks/views.py", "sms_inbound"),
     ("sandbox/views/smp.py", "_serve"),
     ("ipvas/metrics.py", "metrics_view"),
 ]

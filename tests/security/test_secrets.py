@@ -254,7 +254,7 @@ def test_no_secret_reaches_the_logs(api, production_logs, clock):
     assert api.entitlements(tv_account="tv1001").status_code == 200
     assert Api(api.key[:-4] + "AAAA").products().status_code == 401
     # What code anywhere might write about them, in the forms the redaction knows.
-    log = logging.getLogger("billing.services.sms")
+    log = logging.getLogger("lifecycle.confirmations")
     log.info("reply from %s for order %s", PHONE, order["order_no"])
     log.debug("calling with Authorization: Api-Key %s", api.key)
     log.debug("redirect to /crm/sso/?ticket=%s", accepted)
@@ -282,7 +282,7 @@ def test_logged_exceptions_are_redacted_too(production_logs):
     try:
         raise IntegrityError(f"duplicate key value violates unique constraint\nDETAIL:  Key (phone)=({PHONE}) exists.")
     except IntegrityError:
-        logging.getLogger("orders.services.due").exception("sweep: order %s (%s) failed", 42, "provisioning")
+        logging.getLogger("lifecycle.due").exception("sweep: order %s (%s) failed", 42, "provisioning")
 
     output = production_logs()
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django_fsm import TransitionNotAllowed
 
 from ipvas import logs, outbox
@@ -15,28 +18,19 @@ from ipvas.errors import InvalidState
 from orders.constants import OrderStatus
 from orders.models import Order, OrderEvent
 
-# The task that acts when an order in this status falls due (orders.tasks).
-DUE_TASKS: dict[str, str] = {
-    OrderStatus.PRECHECKING: "orders.tasks.precheck_order",
-    OrderStatus.AWAITING_PAYMENT: "orders.tasks.order_deadline",
-    OrderStatus.PAYMENT_PENDING: "orders.tasks.order_deadline",
-    OrderStatus.PROVISIONING: "orders.tasks.provision_order",
-}
+# A transition method of a locked order: ``order.complete``, ``order.payment_confirmed``...
+Step = Callable[..., None]
 
 
 def lock_order(order_id: int) -> Order:
     """Re-read an order under a row lock; call inside ``transaction.atomic``.
 
     Always lock an order before anything else that belongs to it (payments,
-    confirmations), so that two paths never wait for each other crosswise.
+    confirmations, refunds), so that two paths never wait for each other crosswise.
     """
     order = Order.objects.select_for_update(of=("self",)).select_related("product").get(pk=order_id)
     logs.bind(order_no=order.order_no)
     return order
-
-
-def lock_order_no(order_no: str) -> Order:
-    return Order.objects.select_for_update(of=("self",)).select_related("product").get(order_no=order_no)
 
 
 def record_event(
@@ -64,18 +58,20 @@ def record_event(
 
 def schedule_due(order: Order) -> None:
     """Ask for the order's due task at ``deadline_at`` (it does nothing if the order moved on)."""
-    if order.deadline_at is None or order.status not in DUE_TASKS:
+    # The table of lifecycle.due names the handlers, which call transit(): it is read when needed.
+    from lifecycle.due import STEPS
+
+    step = STEPS.get(order.status)
+    if order.deadline_at is None or step is None:
         return
     outbox.enqueue(
-        DUE_TASKS[order.status],
-        kwargs={"order_id": order.pk, "due_at": order.deadline_at.isoformat()},
-        due_at=order.deadline_at,
+        step.task, kwargs={"order_id": order.pk, "due_at": order.deadline_at.isoformat()}, due_at=order.deadline_at
     )
 
 
 def transit(
     order: Order,
-    transition: str,
+    step: Step,
     *,
     actor: Actor,
     reason: str = "",
@@ -83,22 +79,39 @@ def transit(
     now: datetime | None = None,
     **kwargs: Any,
 ) -> OrderEvent:
-    """Apply the transition method named ``transition`` to a locked order.
+    """Apply ``step``, a transition method of the locked ``order`` (``order.complete``).
 
     Raises ``InvalidState`` (and changes nothing) when the lifecycle does not
     allow it from the order's status.
     """
     assert transaction.get_connection().in_atomic_block, "transit() needs a transaction and a locked order"
+    assert getattr(step, "__self__", None) is order, "transit() takes a transition method of the order it moves"
     now = now or timezone.now()
     source = order.status
     try:
-        getattr(order, transition)(now=now, **kwargs)
+        step(now=now, **kwargs)
     except TransitionNotAllowed as exc:
         raise InvalidState(
-            f"An order that is {source} cannot {transition.replace('_', ' ')}.",
+            _("An order that is %(status)s cannot %(action)s.")
+            % {"status": OrderStatus(source).label, "action": ACTION_LABELS.get(step.__name__, step.__name__)},
             extra={"status": source},
         ) from exc
     order.save()
-    event = record_event(order, transition, actor=actor, from_status=source, reason=reason, data=data, now=now)
+    event = record_event(order, step.__name__, actor=actor, from_status=source, reason=reason, data=data, now=now)
     schedule_due(order)
     return event
+
+
+# What each transition is called in a refusal ("An order that is cancelled cannot be cancelled").
+ACTION_LABELS = {
+    "precheck_passed": gettext_lazy("pass its pre-check"),
+    "reject": gettext_lazy("be rejected"),
+    "start_payment": gettext_lazy("start a payment"),
+    "switch_payment": gettext_lazy("switch its payment method"),
+    "payment_confirmed": gettext_lazy("be paid"),
+    "fail": gettext_lazy("fail"),
+    "expire": gettext_lazy("expire"),
+    "cancel": gettext_lazy("be cancelled"),
+    "complete": gettext_lazy("be completed"),
+    "refunded": gettext_lazy("be refunded"),
+}

@@ -1,8 +1,8 @@
 from django.urls import path
 
-from billing import views
+from callbacks import views
 
-app_name = "billing"
+app_name = "callbacks"
 
 urlpatterns = [
     path("notify/wechatpay/", views.wechatpay_notify, name="notify-wechatpay"),

@@ -1,4 +1,5 @@
-"""Clean-up calls that follow a decision: close a stray QR order, reverse a phone-bill charge.
+"""Clean-up calls that follow a decision: close a stray QR order, reverse a phone-bill charge,
+take a subscription back on the SMP, reverse a CRM activity.
 
 Each is retried through the outbox with backoff; when it still fails, a
 person is asked (billing.models.WorkItem).
@@ -9,26 +10,28 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from celery import Task
 from django.db import transaction
 from django.utils import timezone
 
+from adapters.crm import CrmUnavailable, get_crm
 from adapters.providers import get_provider
 from adapters.providers.types import ProviderUnavailable
 from adapters.smp import SmpUnavailable, get_smp
 from billing.models import LedgerKind, Payment, PaymentStatus, Provider, WorkItemKind
 from billing.services.ledger import ledger_record
-from billing.services.refunds import order_money_returned
 from billing.services.work import work_item_open
 from ipvas import outbox
 from ipvas.actors import Actor
+from lifecycle import paid, refunds, tasks
+from lifecycle.transitions import lock_order
 from orders.models import Order
-from orders.services.transitions import lock_order
 
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 10
 
 
-def _again_or_ask(task: str, kwargs: dict[str, int], attempt: int, *, order: Order, kind: str, detail: str) -> str:
+def _again_or_ask(task: Task, kwargs: dict[str, int], attempt: int, *, order: Order, kind: str, detail: str) -> str:
     """The outside system did not answer: try again later, or, after MAX_ATTEMPTS, ask a person."""
     if attempt + 1 >= MAX_ATTEMPTS:
         work_item_open(order=order, kind=kind, detail=detail)
@@ -43,8 +46,6 @@ def _again_or_ask(task: str, kwargs: dict[str, int], attempt: int, *, order: Ord
 
 
 def provider_order_close(*, payment_id: int, attempt: int = 0) -> str:
-    from billing.services.payments import payment_succeeded
-
     payment = Payment.objects.get(pk=payment_id)
     provider = get_provider(payment.provider)
     try:
@@ -52,13 +53,13 @@ def provider_order_close(*, payment_id: int, attempt: int = 0) -> str:
         trade = provider.query(payment.out_trade_no) if result.already_paid else None
     except ProviderUnavailable as exc:
         return _again_or_ask(
-            "billing.tasks.close_provider_order", {"payment_id": payment_id}, attempt,
+            tasks.close_provider_order, {"payment_id": payment_id}, attempt,
             order=payment.order, kind=WorkItemKind.PROVIDER_DISAGREES,
             detail=f"could not close {payment.provider} order {payment.out_trade_no}: {exc}",
         )  # fmt: skip
     if trade is not None:
         # It was paid after all: that money is dealt with like any other payment.
-        return payment_succeeded(
+        return paid.payment_succeeded(
             provider=payment.provider,
             out_trade_no=payment.out_trade_no,
             transaction_id=trade.transaction_id,
@@ -78,7 +79,7 @@ def phone_bill_reverse(*, order_id: int, attempt: int = 0) -> str:
         result = get_smp().unsubscribe(order_no=order.order_no)
     except SmpUnavailable as exc:
         return _again_or_ask(
-            "billing.tasks.reverse_phone_bill", {"order_id": order_id}, attempt,
+            tasks.reverse_phone_bill, {"order_id": order_id}, attempt,
             order=order, kind=WorkItemKind.PROVISIONING_UNCERTAIN, detail=f"SMP reversal not confirmed: {exc}",
         )  # fmt: skip
     if result.reversed_fen:
@@ -108,7 +109,9 @@ def phone_bill_reverse(*, order_id: int, attempt: int = 0) -> str:
                 actor=Actor.task("reverse-phone-bill"),
                 note="phone-bill charge reversed by the SMP",
             )
-            order_money_returned(order, actor=Actor.task("reverse-phone-bill"), reason="phone-bill charge reversed")
+            refunds.order_money_returned(
+                order, actor=Actor.task("reverse-phone-bill"), reason="phone-bill charge reversed"
+            )
     return "reversed" if result.reversed_fen else "nothing_to_reverse"
 
 
@@ -119,7 +122,7 @@ def smp_revoke(*, order_id: int, attempt: int = 0) -> str:
         result = get_smp().unsubscribe(order_no=order.order_no)
     except SmpUnavailable as exc:
         return _again_or_ask(
-            "billing.tasks.revoke_on_smp", {"order_id": order_id}, attempt,
+            tasks.revoke_on_smp, {"order_id": order_id}, attempt,
             order=order, kind=WorkItemKind.PROVIDER_DISAGREES, detail=f"SMP unsubscribe failed: {exc}",
         )  # fmt: skip
     return "revoked" if result.ok else "refused"
@@ -127,14 +130,12 @@ def smp_revoke(*, order_id: int, attempt: int = 0) -> str:
 
 def crm_reverse(*, order_id: int, attempt: int = 0) -> str:
     """Reverse the CRM marketing activity of a cash sale whose cash went back."""
-    from adapters.crm import CrmUnavailable, get_crm
-
     order = Order.objects.get(pk=order_id)
     try:
         result = get_crm().reverse_activity(order_no=order.order_no)
     except CrmUnavailable as exc:
         return _again_or_ask(
-            "billing.tasks.reverse_crm_activity", {"order_id": order_id}, attempt,
+            tasks.reverse_crm_activity, {"order_id": order_id}, attempt,
             order=order, kind=WorkItemKind.CRM_UNCERTAIN, detail=f"CRM reversal failed: {exc}",
         )  # fmt: skip
     return "reversed" if result.ok else "refused"

@@ -9,19 +9,13 @@ from django.utils.translation import gettext as _
 
 from ipvas import logs
 from ipvas.actors import Actor
-from ipvas.errors import InvalidInput, NotFound
+from ipvas.errors import InvalidInput
+from lifecycle.transitions import record_event, schedule_due
 from orders.constants import Channel, OrderStatus, ProductKind
-from orders.models import Order, Product
+from orders.models import Order
 from orders.numbers import new_order_no
-from orders.services.transitions import record_event, schedule_due
+from orders.selectors import product_for_sale
 from orders.validation import CONTENT_ID_RE, TV_ACCOUNT_RE
-
-
-def product_for_sale(*, code: str, channel: str) -> Product:
-    product = Product.objects.filter(code=code).first()
-    if product is None or not product.is_on_sale(channel):
-        raise NotFound(_("There is no product %(code)s on sale here.") % {"code": code}, code="product_not_found")
-    return product
 
 
 def order_create(

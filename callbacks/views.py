@@ -1,4 +1,5 @@
-"""What the providers and the SMS gateway call: thin, verify first, answer as each expects."""
+"""What the outside systems call: payment notifications and SMS replies. Thin: verify first,
+hand the verified event to the lifecycle, answer as each caller expects."""
 
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ from django.views.decorators.http import require_POST
 from adapters.alipay import notify as alipay_verification
 from adapters.providers.types import NotificationRejected
 from adapters.wechatpay import notify as wechat_verification
-from billing.services.notifications import notification_accept, refund_notification_accept
-from billing.services.sms import sms_reply_received
 from ipvas.credentials import secret
 from ipvas.metrics import NOTIFICATIONS
 from ipvas.secrets_compare import same_secret
+from lifecycle.confirmations import sms_reply_received
+from lifecycle.paid import notification_accept, refund_notification_accept
 
 logger = logging.getLogger(__name__)
 

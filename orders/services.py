@@ -1,15 +1,22 @@
-"""Entitlements: our own record of what each provisioned order gives a TV account."""
+"""Entitlements: our own record of what each provisioned order gives a TV account.
+
+The entitlement check (orders.selectors) answers from a per-account cache entry;
+every change forgets it after its transaction commits, and again a moment later.
+"""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
-from orders import selectors
+from orders import selectors, tasks
 from orders.models import Entitlement, Order
 from orders.periods import period_end
+
+logger = logging.getLogger(__name__)
 
 
 def entitlement_grant(
@@ -41,7 +48,7 @@ def entitlement_grant(
         smp_subscription_id=subscription_id,
     )
     tv_account = order.tv_account
-    transaction.on_commit(lambda: selectors.entitlements_changed(tv_account))
+    transaction.on_commit(lambda: entitlements_changed(tv_account))
     return entitlement
 
 
@@ -52,5 +59,16 @@ def entitlement_revoke(*, order: Order) -> Entitlement | None:
     entitlement.revoked_at = timezone.now()
     entitlement.save(update_fields=["revoked_at"])
     tv_account = order.tv_account
-    transaction.on_commit(lambda: selectors.entitlements_changed(tv_account))
+    transaction.on_commit(lambda: entitlements_changed(tv_account))
     return entitlement
+
+
+def entitlements_changed(tv_account: str) -> None:
+    """Forget the cached entitlements of an account; called after the change commits."""
+    selectors.forget_entitlements(tv_account)
+    # The second delete closes the window where a reader loaded the old rows
+    # before the commit and stored them after the first delete.
+    try:
+        tasks.forget_entitlements.apply_async(kwargs={"tv_account": tv_account}, countdown=2)
+    except Exception:  # noqa: BLE001 - the entry also expires by itself
+        logger.warning("could not schedule the second cache delete for %s", tv_account)

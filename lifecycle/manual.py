@@ -22,15 +22,16 @@ from billing.models import (
     WorkItemKind,
 )
 from billing.services.ledger import ledger_record, order_totals, payment_refundable_fen
-from billing.services.refunds import ACTIVE, order_money_returned, refund_request
+from billing.services.refunds import ACTIVE
 from billing.services.work import work_item_open
 from ipvas import outbox
 from ipvas.actors import Actor
 from ipvas.errors import InvalidInput, InvalidState
+from lifecycle import refunds, tasks
+from lifecycle.transitions import lock_order, record_event, schedule_due
 from orders.constants import QR_METHODS, OrderStatus, PaymentMethod
 from orders.models import Order
-from orders.services.entitlements import entitlement_revoke
-from orders.services.transitions import lock_order, record_event, schedule_due
+from orders.services import entitlement_revoke
 
 
 def _reason(reason: str) -> str:
@@ -70,7 +71,7 @@ def refund_by_admin(*, order_id: int, reason: str, actor: Actor, amount_fen: int
             ).order_by("paid_at", "pk"):
                 share = min(left, payment_refundable_fen(payment))
                 if share > 0:
-                    refund_request(order=order, payment=payment, reason=reason, actor=actor, amount_fen=share)
+                    refunds.refund_request(order=order, payment=payment, reason=reason, actor=actor, amount_fen=share)
                     left -= share
                 if left == 0:
                     break
@@ -78,11 +79,11 @@ def refund_by_admin(*, order_id: int, reason: str, actor: Actor, amount_fen: int
         if amount != net:
             raise InvalidInput(fields={"amount": [_("Phone-bill and cash orders are refunded in full.")]})
         if method in (PaymentMethod.PHONE_BILL, PaymentMethod.PHONE_BILL_SMS):
-            outbox.enqueue("billing.tasks.reverse_phone_bill", kwargs={"order_id": order.pk})
+            outbox.enqueue(tasks.reverse_phone_bill, kwargs={"order_id": order.pk})
             return "smp_reversal"
         # Cash: the store pays it back; the product stops now.
         entitlement_revoke(order=order)
-        outbox.enqueue("billing.tasks.revoke_on_smp", kwargs={"order_id": order.pk})
+        outbox.enqueue(tasks.revoke_on_smp, kwargs={"order_id": order.pk})
         work_item_open(order=order, kind=WorkItemKind.CASH_PAYBACK, detail=f"refund by {actor}: {reason}")
         return "cash_payback"
 
@@ -125,8 +126,8 @@ def work_item_resolve(*, item_id: int, note: str, actor: Actor, cash_paid_back: 
                     actor=actor,
                     note=note,
                 )
-            order_money_returned(order, actor=actor, reason=note)
-            outbox.enqueue("billing.tasks.reverse_crm_activity", kwargs={"order_id": order.pk})
+            refunds.order_money_returned(order, actor=actor, reason=note)
+            outbox.enqueue(tasks.reverse_crm_activity, kwargs={"order_id": order.pk})
         _close(item, order, actor=actor, note=note, action="cash_paid_back" if cash_paid_back else "resolved")
 
 
@@ -143,7 +144,7 @@ def work_item_retry_refund(*, item_id: int, note: str, actor: Actor) -> int:
             refund.attempts = 0
             refund.last_error = ""
             refund.save(update_fields=["status", "attempts", "last_error", "updated_at"])
-            outbox.enqueue("billing.tasks.process_refund", kwargs={"refund_id": refund.pk})
+            outbox.enqueue(tasks.process_refund, kwargs={"refund_id": refund.pk})
         _close(item, order, actor=actor, note=note, action="retried_refund")
         return len(failed)
 
@@ -158,7 +159,7 @@ def work_item_retry_provisioning(*, item_id: int, note: str, actor: Actor) -> No
         if Refund.objects.filter(order=order, status__in=ACTIVE).exists():
             raise InvalidState(_("A refund of this order is under way."))
         now = timezone.now()
-        # Refunds that failed before now no longer stop provisioning (billing.services.due).
+        # Refunds that failed before now no longer stop provisioning (lifecycle.provisioning).
         order.status_changed_at = now
         order.deadline_at = now
         order.attempts = 0

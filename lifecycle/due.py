@@ -1,0 +1,106 @@
+"""What happens to an order when its ``deadline_at`` comes: one table, status by status.
+
+Every non-terminal order has ``deadline_at``. At each transition the order's
+due task is scheduled for that time (lifecycle.transitions.schedule_due); if
+the task is late or was lost, the beat sweep below finds the order. Either
+runs the handler of the order's status, which re-reads the order under its
+lock and acts only if it is still due (lifecycle.claims).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from celery import Task
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from ipvas import outbox
+from lifecycle import paying, payment_due, precheck, provisioning, tasks
+from lifecycle.claims import MAX_BACKOFF_SECONDS, claim
+from orders.constants import OrderStatus
+from orders.models import Order
+
+logger = logging.getLogger(__name__)
+
+# The sweep leaves orders this much overdue to their own due tasks.
+SWEEP_GRACE = timedelta(seconds=2)
+
+
+@dataclass(frozen=True)
+class Step:
+    handler: Callable[[int, datetime | None], str]  # (order id, the deadline it was scheduled for) -> what it did
+    task: Task  # the due task that runs the handler at the deadline (its queue: settings.CELERY_TASK_ROUTES)
+    inline: bool  # no outside call: the sweep may run it itself instead of queueing the task
+
+
+STEPS: dict[str, Step] = {
+    # The SMP's pre-check; retried until PRECHECK_DEADLINE_SECONDS, then rejected.
+    OrderStatus.PRECHECKING: Step(precheck.precheck_due, tasks.precheck_order, inline=False),
+    # No payment method chosen in ORDER_IDLE_SECONDS: expired.
+    OrderStatus.AWAITING_PAYMENT: Step(paying.idle_due, tasks.order_deadline, inline=True),
+    # The QR or SMS window ended (close at the provider, expire); a cash sale's CRM activity.
+    OrderStatus.PAYMENT_PENDING: Step(payment_due.payment_due, tasks.order_deadline, inline=False),
+    # Subscribe on the SMP, retried until PROVISIONING_DEADLINE_SECONDS; then the money goes back.
+    OrderStatus.PROVISIONING: Step(provisioning.provisioning_due, tasks.provision_order, inline=False),
+}
+# Before its deadline an order moves on what arrives: a payment (lifecycle.paid), an SMS reply
+# (lifecycle.confirmations), the customer's choice or cancel (lifecycle.paying), a refund (lifecycle.refunds).
+
+
+def order_process_due(*, order_id: int, due_at: datetime | None = None) -> str:
+    """Do what is due for this order now; returns what happened, in a word, for logs."""
+    status = Order.objects.filter(pk=order_id).values_list("status", flat=True).first()
+    step = STEPS.get(status or "")
+    if step is None:
+        return "nothing_due"
+    return step.handler(order_id, due_at)
+
+
+def deadlines_sweep(*, batch_size: int | None = None) -> int:
+    """Move on every order whose due task is late or was lost; one bounded batch.
+
+    Safe to run twice at once: each order is handled under its own lock.
+    Returns how many overdue orders it found.
+    """
+    batch_size = batch_size or settings.DEADLINE_SWEEP_BATCH
+    cutoff = timezone.now() - SWEEP_GRACE
+    overdue = list(
+        Order.objects.filter(deadline_at__lte=cutoff, status__in=list(STEPS))
+        .order_by("deadline_at")
+        .values_list("pk", "status", "deadline_at")[:batch_size]
+    )
+    for order_id, status, deadline_at in overdue:
+        try:
+            if STEPS[status].inline:
+                order_process_due(order_id=order_id, due_at=deadline_at)
+            else:
+                _requeue(order_id, status, deadline_at)
+        except Exception:
+            # One broken order must not stop the sweep of the others, nor stay at the
+            # head of every batch: it is looked at again after a while, and logged.
+            logger.exception("sweep: order %s (%s) failed", order_id, status)
+            Order.objects.filter(pk=order_id, deadline_at=deadline_at).update(
+                deadline_at=timezone.now() + timedelta(seconds=MAX_BACKOFF_SECONDS)
+            )
+    if overdue:
+        logger.info("sweep: %d overdue order(s) moved on", len(overdue))
+    return len(overdue)
+
+
+def _requeue(order_id: int, status: str, deadline_at: datetime) -> None:
+    """Hand an overdue order that needs an outside call to its due task, once per lease."""
+    with transaction.atomic():
+        order = (
+            Order.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk=order_id, status=status, deadline_at=deadline_at)
+            .first()
+        )
+        if order is None:
+            return  # moved on, or being handled right now
+        claimed = claim(order)
+        outbox.enqueue(STEPS[status].task, kwargs={"order_id": order.pk, "due_at": claimed.isoformat()})

@@ -1,0 +1,147 @@
+"""payment_pending → provisioning: a provider says a trade is paid (its notification, or our query).
+
+Money that arrives for an order that was paid already, or has ended, goes back.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+
+from adapters.providers.types import NotificationRejected, PaidNotice, RefundResult
+from billing.models import Payment, PaymentStatus, Refund
+from billing.services.notifications import notification_store
+from billing.services.payments import OPEN_STATUSES, lock_payment, payment_record_paid
+from ipvas.actors import Actor, ActorKind
+from lifecycle import paying, refunds
+from lifecycle.transitions import lock_order, transit
+from orders.constants import OrderStatus
+
+logger = logging.getLogger(__name__)
+
+
+def payment_succeeded(
+    *,
+    provider: str,
+    out_trade_no: str,
+    transaction_id: str,
+    amount_fen: int,
+    paid_at: datetime | None,
+    actor: Actor,
+) -> str:
+    """A provider says this trade is paid (notification or query). Safe to call any number of times.
+
+    The order is provisioned if it was waiting for this money; money that
+    arrives for an order that was paid already or has ended goes back.
+    """
+    ref = Payment.objects.filter(provider=provider, out_trade_no=out_trade_no).values("pk", "order_id").first()
+    if ref is None:
+        raise NotificationRejected(f"unknown out_trade_no {out_trade_no}")
+    with transaction.atomic():
+        order = lock_order(ref["order_id"])
+        payment = lock_payment(ref["pk"])
+        if amount_fen != payment.amount_fen:
+            raise NotificationRejected(f"amount {amount_fen} differs from the order's {payment.amount_fen}")
+        if payment.status == PaymentStatus.PAID:
+            return "duplicate"
+        payment_record_paid(order, payment, transaction_id=transaction_id, paid_at=paid_at, actor=actor)
+        if order.status in (OrderStatus.AWAITING_PAYMENT, OrderStatus.PAYMENT_PENDING):
+            # The current QR code, or an earlier one paid before it was closed:
+            # either pays the order, and whatever else is open is closed.
+            for other in Payment.objects.filter(order=order, status__in=OPEN_STATUSES).exclude(pk=payment.pk):
+                other.status = PaymentStatus.CLOSED
+                other.save(update_fields=["status", "updated_at"])
+                paying.payment_close_later(other)
+            transit(
+                order,
+                order.payment_confirmed,
+                payment_method=payment.method,
+                actor=actor,
+                reason=f"paid at {provider}",
+            )
+            return "confirmed"
+        why = "paid twice" if order.status in (OrderStatus.PROVISIONING, OrderStatus.COMPLETED) else "paid late"
+        refunds.refund_request(order=order, payment=payment, reason=f"{why}: order was {order.status}", actor=actor)
+        logger.warning(
+            "order %s: %s payment %s arrived when the order was %s; refunding",
+            order.order_no,
+            provider,
+            out_trade_no,
+            order.status,
+        )
+        return "refunding"
+
+
+def notification_accept(*, notice: PaidNotice, headers: dict[str, str], body: str) -> str:
+    """Apply a verified payment notification; returns what happened.
+
+    Stored under the provider's id first (a duplicate is an answer, not an
+    error), then applied, in one transaction: when applying fails the
+    provider's retry finds nothing stored. Raises NotificationRejected when it
+    does not match our payment (unknown trade, other amount).
+    """
+    payment = Payment.objects.filter(provider=notice.provider, out_trade_no=notice.out_trade_no).first()
+    if payment is None:
+        raise NotificationRejected(f"unknown out_trade_no {notice.out_trade_no}")
+    if notice.paid and notice.amount_fen != payment.amount_fen:
+        raise NotificationRejected(f"amount {notice.amount_fen} is not the order's {payment.amount_fen}")
+    with transaction.atomic():
+        try:
+            stored = notification_store(
+                provider=notice.provider,
+                notification_id=notice.notification_id,
+                payment=payment,
+                headers=headers,
+                body=body,
+                decoded=notice.decoded,
+            )
+        except IntegrityError:
+            return "duplicate"
+        if not notice.paid:
+            outcome = "not a payment"
+        else:
+            outcome = payment_succeeded(
+                provider=notice.provider,
+                out_trade_no=notice.out_trade_no,
+                transaction_id=notice.transaction_id,
+                amount_fen=notice.amount_fen,
+                paid_at=notice.paid_at,
+                actor=Actor(ActorKind.PROVIDER, notice.provider),
+            )
+        stored.outcome = outcome
+        stored.save(update_fields=["outcome"])
+    return outcome
+
+
+def refund_notification_accept(
+    *,
+    provider: str,
+    notification_id: str,
+    out_refund_no: str,
+    result: RefundResult,
+    headers: dict[str, str],
+    body: str,
+    decoded: dict[str, object],
+) -> str:
+    """A provider's word on a refund (WeChat Pay's REFUND.* events): stored once, then settled."""
+    refund = Refund.objects.filter(provider=provider, out_refund_no=out_refund_no).select_related("payment").first()
+    if refund is None:
+        raise NotificationRejected(f"unknown out_refund_no {out_refund_no}")
+    with transaction.atomic():
+        try:
+            stored = notification_store(
+                provider=provider,
+                notification_id=notification_id,
+                payment=refund.payment,
+                headers=headers,
+                body=body,
+                decoded=decoded,
+            )
+        except IntegrityError:
+            return "duplicate"
+        outcome = refunds.refund_settled(refund_id=refund.pk, result=result)
+        stored.outcome = f"refund {outcome}"
+        stored.save(update_fields=["outcome"])
+    return outcome

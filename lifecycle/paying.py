@@ -1,0 +1,265 @@
+"""awaiting_payment → payment_pending or provisioning: the customer (or the clerk) chooses how to pay.
+
+Network calls to providers happen with no transaction open: a payment is
+written first as an intent (``creating``), the provider is called, then the
+answer is recorded under the order's lock. Locks are always taken order
+first, then its payment.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from adapters.providers import get_provider
+from adapters.providers.types import ProviderRefused, ProviderUnavailable, QrOrderRequest
+from billing.models import Payment, PaymentStatus, Provider
+from billing.services.payments import (
+    CREATING_GUARD,
+    OPEN_STATUSES,
+    PROVIDER_FOR_METHOD,
+    lock_payment,
+    next_out_trade_no,
+    open_payment,
+    payment_window_end,
+)
+from billing.services.sms import sms_confirmation_expire
+from ipvas import outbox
+from ipvas.actors import Actor
+from ipvas.errors import ExternalServiceError, InvalidInput, InvalidState
+from lifecycle import confirmations, paid, tasks
+from lifecycle.claims import lock_if_due
+from lifecycle.transitions import lock_order, transit
+from orders.constants import QR_METHODS, Channel, FailureCode, OrderStatus, PaymentMethod
+from orders.models import Order
+
+logger = logging.getLogger(__name__)
+
+
+def not_now(order: Order) -> InvalidState:
+    return InvalidState(
+        _("A payment method cannot be chosen for an order that is %(status)s.")
+        % {"status": OrderStatus(order.status).label},
+        extra={"status": order.status},
+    )
+
+
+def payment_choose(*, order_id: int, method: str, actor: Actor) -> Order:
+    """The customer (on the TV) or the clerk chose how to pay.
+
+    ``awaiting_payment`` accepts any method the product allows on the order's
+    channel; ``payment_pending`` accepts a switch between the two QR methods.
+    """
+    order = Order.objects.select_related("product").get(pk=order_id)
+    allowed = order.product.methods_on(order.channel)
+    if method not in allowed:
+        raise InvalidInput(
+            fields={"method": [_("This product can be paid with: %(methods)s.") % {"methods": ", ".join(allowed)}]}
+        )
+    if method in QR_METHODS:
+        return _qr_start(order_id=order_id, method=method, actor=actor)
+    if method == PaymentMethod.PHONE_BILL_SMS:
+        return confirmations.sms_confirmation_start(order_id=order_id, actor=actor)
+    if method == PaymentMethod.PHONE_BILL:
+        return _phone_bill_start(order_id=order_id, actor=actor)
+    if method == PaymentMethod.CASH:
+        return _cash_received(order_id=order_id, actor=actor)
+    raise InvalidInput(fields={"method": [_("Unknown payment method.")]})
+
+
+def _phone_bill_start(*, order_id: int, actor: Actor) -> Order:
+    """Phone bill without confirmation: the SMP charges as it subscribes, at once."""
+    with transaction.atomic():
+        order = lock_order(order_id)
+        if order.status != OrderStatus.AWAITING_PAYMENT:
+            raise not_now(order)
+        Payment.objects.create(
+            order=order,
+            method=PaymentMethod.PHONE_BILL,
+            provider=Provider.SMP,
+            out_trade_no=order.order_no,
+            amount_fen=order.amount_fen,
+            status=PaymentStatus.PENDING,
+        )
+        transit(
+            order, order.payment_confirmed, payment_method=PaymentMethod.PHONE_BILL, actor=actor, reason="phone bill"
+        )
+    return order
+
+
+def _cash_received(*, order_id: int, actor: Actor) -> Order:
+    """The clerk confirms the cash is in hand; the CRM activity runs next (lifecycle.payment_due)."""
+    with transaction.atomic():
+        order = lock_order(order_id)
+        if order.channel != Channel.CRM:
+            raise InvalidState(_("Cash is only taken in business halls."))
+        if order.status != OrderStatus.AWAITING_PAYMENT:
+            raise not_now(order)
+        Payment.objects.create(
+            order=order,
+            method=PaymentMethod.CASH,
+            provider=Provider.CRM,
+            out_trade_no=order.order_no,
+            amount_fen=order.amount_fen,
+            status=PaymentStatus.PENDING,
+        )
+        now = timezone.now()
+        transit(
+            order,
+            order.start_payment,
+            payment_method=PaymentMethod.CASH,
+            deadline_at=now,
+            now=now,
+            actor=actor,
+            reason="the clerk confirmed the cash received",
+            data={"method": PaymentMethod.CASH},
+        )
+    return order
+
+
+def _qr_start(*, order_id: int, method: str, actor: Actor) -> Order:
+    provider_name = PROVIDER_FOR_METHOD[method]
+    now = timezone.now()
+    with transaction.atomic():
+        order = lock_order(order_id)
+        previous = None
+        if order.status == OrderStatus.PAYMENT_PENDING and order.payment_method in QR_METHODS:
+            previous = open_payment(order)
+            if order.payment_method == method and previous and previous.status == PaymentStatus.PENDING:
+                return order  # the same QR code again: nothing to do
+        elif order.status != OrderStatus.AWAITING_PAYMENT:
+            raise not_now(order)
+        if Payment.objects.filter(
+            order=order, status=PaymentStatus.CREATING, created_at__gt=now - CREATING_GUARD
+        ).exists():
+            raise InvalidState(_("A payment for this order is being created; try again in a moment."))
+        payment = Payment.objects.create(
+            order=order,
+            method=method,
+            provider=provider_name,
+            out_trade_no=next_out_trade_no(order, provider_name),
+            amount_fen=order.amount_fen,
+            status=PaymentStatus.CREATING,
+            expires_at=payment_window_end(now),
+        )
+        description = order.product.name
+
+    if previous is not None:
+        _close_before_switch(previous, new_payment=payment, actor=actor)
+
+    try:
+        code_url = get_provider(provider_name).create(
+            QrOrderRequest(
+                out_trade_no=payment.out_trade_no,
+                amount_fen=payment.amount_fen,
+                description=description,
+                expires_at=payment.expires_at,
+            )
+        )
+    except (ProviderUnavailable, ProviderRefused) as exc:
+        logger.warning("order %s: %s refused or failed to create a QR order: %s", order.order_no, provider_name, exc)
+        Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.FAILED, failure_reason=str(exc)[:255])
+        raise ExternalServiceError(_("The payment provider is not answering; please try again.")) from exc
+
+    with transaction.atomic():
+        order = lock_order(order_id)
+        payment = lock_payment(payment.pk)
+        if payment.status != PaymentStatus.CREATING:
+            return order  # paid before we got here: the notification already moved the order on
+        payment.status = PaymentStatus.PENDING
+        payment.qr_code_url = code_url
+        payment.save(update_fields=["status", "qr_code_url", "updated_at"])
+        if order.status == OrderStatus.AWAITING_PAYMENT:
+            transit(
+                order,
+                order.start_payment,
+                payment_method=method,
+                deadline_at=payment.expires_at,
+                actor=actor,
+                reason=f"QR code shown ({payment.provider} {payment.out_trade_no})",
+                data={"method": method},
+            )
+        elif order.status == OrderStatus.PAYMENT_PENDING and order.payment_method in QR_METHODS:
+            transit(
+                order,
+                order.switch_payment,
+                payment_method=method,
+                deadline_at=payment.expires_at,
+                actor=actor,
+                reason=f"switched to {payment.provider} ({payment.out_trade_no})",
+                data={"method": method},
+            )
+        else:
+            # Cancelled or expired while the provider answered: that QR code must not be payable.
+            payment_close_later(payment)
+            raise not_now(order)
+    return order
+
+
+def _close_before_switch(previous: Payment, *, new_payment: Payment, actor: Actor) -> None:
+    """Close the QR order the customer is switching away from, before showing another."""
+    provider = get_provider(previous.provider)
+    try:
+        result = provider.close(previous.out_trade_no)
+        trade = provider.query(previous.out_trade_no) if result.already_paid else None
+    except ProviderUnavailable as exc:
+        Payment.objects.filter(pk=new_payment.pk).update(status=PaymentStatus.FAILED, failure_reason="switch aborted")
+        raise ExternalServiceError(_("The payment provider is not answering; please try again.")) from exc
+    if trade is not None:
+        # Paid just before the switch: that payment stands, the switch does not happen.
+        Payment.objects.filter(pk=new_payment.pk).update(status=PaymentStatus.FAILED, failure_reason="already paid")
+        paid.payment_succeeded(
+            provider=previous.provider,
+            out_trade_no=previous.out_trade_no,
+            transaction_id=trade.transaction_id,
+            amount_fen=trade.amount_fen,
+            paid_at=trade.paid_at,
+            actor=actor,
+        )
+        raise InvalidState(_("This order has just been paid."))
+    with transaction.atomic():
+        lock_order(previous.order_id)
+        payment = lock_payment(previous.pk)
+        if payment.status in OPEN_STATUSES:
+            payment.status = PaymentStatus.CLOSED
+            payment.save(update_fields=["status", "updated_at"])
+
+
+def payment_close_later(payment: Payment) -> None:
+    """Close a stray QR order at its provider after this transaction commits (lifecycle.followups)."""
+    outbox.enqueue(tasks.close_provider_order, kwargs={"payment_id": payment.pk})
+
+
+def order_cancel(*, order_id: int, actor: Actor) -> Order:
+    """The customer or the clerk gives up before paying. An open QR order is closed at its
+    provider afterwards; money that still arrives for it is refunded."""
+    with transaction.atomic():
+        order = lock_order(order_id)
+        open_payments = list(Payment.objects.filter(order=order, status__in=OPEN_STATUSES))
+        transit(order, order.cancel, actor=actor, reason="cancelled before payment")
+        for payment in open_payments:
+            if payment.method in QR_METHODS:
+                payment_close_later(payment)
+        sms_confirmation_expire(order)
+    return order
+
+
+def idle_due(order_id: int, due_at: datetime | None) -> str:
+    """awaiting_payment → expired: no payment method was chosen in ``ORDER_IDLE_SECONDS``."""
+    with transaction.atomic():
+        order = lock_if_due(order_id, due_at, OrderStatus.AWAITING_PAYMENT)
+        if order is None:
+            return "not_due"
+        transit(
+            order,
+            order.expire,
+            code=FailureCode.PAYMENT_TIMEOUT,
+            actor=Actor.task("deadline"),
+            reason=f"no payment method chosen in {settings.ORDER_IDLE_SECONDS} s",
+        )
+        return "expired"

@@ -1,0 +1,77 @@
+"""prechecking → awaiting_payment or rejected: the SMP's pre-check, retried until its deadline."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from adapters.smp import PrecheckRequest, PrecheckResult, SmpUnavailable, get_smp
+from ipvas.actors import Actor
+from lifecycle.claims import claim, lock_claimed, lock_if_due, retry_later
+from lifecycle.transitions import transit
+from orders.constants import PRECHECK_FAILURES, FailureCode, OrderStatus
+from orders.models import Order
+
+
+def precheck_cutoff(order: Order) -> datetime:
+    return order.created_at + timedelta(seconds=settings.PRECHECK_DEADLINE_SECONDS)
+
+
+def precheck_due(order_id: int, due_at: datetime | None) -> str:
+    """Ask the SMP whether the account may order the product (and for its bound mobile number)."""
+    actor = Actor.task("precheck")
+    with transaction.atomic():
+        order = lock_if_due(order_id, due_at, OrderStatus.PRECHECKING)
+        if order is None:
+            return "not_due"
+        if timezone.now() >= precheck_cutoff(order):
+            transit(
+                order,
+                order.reject,
+                code=FailureCode.SMP_UNAVAILABLE,
+                actor=actor,
+                reason="the SMP did not answer before the pre-check deadline",
+            )
+            return "rejected"
+        claimed = claim(order)
+        request = PrecheckRequest(
+            product_code=order.product.smp_product_code,
+            kind=order.product.kind,
+            tv_account=order.tv_account,
+            phone=order.phone,
+            content_id=order.content_id,
+        )
+    try:
+        result: PrecheckResult | None = get_smp().precheck(request)
+        error = ""
+    except SmpUnavailable as exc:
+        result, error = None, str(exc)
+    with transaction.atomic():
+        order = lock_claimed(order_id, claimed, OrderStatus.PRECHECKING)
+        if order is None:
+            return "superseded"
+        if result is None:
+            retry_later(order, actor=actor, why=error, cutoff=precheck_cutoff(order))
+            return "retry"
+        if result.ok:
+            now = timezone.now()
+            transit(
+                order,
+                order.precheck_passed,
+                tv_account=result.tv_account or order.tv_account,
+                phone=result.phone,
+                deadline_at=now + timedelta(seconds=settings.ORDER_IDLE_SECONDS),
+                now=now,
+                actor=actor,
+                reason="the SMP's pre-check passed",
+            )
+            return "passed"
+        # The SMP's reason codes that are failure codes of ours too; any other is "not available".
+        code = result.reason if result.reason in PRECHECK_FAILURES else FailureCode.PRODUCT_NOT_AVAILABLE
+        transit(
+            order, order.reject, code=code, detail=result.message or result.reason, actor=actor, reason=result.reason
+        )
+        return "rejected"

@@ -1,0 +1,92 @@
+"""The lifecycle's Celery tasks: thin, they take ids and call one service. Safe to run twice.
+
+The services enqueue these tasks by reference (``outbox.enqueue(tasks.process_refund, ...)``)
+and the table of lifecycle.due names the due tasks, so each task imports its service when it
+runs: the two halves can refer to each other without an import cycle.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ipvas.tasks import ipvas_task
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _process_due(order_id: int, due_at: str | None) -> str:
+    from lifecycle.due import order_process_due
+
+    return order_process_due(order_id=order_id, due_at=_when(due_at))
+
+
+# --- the due tasks: an order's deadline_at came (lifecycle.due.STEPS says which runs when) --------
+
+
+@ipvas_task(name="lifecycle.tasks.precheck_order")
+def precheck_order(order_id: int, due_at: str | None = None) -> str:
+    return _process_due(order_id, due_at)
+
+
+@ipvas_task(name="lifecycle.tasks.order_deadline")
+def order_deadline(order_id: int, due_at: str | None = None) -> str:
+    return _process_due(order_id, due_at)
+
+
+@ipvas_task(name="lifecycle.tasks.provision_order")
+def provision_order(order_id: int, due_at: str | None = None) -> str:
+    return _process_due(order_id, due_at)
+
+
+@ipvas_task(name="lifecycle.tasks.sweep_deadlines")
+def sweep_deadlines() -> int:
+    from lifecycle.due import deadlines_sweep
+
+    return deadlines_sweep()
+
+
+# --- what follows a decision ------------------------------------------------------------------
+
+
+@ipvas_task(name="lifecycle.tasks.send_sms_confirmation")
+def send_sms_confirmation(confirmation_id: int, attempt: int = 0) -> str:
+    from lifecycle.confirmations import sms_send_confirmation
+
+    return sms_send_confirmation(confirmation_id=confirmation_id, attempt=attempt)
+
+
+@ipvas_task(name="lifecycle.tasks.process_refund")
+def process_refund(refund_id: int) -> str:
+    from lifecycle.refunds import refund_process
+
+    return refund_process(refund_id=refund_id)
+
+
+@ipvas_task(name="lifecycle.tasks.close_provider_order")
+def close_provider_order(payment_id: int, attempt: int = 0) -> str:
+    from lifecycle.followups import provider_order_close
+
+    return provider_order_close(payment_id=payment_id, attempt=attempt)
+
+
+@ipvas_task(name="lifecycle.tasks.reverse_phone_bill")
+def reverse_phone_bill(order_id: int, attempt: int = 0) -> str:
+    from lifecycle.followups import phone_bill_reverse
+
+    return phone_bill_reverse(order_id=order_id, attempt=attempt)
+
+
+@ipvas_task(name="lifecycle.tasks.reverse_crm_activity")
+def reverse_crm_activity(order_id: int, attempt: int = 0) -> str:
+    from lifecycle.followups import crm_reverse
+
+    return crm_reverse(order_id=order_id, attempt=attempt)
+
+
+@ipvas_task(name="lifecycle.tasks.revoke_on_smp")
+def revoke_on_smp(order_id: int, attempt: int = 0) -> str:
+    from lifecycle.followups import smp_revoke
+
+    return smp_revoke(order_id=order_id, attempt=attempt)
