@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "callbacks",
     "channels_crm",
     "epg_api",
+    "backoffice",
     "sandbox",
 ]
 

@@ -19,7 +19,7 @@ urlpatterns = [
     path("favicon.ico", views.favicon),
     path("healthz/", views.health, name="health"),
     path("metrics/", metrics_view(OrdersCollector()), name="metrics"),
-    path("admin/reports/", include("billing.reports.urls")),
+    path("admin/reports/", include("backoffice.reports.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -1,4 +1,4 @@
-"""The sales dashboard (billing.reports): every figure against a fixture computed by hand.
+"""The sales dashboard (backoffice.reports): every figure against a fixture computed by hand.
 
 The fixture: 16 orders over three local days (2025-03-10 .. 12, Asia/Shanghai),
 both channels, every payment method, two stores, refunds, a reversal and cash
@@ -24,9 +24,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import translation
 
+from backoffice.reports import charts, queries
+from backoffice.reports.queries import ClerkCash, FunnelLoss, FunnelStage, SalesRow, StoreCash
 from billing.models import LedgerEntry, LedgerKind, Provider
-from billing.reports import charts, queries
-from billing.reports.queries import ClerkCash, FunnelLoss, FunnelStage, SalesRow, StoreCash
 from channels_crm.models import Clerk, Store
 from ipvas.actors import ActorKind
 from ipvas.money import fen_to_yuan

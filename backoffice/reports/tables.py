@@ -1,4 +1,4 @@
-"""The dashboard's tables: the rows of billing.reports.queries as cells, for the page and for CSV alike.
+"""The dashboard's tables: the rows of backoffice.reports.queries as cells, for the page and for CSV alike.
 
 One ``Table`` feeds both the HTML table and its CSV export, so what an admin
 sees and what Excel opens cannot drift apart. Money cells are yuan strings
@@ -15,8 +15,8 @@ from functools import cached_property
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
-from billing.reports import queries
-from billing.reports.queries import ClerkCash, Funnel, SalesRow, StoreCash
+from backoffice.reports import queries
+from backoffice.reports.queries import ClerkCash, Funnel, SalesRow, StoreCash
 from ipvas.money import fen_to_yuan
 
 

@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.urls import path
 
-from billing.reports import views
+from backoffice.reports import views
 
 app_name = "reports"
 

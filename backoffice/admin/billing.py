@@ -10,7 +10,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from billing.admin_forms import WorkItemActionForm
+from backoffice.forms import WorkItemActionForm
 from billing.models import (
     LedgerEntry,
     Payment,
@@ -146,6 +146,3 @@ class WorkItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "opts": self.model._meta,
         }
         return render(request, "admin/billing/workitem_act.html", context)
-
-
-from billing.reconciliation import admin as reconciliation_admin  # noqa: E402,F401 - registers its models

@@ -14,7 +14,7 @@ from django.urls import path, reverse
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
-from billing.admin_forms import RefundForm
+from backoffice.forms import RefundForm
 from billing.models import LedgerEntry, Payment, Refund, WorkItem
 from billing.services.ledger import order_totals
 from ipvas.actors import Actor, ActorKind

@@ -20,9 +20,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from backoffice.admin.reconciliation_export import items_csv_response
 from billing.models import ReconciliationItem, ReconciliationRun, Statement, StatementLine
 from billing.models.reconciliation import StatementSource
-from billing.reconciliation.export import items_csv_response
 from billing.reconciliation.parsers import StatementError
 from billing.reconciliation.services import ReconciliationBusy, reconcile_day, statements_import
 from ipvas.admin_helpers import ReadOnlyAdminMixin

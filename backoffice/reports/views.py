@@ -4,7 +4,7 @@
 the dashboard (the last 30 local days by default; ``day`` is the shift of the
 cash table, the range's last day by default); the same with
 ``&export=<table>`` streams that table as CSV. Wrapped in
-``admin.site.admin_view`` by ``billing.reports.urls``: staff only.
+``admin.site.admin_view`` by ``backoffice.reports.urls``: staff only.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext
 
-from billing.reports import charts, queries
-from billing.reports.tables import TABLES, ReportData, Table
+from backoffice.reports import charts, queries
+from backoffice.reports.tables import TABLES, ReportData, Table
 from ipvas.money import fen_to_yuan
 
 DEFAULT_DAYS = 30

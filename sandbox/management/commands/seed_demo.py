@@ -1,4 +1,5 @@
-"""Demo data of docs/interfaces.md §7. Idempotent: what exists is left as it is."""
+"""Demo data of docs/interfaces.md §7: the products, and in the sandbox the simulated SMP's accounts,
+the CRM's store and clerk, and an admin. Idempotent: what exists is left as it is."""
 
 from __future__ import annotations
 
@@ -12,19 +13,21 @@ from django.db import transaction
 
 from orders.constants import Channel, PaymentMethod, ProductKind
 from orders.models import Product
+from sandbox.demo_crm import seed_crm_demo
+from sandbox.models import SimSmpAccount, SimSmpProduct
 
 PRODUCTS = [
-    ("PPV-MOVIE", "单片点播 · 电影", ProductKind.PER_VIEW, 500, 48, "Watch one film for 48 hours."),
-    ("VIP-MONTH", "VIP 影视会员 · 包月", ProductKind.MONTHLY, 2500, None, "All VIP films and series for a month."),
+    ("PPV-MOVIE", "单片点播 · 电影", ProductKind.PER_VIEW, 500, 48, "单部影片，购买后 48 小时内可反复观看。"),
+    ("VIP-MONTH", "VIP 影视会员 · 包月", ProductKind.MONTHLY, 2500, None, "全部 VIP 影片与剧集，畅看一个月。"),
     (
         "VIP-QUARTER",
         "VIP 影视会员 · 包季",
         ProductKind.QUARTERLY,
         6800,
         None,
-        "All VIP films and series for three months.",
+        "全部 VIP 影片与剧集，畅看三个月。",
     ),
-    ("VIP-YEAR", "VIP 影视会员 · 包年", ProductKind.YEARLY, 24800, None, "All VIP films and series for a year."),
+    ("VIP-YEAR", "VIP 影视会员 · 包年", ProductKind.YEARLY, 24800, None, "全部 VIP 影片与剧集，畅看一年。"),
 ]
 
 SMP_ACCOUNTS = [
@@ -66,8 +69,6 @@ class Command(BaseCommand):
         self.stdout.write(f"seed_demo: {created} object(s) created" + ("" if created else " (all present already)"))
 
     def _seed_sandbox(self) -> int:
-        from sandbox.models import SimSmpAccount, SimSmpProduct
-
         created = 0
         for product in Product.objects.filter(code__in=[p[0] for p in PRODUCTS]):
             _, made = SimSmpProduct.objects.get_or_create(
@@ -83,10 +84,6 @@ class Command(BaseCommand):
         return created
 
     def _seed_crm(self) -> int:
-        try:
-            from channels_crm.demo import seed_crm_demo
-        except ImportError:
-            return 0
         return seed_crm_demo()
 
     def _seed_admin(self) -> int:
