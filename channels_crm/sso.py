@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from channels_crm.models import Clerk, SsoLogin, SsoTicketUse, Store
 from ipvas.credentials import load_public_key, public_key_pem
+from ipvas.purge import purge_in_batches
 
 logger = logging.getLogger(__name__)
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "name", "store_code", "virtual_staff_id", "iat", "exp", "jti"]
@@ -140,4 +141,7 @@ def _clerk_for(ticket: Ticket) -> Clerk:
 
 
 def purge_used_tickets() -> int:
-    return SsoTicketUse.objects.filter(expires_at__lt=timezone.now()).delete()[0]
+    """Forget the ids of tickets that expired ``SSO_TICKET_RETENTION_DAYS`` ago (beat, hourly):
+    an expired ticket is refused by its ``exp`` whether its id is known or not."""
+    cutoff = timezone.now() - timedelta(days=settings.SSO_TICKET_RETENTION_DAYS)
+    return purge_in_batches(SsoTicketUse.objects.filter(expires_at__lt=cutoff))

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ipvas.models import OutboxMessage
+from ipvas.purge import purge_in_batches
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,8 @@ def relay_pending(*, batch_size: int = 500) -> int:
     return len(messages)
 
 
-def purge_relayed(*, older_than: timedelta = timedelta(days=7), batch_size: int = 5000) -> int:
+def purge_relayed(*, older_than: timedelta | None = None, batch_size: int = 5000) -> int:
+    """Forget messages relayed more than ``OUTBOX_RETENTION_DAYS`` ago (beat, hourly)."""
+    older_than = older_than or timedelta(days=settings.OUTBOX_RETENTION_DAYS)
     cutoff = timezone.now() - older_than
-    ids = list(OutboxMessage.objects.filter(relayed_at__lt=cutoff).values_list("pk", flat=True)[:batch_size])
-    return OutboxMessage.objects.filter(pk__in=ids).delete()[0]
+    return purge_in_batches(OutboxMessage.objects.filter(relayed_at__lt=cutoff), batch_size=batch_size)

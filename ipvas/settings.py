@@ -318,12 +318,21 @@ CELERY_BEAT_SCHEDULE = {
         "task": "lifecycle.tasks.sweep_deadlines",
         "schedule": float(env_int("DEADLINE_SWEEP_INTERVAL_SECONDS", 5, minimum=1)),
     },
+    # What is kept only for a while (retention settings below), every hour.
+    "purge-outbox": {"task": "ipvas.tasks.purge_outbox", "schedule": crontab(minute=17)},
+    "purge-sso-tickets": {"task": "channels_crm.tasks.purge_sso_tickets", "schedule": crontab(minute=27)},
+    "purge-idempotency-keys": {"task": "epg_api.tasks.purge_idempotency_keys", "schedule": crontab(minute=37)},
     # Every morning, the three-way reconciliation of the day before (billing.reconciliation).
     "reconcile-yesterday": {
         "task": "billing.tasks.reconcile_yesterday",
         "schedule": crontab(hour=9, minute=0),
     },
 }
+# Retention: how long what is kept only for a while is kept (deleted hourly by beat).
+OUTBOX_RETENTION_DAYS = env_int("OUTBOX_RETENTION_DAYS", 7, minimum=1)
+SSO_TICKET_RETENTION_DAYS = env_int("SSO_TICKET_RETENTION_DAYS", 1, minimum=1)
+# An Idempotency-Key answers the same order for 24 hours (docs/interfaces.md §2): never purged earlier.
+IDEMPOTENCY_RETENTION_HOURS = env_int("IDEMPOTENCY_RETENTION_HOURS", 48, minimum=24)
 # Relay outbox messages as soon as their transaction commits. Tests turn this
 # off and drain the outbox themselves, so that time travel decides what runs.
 OUTBOX_RELAY_ON_COMMIT = env_bool("OUTBOX_RELAY_ON_COMMIT", True)

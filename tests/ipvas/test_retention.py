@@ -1,0 +1,78 @@
+"""What is kept only for a while is deleted on schedule: every purge has its beat entry and its retention setting."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from channels_crm.models import SsoTicketUse
+from channels_crm.tasks import purge_sso_tickets
+from epg_api.models import EpgClient, IdempotencyRecord
+from epg_api.tasks import purge_idempotency_keys
+from ipvas.actors import Actor, ActorKind
+from ipvas.celery import app
+from ipvas.models import OutboxMessage
+from ipvas.tasks import purge_outbox
+from lifecycle.placing import order_create
+from tests.epg_api.support import new_api_key
+
+pytestmark = pytest.mark.django_db
+
+
+def test_every_beat_entry_names_a_task_a_worker_knows():
+    app.loader.import_default_modules()
+    for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
+        assert entry["task"] in app.tasks, f"beat entry {name} names an unknown task {entry['task']}"
+
+
+def test_every_purge_is_scheduled():
+    app.loader.import_default_modules()
+    purges = {name for name in app.tasks if ".purge_" in name}
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert purges == {
+        "ipvas.tasks.purge_outbox",
+        "channels_crm.tasks.purge_sso_tickets",
+        "epg_api.tasks.purge_idempotency_keys",
+    }
+    assert purges <= scheduled
+
+
+def test_relayed_outbox_messages_go_after_their_retention(settings):
+    settings.OUTBOX_RETENTION_DAYS = 3
+    now = timezone.now()
+    old = OutboxMessage.objects.create(task_name="t", kwargs={}, due_at=now, relayed_at=now - timedelta(days=4))
+    kept = OutboxMessage.objects.create(task_name="t", kwargs={}, due_at=now, relayed_at=now - timedelta(days=2))
+    waiting = OutboxMessage.objects.create(task_name="t", kwargs={}, due_at=now - timedelta(days=9))
+
+    assert purge_outbox.apply().get() == 1
+    assert set(OutboxMessage.objects.values_list("pk", flat=True)) == {kept.pk, waiting.pk}
+    assert not OutboxMessage.objects.filter(pk=old.pk).exists()
+
+
+def test_used_sso_tickets_go_a_retention_after_they_expired(settings):
+    settings.SSO_TICKET_RETENTION_DAYS = 1
+    now = timezone.now()
+    SsoTicketUse.objects.create(jti="long-expired", expires_at=now - timedelta(days=2))
+    SsoTicketUse.objects.create(jti="just-expired", expires_at=now - timedelta(hours=1))
+    SsoTicketUse.objects.create(jti="still-valid", expires_at=now + timedelta(minutes=2))
+
+    assert purge_sso_tickets.apply().get() == 1
+    assert set(SsoTicketUse.objects.values_list("jti", flat=True)) == {"just-expired", "still-valid"}
+
+
+def test_idempotency_keys_outlive_their_24_hour_window(settings, demo):
+    settings.IDEMPOTENCY_RETENTION_HOURS = 30
+    client = EpgClient.objects.get_from_key(new_api_key("retention"))
+    order = order_create(
+        channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=Actor(ActorKind.EPG_CLIENT, client.pk)
+    )
+    old = IdempotencyRecord.objects.create(client=client, key="old", fingerprint="f", order=order)
+    recent = IdempotencyRecord.objects.create(client=client, key="day-old", fingerprint="f", order=order)
+    IdempotencyRecord.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=31))
+    IdempotencyRecord.objects.filter(pk=recent.pk).update(created_at=timezone.now() - timedelta(hours=25))
+
+    assert purge_idempotency_keys.apply().get() == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["day-old"]
