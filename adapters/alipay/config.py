@@ -1,8 +1,10 @@
+"""The app's Alipay configuration, resolved once per use from settings."""
+
 from __future__ import annotations
 
 from django.conf import settings
 
-from ipvas.credentials import load_private_key, load_public_key, private_key_pem, public_key_pem
+from ipvas.credentials import load_public_key, private_key_pem, public_key_pem
 
 
 def alipay_public_key_pem() -> str:
@@ -15,10 +17,6 @@ def alipay_public_key():  # type: ignore[no-untyped-def]
 
 def app_private_key_pem() -> str:
     return private_key_pem("ALIPAY_APP_PRIVATE_KEY", sandbox_file="alipay_app_private_key.pem")
-
-
-def app_private_key():  # type: ignore[no-untyped-def]
-    return load_private_key(app_private_key_pem())
 
 
 def notify_url() -> str:

@@ -11,8 +11,6 @@ from adapters.alipay import get_alipay
 from adapters.providers.types import QrPaymentProvider
 from adapters.wechatpay import get_wechatpay
 
-PROVIDERS = ("wechatpay", "alipay")
-
 
 def get_provider(name: str) -> QrPaymentProvider:
     if name == "wechatpay":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from ipvas.credentials import load_private_key, load_public_key, private_key_pem, public_key_pem, secret
+from ipvas.credentials import load_public_key, private_key_pem, public_key_pem, secret
 
 
 def apiv3_key() -> str:
@@ -21,10 +21,6 @@ def platform_public_key():  # type: ignore[no-untyped-def]
 
 def merchant_private_key_pem() -> str:
     return private_key_pem("WECHATPAY_MERCHANT_PRIVATE_KEY", sandbox_file="wechatpay_merchant_private_key.pem")
-
-
-def merchant_private_key():  # type: ignore[no-untyped-def]
-    return load_private_key(merchant_private_key_pem())
 
 
 def notify_url() -> str:
