@@ -31,7 +31,6 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
 VAR = ROOT / "var"
 STOP_GRACE_SECONDS = 15
-QUEUES = "default,deadlines,provisioning,sms"
 
 
 def say(message: str) -> None:
@@ -186,7 +185,7 @@ def up() -> int:
     celery = str(BIN / "celery")
     processes = {
         "web": [str(PYTHON), "manage.py", "runserver", f"{host}:{port}", "--noreload"],
-        "worker": [celery, "-A", "ipvas", "worker", "-l", "info", "-c", "2", "-Q", QUEUES, "-n", "ipvas@%h"],
+        "worker": [celery, "-A", "ipvas", "worker", "-l", "info", "-c", "2", "-n", "ipvas@%h"],  # every queue
         "beat": [celery, "-A", "ipvas", "beat", "-l", "info", "-s", str(VAR / "celerybeat-schedule")],
     }
     return supervise(processes, env, _banner(f"http://{host}:{port}", key_file))
@@ -226,8 +225,6 @@ def prod() -> int:
             "info",
             "-c",
             env.get("WORKER_CONCURRENCY", "4"),
-            "-Q",
-            QUEUES,
             "-n",
             "ipvas-prod@%h",
         ],

@@ -312,7 +312,7 @@ def celery_worker(concurrency: int, **extra_env: str) -> Proc:
 
     name = f"bench-c{concurrency}-{int(time.time() * 1000) % 100000}@{socket.gethostname()}"
     argv = [str(BIN / "celery"), "-A", "ipvas", "worker", "-P", "prefork", "-c", str(concurrency),
-            "-Q", "default,deadlines,provisioning,sms", "-n", name,
+            "-n", name,
             "-l", "warning", "--without-gossip", "--without-mingle", "--without-heartbeat"]  # fmt: skip
     proc = Proc(f"worker-c{concurrency}", argv, bench_env(OUTBOX_RELAY_ON_COMMIT="1", **extra_env))
     deadline = time.monotonic() + 60

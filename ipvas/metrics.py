@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ipvas.queues import routed_queues
 from ipvas.secrets_compare import same_secret
 
 logger = logging.getLogger(__name__)
@@ -28,7 +29,6 @@ NOTIFICATIONS = Counter(
 )
 RETRIES = Counter("ipvas_retries", "Outside calls retried later, by what was retried", ["what"])
 TASK_RETRIES = Counter("ipvas_celery_task_retries", "Celery task retries, by task", ["task"])
-QUEUES = ("default", "deadlines", "provisioning", "sms")
 
 
 class QueueCollector(Collector):
@@ -40,7 +40,7 @@ class QueueCollector(Collector):
                 import redis
 
                 client = redis.Redis.from_url(broker, socket_timeout=1)
-                for queue in QUEUES:
+                for queue in sorted(routed_queues()):
                     family.add_metric([queue], client.llen(queue))
             except Exception as exc:  # noqa: BLE001 - a broker outage must not break the scrape
                 logger.warning("metrics: queue depth unavailable: %s", exc)

@@ -18,6 +18,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("favicon.ico", views.favicon),
     path("healthz/", views.health, name="health"),
+    path("healthz/workers/", views.workers_health, name="health-workers"),
     path("metrics/", metrics_view(OrdersCollector()), name="metrics"),
     path("admin/reports/", include("backoffice.reports.urls")),
     path("admin/", admin.site.urls),

@@ -7,6 +7,8 @@ from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 
+from ipvas.queues import consumed_queues, routed_queues, unconsumed
+
 
 def home(request: HttpRequest) -> HttpResponse:
     """Where a sign-in lands: clerks go to their pages, staff to admin."""
@@ -44,3 +46,17 @@ def health(request: HttpRequest) -> HttpResponse:
 def bench_bare(request: HttpRequest) -> HttpResponse:
     """The baseline of the benchmarks: no work, the same middleware (only with IPVAS_BENCH=1)."""
     return JsonResponse({"ok": True})
+
+
+@never_cache
+def workers_health(request: HttpRequest) -> HttpResponse:
+    """For monitoring, not load balancers: 200 when every routed Celery queue has a worker, else 503."""
+    consumed = consumed_queues(timeout=1.0)
+    missing = unconsumed(routed_queues(), consumed)
+    healthy = bool(consumed) and not missing
+    body = {
+        "status": "ok" if healthy else "unhealthy",
+        "workers": {worker: sorted(queues) for worker, queues in sorted(consumed.items())},
+        "queues_without_worker": missing,
+    }
+    return JsonResponse(body, status=200 if healthy else 503)

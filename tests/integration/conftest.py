@@ -51,7 +51,10 @@ class Worker:
         return self.log.read_text(errors="replace")
 
 
-def start_worker(*, concurrency: int = 2, extra_env: dict[str, str] | None = None) -> Worker:
+def start_worker(
+    *, concurrency: int = 2, extra_env: dict[str, str] | None = None, queues: str | None = QUEUES
+) -> Worker:
+    """A worker process on the test database; ``queues`` None: a plain worker, no ``-Q`` (it consumes every declared queue)."""
     from ipvas.celery import app
 
     if _services_missing():
@@ -83,8 +86,7 @@ def start_worker(*, concurrency: int = 2, extra_env: dict[str, str] | None = Non
             "prefork",
             "-c",
             str(concurrency),
-            "-Q",
-            QUEUES,
+            *(["-Q", queues] if queues else []),
             "-n",
             f"{name}@%h",
             "-l",
