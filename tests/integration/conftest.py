@@ -54,7 +54,7 @@ class Worker:
 def start_worker(
     *, concurrency: int = 2, extra_env: dict[str, str] | None = None, queues: str | None = QUEUES
 ) -> Worker:
-    """A worker process on the test database; ``queues`` None: a plain worker, no ``-Q`` (it consumes every declared queue)."""
+    """A worker process on the test database; ``queues`` None: a plain worker (no ``-Q``: every declared queue)."""
     from ipvas.celery import app
 
     if _services_missing():
