@@ -1,6 +1,6 @@
 """The simulated SMP served over HTTP, so that the real SMP client can be run against it.
 
-Same protocol as a real SMP (docs/smp-protocol.md), same fault modes as the
+Same protocol as a real SMP (docs/protocols.md), same fault modes as the
 in-process simulator; ``down`` answers 503 because a Django view cannot
 refuse a TCP connection.
 """
