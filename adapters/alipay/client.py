@@ -15,6 +15,9 @@ from typing import Any
 from urllib.error import URLError
 
 import requests
+from alipay import AliPay
+from alipay.exceptions import AliPayException, AliPayValidationError
+from alipay.utils import AliPayConfig
 from django.conf import settings
 from django.utils import timezone
 
@@ -31,9 +34,6 @@ from adapters.providers.types import (
     TradeState,
 )
 from adapters.statements import COPY_CHUNK, DOWNLOAD_TIMEOUT, StatementFile, StatementUnavailable, spool
-from alipay import AliPay
-from alipay.exceptions import AliPayException, AliPayValidationError
-from alipay.utils import AliPayConfig
 from ipvas.money import fen_to_yuan, yuan_to_fen
 
 logger = logging.getLogger(__name__)
