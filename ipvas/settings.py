@@ -305,6 +305,9 @@ CELERY_TASK_ROUTES = {
     "lifecycle.tasks.sweep_deadlines": {"queue": "deadlines"},
     "lifecycle.tasks.provision_order": {"queue": "provisioning"},
     "lifecycle.tasks.send_sms_confirmation": {"queue": "sms"},
+    "lifecycle.tasks.send_notice": {"queue": "sms"},
+    "lifecycle.tasks.sweep_subscriptions": {"queue": "deadlines"},
+    "lifecycle.tasks.subscription_due": {"queue": "deadlines"},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -313,6 +316,10 @@ CELERY_BEAT_SCHEDULE = {
     "relay-outbox": {
         "task": "ipvas.tasks.relay_outbox",
         "schedule": float(env_int("OUTBOX_RELAY_INTERVAL_SECONDS", 5, minimum=1)),
+    },
+    "sweep-subscriptions": {
+        "task": "lifecycle.tasks.sweep_subscriptions",
+        "schedule": float(env_int("SUBSCRIPTION_SWEEP_INTERVAL_SECONDS", 10, minimum=1)),
     },
     "sweep-deadlines": {
         "task": "lifecycle.tasks.sweep_deadlines",
@@ -348,6 +355,13 @@ DEADLINE_SWEEP_BATCH = env_int("DEADLINE_SWEEP_BATCH", 500, minimum=1)
 # An order whose handler is calling an outside system is left alone this long
 # (longer than any client timeout); a handler that died is replaced after it.
 ORDER_CLAIM_LEASE_SECONDS = env_int("ORDER_CLAIM_LEASE_SECONDS", 30, minimum=1)
+# Subscriptions (docs/interfaces.md §8): the reminder goes out RENEWAL_REMINDER_DAYS before the
+# renewal, which is charged RENEWAL_LEAD_HOURS before the paid period ends and retried every
+# RENEWAL_RETRY_HOURS until it ends.
+RENEWAL_REMINDER_DAYS = env_int("RENEWAL_REMINDER_DAYS", 5, minimum=0)
+RENEWAL_LEAD_HOURS = env_int("RENEWAL_LEAD_HOURS", 24, minimum=0)
+RENEWAL_RETRY_HOURS = env_int("RENEWAL_RETRY_HOURS", 8, minimum=1)
+SUBSCRIPTION_SWEEP_BATCH = env_int("SUBSCRIPTION_SWEEP_BATCH", 500, minimum=1)
 # How long the entitlement check (the hot path) keeps an account's entitlements
 # in the cache; every change forgets them at once. 0 turns the cache off (the
 # benchmarks measure the uncached path with it).

@@ -29,7 +29,7 @@ from ipvas import outbox, ratelimit
 from ipvas.actors import Actor, ActorKind
 from ipvas.errors import InvalidState
 from ipvas.locks import lock_name
-from lifecycle import tasks
+from lifecycle import subscriptions, tasks
 from lifecycle.transitions import lock_order, transit
 from orders.constants import FailureCode, OrderStatus, PaymentMethod
 from orders.models import Order
@@ -171,7 +171,13 @@ def sms_reply_received(*, sender: str, text: str, received_at: datetime, raw: by
             .order_by("-created_at", "-pk")
             .first()
         )
+        # Like any reply other than Y, TD declines a pending confirmation (docs/interfaces.md §4, §8).
         outcome = _apply_reply(confirmation, text=text, now=now, phone=phone) if confirmation else "none_pending"
+        td, product_code = subscriptions.is_td(text)
+        if td:
+            actor = Actor(ActorKind.SMS, mask_phone(phone) or "")
+            cancelled = subscriptions.cancel_by_sms(phone=phone, product_code=product_code, actor=actor)
+            outcome = f"{outcome}; td cancelled {len(cancelled)}"
         inbound.confirmation = confirmation
         inbound.outcome = outcome
         inbound.save(update_fields=["confirmation", "outcome"])

@@ -25,7 +25,8 @@ from ipvas import outbox
 from ipvas.actors import Actor
 from lifecycle import paid, refunds, tasks
 from lifecycle.transitions import lock_order
-from orders.models import Order
+from orders.constants import OrderStatus
+from orders.models import Order, Subscription
 
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 10
@@ -139,3 +140,30 @@ def crm_reverse(*, order_id: int, attempt: int = 0) -> str:
             order=order, kind=WorkItemKind.CRM_UNCERTAIN, detail=f"CRM reversal failed: {exc}",
         )  # fmt: skip
     return "reversed" if result.ok else "refused"
+
+
+def smp_subscription_end(*, subscription_id: int, attempt: int = 0) -> str:
+    """An ended subscription: the SMP is told, so that it renews nothing more (no money moves)."""
+    subscription = Subscription.objects.get(pk=subscription_id)
+    if subscription.smp_unsubscribed_at is not None:
+        return "done"
+    last = (
+        Order.objects.filter(subscription=subscription, status=OrderStatus.COMPLETED)
+        .order_by("-entitlement__ends_at", "-pk")
+        .first()
+    )
+    if last is None:
+        return "nothing_subscribed"
+    try:
+        result = get_smp().unsubscribe(order_no=last.order_no, reverse=False)
+    except SmpUnavailable as exc:
+        return _again_or_ask(
+            tasks.end_subscription_on_smp, {"subscription_id": subscription_id}, attempt,
+            order=last, kind=WorkItemKind.PROVIDER_DISAGREES,
+            detail=f"SMP unsubscribe at the end of subscription {subscription.subscription_no} failed: {exc}",
+        )  # fmt: skip
+    if result.ok:
+        Subscription.objects.filter(pk=subscription_id, smp_unsubscribed_at__isnull=True).update(
+            smp_unsubscribed_at=timezone.now()
+        )
+    return "unsubscribed" if result.ok else "refused"

@@ -56,7 +56,7 @@ def payment_choose(*, order_id: int, method: str, actor: Actor) -> Order:
     channel; ``payment_pending`` accepts a switch between the two QR methods.
     """
     order = Order.objects.select_related("product").get(pk=order_id)
-    allowed = order.product.methods_on(order.channel)
+    allowed = order.methods_allowed()
     if method not in allowed:
         raise InvalidInput(
             fields={"method": [_("This product can be paid with: %(methods)s.") % {"methods": ", ".join(allowed)}]}

@@ -28,12 +28,14 @@ def order_create(
     content_id: str = "",
     clerk: AbstractBaseUser | None = None,
     store_code: str = "",
+    auto_renew: bool = False,
 ) -> Order:
     """Create an order in ``prechecking``; the SMP pre-check runs next, in a task.
 
     The EPG identifies the customer by TV account, the clerk by mobile
     number (already normalised by the caller); the SMP's pre-check fills in
-    the other one.
+    the other one. ``auto_renew`` is the customer's explicit choice of automatic renewal
+    (docs/interfaces.md §8): only for a renewable period product, never assumed.
     """
     if channel not in Channel.values:
         raise InvalidInput(fields={"channel": [_("Unknown channel.")]})
@@ -52,6 +54,10 @@ def order_create(
             fields["content_id"] = [_("A content id is 1-64 letters, digits, '_', '.', ':' or '-'.")]
     elif content_id:
         fields["content_id"] = [_("Only per-view products take a content_id.")]
+    if not isinstance(auto_renew, bool):
+        fields["auto_renew"] = [_("auto_renew is true or false.")]
+    elif auto_renew and not product.renewable:
+        fields["auto_renew"] = [_("This product does not renew automatically.")]
     if fields:
         raise InvalidInput(fields=fields)
 
@@ -72,8 +78,10 @@ def order_create(
             origin_id=actor.id,
             clerk=clerk,
             store_code=store_code,
+            auto_renew=auto_renew,
         )
         logs.bind(order_no=order.order_no)
-        record_event(order, "create", actor=actor, from_status="", now=now)
+        # The event keeps the customer's choice of automatic renewal: the evidence of consent.
+        record_event(order, "create", actor=actor, from_status="", now=now, data={"auto_renew": auto_renew})
         schedule_due(order)
     return order

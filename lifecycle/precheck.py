@@ -10,9 +10,10 @@ from django.utils import timezone
 
 from adapters.smp import PrecheckRequest, PrecheckResult, SmpUnavailable, get_smp
 from ipvas.actors import Actor
+from lifecycle import renewals, subscriptions
 from lifecycle.claims import claim, lock_claimed, lock_if_due, retry_later
 from lifecycle.transitions import transit
-from orders.constants import PRECHECK_FAILURES, FailureCode, OrderStatus
+from orders.constants import PRECHECK_FAILURES, Channel, FailureCode, OrderStatus
 from orders.models import Order
 
 
@@ -56,6 +57,22 @@ def precheck_due(order_id: int, due_at: datetime | None) -> str:
         if result is None:
             retry_later(order, actor=actor, why=error, cutoff=precheck_cutoff(order))
             return "retry"
+        if (
+            result.ok
+            and order.auto_renew
+            and subscriptions.active_subscription_exists(
+                tv_account=result.tv_account or order.tv_account, product_id=order.product_id
+            )
+        ):
+            # docs/interfaces.md §8: one active subscription per account and product.
+            transit(
+                order,
+                order.reject,
+                code=FailureCode.ALREADY_SUBSCRIBED,
+                actor=actor,
+                reason="the account renews this product already",
+            )
+            return "rejected"
         if result.ok:
             now = timezone.now()
             transit(
@@ -68,6 +85,8 @@ def precheck_due(order_id: int, due_at: datetime | None) -> str:
                 actor=actor,
                 reason="the SMP's pre-check passed",
             )
+            if order.channel == Channel.RENEWAL:
+                renewals.renewal_charge_start(order, actor=actor)
             return "passed"
         # The SMP's reason codes that are failure codes of ours too; any other is "not available".
         code = result.reason if result.reason in PRECHECK_FAILURES else FailureCode.PRODUCT_NOT_AVAILABLE

@@ -19,10 +19,10 @@ from billing.services.refunds import active_refund
 from billing.services.work import work_item_open
 from ipvas import outbox
 from ipvas.actors import Actor
-from lifecycle import refunds, tasks
+from lifecycle import refunds, renewals, tasks
 from lifecycle.claims import claim, lock_claimed, lock_if_due, look_again, retry_later
 from lifecycle.transitions import transit
-from orders.constants import QR_METHODS, FailureCode, OrderStatus, PaymentMethod
+from orders.constants import PRECHECK_FAILURES, QR_METHODS, Channel, FailureCode, OrderStatus, PaymentMethod
 from orders.models import Order
 from orders.services import entitlement_grant
 
@@ -72,6 +72,10 @@ def provisioning_due(order_id: int, due_at: datetime | None) -> str:
             if refund.updated_at < timezone.now() - REFUND_CHAIN_LOST:
                 outbox.enqueue(tasks.process_refund, kwargs={"refund_id": refund.pk})
             return "refunding"
+        if order.channel == Channel.RENEWAL and renewals.renewal_stopped(order):
+            # Cancelled before its charge was sent: that charge never happens.
+            transit(order, order.cancel_renewal, actor=actor, reason="the subscription was cancelled")
+            return "cancelled"
         if timezone.now() >= provisioning_cutoff(order):
             return _give_up(order, why="the SMP did not subscribe before the provisioning deadline", actor=actor)
         product = order.product
@@ -89,6 +93,7 @@ def provisioning_due(order_id: int, due_at: datetime | None) -> str:
             period_months=product.period_months,
             view_hours=product.view_hours,
             content_id=order.content_id,
+            idempotency_key=order.smp_idempotency_key,
         )
         claimed = claim(order)
     try:
@@ -112,20 +117,29 @@ def provisioning_due(order_id: int, due_at: datetime | None) -> str:
                 _phone_bill_charged(order, result.subscription_id, actor)
             transit(order, order.complete, actor=actor, reason=f"SMP subscription {result.subscription_id}")
             return "completed"
-        if result.reason == FailureCode.INSUFFICIENT_BALANCE and charge == SmpCharge.PHONE_BILL:
+        if charge == SmpCharge.PHONE_BILL and _refused_without_charge(order, result.reason):
+            # The SMP refused the phone-bill charge (nothing was deducted): the order fails with its reason.
             Payment.objects.filter(order=order, method=order.payment_method, status=PaymentStatus.PENDING).update(
-                status=PaymentStatus.FAILED, failure_reason="insufficient balance"
+                status=PaymentStatus.FAILED, failure_reason=result.reason[:255]
             )
             transit(
                 order,
                 order.fail,
-                code=FailureCode.INSUFFICIENT_BALANCE,
+                code=result.reason,
                 detail=result.message,
                 actor=actor,
-                reason="the SMP refused the phone-bill charge: insufficient balance",
+                reason=f"the SMP refused the phone-bill charge: {result.reason}",
             )
             return "failed"
         return _give_up(order, why=f"the SMP refused: {result.reason} {result.message}".strip(), actor=actor)
+
+
+def _refused_without_charge(order: Order, reason: str) -> bool:
+    """An SMP refusal that is an answer about the customer, not a fault: insufficient balance; for a
+    renewal also a suspended or in-arrears account (the subscription retries, docs/interfaces.md §8)."""
+    if reason == FailureCode.INSUFFICIENT_BALANCE:
+        return True
+    return order.channel == Channel.RENEWAL and reason in PRECHECK_FAILURES
 
 
 def _left_after_refunds(order: Order) -> int:

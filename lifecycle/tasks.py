@@ -90,3 +90,34 @@ def revoke_on_smp(order_id: int, attempt: int = 0) -> str:
     from lifecycle.followups import smp_revoke
 
     return smp_revoke(order_id=order_id, attempt=attempt)
+
+
+# --- subscriptions (lifecycle.renewals) --------------------------------------------------------
+
+
+@ipvas_task(name="lifecycle.tasks.sweep_subscriptions")
+def sweep_subscriptions() -> int:
+    from lifecycle.renewals import subscriptions_sweep
+
+    return subscriptions_sweep()
+
+
+@ipvas_task(name="lifecycle.tasks.subscription_due")
+def subscription_due(subscription_id: int) -> str:
+    from lifecycle.renewals import subscription_process_due
+
+    return subscription_process_due(subscription_id=subscription_id)
+
+
+@ipvas_task(name="lifecycle.tasks.send_notice")
+def send_notice(notice_id: int, attempt: int = 0) -> str:
+    from lifecycle.notices import notice_send
+
+    return notice_send(notice_id=notice_id, attempt=attempt)
+
+
+@ipvas_task(name="lifecycle.tasks.end_subscription_on_smp")
+def end_subscription_on_smp(subscription_id: int, attempt: int = 0) -> str:
+    from lifecycle.followups import smp_subscription_end
+
+    return smp_subscription_end(subscription_id=subscription_id, attempt=attempt)

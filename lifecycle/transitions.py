@@ -99,6 +99,12 @@ def transit(
     order.save()
     event = record_event(order, step.__name__, actor=actor, from_status=source, reason=reason, data=data, now=now)
     schedule_due(order)
+    if order.is_terminal and (order.subscription_id or order.auto_renew):
+        # The subscription hears of its orders in the same transaction: it starts when an
+        # auto-renewing order completes, and a renewal order moves it on (lifecycle.renewals).
+        from lifecycle.renewals import order_ended
+
+        order_ended(order, actor=actor, now=now)
     return event
 
 

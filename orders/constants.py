@@ -84,8 +84,18 @@ DEFAULT_VIEW_HOURS = 48
 
 
 class Channel(models.TextChoices):
+    """Where an order came from: a sales channel, or the automatic renewal of a subscription."""
+
     EPG = "epg", _("TV (EPG)")
     CRM = "crm", _("Business hall (CRM)")
+    RENEWAL = "renewal", _("Automatic renewal")
+
+
+class SalesChannel(models.TextChoices):
+    """The channels a product is sold on (a renewal is not a sale of its own)."""
+
+    EPG = Channel.EPG.value, Channel.EPG.label
+    CRM = Channel.CRM.value, Channel.CRM.label
 
 
 class PaymentMethod(models.TextChoices):
@@ -111,3 +121,40 @@ CHANNEL_METHODS: dict[str, tuple[str, ...]] = {
         PaymentMethod.ALIPAY_QR,
     ),
 }
+
+# --- subscriptions (docs/interfaces.md §8) -------------------------------------------
+
+# How a subscription may be paid, at the start and at every renewal.
+RENEWAL_METHODS = (
+    PaymentMethod.PHONE_BILL,
+    PaymentMethod.PHONE_BILL_SMS,
+    PaymentMethod.WECHAT_QR,
+    PaymentMethod.ALIPAY_QR,
+)
+PHONE_BILL_METHODS = frozenset({PaymentMethod.PHONE_BILL, PaymentMethod.PHONE_BILL_SMS})
+# The methods an auto-renewing order offers now: the phone bill, which the SMP charges at every
+# renewal. (WeChat Pay and Alipay join when their deduction contracts are signed in the same scan.)
+AUTO_RENEW_METHODS = PHONE_BILL_METHODS
+
+
+class SubscriptionStatus(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    CANCELLED = "cancelled", _("Cancelled")
+    LAPSED = "lapsed", _("Lapsed")
+    ENDED = "ended", _("Ended")
+
+
+class CancelChannel(models.TextChoices):
+    EPG = "epg", _("TV (EPG)")
+    SMS = "sms", _("SMS reply TD")
+    CRM = "crm", _("Business hall (CRM)")
+    ADMIN = "admin", _("Admin")
+    PROVIDER = "provider", _("Payment app (contract ended)")
+
+
+class NoticeKind(models.TextChoices):
+    REMINDER = "reminder", _("Reminder before a renewal")
+    RENEWED = "renewed", _("Renewed")
+    LAPSED = "lapsed", _("Lapsed")
+    CANCELLED = "cancelled", _("Cancelled by TD")
+    NOTHING_TO_CANCEL = "nothing", _("TD with nothing to cancel")

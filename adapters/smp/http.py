@@ -113,8 +113,8 @@ class HttpSmpClient:
         )
         return AuthorizeResult(authorized=bool(body.get("authorized")), ends_at=_when(body.get("ends_at")))
 
-    def unsubscribe(self, *, order_no: str) -> UnsubscribeResult:
-        body = self._post("unsubscribe", {"order_no": order_no})
+    def unsubscribe(self, *, order_no: str, reverse: bool = True) -> UnsubscribeResult:
+        body = self._post("unsubscribe", {"order_no": order_no, "reverse": reverse})
         return UnsubscribeResult(ok=bool(body.get("ok")), reversed_fen=int(body.get("reversed_fen") or 0))
 
     def download_statement(self, day: date) -> StatementFile:

@@ -60,6 +60,9 @@ class SubscribeRequest:
     period_months: int | None = None
     view_hours: int | None = None
     content_id: str = ""
+    # What the SMP de-duplicates on; the order number unless the caller names another key
+    # (a subscription's renewals: one key per period, whichever renewal order pays it).
+    idempotency_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,10 @@ class SmpAdapter(Protocol):
 
     def authorize(self, *, tv_account: str, product_code: str, content_id: str = "") -> AuthorizeResult: ...
 
-    def unsubscribe(self, *, order_no: str) -> UnsubscribeResult: ...
+    def unsubscribe(self, *, order_no: str, reverse: bool = True) -> UnsubscribeResult:
+        """End the order's subscription; ``reverse`` gives back its phone-bill charge (a refund),
+        without it the subscription just ends (a continuous subscription at the end of its paid period)."""
+        ...
 
     def download_statement(self, day: date) -> StatementFile:
         """The provisioning list of ``day``; raises ``adapters.statements.StatementUnavailable``."""

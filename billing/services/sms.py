@@ -18,8 +18,17 @@ from orders.models import Order
 
 def confirmation_text(order: Order) -> str:
     minutes = max(1, math.ceil(settings.PAYMENT_WINDOW_SECONDS / 60))
+    price = fen_to_yuan(order.amount_fen)
+    if order.auto_renew:
+        # docs/interfaces.md §8: it renews, what each period costs, and that TD cancels.
+        period = {"monthly": "每月", "quarterly": "每季", "yearly": "每年"}.get(order.product.kind, "每期")
+        return (
+            f"【IPTV增值业务】您正在订购「{order.product.name}」（自动续费），{period}{price}元，"
+            f"费用计入手机话费，到期自动续费，可随时回复 TD 取消。"
+            f"请在{minutes}分钟内回复 Y 确认订购，回复其他内容取消。"
+        )
     return (
-        f"【IPTV增值业务】您正在订购「{order.product.name}」，价格{fen_to_yuan(order.amount_fen)}元，"
+        f"【IPTV增值业务】您正在订购「{order.product.name}」，价格{price}元，"
         f"费用将计入手机话费。请在{minutes}分钟内回复 Y 确认订购，回复其他内容取消。"
     )
 

@@ -1,5 +1,6 @@
 from orders.models.entitlement import Entitlement
 from orders.models.order import Order, OrderEvent
 from orders.models.product import Product
+from orders.models.subscription import Subscription, SubscriptionEvent, SubscriptionNotice
 
-__all__ = ["Entitlement", "Order", "OrderEvent", "Product"]
+__all__ = ["Entitlement", "Order", "OrderEvent", "Product", "Subscription", "SubscriptionEvent", "SubscriptionNotice"]

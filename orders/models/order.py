@@ -13,6 +13,7 @@ from ipvas.actors import ActorKind
 from ipvas.appendonly import AppendOnlyModel
 from ipvas.money import fen_to_yuan
 from orders.constants import (
+    AUTO_RENEW_METHODS,
     QR_METHODS,
     TERMINAL_STATUSES,
     Channel,
@@ -31,6 +32,10 @@ CANCELLABLE_PENDING_METHODS = QR_METHODS | {PaymentMethod.PHONE_BILL_SMS}
 
 def _cancellable(order: Order) -> bool:
     return order.status == S.AWAITING_PAYMENT or order.payment_method in CANCELLABLE_PENDING_METHODS
+
+
+def _is_renewal(order: Order) -> bool:
+    return order.channel == Channel.RENEWAL
 
 
 def _switching_between_qr(order: Order) -> bool:
@@ -76,6 +81,18 @@ class Order(ConcurrentTransitionMixin, models.Model):
         verbose_name=_("clerk"),
     )
     store_code = models.CharField(_("store"), max_length=32, blank=True)
+    # docs/interfaces.md §8: an order that starts a subscription when it completes (never on by default).
+    auto_renew = models.BooleanField(_("renews automatically"), default=False)
+    # The subscription it started (auto_renew) or renews (channel renewal), and the period a renewal pays for.
+    subscription = models.ForeignKey(
+        "orders.Subscription",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="orders",
+        verbose_name=_("subscription"),
+    )
+    renewal_period = models.PositiveIntegerField(_("renewal of period"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -96,6 +113,18 @@ class Order(ConcurrentTransitionMixin, models.Model):
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount_fen__gte=0), name="order_amount_not_negative"),
+            # At most one successful charge per period of a subscription, whatever is retried or raced.
+            models.UniqueConstraint(
+                fields=["subscription", "renewal_period"],
+                condition=Q(status=S.COMPLETED, channel=Channel.RENEWAL),
+                name="order_one_paid_renewal_per_period",
+            ),
+            # One renewal of a subscription in flight at a time.
+            models.UniqueConstraint(
+                fields=["subscription"],
+                condition=Q(channel=Channel.RENEWAL) & ~Q(status__in=sorted(TERMINAL_STATUSES)),
+                name="order_one_renewal_in_flight",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -112,6 +141,22 @@ class Order(ConcurrentTransitionMixin, models.Model):
     @property
     def phone_masked(self) -> str | None:
         return mask_phone(self.phone)
+
+    def methods_allowed(self) -> list[str]:
+        """The payment methods this order may be paid with: its product's on its channel; an
+        auto-renewing order only those a subscription renews by (docs/interfaces.md §8)."""
+        methods = self.product.methods_on(self.channel)
+        if self.auto_renew:
+            methods = [m for m in methods if m in AUTO_RENEW_METHODS]
+        return methods
+
+    @property
+    def smp_idempotency_key(self) -> str:
+        """What the SMP de-duplicates this order's subscribe on: the order number, or for a renewal the
+        subscription's period (whichever renewal order pays it)."""
+        if self.channel == Channel.RENEWAL and self.subscription_id:
+            return f"{self.subscription.subscription_no}P{self.renewal_period}"
+        return self.order_no
 
     @property
     def failure_message(self) -> str:
@@ -179,6 +224,16 @@ class Order(ConcurrentTransitionMixin, models.Model):
         conditions=[_cancellable],
     )
     def cancel(self, *, now: datetime) -> None:
+        self._end(now=now, code=FailureCode.CANCELLED)
+
+    @transition(
+        field=status,
+        source=[S.PRECHECKING, S.AWAITING_PAYMENT, S.PROVISIONING],
+        target=S.CANCELLED,
+        conditions=[_is_renewal],
+    )
+    def cancel_renewal(self, *, now: datetime) -> None:
+        """A renewal whose subscription was cancelled before its charge was sent (docs/interfaces.md §8)."""
         self._end(now=now, code=FailureCode.CANCELLED)
 
     @transition(field=status, source=S.PROVISIONING, target=S.COMPLETED)

@@ -18,6 +18,7 @@ from orders.constants import (
     Channel,
     PaymentMethod,
     ProductKind,
+    SalesChannel,
 )
 
 code_validator = RegexValidator(
@@ -63,11 +64,19 @@ class Product(models.Model):
         blank=True,
         help_text=_("Needed for cash sales in business halls."),
     )
-    channels = ChoiceListField(_("channels"), choices_enum=Channel)
+    channels = ChoiceListField(_("channels"), choices_enum=SalesChannel)
     payment_methods = ChoiceListField(_("payment methods"), choices_enum=PaymentMethod)
     on_sale_from = models.DateTimeField(_("on sale from"), null=True, blank=True)
     on_sale_until = models.DateTimeField(_("on sale until"), null=True, blank=True)
     is_active = models.BooleanField(_("active"), default=True)
+    renewable = models.BooleanField(
+        _("renewable"),
+        default=False,
+        help_text=_(
+            "Monthly, quarterly and yearly products only: may be bought with automatic renewal "
+            "(连续包月/包季/包年), which the customer must choose; it is never pre-selected."
+        ),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -88,6 +97,11 @@ class Product(models.Model):
                 | (~Q(kind=ProductKind.PER_VIEW) & Q(view_hours__isnull=True)),
                 name="product_view_hours_only_per_view",
                 violation_error_message=_("Per-view products, and only they, need viewing hours."),
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind=ProductKind.PER_VIEW, renewable=True),
+                name="product_per_view_not_renewable",
+                violation_error_message=_("A per-view product cannot renew."),
             ),
             models.CheckConstraint(
                 condition=Q(on_sale_from__isnull=True)
@@ -137,6 +151,8 @@ class Product(models.Model):
                 add("view_hours", _("A per-view product needs its viewing hours (for example 48)."))
         elif self.view_hours is not None:
             add("view_hours", _("Only per-view products have viewing hours; leave this empty."))
+        if self.renewable and self.kind == ProductKind.PER_VIEW:
+            add("renewable", _("A per-view product cannot renew: only monthly, quarterly and yearly ones do."))
         if self.on_sale_from and self.on_sale_until and self.on_sale_until <= self.on_sale_from:
             add("on_sale_until", _("The on-sale window must end after it starts."))
         methods = set(self.payment_methods or [])

@@ -25,7 +25,7 @@ from adapters.smp.types import (
     UnsubscribeResult,
 )
 from adapters.statements import StatementFile
-from sandbox import faults, smp, statements
+from sandbox import faults, smp, statements, subscriptions
 
 T = TypeVar("T")
 
@@ -57,8 +57,15 @@ class SimulatedSmp:
             lambda: smp.authorize(tv_account=tv_account, product_code=product_code, content_id=content_id)
         )
 
-    def unsubscribe(self, *, order_no: str) -> UnsubscribeResult:
+    def unsubscribe(self, *, order_no: str, reverse: bool = True) -> UnsubscribeResult:
+        if not reverse:
+            return self._call(lambda: _end(order_no))
         return self._call(lambda: smp.unsubscribe(order_no=order_no))
 
     def download_statement(self, day: date) -> StatementFile:
         return StatementFile(statements.statement_file("smp", day), statements.file_name("smp", day))
+
+
+def _end(order_no: str) -> UnsubscribeResult:
+    subscriptions.smp_end(order_no)
+    return UnsubscribeResult(ok=True, reversed_fen=0)

@@ -284,6 +284,7 @@ BY_DAY = [
 BY_CHANNEL = [
     SalesRow("epg", "TV (EPG)", orders=11, completed=3, gross_fen=30400, refunds_fen=-8000),
     SalesRow("crm", "Business hall (CRM)", orders=5, completed=4, gross_fen=29900, refunds_fen=-2500),
+    SalesRow("renewal", "Automatic renewal", orders=0, completed=0, gross_fen=0, refunds_fen=0),
 ]
 BY_PRODUCT = [
     SalesRow("YR", "体育年包", orders=2, completed=2, gross_fen=39800, refunds_fen=0),

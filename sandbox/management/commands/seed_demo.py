@@ -30,6 +30,8 @@ PRODUCTS = [
     ("VIP-YEAR", "VIP 影视会员 · 包年", ProductKind.YEARLY, 24800, None, "全部 VIP 影片与剧集，畅看一年。"),
 ]
 
+RENEWABLE = ["VIP-MONTH", "VIP-QUARTER", "VIP-YEAR"]
+
 SMP_ACCOUNTS = [
     ("tv1001", "13800000001", "active", 100000),
     ("tv1002", "13800000002", "active", 100),
@@ -62,6 +64,8 @@ class Command(BaseCommand):
                 },
             )
             created += made
+        # docs/interfaces.md §8: the demo's period products renew (also in a demo made before version 2).
+        Product.objects.filter(code__in=RENEWABLE).exclude(kind=ProductKind.PER_VIEW).update(renewable=True)
         if settings.SANDBOX:
             created += self._seed_sandbox()
         created += self._seed_crm()

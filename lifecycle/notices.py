@@ -1,0 +1,124 @@
+"""The SMS a subscriber gets (docs/interfaces.md §8): the reminder before each renewal, the renewal done,
+the lapse, and the answer to ``TD``.
+
+A notice is written in the transaction that decides it (once per kind and period) and handed to the
+gateway by ``tasks.send_notice`` after commit, retried with backoff. Notices never count against,
+nor wait for, the confirmation limits of §7. When the reminder is out, the renewal may be charged
+(lifecycle.renewals.reminder_sent).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from adapters.sms import SmsMessage, SmsUnavailable, get_sms_gateway
+from ipvas import outbox
+from ipvas.money import fen_to_yuan
+from lifecycle import renewals, tasks
+from orders.constants import NoticeKind
+from orders.models import Subscription, SubscriptionNotice
+
+logger = logging.getLogger(__name__)
+
+# How long a notice is retried before it is given up (logged; the reminder's absence then holds the renewal).
+NOTICE_GIVE_UP = timedelta(days=2)
+SEND_BACKOFF_SECONDS = (5, 15, 30, 60, 120, 300)
+PREFIX = "【IPTV增值业务】"
+
+
+def _day(value: datetime) -> str:
+    return timezone.localtime(value).strftime("%Y年%m月%d日")
+
+
+def reminder_text(subscription: Subscription, *, renews_on: datetime) -> str:
+    return (
+        f"{PREFIX}您订购的「{subscription.product.name}」将于{_day(renews_on)}自动续费，"
+        f"费用{fen_to_yuan(subscription.renewal_price_fen)}元{_how_charged(subscription)}。"
+        f"如需取消自动续费，请回复 TD。"
+    )
+
+
+def renewed_text(subscription: Subscription) -> str:
+    return (
+        f"{PREFIX}您订购的「{subscription.product.name}」已续费成功，"
+        f"费用{fen_to_yuan(subscription.renewal_price_fen)}元，有效期至{_day(subscription.current_period_end)}。"
+        f"如需取消自动续费，请回复 TD。"
+    )
+
+
+def lapsed_text(subscription: Subscription) -> str:
+    return (
+        f"{PREFIX}您订购的「{subscription.product.name}」续费未能成功扣费，自动续费已停止；"
+        f"已付费的内容可观看至{_day(subscription.current_period_end)}。"
+    )
+
+
+def cancelled_text(cancelled: list[Subscription]) -> str:
+    what = "；".join(f"「{s.product.name}」可观看至{_day(s.current_period_end)}" for s in cancelled)
+    return f"{PREFIX}已为您取消自动续费：{what}。到期后不再扣费。"
+
+
+def nothing_to_cancel_text() -> str:
+    return f"{PREFIX}您没有正在自动续费的业务，无需取消。"
+
+
+def _how_charged(subscription: Subscription) -> str:
+    return {
+        "wechat_qr": "，将从微信支付扣款",
+        "alipay_qr": "，将从支付宝扣款",
+    }.get(subscription.payment_method, "，计入手机话费")
+
+
+def notice_create(
+    *, kind: str, phone: str, text: str, subscription: Subscription | None = None, period: int | None = None
+) -> SubscriptionNotice | None:
+    """Write a notice and ask for it to be sent after commit; None when this one was written already."""
+    try:
+        with transaction.atomic():
+            notice = SubscriptionNotice.objects.create(
+                subscription=subscription, kind=kind, period=period, phone=phone, text=text
+            )
+    except IntegrityError:
+        return None  # one reminder, renewal and lapse notice per period
+    outbox.enqueue(tasks.send_notice, kwargs={"notice_id": notice.pk})
+    return notice
+
+
+def notice_send(*, notice_id: int, attempt: int = 0) -> str:
+    """Hand the notice to the gateway; retried with backoff. Safe to run twice: sent once."""
+    notice = SubscriptionNotice.objects.filter(pk=notice_id).first()
+    if notice is None or notice.sent_at or notice.gave_up_at:
+        return "nothing_to_send"
+    try:
+        message_id = get_sms_gateway().send(
+            SmsMessage(to=notice.phone, text=notice.text, reference=f"ipvas-notice-{notice.pk}")
+        )
+    except SmsUnavailable as exc:
+        now = timezone.now()
+        if now - notice.created_at > NOTICE_GIVE_UP:
+            SubscriptionNotice.objects.filter(pk=notice_id, sent_at__isnull=True).update(
+                gave_up_at=now, attempts=attempt + 1
+            )
+            logger.error("notice %s (%s) never sent: %s", notice.pk, notice.kind, exc)
+            return "gave_up"
+        delay = SEND_BACKOFF_SECONDS[min(attempt, len(SEND_BACKOFF_SECONDS) - 1)]
+        with transaction.atomic():
+            SubscriptionNotice.objects.filter(pk=notice_id).update(attempts=attempt + 1)
+            outbox.enqueue(
+                tasks.send_notice,
+                kwargs={"notice_id": notice_id, "attempt": attempt + 1},
+                due_at=now + timedelta(seconds=delay),
+            )
+        logger.warning("notice %s not sent (%s); retry in %s s", notice.pk, exc, delay)
+        return "retry"
+    with transaction.atomic():
+        sent = SubscriptionNotice.objects.filter(pk=notice_id, sent_at__isnull=True).update(
+            sent_at=timezone.now(), gateway_message_id=message_id[:64], attempts=attempt + 1
+        )
+        if sent and notice.kind == NoticeKind.REMINDER and notice.subscription_id:
+            renewals.reminder_sent(subscription_id=notice.subscription_id, notice_id=notice.pk)
+    return "sent"

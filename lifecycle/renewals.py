@@ -1,0 +1,398 @@
+"""What is due for a subscription over time (docs/interfaces.md §8), period after period:
+
+1. ``RENEWAL_REMINDER_DAYS`` before the renewal, the reminder SMS (lifecycle.notices). No renewal is
+   charged unless its reminder was sent that long before: a late reminder moves the renewal later.
+2. At ``current_period_end − RENEWAL_LEAD_HOURS``, a renewal order (channel ``renewal``) for the next
+   period: pre-checked at the SMP, then charged by the subscription's method without a new
+   confirmation, then subscribed. It goes through the order lifecycle like any order.
+3. The renewal order ends: completed → the next period (its end is the subscription's new
+   ``current_period_end``, in the same transaction); anything else → a new renewal order every
+   ``RENEWAL_RETRY_HOURS`` until the paid period ends; then ``lapsed``.
+4. ``cancelled`` or ``lapsed``, at ``current_period_end`` → ``ended``, and the SMP unsubscribed.
+
+The beat sweep finds subscriptions whose ``due_at`` has come, in bounded batches, each under its own
+lock; running it twice at once does each step once. At most one successful charge per period: one
+renewal order in flight per subscription, one completed renewal order per period (both database
+constraints), and the SMP de-duplicates on the key of the period.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from billing.models import Payment, PaymentStatus, Provider
+from ipvas import outbox
+from ipvas.actors import Actor
+from lifecycle import notices, subscriptions, tasks
+from lifecycle.transitions import record_event, schedule_due, transit
+from orders.constants import (
+    ACTIVE_STATUSES,
+    PHONE_BILL_METHODS,
+    Channel,
+    NoticeKind,
+    OrderStatus,
+    PaymentMethod,
+    SubscriptionStatus,
+)
+from orders.models import Entitlement, Order, Subscription
+from orders.numbers import new_order_no
+
+logger = logging.getLogger(__name__)
+
+# While a step of a subscription is under way elsewhere (a reminder being sent, a renewal order in
+# flight), how long before the sweep looks at it again anyway.
+WATCH = timedelta(minutes=30)
+ACTOR = Actor.task("renewal")
+
+
+# --- the timetable of a period ------------------------------------------------------------
+
+
+def usual_renewal_at(subscription: Subscription) -> datetime:
+    return subscription.current_period_end - timedelta(hours=settings.RENEWAL_LEAD_HOURS)
+
+
+def schedule_next_period(subscription: Subscription) -> None:
+    """The reminder and renewal times of the coming period (the subscription is active, not saved here)."""
+    renewal_at = usual_renewal_at(subscription)
+    subscription.next_renewal_at = renewal_at
+    subscription.next_reminder_at = renewal_at - timedelta(days=settings.RENEWAL_REMINDER_DAYS)
+    subscription.reminder_sent_at = None
+    subscription.renewal_moved = False
+    subscription.attempts = 0
+    subscription.due_at = subscription.next_reminder_at
+
+
+def renewal_key(subscription: Subscription, period: int) -> str:
+    """What the SMP and the providers de-duplicate a period's charge on, whichever renewal order pays it."""
+    return f"{subscription.subscription_no}P{period}"
+
+
+# --- the sweep --------------------------------------------------------------------------------
+
+
+def subscriptions_sweep(*, batch_size: int | None = None) -> int:
+    """Act on every subscription whose ``due_at`` has come; one bounded batch. Returns how many."""
+    batch_size = batch_size or settings.SUBSCRIPTION_SWEEP_BATCH
+    due = list(
+        Subscription.objects.filter(due_at__lte=timezone.now())
+        .order_by("due_at")
+        .values_list("pk", flat=True)[:batch_size]
+    )
+    for subscription_id in due:
+        try:
+            subscription_process_due(subscription_id=subscription_id)
+        except Exception:
+            # One broken subscription must not stop the others, nor stay at the head of every batch.
+            logger.exception("subscription sweep: subscription %s failed", subscription_id)
+            Subscription.objects.filter(pk=subscription_id).update(due_at=timezone.now() + WATCH)
+    if due:
+        logger.info("subscription sweep: %d subscription(s) looked at", len(due))
+    return len(due)
+
+
+def subscription_process_due(*, subscription_id: int) -> str:
+    """Do what is due for the subscription now; returns what happened, in a word, for logs."""
+    with transaction.atomic():
+        subscription = (
+            Subscription.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("product")
+            .filter(pk=subscription_id)
+            .first()
+        )
+        if subscription is None:
+            return "busy"  # another sweep has it now
+        now = timezone.now()
+        if subscription.due_at is None or subscription.due_at > now:
+            return "not_due"
+        return _STEPS[subscription.status](subscription, now)
+
+
+def _active(subscription: Subscription, now: datetime) -> str:
+    if renewal_in_flight(subscription) is not None:
+        return _look_again(subscription, now + WATCH, "renewing")
+    if subscription.reminder_sent_at is None:
+        if now >= subscription.current_period_end:
+            return _lapse(subscription, now, why="no reminder could be sent before the paid period ended")
+        if now >= subscription.next_reminder_at:
+            return _remind(subscription, now)
+        return _look_again(subscription, subscription.next_reminder_at, "waiting")
+    if now >= subscription.next_renewal_at:
+        return _renew(subscription, now)
+    return _look_again(subscription, subscription.next_renewal_at, "waiting")
+
+
+def _winding_down(subscription: Subscription, now: datetime) -> str:
+    """Cancelled or lapsed: at the end of the paid period it ends, and the SMP is told."""
+    if renewal_in_flight(subscription) is not None:
+        return _look_again(subscription, now + WATCH, "renewing")  # a charge already sent completes first
+    if now < subscription.current_period_end:
+        return _look_again(subscription, subscription.current_period_end, "waiting")
+    source = subscription.status
+    subscription.end(now=now)
+    subscription.save()
+    subscriptions.record(subscription, "end", actor=ACTOR, from_status=source, now=now)
+    outbox.enqueue(tasks.end_subscription_on_smp, kwargs={"subscription_id": subscription.pk})
+    return "ended"
+
+
+def _ended(subscription: Subscription, now: datetime) -> str:
+    subscription.due_at = None
+    subscription.save(update_fields=["due_at", "updated_at"])
+    return "ended_already"
+
+
+_STEPS: dict[str, Callable[[Subscription, datetime], str]] = {
+    SubscriptionStatus.ACTIVE: _active,
+    SubscriptionStatus.CANCELLED: _winding_down,
+    SubscriptionStatus.LAPSED: _winding_down,
+    SubscriptionStatus.ENDED: _ended,
+}
+
+
+def _look_again(subscription: Subscription, at: datetime, outcome: str) -> str:
+    subscription.due_at = at
+    subscription.save(update_fields=["due_at", "updated_at"])
+    return outcome
+
+
+# --- 1. the reminder --------------------------------------------------------------------------
+
+
+def _remind(subscription: Subscription, now: datetime) -> str:
+    period = subscription.periods + 1
+    notices.notice_create(
+        kind=NoticeKind.REMINDER,
+        phone=subscription.phone,
+        text=notices.reminder_text(subscription, renews_on=max(subscription.next_renewal_at, now)),
+        subscription=subscription,
+        period=period,
+    )
+    subscriptions.record(subscription, "reminder_queued", actor=ACTOR, data={"period": period}, now=now)
+    # The notice reports back when the gateway took it (reminder_sent); until then, look now and then.
+    return _look_again(subscription, now + WATCH, "reminding")
+
+
+def reminder_sent(*, subscription_id: int, notice_id: int) -> None:
+    """The gateway took the reminder of the coming period: the renewal may be charged, not earlier than
+    ``RENEWAL_REMINDER_DAYS`` from now (inside the transaction that marks the notice sent)."""
+    subscription = subscriptions.lock_subscription(subscription_id)
+    notice = subscription.notices.get(pk=notice_id)
+    if (
+        subscription.status != SubscriptionStatus.ACTIVE
+        or subscription.reminder_sent_at is not None
+        or notice.period != subscription.periods + 1
+    ):
+        return
+    sent_at = notice.sent_at or timezone.now()
+    earliest = sent_at + timedelta(days=settings.RENEWAL_REMINDER_DAYS)
+    subscription.reminder_sent_at = sent_at
+    if earliest > subscription.next_renewal_at:
+        subscription.next_renewal_at = earliest
+        subscription.renewal_moved = True
+    subscription.due_at = subscription.next_renewal_at
+    subscription.save()
+    subscriptions.record(
+        subscription,
+        "reminder_sent",
+        actor=ACTOR,
+        reason="the renewal moved later: the reminder went out late" if subscription.renewal_moved else "",
+        data={"period": notice.period, "renewal_at": subscription.next_renewal_at.isoformat()},
+    )
+
+
+# --- 2. the renewal order ---------------------------------------------------------------------
+
+
+def renewal_in_flight(subscription: Subscription) -> Order | None:
+    return (
+        Order.objects.filter(subscription=subscription, channel=Channel.RENEWAL, status__in=list(ACTIVE_STATUSES))
+        .order_by("-pk")
+        .first()
+    )
+
+
+def _renew(subscription: Subscription, now: datetime) -> str:
+    period = subscription.periods + 1
+    try:
+        with transaction.atomic():
+            order = Order.objects.create(
+                order_no=new_order_no(),
+                channel=Channel.RENEWAL,
+                tv_account=subscription.tv_account,
+                phone=subscription.phone,
+                product=subscription.product,
+                amount_fen=subscription.renewal_price_fen,
+                status=OrderStatus.PRECHECKING,
+                deadline_at=now,  # pre-check at once
+                status_changed_at=now,
+                origin_kind=ACTOR.kind,
+                origin_id=ACTOR.id,
+                subscription=subscription,
+                renewal_period=period,
+            )
+    except IntegrityError:
+        # Another renewal of it is in flight (the database allows one): it reports back when it ends.
+        return _look_again(subscription, now + WATCH, "renewing")
+    record_event(order, "create", actor=ACTOR, from_status="", reason=f"renewal of {subscription}", now=now)
+    schedule_due(order)
+    subscription.attempts += 1
+    subscriptions.record(
+        subscription, "renewal_started", actor=ACTOR, data={"order_no": order.order_no, "period": period}, now=now
+    )
+    return _look_again(subscription, now + WATCH, "renewing")
+
+
+def renewal_charge_start(order: Order, *, actor: Actor) -> None:
+    """A renewal order passed its pre-check (order locked): charge it by the subscription's method, no
+    new confirmation; or stop it if the subscription was cancelled meanwhile."""
+    subscription = subscriptions.lock_subscription(order.subscription_id)
+    if subscription.status != SubscriptionStatus.ACTIVE:
+        transit(order, order.cancel_renewal, actor=actor, reason=f"the subscription is {subscription.status}")
+        return
+    method = subscription.payment_method
+    if method in PHONE_BILL_METHODS:
+        # The SMP deducts the phone bill as it subscribes the period (lifecycle.provisioning).
+        Payment.objects.create(
+            order=order,
+            method=PaymentMethod.PHONE_BILL,
+            provider=Provider.SMP,
+            out_trade_no=order.order_no,
+            amount_fen=order.amount_fen,
+            status=PaymentStatus.PENDING,
+        )
+        transit(
+            order,
+            order.payment_confirmed,
+            payment_method=PaymentMethod.PHONE_BILL,
+            actor=actor,
+            reason=f"renewal of {subscription}, charged to the phone bill",
+        )
+        return
+    raise NotImplementedError(f"renewal by {method} needs the provider's deduction contract")
+
+
+def renewal_stopped(order: Order) -> bool:
+    """Whether a renewal order (locked) must not be charged: its subscription was cancelled before the
+    charge was sent. Locks the subscription, after the order."""
+    subscription = subscriptions.lock_subscription(order.subscription_id)
+    return subscription.status != SubscriptionStatus.ACTIVE
+
+
+# --- 3. the renewal order ended -----------------------------------------------------------------
+
+
+def renewal_order_ended(order: Order, *, actor: Actor, now: datetime) -> None:
+    """A renewal order reached a terminal status (inside the transition's transaction, order locked)."""
+    subscription = subscriptions.lock_subscription(order.subscription_id)
+    if order.status == OrderStatus.COMPLETED:
+        _renewed(subscription, order, actor=actor, now=now)
+    elif order.status == OrderStatus.REFUNDED and hasattr(order, "entitlement"):
+        period_refunded(subscription, order, actor=actor, now=now)
+    else:
+        _renewal_failed(subscription, order, actor=actor, now=now)
+
+
+def _renewed(subscription: Subscription, order: Order, *, actor: Actor, now: datetime) -> None:
+    new_end = order.entitlement.ends_at
+    subscription.periods = max(subscription.periods, order.renewal_period or subscription.periods + 1)
+    subscription.current_period_end = max(subscription.current_period_end, new_end)
+    if subscription.status == SubscriptionStatus.ACTIVE:
+        schedule_next_period(subscription)
+    else:
+        subscription.due_at = subscription.current_period_end  # cancelled meanwhile: it ends then
+    subscription.save()
+    subscriptions.record(
+        subscription,
+        "renewed",
+        actor=actor,
+        reason=f"order {order.order_no}",
+        data={"period": subscription.periods, "period_end": subscription.current_period_end.isoformat()},
+        now=now,
+    )
+    notices.notice_create(
+        kind=NoticeKind.RENEWED,
+        phone=subscription.phone,
+        text=notices.renewed_text(subscription),
+        subscription=subscription,
+        period=subscription.periods,
+    )
+
+
+def _renewal_failed(subscription: Subscription, order: Order, *, actor: Actor, now: datetime) -> None:
+    subscriptions.record(
+        subscription,
+        "renewal_failed",
+        actor=actor,
+        reason=order.failure_code,
+        data={"order_no": order.order_no, "status": order.status},
+        now=now,
+    )
+    if subscription.status != SubscriptionStatus.ACTIVE:
+        subscription.due_at = subscription.current_period_end
+        subscription.save(update_fields=["due_at", "updated_at"])
+        return
+    retry_at = now + timedelta(hours=settings.RENEWAL_RETRY_HOURS)
+    if retry_at < subscription.current_period_end:
+        subscription.next_renewal_at = retry_at
+        subscription.due_at = retry_at
+        subscription.save(update_fields=["next_renewal_at", "due_at", "updated_at"])
+        return
+    why = f"the renewal could not be charged before the paid period ends ({order.failure_code})"
+    _lapse(subscription, now, why=why)
+
+
+def _lapse(subscription: Subscription, now: datetime, *, why: str) -> str:
+    source = subscription.status
+    subscription.lapse(now=now)
+    subscription.save()
+    subscriptions.record(subscription, "lapse", actor=ACTOR, from_status=source, reason=why, now=now)
+    notices.notice_create(
+        kind=NoticeKind.LAPSED,
+        phone=subscription.phone,
+        text=notices.lapsed_text(subscription),
+        subscription=subscription,
+        period=subscription.periods + 1,
+    )
+    return "lapsed"
+
+
+def period_refunded(subscription: Subscription, order: Order, *, actor: Actor, now: datetime) -> None:
+    """A paid period of the subscription was refunded: it comes off the end (its entitlement is revoked
+    and the later ones moved earlier already); the subscription is paid until what remains."""
+    remaining = (
+        Entitlement.objects.filter(order__subscription=subscription, revoked_at__isnull=True)
+        .order_by("-ends_at")
+        .values_list("ends_at", flat=True)
+        .first()
+    )
+    subscription.current_period_end = remaining or now
+    if subscription.status == SubscriptionStatus.ACTIVE:
+        schedule_next_period(subscription)
+    else:
+        subscription.due_at = subscription.current_period_end
+    subscription.save()
+    subscriptions.record(
+        subscription,
+        "period_refunded",
+        actor=actor,
+        reason=f"order {order.order_no}",
+        data={"period_end": subscription.current_period_end.isoformat()},
+        now=now,
+    )
+
+
+def order_ended(order: Order, *, actor: Actor, now: datetime) -> None:
+    """Called by lifecycle.transitions when an order of a subscription reaches a terminal status."""
+    if order.channel == Channel.RENEWAL and order.subscription_id:
+        renewal_order_ended(order, actor=actor, now=now)
+    elif order.auto_renew and order.status == OrderStatus.COMPLETED and not order.subscription_id:
+        subscriptions.subscription_start(order, actor=actor, now=now)
+    elif order.subscription_id and order.status == OrderStatus.REFUNDED:
+        period_refunded(subscriptions.lock_subscription(order.subscription_id), order, actor=actor, now=now)

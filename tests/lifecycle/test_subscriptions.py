@@ -1,0 +1,324 @@
+"""Subscriptions (docs/interfaces.md §8): consent, reminder, renewal by phone bill, retries, lapse, end,
+and cancel from every channel — the whole life, driven by the system's own scheduled work and time travel.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from billing.models import LedgerEntry
+from ipvas.actors import Actor, ActorKind
+from lifecycle.confirmations import sms_reply_received
+from lifecycle.paying import payment_choose
+from lifecycle.placing import order_create
+from lifecycle.renewals import subscriptions_sweep
+from lifecycle.subscriptions import subscription_cancel
+from orders.constants import CancelChannel, Channel, FailureCode, NoticeKind, OrderStatus, SubscriptionStatus
+from orders.models import Entitlement, Order, Subscription
+from orders.selectors import entitlement_check
+from sandbox import faults, sms
+from sandbox.models import SimSmpAccount, SimSmpSubscription
+
+EPG = Actor(ActorKind.EPG_CLIENT, "test-client")
+START = "2026-12-05 10:00:00+08:00"
+
+pytestmark = pytest.mark.django_db
+
+
+def balance(tv_account: str = "tv1001") -> int:
+    return SimSmpAccount.objects.get(tv_account=tv_account).balance_fen
+
+
+def texts(phone: str = "13800000001") -> list[str]:
+    return [m.text for m in sms.outbox(phone)]
+
+
+def subscribe(run_tasks, *, tv_account: str = "tv1001", product: str = "VIP-MONTH", method: str = "phone_bill"):
+    order = order_create(channel="epg", product_code=product, tv_account=tv_account, actor=EPG, auto_renew=True)
+    run_tasks()
+    payment_choose(order_id=order.pk, method=method, actor=EPG)
+    run_tasks()
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED, order.failure_code
+    return order, order.subscription
+
+
+def work(run_tasks, frozen, at) -> None:
+    """Time passes to ``at``; the beat's sweep and the worker do what is due."""
+    frozen.move_to(at)
+    for _ in range(10):
+        found = subscriptions_sweep()
+        run_tasks()
+        if not found:
+            return
+
+
+@pytest.fixture
+def frozen(time_machine):
+    time_machine.move_to(START, tick=False)
+    return time_machine
+
+
+def test_an_auto_renewing_order_starts_a_subscription_when_it_completes(demo, run_tasks, frozen):
+    order, sub = subscribe(run_tasks)
+
+    assert sub is not None and sub.status == SubscriptionStatus.ACTIVE
+    assert (sub.tv_account, sub.phone, sub.product.code) == ("tv1001", "13800000001", "VIP-MONTH")
+    assert (sub.payment_method, sub.renewal_price_fen, sub.periods) == ("phone_bill", 2500, 1)
+    assert sub.current_period_end == order.entitlement.ends_at
+    assert sub.next_renewal_at == sub.current_period_end - timedelta(hours=24)
+    assert sub.next_reminder_at == sub.next_renewal_at - timedelta(days=5)
+    assert sub.due_at == sub.next_reminder_at and sub.reminder_sent_at is None
+    assert (sub.consent_channel, sub.consent_method) == ("epg", "phone_bill")
+    assert sub.consent_evidence["order_no"] == order.order_no
+    assert sub.consent_evidence["placed_by"] == "epg_client:test-client"
+    assert list(sub.events.values_list("action", flat=True)) == ["start"]
+
+
+def test_a_plain_order_never_starts_one(demo, run_tasks, frozen):
+    order = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG)
+    run_tasks()
+    payment_choose(order_id=order.pk, method="phone_bill", actor=EPG)
+    run_tasks()
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED and order.subscription is None
+    assert not Subscription.objects.exists()
+
+
+def test_reminder_then_renewal_by_phone_bill_then_the_next_period(demo, run_tasks, frozen):
+    order, sub = subscribe(run_tasks)
+    first_end = sub.current_period_end
+    work(run_tasks, frozen, sub.next_reminder_at - timedelta(minutes=1))
+    assert texts() == [t for t in texts() if "自动续费" not in t or "将于" not in t]  # nothing early
+
+    work(run_tasks, frozen, sub.next_reminder_at)
+    sub.refresh_from_db()
+    reminder = next(t for t in texts() if "将于" in t)
+    local_day = timezone.localtime(sub.next_renewal_at).strftime("%Y年%m月%d日")
+    assert "VIP 影视会员 · 包月" in reminder and "25.00元" in reminder and local_day in reminder and "TD" in reminder
+    assert sub.reminder_sent_at is not None and not sub.renewal_moved
+    assert sub.due_at == sub.next_renewal_at
+
+    before = balance()
+    work(run_tasks, frozen, sub.next_renewal_at)
+    sub.refresh_from_db()
+    renewal = Order.objects.get(subscription=sub, channel=Channel.RENEWAL)
+    assert (renewal.status, renewal.renewal_period, renewal.amount_fen) == (OrderStatus.COMPLETED, 2, 2500)
+    assert renewal.entitlement.starts_at == first_end  # from exactly the old end
+    assert sub.current_period_end == renewal.entitlement.ends_at > first_end
+    assert sub.periods == 2 and sub.reminder_sent_at is None
+    assert sub.next_renewal_at == sub.current_period_end - timedelta(hours=24)
+    assert before - balance() == 2500
+    assert LedgerEntry.objects.filter(order=renewal).values_list("amount_fen", flat=True).get() == 2500
+    assert any("续费成功" in t for t in texts())
+    assert SimSmpSubscription.objects.filter(tv_account="tv1001", order_no=renewal.order_no).count() == 1
+
+
+def test_no_charge_without_a_reminder_and_a_late_reminder_moves_the_renewal(demo, run_tasks, frozen):
+    order, sub = subscribe(run_tasks)
+    faults.set_mode("sms", "down")
+    work(run_tasks, frozen, sub.next_renewal_at + timedelta(hours=1))  # past the usual renewal time
+    sub.refresh_from_db()
+    assert sub.reminder_sent_at is None
+    assert not Order.objects.filter(channel=Channel.RENEWAL).exists()  # never charged unannounced
+
+    faults.set_mode("sms", "ok")
+    frozen.shift(timedelta(minutes=10))
+    run_tasks()  # the notice's retry goes out now
+    sub.refresh_from_db()
+    assert sub.reminder_sent_at is not None and sub.renewal_moved
+    assert sub.next_renewal_at == sub.reminder_sent_at + timedelta(days=5)
+    assert "late" in sub.events.get(action="reminder_sent").reason
+
+
+def test_a_failed_renewal_is_retried_then_the_subscription_lapses_and_ends(demo, run_tasks, frozen):
+    order, sub = subscribe(run_tasks)
+    end = sub.current_period_end
+    SimSmpAccount.objects.filter(tv_account="tv1001").update(balance_fen=100)  # not enough for 25.00
+    work(run_tasks, frozen, sub.next_reminder_at)
+    sub.refresh_from_db()
+    work(run_tasks, frozen, sub.next_renewal_at)
+    first = Order.objects.get(subscription=sub, channel=Channel.RENEWAL)
+    assert (first.status, first.failure_code) == (OrderStatus.FAILED, FailureCode.INSUFFICIENT_BALANCE)
+    sub.refresh_from_db()
+    assert sub.status == SubscriptionStatus.ACTIVE
+    assert sub.next_renewal_at == first.status_changed_at + timedelta(hours=8)
+
+    # Every 8 hours until the paid period ends (24 h after the first try): 3 tries in all.
+    for _ in range(4):
+        sub.refresh_from_db()
+        if sub.status != SubscriptionStatus.ACTIVE:
+            break
+        work(run_tasks, frozen, sub.next_renewal_at)
+    sub.refresh_from_db()
+    renewals = Order.objects.filter(subscription=sub, channel=Channel.RENEWAL)
+    assert renewals.count() == 3 and set(renewals.values_list("status", flat=True)) == {OrderStatus.FAILED}
+    assert sub.status == SubscriptionStatus.LAPSED and sub.current_period_end == end
+    assert any("自动续费已停止" in t for t in texts())
+    assert balance() == 100  # never charged
+    assert entitlement_check(tv_account="tv1001", product_code="VIP-MONTH")[0]  # still paid until the end
+
+    work(run_tasks, frozen, end)
+    sub.refresh_from_db()
+    assert sub.status == SubscriptionStatus.ENDED and sub.smp_unsubscribed_at is not None
+    assert SimSmpSubscription.objects.get(order_no=order.order_no).cancelled_at is not None
+    assert balance() == 100  # ending at the SMP gives nothing back: nothing was taken
+    assert not entitlement_check(tv_account="tv1001", product_code="VIP-MONTH")[0]
+
+
+def test_a_suspended_account_fails_the_renewal_with_its_code(demo, run_tasks, frozen):
+    order, sub = subscribe(run_tasks)
+    work(run_tasks, frozen, sub.next_reminder_at)
+    sub.refresh_from_db()
+    SimSmpAccount.objects.filter(tv_account="tv1001").update(status="suspended")
+    work(run_tasks, frozen, sub.next_renewal_at)
+    renewal = Order.objects.get(subscription=sub, channel=Channel.RENEWAL)
+    assert (renewal.status, renewal.failure_code) == (OrderStatus.REJECTED, FailureCode.ACCOUNT_SUSPENDED)
+
+
+def test_cancel_before_the_charge_stops_it_and_keeps_the_paid_period(demo, run_tasks, frozen):
+    order, sub = subscribe(run_tasks)
+    end = sub.current_period_end
+    work(run_tasks, frozen, sub.next_reminder_at)
+    sub.refresh_from_db()
+    frozen.move_to(sub.next_renewal_at)
+    faults.set_mode("smp", "down")  # the renewal's pre-check waits for the SMP
+    subscriptions_sweep()
+    run_tasks()
+    renewal = Order.objects.get(subscription=sub, channel=Channel.RENEWAL)
+    assert renewal.status == OrderStatus.PRECHECKING
+
+    cancelled = subscription_cancel(subscription_id=sub.pk, channel=CancelChannel.EPG, actor=EPG, reason="")
+    assert cancelled.status == SubscriptionStatus.CANCELLED and cancelled.cancel_channel == "epg"
+    again = subscription_cancel(subscription_id=sub.pk, channel=CancelChannel.ADMIN, actor=EPG, reason="x")
+    assert (again.cancelled_at, again.cancel_channel) == (cancelled.cancelled_at, "epg")  # a repeat changes nothing
+
+    faults.set_mode("smp", "ok")
+    before = balance()
+    frozen.shift(timedelta(seconds=40))
+    run_tasks()
+    renewal.refresh_from_db()
+    assert (renewal.status, renewal.failure_code) == (OrderStatus.CANCELLED, FailureCode.CANCELLED)
+    assert balance() == before
+    sub.refresh_from_db()
+    assert sub.current_period_end == end and sub.status == SubscriptionStatus.CANCELLED
+    work(run_tasks, frozen, end)
+    sub.refresh_from_db()
+    assert sub.status == SubscriptionStatus.ENDED
+
+
+def test_a_cancelled_or_lapsed_subscription_cannot_be_cancelled_again_once_ended(demo, run_tasks, frozen):
+    from ipvas.errors import InvalidState
+
+    order, sub = subscribe(run_tasks)
+    subscription_cancel(subscription_id=sub.pk, channel=CancelChannel.CRM, actor=EPG)
+    work(run_tasks, frozen, sub.current_period_end)
+    with pytest.raises(InvalidState):
+        subscription_cancel(subscription_id=sub.pk, channel=CancelChannel.EPG, actor=EPG)
+
+
+def test_td_cancels_every_active_subscription_of_the_number_and_answers(demo, run_tasks, frozen):
+    _, month = subscribe(run_tasks)
+    _, year = subscribe(run_tasks, product="VIP-YEAR")
+
+    outcome = sms_reply_received(sender="13800000001", text=" ｔｄ ", received_at=timezone.now(), raw=b"td-1")
+    assert "td cancelled 2" in outcome
+    for sub in (month, year):
+        sub.refresh_from_db()
+        assert (sub.status, sub.cancel_channel) == (SubscriptionStatus.CANCELLED, "sms")
+    run_tasks()
+    answer = texts()[0]
+    assert "已为您取消自动续费" in answer and "包月" in answer and "包年" in answer
+
+    sms_reply_received(sender="13800000001", text="TD", received_at=timezone.now(), raw=b"td-2")
+    run_tasks()
+    assert "没有正在自动续费的业务" in texts()[0]
+
+
+def test_td_with_a_product_code_cancels_that_one_only(demo, run_tasks, frozen):
+    _, month = subscribe(run_tasks)
+    _, year = subscribe(run_tasks, product="VIP-YEAR")
+    sms_reply_received(sender="13800000001", text="TD vip-year", received_at=timezone.now(), raw=b"td-3")
+    month.refresh_from_db()
+    year.refresh_from_db()
+    assert (month.status, year.status) == (SubscriptionStatus.ACTIVE, SubscriptionStatus.CANCELLED)
+
+
+def test_td_declines_a_pending_confirmation_like_any_other_reply(demo, run_tasks, frozen):
+    order = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG)
+    run_tasks()
+    payment_choose(order_id=order.pk, method="phone_bill_sms", actor=EPG)
+    run_tasks()
+    sms_reply_received(sender="13800000001", text="TD", received_at=timezone.now(), raw=b"td-4")
+    order.refresh_from_db()
+    assert (order.status, order.failure_code) == (OrderStatus.FAILED, FailureCode.SMS_DECLINED)
+
+
+def test_the_confirmation_sms_of_an_auto_renewing_order_says_it_renews(demo, run_tasks, frozen):
+    order = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG, auto_renew=True)
+    run_tasks()
+    payment_choose(order_id=order.pk, method="phone_bill_sms", actor=EPG)
+    run_tasks()
+    text = texts()[0]
+    assert "自动续费" in text and "每月25.00元" in text and "TD" in text and "Y" in text
+
+    sms_reply_received(sender="13800000001", text="Y", received_at=timezone.now(), raw=b"y-1")
+    run_tasks()
+    order.refresh_from_db()
+    sub = order.subscription
+    assert sub.payment_method == "phone_bill_sms"
+    assert sub.consent_evidence["sms"]["reply"] == "Y"
+
+
+def test_an_auto_renewing_order_for_a_product_already_renewing_is_rejected(demo, run_tasks, frozen):
+    subscribe(run_tasks)
+    second = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG, auto_renew=True)
+    run_tasks()
+    second.refresh_from_db()
+    assert (second.status, second.failure_code) == (OrderStatus.REJECTED, FailureCode.ALREADY_SUBSCRIBED)
+    plain = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG)
+    run_tasks()
+    plain.refresh_from_db()
+    assert plain.status == OrderStatus.AWAITING_PAYMENT  # a plain order still stacks a period
+
+
+def test_an_auto_renewing_order_offers_only_the_methods_a_subscription_renews_by(demo, run_tasks, frozen):
+    from ipvas.errors import InvalidInput
+
+    order = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG, auto_renew=True)
+    run_tasks()
+    order.refresh_from_db()
+    assert order.methods_allowed() == ["phone_bill", "phone_bill_sms"]
+    with pytest.raises(InvalidInput) as refused:
+        payment_choose(order_id=order.pk, method="cash", actor=EPG)
+    assert "method" in refused.value.fields
+
+
+def test_auto_renew_is_refused_for_a_product_that_does_not_renew(demo):
+    from ipvas.errors import InvalidInput
+
+    for product, content in (("PPV-MOVIE", "movie-1"), ("VIP-MONTH", "")):
+        if product == "VIP-MONTH":
+            demo["VIP-MONTH"].__class__.objects.filter(code="VIP-MONTH").update(renewable=False)
+        with pytest.raises(InvalidInput) as refused:
+            order_create(
+                channel="epg", product_code=product, tv_account="tv1001", actor=EPG, auto_renew=True, content_id=content
+            )
+        assert "auto_renew" in refused.value.fields
+    assert not Order.objects.exists()
+
+
+def test_the_sweep_twice_makes_one_renewal(demo, run_tasks, frozen):
+    order, sub = subscribe(run_tasks)
+    work(run_tasks, frozen, sub.next_reminder_at)
+    sub.refresh_from_db()
+    frozen.move_to(sub.next_renewal_at)
+    assert subscriptions_sweep() == 1
+    Subscription.objects.filter(pk=sub.pk).update(due_at=timezone.now())  # as if a second beat looked now
+    subscriptions_sweep()
+    run_tasks()
+    assert Order.objects.filter(subscription=sub, channel=Channel.RENEWAL).count() == 1
+    assert Entitlement.objects.filter(order__subscription=sub).count() == 2
