@@ -50,7 +50,7 @@ def prime_cache(ds: Dataset) -> None:
     from orders import selectors
 
     for account in ds.sample_accounts:
-        selectors.live_entitlements(account)
+        selectors.entitlement_check(tv_account=account)
 
 
 def measure_pair(files: tuple[str, str], s: Settings, label: str) -> tuple[list[Load], list[Load]]:

@@ -7,8 +7,8 @@ reads the client's marker in the shared cache; revoking or deleting a client
 deletes it (epg_api.signals), so every process refuses the key at once.
 
 That read is one round trip to Redis, and the caller may have other cache
-entries read in the same round trip: the entitlement check gets its answer
-with it (a view names them in ``cache_prefetch``; ``prefetched`` returns them).
+entries read in the same round trip (``principal_and_entries``): the
+entitlement check (epg_api.views.entitlements) gets its answer with it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ from django.core.cache import cache, caches
 from django.core.signals import setting_changed
 from django.utils.translation import gettext_lazy as _
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
 from rest_framework.request import Request
 
 from epg_api.models import EpgClient
@@ -128,7 +129,13 @@ read_many = _reader.get_many
 
 
 def key_from_header(header: str) -> str:
-    """The key of an ``Authorization: Api-Key <key>`` header; AuthenticationFailed for any other."""
+    """The key of an ``Authorization: Api-Key <key>`` header.
+
+    NotAuthenticated without the header (as DRF answers a view no authenticator accepts),
+    AuthenticationFailed for any other scheme or a malformed key.
+    """
+    if not header:
+        raise NotAuthenticated()
     scheme, _sep, key = header.partition(" ")
     key = key.strip()
     if scheme != KEYWORD or not key or len(key) > 200:
@@ -136,20 +143,27 @@ def key_from_header(header: str) -> str:
     return key
 
 
-def remembered(key: str, extra: list[str]) -> tuple[EpgPrincipal | None, dict[str, Any]]:
-    """The caller of a key verified less than a minute ago whose client still stands, with the ``extra``
-    cache entries read in the same round trip (None for those missing). No caller: verify the key.
+def principal_and_entries(key: str, extra: Sequence[str] = ()) -> tuple[EpgPrincipal, dict[str, Any]]:
+    """Who calls with ``key`` (AuthenticationFailed for no one), and the ``extra`` cache entries.
 
-    With the cache down nothing is known (the marker cannot be read, so a revocation cannot be seen):
-    no caller, and no entries, so that the key and the entries are read from the database."""
+    The entries are read in the same round trip as the client's marker: None for an entry that is not
+    in the cache; none at all (an empty dict) when the cache is unreachable, so that the caller reads
+    the database as the key check then does.
+    """
     try:
-        return _remembered(key, extra)
+        principal, entries = _remembered(key, extra)
     except CACHE_ERRORS:
+        # Nothing is known (the marker cannot be read, so a revocation cannot be seen): the database decides.
         logger.warning("cache unreachable: the API key is checked against the database", exc_info=True)
-        return None, {}
+        principal, entries = None, {}
+    if principal is None:
+        principal = _verify(key)
+    return principal, entries
 
 
-def _remembered(key: str, extra: list[str]) -> tuple[EpgPrincipal | None, dict[str, Any]]:
+def _remembered(key: str, extra: Sequence[str]) -> tuple[EpgPrincipal | None, dict[str, Any]]:
+    """The caller of a key verified less than a minute ago whose client still stands (None: verify the
+    key), with the ``extra`` entries."""
     shared_key = cache_key(key)
     known = _VERIFIED.get(shared_key)
     if known is not None and known[2] < time.monotonic():
@@ -167,14 +181,14 @@ def _remembered(key: str, extra: list[str]) -> tuple[EpgPrincipal | None, dict[s
         client_id, name, _until = known
         found = read_many([marker_key(client_id), *extra])
         present = marker_key(client_id) in found
-    prefetched = {k: found.get(k) for k in extra}
+    entries = {k: found.get(k) for k in extra}
     # A revoked client's marker is gone: the key must be verified again.
     if not present:
         _VERIFIED.pop(shared_key, None)
-        return None, prefetched
+        return None, entries
     if known is None:
         _remember(shared_key, client_id, name)
-    return EpgPrincipal(client_id=client_id, name=name), prefetched
+    return EpgPrincipal(client_id=client_id, name=name), entries
 
 
 def _remember(shared_key: str, client_id: str, name: str) -> None:
@@ -183,47 +197,31 @@ def _remember(shared_key: str, client_id: str, name: str) -> None:
     _VERIFIED[shared_key] = (client_id, name, time.monotonic() + CACHE_SECONDS)
 
 
-def prefetched(request: Request) -> dict[str, Any]:
-    """The cache entries the view asked for (``cache_prefetch``), read with the key's marker.
-
-    None for an entry that was not in the cache; an entry the view did not ask for is not in the dict.
-    """
-    return getattr(request, "_epg_prefetched", {})
-
-
-def _keys_to_prefetch(request: Request) -> list[str]:
-    view = (request.parser_context or {}).get("view")
-    hook = getattr(view, "cache_prefetch", None)
-    return list(hook(request)) if hook is not None else []
+def _verify(key: str) -> EpgPrincipal:
+    """The key checked against the database (SHA-512), then remembered for a minute if the cache answers."""
+    try:
+        client = EpgClient.objects.get_from_key(key)
+    except EpgClient.DoesNotExist:
+        raise AuthenticationFailed(_("Unknown or revoked API key.")) from None
+    if client.has_expired:
+        raise AuthenticationFailed(_("This API key has expired."))
+    shared_key = cache_key(key)
+    try:
+        cache.set_many({shared_key: (client.pk, client.name), marker_key(client.pk): 1}, CACHE_SECONDS)
+    except CACHE_ERRORS:
+        # Not remembered either: without the marker a revocation would not be seen.
+        logger.warning("cache unreachable: the API key was checked against the database")
+    else:
+        _remember(shared_key, client.pk, client.name)
+    return EpgPrincipal(client_id=client.pk, name=client.name)
 
 
 class ApiKeyAuthentication(BaseAuthentication):
-    def authenticate(self, request: Request) -> tuple[EpgPrincipal, str] | None:
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        if not header:
-            return None
-        key = key_from_header(header)
-        principal, request._epg_prefetched = remembered(key, _keys_to_prefetch(request))
-        if principal is None:
-            principal = self._verify(key)
-        return principal, principal.client_id
+    """DRF's way in for the EPG API's views; the entitlement check calls ``principal_and_entries`` itself."""
 
-    def _verify(self, key: str) -> EpgPrincipal:
-        try:
-            client = EpgClient.objects.get_from_key(key)
-        except EpgClient.DoesNotExist:
-            raise AuthenticationFailed(_("Unknown or revoked API key.")) from None
-        if client.has_expired:
-            raise AuthenticationFailed(_("This API key has expired."))
-        shared_key = cache_key(key)
-        try:
-            cache.set_many({shared_key: (client.pk, client.name), marker_key(client.pk): 1}, CACHE_SECONDS)
-        except CACHE_ERRORS:
-            # Not remembered either: without the marker a revocation would not be seen.
-            logger.warning("cache unreachable: the API key was checked against the database")
-        else:
-            _remember(shared_key, client.pk, client.name)
-        return EpgPrincipal(client_id=client.pk, name=client.name)
+    def authenticate(self, request: Request) -> tuple[EpgPrincipal, str]:
+        principal, _entries = principal_and_entries(key_from_header(request.META.get("HTTP_AUTHORIZATION", "")))
+        return principal, principal.client_id
 
     def authenticate_header(self, request: Request) -> str:
         return KEYWORD

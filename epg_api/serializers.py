@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from django.core.validators import ProhibitNullCharactersValidator
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from billing.models import Payment
 from orders.constants import CHANNEL_METHODS, QR_METHODS, Channel, OrderStatus
@@ -13,6 +18,8 @@ from orders.models import Order, Product
 from orders.validation import CONTENT_ID_RE, TV_ACCOUNT_RE
 
 EPG_METHODS = CHANNEL_METHODS[Channel.EPG]
+TV_ACCOUNT_MESSAGE = _("A TV account is 1-64 letters, digits, '_', '.', '-' or '@'.")
+CONTENT_ID_MESSAGE = _("A content id is 1-64 letters, digits, '_', '.', ':' or '-'.")
 
 
 class StrictCharField(serializers.CharField):
@@ -35,12 +42,12 @@ class OrderCreateInput(serializers.Serializer):
 
     def validate_tv_account(self, value: str) -> str:
         if not TV_ACCOUNT_RE.match(value):
-            raise serializers.ValidationError(_("A TV account is 1-64 letters, digits, '_', '.', '-' or '@'."))
+            raise serializers.ValidationError(TV_ACCOUNT_MESSAGE)
         return value
 
     def validate_content_id(self, value: str) -> str:
         if not CONTENT_ID_RE.match(value):
-            raise serializers.ValidationError(_("A content id is 1-64 letters, digits, '_', '.', ':' or '-'."))
+            raise serializers.ValidationError(CONTENT_ID_MESSAGE)
         return value
 
 
@@ -48,16 +55,77 @@ class PaymentInput(serializers.Serializer):
     method = serializers.ChoiceField(choices=[(m.value, m.label) for m in EPG_METHODS])
 
 
+# DRF's own messages (and so its translations) for what a CharField refuses.
+_REQUIRED = serializers.Field.default_error_messages["required"]
+_NOT_A_STRING = serializers.CharField.default_error_messages["invalid"]
+_BLANK = serializers.CharField.default_error_messages["blank"]
+_TOO_LONG = serializers.CharField.default_error_messages["max_length"]
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+@dataclass(frozen=True)
+class QueryText:
+    """A text parameter taken as a ``StrictCharField(max_length=...)`` takes it (not blank, not too long, no NUL
+    or surrogate, spaces kept, DRF's messages), then matched against ``pattern``."""
+
+    max_length: int
+    required: bool = False
+    pattern: re.Pattern[str] | None = None
+    mismatch: str = ""
+
+    def errors(self, value: Any) -> list[str]:
+        if value is None:
+            return [str(_REQUIRED)] if self.required else []
+        if not isinstance(value, str):
+            return [str(_NOT_A_STRING)]
+        if not value:
+            return [str(_BLANK)]
+        errors = []
+        if len(value) > self.max_length:
+            errors.append(str(_TOO_LONG).format(max_length=self.max_length))
+        if "\x00" in value:
+            errors.append(str(ProhibitNullCharactersValidator.message))
+        surrogate = _SURROGATE.search(value)
+        if surrogate:  # never from a query string, which is decoded with replacement characters
+            errors.append(str(ProhibitSurrogateCharactersValidator.message).format(code_point=ord(surrogate[0])))
+        if not errors and self.pattern is not None and not self.pattern.match(value):
+            errors.append(str(self.mismatch))
+        return errors
+
+
+# The query of the entitlement check (docs/interfaces.md §2): the one definition of its rules, applied by
+# EntitlementQuery and by the plain view that answers the check (epg_api.views.entitlements).
+ENTITLEMENT_QUERY = {
+    "tv_account": QueryText(64, required=True, pattern=TV_ACCOUNT_RE, mismatch=TV_ACCOUNT_MESSAGE),
+    "product_code": QueryText(32),
+    "content_id": QueryText(64, pattern=CONTENT_ID_RE, mismatch=CONTENT_ID_MESSAGE),
+}
+
+
+def entitlement_query(params: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """(the parameters given, the errors by parameter) of the entitlement check's query ``params``."""
+    values = {}
+    errors = {}
+    for name, rule in ENTITLEMENT_QUERY.items():
+        value = params.get(name)
+        refused = rule.errors(value)
+        if refused:
+            errors[name] = refused
+        elif value is not None:
+            values[name] = value
+    return values, errors
+
+
 class EntitlementQuery(serializers.Serializer):
-    tv_account = StrictCharField(max_length=64)
-    product_code = StrictCharField(max_length=32, required=False)
-    content_id = StrictCharField(max_length=64, required=False)
+    """The entitlement check's query in DRF's terms: ENTITLEMENT_QUERY's rules, nothing of its own."""
 
-    def validate_tv_account(self, value: str) -> str:
-        return OrderCreateInput().validate_tv_account(value)
-
-    def validate_content_id(self, value: str) -> str:
-        return OrderCreateInput().validate_content_id(value)
+    def to_internal_value(self, data: Any) -> dict[str, str]:
+        if not isinstance(data, Mapping):
+            return super().to_internal_value(data)  # DRF's refusal of what is not a mapping
+        values, errors = entitlement_query(data)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return values
 
 
 class ProductSerializer(serializers.ModelSerializer):

@@ -13,26 +13,30 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import APIException, MethodNotAllowed, NotAcceptable, ValidationError
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.mediatypes import media_type_matches
 from rest_framework.views import APIView
 
 from billing.qr import qr_png, showing_qr_content
 from epg_api import examples
-from epg_api.authentication import ApiKeyAuthentication, EpgPrincipal, key_from_header, prefetched, remembered
+from epg_api.authentication import ApiKeyAuthentication, EpgPrincipal, key_from_header, principal_and_entries
+from epg_api.errors import exception_handler
 from epg_api.models import IdempotencyRecord
 from epg_api.serializers import (
     EntitlementCheckSerializer,
-    EntitlementQuery,
     OrderCreateInput,
     OrderSerializer,
     PaymentInput,
     ProductSerializer,
+    entitlement_query,
 )
 from ipvas import ratelimit
 from ipvas.actors import Actor, ActorKind
@@ -42,7 +46,7 @@ from lifecycle.placing import order_create
 from orders import selectors
 from orders.constants import Channel, ProductKind
 from orders.models import Order
-from orders.validation import CONTENT_ID_RE, ORDER_NO_RE, TV_ACCOUNT_RE
+from orders.validation import ORDER_NO_RE
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,64}\Z")
@@ -230,28 +234,17 @@ class OrderCancelView(EpgView):
         return self.order_response(order.pk)
 
 
-class EntitlementsView(EpgView):
-    """The hot path: one round trip to Redis answers it (the key's marker and the account's entitlements).
-
-    A plain request (GET, valid parameters, a key verified in the last minute,
-    JSON acceptable) is answered before DRF's request handling, with the same
-    body and headers; anything else takes DRF's way, whose answers (errors
-    included) are the contract's.
-    """
-
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        answer = self._answer_plain_request(request)
-        return answer if answer is not None else super().dispatch(request, *args, **kwargs)
-
-    def cache_prefetch(self, request: Request) -> list[str]:
-        """Read the account's cache entry with the API key's marker (epg_api.authentication)."""
-        tv_account = request._request.GET.get("tv_account", "")
-        if not settings.ENTITLEMENT_CACHE_SECONDS or not TV_ACCOUNT_RE.match(tv_account):
-            return []
-        return [selectors.entitlements_cache_key(tv_account)]
+class EntitlementsDoc(EpgView):
+    """Only the OpenAPI description of GET /entitlements/, which the plain view ``entitlements`` answers:
+    drf-spectacular describes DRF views only. urls.py routes the URL to that view first."""
 
     @extend_schema(
         summary="What a TV account may watch (the hot path)",
+        description=(
+            "The live entitlements we provisioned for the account, filtered by `product_code` and `content_id`; "
+            "`entitled` is true when one of them is in force now (a `per_view` entitlement matches only its own "
+            "`content_id`)."
+        ),
         parameters=[
             OpenApiParameter("tv_account", str, required=True),
             OpenApiParameter("product_code", str, required=False),
@@ -261,67 +254,44 @@ class EntitlementsView(EpgView):
         examples=[examples.ENTITLEMENTS],
     )
     def get(self, request: Request) -> Response:
-        query = _valid_query(request._request.GET)
-        if query is None:
-            # Not valid as it stands: the serializer says why, in the API's words.
-            checked = EntitlementQuery(data=request._request.GET.dict())
-            checked.is_valid(raise_exception=True)
-            values = checked.validated_data
-            query = (values["tv_account"], values.get("product_code", ""), values.get("content_id", ""))
-        cached = prefetched(request).get(selectors.entitlements_cache_key(query[0]), selectors.NOT_READ)
-        return Response(_entitlements_body(*query, cached=cached))
-
-    def _answer_plain_request(self, request: HttpRequest) -> HttpResponse | None:
-        if request.method != "GET" or request.META.get("HTTP_ACCEPT", "*/*") not in PLAIN_ACCEPT:
-            return None
-        query = _valid_query(request.GET)
-        if query is None or "format" in request.GET:
-            return None
-        try:
-            key = key_from_header(request.META.get("HTTP_AUTHORIZATION", ""))
-        except AuthenticationFailed:
-            return None
-        entry = selectors.entitlements_cache_key(query[0])
-        principal, found = remembered(key, [entry] if settings.ENTITLEMENT_CACHE_SECONDS else [])
-        if principal is None:
-            return None  # the key must be verified (or refused): DRF's way
-        request.user = principal  # as DRF leaves it
-        body = _entitlements_body(*query, cached=found.get(entry, selectors.NOT_READ))
-        response = HttpResponse(JSONRenderer().render(body), content_type="application/json")
-        response["Allow"] = ", ".join(self.allowed_methods)
-        return response
+        raise NotImplementedError("GET /entitlements/ is answered by epg_api.views.entitlements")
 
 
-# Accept headers that DRF's content negotiation answers with JSON, the only renderer here.
-PLAIN_ACCEPT = frozenset({"*/*", "application/json", "application/*"})
+ENTITLEMENTS_ALLOW = "GET, HEAD, OPTIONS"
+JSON_MEDIA_TYPE = "application/json"
+# What DRF's JSONRenderer writes (compact, UTF-8), made once.
+_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_negotiation = DefaultContentNegotiation()
 
 
-def _valid_query(params: Any) -> tuple[str, str, str] | None:
-    """(tv_account, product_code, content_id) when EntitlementQuery would take them as they are, else None."""
-    tv_account = params.get("tv_account", "")
-    product_code = params.get("product_code")
-    content_id = params.get("content_id")
-    if (
-        TV_ACCOUNT_RE.match(tv_account)
-        and (product_code is None or _plain_text(product_code, 32))
-        and (content_id is None or CONTENT_ID_RE.match(content_id))
-    ):
-        return tv_account, product_code or "", content_id or ""
-    return None
+@csrf_exempt
+def entitlements(request: HttpRequest) -> HttpResponse:
+    """GET /api/epg/v1/entitlements/ (docs/interfaces.md §2), the hot path: a plain view, no DRF.
 
-
-def _plain_text(value: str, max_length: int) -> bool:
-    """What EntitlementQuery accepts for a free-text field: not blank, not too long, no NUL or surrogate."""
-    return 0 < len(value) <= max_length and "\x00" not in value and not any("\ud800" <= c <= "\udfff" for c in value)
-
-
-def _entitlements_body(tv_account: str, product_code: str, content_id: str, *, cached: Any) -> dict[str, Any]:
-    entitled, rows = selectors.entitlement_check(
-        tv_account=tv_account, product_code=product_code, content_id=content_id, cached=cached
-    )
+    One round trip to Redis reads the API key's revocation marker and the account's entitlements
+    together. The answers are those of the API's DRF views: an unacceptable Accept header → 406, no
+    or a bad key → 401, another method → 405, bad parameters → 400, in that order; errors as
+    epg_api.errors makes them.
+    """
+    try:
+        if not _accepts_json(request):
+            raise NotAcceptable()
+        key = key_from_header(request.META.get("HTTP_AUTHORIZATION", ""))
+        query, errors = entitlement_query(request.GET)
+        entries = [] if errors else [selectors.entitlements_cache_key(query["tv_account"])]
+        _principal, found = principal_and_entries(key, entries)
+        if request.method == "OPTIONS":
+            return HttpResponse(headers={"Allow": ENTITLEMENTS_ALLOW})
+        if request.method not in ("GET", "HEAD"):
+            raise MethodNotAllowed(request.method)
+        if errors:
+            raise ValidationError(errors)
+    except APIException as exc:
+        return _error(exc)
+    entitled, rows = selectors.entitlement_check(**query, cached=found.get(entries[0], selectors.NOT_READ))
     here = timezone.get_current_timezone()  # timezone.localtime(), looked up once
-    return {
-        "tv_account": tv_account,
+    body = {
+        "tv_account": query["tv_account"],
         "entitled": entitled,
         "entitlements": [
             {
@@ -334,3 +304,26 @@ def _entitlements_body(tv_account: str, product_code: str, content_id: str, *, c
             for row in rows
         ],
     }
+    return _json_response(body, 200)
+
+
+def _accepts_json(request: HttpRequest) -> bool:
+    """Whether DRF's content negotiation would answer with JSON, the API's only renderer."""
+    if "HTTP_ACCEPT" not in request.META:
+        return True  # read as */*
+    return any(media_type_matches(JSON_MEDIA_TYPE, accepted) for accepted in _negotiation.get_accept_list(request))
+
+
+def _error(exc: APIException) -> HttpResponse:
+    """The error epg_api.errors answers to ``exc`` in the API's DRF views."""
+    answer = exception_handler(exc, {})
+    assert answer is not None  # it answers every APIException
+    response = _json_response(answer.data, answer.status_code)
+    for name, value in answer.items():  # WWW-Authenticate for a 401
+        if name != "Content-Type":  # DRF sets that when it renders
+            response[name] = value
+    return response
+
+
+def _json_response(data: Any, status: int) -> HttpResponse:
+    return HttpResponse(_json(data), content_type=JSON_MEDIA_TYPE, status=status, headers={"Allow": ENTITLEMENTS_ALLOW})

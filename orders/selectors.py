@@ -24,7 +24,7 @@ from orders.models import Entitlement, Order, Product
 
 logger = logging.getLogger(__name__)
 
-# ``live_entitlements(cached=NOT_READ)``: the caller has not read the cache entry.
+# ``entitlement_check(cached=NOT_READ)``: the caller has not read the account's cache entry.
 NOT_READ: Any = object()
 
 
@@ -42,10 +42,14 @@ def _load(tv_account: str, now: datetime) -> list[dict[str, Any]]:
     return list(rows)
 
 
-def live_entitlements(tv_account: str, *, cached: Any = NOT_READ) -> list[dict[str, Any]]:
-    """The account's entitlements that have not ended (current and stacked ones), from the cache.
+def entitlement_check(
+    *, tv_account: str, product_code: str = "", content_id: str = "", cached: Any = NOT_READ
+) -> tuple[bool, list[dict[str, Any]]]:
+    """(entitled now, the account's live entitlements that match). A per-view entitlement matches only its content.
 
-    ``cached`` is the cache entry when the caller read it already (None: it was not there).
+    The account's live entitlements (current and stacked ones) come from its cache entry, which a miss fills
+    from the database. ``cached`` is that entry when the caller read it already (None: it was not there).
+    With the cache unreachable they come from the database and nothing is cached.
     """
     now = timezone.now()
     seconds = settings.ENTITLEMENT_CACHE_SECONDS
@@ -63,24 +67,13 @@ def live_entitlements(tv_account: str, *, cached: Any = NOT_READ) -> list[dict[s
                 cache.set(entitlements_cache_key(tv_account), rows, seconds)
             except CACHE_ERRORS:
                 logger.warning("cache unreachable: the entitlements of %s were not cached", tv_account)
-    return [row for row in rows if row["ends_at"] > now]
-
-
-def entitlement_check(
-    *, tv_account: str, product_code: str = "", content_id: str = "", cached: Any = NOT_READ
-) -> tuple[bool, list[dict[str, Any]]]:
-    """(entitled now, matching live entitlements). A per-view entitlement matches only its content.
-
-    ``cached``: the account's cache entry if the caller read it already (see ``live_entitlements``).
-    """
-    now = timezone.now()
-    matching = []
-    for row in live_entitlements(tv_account, cached=cached):
-        if product_code and row["product_code"] != product_code:
-            continue
-        if content_id and row["content_id"] and row["content_id"] != content_id:
-            continue
-        matching.append(row)
+    matching = [
+        row
+        for row in rows
+        if row["ends_at"] > now  # the entry may have been cached before it ended
+        and (not product_code or row["product_code"] == product_code)
+        and (not content_id or not row["content_id"] or row["content_id"] == content_id)
+    ]
     entitled = any(
         row["starts_at"] <= now and (not row["content_id"] or row["content_id"] == content_id) for row in matching
     )
