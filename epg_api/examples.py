@@ -10,8 +10,9 @@ _PRODUCT = {
     "currency": "CNY",
     "period_months": 1,
     "view_hours": None,
-    "description": "All VIP films and series for a month.",
+    "description": "全部 VIP 影片与剧集，畅看一个月。",
     "payment_methods": ["wechat_qr", "alipay_qr", "phone_bill", "phone_bill_sms"],
+    "renewable": True,
 }
 PRODUCTS = OpenApiExample(
     "Products",
@@ -25,7 +26,8 @@ PRODUCTS = OpenApiExample(
                 "price_fen": 500,
                 "period_months": None,
                 "view_hours": 48,
-                "description": "Watch one film for 48 hours.",
+                "description": "单部影片，购买后 48 小时内可反复观看。",
+                "renewable": False,
             },
             _PRODUCT,
         ]
@@ -35,6 +37,11 @@ PRODUCTS = OpenApiExample(
 
 ORDER_CREATE = OpenApiExample(
     "A monthly product", value={"tv_account": "tv1001", "product_code": "VIP-MONTH"}, request_only=True
+)
+ORDER_CREATE_AUTO_RENEW = OpenApiExample(
+    "Monthly, renewing automatically (the customer chose it)",
+    value={"tv_account": "tv1001", "product_code": "VIP-MONTH", "auto_renew": True},
+    request_only=True,
 )
 PAYMENT_CHOOSE = OpenApiExample("WeChat Pay QR", value={"method": "wechat_qr"}, request_only=True)
 
@@ -51,6 +58,8 @@ _ORDER = {
     "payment": None,
     "failure": None,
     "entitlement": None,
+    "auto_renew": False,
+    "subscription_no": None,
     "created_at": "2026-11-25T12:00:00+08:00",
     "updated_at": "2026-11-25T12:00:00+08:00",
 }
@@ -120,3 +129,34 @@ ENTITLEMENTS = OpenApiExample(
     },
     response_only=True,
 )
+
+_SUBSCRIPTION = {
+    "subscription_no": "20261125120003Kq7Lm2Np4R",
+    "tv_account": "tv1001",
+    "phone_masked": "138****0001",
+    "product": {"code": "VIP-MONTH", "name": "VIP 影视会员 · 包月", "kind": "monthly", "price_fen": 2500},
+    "status": "active",
+    "payment_method": "phone_bill",
+    "renewal_price_fen": 2500,
+    "current_period_end": "2027-01-25T12:00:02+08:00",
+    "next_reminder_at": "2027-01-19T12:00:02+08:00",
+    "reminder_sent_at": None,
+    "next_renewal_at": "2027-01-24T12:00:02+08:00",
+    "renewals": [
+        {
+            "order_no": "20261224120002Zx8Cv6Bn5M",
+            "status": "completed",
+            "amount_fen": 2500,
+            "failure": None,
+            "period_start": "2026-12-25T12:00:02+08:00",
+            "period_end": "2027-01-25T12:00:02+08:00",
+            "created_at": "2026-12-24T12:00:02+08:00",
+        }
+    ],
+    "consent": {"channel": "epg", "method": "phone_bill", "at": "2026-11-25T12:00:00+08:00"},
+    "cancelled_at": None,
+    "cancel_channel": None,
+    "created_at": "2026-11-25T12:00:03+08:00",
+}
+SUBSCRIPTION = OpenApiExample("Active, renewed once", value=_SUBSCRIPTION, response_only=True)
+SUBSCRIPTIONS = OpenApiExample("A TV account's subscriptions", value={"results": [_SUBSCRIPTION]}, response_only=True)

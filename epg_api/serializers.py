@@ -35,10 +35,23 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON true or false and nothing else: "true", 1 or "yes" are refused (docs/interfaces.md §8)."""
+
+    default_error_messages = {"invalid": _("Must be true or false.")}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
 class OrderCreateInput(serializers.Serializer):
     tv_account = StrictCharField(max_length=64)
     product_code = StrictCharField(max_length=32)
     content_id = StrictCharField(max_length=64, required=False, allow_blank=False)
+    # Automatic renewal is the customer's explicit choice, never assumed (docs/interfaces.md §8).
+    auto_renew = StrictBooleanField(required=False, default=False)
 
     def validate_tv_account(self, value: str) -> str:
         if not TV_ACCOUNT_RE.match(value):
@@ -91,6 +104,11 @@ class QueryText:
         if not errors and self.pattern is not None and not self.pattern.match(value):
             errors.append(str(self.mismatch))
         return errors
+
+
+def tv_account_errors(value: Any) -> list[str]:
+    """What is wrong with ``value`` as a TV account given as a query parameter (required)."""
+    return ENTITLEMENT_QUERY["tv_account"].errors(value)
 
 
 # The query of the entitlement check (docs/interfaces.md §2): the one definition of its rules, applied by
@@ -147,6 +165,7 @@ class ProductSerializer(serializers.ModelSerializer):
             "view_hours",
             "description",
             "payment_methods",
+            "renewable",
         ]
 
     def get_currency(self, product: Product) -> str:
@@ -201,6 +220,7 @@ class EntitlementCheckSerializer(serializers.Serializer):
 
 class OrderSerializer(serializers.ModelSerializer):
     tv_account = serializers.CharField()
+    subscription_no = serializers.SerializerMethodField()
     phone_masked = serializers.CharField(allow_null=True)
     product = ProductBriefSerializer()
     content_id = serializers.SerializerMethodField()
@@ -224,9 +244,14 @@ class OrderSerializer(serializers.ModelSerializer):
             "payment",
             "failure",
             "entitlement",
+            "auto_renew",
+            "subscription_no",
             "created_at",
             "updated_at",
         ]
+
+    def get_subscription_no(self, order: Order) -> str | None:
+        return order.subscription.subscription_no if order.subscription_id else None
 
     def get_content_id(self, order: Order) -> str | None:
         return order.content_id or None
@@ -234,7 +259,7 @@ class OrderSerializer(serializers.ModelSerializer):
     def get_payment_methods(self, order: Order) -> list[str]:
         if order.status != OrderStatus.AWAITING_PAYMENT:
             return []
-        return order.product.methods_on(order.channel)
+        return order.methods_allowed()
 
     def get_payment(self, order: Order) -> dict[str, Any] | None:
         if not order.payment_method:

@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from epg_api import views
+from epg_api import subscriptions, views
 
 app_name = "epg_api"
 
@@ -15,6 +15,13 @@ urlpatterns = [
     path("entitlements/", views.entitlements, name="entitlements"),
     # The same URL for the OpenAPI document only, which sees DRF views alone: the route above answers it.
     path("entitlements/", views.EntitlementsDoc.as_view()),
+    path("subscriptions/", subscriptions.SubscriptionListView.as_view(), name="subscriptions"),
+    path("subscriptions/<str:subscription_no>/", subscriptions.SubscriptionDetailView.as_view(), name="subscription"),
+    path(
+        "subscriptions/<str:subscription_no>/cancel/",
+        subscriptions.SubscriptionCancelView.as_view(),
+        name="subscription-cancel",
+    ),
     path("schema/", SpectacularAPIView.as_view(urlconf="epg_api.urls_schema"), name="schema"),
     # The split view serves its start-up script as a file, so the docs work under our CSP.
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="epg_api:schema"), name="docs"),

@@ -15,19 +15,18 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework.exceptions import APIException, MethodNotAllowed, NotAcceptable, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.permissions import BasePermission
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.mediatypes import media_type_matches
-from rest_framework.views import APIView
 
 from billing.qr import qr_png, showing_qr_content
 from epg_api import examples
-from epg_api.authentication import ApiKeyAuthentication, EpgPrincipal, key_from_header, principal_and_entries
+from epg_api.authentication import key_from_header, principal_and_entries
+from epg_api.base import ERROR, EpgView
 from epg_api.errors import exception_handler
 from epg_api.models import IdempotencyRecord
 from epg_api.serializers import (
@@ -39,43 +38,14 @@ from epg_api.serializers import (
     entitlement_query,
 )
 from ipvas import ratelimit
-from ipvas.actors import Actor, ActorKind
 from ipvas.errors import IdempotencyConflict, InvalidInput, NotFound
 from lifecycle.paying import order_cancel, payment_choose
 from lifecycle.placing import order_create
 from orders import selectors
 from orders.constants import Channel, ProductKind
-from orders.models import Order
-from orders.validation import ORDER_NO_RE
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,64}\Z")
-ERROR = OpenApiResponse(description='Error: `{"error": {"code", "message", "fields"}}`')
-
-
-class IsEpgClient(BasePermission):
-    def has_permission(self, request: Request, view: Any) -> bool:
-        return isinstance(request.user, EpgPrincipal)
-
-
-class EpgView(APIView):
-    authentication_classes = [ApiKeyAuthentication]
-    permission_classes = [IsEpgClient]
-
-    def actor(self) -> Actor:
-        return Actor(ActorKind.EPG_CLIENT, self.request.user.client_id)
-
-    def get_order(self, order_no: str) -> Order:
-        order = None
-        if ORDER_NO_RE.match(order_no):  # anything else cannot be ours (and never reaches the database)
-            order = selectors.order_for_epg_client(order_no=order_no, client_id=self.request.user.client_id)
-        if order is None:
-            raise NotFound(_("There is no order %(order_no)s.") % {"order_no": order_no[:40]})
-        return order
-
-    def order_response(self, order_id: int, status: int = 200) -> Response:
-        order = Order.objects.select_related("product", "entitlement").get(pk=order_id)
-        return Response(OrderSerializer(order).data, status=status)
 
 
 class ProductListView(EpgView):
@@ -115,7 +85,7 @@ class OrderCreateView(EpgView):
             409: ERROR,
             429: ERROR,
         },
-        examples=[examples.ORDER_CREATE, examples.ORDER_PRECHECKING],
+        examples=[examples.ORDER_CREATE, examples.ORDER_CREATE_AUTO_RENEW, examples.ORDER_PRECHECKING],
     )
     def post(self, request: Request) -> Response:
         client_id = request.user.client_id
@@ -146,6 +116,7 @@ class OrderCreateView(EpgView):
                     product_code=values["product_code"],
                     tv_account=values["tv_account"],
                     content_id=values.get("content_id", ""),
+                    auto_renew=values["auto_renew"],
                     actor=self.actor(),
                 )
                 if key:

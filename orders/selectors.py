@@ -14,12 +14,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ipvas.actors import ActorKind
 from ipvas.cache_errors import CACHE_ERRORS
 from ipvas.errors import NotFound
+from orders.constants import Channel
 from orders.models import Entitlement, Order, Product
 
 logger = logging.getLogger(__name__)
@@ -93,10 +95,14 @@ def products_on_sale(*, channel: str, kind: str = "") -> list[Product]:
 
 
 def order_for_epg_client(*, order_no: str, client_id: str) -> Order | None:
-    """An order placed by this EPG client; others' orders do not exist for it."""
+    """An order placed by this EPG client, or a renewal of a subscription (any EPG client reads those,
+    docs/interfaces.md §8); others' orders do not exist for it."""
     return (
-        Order.objects.select_related("product", "entitlement")
-        .filter(order_no=order_no, origin_kind=ActorKind.EPG_CLIENT, origin_id=client_id)
+        Order.objects.select_related("product", "entitlement", "subscription")
+        .filter(
+            Q(origin_kind=ActorKind.EPG_CLIENT, origin_id=client_id) | Q(channel=Channel.RENEWAL),
+            order_no=order_no,
+        )
         .first()
     )
 

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from ipvas import outbox
 from ipvas.errors import InvalidState
 from lifecycle import tasks
 from lifecycle.subscriptions import lock_subscription
@@ -58,7 +59,7 @@ def advance(subscription_no: str, to: str) -> Subscription:
             _shift(subscription, shift)
         Subscription.objects.filter(pk=subscription.pk).update(due_at=now)
         # The scheduled work acts within seconds: the sweep would find it, the task is quicker.
-        transaction.on_commit(lambda: tasks.subscription_due.apply_async(kwargs={"subscription_id": found}))
+        outbox.enqueue(tasks.subscription_due, kwargs={"subscription_id": found})
     tv_account = subscription.tv_account
     transaction.on_commit(lambda: entitlements_changed(tv_account))
     return Subscription.objects.get(pk=found)
@@ -83,9 +84,7 @@ def smp_end(order_no: str) -> None:
     SimSmpSubscription.objects.filter(order_no=order_no, cancelled_at__isnull=True).update(cancelled_at=timezone.now())
 
 
-def account_set(
-    tv_account: str, *, status: str | None, balance_fen: int | None, phone: str | None
-) -> SimSmpAccount:
+def account_set(tv_account: str, *, status: str | None, balance_fen: int | None, phone: str | None) -> SimSmpAccount:
     """Change (or create, active, with the phone given) a simulated SMP account."""
     with transaction.atomic():
         account = SimSmpAccount.objects.select_for_update().filter(tv_account=tv_account).first()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from sandbox.views import crm, provider_fakes_alipay, provider_fakes_wechatpay, providers, smp
+from sandbox.views import crm, provider_fakes_alipay, provider_fakes_wechatpay, providers, smp, subscriptions
 
 app_name = "sandbox"
 
@@ -15,6 +15,8 @@ urlpatterns = [
     path("smp/api/unsubscribe", smp.unsubscribe, name="smp-unsubscribe"),
     path("smp/api/provisioning-list", smp.provisioning_list, name="smp-provisioning-list"),
     path("smp/faults/", smp.set_faults, name="smp-faults"),
+    path("smp/accounts/<str:tv_account>/", subscriptions.smp_account, name="smp-account"),
+    path("subscriptions/<str:subscription_no>/advance/", subscriptions.advance, name="subscription-advance"),
     path("wechatpay/pay/", providers.wechatpay_pay, name="wechatpay-pay"),
     path("alipay/pay/", providers.alipay_pay, name="alipay-pay"),
     path("sms/reply/", providers.sms_reply, name="sms-reply"),

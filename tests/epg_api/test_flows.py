@@ -48,6 +48,8 @@ ORDER_FIELDS = {
     "payment",
     "failure",
     "entitlement",
+    "auto_renew",
+    "subscription_no",
     "created_at",
     "updated_at",
 }
@@ -110,6 +112,7 @@ class TestProducts:
                 "view_hours",
                 "description",
                 "payment_methods",
+                "renewable",
             }
             assert product["currency"] == "CNY"
             assert product["payment_methods"] == METHODS
@@ -124,6 +127,7 @@ class TestProducts:
             "view_hours": None,
             "description": "",
             "payment_methods": METHODS,
+            "renewable": True,
         }
         assert (by_code["PPV-MOVIE"]["kind"], by_code["PPV-MOVIE"]["price_fen"]) == ("per_view", 500)
         assert (by_code["PPV-MOVIE"]["period_months"], by_code["PPV-MOVIE"]["view_hours"]) == (None, 48)
@@ -183,6 +187,8 @@ def test_create_answers_prechecking_then_the_precheck_gives_the_methods(api, fro
         "payment": None,
         "failure": None,
         "entitlement": None,
+        "auto_renew": False,
+        "subscription_no": None,
         "created_at": "",
         "updated_at": "",
     }

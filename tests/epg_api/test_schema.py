@@ -31,6 +31,9 @@ OPERATIONS = {
     ("get", f"{API}/orders/{{order_no}}/qr.png"),
     ("post", f"{API}/orders/{{order_no}}/cancel/"),
     ("get", f"{API}/entitlements/"),
+    ("get", f"{API}/subscriptions/"),
+    ("get", f"{API}/subscriptions/{{subscription_no}}/"),
+    ("post", f"{API}/subscriptions/{{subscription_no}}/cancel/"),
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 

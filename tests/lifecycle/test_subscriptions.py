@@ -16,7 +16,7 @@ from lifecycle.paying import payment_choose
 from lifecycle.placing import order_create
 from lifecycle.renewals import subscriptions_sweep
 from lifecycle.subscriptions import subscription_cancel
-from orders.constants import CancelChannel, Channel, FailureCode, NoticeKind, OrderStatus, SubscriptionStatus
+from orders.constants import CancelChannel, Channel, FailureCode, OrderStatus, SubscriptionStatus
 from orders.models import Entitlement, Order, Subscription
 from orders.selectors import entitlement_check
 from sandbox import faults, sms
@@ -118,7 +118,7 @@ def test_reminder_then_renewal_by_phone_bill_then_the_next_period(demo, run_task
 
 
 def test_no_charge_without_a_reminder_and_a_late_reminder_moves_the_renewal(demo, run_tasks, frozen):
-    order, sub = subscribe(run_tasks)
+    _order, sub = subscribe(run_tasks)
     faults.set_mode("sms", "down")
     work(run_tasks, frozen, sub.next_renewal_at + timedelta(hours=1))  # past the usual renewal time
     sub.refresh_from_db()
@@ -170,7 +170,7 @@ def test_a_failed_renewal_is_retried_then_the_subscription_lapses_and_ends(demo,
 
 
 def test_a_suspended_account_fails_the_renewal_with_its_code(demo, run_tasks, frozen):
-    order, sub = subscribe(run_tasks)
+    _order, sub = subscribe(run_tasks)
     work(run_tasks, frozen, sub.next_reminder_at)
     sub.refresh_from_db()
     SimSmpAccount.objects.filter(tv_account="tv1001").update(status="suspended")
@@ -180,7 +180,7 @@ def test_a_suspended_account_fails_the_renewal_with_its_code(demo, run_tasks, fr
 
 
 def test_cancel_before_the_charge_stops_it_and_keeps_the_paid_period(demo, run_tasks, frozen):
-    order, sub = subscribe(run_tasks)
+    _order, sub = subscribe(run_tasks)
     end = sub.current_period_end
     work(run_tasks, frozen, sub.next_reminder_at)
     sub.refresh_from_db()
@@ -213,7 +213,7 @@ def test_cancel_before_the_charge_stops_it_and_keeps_the_paid_period(demo, run_t
 def test_a_cancelled_or_lapsed_subscription_cannot_be_cancelled_again_once_ended(demo, run_tasks, frozen):
     from ipvas.errors import InvalidState
 
-    order, sub = subscribe(run_tasks)
+    _order, sub = subscribe(run_tasks)
     subscription_cancel(subscription_id=sub.pk, channel=CancelChannel.CRM, actor=EPG)
     work(run_tasks, frozen, sub.current_period_end)
     with pytest.raises(InvalidState):
@@ -312,7 +312,7 @@ def test_auto_renew_is_refused_for_a_product_that_does_not_renew(demo):
 
 
 def test_the_sweep_twice_makes_one_renewal(demo, run_tasks, frozen):
-    order, sub = subscribe(run_tasks)
+    _order, sub = subscribe(run_tasks)
     work(run_tasks, frozen, sub.next_reminder_at)
     sub.refresh_from_db()
     frozen.move_to(sub.next_renewal_at)
