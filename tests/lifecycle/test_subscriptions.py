@@ -89,7 +89,7 @@ def test_a_plain_order_never_starts_one(demo, run_tasks, frozen):
 
 
 def test_reminder_then_renewal_by_phone_bill_then_the_next_period(demo, run_tasks, frozen):
-    order, sub = subscribe(run_tasks)
+    _order, sub = subscribe(run_tasks)
     first_end = sub.current_period_end
     work(run_tasks, frozen, sub.next_reminder_at - timedelta(minutes=1))
     assert texts() == [t for t in texts() if "自动续费" not in t or "将于" not in t]  # nothing early
