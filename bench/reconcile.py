@@ -8,7 +8,8 @@ temporary file for SQLite): it never touches the data of the set-up.
 
 For each size it builds one day directly with ``bulk_create`` (orders paid by
 WeChat Pay, their payments and ledger entries, the WeChat Pay trade bill and
-the SMP list with one row per order, a few discrepancies planted), then times
+the SMP list with one row per order, an empty Alipay statement so that every
+source is compared, a few discrepancies planted), then times
 ``reconcile_day`` (statements already imported, ``fetch=False``), and the
 import of a WeChat Pay trade bill file of that size. Prints min/median/max
 over the repeats, the time per order against the baseline size, the peak of
@@ -117,7 +118,7 @@ class Day:
             source: Statement.objects.create(
                 source=source, day=self.day, sha256=f"{source}-{self.day}-{self.size}".ljust(64, "0")
             )
-            for source in ("wechatpay", "smp")
+            for source in ("wechatpay", "alipay", "smp")
         }
         rows = self.rows()
         while batch := [next(rows, None) for _ in range(BATCH)]:
@@ -177,7 +178,8 @@ class Day:
             LINE_FIELDS,
             [
                 (wechat.pk, i + 2, "payment", order_no, order_no, txn, "", "",
-                 PRICE + (100 if i in self.other_amount else 0), "", self.moment(i), self.wechat_line(i, order_no, txn))
+                 PRICE + (100 if i in self.other_amount else 0), "", "", "", self.moment(i),
+                 self.wechat_line(i, order_no, txn))
                 for i, order_no, txn in batch
                 if i not in self.lost_at_wechat
             ],
@@ -187,7 +189,8 @@ class Day:
             LINE_FIELDS,
             [
                 (smp.pk, i + 2, "subscription", order_no, order_no, f"SUB{i:016X}", "", "", 0, "prepaid",
-                 self.moment(i), f"{order_no},tv{i:07d},SMP-BENCH,prepaid,0,{self.moment(i).isoformat()},SUB{i:016X}")
+                 f"tv{i:07d}", "SMP-BENCH", self.moment(i),
+                 f"subscribed,{order_no},tv{i:07d},SMP-BENCH,prepaid,0,{self.moment(i).isoformat()},SUB{i:016X}")
                 for i, order_no, _ in batch
                 if i not in self.not_subscribed
             ],
@@ -195,17 +198,20 @@ class Day:
 
     def write_wechat_bill(self, path: Path) -> None:
         """The same day as a WeChat Pay trade bill file, for the import figure."""
-        count = 0
+        count = total = 0
         with path.open("wb") as out:
             out.write(WECHAT_HEADER.encode() + b"\r\n")
             for i, order_no, txn in self.rows():
                 if i not in self.lost_at_wechat:
                     out.write(self.wechat_line(i, order_no, txn).encode() + b"\r\n")
                     count += 1
+                    total += PRICE + (100 if i in self.other_amount else 0)
             out.write(
                 "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额\r\n".encode()
             )
-            out.write(f"`{count},`0.00,`0.00,`0.00,`0.00000,`0.00,`0.00\r\n".encode())
+            # The totals add up, as WeChat Pay's do (the import checks them): every row's fee is 0.15000.
+            amount, fees = fen_to_yuan(total), fen_to_yuan(count * 15) + "000"
+            out.write(f"`{count},`{amount},`0.00,`0.00,`{fees},`{amount},`0.00\r\n".encode())
 
     def expected(self) -> dict[str, int]:
         return {
@@ -214,6 +220,10 @@ class Day:
             "paid_not_provisioned": len(self.not_subscribed),
             "missing_here": 0,
             "provisioned_not_paid": 0,
+            "duplicate": 0,
+            "provisioned_differs": 0,
+            "revoked_not_unsubscribed": 0,
+            "unsubscribed_not_revoked": 0,
         }
 
 
@@ -257,6 +267,7 @@ def measure(size: int, day: date, repeats: int, product: Product) -> dict[str, A
         size - expected["paid_not_provisioned"]
     )
     assert last.matched == matched, (last.matched, matched)
+    assert last.complete, last.source_states()
     peak = traced_peak(run)
     items = ReconciliationRun.objects.get(day=day).items.count()
 

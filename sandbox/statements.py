@@ -5,11 +5,12 @@
   summary header and its values.
 * Alipay's ``…_业务明细.csv``, GBK: the ``#`` title, account and period lines,
   the detail list between its markers, the totals and the export time.
-* The SMP's provisioning list (docs/protocols.md), UTF-8.
+* The SMP's provisioning list (docs/protocols.md), UTF-8: the subscriptions
+  it made and those it ended (with the phone-bill money it gave back).
 
 They are made from the simulator tables (``SimTrade``, ``SimRefund``,
 ``SimSmpSubscription``) as each provider would make them: trades paid and
-refunds made on the day, subscriptions made on the day. Rows are streamed
+refunds made on the day, subscriptions made and ended on the day. Rows are streamed
 from the database to the file; nothing holds a whole day. The same day gives
 the same bytes, so a statement fetched twice is recognised as one file.
 """
@@ -50,7 +51,7 @@ ALIPAY_HEADER = (
     "商家红包消费金额（元）,卡消费金额（元）,退款批次号/请求号,服务费（元）,分润（元）,备注"
 )
 ALIPAY_RULE = "-" * 41
-SMP_HEADER = "order_no,tv_account,product_code,charge,amount_fen,subscribed_at,subscription_id"
+SMP_HEADER = "event,order_no,tv_account,product_code,charge,amount_fen,at,subscription_id"
 
 
 def _local(moment: datetime) -> str:
@@ -190,19 +191,32 @@ def write_alipay_business_detail(day: date, out: BinaryIO) -> int:
 # --- the SMP ---------------------------------------------------------------------------
 
 
-def write_smp_provisioning_list(day: date, out: BinaryIO) -> int:
-    """The subscriptions the simulated SMP made on ``day``; returns the number of rows."""
+def _smp_events(day: date, at: str, event: str, amount: str) -> Iterator[tuple[datetime, int, str, tuple]]:
     start, end = day_bounds(day)
-    out.write(SMP_HEADER.encode() + b"\r\n")
     rows = (
-        SimSmpSubscription.objects.filter(created_at__gte=start, created_at__lt=end)
-        .order_by("created_at", "pk")
-        .values_list("order_no", "tv_account", "product_code", "charge", "amount_fen", "created_at", "subscription_id")
+        SimSmpSubscription.objects.filter(**{f"{at}__gte": start, f"{at}__lt": end})
+        .order_by(at, "pk")
+        .values_list(at, "pk", "order_no", "tv_account", "product_code", "charge", amount, "subscription_id")
+    )
+    for moment, pk, *rest in rows.iterator(chunk_size=CHUNK):
+        yield moment, pk, event, tuple(rest)
+
+
+def write_smp_provisioning_list(day: date, out: BinaryIO) -> int:
+    """The subscriptions the simulated SMP made and ended on ``day``, in time order; returns the number of rows.
+
+    An ended subscription's amount is the phone-bill money given back (0 when none).
+    """
+    out.write(SMP_HEADER.encode() + b"\r\n")
+    events = heapq.merge(
+        _smp_events(day, "created_at", "subscribed", "amount_fen"),
+        _smp_events(day, "cancelled_at", "unsubscribed", "reversed_fen"),
+        key=lambda row: (row[0], row[2] == "unsubscribed", row[1]),
     )
     count = 0
-    for order_no, tv_account, product, charge, amount, created_at, subscription_id in rows.iterator(chunk_size=CHUNK):
-        subscribed = timezone.localtime(created_at).isoformat(timespec="seconds")
-        out.write(f"{order_no},{tv_account},{product},{charge},{amount},{subscribed},{subscription_id}\r\n".encode())
+    for at, _pk, event, (order_no, tv_account, product, charge, amount, subscription_id) in events:
+        when = timezone.localtime(at).isoformat(timespec="seconds")
+        out.write(f"{event},{order_no},{tv_account},{product},{charge},{amount},{when},{subscription_id}\r\n".encode())
         count += 1
     return count
 

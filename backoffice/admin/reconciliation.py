@@ -1,8 +1,12 @@
-"""Admin of the reconciliation: runs, their items (filters, search, CSV export), statements; upload and run.
+"""Admin of the reconciliation: runs, their items (filters, search, CSV export), statements; upload and run;
+the discrepancies a person settles.
 
 Everything is read-only except uploading a day's statements and running
 (or re-running) a day, which needs the ``billing.add_reconciliationrun``
-permission (superusers have it).
+permission, and annotating or resolving a discrepancy with a reason, which
+needs ``billing.change_discrepancy`` (superusers have both). A run says which
+sources it compared: a day with a source missing or refused is never shown
+as clean.
 """
 
 from __future__ import annotations
@@ -12,23 +16,37 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from backoffice.admin.reconciliation_export import items_csv_response
-from billing.models import ReconciliationItem, ReconciliationRun, Statement, StatementLine
-from billing.models.reconciliation import StatementSource
+from billing.models import (
+    Discrepancy,
+    DiscrepancyEvent,
+    ReconciliationItem,
+    ReconciliationRun,
+    Statement,
+    StatementLine,
+)
+from billing.models.reconciliation import DiscrepancyStatus, StatementSource
+from billing.reconciliation.discrepancies import discrepancy_annotate, discrepancy_resolve
 from billing.reconciliation.parsers import StatementError
+from billing.reconciliation.selectors import found_text, verdict
 from billing.reconciliation.services import ReconciliationBusy, reconcile_day, statements_import
+from ipvas.actors import Actor, ActorKind
 from ipvas.admin_helpers import ReadOnlyAdminMixin
+from ipvas.errors import ApplicationError
 from ipvas.money import fen_to_yuan
 
 RUN_PERMISSION = "billing.add_reconciliationrun"
+SETTLE_PERMISSION = "billing.change_discrepancy"
 
 
 def _yuan(fen: int | None) -> str:
@@ -82,25 +100,62 @@ class UploadForm(forms.Form):
         return day
 
 
+def _discrepancies_url(**filters: str) -> str:
+    query = "&".join(f"{name}={value}" for name, value in filters.items())
+    return reverse("admin:billing_discrepancy_changelist") + (f"?{query}" if query else "")
+
+
 @admin.register(ReconciliationRun)
 class ReconciliationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "day",
+        "verdict_text",
+        "wechatpay_state",
+        "alipay_state",
+        "smp_state",
         "matched",
-        "missing_at_provider",
-        "missing_here",
-        "amount_differs",
-        "paid_not_provisioned",
-        "provisioned_not_paid",
+        "discrepancy_count",
+        "found",
+        "open_work",
         "finished_at",
         "triggered_by",
         "links",
     ]
-    list_filter = [("day", admin.DateFieldListFilter)]
+    list_filter = ["wechatpay_state", "alipay_state", "smp_state", ("day", admin.DateFieldListFilter)]
     date_hierarchy = "day"
     actions = ["rerun", "export_items"]
     change_list_template = "admin/billing/reconciliation/run_change_list.html"
-    readonly_fields = ["links"]
+    readonly_fields = ["verdict_text", "found", "open_work", "links"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ReconciliationRun]:
+        still_open = (
+            Discrepancy.objects.filter(day=OuterRef("day"), status=DiscrepancyStatus.OPEN)
+            .order_by()
+            .values("day")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        return super().get_queryset(request).annotate(open_discrepancies=Coalesce(Subquery(still_open), 0))
+
+    @admin.display(description=_("verdict"))
+    def verdict_text(self, obj: ReconciliationRun) -> str:
+        return verdict(obj)
+
+    @admin.display(description=_("discrepancies"))
+    def discrepancy_count(self, obj: ReconciliationRun) -> int:
+        return obj.discrepancies
+
+    @admin.display(description=_("found"))
+    def found(self, obj: ReconciliationRun) -> str:
+        return found_text(obj)
+
+    @admin.display(description=_("open discrepancies"), ordering="open_discrepancies")
+    def open_work(self, obj: ReconciliationRun) -> str:
+        count = getattr(obj, "open_discrepancies", None)
+        if count is None:
+            count = Discrepancy.objects.filter(day=obj.day, status=DiscrepancyStatus.OPEN).count()
+        url = _discrepancies_url(day=obj.day.isoformat(), status__exact=DiscrepancyStatus.OPEN)
+        return format_html('<a href="{}">{}</a>', url, count)
 
     def get_urls(self) -> list[Any]:
         urls = [
@@ -181,12 +236,12 @@ class ReconciliationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 def _run_summary(run: ReconciliationRun) -> str:
-    text = _("%(day)s reconciled: %(matched)s matched, %(discrepancies)s discrepancies.") % {
+    text = gettext("%(day)s reconciled: %(matched)s matched, %(discrepancies)s discrepancies.") % {
         "day": run.day.isoformat(),
         "matched": run.matched,
         "discrepancies": run.discrepancies,
     }
-    return f"{text} {run.notes}".strip()
+    return f"{text} {verdict(run)}. {run.notes}".strip()
 
 
 class RunDayFilter(admin.SimpleListFilter):
@@ -214,6 +269,7 @@ class ReconciliationItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "ours",
         "theirs",
         "statement_line_no",
+        "paired_day",
         "detail",
     ]
     list_filter = ["outcome", "source", "kind", RunDayFilter]
@@ -234,6 +290,147 @@ class ReconciliationItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def theirs(self, obj: ReconciliationItem) -> str:
         return _yuan(obj.their_amount_fen)
 
+    @admin.display(description=_("detail"))
+    def detail(self, obj: ReconciliationItem) -> str:
+        return obj.detail
+
     @admin.action(description=_("Export the selected items as CSV"))
     def export_selected(self, request: HttpRequest, queryset: QuerySet[ReconciliationItem]) -> HttpResponseBase:
         return items_csv_response(queryset, filename="reconciliation-items.csv")
+
+
+# --- the discrepancies: the work that reconciliation gives a person ----------------------------------
+
+
+class SettleForm(forms.Form):
+    ACTIONS = [
+        ("annotate", _("Add a note (it stays as it is)")),
+        ("resolve", _("Resolve: nothing more to do, for the reason given")),
+    ]
+    action = forms.ChoiceField(label=_("Action"), choices=ACTIONS, widget=forms.RadioSelect, initial="annotate")
+    note = forms.CharField(label=_("Reason"), max_length=255, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class DiscrepancyEventInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = DiscrepancyEvent
+    fields = ["at", "action", "actor_kind", "actor_id", "note"]
+    readonly_fields = fields
+    extra = 0
+
+
+@admin.register(Discrepancy)
+class DiscrepancyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """One row per discrepancy found: open until a later run matches it or a person resolves it."""
+
+    list_display = [
+        "day",
+        "outcome",
+        "source",
+        "kind",
+        "order",
+        "reference",
+        "ours",
+        "theirs",
+        "detail",
+        "status",
+        "last_note",
+        "act",
+    ]
+    list_filter = ["status", "outcome", "source", "kind", ("day", admin.DateFieldListFilter)]
+    search_fields = ["=order_no", "=reference"]
+    date_hierarchy = "day"
+    show_full_result_count = False
+    inlines = [DiscrepancyEventInline]
+    fields = [
+        "day",
+        "source",
+        "kind",
+        "outcome",
+        "order",
+        "reference",
+        "ours",
+        "theirs",
+        "statement_line_no",
+        "detail",
+        "status",
+        "opened_at",
+        "last_seen_at",
+        "closed_at",
+        "closed_by",
+        "resolution",
+        "last_note",
+        "items",
+    ]
+    readonly_fields = fields
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "<int:discrepancy_id>/act/",
+                self.admin_site.admin_view(self.act_view),
+                name="billing_discrepancy_act",
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description=_("order number"), ordering="order_no")
+    def order(self, obj: Discrepancy) -> str:
+        if not obj.order_no:
+            return "-"
+        url = reverse("admin:orders_order_changelist") + f"?q={obj.order_no}"
+        return format_html('<a href="{}">{}</a>', url, obj.order_no)
+
+    @admin.display(description=_("ours (yuan)"), ordering="our_amount_fen")
+    def ours(self, obj: Discrepancy) -> str:
+        return _yuan(obj.our_amount_fen)
+
+    @admin.display(description=_("theirs (yuan)"), ordering="their_amount_fen")
+    def theirs(self, obj: Discrepancy) -> str:
+        return _yuan(obj.their_amount_fen)
+
+    @admin.display(description=_("detail"))
+    def detail(self, obj: Discrepancy) -> str:
+        return obj.detail
+
+    @admin.display(description=_("items"))
+    def items(self, obj: Discrepancy) -> str:
+        url = reverse("admin:billing_reconciliationitem_changelist") + f"?run_day={obj.day.isoformat()}"
+        if obj.reference or obj.order_no:
+            url += f"&q={obj.reference or obj.order_no}"
+        return format_html('<a href="{}">{}</a>', url, _("the day's items"))
+
+    @admin.display(description=_("action"))
+    def act(self, obj: Discrepancy) -> str:
+        url = reverse("admin:billing_discrepancy_act", args=[obj.pk])
+        label = _("Resolve or annotate…") if obj.status == DiscrepancyStatus.OPEN else _("Annotate…")
+        return format_html('<a class="button" href="{}">{}</a>', url, label)
+
+    def act_view(self, request: HttpRequest, discrepancy_id: int) -> HttpResponse:
+        discrepancy = get_object_or_404(Discrepancy, pk=discrepancy_id)
+        if not request.user.has_perm(SETTLE_PERMISSION):
+            raise PermissionDenied
+        form = SettleForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            actor = Actor(ActorKind.ADMIN, request.user.get_username())
+            action, note = form.cleaned_data["action"], form.cleaned_data["note"]
+            try:
+                if action == "resolve":
+                    discrepancy_resolve(discrepancy_id=discrepancy.pk, note=note, actor=actor)
+                else:
+                    discrepancy_annotate(discrepancy_id=discrepancy.pk, note=note, actor=actor)
+            except ApplicationError as exc:
+                problems = [message for messages_ in exc.fields.values() for message in messages_]
+                form.add_error(None, "; ".join(problems) if problems else str(exc.message))
+            else:
+                self.log_change(request, discrepancy, f"{action}: {note}")
+                messages.success(request, _("Done: %(action)s.") % {"action": dict(form.ACTIONS)[action]})
+                return redirect("admin:billing_discrepancy_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Settle a reconciliation discrepancy"),
+            "discrepancy": discrepancy,
+            "events": discrepancy.events.all(),
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return render(request, "admin/billing/reconciliation/discrepancy_act.html", context)

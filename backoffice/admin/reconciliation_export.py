@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 
 from billing.models import ReconciliationItem
+from billing.reconciliation.details import render
 from ipvas.money import fen_to_yuan
 
 CHUNK = 2000
@@ -24,6 +25,7 @@ HEADER = [
     "our_amount_yuan",
     "their_amount_yuan",
     "statement_line",
+    "paired_day",
     "detail",
 ]
 
@@ -40,7 +42,11 @@ def _yuan(fen: int | None) -> str:
 
 
 def item_rows(items: QuerySet[ReconciliationItem]) -> Iterator[str]:
-    """The CSV text, one line at a time: a BOM (spreadsheets then read UTF-8), the header, the items."""
+    """The CSV text, one line at a time: a BOM (spreadsheets then read UTF-8), the header, the items.
+
+    Codes stay codes (outcome, source, kind: what a spreadsheet filters on); the detail is
+    written in the language of the request.
+    """
     writer = csv.writer(_Echo())
     yield "\ufeff" + writer.writerow(HEADER)
     rows = items.order_by("run__day", "pk").values_list(
@@ -53,9 +59,10 @@ def item_rows(items: QuerySet[ReconciliationItem]) -> Iterator[str]:
         "our_amount_fen",
         "their_amount_fen",
         "statement_line_no",
-        "detail",
+        "paired_day",
+        "explanation",
     )
-    for day, outcome, source, kind, order_no, reference, ours, theirs, line_no, detail in rows.iterator(
+    for day, outcome, source, kind, order_no, reference, ours, theirs, line_no, paired, explanation in rows.iterator(
         chunk_size=CHUNK
     ):
         yield writer.writerow(
@@ -71,7 +78,8 @@ def item_rows(items: QuerySet[ReconciliationItem]) -> Iterator[str]:
                 _yuan(ours),
                 _yuan(theirs),
                 "" if line_no is None else line_no,
-                detail,
+                paired.isoformat() if paired else "",
+                render(explanation),
             ]
         )
 

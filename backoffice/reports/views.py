@@ -27,6 +27,7 @@ from django.utils.translation import gettext_lazy, pgettext
 
 from backoffice.reports import charts, queries
 from backoffice.reports.tables import TABLES, ReportData, Table
+from billing.reconciliation.selectors import latest_run_summary
 from ipvas.money import fen_to_yuan
 
 DEFAULT_DAYS = 30
@@ -212,5 +213,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             (_("Net revenue (yuan)"), fen_to_yuan(total.net_fen)),
         ],
         "sections": sections,
+        # The latest day reconciled: whatever range is shown, finance sees whether yesterday is settled.
+        "reconciliation": latest_run_summary(),
     }
     return render(request, "admin/reports/dashboard.html", context)

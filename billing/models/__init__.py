@@ -2,11 +2,20 @@
 
 from billing.models.ledger import LedgerEntry, LedgerKind, Refund, RefundStatus
 from billing.models.payments import Payment, PaymentNotification, PaymentStatus, Provider
-from billing.models.reconciliation import ReconciliationItem, ReconciliationRun, Statement, StatementLine
+from billing.models.reconciliation import (
+    Discrepancy,
+    DiscrepancyEvent,
+    ReconciliationItem,
+    ReconciliationRun,
+    Statement,
+    StatementLine,
+)
 from billing.models.sms import SmsConfirmation, SmsConfirmationStatus, SmsInbound
 from billing.models.work import WorkItem, WorkItemKind
 
 __all__ = [
+    "Discrepancy",
+    "DiscrepancyEvent",
     "LedgerEntry",
     "LedgerKind",
     "Payment",

@@ -32,6 +32,8 @@ LINE_FIELDS = (
     "refund_id",
     "amount_fen",
     "charge",
+    "tv_account",
+    "product_code",
     "occurred_at",
     "raw",
 )
@@ -113,6 +115,8 @@ def statement_import(
                             line.refund_id,
                             line.amount_fen,
                             line.charge,
+                            line.tv_account,
+                            line.product_code,
                             line.occurred_at,
                             line.raw,
                         )

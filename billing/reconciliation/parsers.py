@@ -11,14 +11,20 @@ The formats (sources in docs/protocols.md, "Daily statements"):
 * WeChat Pay API v3 trade bill (``/v3/bill/tradebill``, ``bill_type=ALL``),
   UTF-8: a header line ``交易时间,公众账号ID,商户号,…``, detail rows whose
   every field is prefixed with a backtick, then the summary header
-  ``总交易单数,…`` and its values. Columns are found by name.
+  ``总交易单数,…`` and its values: the row count and the totals of the
+  amount, refund and fee columns, each checked against the rows. Columns
+  are found by name; in the REFUND bill a refund row's 交易时间 is its
+  payment's, and the refund's own time (退款成功时间) is the one on the day.
 * Alipay's trade bill (``alipay.data.dataservice.bill.downloadurl.query``,
   ``bill_type=trade``), the ``…_业务明细.csv`` of the zip, GBK: ``#`` comment
   lines (title, account, 起始日期/终止日期), the detail list between
   ``#---业务明细列表---`` and ``#---业务明细列表结束---`` with the header
-  ``支付宝交易号,商户订单号,业务类型,…``, then ``#交易合计``/``#退款合计``.
+  ``支付宝交易号,商户订单号,业务类型,…``, then ``#交易合计``/``#退款合计``
+  (counts and 商家实收/商家优惠 totals, checked against the rows).
 * The SMP's provisioning list, our own CSV (UTF-8):
-  ``order_no,tv_account,product_code,charge,amount_fen,subscribed_at,subscription_id``.
+  ``event,order_no,tv_account,product_code,charge,amount_fen,at,subscription_id``,
+  one row per subscription made (``subscribed``) or ended (``unsubscribed``,
+  with the phone-bill money given back) that day.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
@@ -45,6 +52,7 @@ LOCAL_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 PAYMENT = StatementLineKind.PAYMENT.value
 REFUND = StatementLineKind.REFUND.value
 SUBSCRIPTION = StatementLineKind.SUBSCRIPTION.value
+UNSUBSCRIPTION = StatementLineKind.UNSUBSCRIPTION.value
 
 
 class StatementError(Exception):
@@ -73,6 +81,8 @@ class ParsedLine:
     out_refund_no: str = ""
     refund_id: str = ""
     charge: str = ""
+    tv_account: str = ""  # the SMP's lines only
+    product_code: str = ""  # the SMP's lines only
 
 
 Parser = Callable[[BinaryIO, date], Iterator[ParsedLine]]
@@ -114,7 +124,8 @@ def _key(text: str, *, line_no: int, column: str) -> str:
     return value
 
 
-def _local_time(text: str, *, line_no: int, column: str, day: date) -> datetime:
+def _local_time(text: str, *, line_no: int, column: str, day: date, on_day: bool = True) -> datetime:
+    """A Beijing time; on ``day`` unless ``on_day`` is off (then on ``day`` or before it)."""
     value = text.strip()
     try:
         # fromisoformat is many times faster than strptime; the shape is checked first.
@@ -123,9 +134,20 @@ def _local_time(text: str, *, line_no: int, column: str, day: date) -> datetime:
         moment = datetime.fromisoformat(value).replace(tzinfo=BEIJING)
     except ValueError:
         raise StatementError(line_no, f"{column} {text!r} is not a time like 2026-11-25 12:00:00") from None
-    if moment.date() != day:
+    if moment.date() != day and (on_day or moment.date() > day):
         raise StatementError(line_no, f"{column} {value} is not on {day}: a statement of another day?")
     return moment
+
+
+def _decimal(text: str, *, line_no: int, column: str) -> Decimal:
+    """An amount of a total's column (any number of decimals: fees have five)."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise StatementError(line_no, f"{column} {text!r} is not a number") from None
+    if not value.is_finite():
+        raise StatementError(line_no, f"{column} {text!r} is not a number")
+    return value
 
 
 def _columns(header: list[str], required: tuple[str, ...], *, line_no: int, what: str) -> dict[str, int]:
@@ -143,6 +165,17 @@ WECHAT_HEADER_START = "交易时间,公众账号ID,商户号"
 WECHAT_SUMMARY_HEADER = "总交易单数"
 WECHAT_REQUIRED = ("交易时间", "微信订单号", "商户订单号", "交易状态", "订单金额")
 WECHAT_REFUND_REQUIRED = ("微信退款单号", "商户退款单号", "申请退款金额")
+# The REFUND bill's own times of a refund (its 交易时间 is the payment's); the first one present is used.
+WECHAT_REFUND_TIMES = ("退款成功时间", "退款申请时间")
+# Each total of the summary, and the detail column whose rows it adds up (every row, signed).
+WECHAT_TOTALS = {
+    "应结订单总金额": "应结订单金额",
+    "退款总金额": "退款金额",
+    "充值券退款总金额": "充值券退款金额",
+    "手续费总金额": "手续费",
+    "订单总金额": "订单金额",
+    "申请退款总金额": "申请退款金额",
+}
 
 
 def parse_wechatpay(stream: BinaryIO, day: date) -> Iterator[ParsedLine]:
@@ -163,6 +196,8 @@ def parse_wechatpay(stream: BinaryIO, day: date) -> Iterator[ParsedLine]:
         )
     columns = header.split(",")
     index = _columns(columns, WECHAT_REQUIRED, line_no=1, what=WECHAT_WHAT)
+    added = {column: index[column] for column in WECHAT_TOTALS.values() if column in index}
+    sums = dict.fromkeys(added, Decimal(0))
     rows = 0
     last = 1
     for line_no, text in lines:
@@ -170,6 +205,7 @@ def parse_wechatpay(stream: BinaryIO, day: date) -> Iterator[ParsedLine]:
         if not text.strip():
             continue
         if text.startswith(WECHAT_SUMMARY_HEADER):
+            summary_names = [name.strip() for name in text.split(",")]
             break
         if not text.startswith("`"):
             raise StatementError(line_no, "a detail row of a WeChat Pay trade bill starts with a backtick (`)")
@@ -177,6 +213,8 @@ def parse_wechatpay(stream: BinaryIO, day: date) -> Iterator[ParsedLine]:
         if len(fields) != len(columns):
             raise StatementError(line_no, f"{len(fields)} fields where the header has {len(columns)}")
         yield _wechat_row(fields, index, line_no=line_no, day=day, raw=text)
+        for column, i in added.items():
+            sums[column] += _decimal(fields[i], line_no=line_no, column=column)
         rows += 1
     else:
         raise StatementError(last, f"the file ends without its summary ({WECHAT_SUMMARY_HEADER},…): cut short?")
@@ -184,9 +222,18 @@ def parse_wechatpay(stream: BinaryIO, day: date) -> Iterator[ParsedLine]:
     if summary is None or not summary[1].startswith("`"):
         raise StatementError(last + 1, "the summary header is not followed by its values")
     line_no, text = summary
-    total = text[1:].split(",`")[0].strip()
+    values = [value.strip() for value in text[1:].split(",`")]
+    total = values[0]
     if not total.isdigit() or int(total) != rows:
         raise StatementError(line_no, f"the summary counts {total} rows, the file has {rows}: cut short or edited?")
+    if len(values) != len(summary_names):
+        raise StatementError(line_no, f"{len(values)} summary values where its header has {len(summary_names)}")
+    for name, value in zip(summary_names, values, strict=True):
+        column = WECHAT_TOTALS.get(name)
+        if column in sums and _decimal(value, line_no=line_no, column=name) != sums[column]:
+            raise StatementError(
+                line_no, f"the summary's {name} is {value}, the rows' {column} add up to {sums[column]}: edited?"
+            )
     for line_no, text in lines:
         if text.strip():
             raise StatementError(line_no, "text after the summary")
@@ -196,10 +243,16 @@ def _wechat_row(fields: list[str], index: dict[str, int], *, line_no: int, day: 
     def field(name: str) -> str:
         return fields[index[name]].strip()
 
-    occurred_at = _local_time(field("交易时间"), line_no=line_no, column="交易时间", day=day)
+    status = field("交易状态")
+    refund_time = next((name for name in WECHAT_REFUND_TIMES if name in index and field(name)), None)
+    if status == "REFUND" and refund_time is not None:
+        # The REFUND bill: 交易时间 is the payment's (any day up to this one), the refund's time is its own.
+        _local_time(field("交易时间"), line_no=line_no, column="交易时间", day=day, on_day=False)
+        occurred_at = _local_time(field(refund_time), line_no=line_no, column=refund_time, day=day)
+    else:
+        occurred_at = _local_time(field("交易时间"), line_no=line_no, column="交易时间", day=day)
     out_trade_no = _key(field("商户订单号"), line_no=line_no, column="商户订单号")
     transaction_id = field("微信订单号")[:KEY_MAX]
-    status = field("交易状态")
     if status == "SUCCESS":
         return ParsedLine(
             line_no=line_no,
@@ -237,10 +290,22 @@ ALIPAY_WHAT = "an Alipay business-detail statement (…_业务明细.csv)"
 ALIPAY_TITLE = "#支付宝业务明细查询"
 ALIPAY_LIST_START = "业务明细列表"
 ALIPAY_LIST_END = "业务明细列表结束"
-ALIPAY_REQUIRED = ("支付宝交易号", "商户订单号", "业务类型", "完成时间", "订单金额（元）", "退款批次号/请求号")
+ALIPAY_REQUIRED = (
+    "支付宝交易号",
+    "商户订单号",
+    "业务类型",
+    "完成时间",
+    "订单金额（元）",
+    "商家实收（元）",
+    "商家优惠（元）",
+    "退款批次号/请求号",
+)
 ALIPAY_PERIOD = re.compile(r"起始日期：\[(\d{4})年(\d{2})月(\d{2})日")
 ALIPAY_TOTAL = re.compile(r"^#(交易|退款)合计：(\d+)笔")
+# The totals line's amounts: what the merchant received (商家实收) and its own discounts (商家优惠).
+ALIPAY_TOTAL_AMOUNTS = re.compile(r"商家实收(?:退款)?共(-?[0-9.]+)元.*?商家优惠(?:退款)?共(-?[0-9.]+)元")
 ALIPAY_KINDS = {"交易": PAYMENT, "退款": REFUND}
+ALIPAY_ADDED = ("商家实收（元）", "商家优惠（元）")
 
 
 def parse_alipay(stream: BinaryIO, day: date) -> Iterator[ParsedLine]:
@@ -280,6 +345,7 @@ def parse_alipay(stream: BinaryIO, day: date) -> Iterator[ParsedLine]:
     columns = [name.strip().replace("(", "（").replace(")", "）") for name in text.split(",")]
     index = _columns(columns, ALIPAY_REQUIRED, line_no=line_no, what=ALIPAY_WHAT)
     counts = {PAYMENT: 0, REFUND: 0}
+    sums = {kind: [Decimal(0), Decimal(0)] for kind in counts}
     last = line_no
     for line_no, text in lines:
         last = line_no
@@ -289,21 +355,38 @@ def parse_alipay(stream: BinaryIO, day: date) -> Iterator[ParsedLine]:
             raise StatementError(line_no, "a comment line inside the detail list")
         if not text.strip():
             continue
-        parsed = _alipay_row(_alipay_fields(text, len(columns), line_no), index, line_no=line_no, day=day, raw=text)
+        fields = _alipay_fields(text, len(columns), line_no)
+        parsed = _alipay_row(fields, index, line_no=line_no, day=day, raw=text)
         counts[parsed.kind] += 1
+        for i, column in enumerate(ALIPAY_ADDED):
+            sums[parsed.kind][i] += _decimal(fields[index[column]] or "0", line_no=line_no, column=column)
         yield parsed
     else:
         raise StatementError(last, f"the file ends inside the detail list (no {ALIPAY_LIST_END} marker): cut short?")
+    totals_seen = set()
     for line_no, text in lines:
+        last = line_no
         total = ALIPAY_TOTAL.match(text.strip())
         if total:
             kind = PAYMENT if total[1] == "交易" else REFUND
+            totals_seen.add(kind)
             if int(total[2]) != counts[kind]:
                 raise StatementError(
                     line_no, f"#{total[1]}合计 counts {total[2]} rows, the list has {counts[kind]}: edited?"
                 )
+            amounts = ALIPAY_TOTAL_AMOUNTS.search(text)
+            if amounts is None:
+                raise StatementError(line_no, f"#{total[1]}合计 without its 商家实收 and 商家优惠 totals")
+            for i, column in enumerate(ALIPAY_ADDED):
+                stated = _decimal(amounts[i + 1], line_no=line_no, column=column)
+                if stated != sums[kind][i]:
+                    says = f"#{total[1]}合计 says {column[:4]} {amounts[i + 1]}"
+                    raise StatementError(line_no, f"{says}, the rows add up to {sums[kind][i]}: edited?")
         elif text.strip() and not text.startswith("#"):
             raise StatementError(line_no, "a row after the end of the detail list")
+    for kind, name in ((PAYMENT, "#交易合计"), (REFUND, "#退款合计")):
+        if kind not in totals_seen:
+            raise StatementError(last, f"no {name} line after the detail list: cut short?")
 
 
 def _alipay_fields(text: str, width: int, line_no: int) -> list[str]:
@@ -358,18 +441,40 @@ def _alipay_row(fields: list[str], index: dict[str, int], *, line_no: int, day: 
 # --- The SMP's daily provisioning list (our own format) ---------------------------------
 
 SMP_WHAT = "an SMP provisioning list"
-SMP_HEADER = ["order_no", "tv_account", "product_code", "charge", "amount_fen", "subscribed_at", "subscription_id"]
+SMP_HEADER = ["event", "order_no", "tv_account", "product_code", "charge", "amount_fen", "at", "subscription_id"]
+# The first layout listed subscriptions only: a day's unsubscriptions and reversals would pass unseen.
+SMP_FIRST_HEADER = [
+    "order_no",
+    "tv_account",
+    "product_code",
+    "charge",
+    "amount_fen",
+    "subscribed_at",
+    "subscription_id",
+]
+SMP_EVENTS = {"subscribed": SUBSCRIPTION, "unsubscribed": UNSUBSCRIPTION}
 ORDER_NO_RE = re.compile(r"^[A-Za-z0-9]{1,32}$")
 AMOUNT_RE = re.compile(r"^[0-9]{1,12}$")
 
 
 def parse_smp(stream: BinaryIO, day: date) -> Iterator[ParsedLine]:
-    """The SMP's list of the subscriptions it made on ``day`` (docs/protocols.md)."""
+    """The SMP's list of the subscriptions it made and ended on ``day`` (docs/protocols.md).
+
+    A ``subscribed`` row's amount is what the SMP charged; an ``unsubscribed``
+    row's is the phone-bill money it gave back, stored negative as money going back.
+    """
     lines = _lines(stream, "utf-8", SMP_WHAT)
     first = next(lines, None)
     if first is None:
         raise StatementError(None, f"the file is empty: not {SMP_WHAT}")
-    if [name.strip() for name in first[1].split(",")] != SMP_HEADER:
+    header = [name.strip() for name in first[1].split(",")]
+    if header == SMP_FIRST_HEADER:
+        raise StatementError(
+            1,
+            f"{SMP_WHAT} in the first layout, without unsubscriptions: the list must start with "
+            f"{','.join(SMP_HEADER)!r} (docs/protocols.md)",
+        )
+    if header != SMP_HEADER:
         raise StatementError(1, f"not {SMP_WHAT}: the first line should be {','.join(SMP_HEADER)!r}")
     for line_no, text in lines:
         if not text.strip():
@@ -380,7 +485,10 @@ def parse_smp(stream: BinaryIO, day: date) -> Iterator[ParsedLine]:
             raise StatementError(line_no, f"not a CSV row: {exc}") from None
         if len(fields) != len(SMP_HEADER):
             raise StatementError(line_no, f"{len(fields)} fields where the header has {len(SMP_HEADER)}")
-        order_no, _tv_account, _product, charge, amount, subscribed_at, subscription_id = (f.strip() for f in fields)
+        event, order_no, tv_account, product, charge, amount, at, subscription_id = (f.strip() for f in fields)
+        kind = SMP_EVENTS.get(event)
+        if kind is None:
+            raise StatementError(line_no, f"event {event!r} is not one of {', '.join(SMP_EVENTS)}")
         if not ORDER_NO_RE.match(order_no):
             raise StatementError(line_no, f"order_no {order_no!r} is not 1-32 letters and digits")
         if charge not in SmpCharge.values:
@@ -388,21 +496,23 @@ def parse_smp(stream: BinaryIO, day: date) -> Iterator[ParsedLine]:
         if not AMOUNT_RE.match(amount):
             raise StatementError(line_no, f"amount_fen {amount!r} is not a whole number of fen")
         try:
-            moment = datetime.fromisoformat(subscribed_at)
+            moment = datetime.fromisoformat(at)
         except ValueError:
-            raise StatementError(line_no, f"subscribed_at {subscribed_at!r} is not an ISO 8601 time") from None
+            raise StatementError(line_no, f"at {at!r} is not an ISO 8601 time") from None
         if moment.tzinfo is None:
-            raise StatementError(line_no, f"subscribed_at {subscribed_at!r} has no time zone")
+            raise StatementError(line_no, f"at {at!r} has no time zone")
         if moment.astimezone(BEIJING).date() != day:
-            raise StatementError(line_no, f"subscribed_at {subscribed_at} is not on {day}: a list of another day?")
+            raise StatementError(line_no, f"at {at} is not on {day}: a list of another day?")
         yield ParsedLine(
             line_no=line_no,
-            kind=SUBSCRIPTION,
+            kind=kind,
             match_key=order_no,
             out_trade_no=order_no,
             transaction_id=_key(subscription_id, line_no=line_no, column="subscription_id"),
-            amount_fen=int(amount),
+            amount_fen=int(amount) if kind == SUBSCRIPTION else -int(amount),
             charge=charge,
+            tv_account=_key(tv_account, line_no=line_no, column="tv_account"),
+            product_code=_key(product, line_no=line_no, column="product_code"),
             occurred_at=moment,
             raw=text,
         )

@@ -29,11 +29,11 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import Client
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from billing.models import LedgerEntry, ReconciliationItem, ReconciliationRun, Statement, StatementLine
 from billing.models.reconciliation import Outcome, StatementSource
-from billing.reconciliation import compare, importer
+from billing.reconciliation import compare, importer, providers
 from billing.reconciliation.compare import merge_join
 from billing.reconciliation.importer import statement_import
 from billing.reconciliation.parsers import PARSERS, StatementError
@@ -119,12 +119,13 @@ def day_of_trade(demo, time_machine):
     run_due_tasks()
     b = buy("alipay_qr")  # matched
     c = buy("phone_bill")  # the SMP charged the phone bill: matched
-    d = buy("wechat_qr")  # the WeChat Pay file will say 52.00: amount_differs
+    d = buy("wechat_qr")  # WeChat Pay says 52.00: amount_differs
     e = buy("wechat_qr")  # WeChat Pay lost the trade: missing_at_provider
     f = buy("alipay_qr")  # Alipay says 24.00: amount_differs
     g = buy("wechat_qr")  # the SMP lost the subscription: paid_not_provisioned
     h = place()  # never paid, and the SMP subscribed it: provisioned_not_paid
     SimTrade.objects.filter(provider="wechatpay", out_trade_no=e.order_no).delete()
+    SimTrade.objects.filter(provider="wechatpay", out_trade_no=d.order_no).update(amount_fen=5200)
     SimTrade.objects.filter(provider="alipay", out_trade_no=f.order_no).update(amount_fen=2400)
     SimTrade.objects.create(
         provider="alipay",
@@ -142,23 +143,16 @@ def day_of_trade(demo, time_machine):
         order_no=h.order_no,
         subscription_id="SUBPLANTED0000001",
         tv_account="tv1001",
-        product_code="VIP-MONTH",
-        package_code="VIP-MONTH-0",
+        product_code="SMP-VIP-MONTH",
+        package_code="SMP-VIP-MONTH-0",
         charge="prepaid",
         amount_fen=0,
         starts_at=timezone.now(),
         ends_at=timezone.now() + timedelta(days=30),
     )
-    # The WeChat Pay file itself is edited: D's 订单金额 (column 25) becomes 52.00.
-    wechat = sandbox_statements.statement_file("wechatpay", DAY).read()
-    lines = wechat.decode().split("\r\n")
-    row = next(i for i, text in enumerate(lines) if f"`{d.order_no}," in text and ",`SUCCESS," in text)
-    fields = lines[row].split(",`")
-    assert fields[24] == "25.00"
-    fields[24] = "52.00"
-    lines[row] = ",`".join(fields)
     time_machine.move_to("2026-11-26 09:00:00+08:00", tick=True)
-    statement_import(source="wechatpay", day=DAY, stream=io.BytesIO("\r\n".join(lines).encode()), file_name="w.csv")
+    wechat = sandbox_statements.statement_file("wechatpay", DAY).read()  # imported by hand, the others fetched
+    statement_import(source="wechatpay", day=DAY, stream=io.BytesIO(wechat), file_name="w.csv")
     return {"a": a, "b": b, "c": c, "d": d, "e": e, "f": f, "g": g, "h": h}
 
 
@@ -174,9 +168,9 @@ def test_every_outcome_is_found_where_it_was_planted(day_of_trade):
     subscription = dict(SimSmpSubscription.objects.values_list("order_no", "subscription_id"))
     run = reconcile_day(DAY)  # Alipay's file and the SMP's list are fetched from the sandbox
     M = Outcome
+    # The SMP's rows show what we took: the phone-bill charge (c) against its charge, a QR payment against 0.
     smp = [
-        ("smp", "subscription", o[x], subscription[o[x]], M.MATCHED, 2500 if x == "c" else 0, 2500 if x == "c" else 0)
-        for x in "abcdef"
+        ("smp", "subscription", o[x], subscription[o[x]], M.MATCHED, 2500, 2500 if x == "c" else 0) for x in "abcdef"
     ]
     assert found(run) == {
         ("wechatpay", "payment", o["a"], o["a"], M.MATCHED, 2500, 2500),
@@ -193,12 +187,15 @@ def test_every_outcome_is_found_where_it_was_planted(day_of_trade):
     }
     assert (run.matched, run.missing_at_provider, run.missing_here, run.amount_differs) == (10, 1, 1, 2)
     assert (run.paid_not_provisioned, run.provisioned_not_paid) == (1, 1)
-    assert run.notes == ""
+    assert run.notes == "" and run.complete and not run.clean
+    assert run.source_states() == {"wechatpay": "compared", "alipay": "compared", "smp": "compared"}
     assert set(run.statements.values_list("source", flat=True)) == {"wechatpay", "alipay", "smp"}
     missing_here = run.items.get(outcome=M.MISSING_HERE)
-    assert missing_here.detail.startswith("no payment 20261125120000FOREIGN0001 here")
+    with translation.override("en"):
+        assert missing_here.detail == "No payment 20261125120000FOREIGN0001 here."
+        not_provisioned = run.items.get(outcome=M.PAID_NOT_PROVISIONED).detail
+        assert "Our entitlement names SMP subscription SUB" in not_provisioned  # the subscription our entitlement holds
     assert missing_here.statement_line_no is not None
-    assert "SMP subscription" in run.items.get(outcome=M.PAID_NOT_PROVISIONED).detail  # our entitlement names it
     for item in run.items.all():
         for amount in (item.our_amount_fen, item.their_amount_fen):
             assert amount is None or type(amount) is int
@@ -220,7 +217,7 @@ def test_running_a_day_again_gives_the_same_items(day_of_trade, monkeypatch):
     first = ReconciliationRun.objects.get()
     assert first.triggered_by == "beat"
     items = found(first)
-    details = sorted(first.items.values_list("outcome", "reference", "detail", "statement_line_no"))
+    details = sorted(first.items.values_list("outcome", "reference", "explanation", "statement_line_no"))
     # Again, holding one key and writing one item at a time: the same result.
     monkeypatch.setattr(compare, "CHUNK", 1)
     monkeypatch.setattr(compare, "BATCH", 1)
@@ -229,25 +226,26 @@ def test_running_a_day_again_gives_the_same_items(day_of_trade, monkeypatch):
     assert list(ReconciliationRun.objects.values_list("pk", flat=True)) == [again.pk]
     assert ReconciliationItem.objects.filter(run_id=first.pk).count() == 0
     assert found(again) == items
-    assert sorted(again.items.values_list("outcome", "reference", "detail", "statement_line_no")) == details
+    assert sorted(again.items.values_list("outcome", "reference", "explanation", "statement_line_no")) == details
     assert Statement.objects.count() == 3  # the statements of the first run are used, not fetched again
 
 
 def test_a_statement_not_imported_is_not_compared(db):
     statement("smp", SMP_FILE)
     run = reconcile_day(DAY, fetch=False)
-    assert run.notes.splitlines() == [
-        f"{label('wechatpay')}: not imported, not compared",
-        f"{label('alipay')}: not imported, not compared",
-    ]
+    assert run.notes.splitlines() == ["wechatpay: not imported, not fetched", "alipay: not imported, not fetched"]
+    assert run.source_states() == {"wechatpay": "missing", "alipay": "missing", "smp": "compared"}
+    assert run.uncompared == ["wechatpay", "alipay"] and not run.complete and not run.clean
     assert set(run.items.values_list("source", flat=True)) == {"smp"}
-    assert run.provisioned_not_paid == 3 and not Statement.objects.exclude(source="smp").exists()
+    assert (run.provisioned_not_paid, run.missing_here) == (3, 1)  # none of the list's orders is ours
+    assert not Statement.objects.exclude(source="smp").exists()
 
 
 def test_a_day_with_nothing_is_all_matched_and_empty(db):
     run = reconcile_day(date(2026, 1, 5))
     assert run.items.count() == 0 and run.discrepancies == 0 and run.notes == ""
     assert run.statements.count() == 3  # three empty statements, in the real layouts
+    assert run.clean
 
 
 # --- the parsers, on files in the real layouts -------------------------------------------------
@@ -275,10 +273,18 @@ def test_the_parsers_read_the_real_layouts():
     ]
     assert alipay[1].raw.endswith("备注，含逗号,也可以")  # decoded from GBK, the free-text comma kept
     smp = parse("smp", SMP_FILE)
-    assert [(x.match_key, x.charge, x.amount_fen, x.transaction_id) for x in smp] == [
-        ("20261125091430aZ3kQ9mWx1", "prepaid", 0, "SUB7F3A9C2E11D04B6A"),
-        ("20261125110203Tt5Rr4Ee3W", "phone_bill", 2500, "SUB0A1B2C3D4E5F6071"),
-        ("20261125160021Mk9Nj8Bh7G", "marketing_account", 500, "SUB99887766554433AA"),
+    assert [(x.kind, x.match_key, x.charge, x.amount_fen, x.transaction_id) for x in smp] == [
+        ("subscription", "20261125091430aZ3kQ9mWx1", "prepaid", 0, "SUB7F3A9C2E11D04B6A"),
+        ("subscription", "20261125110203Tt5Rr4Ee3W", "phone_bill", 2500, "SUB0A1B2C3D4E5F6071"),
+        ("subscription", "20261125160021Mk9Nj8Bh7G", "marketing_account", 500, "SUB99887766554433AA"),
+        # An unsubscription: the phone-bill money the SMP gave back, as money going back.
+        ("unsubscription", "20261124203011Pp0Oo9Ii8U", "phone_bill", -2500, "SUB5566778899AABBCC"),
+    ]
+    assert [(x.tv_account, x.product_code) for x in smp] == [
+        ("tv1001", "SMP-VIP-MONTH"),
+        ("tv1001", "SMP-VIP-MONTH"),
+        ("tv2001", "SMP-PPV-MOVIE"),
+        ("tv1001", "SMP-VIP-MONTH"),
     ]
     for line in wechat + alipay + smp:
         assert type(line.amount_fen) is int  # never a float, never a Decimal
@@ -315,7 +321,7 @@ def test_a_file_in_the_wrong_format_is_refused(source, path, message):
     [
         ("wechatpay", WECHAT_FILE, "line 2: 交易时间 2026-11-25 09:15:02 is not on 2026-11-26"),
         ("alipay", ALIPAY_FILE, "line 3: the statement starts on 2026-11-25, not on 2026-11-26"),
-        ("smp", SMP_FILE, "line 2: subscribed_at 2026-11-25T09:15:04+08:00 is not on 2026-11-26"),
+        ("smp", SMP_FILE, "line 2: at 2026-11-25T09:15:04+08:00 is not on 2026-11-26"),
     ],
 )
 def test_a_statement_of_another_day_is_refused(source, path, message):
@@ -345,7 +351,7 @@ def test_a_second_statement_for_a_day_replaces_the_first_only_when_asked():
         statement_import(source="smp", day=DAY, stream=io.BytesIO(other))
     replaced = statement_import(source="smp", day=DAY, stream=io.BytesIO(other), replace=True)
     assert list(Statement.objects.values_list("pk", flat=True)) == [replaced.pk]
-    assert sorted(StatementLine.objects.values_list("amount_fen", flat=True)) == [0, 500, 2600]
+    assert sorted(StatementLine.objects.values_list("amount_fen", flat=True)) == [-2500, 0, 500, 2600]
 
 
 @pytest.mark.parametrize(
@@ -368,7 +374,7 @@ def test_a_second_statement_for_a_day_replaces_the_first_only_when_asked():
         ("alipay", ALIPAY_FILE, 10, "2笔", "3笔", "line 10: #交易合计 counts 3 rows, the list has 2"),
         ("smp", SMP_FILE, 3, "phone_bill", "phonebill", "line 3: charge 'phonebill' is not one of"),
         ("smp", SMP_FILE, 3, ",2500,", ",25.00,", "line 3: amount_fen '25.00' is not a whole number of fen"),
-        ("smp", SMP_FILE, 4, "+08:00", "", "line 4: subscribed_at '2026-11-25T16:00:24' has no time zone"),
+        ("smp", SMP_FILE, 4, "+08:00", "", "line 4: at '2026-11-25T16:00:24' has no time zone"),
     ],
 )
 def test_a_row_that_cannot_be_read_names_its_line_and_nothing_is_imported(
@@ -423,7 +429,7 @@ def test_keys_come_back_in_the_order_python_compares_them_on_every_database():
         )
         for i, key in enumerate(keys)
     )
-    listed = [row[0] for row in compare._statement_rows(imported, "payment")]
+    listed = [row[0] for row in providers._statement_rows(imported, "payment")]
     assert listed == sorted(listed), connection.vendor
     assert set(keys) <= set(listed)
 
@@ -453,10 +459,10 @@ def test_the_command_imports_the_files_and_reconciles(demo, time_machine):
     )  # fmt: skip
     text = out.getvalue()
     assert "imported wechatpay wechatpay_tradebill_ALL_2026-11-25.csv: 3 rows" in text
-    assert f"{label('alipay')}: not imported, not compared" in text
+    assert "alipay: missing" in text and "not compared: alipay" in text
     run = ReconciliationRun.objects.get(day=DAY)
     # None of the fixture's trades is ours: all missing here, every subscription unknown.
-    assert (run.missing_here, run.provisioned_not_paid, run.matched) == (3, 3, 0)
+    assert (run.missing_here, run.provisioned_not_paid, run.matched) == (4, 3, 0)
     with pytest.raises(CommandError, match=r"--alipay .*: line 1: not GBK text: is this an Alipay business-detail"):
         call_command("reconcile", "--date", "2026-11-25", "--alipay", str(WECHAT_FILE), stdout=io.StringIO())
     with pytest.raises(CommandError, match="is not over yet"):
@@ -478,9 +484,12 @@ def test_the_morning_job_looks_again_later_for_a_statement_it_could_not_get(db, 
     settings.WECHATPAY_TIMEOUT_SECONDS = 0.5
     from billing.tasks import reconcile_yesterday
 
-    assert reconcile_yesterday.apply().get() == "2026-11-25: 0 discrepancies; wechatpay again later"
+    assert reconcile_yesterday.apply().get() == (
+        "2026-11-25: 0 matched, 0 discrepancies; not compared: wechatpay; again later"
+    )
     run = ReconciliationRun.objects.get()
-    assert f"{label('wechatpay')}: could not be fetched (WeChat Pay trade bill: " in run.notes
+    assert "wechatpay: could not be fetched (WeChat Pay trade bill: " in run.notes
+    assert run.wechatpay_state == "missing" and not run.clean
     later = OutboxMessage.objects.get(task_name="billing.tasks.reconcile_yesterday")
     assert later.kwargs == {"day": "2026-11-25", "attempt": 1}
     assert later.due_at == timezone.now() + timedelta(minutes=30)
@@ -509,7 +518,7 @@ def test_the_admin_uploads_a_day_and_shows_errors_with_their_line(staff, time_ma
     assert response.status_code == 302
     assert response["Location"].endswith("/admin/billing/reconciliationitem/?run_day=2026-11-25")
     run = ReconciliationRun.objects.get(day=DAY)
-    assert run.missing_here == 6 and run.provisioned_not_paid == 3
+    assert run.missing_here == 7 and run.provisioned_not_paid == 3
     items = "/admin/billing/reconciliationitem/"
     for query in ("?run_day=2026-11-25", "?outcome=missing_here&source=alipay", "?q=20261125110203Tt5Rr4Ee3W"):
         page = staff.get(items + query)
@@ -529,7 +538,7 @@ def test_the_admin_exports_items_as_csv(staff, time_machine):
     assert response.status_code == 200 and response.streaming
     assert response["Content-Disposition"] == 'attachment; filename="reconciliation-2026-11-25.csv"'
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
-    assert len(rows) == 6
+    assert len(rows) == 7
     refund = next(r for r in rows if r["kind"] == "refund")
     assert (refund["outcome"], refund["their_amount_fen"], refund["their_amount_yuan"]) == (
         "missing_here",
@@ -542,9 +551,9 @@ def test_the_admin_exports_items_as_csv(staff, time_machine):
         "/admin/billing/reconciliationitem/", {"action": "export_selected", "_selected_action": list(selected)}
     )
     exported = b"".join(response.streaming_content).decode("utf-8-sig").splitlines()
-    assert len(exported) == 4 and "SUB0A1B2C3D4E5F6071" in exported[2]
+    assert len(exported) == 5 and "SUB0A1B2C3D4E5F6071" in exported[2]
     response = staff.post("/admin/billing/reconciliationrun/", {"action": "export_items", "_selected_action": [run.pk]})
-    assert len(b"".join(response.streaming_content).decode("utf-8-sig").splitlines()) == 7
+    assert len(b"".join(response.streaming_content).decode("utf-8-sig").splitlines()) == 8
     # Re-running from the list replaces the run with the same items.
     before = found(run)
     response = staff.post("/admin/billing/reconciliationrun/", {"action": "rerun", "_selected_action": [run.pk]})

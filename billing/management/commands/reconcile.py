@@ -10,8 +10,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from billing.models.reconciliation import COMPARED_STATES
 from billing.reconciliation.parsers import StatementError
-from billing.reconciliation.services import ReconciliationBusy, reconcile_day, statements_import
+from billing.reconciliation.services import ReconciliationBusy, reconcile_day, statements_import, summary
 
 
 def _day(value: str) -> date:
@@ -56,10 +57,11 @@ class Command(BaseCommand):
             raise CommandError(f"{where}{exc}; nothing was imported") from exc
         except ReconciliationBusy as exc:
             raise CommandError(str(exc)) from exc
+        for source, state in run.source_states().items():
+            line = f"{source}: {state}"
+            self.stdout.write(line if state in COMPARED_STATES else self.style.WARNING(line))
         for note in filter(None, run.notes.splitlines()):
             self.stdout.write(self.style.WARNING(note))
-        self.stdout.write(
-            f"{day}: {run.matched} matched, {run.missing_at_provider} missing at the provider, "
-            f"{run.missing_here} missing here, {run.amount_differs} amount differs, "
-            f"{run.paid_not_provisioned} paid not provisioned, {run.provisioned_not_paid} provisioned not paid"
-        )
+        for outcome, count in run.counts().items():
+            self.stdout.write(f"{outcome}: {count}")
+        self.stdout.write(summary(run) if run.clean else self.style.WARNING(summary(run)))
