@@ -1,4 +1,4 @@
-"""Forms of the admin's hand-made money actions (lifecycle.manual)."""
+"""Forms of the admin's hand-made actions: money (lifecycle.manual), subscriptions (lifecycle.subscriptions)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,15 @@ class RefundForm(forms.Form):
             return yuan_to_fen(raw)
         except ValueError:
             raise forms.ValidationError(_("Write an amount like 25.00.")) from None
+
+
+class SubscriptionCancelForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=255,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("Kept in the subscription's events and in the admin history, with who cancelled it."),
+    )
 
 
 class WorkItemActionForm(forms.Form):

@@ -1,4 +1,5 @@
-"""What a clerk may see: orders of their store (a manager) or their own (a clerk)."""
+"""What a clerk may see: orders of their store (a manager) or their own (a clerk); the subscriptions of the
+customer at the counter, by mobile number."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from django.utils import timezone
 
 from billing.models import LedgerEntry, LedgerKind
 from channels_crm.models import Clerk
+from orders import subscription_selectors
 from orders.constants import Channel, PaymentMethod
-from orders.models import Order
+from orders.models import Order, Subscription
 from orders.validation import normalize_mainland_mobile
 
 
@@ -23,7 +25,7 @@ def visible_orders(clerk: Clerk) -> QuerySet[Order]:
 
 
 def order_for_clerk(clerk: Clerk, order_no: str) -> Order | None:
-    return visible_orders(clerk).select_related("entitlement").filter(order_no=order_no).first()
+    return visible_orders(clerk).select_related("entitlement", "subscription").filter(order_no=order_no).first()
 
 
 def today_bounds(now: datetime | None = None) -> tuple[datetime, datetime]:
@@ -68,3 +70,24 @@ def shift_totals(clerk: Clerk) -> list[dict[str, object]]:
         }
         for row in rows
     ]
+
+
+# --- subscriptions -----------------------------------------------------------------------------
+#
+# Orders stay in their store (a clerk sees their own, a manager the store's), but a clerk sees a customer's
+# subscriptions wherever they were bought (the TV, another business hall): cancel works on every channel
+# (docs/interfaces.md §8), and the customer standing at the counter must be able to stop a renewal they
+# started on the TV. What keeps this from being a browse of everybody's subscriptions: the clerk must type
+# the customer's full mobile number (no list without one, no partial match), the same number a sale starts
+# from; a subscription is reached only through that number (its cancel page asks for both); and every
+# cancel records the clerk and the store in the subscription's events.
+
+
+def customer_subscriptions(*, phone: str) -> list[Subscription]:
+    """The subscriptions of the mobile number ``phone`` (normalised), newest first, from any channel or store:
+    the same for every clerk and manager."""
+    return subscription_selectors.subscriptions_of_phone(phone=phone)
+
+
+def customer_subscription(*, subscription_no: str, phone: str) -> Subscription | None:
+    return subscription_selectors.subscription_of_phone(subscription_no=subscription_no, phone=phone)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from channels_crm import views
+from channels_crm import subscription_views, views
 
 app_name = "crm"
 
@@ -15,4 +15,10 @@ urlpatterns = [
     path("orders/<str:order_no>/cancel/", views.order_cancel_view, name="order-cancel"),
     path("orders/<str:order_no>/qr.png", views.order_qr, name="order-qr"),
     path("orders/<str:order_no>/receipt/", views.order_receipt, name="order-receipt"),
+    path("subscriptions/", subscription_views.subscriptions, name="subscriptions"),
+    path(
+        "subscriptions/<str:subscription_no>/cancel/",
+        subscription_views.subscription_cancel_view,
+        name="subscription-cancel",
+    ),
 ]

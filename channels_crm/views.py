@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
@@ -21,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from billing.qr import qr_png, showing_qr_content
 from billing.services.ledger import order_totals
-from channels_crm import selectors
+from channels_crm import renewal, selectors
 from channels_crm.models import Clerk
 from channels_crm.sso import TicketRefused, sso_login
 from ipvas.actors import Actor, ActorKind
@@ -29,8 +30,16 @@ from ipvas.errors import ApplicationError
 from lifecycle.paying import order_cancel, payment_choose
 from lifecycle.placing import order_create
 from orders import selectors as order_selectors
-from orders.constants import TERMINAL_STATUSES, Channel, FailureCode, OrderStatus, PaymentMethod, ProductKind
-from orders.models import Order
+from orders.constants import (
+    TERMINAL_STATUSES,
+    Channel,
+    FailureCode,
+    OrderStatus,
+    PaymentMethod,
+    ProductKind,
+    SubscriptionStatus,
+)
+from orders.models import Order, Product
 from orders.validation import ORDER_NO_RE, normalize_mainland_mobile
 
 View = Callable[..., HttpResponse]
@@ -55,7 +64,7 @@ def clerk_page(view: View) -> View:
     return wrapper
 
 
-def _actor(clerk: Clerk) -> Actor:
+def clerk_actor(clerk: Clerk) -> Actor:
     return Actor(ActorKind.CLERK, clerk.staff_id)
 
 
@@ -79,6 +88,14 @@ def sso(request: HttpRequest) -> HttpResponse:
     return redirect("crm:order-new")
 
 
+@dataclass(frozen=True)
+class Offer:
+    """A product on the new-order page, with the terms of its automatic renewal when the counter offers it."""
+
+    product: Product
+    renewal_terms: list[str]
+
+
 class NewOrderForm(forms.Form):
     product = forms.ChoiceField(label=gettext_lazy("Product"), widget=forms.RadioSelect)
     phone = forms.CharField(
@@ -86,6 +103,8 @@ class NewOrderForm(forms.Form):
         max_length=20,
         widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off", "placeholder": "13800000001"}),
     )
+    # docs/interfaces.md §8: the customer's explicit choice, never pre-selected; offered for renewable products only.
+    auto_renew = forms.BooleanField(label=gettext_lazy("Renew automatically"), required=False)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -94,12 +113,36 @@ class NewOrderForm(forms.Form):
             p for p in order_selectors.products_on_sale(channel=Channel.CRM) if p.kind != ProductKind.PER_VIEW
         ]
         self.fields["product"].choices = [(p.code, p.name) for p in self.products]
+        self.offers = [
+            Offer(
+                product=p,
+                renewal_terms=renewal.terms(
+                    kind=p.kind, price_yuan=p.price_yuan, methods=renewal.counter_renewal_methods(p)
+                )
+                if renewal.renews_at_the_counter(p)
+                else [],
+            )
+            for p in self.products
+        ]
+        chosen = self["product"].value() or (self.products[0].code if self.products else "")
+        self.chosen_offer = next((o for o in self.offers if o.product.code == chosen), None)
+
+    @property
+    def any_renews(self) -> bool:
+        return any(o.renewal_terms for o in self.offers)
 
     def clean_phone(self) -> str:
         try:
             return normalize_mainland_mobile(self.cleaned_data["phone"])
         except ValidationError as exc:
             raise forms.ValidationError(exc.messages[0]) from None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        offer = next((o for o in self.offers if o.product.code == data.get("product")), None)
+        if data.get("auto_renew") and offer is not None and not offer.renewal_terms:
+            self.add_error("auto_renew", _("This product does not renew automatically."))
+        return data
 
 
 @clerk_page
@@ -112,9 +155,10 @@ def order_new(request: HttpRequest, clerk: Clerk) -> HttpResponse:
                 channel=Channel.CRM,
                 product_code=form.cleaned_data["product"],
                 phone=form.cleaned_data["phone"],
-                actor=_actor(clerk),
+                actor=clerk_actor(clerk),
                 clerk=request.user,
                 store_code=clerk.store.code,
+                auto_renew=form.cleaned_data["auto_renew"],
             )
         except ApplicationError as exc:
             for field, problems in exc.fields.items():
@@ -146,7 +190,8 @@ def _what_to_do(order: Order) -> str:
 @require_GET
 def order_detail(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpResponse:
     order = _order_or_404(clerk, order_no)
-    methods = [m for m in COUNTER_METHODS if m in order.product.methods_on(order.channel)]
+    allowed = order.methods_allowed()  # an auto-renewing order: only the methods that renew
+    methods = [m for m in COUNTER_METHODS if m in allowed]
     payment = None
     if order.payment_method:
         payment = order.payments.filter(method=order.payment_method).order_by("-created_at", "-pk").first()
@@ -159,8 +204,28 @@ def order_detail(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpRespo
         "terminal": order.status in TERMINAL_STATUSES,
         "what_to_do": _what_to_do(order) if order.status in TERMINAL_STATUSES else "",
         "entitlement": getattr(order, "entitlement", None),
+        "renewal_terms": _renewal_terms(order),
     }
     return render(request, "crm/order_detail.html", context)
+
+
+def _renewal_terms(order: Order) -> list[str]:
+    """What an auto-renewing order commits the customer to: the terms of its subscription once it started,
+    before that the terms it was sold with."""
+    if not order.auto_renew:
+        return []
+    subscription = order.subscription
+    if subscription is not None:
+        if subscription.status != SubscriptionStatus.ACTIVE:
+            return []  # renewal is off now: the customer's subscriptions page says since when
+        return renewal.terms(
+            kind=subscription.product.kind,
+            price_yuan=subscription.renewal_price_yuan,
+            methods=[subscription.payment_method],
+        )
+    if order.is_terminal:
+        return []  # it did not start one (failed, or the account renews this product already)
+    return renewal.terms(kind=order.product.kind, price_yuan=order.amount_yuan, methods=order.methods_allowed())
 
 
 @clerk_page
@@ -179,7 +244,7 @@ def order_pay(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpResponse
         messages.error(request, _("Confirm that you have received the cash first."))
         return redirect("crm:order", order_no=order.order_no)
     try:
-        payment_choose(order_id=order.pk, method=method, actor=_actor(clerk))
+        payment_choose(order_id=order.pk, method=method, actor=clerk_actor(clerk))
     except ApplicationError as exc:
         # A second click on the same button lands here (the order moved on): show the order as it is.
         order.refresh_from_db()
@@ -193,7 +258,7 @@ def order_pay(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpResponse
 def order_cancel_view(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpResponse:
     order = _order_or_404(clerk, order_no)
     try:
-        order_cancel(order_id=order.pk, actor=_actor(clerk))
+        order_cancel(order_id=order.pk, actor=clerk_actor(clerk))
     except ApplicationError as exc:
         messages.error(request, str(exc.message))
     return redirect("crm:order", order_no=order.order_no)
@@ -221,6 +286,7 @@ def order_receipt(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpResp
         "seller": seller,
         "entitlement": getattr(order, "entitlement", None),
         "totals": order_totals(order),
+        "renewal_terms": _renewal_terms(order),
     }
     return render(request, "crm/receipt.html", context)
 

@@ -4,8 +4,8 @@ import factory
 from django.utils import timezone
 
 from ipvas.actors import ActorKind
-from orders.constants import Channel, OrderStatus, PaymentMethod, ProductKind
-from orders.models import Order, Product
+from orders.constants import Channel, OrderStatus, PaymentMethod, ProductKind, SubscriptionStatus
+from orders.models import Order, Product, Subscription
 from orders.numbers import new_order_no
 
 
@@ -43,3 +43,29 @@ class OrderFactory(factory.django.DjangoModelFactory):
     deadline_at = factory.LazyFunction(lambda: timezone.now() + timezone.timedelta(seconds=900))
     origin_kind = ActorKind.EPG_CLIENT
     origin_id = "test-client"
+
+
+class SubscriptionFactory(factory.django.DjangoModelFactory):
+    """A subscription put straight into a status (the status is set once, at creation), for tests of pages."""
+
+    class Meta:
+        model = Subscription
+
+    subscription_no = factory.LazyFunction(new_order_no)
+    tv_account = "tv1001"
+    phone = "13800000001"
+    product = factory.SubFactory(ProductFactory, renewable=True)
+    status = SubscriptionStatus.ACTIVE
+    payment_method = PaymentMethod.PHONE_BILL
+    renewal_price_fen = factory.LazyAttribute(lambda s: s.product.price_fen)
+    current_period_end = factory.LazyFunction(lambda: timezone.now() + timezone.timedelta(days=30))
+    next_renewal_at = factory.LazyAttribute(
+        lambda s: s.current_period_end - timezone.timedelta(hours=24) if s.status == SubscriptionStatus.ACTIVE else None
+    )
+    next_reminder_at = factory.LazyAttribute(
+        lambda s: s.next_renewal_at - timezone.timedelta(days=5) if s.next_renewal_at else None
+    )
+    consent_channel = Channel.EPG
+    consent_method = PaymentMethod.PHONE_BILL
+    consent_at = factory.LazyFunction(timezone.now)
+    consent_evidence = factory.LazyAttribute(lambda s: {"placed_by": "epg_client:test-client"})

@@ -37,8 +37,8 @@ class ProductAdminForm(forms.ModelForm):
         model = Product
         fields = [
             "code", "name", "description", "kind", "is_active", "price_fen", "view_hours", "smp_product_code",
-            "smp_zero_price_package_code", "crm_activity_code", "channels", "payment_methods", "on_sale_from",
-            "on_sale_until",
+            "smp_zero_price_package_code", "crm_activity_code", "channels", "payment_methods", "renewable",
+            "on_sale_from", "on_sale_until",
         ]  # fmt: skip
 
 
@@ -52,18 +52,22 @@ class ProductAdmin(admin.ModelAdmin):
         "price_fen",
         "price_in_yuan",
         "channels",
+        "renewable",
         "is_active",
         "on_sale_from",
         "on_sale_until",
     ]
-    list_filter = ["kind", "is_active"]
+    list_filter = ["kind", "renewable", "is_active"]
     search_fields = ["code", "name", "smp_product_code"]
     readonly_fields = ["price_in_yuan", "created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["code", "name", "description", "kind", "is_active"]}),
         (_("Price"), {"fields": ["price_fen", "price_in_yuan", "view_hours"]}),
         (_("Partner codes"), {"fields": ["smp_product_code", "smp_zero_price_package_code", "crm_activity_code"]}),
-        (_("Where and how it is sold"), {"fields": ["channels", "payment_methods", "on_sale_from", "on_sale_until"]}),
+        (
+            _("Where and how it is sold"),
+            {"fields": ["channels", "payment_methods", "renewable", "on_sale_from", "on_sale_until"]},
+        ),
         (_("History"), {"fields": ["created_at", "updated_at", "change_reason"]}),
     ]
 
@@ -140,6 +144,7 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "tv_account",
         "masked_phone",
         "failure_code",
+        "auto_renew",
         "created_at",
     ]
     list_filter = [
@@ -148,6 +153,7 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "product",
         "payment_method",
         "failure_code",
+        "auto_renew",
         ("created_at", admin.DateFieldListFilter),
     ]
     search_fields = ["=order_no", "=tv_account", "=phone"]
@@ -174,6 +180,9 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "origin_id",
         "clerk",
         "store_code",
+        "auto_renew",
+        "subscription",
+        "renewal_period",
         "created_at",
         "updated_at",
         "history_and_money",

@@ -45,7 +45,27 @@
     });
   }
 
+  // Automatic renewal is offered for the products that renew, with the chosen product's terms. The tick is
+  // consent to the terms shown: another product (other terms) or one that does not renew clears it.
+  function renewChoice(box) {
+    var form = box.closest("form");
+    var tick = box.querySelector("input[name=auto_renew]");
+    function update() {
+      var chosen = form.querySelector("input[name=product]:checked");
+      var renews = !!(chosen && chosen.hasAttribute("data-renewable"));
+      box.hidden = !renews;
+      box.querySelectorAll("[data-terms-for]").forEach(function (terms) {
+        terms.hidden = !renews || terms.getAttribute("data-terms-for") !== chosen.value;
+      });
+    }
+    form.querySelectorAll("input[name=product]").forEach(function (radio) {
+      radio.addEventListener("change", function () { tick.checked = false; update(); });
+    });
+    update();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-renew]").forEach(renewChoice);
     document.querySelectorAll("[data-poll]").forEach(poll);
     document.querySelectorAll("[data-expires-at]").forEach(countdown);
     document.querySelectorAll("form[data-once]").forEach(once);

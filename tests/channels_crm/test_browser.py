@@ -314,3 +314,82 @@ def test_history_search_by_mobile_number_on_the_counter_pc(site, counter_page, s
     assert order_no_shown(page) == wanted.order_no
     shot(page, "4-order")
     assert page.console_errors == []
+
+
+# --- (f) an auto-renewing sale, its receipt, and the customer's subscription cancelled -----------------
+
+
+def test_auto_renewing_sale_then_cancel_at_the_counter(site, phone_page, shot):
+    from orders.models import Product, Subscription
+
+    Product.objects.filter(code="VIP-YEAR").update(renewable=False)  # to see the choice go away
+    page = phone_page
+    sign_in(page, site)
+    box = page.locator("fieldset.renew")
+    tick = page.locator("input[name=auto_renew]")
+    expect(box).to_be_visible()
+    assert not tick.is_checked()  # never pre-selected
+    expect(page.locator('[data-terms-for="VIP-MONTH"]')).to_contain_text("TD")
+    shot(page, "1-new-order")
+
+    page.locator("label.choice", has_text="VIP 影视会员 · 包年").click()
+    expect(box).to_be_hidden()
+    page.locator("label.choice", has_text="VIP 影视会员 · 包季").click()
+    expect(page.locator('[data-terms-for="VIP-QUARTER"]')).to_be_visible()
+    expect(page.locator('[data-terms-for="VIP-MONTH"]')).to_be_hidden()
+    tick.check()
+    page.locator("label.choice", has_text="VIP 影视会员 · 包月").click()
+    assert not tick.is_checked()  # other terms now: the tick is cleared
+
+    tick.check()
+    page.locator("#id_phone").fill("13800000001")
+    shot(page, "2-auto-renew-ticked")
+    page.get_by_role("button", name="校验并继续").click()
+    page.locator(".order-head").wait_for()
+    wait_for(page, page.locator("form", has=page.locator("input[value=phone_bill]")))
+    assert page.locator("input[name=method]").evaluate_all("els => els.map(e => e.value)") == ["phone_bill"]
+    expect(page.locator(".renew-terms")).to_contain_text("¥25.00")
+    shot(page, "3-awaiting-payment")
+
+    page.locator("form", has=page.locator("input[value=phone_bill]")).locator("button").click()
+    wait_for(page, page.locator(".result.success"))
+    order_no = order_no_shown(page)
+    subscription = Subscription.objects.get(orders__order_no=order_no)
+    assert subscription.subscription_no in page.locator(".result.success").inner_text()
+    shot(page, "4-completed")
+
+    page.get_by_role("link", name="打印小票").click()
+    note = page.locator(".renew-note")
+    note.wait_for()
+    text = note.inner_text()
+    for expected in (subscription.subscription_no, "¥25.00", "TD", "5"):
+        assert expected in text, expected
+    shot(page, "5-receipt")
+
+    page.locator('nav.tabs a[href="/crm/subscriptions/"]').click()
+    page.locator("input[name=phone]").fill("13800000001")
+    page.locator("form.search button[type=submit]").click()
+    card = page.locator(f'[data-subscription="{subscription.subscription_no}"]')
+    card.wait_for()
+    assert "VIP 影视会员 · 包月" in card.inner_text() and "¥25.00" in card.inner_text()
+    shot(page, "6-subscriptions")
+
+    card.locator("a.button").click()
+    confirm = page.locator("form", has=page.locator("input[name=customer_asked]"))
+    confirm.wait_for()
+    confirm.locator("button[type=submit]").click()  # not ticked: the browser holds the form back
+    assert page.locator("input[name=customer_asked]").evaluate("e => !e.validity.valid")
+    assert Subscription.objects.get(pk=subscription.pk).status == "active"
+    page.locator("input[name=customer_asked]").check()
+    shot(page, "7-confirm-cancel")
+    confirm.locator("button[type=submit]").click()
+    page.locator(".flash.success").wait_for()
+    card = page.locator(f'[data-subscription="{subscription.subscription_no}"]')
+    assert card.locator(".status.sub-cancelled").count() == 1
+    assert card.locator("a.button").count() == 0  # nothing left to cancel
+    shot(page, "8-cancelled")
+
+    subscription.refresh_from_db()
+    assert (subscription.status, subscription.cancel_channel) == ("cancelled", "crm")
+    assert subscription.events.get(action="cancel").actor_id == "clerk01"
+    assert page.console_errors == []
