@@ -17,7 +17,9 @@ from billing.services.payments import OPEN_STATUSES, lock_payment, payment_recor
 from ipvas.actors import Actor, ActorKind
 from lifecycle import paying, refunds
 from lifecycle.transitions import lock_order, transit
-from orders.constants import OrderStatus
+from orders import selectors
+from orders.constants import FailureCode, OrderStatus
+from orders.models import Order
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +49,18 @@ def payment_succeeded(
         if payment.status == PaymentStatus.PAID:
             return "duplicate"
         payment_record_paid(order, payment, transaction_id=transaction_id, paid_at=paid_at, actor=actor)
+        taken = selectors.per_view_taken(order)
+        if taken and order.status == OrderStatus.PAYMENT_PENDING:
+            # Paid for content the account owns already (or is buying in another order): the order
+            # fails and this money goes back, automatically.
+            _close_the_others(order, payment)
+            transit(order, order.fail, code=FailureCode.ALREADY_SUBSCRIBED, actor=actor, reason=taken)
+            refunds.refund_request(order=order, payment=payment, reason=f"already subscribed: {taken}", actor=actor)
+            return "refunding"
         if order.status in (OrderStatus.AWAITING_PAYMENT, OrderStatus.PAYMENT_PENDING):
             # The current QR code, or an earlier one paid before it was closed:
             # either pays the order, and whatever else is open is closed.
-            for other in Payment.objects.filter(order=order, status__in=OPEN_STATUSES).exclude(pk=payment.pk):
-                other.status = PaymentStatus.CLOSED
-                other.save(update_fields=["status", "updated_at"])
-                paying.payment_close_later(other)
+            _close_the_others(order, payment)
             transit(
                 order,
                 order.payment_confirmed,
@@ -72,6 +79,13 @@ def payment_succeeded(
             order.status,
         )
         return "refunding"
+
+
+def _close_the_others(order: Order, paid: Payment) -> None:
+    for other in Payment.objects.filter(order=order, status__in=OPEN_STATUSES).exclude(pk=paid.pk):
+        other.status = PaymentStatus.CLOSED
+        other.save(update_fields=["status", "updated_at"])
+        paying.payment_close_later(other)
 
 
 def notification_accept(*, notice: PaidNotice, headers: dict[str, str], body: str) -> str:

@@ -10,9 +10,11 @@ from django.utils import timezone
 
 from adapters.smp import PrecheckRequest, PrecheckResult, SmpUnavailable, get_smp
 from ipvas.actors import Actor
+from ipvas.locks import lock_name
 from lifecycle import renewals, subscriptions
 from lifecycle.claims import claim, lock_claimed, lock_if_due, retry_later
 from lifecycle.transitions import transit
+from orders import selectors
 from orders.constants import PRECHECK_FAILURES, Channel, FailureCode, OrderStatus
 from orders.models import Order
 
@@ -57,6 +59,14 @@ def precheck_due(order_id: int, due_at: datetime | None) -> str:
         if result is None:
             retry_later(order, actor=actor, why=error, cutoff=precheck_cutoff(order))
             return "retry"
+        if result.ok:
+            # One per-view order per account and content at a time (the SMP knows only what it subscribed).
+            order.tv_account = result.tv_account or order.tv_account
+            lock_name(f"per-view:{order.tv_account}:{order.content_id}")
+            taken = selectors.per_view_taken(order)
+            if taken:
+                transit(order, order.reject, code=FailureCode.ALREADY_SUBSCRIBED, actor=actor, reason=taken)
+                return "rejected"
         if (
             result.ok
             and order.auto_renew

@@ -22,6 +22,7 @@ from ipvas.actors import Actor
 from lifecycle import refunds, renewals, tasks
 from lifecycle.claims import claim, lock_claimed, lock_if_due, look_again, retry_later
 from lifecycle.transitions import transit
+from orders import selectors
 from orders.constants import PRECHECK_FAILURES, QR_METHODS, Channel, FailureCode, OrderStatus, PaymentMethod
 from orders.models import Order
 from orders.services import entitlement_grant
@@ -78,6 +79,14 @@ def provisioning_due(order_id: int, due_at: datetime | None) -> str:
             return "cancelled"
         if timezone.now() >= provisioning_cutoff(order):
             return _give_up(order, why="the SMP did not subscribe before the provisioning deadline", actor=actor)
+        taken = selectors.per_view_taken(order)
+        if taken and order.payment_method in (PaymentMethod.PHONE_BILL, PaymentMethod.PHONE_BILL_SMS):
+            # Checked again before the phone bill is charged: nothing is taken for what is owned already.
+            Payment.objects.filter(order=order, method=order.payment_method, status=PaymentStatus.PENDING).update(
+                status=PaymentStatus.FAILED, failure_reason="already subscribed"
+            )
+            transit(order, order.fail, code=FailureCode.ALREADY_SUBSCRIBED, actor=actor, reason=taken)
+            return "failed"
         product = order.product
         charge = CHARGE_FOR_METHOD[order.payment_method]
         request = SubscribeRequest(

@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 from ipvas.actors import ActorKind
 from ipvas.cache_errors import CACHE_ERRORS
 from ipvas.errors import NotFound
-from orders.constants import Channel
+from orders.constants import ACTIVE_STATUSES, Channel, OrderStatus, ProductKind
 from orders.models import Entitlement, Order, Product
 
 logger = logging.getLogger(__name__)
@@ -112,3 +112,34 @@ def product_for_sale(*, code: str, channel: str) -> Product:
     if product is None or not product.is_on_sale(channel):
         raise NotFound(_("There is no product %(code)s on sale here.") % {"code": code}, code="product_not_found")
     return product
+
+
+def per_view_taken(order: Order) -> str:
+    """Why a per-view ``order`` must not be charged: the account can watch its content already (an
+    entitlement of ours), or another order for the same content is under way. '' when neither.
+
+    docs/interfaces.md §1 ``already_subscribed``: one in-flight per-view order per (account, content).
+    """
+    if order.product.kind != ProductKind.PER_VIEW or not order.content_id:
+        return ""
+    if Entitlement.objects.filter(
+        tv_account=order.tv_account,
+        kind=ProductKind.PER_VIEW,
+        content_id=order.content_id,
+        revoked_at__isnull=True,
+        ends_at__gt=timezone.now(),
+    ).exists():
+        return "the account can watch this content already"
+    other = (
+        Order.objects.filter(
+            tv_account=order.tv_account,
+            content_id=order.content_id,
+            product__kind=ProductKind.PER_VIEW,
+            status__in=list(ACTIVE_STATUSES),
+        )
+        .exclude(pk=order.pk)
+        .exclude(status=OrderStatus.PRECHECKING)  # not yet allowed to pay: it meets this rule itself
+        .values_list("order_no", flat=True)
+        .first()
+    )
+    return f"order {other} for the same content is under way" if other else ""
