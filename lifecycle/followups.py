@@ -111,7 +111,7 @@ def phone_bill_reverse(*, order_id: int, attempt: int = 0) -> str:
                 note="phone-bill charge reversed by the SMP",
             )
             refunds.order_money_returned(
-                order, actor=Actor.task("reverse-phone-bill"), reason="phone-bill charge reversed"
+                order, actor=Actor.task("reverse-phone-bill"), reason="phone-bill charge reversed", smp_cancelled=True
             )
     return "reversed" if result.reversed_fen else "nothing_to_reverse"
 
@@ -167,3 +167,21 @@ def smp_subscription_end(*, subscription_id: int, attempt: int = 0) -> str:
             smp_unsubscribed_at=timezone.now()
         )
     return "unsubscribed" if result.ok else "refused"
+
+
+def smp_reschedule(*, order_id: int, attempt: int = 0) -> str:
+    """An earlier period of the account was refunded and this order's period moved: the SMP moves it too."""
+    order = Order.objects.select_related("entitlement").get(pk=order_id)
+    entitlement = getattr(order, "entitlement", None)
+    if entitlement is None or entitlement.revoked_at is not None:
+        return "nothing_to_move"
+    try:
+        moved = get_smp().reschedule(
+            order_no=order.order_no, starts_at=entitlement.starts_at, ends_at=entitlement.ends_at
+        )
+    except SmpUnavailable as exc:
+        return _again_or_ask(
+            tasks.reschedule_on_smp, {"order_id": order_id}, attempt,
+            order=order, kind=WorkItemKind.PROVIDER_DISAGREES, detail=f"SMP period not moved: {exc}",
+        )  # fmt: skip
+    return "moved" if moved else "refused"

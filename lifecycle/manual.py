@@ -31,7 +31,6 @@ from lifecycle import refunds, tasks
 from lifecycle.transitions import lock_order, record_event, schedule_due
 from orders.constants import QR_METHODS, OrderStatus, PaymentMethod
 from orders.models import Order
-from orders.services import entitlement_revoke
 
 
 def _reason(reason: str) -> str:
@@ -81,9 +80,8 @@ def refund_by_admin(*, order_id: int, reason: str, actor: Actor, amount_fen: int
         if method in (PaymentMethod.PHONE_BILL, PaymentMethod.PHONE_BILL_SMS):
             outbox.enqueue(tasks.reverse_phone_bill, kwargs={"order_id": order.pk})
             return "smp_reversal"
-        # Cash: the store pays it back; the product stops now.
-        entitlement_revoke(order=order)
-        outbox.enqueue(tasks.revoke_on_smp, kwargs={"order_id": order.pk})
+        # Cash: the store pays it back; the product stops when it has (work_item_resolve, cash_paid_back),
+        # as it stops for the other methods when their money is back.
         work_item_open(order=order, kind=WorkItemKind.CASH_PAYBACK, detail=f"refund by {actor}: {reason}")
         return "cash_payback"
 

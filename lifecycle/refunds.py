@@ -136,19 +136,24 @@ def refund_settled(*, refund_id: int, result: RefundResult) -> str:
         return outcome
 
 
-def order_money_returned(order: Order, *, actor: Actor, reason: str) -> bool:
+def order_money_returned(order: Order, *, actor: Actor, reason: str, smp_cancelled: bool = False) -> bool:
     """After money went back (order locked): an order with nothing left paid ends ``refunded``.
 
-    A completed order loses its entitlement, here and on the SMP. An order
-    refunded by an admin after completion carries no failure code: it did
-    not fail.
+    A completed order loses its entitlement when its money is back (not when the refund is asked
+    for), here and on the SMP: its period comes off the end of the account's stack, so the later
+    periods move earlier, there too. ``smp_cancelled``: the money came back through the SMP's own
+    reversal, which ended the order's subscription there already. An order refunded by an admin
+    after completion carries no failure code: it did not fail.
     """
     if order.status not in REFUNDABLE_ORDER_STATUSES or order_totals(order)["net_fen"] > 0:
         return False
     code = order.failure_code
     if order.status == OrderStatus.COMPLETED:
-        entitlement_revoke(order=order)
-        outbox.enqueue(tasks.revoke_on_smp, kwargs={"order_id": order.pk})
+        moved = entitlement_revoke(order=order)
+        if not smp_cancelled:
+            outbox.enqueue(tasks.revoke_on_smp, kwargs={"order_id": order.pk})
+        for entitlement in moved:
+            outbox.enqueue(tasks.reschedule_on_smp, kwargs={"order_id": entitlement.order_id})
     elif not code:
         code = FailureCode.PROVISIONING_FAILED
     transit(order, order.refunded, code=code, actor=actor, reason=reason)

@@ -85,6 +85,13 @@ def reverse_crm_activity(order_id: int, attempt: int = 0) -> str:
     return crm_reverse(order_id=order_id, attempt=attempt)
 
 
+@ipvas_task(name="lifecycle.tasks.reschedule_on_smp")
+def reschedule_on_smp(order_id: int, attempt: int = 0) -> str:
+    from lifecycle.followups import smp_reschedule
+
+    return smp_reschedule(order_id=order_id, attempt=attempt)
+
+
 @ipvas_task(name="lifecycle.tasks.revoke_on_smp")
 def revoke_on_smp(order_id: int, attempt: int = 0) -> str:
     from lifecycle.followups import smp_revoke

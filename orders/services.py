@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from orders import selectors, tasks
+from orders.constants import ProductKind
 from orders.models import Entitlement, Order
 from orders.periods import period_end
 
@@ -52,15 +53,53 @@ def entitlement_grant(
     return entitlement
 
 
-def entitlement_revoke(*, order: Order) -> Entitlement | None:
+def entitlement_revoke(*, order: Order) -> list[Entitlement]:
+    """Take the order's period away; the account's later periods of the same product move earlier.
+
+    A refunded period comes off the end of the stack (docs/domain.md: periods stack): with four
+    months bought and the second refunded, the third and fourth move into the second and third,
+    so that three paid months remain, without a hole. Returns the entitlements that moved (their
+    orders' periods must move at the SMP too). Call inside the transaction, the order locked.
+    """
     entitlement = Entitlement.objects.filter(order=order, revoked_at__isnull=True).first()
     if entitlement is None:
-        return None
-    entitlement.revoked_at = timezone.now()
+        return []
+    now = timezone.now()
+    entitlement.revoked_at = now
     entitlement.save(update_fields=["revoked_at"])
+    moved = [] if entitlement.kind == ProductKind.PER_VIEW else _restack(entitlement, now)
     tv_account = order.tv_account
     transaction.on_commit(lambda: entitlements_changed(tv_account))
-    return entitlement
+    return moved
+
+
+def _restack(removed: Entitlement, now: datetime) -> list[Entitlement]:
+    """Close the gap ``removed`` leaves: each later period of the product starts where the one before ends."""
+    later = list(
+        Entitlement.objects.select_for_update()
+        .select_related("product")
+        .filter(
+            tv_account=removed.tv_account,
+            product=removed.product,
+            revoked_at__isnull=True,
+            starts_at__gte=removed.starts_at,
+        )
+        .order_by("starts_at", "pk")
+    )
+    cursor = max(removed.starts_at, now)
+    moved = []
+    for entitlement in later:
+        start = max(cursor, now) if entitlement.starts_at > cursor else entitlement.starts_at
+        if start == entitlement.starts_at:
+            cursor = entitlement.ends_at
+            continue
+        product = entitlement.product
+        entitlement.starts_at = start
+        entitlement.ends_at = period_end(start=start, period_months=product.period_months, view_hours=None)
+        entitlement.save(update_fields=["starts_at", "ends_at"])
+        moved.append(entitlement)
+        cursor = entitlement.ends_at
+    return moved
 
 
 def entitlements_changed(tv_account: str) -> None:

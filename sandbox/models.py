@@ -64,6 +64,8 @@ class SimSmpAccount(models.Model):
 
 class SimSmpSubscription(models.Model):
     order_no = models.CharField(_("order number"), max_length=32, unique=True)
+    # What the SMP de-duplicates a subscribe on when the caller names it (a renewal's period).
+    idempotency_key = models.CharField(_("idempotency key"), max_length=64, blank=True, db_index=True)
     subscription_id = models.CharField(_("subscription id"), max_length=40, unique=True)
     tv_account = models.CharField(_("TV account"), max_length=64, db_index=True)
     product_code = models.CharField(_("product code"), max_length=64)

@@ -87,6 +87,11 @@ def subscribe(request: SubscribeRequest) -> SubscribeResult:
     with transaction.atomic():
         account = SimSmpAccount.objects.select_for_update().filter(tv_account=request.tv_account).first()
         done = SimSmpSubscription.objects.filter(order_no=request.order_no).first()
+        if done is None and request.idempotency_key and request.idempotency_key != request.order_no:
+            # A renewal's period is charged once, whichever renewal order asks (docs/protocols.md).
+            done = SimSmpSubscription.objects.filter(
+                idempotency_key=request.idempotency_key, cancelled_at__isnull=True
+            ).first()
         if done is not None:
             return _result(done)
         reason = _refusal(account, request.product_code)
@@ -122,6 +127,7 @@ def subscribe(request: SubscribeRequest) -> SubscribeResult:
             starts_at = max(now, latest) if latest else now
         subscription = SimSmpSubscription.objects.create(
             order_no=request.order_no,
+            idempotency_key=request.idempotency_key or request.order_no,
             subscription_id="SUB" + secrets.token_hex(8).upper(),
             tv_account=account.tv_account,
             product_code=request.product_code,

@@ -84,6 +84,14 @@ def smp_end(order_no: str) -> None:
     SimSmpSubscription.objects.filter(order_no=order_no, cancelled_at__isnull=True).update(cancelled_at=timezone.now())
 
 
+def smp_reschedule(order_no: str, *, starts_at: datetime, ends_at: datetime) -> bool:
+    """The simulated SMP moves an order's subscription to a new period (nothing else changes)."""
+    moved = SimSmpSubscription.objects.filter(order_no=order_no, cancelled_at__isnull=True).update(
+        starts_at=starts_at, ends_at=ends_at
+    )
+    return bool(moved)
+
+
 def account_set(tv_account: str, *, status: str | None, balance_fen: int | None, phone: str | None) -> SimSmpAccount:
     """Change (or create, active, with the phone given) a simulated SMP account."""
     with transaction.atomic():

@@ -13,6 +13,7 @@ urlpatterns = [
     path("smp/api/subscribe", smp.subscribe, name="smp-subscribe"),
     path("smp/api/authorize", smp.authorize, name="smp-authorize"),
     path("smp/api/unsubscribe", smp.unsubscribe, name="smp-unsubscribe"),
+    path("smp/api/reschedule", smp.reschedule, name="smp-reschedule"),
     path("smp/api/provisioning-list", smp.provisioning_list, name="smp-provisioning-list"),
     path("smp/faults/", smp.set_faults, name="smp-faults"),
     path("smp/accounts/<str:tv_account>/", subscriptions.smp_account, name="smp-account"),

@@ -117,6 +117,12 @@ class HttpSmpClient:
         body = self._post("unsubscribe", {"order_no": order_no, "reverse": reverse})
         return UnsubscribeResult(ok=bool(body.get("ok")), reversed_fen=int(body.get("reversed_fen") or 0))
 
+    def reschedule(self, *, order_no: str, starts_at: datetime, ends_at: datetime) -> bool:
+        body = self._post(
+            "reschedule", {"order_no": order_no, "starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat()}
+        )
+        return bool(body.get("ok"))
+
     def download_statement(self, day: date) -> StatementFile:
         """``GET {SMP_URL}/provisioning-list?date=YYYY-MM-DD``: the SMP's subscriptions of the day (CSV)."""
         file = spool()

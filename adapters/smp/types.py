@@ -99,6 +99,11 @@ class SmpAdapter(Protocol):
         without it the subscription just ends (a continuous subscription at the end of its paid period)."""
         ...
 
+    def reschedule(self, *, order_no: str, starts_at: datetime, ends_at: datetime) -> bool:
+        """Move the order's subscription to a new period (a refunded period earlier in the account's
+        stack moved it); idempotent. True when the SMP has the period as asked."""
+        ...
+
     def download_statement(self, day: date) -> StatementFile:
         """The provisioning list of ``day``; raises ``adapters.statements.StatementUnavailable``."""
         ...

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from typing import TypeVar
 
 from django.conf import settings
@@ -61,6 +61,9 @@ class SimulatedSmp:
         if not reverse:
             return self._call(lambda: _end(order_no))
         return self._call(lambda: smp.unsubscribe(order_no=order_no))
+
+    def reschedule(self, *, order_no: str, starts_at: datetime, ends_at: datetime) -> bool:
+        return self._call(lambda: subscriptions.smp_reschedule(order_no, starts_at=starts_at, ends_at=ends_at))
 
     def download_statement(self, day: date) -> StatementFile:
         return StatementFile(statements.statement_file("smp", day), statements.file_name("smp", day))

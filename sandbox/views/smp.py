@@ -16,15 +16,16 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_POST
 
-from adapters.smp.types import PrecheckRequest, SubscribeRequest
+from adapters.smp.types import PrecheckRequest, SubscribeRequest, UnsubscribeResult
 from ipvas.secrets_compare import same_secret
-from sandbox import faults, smp
+from sandbox import faults, smp, subscriptions
 from sandbox.http import BadRequest, json_body, sandbox_view, text_field
 from sandbox.models import FaultMode
 
 
 def _jsonable(result: Any) -> dict[str, Any]:
-    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(result).items()}
+    fields = result if isinstance(result, dict) else asdict(result)
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in fields.items()}
 
 
 def _serve(request: HttpRequest, work: Any) -> HttpResponse:
@@ -63,6 +64,7 @@ def precheck(request: HttpRequest) -> HttpResponse:
                 tv_account=text_field(b, "tv_account", required=False),
                 phone=text_field(b, "phone", required=False),
                 content_id=text_field(b, "content_id", required=False),
+                idempotency_key=text_field(b, "idempotency_key", required=False, max_length=64),
             )
         ),
     )
@@ -109,7 +111,42 @@ def authorize(request: HttpRequest) -> HttpResponse:
 @sandbox_view
 @require_POST
 def unsubscribe(request: HttpRequest) -> HttpResponse:
-    return _serve(request, lambda b: smp.unsubscribe(order_no=text_field(b, "order_no", max_length=32)))
+    def work(body: dict[str, Any]) -> Any:
+        order_no = text_field(body, "order_no", max_length=32)
+        reverse = body.get("reverse", True)
+        if not isinstance(reverse, bool):
+            raise BadRequest("reverse must be true or false")
+        if not reverse:
+            subscriptions.smp_end(order_no)
+            return UnsubscribeResult(ok=True, reversed_fen=0)
+        return smp.unsubscribe(order_no=order_no)
+
+    return _serve(request, work)
+
+
+@sandbox_view
+@require_POST
+def reschedule(request: HttpRequest) -> HttpResponse:
+    def work(body: dict[str, Any]) -> Any:
+        starts_at, ends_at = _when(body, "starts_at"), _when(body, "ends_at")
+        if ends_at <= starts_at:
+            raise BadRequest("ends_at must be after starts_at")
+        ok = subscriptions.smp_reschedule(
+            text_field(body, "order_no", max_length=32), starts_at=starts_at, ends_at=ends_at
+        )
+        return {"ok": ok}
+
+    return _serve(request, work)
+
+
+def _when(body: dict[str, Any], name: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text_field(body, name, max_length=40))
+    except ValueError:
+        raise BadRequest(f"{name} must be an ISO 8601 time") from None
+    if value.tzinfo is None:
+        raise BadRequest(f"{name} needs a time zone")
+    return value
 
 
 @sandbox_view

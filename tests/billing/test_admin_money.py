@@ -229,7 +229,7 @@ def test_refund_by_hand_of_a_phone_bill_order_reverses_the_charge_on_the_smp(api
     assert not Refund.objects.exists()
 
 
-def test_refund_by_hand_of_a_cash_sale_revokes_at_once_and_asks_the_store_to_pay_back(
+def test_refund_by_hand_of_a_cash_sale_asks_the_store_to_pay_back_and_stops_the_product_then(
     api, frozen, django_capture_on_commit_callbacks
 ):
     order = completed_cash_sale()
@@ -239,24 +239,30 @@ def test_refund_by_hand_of_a_cash_sale_revokes_at_once_and_asks_the_store_to_pay
         started = manual.refund_by_admin(order_id=order.pk, reason="customer changed their mind", actor=OPS)
 
     assert started == "cash_payback"
-    assert entitled(api) is False
-    assert Entitlement.objects.get(order=order).revoked_at is not None
+    # Access goes when the money is back, as for every method (docs/operations.md): not yet.
+    assert entitled(api) is True
+    assert Entitlement.objects.get(order=order).revoked_at is None
     item = WorkItem.objects.get()
     assert (item.order_id, item.kind, item.resolved_at) == (order.pk, "cash_payback", None)
     assert "customer changed their mind" in item.detail
     order.refresh_from_db()
     assert order.status == "completed"  # until the store says the cash went back
     settle()
-    assert SimSmpSubscription.objects.get(order_no=order.order_no).cancelled_at is not None
+    assert SimSmpSubscription.objects.get(order_no=order.order_no).cancelled_at is None
     assert ledger(order) == [("payment", PRICE)]
 
-    manual.work_item_resolve(item_id=item.pk, note="paid back at the counter", actor=OPS, cash_paid_back=True)
-    settle()
+    with django_capture_on_commit_callbacks(execute=True):
+        manual.work_item_resolve(item_id=item.pk, note="paid back at the counter", actor=OPS, cash_paid_back=True)
+    ran = settle()
 
     order.refresh_from_db()
     assert (order.status, order.failure_code) == ("refunded", "")
+    assert entitled(api) is False
     assert ledger(order) == [("payment", PRICE), ("cash_payback", -PRICE)]
     assert SimCrmActivity.objects.get(order_no=order.order_no).reversed_at is not None
+    assert SimSmpSubscription.objects.get(order_no=order.order_no).cancelled_at is not None
+    # One revocation at the SMP, not two retry chains (issue #12, item 3).
+    assert [name for name, _ in ran].count("lifecycle.tasks.revoke_on_smp") == 1
 
 
 # --- refused, with a clear message, and nothing changes --------------------------------------------

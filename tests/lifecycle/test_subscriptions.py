@@ -322,3 +322,30 @@ def test_the_sweep_twice_makes_one_renewal(demo, run_tasks, frozen):
     run_tasks()
     assert Order.objects.filter(subscription=sub, channel=Channel.RENEWAL).count() == 1
     assert Entitlement.objects.filter(order__subscription=sub).count() == 2
+
+
+def test_refunding_a_renewal_period_removes_exactly_that_period(demo, run_tasks, frozen):
+    from lifecycle import manual
+
+    _order, sub = subscribe(run_tasks)
+    for _ in range(2):
+        work(run_tasks, frozen, sub.next_reminder_at)
+        sub.refresh_from_db()
+        work(run_tasks, frozen, sub.next_renewal_at)
+        sub.refresh_from_db()
+    assert sub.periods == 3
+    three_months = sub.current_period_end
+    first_renewal = Order.objects.filter(subscription=sub, channel=Channel.RENEWAL).order_by("pk").first()
+
+    manual.refund_by_admin(order_id=first_renewal.pk, reason="charged by mistake", actor=EPG)
+    run_tasks()
+    sub.refresh_from_db()
+    first_renewal.refresh_from_db()
+    assert first_renewal.status == OrderStatus.REFUNDED
+    assert sub.current_period_end < three_months
+    assert sub.current_period_end == Entitlement.objects.filter(
+        order__subscription=sub, revoked_at__isnull=True
+    ).order_by("-ends_at").values_list("ends_at", flat=True).first()
+    assert Entitlement.objects.filter(order__subscription=sub, revoked_at__isnull=True).count() == 2
+    assert sub.events.filter(action="period_refunded").exists()
+    assert sub.next_renewal_at == sub.current_period_end - timedelta(hours=24)
