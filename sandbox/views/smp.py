@@ -64,7 +64,6 @@ def precheck(request: HttpRequest) -> HttpResponse:
                 tv_account=text_field(b, "tv_account", required=False),
                 phone=text_field(b, "phone", required=False),
                 content_id=text_field(b, "content_id", required=False),
-                idempotency_key=text_field(b, "idempotency_key", required=False, max_length=64),
             )
         ),
     )
@@ -89,6 +88,7 @@ def subscribe(request: HttpRequest) -> HttpResponse:
                 period_months=_int(b, "period_months"),
                 view_hours=_int(b, "view_hours"),
                 content_id=text_field(b, "content_id", required=False),
+                idempotency_key=text_field(b, "idempotency_key", required=False, max_length=64),
             )
         )
 
