@@ -378,3 +378,31 @@ def test_the_sandbox_urls_answer_when_the_sandbox_is_on(client, demo, settings):
         **auth,
     )
     assert response.status_code == 200 and response.json()["ok"] is True
+
+
+# --- subscriptions and stacked refunds: the calls the SMP gained -----------------------------------
+
+
+def test_a_period_key_charges_a_renewal_once_whichever_order_asks(smp):
+    before = SimSmpAccount.objects.get(tv_account="tv1001").balance_fen
+    first = smp.subscribe(monthly(order_no(), idempotency_key="S123P2"))
+    again = smp.subscribe(monthly(order_no(), idempotency_key="S123P2"))
+    assert first.ok and again.ok and again.subscription_id == first.subscription_id
+    assert before - SimSmpAccount.objects.get(tv_account="tv1001").balance_fen == 2500
+    other = smp.subscribe(monthly(order_no(), idempotency_key="S123P3"))
+    assert other.subscription_id != first.subscription_id
+
+
+def test_reschedule_moves_a_period_and_unsubscribe_without_reverse_moves_no_money(smp):
+    no = order_no()
+    result = smp.subscribe(monthly(no))
+    earlier = (result.starts_at - timedelta(days=3), result.ends_at - timedelta(days=3))
+    assert smp.reschedule(order_no=no, starts_at=earlier[0], ends_at=earlier[1]) is True
+    row = SimSmpSubscription.objects.get(order_no=no)
+    assert (row.starts_at, row.ends_at) == earlier
+    assert smp.reschedule(order_no="NOSUCH", starts_at=earlier[0], ends_at=earlier[1]) is False
+
+    balance = SimSmpAccount.objects.get(tv_account="tv1001").balance_fen
+    assert smp.unsubscribe(order_no=no, reverse=False).reversed_fen == 0
+    assert SimSmpAccount.objects.get(tv_account="tv1001").balance_fen == balance
+    assert SimSmpSubscription.objects.get(order_no=no).cancelled_at is not None
