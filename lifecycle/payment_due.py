@@ -17,7 +17,15 @@ from django.utils import timezone
 from adapters.crm import ActivityRequest, CrmUnavailable, get_crm
 from adapters.providers import get_provider
 from adapters.providers.types import ProviderUnavailable
-from billing.models import LedgerKind, Payment, PaymentStatus, Provider, WorkItemKind
+from billing.models import (
+    LedgerKind,
+    Payment,
+    PaymentStatus,
+    Provider,
+    SmsConfirmation,
+    SmsConfirmationStatus,
+    WorkItemKind,
+)
 from billing.services.ledger import ledger_record
 from billing.services.payments import OPEN_STATUSES, open_payment
 from billing.services.sms import sms_confirmation_expire
@@ -28,6 +36,7 @@ from lifecycle.claims import claim, lock_claimed, lock_if_due, retry_later
 from lifecycle.transitions import transit
 from orders.constants import FailureCode, OrderStatus, PaymentMethod
 from orders.models import Order
+from orders.models.order import SMS_REPLACED
 
 logger = logging.getLogger(__name__)
 
@@ -48,13 +57,18 @@ def payment_due(order_id: int, due_at: datetime | None) -> str:
         if order is None:
             return "not_due"
         if order.payment_method == PaymentMethod.PHONE_BILL_SMS:
+            replaced = (
+                SmsConfirmation.objects.filter(order=order, status=SmsConfirmationStatus.SUPERSEDED).exists()
+                and not SmsConfirmation.objects.filter(order=order, status=SmsConfirmationStatus.PENDING).exists()
+            )
             sms_confirmation_expire(order)
             transit(
                 order,
                 order.expire,
                 code=FailureCode.SMS_TIMEOUT,
+                detail=SMS_REPLACED if replaced else "",
                 actor=Actor.task("payment-deadline"),
-                reason="no reply Y to the confirmation SMS in time, or a newer confirmation replaced it",
+                reason="a newer confirmation to the number replaced it" if replaced else "no reply Y in time",
             )
             return "expired"
         if order.payment_method == PaymentMethod.CASH:

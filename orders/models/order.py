@@ -30,6 +30,12 @@ S = OrderStatus
 CANCELLABLE_PENDING_METHODS = QR_METHODS | {PaymentMethod.PHONE_BILL_SMS}
 
 
+# An SMS confirmation that a newer one to the same number replaced (docs/interfaces.md §4): the code
+# stays sms_timeout (§1), the message says what happened.
+SMS_REPLACED = "replaced by a newer confirmation"
+SMS_REPLACED_MESSAGE = _("A newer SMS confirmation to this number replaced this one; please order again.")
+
+
 def _cancellable(order: Order) -> bool:
     return order.status == S.AWAITING_PAYMENT or order.payment_method in CANCELLABLE_PENDING_METHODS
 
@@ -160,7 +166,11 @@ class Order(ConcurrentTransitionMixin, models.Model):
 
     @property
     def failure_message(self) -> str:
-        return str(FailureCode(self.failure_code).label) if self.failure_code else ""
+        if not self.failure_code:
+            return ""
+        if self.failure_code == FailureCode.SMS_TIMEOUT and self.failure_detail == SMS_REPLACED:
+            return str(SMS_REPLACED_MESSAGE)
+        return str(FailureCode(self.failure_code).label)
 
     def _enter(self, *, deadline_at: datetime | None, now: datetime) -> None:
         self.deadline_at = deadline_at
@@ -214,8 +224,8 @@ class Order(ConcurrentTransitionMixin, models.Model):
         self._end(now=now, code=code, detail=detail)
 
     @transition(field=status, source=[S.AWAITING_PAYMENT, S.PAYMENT_PENDING], target=S.EXPIRED)
-    def expire(self, *, code: str, now: datetime) -> None:
-        self._end(now=now, code=code)
+    def expire(self, *, code: str, now: datetime, detail: str = "") -> None:
+        self._end(now=now, code=code, detail=detail)
 
     @transition(
         field=status,

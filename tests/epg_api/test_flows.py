@@ -408,6 +408,9 @@ def test_a_new_confirmation_to_the_number_expires_the_older_one(api, frozen):
 
     older = api.order(older["order_no"])
     assert (older["status"], older["failure"]["code"]) == ("expired", "sms_timeout")
+    # The code stays that of §1; the message says what happened (issue #12, item 12).
+    in_english = api.order(older["order_no"], **{"Accept-Language": "en"})["failure"]["message"]
+    assert "newer SMS confirmation" in in_english and "in time" not in in_english
     assert len(sms_outbox("13800000001")) == 2
 
     sms_reply("13800000001", "Y")
