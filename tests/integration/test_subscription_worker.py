@@ -42,9 +42,7 @@ def test_a_subscription_lives_and_ends_through_the_worker(demo, celery_worker_pr
     assert SimSmsMessage.objects.filter(to="13800000001", text__contains="将于").exists()
 
     advance(subscription.subscription_no, "renewal")
-    wait_for(
-        lambda: Subscription.objects.get(pk=subscription.pk).periods == 2, timeout=30, what="the renewal charged"
-    )
+    wait_for(lambda: Subscription.objects.get(pk=subscription.pk).periods == 2, timeout=30, what="the renewal charged")
     renewal = Order.objects.get(subscription=subscription, channel=Channel.RENEWAL)
     assert renewal.status == OrderStatus.COMPLETED
     assert before - SimSmpAccount.objects.get(tv_account="tv1001").balance_fen == 2500

@@ -343,9 +343,13 @@ def test_refunding_a_renewal_period_removes_exactly_that_period(demo, run_tasks,
     first_renewal.refresh_from_db()
     assert first_renewal.status == OrderStatus.REFUNDED
     assert sub.current_period_end < three_months
-    assert sub.current_period_end == Entitlement.objects.filter(
-        order__subscription=sub, revoked_at__isnull=True
-    ).order_by("-ends_at").values_list("ends_at", flat=True).first()
+    assert (
+        sub.current_period_end
+        == Entitlement.objects.filter(order__subscription=sub, revoked_at__isnull=True)
+        .order_by("-ends_at")
+        .values_list("ends_at", flat=True)
+        .first()
+    )
     assert Entitlement.objects.filter(order__subscription=sub, revoked_at__isnull=True).count() == 2
     assert sub.events.filter(action="period_refunded").exists()
     assert sub.next_renewal_at == sub.current_period_end - timedelta(hours=24)
