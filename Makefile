@@ -19,7 +19,10 @@ $(PYTHON):              # a clean clone: the virtualenv with the pinned requirem
 	python3 dev.py setup-venv
 
 # Reliability (issue #6): the soak versions of tests/reliability against PostgreSQL and Redis, and their figures.
-.PHONY: reliability
+.PHONY: reliability reliability-short
 
-reliability: $(PYTHON)  ## the long runs of every reliability property, then the figures table (~12 min)
+reliability: $(PYTHON)  ## the long runs of every reliability property and the fault campaign (issue #11), then the tables (~25 min)
 	$(PYTHON) bench/reliability.py
+
+reliability-short: $(PYTHON)  ## the same tables from the short versions that the test suite runs (~6 min)
+	$(PYTHON) bench/reliability.py --short

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The commands of the README, needing nothing but Python 3.11.
 
-    python3 dev.py up      set up, then run web + Celery worker + Celery beat (Ctrl-C stops all)
+    python3 dev.py up      set up, then run web + Celery worker + Celery beat (Ctrl-C stops all;
+                           a worker or beat that exits is started again)
     python3 dev.py test    set up, then run the whole test suite (extra arguments go to pytest)
     python3 dev.py prod    the production-like stack: PostgreSQL, Redis, a multi-process web
                            server, separate worker and beat, JSON logs, /metrics/ (docs/operations.md)
@@ -115,32 +116,80 @@ def prepare_database(env: dict[str, str]) -> Path:
     return key_file
 
 
-def supervise(processes: dict[str, list[str]], env: dict[str, str], banner: list[str]) -> int:
-    """Run the processes until Ctrl-C (or one of them stops), then stop them all, leaving no orphan."""
+# A worker or beat that exits is started again after a pause that grows while it keeps failing
+# (one that ran for RESTART_RESET_SECONDS starts again at once): a broker outage or a crash must
+# not leave orders without a worker, nor stop the web server with it (docs/operations.md).
+RESTARTED = ("worker", "beat")
+RESTART_BACKOFF_SECONDS = (1, 2, 5, 10, 30)
+RESTART_RESET_SECONDS = 60
+
+
+def supervise(
+    processes: dict[str, list[str]],
+    env: dict[str, str],
+    banner: list[str],
+    *,
+    restarted: tuple[str, ...] = RESTARTED,
+) -> int:
+    """Run the processes until Ctrl-C, then stop them all, leaving no orphan.
+
+    One of ``restarted`` that exits is started again (with a growing pause while it keeps
+    exiting); any other that exits (the web server: a port in use, a broken setting) stops them all.
+    """
     children: dict[str, subprocess.Popen[bytes]] = {}
+    started_at: dict[str, float] = {}
+    failures: dict[str, int] = {}
+    restart_at: dict[str, float] = {}
     stopping = False
 
     def stop(*_: object) -> None:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    for name, argv in processes.items():
+    def start(name: str) -> None:
         # Each child leads its own process group, so that stopping it also
         # stops what it forked (the worker's pool) and nothing is orphaned.
-        children[name] = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True)
+        children[name] = subprocess.Popen(processes[name], cwd=ROOT, env=env, start_new_session=True)
+        started_at[name] = time.monotonic()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    for name in processes:
+        start(name)
     say(f"running: {', '.join(processes)}. Ctrl-C stops them all.")
+    kept = [name for name in processes if name in restarted]
+    if kept:
+        say(f"  {' and '.join(kept)} start again if they exit")
     for line in banner:
         say(f"  {line}")
     exit_code = 0
     while not stopping:
+        now = time.monotonic()
         for name, child in children.items():
-            if child.poll() is not None:
+            if name in restart_at:
+                if now >= restart_at[name]:
+                    del restart_at[name]
+                    say(f"starting {name} again")
+                    start(name)
+                    break  # children changed
+                continue
+            if child.poll() is None:
+                continue
+            try:
+                os.killpg(child.pid, signal.SIGKILL)  # what it left of its group (a pool process)
+            except ProcessLookupError:
+                pass
+            if name not in restarted:
                 say(f"{name} stopped (exit {child.returncode}); stopping the others")
                 exit_code = child.returncode or 1
                 stopping = True
                 break
+            if now - started_at[name] >= RESTART_RESET_SECONDS:
+                failures[name] = 0
+            pause = RESTART_BACKOFF_SECONDS[min(failures.get(name, 0), len(RESTART_BACKOFF_SECONDS) - 1)]
+            failures[name] = failures.get(name, 0) + 1
+            say(f"{name} stopped (exit {child.returncode}); starting it again in {pause} s")
+            restart_at[name] = now + pause
         time.sleep(0.3)
     say("stopping")
     for child in children.values():

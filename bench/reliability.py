@@ -1,7 +1,7 @@
 """Run the long (soak) versions of the reliability properties (issue #6) and print their figures.
 
-    .venv/bin/python bench/reliability.py            the soak versions (~12 min on 2 cores)
-    .venv/bin/python bench/reliability.py --short    the short versions of the default test run (~2.5 min)
+    .venv/bin/python bench/reliability.py            the soak versions (~20 min on 2 cores)
+    .venv/bin/python bench/reliability.py --short    the short versions of the default test run (~6 min)
     .venv/bin/python bench/reliability.py --no-fuzz  without counting the schema fuzzer's cases
 
 It runs tests/reliability (PostgreSQL, Redis and real Celery workers: the
@@ -9,7 +9,8 @@ DATABASE_URL, REDIS_URL and CELERY_BROKER_URL of the environment, else this
 machine's defaults below) with IPVAS_SOAK=1, then the EPG API's schema fuzzer
 (tests/epg_api/test_schema.py) with Hypothesis's statistics, and prints one
 line per property: how much was tried, and "nothing lost, nothing doubled" or
-the first counterexample. The tests write what they did to
+the first counterexample; then the fault campaign (issue #11), one line per
+fault: the orders in flight, the outcome, the time to recover. The tests write what they did to
 test-artifacts/reliability/*.json; only what this run wrote is shown.
 """
 
@@ -167,6 +168,42 @@ def rows(found: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]:
     return table
 
 
+FAULT_ORDER = ("broker", "cache", "postgres", "partners", "wechatpay", "alipay", "sms", "crm", "disk_full")
+
+
+def fault_rows(found: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """The fault campaign (issue #11): one row per fault, from tests/reliability/test_dependency_faults.py
+    and test_disk_full.py: the orders in flight when it came, the outcome, the time to recover."""
+    faults = [f for name, f in found.items() if name.startswith("fault-")]
+    faults.sort(key=lambda f: (FAULT_ORDER.index(f["fault"].split("-")[0]), f["fault"]))
+    table = []
+    for f in faults:
+        statuses = ", ".join(f"{k} {v}" for k, v in sorted(f.get("statuses", {}).items()))
+        survived = f.get("processes_survived", {})
+        if f.get("ok"):
+            outcome = f"{f['orders']} orders and a probe: {statuses}; {FINE}; " + (
+                "web, worker and beat ran throughout" if all(survived.values()) else f"processes: {survived}"
+            )
+            if f["fault"] == "disk_full":
+                outcome += (
+                    f"; {f.get('answers_while_full', {}).get('answers 503', 0)} answers 503 with Retry-After while "
+                    "full, none 500; SQLite integrity ok, no broker message half-written"
+                )
+        else:
+            books = f.get("books", {})
+            problems = books.get("problems") or books.get("smp_left_subscribed") or [f"unsettled: {books}"]
+            outcome = f"COUNTEREXAMPLE: {str(problems[0])[:300]} (processes: {survived})"
+        recovered = f.get("recovered_seconds")
+        recovery = (
+            f"down {f.get('down_seconds')} s; a new order completed {recovered} s after it came back; "
+            f"every order ended {f.get('settled_seconds')} s after"
+            if recovered is not None
+            else "NOT RECOVERED: no new order completed"
+        )
+        table.append((f["kind"], f"{f['in_flight']} of {f['orders']}", outcome, recovery))
+    return table
+
+
 def known_bugs(log: Path) -> list[tuple[str, str, str]]:
     """The strict xfails of the run: properties that fail today, each with its reason (the bug)."""
     found = []
@@ -178,9 +215,9 @@ def known_bugs(log: Path) -> list[tuple[str, str, str]]:
     return found
 
 
-def markdown(table: list[tuple[str, str, str]]) -> str:
-    lines = ["| property | tried | result |", "|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} |" for a, b, c in table]
+def markdown(table: list[tuple[str, ...]], head: tuple[str, ...] = ("property", "tried", "result")) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in table]
     return "\n".join(lines)
 
 
@@ -193,7 +230,9 @@ def main() -> int:
     env = environment(soak)
     LOGS.mkdir(exist_ok=True)
     code, summary, started = run_reliability(soak, env)
-    table = rows(load(started)) + known_bugs(LOGS / "reliability-bench.log")
+    found = load(started)
+    table = rows(found) + known_bugs(LOGS / "reliability-bench.log")
+    faults = fault_rows(found)
     table.append(("reliability tests (pytest)", summary, "passed" if code == 0 else f"FAILED (exit {code})"))
     if not options.no_fuzz:
         cases, result = count_fuzz_cases(env)
@@ -207,6 +246,11 @@ def main() -> int:
     print(f"Database {env['DATABASE_URL'].rsplit('@', 1)[-1]}, Redis {env['REDIS_URL'].rsplit('@', 1)[-1]}")
     print()
     print(markdown(table))
+    if faults:
+        print()
+        print("Fault campaign (each dependency failing under a running IPVAS, orders in flight):")
+        print()
+        print(markdown(faults, ("fault", "orders in flight", "outcome", "time to recover")))
     return code
 
 

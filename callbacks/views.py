@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from datetime import datetime
 
@@ -17,6 +16,7 @@ from django.views.decorators.http import require_POST
 from adapters.alipay import notify as alipay_verification
 from adapters.providers.types import NotificationRejected
 from adapters.wechatpay import notify as wechat_verification
+from ipvas import jsonparse
 from ipvas.credentials import secret
 from ipvas.metrics import NOTIFICATIONS
 from ipvas.secrets_compare import same_secret
@@ -44,6 +44,13 @@ def wechatpay_notify(request: HttpRequest) -> HttpResponse:
     """WeChat Pay API v3 payment notification: 204 once applied (or seen), else FAIL so WeChat retries."""
     headers = {name: request.headers.get(name, "") for name in WECHAT_HEADERS}
     body = request.body
+    try:
+        if not isinstance(jsonparse.loads(body), dict):  # bounded: the adapter parses it again, verified
+            raise ValueError("not a JSON object")
+    except ValueError as exc:
+        NOTIFICATIONS.labels(provider="wechatpay", outcome="refused").inc()
+        logger.warning("wechatpay notification refused: malformed body (%s)", exc)
+        return _wechat_fail("malformed notification", 400)
     try:
         event = wechat_verification.verify_event(request.headers, body)
         if event.event_type.startswith("REFUND."):
@@ -106,7 +113,7 @@ def sms_inbound(request: HttpRequest) -> HttpResponse:
     if not same_secret(request.headers.get("X-Signature", "").strip().lower(), expected):
         return JsonResponse({"error": {"code": "bad_signature", "message": "bad signature"}}, status=403)
     try:
-        payload = json.loads(body)
+        payload = jsonparse.loads(body)
         sender = payload["from"]
         text = payload["text"]
         if not isinstance(sender, str) or not isinstance(text, str):

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
-from billing.models import LedgerEntry, LedgerKind
+from billing.models import LedgerEntry, LedgerKind, Provider
 from channels_crm.models import Clerk
 from orders import subscription_selectors
 from orders.constants import Channel, PaymentMethod
@@ -50,20 +50,28 @@ def order_history(clerk: Clerk, *, query: str = "", limit: int = 100) -> list[Or
     return list(orders.order_by("-created_at")[:limit])
 
 
+def _method_label(method: str, provider: str) -> str:
+    """A payment code's takings are WeChat Pay's or Alipay's: the line names which (docs/interfaces.md §10)."""
+    if method == PaymentMethod.PAYMENT_CODE and provider in Provider.values:
+        return f"{PaymentMethod(method).label} · {Provider(provider).label}"
+    return str(PaymentMethod(method).label)
+
+
 def shift_totals(clerk: Clerk) -> list[dict[str, object]]:
-    """Today's money per payment method (and per clerk for a manager), from the ledger:
+    """Today's money per payment method and provider (and per clerk for a manager), from the ledger:
     what was taken minus what went back, so the cash line is the cash to hand over."""
     start, end = today_bounds()
     rows = (
         LedgerEntry.objects.filter(order__in=visible_orders(clerk), created_at__gte=start, created_at__lt=end)
-        .values("method", "order__clerk__clerk__name", "order__clerk__clerk__staff_id")
+        .values("method", "provider", "order__clerk__clerk__name", "order__clerk__clerk__staff_id")
         .annotate(count=Count("pk", filter=Q(kind=LedgerKind.PAYMENT)), amount_fen=Sum("amount_fen"))
-        .order_by("order__clerk__clerk__staff_id", "method")
+        .order_by("order__clerk__clerk__staff_id", "method", "provider")
     )
     return [
         {
             "payment_method": row["method"],
-            "method_label": PaymentMethod(row["method"]).label,
+            "provider": row["provider"],
+            "method_label": _method_label(row["method"], row["provider"]),
             "clerk_name": row["order__clerk__clerk__name"] or row["order__clerk__clerk__staff_id"] or "",
             "count": row["count"],
             "amount_fen": row["amount_fen"] or 0,

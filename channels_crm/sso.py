@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +20,7 @@ from ipvas.purge import purge_in_batches
 logger = logging.getLogger(__name__)
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "name", "store_code", "virtual_staff_id", "iat", "exp", "jti"]
 LEEWAY_SECONDS = 5
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class TicketRefused(Exception):
@@ -43,7 +45,11 @@ def _text(claims: dict[str, object], name: str, max_length: int) -> str:
     value = claims.get(name)
     if not isinstance(value, str) or not value.strip() or len(value) > max_length:
         raise TicketRefused(f"claim {name} must be a non-empty string of at most {max_length} characters")
-    return value.strip()
+    value = value.strip()
+    if CONTROL_CHARACTERS.search(value):
+        # A NUL cannot be stored in PostgreSQL text (an error, not a refusal); no CRM sends control characters.
+        raise TicketRefused(f"claim {name} holds control characters")
+    return value
 
 
 def verify_ticket(token: str) -> Ticket:

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from billing.qr import qr_png, showing_qr_content
 from billing.services.ledger import order_totals
+from billing.services.payment_codes import ALIPAY_CODE, WECHATPAY_CODE
 from channels_crm import renewal, selectors
 from channels_crm.models import Clerk
 from channels_crm.sso import TicketRefused, sso_login
@@ -171,8 +172,15 @@ def order_new(request: HttpRequest, clerk: Clerk) -> HttpResponse:
     return render(request, "crm/order_new.html", {"clerk": clerk, "form": form})
 
 
-# Which methods a clerk may offer, in the order the counter uses them.
-COUNTER_METHODS = [PaymentMethod.CASH, PaymentMethod.PHONE_BILL, PaymentMethod.WECHAT_QR, PaymentMethod.ALIPAY_QR]
+# Which methods a clerk may offer, in the order the counter uses them: a scanned payment code first (its
+# field has the focus, so the scanner's digits and Enter need no click), then cash, phone bill and the QR codes.
+COUNTER_METHODS = [
+    PaymentMethod.PAYMENT_CODE,
+    PaymentMethod.CASH,
+    PaymentMethod.PHONE_BILL,
+    PaymentMethod.WECHAT_QR,
+    PaymentMethod.ALIPAY_QR,
+]
 
 
 def _what_to_do(order: Order) -> str:
@@ -183,6 +191,16 @@ def _what_to_do(order: Order) -> str:
         return _("Give the cash back to the customer: the CRM did not take the sale.")
     if order.status == OrderStatus.REFUNDED:
         return _("The money went back to the customer's WeChat or Alipay account.")
+    if order.payment_method == PaymentMethod.PAYMENT_CODE and order.status in (
+        OrderStatus.EXPIRED,
+        OrderStatus.CANCELLED,
+    ):
+        return _(
+            "The payment was cancelled at WeChat Pay or Alipay: if anything was taken, it goes back to the "
+            "customer automatically. You can start a new order."
+        )
+    if order.payment_method == PaymentMethod.PAYMENT_CODE:
+        return _("Nothing was charged. The customer may pay another way: start a new order.")
     return _("Nothing was charged. You can start a new order.")
 
 
@@ -205,6 +223,7 @@ def order_detail(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpRespo
         "what_to_do": _what_to_do(order) if order.status in TERMINAL_STATUSES else "",
         "entitlement": getattr(order, "entitlement", None),
         "renewal_terms": _renewal_terms(order),
+        "code_patterns": {"wechatpay": WECHATPAY_CODE.pattern, "alipay": ALIPAY_CODE.pattern},
     }
     return render(request, "crm/order_detail.html", context)
 

@@ -1,12 +1,37 @@
 from __future__ import annotations
 
+import re
+
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.models import AbstractAPIKey
 
+ORIGIN_RE = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?\Z")
+
+
+def origins(text: str) -> list[str]:
+    """The origins of a ``tv_frame_origins`` text, one per line."""
+    return [line.strip().rstrip("/") for line in (text or "").splitlines() if line.strip()]
+
+
+def validate_origins(text: str) -> None:
+    wrong = [origin for origin in origins(text) if not ORIGIN_RE.match(origin)]
+    if wrong:
+        raise ValidationError(_("Not an origin (scheme://host[:port]): %(wrong)s") % {"wrong": ", ".join(wrong)})
+
 
 class EpgClient(AbstractAPIKey):
     """An EPG vendor's system. Its key is stored hashed (SHA-512) and can be revoked in admin."""
+
+    # docs/interfaces.md §9: the EPG's pages that may show the TV pages in a frame (CSP frame-ancestors).
+    tv_frame_origins = models.TextField(
+        _("origins that may frame the TV pages"),
+        blank=True,
+        default="",
+        validators=[validate_origins],
+        help_text=_("One origin per line, such as https://epg.example.com; empty: the TV pages are not framed."),
+    )
 
     class Meta(AbstractAPIKey.Meta):
         verbose_name = _("EPG client")
@@ -29,3 +54,33 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.client_id}:{self.key}"
+
+
+class TvSession(models.Model):
+    """A session of the TV pages (docs/interfaces.md §9), asked for by an EPG client's server.
+
+    Its launch URL opens once, within ``LAUNCH_SECONDS`` of its creation; then the set-top box's browser holds
+    a cookie for ``COOKIE_SECONDS``, bound to this TV account and EPG client. Only the hashes of the launch
+    token and of the cookie are kept.
+    """
+
+    session_id = models.CharField(_("session id"), max_length=32, unique=True)
+    client = models.ForeignKey(EpgClient, on_delete=models.CASCADE, related_name="tv_sessions")
+    tv_account = models.CharField(_("TV account"), max_length=64)
+    return_url = models.CharField(_("return URL"), max_length=512)
+    product_code = models.CharField(_("product"), max_length=32, blank=True)
+    content_id = models.CharField(_("content"), max_length=64, blank=True)
+    locale = models.CharField(_("language"), max_length=8)
+    launch_token_hash = models.CharField(_("launch token hash"), max_length=64, unique=True)
+    launch_expires_at = models.DateTimeField(_("launch URL valid until"))
+    launched_at = models.DateTimeField(_("launched at"), null=True, blank=True)
+    cookie_hash = models.CharField(_("cookie hash"), max_length=64, unique=True, null=True, blank=True)
+    expires_at = models.DateTimeField(_("session ends at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("TV session")
+        verbose_name_plural = _("TV sessions")
+
+    def __str__(self) -> str:
+        return self.session_id

@@ -52,6 +52,8 @@ class OrderCreateInput(serializers.Serializer):
     content_id = StrictCharField(max_length=64, required=False, allow_blank=False)
     # Automatic renewal is the customer's explicit choice, never assumed (docs/interfaces.md §8).
     auto_renew = StrictBooleanField(required=False, default=False)
+    # The household's purchase PIN, when it has one (docs/interfaces.md §9); checked by the view after these.
+    purchase_pin = StrictCharField(required=False, allow_null=True, min_length=4, max_length=4)
 
     def validate_tv_account(self, value: str) -> str:
         if not TV_ACCOUNT_RE.match(value):
@@ -61,6 +63,11 @@ class OrderCreateInput(serializers.Serializer):
     def validate_content_id(self, value: str) -> str:
         if not CONTENT_ID_RE.match(value):
             raise serializers.ValidationError(CONTENT_ID_MESSAGE)
+        return value
+
+    def validate_purchase_pin(self, value: str | None) -> str | None:
+        if value is not None and not (value.isascii() and value.isdigit()):
+            raise serializers.ValidationError(_("A purchase PIN is 4 digits."))
         return value
 
 

@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from epg_api import subscriptions, views
+from epg_api import subscriptions, tv_sessions, views
 
 app_name = "epg_api"
 
@@ -22,6 +22,7 @@ urlpatterns = [
         subscriptions.SubscriptionCancelView.as_view(),
         name="subscription-cancel",
     ),
+    path("tv-sessions/", tv_sessions.TvSessionCreateView.as_view(), name="tv-sessions"),
     path("schema/", SpectacularAPIView.as_view(urlconf="epg_api.urls_schema"), name="schema"),
     # The split view serves its start-up script as a file, so the docs work under our CSP.
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="epg_api:schema"), name="docs"),

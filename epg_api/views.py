@@ -40,6 +40,7 @@ from epg_api.serializers import (
 from ipvas import ratelimit
 from ipvas.errors import IdempotencyConflict, InvalidInput, NotFound
 from lifecycle.paying import order_cancel, payment_choose
+from lifecycle.pins import pin_check
 from lifecycle.placing import order_create
 from orders import selectors
 from orders.constants import Channel, ProductKind
@@ -72,7 +73,9 @@ class OrderCreateView(EpgView):
         summary="Start an order",
         description=(
             "Creates the order in `prechecking`; poll it every 1-2 s. With `Idempotency-Key`, the same key and "
-            "body within 24 h answer the same order (200); another body answers 409 `idempotency_conflict`."
+            "body within 24 h answer the same order (200); another body answers 409 `idempotency_conflict`. "
+            "An account with a purchase PIN needs `purchase_pin` (403 `purchase_pin_required`, "
+            "`purchase_pin_wrong`, or `purchase_pin_locked` with `Retry-After`); it is not part of that comparison."
         ),
         request=OrderCreateInput,
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
@@ -81,6 +84,7 @@ class OrderCreateView(EpgView):
             200: OrderSerializer,
             400: ERROR,
             401: ERROR,
+            403: ERROR,
             404: ERROR,
             409: ERROR,
             429: ERROR,
@@ -97,6 +101,7 @@ class OrderCreateView(EpgView):
         data = OrderCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
+        purchase_pin = values.pop("purchase_pin", None)  # not part of the Idempotency-Key comparison (§9)
         fingerprint = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
         if key:
             replay = self._replay(client_id, key, fingerprint)
@@ -109,6 +114,9 @@ class OrderCreateView(EpgView):
             window_seconds=60,
             message=_("Too many orders from this client; slow down."),
         )
+        # docs/interfaces.md §9: the household's purchase PIN, after the input checks (an unknown product is 404).
+        selectors.product_for_sale(code=values["product_code"], channel=Channel.EPG)
+        pin_check(tv_account=values["tv_account"], pin=purchase_pin, actor=self.actor(), channel="epg_api")
         try:
             with transaction.atomic():
                 order = order_create(

@@ -7,4 +7,4 @@ class IpvasConfig(AppConfig):
     verbose_name = _("Operations")
 
     def ready(self) -> None:
-        from ipvas import signals  # noqa: F401
+        from ipvas import checks, mfa, signals  # noqa: F401 - system checks, signal receivers

@@ -76,3 +76,12 @@ class ExternalServiceError(ApplicationError):
     code = "service_unavailable"
     status = 503
     default_message = _("A partner system is unavailable; please try again.")
+
+
+class LimitUnavailable(RateLimited):
+    """A limit that fails closed could not count (the shared cache is down): refused for now, with
+    ``Retry-After`` as every ``RateLimited`` is, but 503: nothing the caller did wrong (ipvas/ratelimit.py)."""
+
+    code = "service_unavailable"
+    status = 503
+    default_message = _("This cannot be done at the moment; please try again shortly.")

@@ -1,28 +1,35 @@
 """Prometheus metrics: request latency per endpoint (django-prometheus), orders per status,
-payment notification outcomes, retries, queue depth. Served at /metrics/.
+payment notification outcomes, retries, queue depth. Served at /metrics/: in production only
+with ``Authorization: Bearer <METRICS_TOKEN>`` (404 while no token is set, 401 without it).
 
 Under gunicorn with several processes set PROMETHEUS_MULTIPROC_DIR: counters
-are then summed across processes. Orders per status and queue depth are
-read from the database and the broker when scraped.
+are then summed across processes. Queue depth is read from the broker when
+scraped; orders per status at most every METRICS_ORDERS_MAX_AGE_SECONDS
+(``snapshot``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.core.cache import cache
+from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ipvas.cache_errors import CACHE_ERRORS
 from ipvas.queues import routed_queues
 from ipvas.secrets_compare import same_secret
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 NOTIFICATIONS = Counter(
     "ipvas_payment_notifications", "Payment notifications received, by provider and outcome", ["provider", "outcome"]
@@ -45,6 +52,30 @@ class QueueCollector(Collector):
             except Exception as exc:  # noqa: BLE001 - a broker outage must not break the scrape
                 logger.warning("metrics: queue depth unavailable: %s", exc)
         yield family
+
+
+_snapshots: dict[str, tuple[float, Any]] = {}
+
+
+def snapshot(name: str, compute: Callable[[], T], *, max_age_seconds: float) -> T:
+    """``compute()`` made at most once every ``max_age_seconds`` per process, and shared by every process
+    through the cache, for gauges that cost a query: a scrape (or ten scrapers) must not cost a GROUP BY
+    over the orders each time. With the cache down, each process computes it once per period."""
+    now = time.monotonic()
+    kept = _snapshots.get(name)
+    if kept is not None and now - kept[0] < max_age_seconds:
+        return kept[1]
+    key = f"metrics:snapshot:{name}"
+    try:
+        value = cache.get(key)
+        if value is None:
+            value = compute()
+            cache.set(key, value, max(1, int(max_age_seconds)))
+    except CACHE_ERRORS as exc:
+        logger.warning("metrics: cache unavailable (%r); %s computed in this process", exc, name)
+        value = compute()
+    _snapshots[name] = (now, value)
+    return value
 
 
 def registry(extra: Iterable[Collector] = ()) -> CollectorRegistry:
@@ -71,8 +102,10 @@ def metrics_view(*collectors: Collector) -> Callable[[HttpRequest], HttpResponse
     @require_GET
     def view(request: HttpRequest) -> HttpResponse:
         token = settings.METRICS_TOKEN
+        if not token and settings.PRODUCTION:
+            raise Http404("/metrics/ needs METRICS_TOKEN in production")  # closed until an operator opens it
         if token and not same_secret(request.headers.get("Authorization", ""), f"Bearer {token}"):
-            return HttpResponse(status=401)
+            return HttpResponse(status=401, headers={"WWW-Authenticate": "Bearer"})
         return HttpResponse(generate_latest(registry(collectors)), content_type=CONTENT_TYPE_LATEST)
 
     return view

@@ -17,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 from kombu import Queue
 
+from ipvas.broker import transport_for
 from ipvas.env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -89,6 +90,7 @@ INSTALLED_APPS = [
     "callbacks",
     "channels_crm",
     "epg_api",
+    "tv",
     "backoffice",
     "sandbox",
 ]
@@ -108,6 +110,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    # Staff reach admin only with a second factor when ADMIN_REQUIRE_MFA is on (ipvas/mfa.py).
+    "ipvas.mfa.AdminSecondFactorMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -192,6 +196,9 @@ ACCOUNT_SESSION_REMEMBER = False
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "IPVAS"
+# Admin only with TOTP: set up at the first sign-in, asked at every sign-in after (ipvas/mfa.py). On in
+# production; off in the embedded demo, so that `python3 dev.py up` stays one step.
+ADMIN_REQUIRE_MFA = env_bool("ADMIN_REQUIRE_MFA", PRODUCTION)
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "/"
 AUTH_PASSWORD_VALIDATORS = [
@@ -240,17 +247,19 @@ if PRODUCTION:
     CSRF_COOKIE_SECURE = True
     if env_bool("BEHIND_TLS_PROXY", True):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    # Payment providers call the notify endpoints over plain HTTP inside the
-    # operator's network in some deployments; the health check is polled by
-    # the load balancer.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz/$"]
+    # The providers and the SMS gateway call the URLs they were given, and a 301 to HTTPS is not a
+    # delivery (they retry, then give up): the notify and SMS endpoints answer on plain HTTP too, where
+    # a deployment gives them so (every one verifies its signature). The health check is polled by the
+    # load balancer. Give the providers https:// notify URLs where TLS reaches us (PUBLIC_BASE_URL).
+    SECURE_REDIRECT_EXEMPT = [r"^healthz/$", r"^billing/notify/", r"^sms/inbound/$"]
 
 # --- Django REST framework (the EPG API) ---------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON with a bound on nesting (ipvas/jsonparse.py): 6 KB of "[" must not exhaust the stack.
+    "DEFAULT_PARSER_CLASSES": ["ipvas.jsonparse.BoundedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "epg_api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -268,6 +277,10 @@ SPECTACULAR_SETTINGS = {
 
 # --- Celery -------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+# Our Redis and file-system transports (ipvas/broker.py): a worker survives its broker going away,
+# and the embedded broker never hands out half a message.
+if transport_for(CELERY_BROKER_URL):
+    CELERY_BROKER_TRANSPORT = transport_for(CELERY_BROKER_URL)
 _BROKER_DIR = VAR_DIR / "broker"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     if PRODUCTION:
@@ -311,6 +324,8 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker whose broker is away keeps trying to reconnect, however long it takes (Celery gives up after 100).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "relay-outbox": {
@@ -329,6 +344,7 @@ CELERY_BEAT_SCHEDULE = {
     "purge-outbox": {"task": "ipvas.tasks.purge_outbox", "schedule": crontab(minute=17)},
     "purge-sso-tickets": {"task": "channels_crm.tasks.purge_sso_tickets", "schedule": crontab(minute=27)},
     "purge-idempotency-keys": {"task": "epg_api.tasks.purge_idempotency_keys", "schedule": crontab(minute=37)},
+    "purge-tv-sessions": {"task": "epg_api.tasks.purge_tv_sessions", "schedule": crontab(minute=47)},
     # Every morning, the three-way reconciliation of the day before (billing.reconciliation).
     "reconcile-yesterday": {
         "task": "billing.tasks.reconcile_yesterday",
@@ -349,6 +365,14 @@ OUTBOX_STALE_SECONDS = env_int("OUTBOX_STALE_SECONDS", 10, minimum=1)
 # --- the business's deadlines (seconds) ---------------------------------------------
 ORDER_IDLE_SECONDS = env_int("ORDER_IDLE_SECONDS", 900, minimum=1)
 PAYMENT_WINDOW_SECONDS = env_int("PAYMENT_WINDOW_SECONDS", 180, minimum=1)
+# A payment code scanned at the counter (docs/interfaces.md §10): while the customer confirms in the app,
+# or the provider's answer is unclear, it is queried every PAYMENT_CODE_QUERY_INTERVAL_SECONDS for up to
+# PAYMENT_CODE_QUERY_SECONDS after the scan, then reversed.
+PAYMENT_CODE_QUERY_SECONDS = env_int("PAYMENT_CODE_QUERY_SECONDS", 60, minimum=1)
+PAYMENT_CODE_QUERY_INTERVAL_SECONDS = env_int("PAYMENT_CODE_QUERY_INTERVAL_SECONDS", 5, minimum=1)
+# A reverse that does not go through is tried this many times (backoff 5 s doubling, at most 5 min), then a
+# person is asked (a work item).
+PAYMENT_CODE_REVERSE_ATTEMPTS = env_int("PAYMENT_CODE_REVERSE_ATTEMPTS", 6, minimum=1)
 PRECHECK_DEADLINE_SECONDS = env_int("PRECHECK_DEADLINE_SECONDS", 60, minimum=1)
 PROVISIONING_DEADLINE_SECONDS = env_int("PROVISIONING_DEADLINE_SECONDS", 900, minimum=1)
 DEADLINE_SWEEP_BATCH = env_int("DEADLINE_SWEEP_BATCH", 500, minimum=1)
@@ -374,6 +398,8 @@ SMP_URL = env_str("SMP_URL", f"{PUBLIC_BASE_URL}/sandbox/smp/api")
 SMP_API_TOKEN = env_str("SMP_API_TOKEN", "" if PRODUCTION else "sandbox-smp-token")
 SMP_TIMEOUT_SECONDS = float(env_str("SMP_TIMEOUT_SECONDS", "3"))
 SMP_SIMULATOR_SLOW_SECONDS = float(env_str("SMP_SIMULATOR_SLOW_SECONDS", "5"))
+# The "slow" fault mode of the other simulated systems (WeChat Pay, Alipay, SMS, CRM): sandbox/faults.py.
+SIMULATOR_SLOW_SECONDS = float(env_str("SIMULATOR_SLOW_SECONDS", str(SMP_SIMULATOR_SLOW_SECONDS)))
 
 # WeChat Pay API v3, Native (QR) payments. Keys: X or X_FILE (ipvas/credentials.py).
 WECHATPAY_ADAPTER = env_str("WECHATPAY_ADAPTER", "simulator")
@@ -515,7 +541,10 @@ LOGGING = {
 }
 # The benchmarks' baseline endpoint /bench/bare/ (bench/README.md); never in production.
 BENCH_ENDPOINTS = env_bool("IPVAS_BENCH", False) and not PRODUCTION
-# /metrics/ answers only with "Authorization: Bearer <METRICS_TOKEN>" when it is set.
+# /metrics/ answers only with "Authorization: Bearer <METRICS_TOKEN>" when it is set; in production
+# without it, /metrics/ answers 404 (and `check --deploy` warns).
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+# Orders per status on /metrics/ cost a GROUP BY over every order: made at most this often.
+METRICS_ORDERS_MAX_AGE_SECONDS = env_int("METRICS_ORDERS_MAX_AGE_SECONDS", 60, minimum=1)
 
 SITE_NAME = _("IPTV value-added services")

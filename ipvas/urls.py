@@ -8,7 +8,7 @@ from ipvas import views
 from ipvas.metrics import metrics_view
 from orders.metrics import OrdersCollector
 
-# Admins sign in through django-allauth, which enforces their TOTP second factor.
+# Admins sign in through django-allauth; with ADMIN_REQUIRE_MFA (on in production) only with TOTP (ipvas/mfa.py).
 admin.autodiscover()
 admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 admin.site.site_header = "IPVAS"
@@ -27,9 +27,16 @@ urlpatterns = [
     path("api/epg/v1/", include("epg_api.urls")),
     path("billing/", include("callbacks.urls")),  # the notify URLs the providers were given
     path("crm/", include("channels_crm.urls")),
+    path("tv/", include("tv.urls")),  # the TV pages the EPG embeds (docs/interfaces.md §9)
     path("sms/inbound/", callbacks_views.sms_inbound, name="sms-inbound"),
     path("sandbox/", include("sandbox.urls")),
 ]
+
+# What escapes the views is answered in each caller's shape: JSON on the API, the providers' own on the
+# notify URLs, 503 with Retry-After when an outside dependency is down (ipvas/answers.py).
+handler400 = views.bad_request
+handler404 = views.page_not_found
+handler500 = views.server_error
 
 if settings.BENCH_ENDPOINTS:
     urlpatterns.append(path("bench/bare/", views.bench_bare, name="bench-bare"))

@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+import sys
+
 from django.core.cache import cache
+from django.core.exceptions import RequestDataTooBig
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
+from django.utils.translation import gettext as _
+from django.views import defaults as django_defaults
 from django.views.decorators.cache import never_cache
 
+from ipvas import answers
 from ipvas.queues import consumed_queues, routed_queues, unconsumed
 
 
@@ -60,3 +66,32 @@ def workers_health(request: HttpRequest) -> HttpResponse:
         "queues_without_worker": missing,
     }
     return JsonResponse(body, status=200 if healthy else 503)
+
+
+# --- Django's error handlers (ipvas/urls.py): each caller's shape (ipvas/answers.py) -------------------
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """A request Django refused before any view: too large a body, too many fields, a bad host."""
+    if isinstance(exception, RequestDataTooBig):
+        return answers.error_answer(
+            request, status=413, code="request_too_large", message=_("The request body is too large.")
+        )
+    return answers.error_answer(request, status=400, code="invalid", message=_("The request is not valid."))
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if answers.shape_of(request.path) == "html":
+        return django_defaults.page_not_found(request, exception)
+    return answers.error_answer(request, status=404, code="not_found", message=_("Not found."))
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """What escaped every view: 503 when an outside dependency failed (try again), else 500."""
+    if answers.is_dependency_failure(sys.exc_info()[1]):
+        return answers.unavailable(request)
+    if answers.shape_of(request.path) == "html":
+        return django_defaults.server_error(request)
+    return answers.error_answer(
+        request, status=500, code="server_error", message=_("Something went wrong on our side; please try again.")
+    )

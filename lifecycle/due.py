@@ -20,9 +20,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from ipvas import outbox
-from lifecycle import paying, payment_due, precheck, provisioning, tasks
+from lifecycle import paying, payment_code, payment_due, precheck, provisioning, tasks
 from lifecycle.claims import MAX_BACKOFF_SECONDS, claim
-from orders.constants import OrderStatus
+from orders.constants import OrderStatus, PaymentMethod
 from orders.models import Order
 
 logger = logging.getLogger(__name__)
@@ -38,13 +38,23 @@ class Step:
     inline: bool  # no outside call: the sweep may run it itself instead of queueing the task
 
 
+def payment_pending_due(order_id: int, due_at: datetime | None) -> str:
+    """payment_pending: a scanned payment code is charged, queried or reversed (lifecycle.payment_code);
+    a QR or SMS window ends, or a cash sale's CRM activity runs (lifecycle.payment_due)."""
+    method = Order.objects.filter(pk=order_id).values_list("payment_method", flat=True).first()
+    if method == PaymentMethod.PAYMENT_CODE:
+        return payment_code.payment_code_due(order_id, due_at)
+    return payment_due.payment_due(order_id, due_at)
+
+
 STEPS: dict[str, Step] = {
     # The SMP's pre-check; retried until PRECHECK_DEADLINE_SECONDS, then rejected.
     OrderStatus.PRECHECKING: Step(precheck.precheck_due, tasks.precheck_order, inline=False),
     # No payment method chosen in ORDER_IDLE_SECONDS: expired.
     OrderStatus.AWAITING_PAYMENT: Step(paying.idle_due, tasks.order_deadline, inline=True),
-    # The QR or SMS window ended (close at the provider, expire); a cash sale's CRM activity.
-    OrderStatus.PAYMENT_PENDING: Step(payment_due.payment_due, tasks.order_deadline, inline=False),
+    # The QR or SMS window ended (close at the provider, expire); a cash sale's CRM activity; a payment
+    # code's next step at its provider (charge, query every 5 s, reverse after PAYMENT_CODE_QUERY_SECONDS).
+    OrderStatus.PAYMENT_PENDING: Step(payment_pending_due, tasks.order_deadline, inline=False),
     # Subscribe on the SMP, retried until PROVISIONING_DEADLINE_SECONDS; then the money goes back.
     OrderStatus.PROVISIONING: Step(provisioning.provisioning_due, tasks.provision_order, inline=False),
 }

@@ -29,7 +29,7 @@ from ipvas.actors import Actor
 from ipvas.errors import InvalidInput, InvalidState
 from lifecycle import refunds, tasks
 from lifecycle.transitions import lock_order, record_event, schedule_due
-from orders.constants import QR_METHODS, OrderStatus, PaymentMethod
+from orders.constants import PROVIDER_METHODS, OrderStatus, PaymentMethod
 from orders.models import Order
 
 
@@ -61,7 +61,7 @@ def refund_by_admin(*, order_id: int, reason: str, actor: Actor, amount_fen: int
             order, "refund_requested", actor=actor, from_status=order.status, reason=reason, data={"amount_fen": amount}
         )
         method = order.payment_method
-        if method in QR_METHODS:
+        if method in PROVIDER_METHODS:
             # Taken from the payments that still hold money, oldest first (a second
             # payment of the same order may have been refunded already).
             left = amount

@@ -32,7 +32,7 @@ from billing.services.sms import sms_confirmation_expire
 from ipvas import outbox
 from ipvas.actors import Actor
 from ipvas.errors import ExternalServiceError, InvalidInput, InvalidState
-from lifecycle import confirmations, paid, tasks
+from lifecycle import confirmations, paid, payment_code, tasks
 from lifecycle.claims import lock_if_due
 from lifecycle.transitions import lock_order, transit
 from orders.constants import QR_METHODS, Channel, FailureCode, OrderStatus, PaymentMethod
@@ -49,11 +49,12 @@ def not_now(order: Order) -> InvalidState:
     )
 
 
-def payment_choose(*, order_id: int, method: str, actor: Actor) -> Order:
+def payment_choose(*, order_id: int, method: str, actor: Actor, code: str = "") -> Order:
     """The customer (on the TV) or the clerk chose how to pay.
 
     ``awaiting_payment`` accepts any method the product allows on the order's
     channel; ``payment_pending`` accepts a switch between the two QR methods.
+    ``payment_code`` comes with the ``code`` the clerk scanned (lifecycle.payment_code).
     """
     order = Order.objects.select_related("product").get(pk=order_id)
     allowed = order.methods_allowed()
@@ -69,6 +70,8 @@ def payment_choose(*, order_id: int, method: str, actor: Actor) -> Order:
         return _phone_bill_start(order_id=order_id, actor=actor)
     if method == PaymentMethod.CASH:
         return _cash_received(order_id=order_id, actor=actor)
+    if method == PaymentMethod.PAYMENT_CODE:
+        return payment_code.payment_code_pay(order_id=order_id, code=code, actor=actor)
     raise InvalidInput(fields={"method": [_("Unknown payment method.")]})
 
 
@@ -237,7 +240,8 @@ def payment_close_later(payment: Payment) -> None:
 
 def order_cancel(*, order_id: int, actor: Actor) -> Order:
     """The customer or the clerk gives up before paying. An open QR order is closed at its
-    provider afterwards; money that still arrives for it is refunded."""
+    provider afterwards, a payment code the customer is confirming is reversed; money that still
+    arrives for either is refunded."""
     with transaction.atomic():
         order = lock_order(order_id)
         open_payments = list(Payment.objects.filter(order=order, status__in=OPEN_STATUSES))
@@ -245,6 +249,8 @@ def order_cancel(*, order_id: int, actor: Actor) -> Order:
         for payment in open_payments:
             if payment.method in QR_METHODS:
                 payment_close_later(payment)
+            elif payment.method == PaymentMethod.PAYMENT_CODE:
+                payment_code.payment_code_reverse_later(payment)
         sms_confirmation_expire(order)
     return order
 

@@ -23,7 +23,7 @@ from lifecycle import refunds, renewals, tasks
 from lifecycle.claims import claim, lock_claimed, lock_if_due, look_again, retry_later
 from lifecycle.transitions import transit
 from orders import selectors
-from orders.constants import PRECHECK_FAILURES, QR_METHODS, Channel, FailureCode, OrderStatus, PaymentMethod
+from orders.constants import PRECHECK_FAILURES, PROVIDER_METHODS, Channel, FailureCode, OrderStatus, PaymentMethod
 from orders.models import Order
 from orders.services import entitlement_grant
 
@@ -36,6 +36,7 @@ CHARGE_FOR_METHOD: dict[str, str] = {
     PaymentMethod.PHONE_BILL: SmpCharge.PHONE_BILL,
     PaymentMethod.PHONE_BILL_SMS: SmpCharge.PHONE_BILL,
     PaymentMethod.CASH: SmpCharge.MARKETING_ACCOUNT,
+    PaymentMethod.PAYMENT_CODE: SmpCharge.PREPAID,
 }
 # While a refund is under way, how often the order looks at it.
 REFUND_WATCH = timedelta(seconds=60)
@@ -185,7 +186,7 @@ def _give_up(order: Order, *, why: str, actor: Actor) -> str:
     """The product cannot be provisioned: return the money the way it came (order locked)."""
     payment = _paid_payment(order)
     method = order.payment_method
-    if method in QR_METHODS and payment is not None and payment.status == PaymentStatus.PAID:
+    if method in PROVIDER_METHODS and payment is not None and payment.status == PaymentStatus.PAID:
         if Refund.objects.filter(
             order=order, status=RefundStatus.FAILED, created_at__gte=order.status_changed_at
         ).exists():

@@ -71,6 +71,13 @@ def close_provider_order(payment_id: int, attempt: int = 0) -> str:
     return provider_order_close(payment_id=payment_id, attempt=attempt)
 
 
+@ipvas_task(name="lifecycle.tasks.reverse_payment_code")
+def reverse_payment_code(payment_id: int, attempt: int = 0) -> str:
+    from lifecycle.payment_code import payment_code_reverse
+
+    return payment_code_reverse(payment_id=payment_id, attempt=attempt)
+
+
 @ipvas_task(name="lifecycle.tasks.reverse_phone_bill")
 def reverse_phone_bill(order_id: int, attempt: int = 0) -> str:
     from lifecycle.followups import phone_bill_reverse

@@ -104,9 +104,13 @@ class PaymentMethod(models.TextChoices):
     PHONE_BILL = "phone_bill", _("Phone bill")
     PHONE_BILL_SMS = "phone_bill_sms", _("Phone bill with SMS confirmation")
     CASH = "cash", _("Cash")
+    # docs/interfaces.md §10: the clerk scans the customer's WeChat Pay or Alipay payment code (付款码).
+    PAYMENT_CODE = "payment_code", _("Payment code (WeChat Pay / Alipay)")
 
 
 QR_METHODS = frozenset({PaymentMethod.WECHAT_QR, PaymentMethod.ALIPAY_QR})
+# The methods whose money a payment provider (WeChat Pay, Alipay) takes, and so gives back by its refund.
+PROVIDER_METHODS = QR_METHODS | {PaymentMethod.PAYMENT_CODE}
 CHANNEL_METHODS: dict[str, tuple[str, ...]] = {
     Channel.EPG: (
         PaymentMethod.WECHAT_QR,
@@ -119,6 +123,7 @@ CHANNEL_METHODS: dict[str, tuple[str, ...]] = {
         PaymentMethod.PHONE_BILL,
         PaymentMethod.WECHAT_QR,
         PaymentMethod.ALIPAY_QR,
+        PaymentMethod.PAYMENT_CODE,
     ),
 }
 

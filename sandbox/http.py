@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -10,6 +9,8 @@ from typing import Any
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+
+from ipvas import jsonparse
 
 
 class BadRequest(Exception):
@@ -34,7 +35,7 @@ def sandbox_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
 
 def json_body(request: HttpRequest) -> dict[str, Any]:
     try:
-        body = json.loads(request.body or b"{}")
+        body = jsonparse.loads(request.body or b"{}")
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("the body must be a JSON object") from None
     if not isinstance(body, dict):

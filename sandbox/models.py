@@ -89,9 +89,15 @@ class SimSmpSubscription(models.Model):
 
 
 class SimTradeStatus(models.TextChoices):
+    """WeChat Pay's names of a trade's states (Alipay's fake translates them)."""
+
     NOT_PAID = "NOTPAY", _("not paid")
     PAID = "SUCCESS", _("paid")
     CLOSED = "CLOSED", _("closed")
+    # Payment codes (docs/interfaces.md §10):
+    USER_PAYING = "USERPAYING", _("the customer is confirming in the app")
+    FAILED = "PAYERROR", _("declined")
+    REVOKED = "REVOKED", _("reversed")
 
 
 class SimTrade(models.Model):
@@ -102,9 +108,12 @@ class SimTrade(models.Model):
     transaction_id = models.CharField(_("transaction id"), max_length=64, unique=True)
     amount_fen = models.IntegerField(_("amount (fen)"))
     description = models.CharField(_("description"), max_length=128)
-    code_url = models.CharField(_("QR code content"), max_length=256)
+    code_url = models.CharField(_("QR code content"), max_length=256, blank=True)
+    # A payment-code trade: the code the clerk scanned, and when the customer's confirmation completes it.
+    auth_code = models.CharField(_("payment code"), max_length=32, blank=True)
+    pays_at = models.DateTimeField(_("confirmed in the app at"), null=True, blank=True)
     status = models.CharField(
-        _("status"), max_length=8, choices=SimTradeStatus.choices, default=SimTradeStatus.NOT_PAID
+        _("status"), max_length=16, choices=SimTradeStatus.choices, default=SimTradeStatus.NOT_PAID
     )
     expires_at = models.DateTimeField(_("expires at"))
     paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)

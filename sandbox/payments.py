@@ -1,4 +1,4 @@
-"""The simulated WeChat Pay and Alipay: trades, refunds, and signed notifications.
+"""The simulated WeChat Pay and Alipay: trades, refunds, payment codes, and signed notifications.
 
 The simulated providers sign notifications with the sandbox keys
 (ipvas/keyfiles.py) exactly as the real ones do, and deliver them to the
@@ -11,19 +11,23 @@ import json
 import secrets
 import string
 import time
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from adapters.providers.types import (
     CloseResult,
+    CodePaymentRequest,
     ProviderRefused,
     QrOrderRequest,
     RefundRequest,
     RefundResult,
     RefundState,
+    ReverseResult,
     Trade,
     TradeState,
 )
@@ -37,6 +41,9 @@ _STATES = {
     SimTradeStatus.NOT_PAID: TradeState.NOT_PAID,
     SimTradeStatus.PAID: TradeState.PAID,
     SimTradeStatus.CLOSED: TradeState.CLOSED,
+    SimTradeStatus.USER_PAYING: TradeState.NOT_PAID,
+    SimTradeStatus.FAILED: TradeState.FAILED,
+    SimTradeStatus.REVOKED: TradeState.CLOSED,
 }
 
 
@@ -97,6 +104,7 @@ def create_trade(provider: str, request: QrOrderRequest) -> str:
 
 def trade_record(provider: str, out_trade_no: str) -> SimTrade | None:
     """The simulated provider's own row, for the HTTP fakes that answer with its fields."""
+    confirmed_in_app(provider, out_trade_no)
     return SimTrade.objects.filter(provider=provider, out_trade_no=out_trade_no).first()
 
 
@@ -105,6 +113,7 @@ def refund_record(provider: str, out_refund_no: str) -> SimRefund | None:
 
 
 def query_trade(provider: str, out_trade_no: str) -> Trade:
+    confirmed_in_app(provider, out_trade_no)
     trade = SimTrade.objects.filter(provider=provider, out_trade_no=out_trade_no).first()
     if trade is None:
         return Trade(state=TradeState.NOT_FOUND, out_trade_no=out_trade_no)
@@ -112,6 +121,7 @@ def query_trade(provider: str, out_trade_no: str) -> Trade:
 
 
 def close_trade(provider: str, out_trade_no: str) -> CloseResult:
+    confirmed_in_app(provider, out_trade_no)
     with transaction.atomic():
         trade = SimTrade.objects.select_for_update().filter(provider=provider, out_trade_no=out_trade_no).first()
         if trade is None:
@@ -129,9 +139,9 @@ def pay_trade(provider: str, out_trade_no: str) -> SimTrade:
         trade = SimTrade.objects.select_for_update().filter(provider=provider, out_trade_no=out_trade_no).first()
         if trade is None:
             raise SandboxRefusal(f"no {provider} trade {out_trade_no}")
-        if trade.status == SimTradeStatus.CLOSED:
-            raise SandboxRefusal("the trade is closed")
-        if trade.status == SimTradeStatus.NOT_PAID:
+        if trade.status in (SimTradeStatus.CLOSED, SimTradeStatus.REVOKED, SimTradeStatus.FAILED):
+            raise SandboxRefusal(f"the trade is {SimTradeStatus(trade.status).label}")
+        if trade.status in (SimTradeStatus.NOT_PAID, SimTradeStatus.USER_PAYING):
             if timezone.now() >= trade.expires_at:
                 raise SandboxRefusal("the QR code has expired")
             trade.status = SimTradeStatus.PAID
@@ -141,6 +151,7 @@ def pay_trade(provider: str, out_trade_no: str) -> SimTrade:
 
 
 def refund(provider: str, request: RefundRequest) -> RefundResult:
+    confirmed_in_app(provider, request.out_trade_no)
     with transaction.atomic():
         trade = (
             SimTrade.objects.select_for_update().filter(provider=provider, out_trade_no=request.out_trade_no).first()
@@ -171,12 +182,119 @@ def query_refund(provider: str, out_refund_no: str) -> RefundResult:
     return RefundResult(RefundState.SUCCEEDED, out_refund_no, made.refund_id)
 
 
+# --- payment codes (付款码, docs/interfaces.md §10) ------------------------------------
+#
+# Both providers take the sandbox codes by their last four digits: 0000 paid at once; 0001 the customer
+# confirms in the app, paid CONFIRM_SECONDS later; 0002 declined; 0003 the provider never answers (the
+# trade waits for ever, until it is reversed); 0004 insufficient funds. Any other code is invalid.
+
+CONFIRM_SECONDS = 10
+PAID, CONFIRMING, DECLINED, NO_ANSWER, INSUFFICIENT, INVALID = (
+    "paid", "confirming", "declined", "no_answer", "insufficient", "invalid"
+)  # fmt: skip
+CODE_OUTCOMES = {"0000": PAID, "0001": CONFIRMING, "0002": DECLINED, "0003": NO_ANSWER, "0004": INSUFFICIENT}
+# How each provider words a refusal: (code, message).
+REFUSALS = {
+    (WECHATPAY, DECLINED): ("TRADE_ERROR", "交易错误，请顾客使用其他支付方式"),
+    (WECHATPAY, INSUFFICIENT): ("NOT_ENOUGH", "用户账号余额不足"),
+    (WECHATPAY, INVALID): ("AUTH_CODE_INVALID", "付款码无效，请顾客刷新后重新扫码"),
+    (ALIPAY, DECLINED): ("ACQ.PAYMENT_FAIL", "支付失败"),
+    (ALIPAY, INSUFFICIENT): ("ACQ.BUYER_BALANCE_NOT_ENOUGH", "买家余额不足"),
+    (ALIPAY, INVALID): ("ACQ.PAYMENT_AUTH_CODE_INVALID", "支付失败，获取顾客账户信息失败，请顾客刷新付款码后重新收款"),
+}
+CODE_TRADE_LIFETIME = timedelta(hours=2)
+
+
+def code_outcome(auth_code: str) -> str:
+    return CODE_OUTCOMES.get(auth_code[-4:], INVALID)
+
+
+def confirmed_in_app(provider: str, out_trade_no: str) -> None:
+    """A confirming payment code whose customer confirmed by now is paid (the simulated customer's app)."""
+    SimTrade.objects.filter(
+        provider=provider, out_trade_no=out_trade_no, status=SimTradeStatus.USER_PAYING, pays_at__lte=timezone.now()
+    ).update(status=SimTradeStatus.PAID, paid_at=F("pays_at"))
+
+
+def charge_code(provider: str, request: CodePaymentRequest) -> tuple[SimTrade | None, str]:
+    """The provider takes a payment code: the trade it made (None for an invalid code) and what it answers.
+
+    The same out_trade_no again answers what became of that trade, as the providers do; another code or
+    amount under it is refused.
+    """
+    confirmed_in_app(provider, request.out_trade_no)
+    now = timezone.now()
+    with transaction.atomic():
+        trade = (
+            SimTrade.objects.select_for_update().filter(provider=provider, out_trade_no=request.out_trade_no).first()
+        )
+        if trade is not None:
+            if trade.auth_code != request.auth_code or trade.amount_fen != request.amount_fen:
+                raise ProviderRefused("INVALID_REQUEST", "out_trade_no reused with another code or amount")
+            if trade.status in (SimTradeStatus.REVOKED, SimTradeStatus.CLOSED):
+                raise ProviderRefused("ORDER_CLOSED", "the trade was reversed")
+            if trade.status == SimTradeStatus.PAID:
+                return trade, PAID
+            outcome = code_outcome(request.auth_code)
+            return trade, CONFIRMING if outcome == CONFIRMING else outcome
+        outcome = code_outcome(request.auth_code)
+        if outcome == INVALID:
+            return None, INVALID
+        status = {
+            PAID: SimTradeStatus.PAID,
+            CONFIRMING: SimTradeStatus.USER_PAYING,
+            NO_ANSWER: SimTradeStatus.USER_PAYING,
+        }.get(outcome, SimTradeStatus.FAILED)
+        trade = SimTrade.objects.create(
+            provider=provider,
+            out_trade_no=request.out_trade_no,
+            transaction_id=_new_transaction_id(provider),
+            amount_fen=request.amount_fen,
+            description=request.description[:128],
+            code_url="",
+            auth_code=request.auth_code,
+            status=status,
+            expires_at=now + CODE_TRADE_LIFETIME,
+            paid_at=now if outcome == PAID else None,
+            pays_at=now + timedelta(seconds=CONFIRM_SECONDS) if outcome == CONFIRMING else None,
+        )
+        return trade, outcome
+
+
+def reverse_trade(provider: str, out_trade_no: str) -> tuple[SimTrade | None, ReverseResult]:
+    """WeChat Pay's reverse, Alipay's cancel: an unpaid trade can no longer be paid, a paid one's money goes
+    back (the provider's own refund). Reversing twice is harmless."""
+    confirmed_in_app(provider, out_trade_no)
+    with transaction.atomic():
+        trade = SimTrade.objects.select_for_update().filter(provider=provider, out_trade_no=out_trade_no).first()
+        if trade is None:
+            return None, ReverseResult(reversed=True, message="no such trade")
+        refunded = trade.status == SimTradeStatus.PAID
+        if trade.status != SimTradeStatus.REVOKED:
+            trade.status = SimTradeStatus.REVOKED
+            trade.pays_at = None
+            if refunded:
+                trade.refunded_fen = trade.amount_fen
+            trade.save(update_fields=["status", "pays_at", "refunded_fen"])
+        return trade, ReverseResult(reversed=True, refunded=refunded)
+
+
 # --- notifications, signed as the providers sign them ----------------------------------
 
 
 def _nonce(n: int = 32) -> str:
     alphabet = string.ascii_letters + string.digits
     return "".join(secrets.choice(alphabet) for _ in range(n))
+
+
+TRADE_STATE_DESCRIPTIONS = {
+    SimTradeStatus.PAID: "支付成功",
+    SimTradeStatus.NOT_PAID: "订单未支付",
+    SimTradeStatus.CLOSED: "订单已关闭",
+    SimTradeStatus.USER_PAYING: "需要用户输入支付密码",
+    SimTradeStatus.FAILED: "支付失败，请撤销订单",
+    SimTradeStatus.REVOKED: "订单已撤销",
+}
 
 
 def wechatpay_transaction(trade: SimTrade) -> dict[str, Any]:
@@ -186,9 +304,9 @@ def wechatpay_transaction(trade: SimTrade) -> dict[str, Any]:
         "mchid": settings.WECHATPAY_MCHID,
         "appid": settings.WECHATPAY_APPID,
         "out_trade_no": trade.out_trade_no,
-        "trade_type": "NATIVE",
+        "trade_type": "MICROPAY" if trade.auth_code else "NATIVE",
         "trade_state": trade.status,
-        "trade_state_desc": "支付成功" if paid else "订单未支付",
+        "trade_state_desc": TRADE_STATE_DESCRIPTIONS.get(trade.status, "订单未支付"),
         "amount": {"total": trade.amount_fen, "currency": "CNY"},
     }
     if paid:

@@ -67,7 +67,9 @@ def _trades(provider: str, day: date) -> Iterator[tuple[datetime, int, tuple]]:
     rows = (
         SimTrade.objects.filter(provider=provider, status=SimTradeStatus.PAID, paid_at__gte=start, paid_at__lt=end)
         .order_by("paid_at", "pk")
-        .values_list("paid_at", "pk", "created_at", "transaction_id", "out_trade_no", "amount_fen", "description")
+        .values_list(
+            "paid_at", "pk", "created_at", "transaction_id", "out_trade_no", "amount_fen", "description", "auth_code"
+        )
     )
     for paid_at, pk, *rest in rows.iterator(chunk_size=CHUNK):
         yield paid_at, 0, (pk, *rest)
@@ -86,6 +88,7 @@ def _refunds(provider: str, day: date) -> Iterator[tuple[datetime, int, tuple]]:
             "trade__out_trade_no",
             "trade__amount_fen",
             "trade__description",
+            "trade__auth_code",
             "refund_id",
             "out_refund_no",
             "amount_fen",
@@ -103,6 +106,11 @@ def _rows_by_time(provider: str, day: date) -> Iterator[tuple[datetime, int, tup
 # --- WeChat Pay ------------------------------------------------------------------------
 
 
+def _trade_type(auth_code: str) -> str:
+    """交易类型: a payment code is MICROPAY (付款码支付), a QR code NATIVE."""
+    return "MICROPAY" if auth_code else "NATIVE"
+
+
 def write_wechatpay_trade_bill(day: date, out: BinaryIO) -> int:
     """The trade bill (ALL) of ``day``; returns the number of detail rows."""
     appid, mchid = settings.WECHATPAY_APPID, settings.WECHATPAY_MCHID
@@ -111,23 +119,24 @@ def write_wechatpay_trade_bill(day: date, out: BinaryIO) -> int:
     fees = Decimal("0")
     for at, kind, data in _rows_by_time(WECHATPAY, day):
         if kind == 0:
-            _pk, _created, transaction_id, out_trade_no, amount, description = data
+            _pk, _created, transaction_id, out_trade_no, amount, description, auth_code = data
             fee = _fee_yuan(amount, "0.00001")
             fields = [
                 _local(at), appid, mchid, "0", "", transaction_id, out_trade_no, "oSandbox" + transaction_id[-12:],
-                "NATIVE", "SUCCESS", "OTHERS", "CNY", fen_to_yuan(amount), "0.00", "0", "0", "0.00", "0.00", "", "",
-                description, "", f"{fee}", "0.60%", fen_to_yuan(amount), "0.00", "",
+                _trade_type(auth_code), "SUCCESS", "OTHERS", "CNY", fen_to_yuan(amount), "0.00", "0", "0", "0.00",
+                "0.00", "", "", description, "", f"{fee}", "0.60%", fen_to_yuan(amount), "0.00", "",
             ]  # fmt: skip
             settle += amount
             order_total += amount
         else:
-            _pk, _created, transaction_id, out_trade_no, total, description, refund_id, out_refund_no, amount = data
+            _pk, _created, transaction_id, out_trade_no, total, description, auth_code, *refund = data
+            refund_id, out_refund_no, amount = refund
             fee = -_fee_yuan(amount, "0.00001")
             fields = [
                 _local(at), appid, mchid, "0", "", transaction_id, out_trade_no, "oSandbox" + transaction_id[-12:],
-                "NATIVE", "REFUND", "OTHERS", "CNY", "0.00", "0.00", refund_id, out_refund_no, fen_to_yuan(amount),
-                "0.00", "ORIGINAL", "SUCCESS", description, "", f"{fee}", "0.60%", fen_to_yuan(total),
-                fen_to_yuan(amount), "",
+                _trade_type(auth_code), "REFUND", "OTHERS", "CNY", "0.00", "0.00", refund_id, out_refund_no,
+                fen_to_yuan(amount), "0.00", "ORIGINAL", "SUCCESS", description, "", f"{fee}", "0.60%",
+                fen_to_yuan(total), fen_to_yuan(amount), "",
             ]  # fmt: skip
             refunded += amount
             order_total += total
@@ -165,13 +174,14 @@ def write_alipay_business_detail(day: date, out: BinaryIO) -> int:
     paid = paid_fen = refunds = refund_fen = 0
     for at, kind, data in _rows_by_time(ALIPAY, day):
         if kind == 0:
-            _pk, created, trade_no, out_trade_no, amount, description = data
+            _pk, created, trade_no, out_trade_no, amount, description, _auth_code = data
             money, batch, fee = fen_to_yuan(amount), "", -_fee_yuan(amount, "0.01")
             business = "交易"
             paid += 1
             paid_fen += amount
         else:
-            _pk, created, trade_no, out_trade_no, _total, description, _refund_id, out_refund_no, amount = data
+            _pk, created, trade_no, out_trade_no, _total, description, _auth_code, _refund_id, *refund = data
+            out_refund_no, amount = refund
             money, batch, fee = fen_to_yuan(-amount), out_refund_no, _fee_yuan(amount, "0.01")
             business = "退款"
             refunds += 1

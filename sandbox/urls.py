@@ -1,6 +1,6 @@
 from django.urls import path
 
-from sandbox.views import crm, provider_fakes_alipay, provider_fakes_wechatpay, providers, smp, subscriptions
+from sandbox.views import crm, pins, provider_fakes_alipay, provider_fakes_wechatpay, providers, smp, subscriptions
 
 app_name = "sandbox"
 
@@ -16,7 +16,13 @@ urlpatterns = [
     path("smp/api/reschedule", smp.reschedule, name="smp-reschedule"),
     path("smp/api/provisioning-list", smp.provisioning_list, name="smp-provisioning-list"),
     path("smp/faults/", smp.set_faults, name="smp-faults"),
+    # The same fault modes for every other simulated system (sandbox/faults.py).
+    path("wechatpay/faults/", smp.set_faults, {"system": "wechatpay"}, name="wechatpay-faults"),
+    path("alipay/faults/", smp.set_faults, {"system": "alipay"}, name="alipay-faults"),
+    path("sms/faults/", smp.set_faults, {"system": "sms"}, name="sms-faults"),
+    path("crm/faults/", smp.set_faults, {"system": "crm"}, name="crm-faults"),
     path("smp/accounts/<str:tv_account>/", subscriptions.smp_account, name="smp-account"),
+    path("accounts/<str:tv_account>/purchase-pin/", pins.purchase_pin, name="purchase-pin"),
     path("subscriptions/<str:subscription_no>/advance/", subscriptions.advance, name="subscription-advance"),
     path("wechatpay/pay/", providers.wechatpay_pay, name="wechatpay-pay"),
     path("alipay/pay/", providers.alipay_pay, name="alipay-pay"),
@@ -38,6 +44,12 @@ urlpatterns = [
         f"{WECHATPAY_FAKE}/pay/transactions/out-trade-no/<str:out_trade_no>/close",
         provider_fakes_wechatpay.close,
         name="wechatpay-fake-close",
+    ),
+    path(f"{WECHATPAY_FAKE}/pay/transactions/codepay", provider_fakes_wechatpay.codepay, name="wechatpay-fake-codepay"),
+    path(
+        f"{WECHATPAY_FAKE}/pay/transactions/out-trade-no/<str:out_trade_no>/reverse",
+        provider_fakes_wechatpay.reverse,
+        name="wechatpay-fake-reverse",
     ),
     path(f"{WECHATPAY_FAKE}/refund/domestic/refunds", provider_fakes_wechatpay.refund, name="wechatpay-fake-refund"),
     path(

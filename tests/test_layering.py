@@ -29,7 +29,9 @@ MAY_IMPORT: dict[str, set[str]] = {
     "channels_crm": CHANNEL_MAY_IMPORT,
     # The back office reads every channel's records (stores, EPG clients) for its pages.
     "backoffice": CHANNEL_MAY_IMPORT | {"channels_crm", "epg_api"},
-    "sandbox": {"ipvas", "adapters", "orders", "billing", "lifecycle", "callbacks", "epg_api", "channels_crm"},
+    # The TV pages open the sessions that EPG clients ask for through the EPG API (epg_api.models.TvSession).
+    "tv": CHANNEL_MAY_IMPORT | {"epg_api"},
+    "sandbox": {"ipvas", "adapters", "orders", "billing", "lifecycle", "callbacks", "epg_api", "channels_crm", "tv"},
 }
 
 

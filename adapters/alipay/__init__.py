@@ -6,7 +6,7 @@ in production, the sandbox's simulator in the embedded set-up.
 
 from __future__ import annotations
 
-from adapters.providers.types import QrPaymentProvider
+from adapters.providers.types import PaymentProvider
 from adapters.resolve import Adapter
 
-get_alipay: Adapter[QrPaymentProvider] = Adapter("ALIPAY_ADAPTER")
+get_alipay: Adapter[PaymentProvider] = Adapter("ALIPAY_ADAPTER")

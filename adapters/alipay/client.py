@@ -1,8 +1,11 @@
-"""The real Alipay client (precreate QR payments), through python-alipay-sdk.
+"""The real Alipay client (precreate QR payments, payment codes), through python-alipay-sdk.
 
 Requests are signed RSA2 with our app key; the SDK verifies every answer
 with the Alipay public key. ``ALIPAY_GATEWAY`` points it at Alipay's
 gateway, or at the sandbox's fake for integration tests.
+
+Payment codes (付款码): ``alipay.trade.pay`` with scene ``bar_code``, then ``alipay.trade.query``, and
+``alipay.trade.cancel`` when the outcome stays unknown.
 """
 
 from __future__ import annotations
@@ -24,12 +27,16 @@ from django.utils import timezone
 from adapters.alipay import config
 from adapters.providers.types import (
     CloseResult,
+    CodePaymentRequest,
+    CodePaymentResult,
+    CodeState,
     ProviderRefused,
     ProviderUnavailable,
     QrOrderRequest,
     RefundRequest,
     RefundResult,
     RefundState,
+    ReverseResult,
     Trade,
     TradeState,
 )
@@ -39,6 +46,7 @@ from ipvas.money import fen_to_yuan, yuan_to_fen
 logger = logging.getLogger(__name__)
 
 SUCCESS = "10000"
+WAITING = "10003"  # alipay.trade.pay: the customer confirms in the app (WAIT_BUYER_PAY)
 TRADE_STATES = {
     "WAIT_BUYER_PAY": TradeState.NOT_PAID,
     "TRADE_SUCCESS": TradeState.PAID,
@@ -49,6 +57,10 @@ SYSTEM_ERRORS = {"20000", "20001"}  # service unavailable, authorisation system 
 # Alipay did not take the request for ours (our keys or ids are wrong): a fault to fix and
 # retry, never an answer about the trade; WeChat Pay says the same with HTTP 401.
 AUTHENTICATION_ERRORS = {"isv.invalid-app-id", "isv.invalid-signature", "isv.invalid-signature-type"}
+
+
+# alipay.trade.pay refusals whose outcome is not a refusal: the trade may be paid (by an earlier call).
+CODE_UNKNOWN_SUB_CODES = {"ACQ.TRADE_HAS_SUCCESS", "ACQ.SYSTEM_ERROR", "ACQ.PAY_DELAY"}
 
 
 def _local(value: datetime) -> str:
@@ -161,6 +173,60 @@ class AlipayClient:
             out_refund_no=out_refund_no,
             refund_id=str(answer.get("trade_no", "")),
         )
+
+    def pay_code(self, request: CodePaymentRequest) -> CodePaymentResult:
+        """``alipay.trade.pay``, scene ``bar_code``. Code 10000 is paid, 10003 waits for the customer, a system
+        error (20000, ACQ.SYSTEM_ERROR) or no answer raises ``ProviderUnavailable``: the outcome is unknown."""
+        extra: dict[str, Any] = {}
+        if request.store_code:
+            extra["store_id"] = request.store_code[:32]
+        answer = self._call(
+            "payment code",
+            self._sdk.api_alipay_trade_pay,
+            out_trade_no=request.out_trade_no,
+            scene="bar_code",
+            auth_code=request.auth_code,
+            subject=request.description[:256],
+            total_amount=fen_to_yuan(request.amount_fen),
+            **extra,
+        )
+        code, sub_code = str(answer.get("code")), str(answer.get("sub_code") or "")
+        out_trade_no = request.out_trade_no
+        if code == SUCCESS:
+            paid_at = answer.get("gmt_payment")
+            return CodePaymentResult(
+                state=CodeState.PAID,
+                out_trade_no=out_trade_no,
+                transaction_id=str(answer.get("trade_no") or ""),
+                amount_fen=yuan_to_fen(str(answer.get("total_amount") or "0")),
+                paid_at=timezone.make_aware(datetime.strptime(paid_at, "%Y-%m-%d %H:%M:%S")) if paid_at else None,
+                raw=answer,
+            )
+        if code == WAITING:
+            return CodePaymentResult(state=CodeState.CONFIRMING, out_trade_no=out_trade_no, raw=answer)
+        if sub_code in CODE_UNKNOWN_SUB_CODES:
+            return CodePaymentResult(state=CodeState.UNKNOWN, out_trade_no=out_trade_no, code=sub_code, raw=answer)
+        return CodePaymentResult(
+            state=CodeState.DECLINED,
+            out_trade_no=out_trade_no,
+            code=sub_code or code,
+            message=str(answer.get("sub_msg") or answer.get("msg") or ""),
+            raw=answer,
+        )
+
+    def reverse(self, out_trade_no: str) -> ReverseResult:
+        """``alipay.trade.cancel``: closes an unpaid trade, gives back a paid one's money (``action`` refund);
+        ``retry_flag`` Y asks to call again."""
+        answer = self._call("cancel", self._sdk.api_alipay_trade_cancel, out_trade_no=out_trade_no)
+        if answer.get("code") == SUCCESS:
+            if answer.get("retry_flag") == "Y":
+                return ReverseResult(reversed=False, again=True, message="retry_flag Y")
+            return ReverseResult(reversed=True, refunded=answer.get("action") == "refund")
+        sub_code = str(answer.get("sub_code") or answer.get("code"))
+        if sub_code == "ACQ.TRADE_NOT_EXIST":
+            return ReverseResult(reversed=True, message=sub_code)
+        again = answer.get("retry_flag") == "Y"
+        return ReverseResult(reversed=False, again=again, message=f"{sub_code} {answer.get('sub_msg') or ''}".strip())
 
     def download_statement(self, day: date) -> StatementFile:
         """``alipay.data.dataservice.bill.downloadurl.query`` (SDK ``server_api``, ``bill_type=trade``) gives a

@@ -1,8 +1,12 @@
-"""The real WeChat Pay API v3 client (Native payments), through the wechatpayv3 SDK.
+"""The real WeChat Pay API v3 client (Native payments and payment codes), through the wechatpayv3 SDK.
 
 Requests are signed with the merchant key; answers are verified by the SDK
 with the platform public key. ``WECHATPAY_GATEWAY`` points it at
 api.mch.weixin.qq.com, or at the sandbox's fake for integration tests.
+
+Payment codes (付款码) use APIv3 付款码支付: ``POST /v3/pay/transactions/codepay``, the same query as
+Native, and ``POST /v3/pay/transactions/out-trade-no/{out_trade_no}/reverse`` (docs/decisions.md says
+why APIv3 rather than the XML micropay of APIv2).
 """
 
 from __future__ import annotations
@@ -20,12 +24,16 @@ from wechatpayv3 import WeChatPay, WeChatPayType
 
 from adapters.providers.types import (
     CloseResult,
+    CodePaymentRequest,
+    CodePaymentResult,
+    CodeState,
     ProviderRefused,
     ProviderUnavailable,
     QrOrderRequest,
     RefundRequest,
     RefundResult,
     RefundState,
+    ReverseResult,
     Trade,
     TradeState,
 )
@@ -51,6 +59,23 @@ REFUND_STATES = {
     "CLOSED": RefundState.FAILED,
     "ABNORMAL": RefundState.FAILED,
 }
+
+
+# A payment code's answer, by trade_state (200) or by error code (4xx/5xx):
+CODE_TRADE_STATES = {
+    "SUCCESS": CodeState.PAID,
+    "USERPAYING": CodeState.CONFIRMING,
+    "PAYERROR": CodeState.DECLINED,
+    "NOTPAY": CodeState.UNKNOWN,  # not taken yet: the query says what becomes of it
+}
+# The customer is asked for the password in the app: query again in 5 s.
+CODE_CONFIRMING_ERRORS = {"USERPAYING", "USER_PAYING"}
+# WeChat Pay could not say: the money may have been taken (or the trade was paid by an earlier call).
+CODE_UNKNOWN_ERRORS = {"SYSTEM_ERROR", "SYSTEMERROR", "BANK_ERROR", "BANKERROR", "ORDERPAID", "ORDER_PAID"}
+# A reverse that cannot be done now but may later (the customer is still in the password dialog).
+REVERSE_AGAIN_ERRORS = {"USERPAYING", "USER_PAYING", "SYSTEM_ERROR", "SYSTEMERROR", "FREQUENCY_LIMITED"}
+# A reverse of a trade WeChat Pay does not have: nothing was taken, nothing can be paid any more.
+REVERSE_NOTHING_ERRORS = {"ORDER_NOT_EXIST", "ORDERNOTEXIST", "RESOURCE_NOT_EXISTS"}
 
 
 def _iso(value: datetime) -> str:
@@ -167,6 +192,55 @@ class WechatPayClient:
             out_refund_no=out_refund_no,
             refund_id=str(body.get("refund_id") or ""),
         )
+
+    def pay_code(self, request: CodePaymentRequest) -> CodePaymentResult:
+        """付款码支付: ``POST /v3/pay/transactions/codepay`` with ``payer.auth_code``. No answer (timeout,
+        5xx, a signature we cannot verify) raises ``ProviderUnavailable``: the outcome is unknown."""
+        store = request.store_code or "IPVAS"
+        status, body = self._call(
+            "payment code",
+            self._sdk.pay,
+            description=request.description[:127],
+            out_trade_no=request.out_trade_no,
+            amount={"total": request.amount_fen, "currency": "CNY"},
+            payer={"auth_code": request.auth_code},
+            scene_info={"device_id": store[:16], "store_info": {"out_id": store[:32]}},
+            pay_type=WeChatPayType.CODEPAY,
+        )
+        out_trade_no = request.out_trade_no
+        if status in (200, 202) and body.get("trade_state"):
+            state = CODE_TRADE_STATES.get(str(body["trade_state"]), CodeState.UNKNOWN)
+            success_time = body.get("success_time")
+            return CodePaymentResult(
+                state=state,
+                out_trade_no=out_trade_no,
+                transaction_id=str(body.get("transaction_id") or ""),
+                amount_fen=int((body.get("amount") or {}).get("total") or 0),
+                paid_at=datetime.fromisoformat(success_time) if success_time and state == CodeState.PAID else None,
+                code=str(body["trade_state"]) if state == CodeState.DECLINED else "",
+                message=str(body.get("trade_state_desc") or ""),
+                raw=body,
+            )
+        code, message = str(body.get("code") or status), str(body.get("message") or "")
+        if code in CODE_CONFIRMING_ERRORS or status == 202:
+            return CodePaymentResult(state=CodeState.CONFIRMING, out_trade_no=out_trade_no, raw=body)
+        if code in CODE_UNKNOWN_ERRORS or status in (200, 202):
+            return CodePaymentResult(state=CodeState.UNKNOWN, out_trade_no=out_trade_no, code=code, raw=body)
+        # A refusal that WeChat Pay answered: an invalid or expired code, insufficient funds, a bad request.
+        return CodePaymentResult(
+            state=CodeState.DECLINED, out_trade_no=out_trade_no, code=code, message=message, raw=body
+        )
+
+    def reverse(self, out_trade_no: str) -> ReverseResult:
+        """撤销订单: ``POST /v3/pay/transactions/out-trade-no/{out_trade_no}/reverse``. A paid trade's money goes
+        back to the customer; an unpaid one can no longer be paid."""
+        status, body = self._call("reverse", self._sdk.codepay_reverse, out_trade_no=out_trade_no)
+        if status in (200, 204):
+            return ReverseResult(reversed=True)
+        code, message = str(body.get("code") or status), str(body.get("message") or "")
+        if code in REVERSE_NOTHING_ERRORS or status == 404:
+            return ReverseResult(reversed=True, message=code)
+        return ReverseResult(reversed=False, again=code in REVERSE_AGAIN_ERRORS, message=f"{code} {message}".strip())
 
     def download_statement(self, day: date) -> StatementFile:
         """``GET /v3/bill/tradebill`` (SDK ``trade_bill``, ``bill_type=ALL``, gzip), then the file at its

@@ -1,7 +1,7 @@
 """Billing's models: payments and notifications, the ledger and refunds, SMS confirmations, the work queue."""
 
 from billing.models.ledger import LedgerEntry, LedgerKind, Refund, RefundStatus
-from billing.models.payments import Payment, PaymentNotification, PaymentStatus, Provider
+from billing.models.payments import Payment, PaymentCodeUse, PaymentNotification, PaymentStatus, Provider
 from billing.models.reconciliation import (
     Discrepancy,
     DiscrepancyEvent,
@@ -19,6 +19,7 @@ __all__ = [
     "LedgerEntry",
     "LedgerKind",
     "Payment",
+    "PaymentCodeUse",
     "PaymentNotification",
     "PaymentStatus",
     "Provider",

@@ -85,3 +85,31 @@ class PaymentNotification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}:{self.notification_id}"
+
+
+class PaymentCodeUse(models.Model):
+    """A payment code (付款码) the clerk scanned: each is charged once, whatever is retried or scanned again.
+
+    The code is kept until its payment is settled (the charge is sent by the order's due work, which may
+    run again after a crash); it is a token of the customer's app that expires within a minute or two, of
+    no use to anyone after that. Admin shows it masked.
+    """
+
+    code = models.CharField(_("payment code"), max_length=32, unique=True)
+    provider = models.CharField(_("provider"), max_length=16, choices=Provider.choices)
+    payment = models.OneToOneField(
+        Payment, on_delete=models.PROTECT, related_name="code_use", verbose_name=_("payment")
+    )
+    used_at = models.DateTimeField(_("scanned at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("scanned payment code")
+        verbose_name_plural = _("scanned payment codes")
+        ordering = ["-used_at"]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.masked}"
+
+    @property
+    def masked(self) -> str:
+        return f"{self.code[:4]}{'*' * max(len(self.code) - 8, 0)}{self.code[-4:]}"

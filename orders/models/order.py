@@ -26,8 +26,9 @@ from orders.models.product import Product
 S = OrderStatus
 
 # Before the money moves an order may be cancelled: nothing was charged yet.
-# A charge in flight (phone bill, a CRM cash activity) cannot be taken back.
-CANCELLABLE_PENDING_METHODS = QR_METHODS | {PaymentMethod.PHONE_BILL_SMS}
+# A charge in flight (phone bill, a CRM cash activity) cannot be taken back; a payment code
+# the customer is still confirming can (its provider order is reversed, lifecycle.payment_code).
+CANCELLABLE_PENDING_METHODS = QR_METHODS | {PaymentMethod.PHONE_BILL_SMS, PaymentMethod.PAYMENT_CODE}
 
 
 # An SMS confirmation that a newer one to the same number replaced (docs/interfaces.md §4): the code

@@ -14,7 +14,7 @@ from ipvas.money import fen_to_yuan
 from orders.constants import (
     CHANNEL_METHODS,
     PERIOD_MONTHS,
-    QR_METHODS,
+    PROVIDER_METHODS,
     Channel,
     PaymentMethod,
     ProductKind,
@@ -168,7 +168,9 @@ class Product(models.Model):
                 add("crm_activity_code", _("Cash sales need the CRM marketing-activity code."))
         if PaymentMethod.PHONE_BILL_SMS in methods and Channel.EPG not in channels:
             add("payment_methods", _("SMS confirmation is only used on the TV: add the EPG channel."))
-        if methods & QR_METHODS and not self.smp_zero_price_package_code:
+        if PaymentMethod.PAYMENT_CODE in methods and Channel.CRM not in channels:
+            add("payment_methods", _("Payment codes are only scanned in business halls: add the CRM channel."))
+        if methods & PROVIDER_METHODS and not self.smp_zero_price_package_code:
             add(
                 "smp_zero_price_package_code",
                 _("WeChat Pay and Alipay need the SMP zero-price package code."),

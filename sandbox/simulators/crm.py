@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from django.conf import settings
+
 from adapters.crm.types import ActivityRequest, ActivityResult, CrmUnavailable
 from sandbox import crm, faults
 
 
 class SimulatedCrm:
-    def _gate(self) -> None:
+    def _call(self, work: Callable[[], ActivityResult]) -> ActivityResult:
         try:
-            faults.gate("crm")
+            delay = faults.gate("crm")
         except faults.SimulatedOutage as exc:
             raise CrmUnavailable(str(exc)) from exc
+        result = work()
+        faults.answer_late(delay, settings.CRM_TIMEOUT_SECONDS, CrmUnavailable, "crm")
+        return result
 
     def handle_activity(self, request: ActivityRequest) -> ActivityResult:
-        self._gate()
-        return crm.handle_activity(request)
+        return self._call(lambda: crm.handle_activity(request))
 
     def reverse_activity(self, *, order_no: str) -> ActivityResult:
-        self._gate()
-        return crm.reverse_activity(order_no=order_no)
+        return self._call(lambda: crm.reverse_activity(order_no=order_no))

@@ -3,7 +3,12 @@
 
 The fault modes of sandbox/faults.py apply under the provider's name
 ("wechatpay", "alipay"): ``down`` and ``flaky`` make calls fail as an
-unreachable provider would.
+unreachable provider would; ``slow`` does the work, then answers after the
+adapter's timeout (WECHATPAY_TIMEOUT_SECONDS, ALIPAY_TIMEOUT_SECONDS) or not
+at all, as a real provider whose answer is lost.
+
+Payment codes answer by their last four digits (sandbox.payments.CODE_OUTCOMES); a code ending 0003 is
+taken by the provider but its answer never comes (``ProviderUnavailable``, as a timeout).
 """
 
 from __future__ import annotations
@@ -12,12 +17,19 @@ from collections.abc import Callable
 from datetime import date
 from typing import TypeVar
 
+from django.conf import settings
+
 from adapters.providers.types import (
     CloseResult,
+    CodePaymentRequest,
+    CodePaymentResult,
+    CodeState,
+    ProviderRefused,
     ProviderUnavailable,
     QrOrderRequest,
     RefundRequest,
     RefundResult,
+    ReverseResult,
     Trade,
 )
 from adapters.statements import StatementFile
@@ -32,10 +44,15 @@ class SimulatedProvider:
 
     def _call(self, work: Callable[[], T]) -> T:
         try:
-            faults.gate(self.name)
+            delay = faults.gate(self.name)
         except faults.SimulatedOutage as exc:
             raise ProviderUnavailable(str(exc)) from exc
-        return work()
+        result = work()
+        faults.answer_late(delay, self.timeout(), ProviderUnavailable, self.name)
+        return result
+
+    def timeout(self) -> float:
+        return settings.WECHATPAY_TIMEOUT_SECONDS if self.name == "wechatpay" else settings.ALIPAY_TIMEOUT_SECONDS
 
     def create(self, request: QrOrderRequest) -> str:
         return self._call(lambda: payments.create_trade(self.name, request))
@@ -51,6 +68,36 @@ class SimulatedProvider:
 
     def query_refund(self, out_refund_no: str, *, out_trade_no: str) -> RefundResult:
         return self._call(lambda: payments.query_refund(self.name, out_refund_no))
+
+    def pay_code(self, request: CodePaymentRequest) -> CodePaymentResult:
+        return self._call(lambda: self._charge(request))
+
+    def _charge(self, request: CodePaymentRequest) -> CodePaymentResult:
+        try:
+            trade, outcome = payments.charge_code(self.name, request)
+        except ProviderRefused as exc:  # the number reused with another code, or a reversed trade
+            return CodePaymentResult(
+                state=CodeState.DECLINED, out_trade_no=request.out_trade_no, code=exc.code, message=exc.message
+            )
+        if outcome == payments.NO_ANSWER:
+            raise ProviderUnavailable(f"{self.name} payment code: the answer never came (timed out)")
+        if outcome == payments.PAID and trade is not None:
+            return CodePaymentResult(
+                state=CodeState.PAID,
+                out_trade_no=request.out_trade_no,
+                transaction_id=trade.transaction_id,
+                amount_fen=trade.amount_fen,
+                paid_at=trade.paid_at,
+            )
+        if outcome == payments.CONFIRMING:
+            return CodePaymentResult(state=CodeState.CONFIRMING, out_trade_no=request.out_trade_no)
+        code, message = payments.REFUSALS[(self.name, outcome)]
+        return CodePaymentResult(
+            state=CodeState.DECLINED, out_trade_no=request.out_trade_no, code=code, message=message
+        )
+
+    def reverse(self, out_trade_no: str) -> ReverseResult:
+        return self._call(lambda: payments.reverse_trade(self.name, out_trade_no)[1])
 
     def download_statement(self, day: date) -> StatementFile:
         return StatementFile(statements.statement_file(self.name, day), statements.file_name(self.name, day))

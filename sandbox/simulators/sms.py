@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from adapters.sms.types import SmsMessage, SmsUnavailable
 from sandbox import faults, sms
 
@@ -9,7 +11,9 @@ from sandbox import faults, sms
 class SimulatedSmsGateway:
     def send(self, message: SmsMessage) -> str:
         try:
-            faults.gate("sms")
+            delay = faults.gate("sms")
         except faults.SimulatedOutage as exc:
             raise SmsUnavailable(str(exc)) from exc
-        return sms.send(message.to, message.text, reference=message.reference)
+        sent = sms.send(message.to, message.text, reference=message.reference)
+        faults.answer_late(delay, settings.SMS_TIMEOUT_SECONDS, SmsUnavailable, "sms")
+        return sent

@@ -1,8 +1,8 @@
-"""Alipay's openapi gateway served by the sandbox, for python-alipay-sdk (face-to-face QR payments).
+"""Alipay's openapi gateway served by the sandbox, for python-alipay-sdk (face-to-face QR and payment codes).
 
 ``/sandbox/alipay/fake/gateway.do`` takes the signed parameters (query
-string or form) of ``alipay.trade.precreate``, ``.query``, ``.close``,
-``.refund`` and ``.fastpay.refund.query``. A request is signed RSA2 over
+string or form) of ``alipay.trade.precreate``, ``.pay`` (scene ``bar_code``),
+``.query``, ``.close``, ``.cancel``, ``.refund`` and ``.fastpay.refund.query``. A request is signed RSA2 over
 every parameter but ``sign`` (``sign_type`` included: Alipay leaves it out
 only when verifying its own notifications), sorted and joined as
 "k=v&k=v", with the app key; the fake verifies it with the public half of
@@ -13,13 +13,15 @@ the sign RSA2 over the exact text of the inner object with
 ``alipay_private_key.pem``, which is why that text is written once and
 embedded as is. An unknown app_id is answered unsigned, as Alipay cannot
 choose a key for it. ``down`` answers Alipay's system error (code 20000).
-Amounts are yuan strings; the simulated provider counts fen.
+Amounts are yuan strings; the simulated provider counts fen. A payment code
+answers by its last four digits (sandbox.payments.CODE_OUTCOMES); one ending
+0003 holds the connection longer than the client waits (``ALIPAY_TIMEOUT_SECONDS``).
 """
 
 from __future__ import annotations
 
 import base64
-import json
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,7 +35,16 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from adapters.alipay import crypto
-from adapters.providers.types import ProviderRefused, QrOrderRequest, RefundRequest, RefundState, Trade, TradeState
+from adapters.providers.types import (
+    CodePaymentRequest,
+    ProviderRefused,
+    QrOrderRequest,
+    RefundRequest,
+    RefundState,
+    Trade,
+    TradeState,
+)
+from ipvas import jsonparse
 from ipvas.credentials import load_private_key, load_public_key
 from ipvas.keyfiles import sandbox_private_key_pem, sandbox_public_key_pem
 from ipvas.money import fen_to_yuan, yuan_to_fen
@@ -50,7 +61,11 @@ TRADE_STATUSES = {
     TradeState.NOT_PAID: "WAIT_BUYER_PAY",
     TradeState.PAID: "TRADE_SUCCESS",
     TradeState.CLOSED: "TRADE_CLOSED",
+    TradeState.FAILED: "TRADE_CLOSED",  # a declined payment code
 }
+WAITING = {"code": "10003", "msg": " order success pay inprocess"}
+# How long a code ending 0003 keeps the client waiting: past its read timeout, never for ever.
+NO_ANSWER_CAP_SECONDS = 30.0
 
 Inner = dict[str, Any]
 
@@ -198,6 +213,67 @@ def _query(biz: dict[str, Any]) -> Inner:
     return inner
 
 
+def _trade_pay(biz: dict[str, Any]) -> Inner:
+    if biz.get("scene") not in ("bar_code", "wave_code"):
+        raise _invalid("isv.invalid-parameter", "参数 scene 不合法")
+    auth_code = _text(biz, "auth_code", max_length=32)
+    if not auth_code.isdigit():
+        raise _business("ACQ.PAYMENT_AUTH_CODE_INVALID", payments.REFUSALS[(SYSTEM, payments.INVALID)][1])
+    charge = CodePaymentRequest(
+        out_trade_no=_text(biz, "out_trade_no"),
+        auth_code=auth_code,
+        amount_fen=_fen(biz, "total_amount"),
+        description=_text(biz, "subject", max_length=256),
+        store_code=_text(biz, "store_id", max_length=32, required=False),
+    )
+    try:
+        trade, outcome = payments.charge_code(SYSTEM, charge)
+    except ProviderRefused as exc:
+        if exc.code == "ORDER_CLOSED":
+            raise _business("ACQ.TRADE_HAS_CLOSE", "交易已经关闭") from None
+        raise _business("ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改") from None
+    if outcome == payments.NO_ANSWER:
+        time.sleep(min(settings.ALIPAY_TIMEOUT_SECONDS + 1, NO_ANSWER_CAP_SECONDS))
+    if trade is None or outcome not in (payments.PAID, payments.CONFIRMING, payments.NO_ANSWER):
+        sub_code, sub_msg = payments.REFUSALS[(SYSTEM, outcome)]
+        raise _business(sub_code, sub_msg, buyer_pay_amount="0.00", invoice_amount="0.00", receipt_amount="0.00")
+    inner: Inner = {
+        **(SUCCESS if outcome == payments.PAID else WAITING),
+        "trade_no": trade.transaction_id,
+        "out_trade_no": trade.out_trade_no,
+        "buyer_logon_id": "san***@sandbox.com",
+        "total_amount": fen_to_yuan(trade.amount_fen),
+    }
+    if outcome == payments.PAID and trade.paid_at is not None:
+        received = fen_to_yuan(trade.amount_fen)
+        inner.update(
+            {
+                "receipt_amount": received,
+                "buyer_pay_amount": received,
+                "invoice_amount": received,
+                "point_amount": "0.00",
+                "gmt_payment": _local(trade.paid_at),
+                "fund_bill_list": [{"fund_channel": "ALIPAYACCOUNT", "amount": received}],
+                "buyer_user_id": _buyer(trade)["buyer_user_id"],
+            }
+        )
+    return inner
+
+
+def _cancel(biz: dict[str, Any]) -> Inner:
+    out_trade_no = _text(biz, "out_trade_no")
+    trade, result = payments.reverse_trade(SYSTEM, out_trade_no)
+    if trade is None:
+        raise _business("ACQ.TRADE_NOT_EXIST", "交易不存在", retry_flag="N")
+    return {
+        **SUCCESS,
+        "trade_no": trade.transaction_id,
+        "out_trade_no": out_trade_no,
+        "retry_flag": "N",
+        "action": "refund" if result.refunded else "close",
+    }
+
+
 def _close(biz: dict[str, Any]) -> Inner:
     out_trade_no = _text(biz, "out_trade_no")
     record = _record(out_trade_no)
@@ -270,8 +346,10 @@ def _refund_query(biz: dict[str, Any]) -> Inner:
 
 OPERATIONS: dict[str, Callable[[dict[str, Any]], Inner]] = {
     "alipay.trade.precreate": _precreate,
+    "alipay.trade.pay": _trade_pay,
     "alipay.trade.query": _query,
     "alipay.trade.close": _close,
+    "alipay.trade.cancel": _cancel,
     "alipay.trade.refund": _refund,
     "alipay.trade.fastpay.refund.query": _refund_query,
 }
@@ -279,7 +357,7 @@ OPERATIONS: dict[str, Callable[[dict[str, Any]], Inner]] = {
 
 def _biz_content(params: dict[str, str]) -> dict[str, Any]:
     try:
-        biz = json.loads(params.get("biz_content") or "{}")
+        biz = jsonparse.loads(params.get("biz_content") or "{}")
     except ValueError:
         raise _invalid("isv.invalid-parameter", "biz_content 不是合法的 JSON") from None
     if not isinstance(biz, dict):

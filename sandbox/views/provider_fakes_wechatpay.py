@@ -1,4 +1,4 @@
-"""WeChat Pay API v3 (Native payments and refunds) served by the sandbox, for the wechatpayv3 SDK.
+"""WeChat Pay API v3 (Native payments, payment codes and refunds) served by the sandbox, for the wechatpayv3 SDK.
 
 The paths are those the SDK calls, below ``/sandbox/wechatpay/fake``. A
 request must carry ``Authorization: WECHATPAY2-SHA256-RSA2048 mchid=...,
@@ -10,12 +10,15 @@ prefix); the fake verifies it with the public half of the sandbox's
 answer, a 204's empty body included, is signed as WeChat Pay signs it: the
 ``Wechatpay-*`` headers, SHA256withRSA over "TIMESTAMP\\nNONCE\\nBODY\\n" with
 ``wechatpay_platform_private_key.pem``. ``down`` answers 503 ``SYSTEM_ERROR``.
+
+Payment codes (付款码支付, ``/v3/pay/transactions/codepay`` and ``…/out-trade-no/{no}/reverse``) answer by
+the code's last four digits (sandbox.payments.CODE_OUTCOMES); a code ending 0003 holds the connection
+longer than the client waits (``WECHATPAY_TIMEOUT_SECONDS``), as a provider that never answers.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import re
 import time
 from collections.abc import Callable
@@ -30,8 +33,16 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from adapters.providers.types import ProviderRefused, QrOrderRequest, RefundRequest, RefundState, TradeState
+from adapters.providers.types import (
+    CodePaymentRequest,
+    ProviderRefused,
+    QrOrderRequest,
+    RefundRequest,
+    RefundState,
+    TradeState,
+)
 from adapters.wechatpay import crypto
+from ipvas import jsonparse
 from ipvas.credentials import load_private_key, load_public_key
 from ipvas.keyfiles import sandbox_private_key_pem, sandbox_public_key_pem
 from sandbox import payments
@@ -46,6 +57,9 @@ OUT_NO = re.compile(r"[0-9A-Za-z_\-|*]{6,32}")
 OUT_REFUND_NO = re.compile(r"[0-9A-Za-z_\-|*@]{1,64}")
 DEFAULT_EXPIRY = timedelta(hours=2)
 # The simulated provider's refusals, as WeChat Pay names them.
+AUTH_CODE = re.compile(r"[0-9]{10,32}")
+# How long a code ending 0003 keeps the client waiting: past its read timeout, never for ever.
+NO_ANSWER_CAP_SECONDS = 30.0
 REFUSALS = {
     "ORDER_CLOSED": (400, "ORDER_CLOSED"),
     "INVALID_REQUEST": (400, "INVALID_REQUEST"),
@@ -158,7 +172,7 @@ def _serve(request: HttpRequest, work: Callable[[], Answer]) -> HttpResponse:
 
 def _json(request: HttpRequest) -> dict[str, Any]:
     try:
-        body = json.loads(request.body or b"{}")
+        body = jsonparse.loads(request.body or b"{}")
     except (ValueError, UnicodeDecodeError):
         raise WechatError(400, "PARAM_ERROR", "请求体不是合法的 JSON") from None
     if not isinstance(body, dict):
@@ -235,6 +249,42 @@ def _query(request: HttpRequest, out_trade_no: str) -> Answer:
     if trade is None:
         raise WechatError(404, "ORDER_NOT_EXIST", "订单不存在")
     return 200, payments.wechatpay_transaction(trade)
+
+
+def _codepay(request: HttpRequest) -> Answer:
+    body = _json(request)
+    _check_mchid(body.get("mchid"))
+    if body.get("appid") != settings.WECHATPAY_APPID:
+        raise WechatError(400, "APPID_MCHID_NOT_MATCH", "appid 和 mch_id 不匹配")
+    payer = body.get("payer")
+    if not isinstance(payer, dict):
+        raise WechatError(400, "PARAM_ERROR", "payer 缺失")
+    charge = CodePaymentRequest(
+        out_trade_no=_text(body, "out_trade_no", OUT_NO),
+        auth_code=_text(payer, "auth_code", AUTH_CODE, max_length=128),
+        amount_fen=_fen(_amount(body), "total"),
+        description=_text(body, "description"),
+    )
+    if not isinstance(body.get("scene_info"), dict):
+        raise WechatError(400, "PARAM_ERROR", "scene_info 缺失")
+    trade, outcome = payments.charge_code(SYSTEM, charge)
+    if outcome == payments.NO_ANSWER:
+        time.sleep(min(settings.WECHATPAY_TIMEOUT_SECONDS + 1, NO_ANSWER_CAP_SECONDS))
+    if trade is not None and outcome in (payments.PAID, payments.CONFIRMING, payments.NO_ANSWER):
+        return 200, payments.wechatpay_transaction(trade)
+    code, message = payments.REFUSALS[(SYSTEM, outcome)]
+    return (400 if outcome == payments.INVALID else 403), {"code": code, "message": message}
+
+
+def _reverse(request: HttpRequest, out_trade_no: str) -> Answer:
+    body = _json(request)
+    _check_mchid(body.get("mchid"))
+    if body.get("appid") != settings.WECHATPAY_APPID:
+        raise WechatError(400, "APPID_MCHID_NOT_MATCH", "appid 和 mch_id 不匹配")
+    trade, _result = payments.reverse_trade(SYSTEM, out_trade_no)
+    if trade is None:
+        raise WechatError(404, "ORDER_NOT_EXIST", "订单不存在")
+    return 200, {"appid": settings.WECHATPAY_APPID, "mchid": settings.WECHATPAY_MCHID, "out_trade_no": out_trade_no}
 
 
 def _close(request: HttpRequest, out_trade_no: str) -> Answer:
@@ -320,6 +370,18 @@ def _query_refund(out_refund_no: str) -> Answer:
 @require_POST
 def native_order(request: HttpRequest) -> HttpResponse:
     return _serve(request, lambda: _native_order(request))
+
+
+@sandbox_view
+@require_POST
+def codepay(request: HttpRequest) -> HttpResponse:
+    return _serve(request, lambda: _codepay(request))
+
+
+@sandbox_view
+@require_POST
+def reverse(request: HttpRequest, out_trade_no: str) -> HttpResponse:
+    return _serve(request, lambda: _reverse(request, out_trade_no))
 
 
 @sandbox_view

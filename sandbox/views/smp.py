@@ -151,12 +151,13 @@ def _when(body: dict[str, Any], name: str) -> datetime:
 
 @sandbox_view
 @require_POST
-def set_faults(request: HttpRequest) -> HttpResponse:
+def set_faults(request: HttpRequest, system: str = "smp") -> HttpResponse:
+    """``POST /sandbox/<system>/faults/ {"mode"}`` for each simulated system (sandbox/faults.py SYSTEMS)."""
     mode = text_field(json_body(request), "mode")
     if mode not in FaultMode.values:
         raise BadRequest(f"mode must be one of {', '.join(FaultMode.values)}")
-    faults.set_mode("smp", mode)
-    return JsonResponse({"system": "smp", "mode": mode})
+    faults.set_mode(system, mode)
+    return JsonResponse({"system": system, "mode": mode})
 
 
 @sandbox_view

@@ -64,7 +64,59 @@
     update();
   }
 
+  // The payment-code field (付款码): a barcode scanner types the digits and Enter. What is not a WeChat Pay or
+  // Alipay code is refused at once, here (the server checks again, and refuses a code used before); the
+  // field keeps the focus, and digits typed anywhere else on the page go to it, so no click is needed.
+  function scan(form) {
+    var input = form.querySelector("input[name=code]");
+    var hint = form.querySelector("[data-hint]");
+    var error = form.querySelector("[data-error]");
+    var wechatpay = new RegExp("^(?:" + form.getAttribute("data-wechatpay") + ")$");
+    var alipay = new RegExp("^(?:" + form.getAttribute("data-alipay") + ")$");
+    var sent = false;
+    function clean(value) { return value.replace(/[\s-]+/g, ""); }
+    function problem(code) {
+      if (!code) { return form.getAttribute("data-msg-empty"); }
+      if (!/^[0-9]+$/.test(code)) { return form.getAttribute("data-msg-digits"); }
+      if (!wechatpay.test(code) && !alipay.test(code)) { return form.getAttribute("data-msg-unknown"); }
+      return "";
+    }
+    function show(message) {
+      error.textContent = message;
+      error.hidden = !message;
+      input.setAttribute("aria-invalid", message ? "true" : "false");
+    }
+    input.addEventListener("input", function () {
+      var code = clean(input.value);
+      hint.textContent = wechatpay.test(code) ? form.getAttribute("data-name-wechatpay")
+        : alipay.test(code) ? form.getAttribute("data-name-alipay") : "";
+      if (!error.hidden) { show(""); }
+    });
+    form.addEventListener("submit", function (event) {
+      var code = clean(input.value);
+      var message = sent ? "" : problem(code);
+      if (sent || message) {
+        event.preventDefault();
+        if (message) { show(message); input.select(); }
+        return;
+      }
+      sent = true;  // a scanner's second Enter must not send the code twice
+      input.value = code;
+      input.readOnly = true;
+      form.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = true; });
+    });
+    document.addEventListener("keydown", function (event) {
+      var where = document.activeElement;
+      var typing = where && /^(INPUT|TEXTAREA|SELECT)$/.test(where.tagName);
+      if (!typing && /^[0-9]$/.test(event.key) && !event.ctrlKey && !event.metaKey && !event.altKey) {
+        input.focus();
+      }
+    });
+    input.focus();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("form[data-scan]").forEach(scan);
     document.querySelectorAll("[data-renew]").forEach(renewChoice);
     document.querySelectorAll("[data-poll]").forEach(poll);
     document.querySelectorAll("[data-expires-at]").forEach(countdown);

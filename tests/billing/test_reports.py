@@ -297,6 +297,7 @@ BY_METHOD = [
     SalesRow("phone_bill", "Phone bill", orders=3, completed=2, gross_fen=7500, refunds_fen=-2500),
     SalesRow("phone_bill_sms", "Phone bill with SMS confirmation", orders=2, completed=1, gross_fen=19900),
     SalesRow("cash", "Cash", orders=3, completed=2, gross_fen=24900, refunds_fen=-2500),
+    SalesRow("payment_code", "Payment code (WeChat Pay / Alipay)", orders=0, completed=0),  # every method has a row
     SalesRow("", "No method chosen", orders=3, completed=0),
 ]
 BY_STORE = [

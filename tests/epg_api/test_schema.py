@@ -34,6 +34,7 @@ OPERATIONS = {
     ("get", f"{API}/subscriptions/"),
     ("get", f"{API}/subscriptions/{{subscription_no}}/"),
     ("post", f"{API}/subscriptions/{{subscription_no}}/cancel/"),
+    ("post", f"{API}/tv-sessions/"),
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 

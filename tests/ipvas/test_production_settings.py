@@ -34,6 +34,8 @@ PRODUCTION_ENV = {
     "ALIPAY_ADAPTER": "sdk",
     "SMS_ADAPTER": "http",
     "CRM_ADAPTER": "http",
+    # /metrics/ answers only with this bearer token (404 without one; `check --deploy` warns).
+    "METRICS_TOKEN": "metrics-token-for-the-deploy-checks",
 }
 
 # case -> (changes to PRODUCTION_ENV, None to remove a variable; what the refusal must name)
@@ -49,6 +51,13 @@ REFUSALS: dict[str, tuple[dict[str, str | None], str]] = {
     "debug-on": ({"DEBUG": "1"}, "DEBUG"),
     "no-allowed-hosts": ({"ALLOWED_HOSTS": None}, "ALLOWED_HOSTS"),
     "no-broker": ({"CELERY_BROKER_URL": None}, "CELERY_BROKER_URL"),
+}
+
+
+# case -> (changes to PRODUCTION_ENV, the deploy-check warning that must be given)
+WARNINGS: dict[str, tuple[dict[str, str | None], str]] = {
+    "no-metrics-token": ({"METRICS_TOKEN": None}, "ipvas.W001"),
+    "admin-without-mfa": ({"ADMIN_REQUIRE_MFA": "0"}, "ipvas.W002"),
 }
 
 
@@ -69,7 +78,11 @@ def environment(changes: dict[str, str | None], var_dir: Path) -> dict[str, str]
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess[str]]:
-    cases = {"complete": {}, **{name: changes for name, (changes, _) in REFUSALS.items()}}
+    cases = {
+        "complete": {},
+        **{name: changes for name, (changes, _) in REFUSALS.items()},
+        **{name: changes for name, (changes, _) in WARNINGS.items()},
+    }
     var_dirs = {name: tmp_path_factory.mktemp(name) for name in cases}
 
     def check(name: str) -> subprocess.CompletedProcess[str]:
@@ -101,6 +114,14 @@ def test_production_refuses_to_start(runs, case):
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("django.core.exceptions.ImproperlyConfigured: "), result.stderr[-2000:]
     assert names in last_line, last_line
+
+
+@pytest.mark.parametrize("case", list(WARNINGS))
+def test_production_warns_of_what_it_leaves_open(runs, case):
+    result = runs[case]
+    _, warning = WARNINGS[case]
+    assert result.returncode != 0  # --fail-level WARNING
+    assert warning in result.stderr + result.stdout, result.stderr[-2000:]
 
 
 # --- the health check -----------------------------------------------------------------

@@ -36,6 +36,7 @@ def test_every_purge_is_scheduled():
         "ipvas.tasks.purge_outbox",
         "channels_crm.tasks.purge_sso_tickets",
         "epg_api.tasks.purge_idempotency_keys",
+        "epg_api.tasks.purge_tv_sessions",
     }
     assert purges <= scheduled
 

@@ -15,7 +15,7 @@ from sandbox.models import SimSmpAccount, SimSmpProduct
 pytestmark = pytest.mark.django_db
 
 EPG_METHODS = ["wechat_qr", "alipay_qr", "phone_bill", "phone_bill_sms"]
-CRM_METHODS = ["cash", "phone_bill", "wechat_qr", "alipay_qr"]
+CRM_METHODS = ["cash", "phone_bill", "wechat_qr", "alipay_qr", "payment_code"]  # §10: payment codes at the counter
 
 
 def seed() -> str:

@@ -1,0 +1,186 @@
+"""Celery's broker transports, made to survive what the stock ones do not (docs/decisions.md).
+
+Settings name these by dotted path (``CELERY_BROKER_TRANSPORT``), chosen from the
+scheme of ``CELERY_BROKER_URL``:
+
+* ``redis://`` and ``rediss://`` → :class:`RedisTransport`. kombu's Redis channel
+  stops closing half way when the broker is gone while the channel waits in
+  ``BRPOP``: reading that pending reply raises, and the rest of ``close()`` —
+  cancelling its consumers and putting its unacknowledged messages back —
+  never runs. Celery 5.7's consumer then closes the connection a second time,
+  after it has detached the transport, and the postponed restore looks for
+  the broker's host on ``None``: ``AttributeError: 'NoneType' object has no
+  attribute 'hostname'``, which is not a connection error, so the worker exits
+  ("Unrecoverable error") and never comes back. Here a channel finishes
+  closing whatever the pending read raises, while the transport is still
+  attached, so the second close has nothing left to do.
+* ``filesystem://`` (the embedded set-up) → :class:`FilesystemTransport`. kombu
+  writes a message straight into the queue folder, where another process can
+  take it before it is complete (``JSONDecodeError``, and the worker exits),
+  and takes one by moving it to the system's temporary folder, which on
+  another file system is a copy that two consumers can both make. Here a
+  message is written aside, flushed to disk, then renamed into the queue (a
+  reader sees all of it or nothing), and taken by renaming it into this
+  process's claim (one rename wins); a file that cannot be read is set aside
+  in ``bad/`` and logged, never raised into the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+from queue import Empty
+from typing import Any
+
+from kombu.exceptions import ChannelError
+from kombu.transport import filesystem, redis, virtual
+from kombu.utils.encoding import bytes_to_str, str_to_bytes
+from kombu.utils.json import dumps, loads
+from kombu.utils.objects import cached_property
+
+logger = logging.getLogger(__name__)
+
+REDIS = "ipvas.broker:RedisTransport"
+FILESYSTEM = "ipvas.broker:FilesystemTransport"
+
+
+def transport_for(url: str) -> str | None:
+    """The transport (dotted path) for a broker URL, or None: kombu's own choice."""
+    scheme = url.partition("://")[0].lower()
+    if scheme in ("redis", "rediss"):
+        return REDIS
+    if scheme == "filesystem":
+        return FILESYSTEM
+    return None
+
+
+# --- Redis ---------------------------------------------------------------------------------
+
+
+class RedisChannel(redis.Channel):
+    def close(self) -> None:
+        if self._in_poll:
+            try:
+                self._brpop_read()
+            except Empty:
+                pass
+            except self.connection_errors as exc:
+                # The broker went away while this channel waited for its BRPOP: there is
+                # nothing to read; close the rest now, while the transport is attached.
+                logger.info("broker gone while closing a channel: %r", exc)
+        super().close()
+
+
+class RedisTransport(redis.Transport):
+    Channel = RedisChannel
+
+
+# --- the file system (embedded) -------------------------------------------------------------
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class FilesystemChannel(filesystem.Channel):
+    """Messages are files; each one appears whole, and is taken by exactly one consumer."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for folder in (self.writing_folder, self.claim_folder, self.bad_folder):
+            folder.mkdir(parents=True, exist_ok=True)
+        self._recover_claims()
+
+    @cached_property
+    def _root(self) -> Path:
+        return Path(self.data_folder_out).parent
+
+    @cached_property
+    def writing_folder(self) -> Path:
+        return Path(self.transport_options.get("writing_folder") or self._root / "writing")
+
+    @cached_property
+    def claim_folder(self) -> Path:
+        return Path(self.transport_options.get("claim_folder") or self._root / "claimed")
+
+    @cached_property
+    def bad_folder(self) -> Path:
+        return Path(self.transport_options.get("bad_folder") or self._root / "bad")
+
+    def _recover_claims(self) -> None:
+        """A consumer that died between taking a message and reading it left it claimed: back to its queue."""
+        for claimed in self.claim_folder.iterdir():
+            name, _, pid = claimed.name.rpartition(".")
+            if not pid.isdigit() or _pid_alive(int(pid)):
+                continue
+            try:
+                os.rename(claimed, Path(self.data_folder_in) / name)
+                logger.warning("broker: message %s of a dead consumer (pid %s) put back", name, pid)
+            except OSError:
+                continue  # another process put it back first
+
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+        # Zero-padded wall-clock nanoseconds: names sort in publishing order across processes.
+        name = f"{time.time_ns():020d}_{uuid.uuid4().hex}.{queue}.msg"
+        writing = self.writing_folder / name
+        try:
+            with open(writing, "xb") as f:
+                f.write(str_to_bytes(dumps(payload)))
+                f.flush()
+                os.fsync(f.fileno())
+            os.rename(writing, Path(self.data_folder_out) / name)
+        except OSError as exc:
+            try:
+                writing.unlink()
+            except OSError:
+                pass
+            raise ChannelError(f"Cannot add message {name!r} to the queue: {exc}") from exc
+
+    def _get(self, queue: str) -> Any:
+        wanted = f"{queue}.msg"
+        folder = Path(self.data_folder_in)
+        for filename in sorted(os.listdir(folder)):
+            if filename.partition(".")[2] != wanted:
+                continue
+            claimed = self.claim_folder / f"{filename}.{os.getpid()}"
+            try:
+                os.rename(folder / filename, claimed)
+            except OSError:
+                continue  # another consumer took it
+            try:
+                payload = claimed.read_bytes()
+                message = loads(bytes_to_str(payload))
+            except (OSError, ValueError) as exc:
+                self._set_aside(claimed, filename, exc)
+                continue
+            claimed.unlink()
+            return message
+        raise Empty()
+
+    def _set_aside(self, claimed: Path, filename: str, exc: Exception) -> None:
+        logger.error("broker: message file %s cannot be read (%r); set aside in %s", filename, exc, self.bad_folder)
+        try:
+            os.rename(claimed, self.bad_folder / filename)
+        except OSError:
+            pass
+
+
+class FilesystemTransport(filesystem.Transport):
+    Channel = FilesystemChannel
+    # kombu keeps one broker state (declared bindings) per process, whatever the folder: a second
+    # broker folder in the same process would be thought bound already, and its messages dropped.
+    _states: dict[str, virtual.BrokerState] = {}
+
+    def __init__(self, client: Any, **kwargs: Any) -> None:
+        super().__init__(client, **kwargs)
+        folder = os.path.abspath(str(client.transport_options.get("control_folder", "control")))
+        self.state = self._states.setdefault(folder, virtual.BrokerState())

@@ -1,0 +1,125 @@
+"""The clerk's payment-code field (docs/interfaces.md §10) through Django's test client: the page, the
+refusals, each result, cancel while confirming, and the shift totals by provider. The browser, with a
+scanner's typing: test_browser_payment_code.py."""
+
+from __future__ import annotations
+
+import re
+
+from django.test import Client
+
+from billing.models import Payment
+from orders.models import Order
+from sandbox.models import SimTrade
+from tests.channels_crm.support import new_order, page, settle, text_of
+
+WECHAT_PAID = "134567890123450000"
+ALIPAY_PAID = "281234567890120000"
+
+
+def page_en(client: Client, order: Order) -> str:
+    """The order page in English: the new strings' Chinese comes with the translation pass."""
+    response = client.get(f"/crm/orders/{order.order_no}/", HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def scan(client: Client, order: Order, code: str, **headers: str):
+    return client.post(f"/crm/orders/{order.order_no}/pay-code/", {"code": code}, **headers)
+
+
+def flash(html: str) -> str:
+    return " ".join(text_of(m) for m in re.findall(r'<p class="flash[^"]*"[^>]*>.*?</p>', html, re.S))
+
+
+def totals_text(html: str) -> str:
+    table = re.search(r'<table class="totals">.*?</table>', html, re.S)
+    assert table, html
+    return text_of(table.group(0))
+
+
+def test_the_scan_field_comes_first_and_has_the_focus(clerk):
+    order = new_order(clerk, "13800000001")
+
+    html = page_en(clerk, order)
+
+    form = re.search(r'<form [^>]*class="pay-code".*?</form>', html, re.S)
+    assert form, html
+    assert f'action="/crm/orders/{order.order_no}/pay-code/"' in form.group(0)
+    field = re.search(r"<input id=\"id_code\"[^>]*>", form.group(0), re.S).group(0)
+    for attribute in ('name="code"', "autofocus", 'inputmode="numeric"', 'autocomplete="off"'):
+        assert attribute in field, attribute
+    assert html.index('class="pay-code"') < html.index('class="pay-cash"')  # before every other method
+    assert 'data-wechatpay="1[0-5][0-9]{16}"' in form.group(0)
+    assert "Scan the customer's WeChat Pay or Alipay payment code" in text_of(form.group(0)).replace("&#x27;", "'")
+
+
+def test_a_code_that_is_nobodys_is_refused_and_the_order_stays(clerk):
+    order = new_order(clerk, "13800000001")
+
+    response = scan(clerk, order, "991234567890120000", HTTP_ACCEPT_LANGUAGE="en")
+
+    assert response.status_code == 302
+    html = page_en(clerk, order)
+    assert "not a WeChat Pay or Alipay payment code" in flash(html)
+    order.refresh_from_db()
+    assert order.status == "awaiting_payment"
+    assert 'class="pay-code"' in html  # scan again
+    assert not Payment.objects.exists()
+
+
+def test_a_paid_code_completes_and_the_page_names_the_provider(clerk):
+    order = new_order(clerk, "13800000001")
+
+    assert scan(clerk, order, WECHAT_PAID).status_code == 302
+    pending = text_of(page_en(clerk, order))
+    assert "Charging the WeChat Pay payment code" in pending
+    assert "Payment code (WeChat Pay / Alipay) · WeChat Pay" in pending
+    settle()
+
+    order.refresh_from_db()
+    assert order.status == "completed"
+    done = text_of(page_en(clerk, order))
+    assert "Done: the product is active" in done and "Payment code (WeChat Pay / Alipay) · WeChat Pay" in done
+    assert scan(clerk, order, WECHAT_PAID).status_code == 302  # the scanner's second Enter: nothing more
+    assert "flash" not in page(clerk, order)
+    assert SimTrade.objects.count() == 1
+
+
+def test_a_declined_code_shows_why(clerk):
+    order = new_order(clerk, "13800000001")
+    scan(clerk, order, "281234567890120004")  # Alipay, insufficient funds
+    settle()
+
+    text = text_of(page_en(clerk, order))
+    assert "The payment was declined." in text
+    assert "ACQ.BUYER_BALANCE_NOT_ENOUGH" in text
+    assert "The customer may pay another way" in text
+
+
+def test_while_the_customer_confirms_the_clerk_can_cancel(clerk):
+    order = new_order(clerk, "13800000001")
+    scan(clerk, order, "134567890123450001")
+    settle()
+
+    html = page(clerk, order)
+    assert 'class="code-box"' in html and "data-expires-at" in html
+    assert f'action="/crm/orders/{order.order_no}/cancel/"' in html
+    clerk.post(f"/crm/orders/{order.order_no}/cancel/")
+    settle()
+
+    order.refresh_from_db()
+    assert order.status == "cancelled"
+    assert SimTrade.objects.get(out_trade_no=order.order_no).status == "REVOKED"
+    assert "cancelled at WeChat Pay or Alipay" in text_of(page_en(clerk, order))
+
+
+def test_shift_totals_show_payment_codes_by_provider(clerk):
+    for code in (WECHAT_PAID, ALIPAY_PAID, "134567890123460000"):
+        scan(clerk, new_order(clerk, "13800000001"), code)
+    settle()
+
+    totals = totals_text(clerk.get("/crm/orders/", HTTP_ACCEPT_LANGUAGE="en").content.decode())
+
+    assert "Payment code (WeChat Pay / Alipay) · WeChat Pay 2 ¥50.00" in totals
+    assert "Payment code (WeChat Pay / Alipay) · Alipay 1 ¥25.00" in totals

@@ -1,0 +1,259 @@
+"""The broker transports of ipvas/broker.py (issue #11, items 1 and 5).
+
+The embedded broker (files under var/broker/): a message appears whole or not
+at all, exactly one consumer takes it, and a file that cannot be read is set
+aside instead of killing the worker, shown with several publishing and
+consuming processes at once and with a real worker. The Redis transport's
+channel finishes closing when the broker is gone under its pending BRPOP (the
+worker surviving a killed Redis is tests/reliability/test_dependency_faults.py).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from queue import Empty
+
+import pytest
+
+from ipvas.broker import FILESYSTEM, REDIS, transport_for
+from tests.ipvas.broker_peer import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_each_broker_url_gets_its_transport():
+    assert transport_for("redis://127.0.0.1:6379/2") == REDIS
+    assert transport_for("rediss://cache.example.com:6380/0") == REDIS
+    assert transport_for("filesystem://") == FILESYSTEM
+    assert transport_for("amqp://guest@localhost//") is None
+    assert transport_for("memory://") is None
+
+
+# --- the embedded broker -------------------------------------------------------------------
+
+
+def test_an_empty_or_half_written_message_is_set_aside_and_the_next_one_delivered(tmp_path):
+    root = str(tmp_path)
+    with connection(root) as conn:
+        queue = conn.SimpleQueue("default")
+        queue.put({"id": "whole"})
+        # What kombu's own transport leaves when a reader is faster than the writer, or the disk is full.
+        (tmp_path / "queue" / "0_empty.default.msg").write_bytes(b"")
+        (tmp_path / "queue" / "0_half.default.msg").write_bytes(b'{"body": "eyJ')
+        message = queue.get(timeout=2)
+        message.ack()
+        with pytest.raises(Empty):
+            queue.get(timeout=0.3)
+
+    assert message.payload == {"id": "whole"}
+    assert sorted(p.name for p in (tmp_path / "bad").iterdir()) == ["0_empty.default.msg", "0_half.default.msg"]
+    assert list((tmp_path / "queue").iterdir()) == []
+
+
+def test_kombus_own_file_system_transport_raises_on_an_empty_message(tmp_path):
+    """Why the embedded broker is ours: the same empty file kills kombu's reader (and the worker)."""
+    root = str(tmp_path)
+    (tmp_path / "queue").mkdir()
+    (tmp_path / "queue" / "0_empty.default.msg").write_bytes(b"")
+    with connection(root, transport="filesystem") as conn:
+        queue = conn.SimpleQueue("default")
+        with pytest.raises(ValueError):  # json.JSONDecodeError
+            queue.get(timeout=1)
+
+
+def test_a_message_is_never_visible_before_it_is_complete(tmp_path, monkeypatch):
+    root = str(tmp_path)
+    seen_while_writing: list[list[str]] = []
+    real_fsync = os.fsync
+
+    def fsync_and_look(fd: int) -> None:
+        seen_while_writing.append(sorted(os.listdir(tmp_path / "queue")))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_and_look)
+    with connection(root) as conn:
+        conn.SimpleQueue("default").put({"id": "one"})
+
+    assert seen_while_writing == [[]]  # written aside; renamed into the queue only once complete
+    assert len(list((tmp_path / "queue").iterdir())) == 1
+    assert list((tmp_path / "writing").iterdir()) == []
+
+
+def test_a_message_that_cannot_be_written_leaves_nothing_behind(tmp_path, monkeypatch):
+    """The disk is full: the publisher gets an error (the outbox keeps the message), no file is half there."""
+    root = str(tmp_path)
+
+    def no_space(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    with connection(root) as conn:
+        with pytest.raises(Exception, match="No space left"):
+            conn.SimpleQueue("default").put({"id": "one"})
+
+    assert list((tmp_path / "queue").iterdir()) == []
+    assert list((tmp_path / "writing").iterdir()) == []
+
+
+def test_a_message_claimed_by_a_consumer_that_died_goes_back_to_its_queue(tmp_path):
+    root = str(tmp_path)
+    with connection(root) as conn:
+        conn.SimpleQueue("default")  # the folders
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    claimed = tmp_path / "claimed" / f"0_lost.default.msg.{int(dead.stdout)}"
+    claimed.write_text('{"body": "x"}')
+
+    with connection(root) as conn:
+        conn.SimpleQueue("default").qsize()  # a new channel looks for the dead's claims
+
+    assert (tmp_path / "queue" / "0_lost.default.msg").exists()
+    assert not claimed.exists()
+
+
+def test_concurrent_publishers_and_consumers_deliver_every_message_exactly_once(tmp_path):
+    """Several processes at once: none loses, doubles or half-reads a message."""
+    root = str(tmp_path / "broker")
+    publishers, consumers, each = 3, 3, 150
+    stop = tmp_path / "stop"
+    outs = [tmp_path / f"consumer-{n}.txt" for n in range(consumers)]
+    peer = [sys.executable, "-m", "tests.ipvas.broker_peer"]
+    taking = [
+        subprocess.Popen([*peer, "consume", root, str(out), str(stop)], cwd=ROOT, stderr=subprocess.PIPE)
+        for out in outs
+    ]
+    sending = [
+        subprocess.Popen([*peer, "publish", root, f"p{n}", str(each)], cwd=ROOT, stderr=subprocess.PIPE)
+        for n in range(publishers)
+    ]
+    try:
+        for process in sending:
+            assert process.wait(timeout=120) == 0, process.stderr.read().decode()[-2000:]
+        stop.touch()
+        for process in taking:
+            assert process.wait(timeout=120) == 0, process.stderr.read().decode()[-2000:]
+    finally:
+        for process in [*sending, *taking]:
+            if process.poll() is None:
+                process.kill()
+
+    received = Counter(line for out in outs for line in out.read_text().split())
+    expected = {f"p{p}-{n}" for p in range(publishers) for n in range(each)}
+    assert set(received) == expected, f"lost: {sorted(expected - set(received))[:10]}"
+    assert [m for m, times in received.items() if times > 1] == []
+    assert list(Path(root, "bad").iterdir()) == []
+    assert sum(1 for out in outs if out.read_text()) > 1, "only one consumer took messages: no race was tried"
+
+
+def test_the_embedded_worker_survives_an_empty_message_file(tmp_path):
+    """An empty ``…default.msg`` (a reader that overtook its writer) once stopped the worker, and with it
+    ``dev.py up``. The worker must set it aside and go on answering."""
+    env = {
+        **os.environ,
+        "IPVAS_VAR_DIR": str(tmp_path / "var"),
+        "DJANGO_SETTINGS_MODULE": "ipvas.settings",
+        "IPVAS_SANDBOX": "1",
+    }
+    for name in ("CELERY_BROKER_URL", "DATABASE_URL", "REDIS_URL", "CELERY_TASK_ALWAYS_EAGER"):
+        env.pop(name, None)
+    name = f"fs-{uuid.uuid4().hex[:6]}@test"
+    log = tmp_path / "worker.log"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "ipvas", "worker", "-P", "solo", "-n", name, "-l", "info",
+         "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while b" ready." not in log.read_bytes():
+            assert worker.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        queue = tmp_path / "var" / "broker" / "queue"
+        (queue / "0000_empty.default.msg").write_bytes(b"")
+        (queue / "0001_half.deadlines.msg").write_bytes(b'{"body": "eyJ')
+        time.sleep(2)  # the worker polls every 0.1 s
+        ping = subprocess.run(
+            [sys.executable, "-m", "celery", "-A", "ipvas", "inspect", "ping", "-d", name, "-t", "10"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        alive = worker.poll() is None
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
+
+    output = log.read_text(errors="replace")
+    assert alive, output[-3000:]
+    assert "pong" in ping.stdout, ping.stdout + ping.stderr
+    assert "Unrecoverable" not in output
+    assert sorted(p.name for p in (tmp_path / "var" / "broker" / "bad").iterdir()) == [
+        "0000_empty.default.msg",
+        "0001_half.deadlines.msg",
+    ]
+
+
+# --- Redis ---------------------------------------------------------------------------------
+
+# kombu's own transport fails this test (celery 5.7.0, kombu 5.7.0: the worker exits with AttributeError
+# 'NoneType' object has no attribute 'hostname'); the cause is in docs/decisions.md (issue #11).
+
+
+def test_a_worker_with_a_task_in_hand_survives_its_redis_broker_killed_and_works_when_it_returns(tmp_path):
+    from tests.reliability.services import OwnRedis
+
+    broker = OwnRedis()
+    env = {**os.environ, "PEER_BROKER_URL": broker.url(), "PEER_BROKER_TRANSPORT": REDIS}
+    log = tmp_path / "worker.log"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "tests.ipvas.celery_peer", "worker", "-P", "prefork", "-c", "2",
+         "-n", f"peer-{uuid.uuid4().hex[:6]}@test", "-l", "info", "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+
+    def send(seconds: float, done: Path) -> None:
+        code = f"from tests.ipvas.celery_peer import nap; nap.delay({seconds}, {str(done)!r})"
+        subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=60)
+
+    def wait(predicate, what: str, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline, f"{what}:\n{log.read_text(errors='replace')[-3000:]}"
+            time.sleep(0.1)
+
+    in_hand, after = tmp_path / "in-hand.done", tmp_path / "after.done"
+    try:
+        wait(lambda: b" ready." in log.read_bytes(), "the worker did not start")
+        send(3, in_hand)
+        wait(lambda: b"received" in log.read_bytes(), "the task was not received")
+        time.sleep(0.5)  # the task runs; the worker, with a process free, waits in BRPOP for more
+        broker.kill()
+        time.sleep(4)  # the worker used to be gone within 5 s
+        survived = worker.poll() is None
+        broker.start()
+        if survived:
+            send(0.1, after)
+            wait(after.exists, "the worker did not take work after the broker came back", timeout=60)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
+        broker.stop()
+
+    output = log.read_text(errors="replace")
+    assert survived, output[-3000:]
+    assert "Unrecoverable" not in output
+    assert in_hand.exists() and after.exists()

@@ -1,0 +1,507 @@
+"""Payment codes scanned at the counter (docs/interfaces.md §10): every sandbox outcome at both providers,
+the query/reverse loop in time, a reverse that does not go through, money that comes after the end, codes
+used twice or nobody's, a cancel while the customer confirms, a lost task, and the money in the ledger,
+the reconciliation and the shift totals.
+
+The clerk's actions are the lifecycle's services; the providers are the sandbox's simulators (the HTTP
+clients against the served fakes: tests/billing/test_payment_code_clients.py; the pages in a browser:
+tests/channels_crm/test_browser_payment_code.py). The worker is ``run_tasks``, time is ``time_machine``.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+from urllib.parse import urlencode
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.test import Client
+from django.utils import timezone, translation
+
+from billing.models import LedgerEntry, Payment, PaymentCodeUse, Refund, WorkItem
+from billing.reconciliation.importer import statement_import
+from billing.reconciliation.services import reconcile_day
+from ipvas.actors import Actor, ActorKind
+from ipvas.errors import InvalidInput
+from ipvas.models import OutboxMessage
+from lifecycle.due import deadlines_sweep
+from lifecycle.paying import order_cancel, payment_choose
+from lifecycle.placing import order_create
+from orders.constants import Channel, FailureCode, OrderStatus, PaymentMethod
+from orders.models import Order, OrderEvent, Product
+from sandbox import faults, payments
+from sandbox import statements as sandbox_statements
+from sandbox.models import SimSmpSubscription, SimTrade, SimTradeStatus
+
+pytestmark = pytest.mark.django_db
+
+CLERK = Actor(ActorKind.CLERK, "clerk01")
+START = "2026-12-05 10:00:00+08:00"
+# The sandbox codes of §10, by provider: an 18-digit WeChat Pay code, a 16- to 24-digit Alipay code.
+PREFIX = {"wechatpay": "13456789012345", "alipay": "28123456789012"}
+
+
+def code(provider: str, ending: str, *, serial: int = 0) -> str:
+    """A sandbox code of ``provider`` with ``ending`` (18 digits for WeChat Pay, 18 for Alipay here)."""
+    head = PREFIX[provider]
+    return f"{head[:-2]}{serial:02d}{ending}"
+
+
+@pytest.fixture
+def frozen(time_machine):
+    time_machine.move_to(START, tick=False)
+    return time_machine
+
+
+@pytest.fixture(params=["wechatpay", "alipay"])
+def provider(request) -> str:
+    return request.param
+
+
+def counter_order(run_tasks, *, product: str = "VIP-MONTH", phone: str = "13800000001") -> Order:
+    clerk = get_user_model().objects.get(username="crm-clerk01")
+    order = order_create(
+        channel=Channel.CRM, product_code=product, phone=phone, actor=CLERK, clerk=clerk, store_code="NX-YC-001"
+    )
+    run_tasks()
+    order.refresh_from_db()
+    assert order.status == OrderStatus.AWAITING_PAYMENT, order.failure_code
+    return order
+
+
+def scan(order: Order, scanned: str) -> Order:
+    payment_choose(order_id=order.pk, method=PaymentMethod.PAYMENT_CODE, code=scanned, actor=CLERK)
+    order.refresh_from_db()
+    return order
+
+
+def later(run_tasks, frozen, seconds: float) -> None:
+    """Time passes; the worker runs what is due (the sweep too, as beat does)."""
+    frozen.shift(timedelta(seconds=seconds))
+    deadlines_sweep()
+    run_tasks()
+
+
+def trade_of(order: Order) -> SimTrade:
+    payment = Payment.objects.get(order=order, method=PaymentMethod.PAYMENT_CODE)
+    return SimTrade.objects.get(provider=payment.provider, out_trade_no=payment.out_trade_no)
+
+
+def actions(order: Order) -> list[str]:
+    return list(OrderEvent.objects.filter(order=order).values_list("action", flat=True))
+
+
+# --- the sandbox codes, end to end ----------------------------------------------------------------------
+
+
+def test_paid_at_once_is_provisioned_in_the_zero_price_package(demo, run_tasks, frozen, provider):
+    order = counter_order(run_tasks)
+    scanned = code(provider, "0000")
+
+    order = scan(order, scanned)
+
+    assert (order.status, order.payment_method) == ("payment_pending", "payment_code")
+    assert order.deadline_at == timezone.now()  # due at once: the due work charges the code
+    payment = Payment.objects.get(order=order)
+    assert (payment.provider, payment.method, payment.status, payment.out_trade_no) == (
+        provider, "payment_code", "creating", order.order_no
+    )  # fmt: skip
+    assert payment.expires_at == timezone.now() + timedelta(seconds=60)
+    assert PaymentCodeUse.objects.get(payment=payment).code == scanned
+    run_tasks()
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED, (order.status, order.failure_code)
+    subscription = SimSmpSubscription.objects.get(order_no=order.order_no)
+    assert (subscription.charge, subscription.amount_fen, subscription.package_code) == (
+        "prepaid", 0, "SMP-VIP-MONTH-0"
+    )  # fmt: skip
+    trade = trade_of(order)
+    assert (trade.status, trade.auth_code, trade.amount_fen) == ("SUCCESS", scanned, 2500)
+    entry = LedgerEntry.objects.get(order=order)
+    assert (entry.kind, entry.method, entry.provider, entry.amount_fen) == ("payment", "payment_code", provider, 2500)
+    assert entry.idempotency_key == f"{provider}:payment:{trade.transaction_id}"
+    assert actions(order)[-3:] == ["start_payment", "payment_confirmed", "complete"]
+
+
+def test_confirming_in_the_app_is_queried_every_5_s_and_paid_after_10_s(demo, run_tasks, frozen, provider):
+    order = scan(counter_order(run_tasks), code(provider, "0001"))
+    run_tasks()  # the charge: the customer is asked to confirm in the app
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PAYMENT_PENDING
+    assert order.deadline_at == timezone.now() + timedelta(seconds=5)
+    assert trade_of(order).status == SimTradeStatus.USER_PAYING
+    assert "payment_code_waiting" in actions(order)
+
+    later(run_tasks, frozen, 5)  # the first query: still confirming
+    order.refresh_from_db()
+    assert (order.status, order.deadline_at) == ("payment_pending", timezone.now() + timedelta(seconds=5))
+
+    later(run_tasks, frozen, 5)  # 10 s after the scan the customer has confirmed
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED, (order.status, order.failure_code)
+    assert Payment.objects.get(order=order).status == "paid"
+    assert LedgerEntry.objects.filter(order=order, kind="payment").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("ending", "reason"),
+    [("0002", {"wechatpay": "TRADE_ERROR", "alipay": "ACQ.PAYMENT_FAIL"}),
+     ("0004", {"wechatpay": "NOT_ENOUGH", "alipay": "ACQ.BUYER_BALANCE_NOT_ENOUGH"})],
+)  # fmt: skip
+def test_declined_and_insufficient_funds_fail_the_order(demo, run_tasks, frozen, provider, ending, reason):
+    order = scan(counter_order(run_tasks), code(provider, ending))
+    run_tasks()
+    order.refresh_from_db()
+
+    assert (order.status, order.failure_code) == (OrderStatus.FAILED, FailureCode.PAYMENT_DECLINED)
+    assert order.failure_detail.startswith(reason[provider])
+    assert order.deadline_at is None
+    assert Payment.objects.get(order=order).status == "failed"
+    assert not LedgerEntry.objects.filter(order=order).exists()
+    assert not SimSmpSubscription.objects.filter(order_no=order.order_no).exists()
+    with translation.override("en"):
+        assert order.failure_message == "The payment was declined."
+
+
+def test_a_provider_that_never_answers_is_queried_for_60_s_then_reversed(demo, run_tasks, frozen, provider):
+    order = scan(counter_order(run_tasks), code(provider, "0003"))
+    run_tasks()  # the charge gets no answer: its outcome is unknown
+    order.refresh_from_db()
+    assert (order.status, order.deadline_at) == ("payment_pending", timezone.now() + timedelta(seconds=5))
+    assert trade_of(order).status == SimTradeStatus.USER_PAYING  # the provider has it, we never heard
+
+    deadlines = []
+    for _ in range(11):  # queries at 5, 10 ... 55 s: still no result
+        later(run_tasks, frozen, 5)
+        order.refresh_from_db()
+        assert order.status == OrderStatus.PAYMENT_PENDING
+        deadlines.append(order.deadline_at)
+    assert deadlines[-1] == timezone.now() + timedelta(seconds=5)  # the window's end, 60 s after the scan
+
+    later(run_tasks, frozen, 5)  # 60 s: a last look, then the reverse
+    order.refresh_from_db()
+    assert (order.status, order.failure_code) == (OrderStatus.EXPIRED, FailureCode.PAYMENT_TIMEOUT)
+    assert trade_of(order).status == SimTradeStatus.REVOKED
+    assert Payment.objects.get(order=order).status == "closed"
+    assert not LedgerEntry.objects.filter(order=order).exists()
+    assert not WorkItem.objects.filter(order=order).exists()
+    with pytest.raises(payments.SandboxRefusal):  # the customer can no longer pay it in the app
+        payments.pay_trade(provider, order.order_no)
+
+
+def test_the_query_window_is_a_setting_of_its_own(demo, run_tasks, frozen, settings):
+    settings.PAYMENT_CODE_QUERY_SECONDS = 12
+    settings.PAYMENT_WINDOW_SECONDS = 600  # the QR window has nothing to do with it
+    order = scan(counter_order(run_tasks), code("alipay", "0003"))
+    run_tasks()
+    later(run_tasks, frozen, 5)
+    later(run_tasks, frozen, 5)
+    order.refresh_from_db()
+    assert (order.status, order.deadline_at) == ("payment_pending", timezone.now() + timedelta(seconds=2))
+    later(run_tasks, frozen, 2)
+    order.refresh_from_db()
+    assert (order.status, order.failure_code) == (OrderStatus.EXPIRED, FailureCode.PAYMENT_TIMEOUT)
+
+
+# --- reverses that do not go through, and money after the end -----------------------------------------
+
+
+def test_a_reverse_that_times_out_is_retried_then_asks_a_person(demo, run_tasks, frozen, provider, settings):
+    settings.PAYMENT_CODE_REVERSE_ATTEMPTS = 4
+    order = scan(counter_order(run_tasks), code(provider, "0003"))
+    run_tasks()
+    later(run_tasks, frozen, 55)
+    faults.set_mode(provider, "down")  # the reverse gets no answer either
+
+    later(run_tasks, frozen, 5)
+    order.refresh_from_db()
+    assert (order.status, order.failure_code) == (OrderStatus.EXPIRED, FailureCode.PAYMENT_TIMEOUT)
+    assert Payment.objects.get(order=order).status == "pending"  # not known to be reversed
+    assert not WorkItem.objects.filter(order=order).exists()
+
+    for seconds in (5, 10, 20):  # attempts 1, 2, 3 after the first, backing off
+        assert not WorkItem.objects.filter(order=order).exists()
+        later(run_tasks, frozen, seconds)
+    item = WorkItem.objects.get(order=order)
+    assert item.kind == "provider_disagrees" and "could not reverse" in item.detail
+    assert trade_of(order).status == SimTradeStatus.USER_PAYING
+    assert not OutboxMessage.objects.filter(task_name="lifecycle.tasks.reverse_payment_code", relayed_at=None).exists()
+
+
+def test_a_reverse_retried_goes_through_when_the_provider_is_back(demo, run_tasks, frozen, provider):
+    order = scan(counter_order(run_tasks), code(provider, "0003"))
+    run_tasks()
+    later(run_tasks, frozen, 55)
+    faults.set_mode(provider, "down")
+    later(run_tasks, frozen, 5)
+    faults.set_mode(provider, "ok")
+
+    later(run_tasks, frozen, 5)
+
+    assert trade_of(order).status == SimTradeStatus.REVOKED
+    assert Payment.objects.get(order=order).status == "closed"
+    assert not WorkItem.objects.filter(order=order).exists()
+
+
+def test_a_late_success_notification_after_a_reversal_is_refunded(demo, run_tasks, frozen):
+    order = scan(counter_order(run_tasks), code("alipay", "0003"))
+    run_tasks()
+    later(run_tasks, frozen, 60)
+    order.refresh_from_db()
+    assert order.status == OrderStatus.EXPIRED
+    # Alipay took the customer's confirmation a moment before the reverse and notifies it now.
+    SimTrade.objects.filter(out_trade_no=order.order_no).update(status=SimTradeStatus.PAID, paid_at=timezone.now())
+    trade = SimTrade.objects.get(out_trade_no=order.order_no)
+
+    answer = Client().post(
+        "/billing/notify/alipay/",
+        urlencode(payments.alipay_notification(trade)),
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert answer.content == b"success"
+    run_tasks()
+
+    order.refresh_from_db()
+    assert (order.status, order.failure_code) == (OrderStatus.REFUNDED, FailureCode.PAYMENT_TIMEOUT)
+    refund = Refund.objects.get(order=order)
+    assert (refund.status, refund.amount_fen, refund.provider) == ("succeeded", 2500, "alipay")
+    assert sorted(LedgerEntry.objects.filter(order=order).values_list("amount_fen", flat=True)) == [-2500, 2500]
+    assert not SimSmpSubscription.objects.filter(order_no=order.order_no).exists()  # never provisioned
+
+
+def test_money_found_by_the_last_look_is_kept(demo, run_tasks, frozen, provider):
+    order = scan(counter_order(run_tasks), code(provider, "0003"))
+    run_tasks()
+    later(run_tasks, frozen, 55)
+    payments.pay_trade(provider, order.order_no)  # the customer confirms at the last second
+
+    later(run_tasks, frozen, 5)
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED
+    assert trade_of(order).status == SimTradeStatus.PAID  # not reversed
+
+
+# --- codes refused at once -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scanned", "says"),
+    [
+        ("", "Scan the customer's payment code."),
+        ("1345678901234567ab", "digits only"),
+        ("13456789O123450000", "digits only"),
+        ("194567890123450000", "not a WeChat Pay or Alipay payment code"),  # 18 digits, prefix 19
+        ("091234567890120000", "not a WeChat Pay or Alipay payment code"),
+        ("1345678901234500000", "not a WeChat Pay or Alipay payment code"),  # WeChat Pay prefix, 19 digits
+        ("13456789012340000", "not a WeChat Pay or Alipay payment code"),  # 17 digits
+        ("281234567890000", "not a WeChat Pay or Alipay payment code"),  # Alipay prefix, 15 digits
+        ("2812345678901234567890000", "not a WeChat Pay or Alipay payment code"),  # 25 digits
+        ("311234567890120000", "not a WeChat Pay or Alipay payment code"),
+    ],
+)
+def test_a_code_that_is_nobodys_is_refused_at_once(demo, run_tasks, scanned, says):
+    order = counter_order(run_tasks)
+
+    with translation.override("en"), pytest.raises(InvalidInput) as refused:
+        scan(order, scanned)
+
+    assert says in str(refused.value.message)
+    assert says in refused.value.fields["code"][0]
+    order.refresh_from_db()
+    assert order.status == OrderStatus.AWAITING_PAYMENT
+    assert not Payment.objects.filter(order=order).exists()
+    assert not PaymentCodeUse.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "scanned",
+    [
+        "100000000000000000",
+        "159999999999990000",
+        "2500000000000000",
+        "300000000000000000000000",
+        "28 1234 5678 9012 0000",
+    ],
+)
+def test_the_edges_of_each_providers_codes_are_taken(demo, run_tasks, scanned):
+    order = scan(counter_order(run_tasks), scanned)
+    assert order.status == OrderStatus.PAYMENT_PENDING
+    expected = "wechatpay" if scanned[0] == "1" else "alipay"
+    assert Payment.objects.get(order=order).provider == expected
+    assert PaymentCodeUse.objects.get().code == scanned.replace(" ", "")
+
+
+def test_a_code_used_twice_is_refused_at_once(demo, run_tasks, frozen, provider):
+    scanned = code(provider, "0000")
+    first = scan(counter_order(run_tasks), scanned)
+    run_tasks()
+    second = counter_order(run_tasks)
+
+    with translation.override("en"), pytest.raises(InvalidInput) as refused:
+        scan(second, scanned)
+    assert "used already" in str(refused.value.message)
+    with pytest.raises(InvalidInput):  # the same order again, after it was paid: refused too
+        scan(first, scanned)
+
+    second.refresh_from_db()
+    assert second.status == OrderStatus.AWAITING_PAYMENT
+    assert not Payment.objects.filter(order=second).exists()
+    assert PaymentCodeUse.objects.count() == 1
+    assert SimTrade.objects.filter(auth_code=scanned).count() == 1  # charged once
+
+
+def test_a_declined_order_cannot_be_scanned_again(demo, run_tasks, frozen):
+    order = scan(counter_order(run_tasks), code("wechatpay", "0002"))
+    run_tasks()
+    with pytest.raises(Exception, match="cannot"):
+        scan(order, code("wechatpay", "0000", serial=1))
+    assert PaymentCodeUse.objects.count() == 1
+
+
+def test_payment_codes_are_a_counter_method_only(demo, run_tasks):
+    product = Product.objects.get(code="VIP-MONTH")
+    assert PaymentMethod.PAYMENT_CODE in product.methods_on(Channel.CRM)
+    assert PaymentMethod.PAYMENT_CODE not in product.methods_on(Channel.EPG)
+    epg = order_create(channel=Channel.EPG, product_code="VIP-MONTH", tv_account="tv1001", actor=CLERK)
+    run_tasks()
+    with pytest.raises(InvalidInput):
+        payment_choose(order_id=epg.pk, method="payment_code", code=code("wechatpay", "0000"), actor=CLERK)
+    renewing = order_create(
+        channel=Channel.CRM, product_code="VIP-MONTH", phone="13800000001", actor=CLERK, auto_renew=True
+    )
+    run_tasks()
+    with pytest.raises(InvalidInput):  # a subscription cannot renew by a payment code
+        payment_choose(order_id=renewing.pk, method="payment_code", code=code("wechatpay", "0000"), actor=CLERK)
+    assert not PaymentCodeUse.objects.exists()
+
+    product.channels = [Channel.EPG]
+    product.payment_methods = [PaymentMethod.PAYMENT_CODE, PaymentMethod.WECHAT_QR]
+    with translation.override("en"), pytest.raises(ValidationError) as invalid:
+        product.full_clean()
+    assert "only scanned in business halls" in str(invalid.value.message_dict["payment_methods"])
+
+
+# --- cancel, lost tasks, crashes --------------------------------------------------------------------------
+
+
+def test_cancel_while_the_customer_confirms_reverses_the_trade(demo, run_tasks, frozen, provider):
+    order = scan(counter_order(run_tasks), code(provider, "0001"))
+    run_tasks()
+    assert trade_of(order).status == SimTradeStatus.USER_PAYING
+
+    order_cancel(order_id=order.pk, actor=CLERK)
+    run_tasks()
+
+    order.refresh_from_db()
+    assert (order.status, order.failure_code) == (OrderStatus.CANCELLED, FailureCode.CANCELLED)
+    assert trade_of(order).status == SimTradeStatus.REVOKED
+    assert Payment.objects.get(order=order).status == "closed"
+    later(run_tasks, frozen, 10)  # the customer's confirmation would have come now: it cannot pay any more
+    assert trade_of(order).status == SimTradeStatus.REVOKED
+    assert not LedgerEntry.objects.filter(order=order).exists()
+
+
+def test_cancel_before_the_charge_was_sent_sends_nothing(demo, run_tasks, frozen):
+    order = scan(counter_order(run_tasks), code("wechatpay", "0000"))
+
+    order_cancel(order_id=order.pk, actor=CLERK)
+    run_tasks()
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.CANCELLED
+    assert Payment.objects.get(order=order).status == "closed"
+    assert not SimTrade.objects.exists()
+
+
+def test_a_lost_task_is_found_by_the_sweep(demo, run_tasks, frozen):
+    order = scan(counter_order(run_tasks), code("alipay", "0001"))
+    OutboxMessage.objects.filter(relayed_at=None).delete()  # the charge's due task is lost
+
+    later(run_tasks, frozen, 3)  # the sweep finds the overdue order and queues its due task
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PAYMENT_PENDING and trade_of(order).status == SimTradeStatus.USER_PAYING
+    OutboxMessage.objects.filter(relayed_at=None).delete()  # and the query's is lost too
+    later(run_tasks, frozen, 10)
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED
+
+
+def test_a_charge_that_dies_in_the_call_is_queried_never_sent_twice(demo, run_tasks, frozen, monkeypatch):
+    from sandbox.simulators.providers import SimulatedWechatPay
+
+    order = scan(counter_order(run_tasks), code("wechatpay", "0000"))
+    calls = []
+
+    def dies(self, request):  # the worker is killed in the middle of the call, after the provider took it
+        calls.append(request.out_trade_no)
+        payments.charge_code("wechatpay", request)
+        raise SystemExit("worker killed")
+
+    monkeypatch.setattr(SimulatedWechatPay, "pay_code", dies)
+    with pytest.raises(SystemExit):
+        run_tasks()
+    OutboxMessage.objects.filter(relayed_at=None).delete()
+    order.refresh_from_db()
+    assert Payment.objects.get(order=order).status == "pending"  # marked sent before the call
+
+    later(run_tasks, frozen, 33)  # the claim's lease ran out: the sweep hands the order on
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED
+    assert calls == [order.order_no]  # the next run asked, it did not charge again
+    assert SimTrade.objects.count() == 1
+
+
+def test_running_the_due_work_twice_changes_nothing(demo, run_tasks, frozen):
+    from lifecycle.due import order_process_due
+
+    order = scan(counter_order(run_tasks), code("wechatpay", "0001"))
+    run_tasks()
+    order.refresh_from_db()
+    due_at = order.deadline_at
+    later(run_tasks, frozen, 5)
+    assert order_process_due(order_id=order.pk, due_at=due_at) == "not_due"
+    later(run_tasks, frozen, 5)
+    assert order_process_due(order_id=order.pk, due_at=due_at) == "nothing_due"
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED
+    assert LedgerEntry.objects.filter(order=order).count() == 1
+
+
+# --- the money: refunds, reconciliation, shift totals -----------------------------------------------------
+
+
+def test_a_paid_code_that_cannot_be_provisioned_is_refunded(demo, run_tasks, frozen, provider, settings):
+    settings.PROVISIONING_DEADLINE_SECONDS = 5
+    order = counter_order(run_tasks)
+    faults.set_mode("smp", "down")
+    order = scan(order, code(provider, "0000"))
+    run_tasks()
+    later(run_tasks, frozen, 6)
+    later(run_tasks, frozen, 60)
+    order.refresh_from_db()
+    assert order.status == OrderStatus.REFUNDED
+    assert Refund.objects.get(order=order).status == "succeeded"
+    assert trade_of(order).refunded_fen == 2500
+
+
+def test_payment_codes_match_the_providers_statements(demo, run_tasks, time_machine):
+    time_machine.move_to("2026-11-25 10:00:00+08:00", tick=True)
+    day = timezone.localdate()
+    wechat = scan(counter_order(run_tasks), code("wechatpay", "0000"))
+    alipay = scan(counter_order(run_tasks), code("alipay", "0000"))
+    run_tasks()
+    time_machine.move_to("2026-11-26 09:00:00+08:00", tick=True)
+    bill = sandbox_statements.statement_file("wechatpay", day).read().decode()
+    assert f"`{wechat.order_no}" in bill and "`MICROPAY" in bill
+    statement_import(source="wechatpay", day=day, stream=io.BytesIO(bill.encode()), file_name="w.csv")
+
+    run = reconcile_day(day)
+
+    found = {(i.source, i.kind, i.order_no, i.outcome, i.our_amount_fen, i.their_amount_fen) for i in run.items.all()}
+    assert ("wechatpay", "payment", wechat.order_no, "matched", 2500, 2500) in found
+    assert ("alipay", "payment", alipay.order_no, "matched", 2500, 2500) in found
+    assert ("smp", "subscription", wechat.order_no, "matched", 2500, 0) in found
+    assert run.clean, [i for i in found if i[3] != "matched"]

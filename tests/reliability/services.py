@@ -1,0 +1,145 @@
+"""Servers of our own for fault tests: a Redis or a PostgreSQL cluster that a test may kill and start again.
+
+The machine's shared PostgreSQL (5432), Redis (6379) and RabbitMQ are never
+stopped: other engineers and runs use them. Each server here listens on a
+free port of its own, lives in a temporary directory, and is stopped by its
+own process id (or its own ``pg_ctl -D``), never by name.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_port(port: int, *, up: bool, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                if up:
+                    return
+        except OSError:
+            if not up:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"port {port} did not go {'up' if up else 'down'} in {timeout} s")
+
+
+class OwnRedis:
+    """``redis-server`` on its own port, no persistence: killed, it comes back empty, as a restarted
+    cache or a broker without AOF does."""
+
+    def __init__(self, port: int | None = None) -> None:
+        if not shutil.which("redis-server"):
+            pytest.skip("redis-server is not installed")
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--daemonize", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_port(self.port, up=True)
+
+    def kill(self) -> None:
+        """``kill -9``: no goodbye to its clients."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+        wait_port(self.port, up=False)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _postgres_bin() -> Path | None:
+    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if os.path.exists(os.path.join(candidate, "initdb")):
+            return Path(candidate)
+    found = shutil.which("initdb")
+    return Path(found).parent if found else None
+
+
+class OwnPostgres:
+    """A PostgreSQL cluster of our own: ``initdb`` into a temporary directory, its own port and socket
+    directory; ``restart()`` stops it with ``-m immediate`` (as a crash would) and starts it again."""
+
+    def __init__(self) -> None:
+        bindir = _postgres_bin()
+        if bindir is None:
+            pytest.skip("PostgreSQL's initdb is not installed")
+        self.bin = bindir
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="ipvas-pg-"))
+        self.data = self.root / "data"
+        self.socket_dir = self.root / "socket"
+        self.socket_dir.mkdir()
+        self.log = self.root / "postgres.log"
+        # PostgreSQL refuses to run as root: as root, the cluster belongs to the postgres user.
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+            shutil.chown(self.root, "postgres")
+            shutil.chown(self.socket_dir, "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        self.start()
+
+    def _run(self, program: str, *args: str) -> None:
+        subprocess.run([*self.as_user, str(self.bin / program), *args], check=True, capture_output=True)
+
+    def url(self, name: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "start")
+        wait_port(self.port, up=True)
+
+    def stop_immediately(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        wait_port(self.port, up=False)
+
+    def restart(self) -> None:
+        self.stop_immediately()
+        self.start()
+
+    def create_database(self, name: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute(f'create database "{name}"')
+
+    def destroy(self) -> None:
+        try:
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        except subprocess.CalledProcessError:
+            pass  # not running
+        shutil.rmtree(self.root, ignore_errors=True)

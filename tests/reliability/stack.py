@@ -1,0 +1,387 @@
+"""A whole IPVAS of its own, driven from outside while its dependencies fail (issue #11's fault campaign).
+
+``Stack`` runs the three kinds of process as production does — gunicorn, a
+Celery worker, Celery beat — over servers of the test's own (a PostgreSQL
+cluster, a Redis for the broker, another for the cache; ``services.py``) or
+embedded (SQLite, the file-system broker and cache under its ``var/``), with
+short business deadlines. ``Customers`` use it as the outside world does,
+over HTTP only: EPG orders through the EPG API with an Api-Key, cash sales
+through the clerk's pages after the sandbox's CRM sign-on, payments through
+the sandbox's WeChat Pay and Alipay, confirmations by SMS reply. The books are
+checked by tests.reliability.support.check_money, run in a process of the
+stack's (``stack_check.py``), so nothing here shares the test's database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.reliability.services import OwnPostgres, OwnRedis, free_port, wait_port
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "stacks"
+TERMINAL = {"completed", "rejected", "expired", "failed", "refunded", "cancelled"}
+QR_PROVIDER = {"wechat_qr": "wechatpay", "alipay_qr": "alipay"}
+
+# Short business deadlines, and outside systems that answer within a second unless a fault says otherwise.
+SETTINGS = {
+    "PAYMENT_WINDOW_SECONDS": "25",
+    "ORDER_IDLE_SECONDS": "40",
+    "PRECHECK_DEADLINE_SECONDS": "40",
+    "PROVISIONING_DEADLINE_SECONDS": "60",
+    "CRM_ACTIVITY_DEADLINE_SECONDS": "40",
+    "ORDER_CLAIM_LEASE_SECONDS": "4",
+    "OUTBOX_STALE_SECONDS": "2",
+    "OUTBOX_RELAY_INTERVAL_SECONDS": "1",
+    "DEADLINE_SWEEP_INTERVAL_SECONDS": "1",
+    "SUBSCRIPTION_SWEEP_INTERVAL_SECONDS": "10",
+    "SMP_TIMEOUT_SECONDS": "2",
+    "SMP_SIMULATOR_SLOW_SECONDS": "3",
+    "SIMULATOR_SLOW_SECONDS": "3",
+    "WECHATPAY_TIMEOUT_SECONDS": "2",
+    "ALIPAY_TIMEOUT_SECONDS": "2",
+    "SMS_TIMEOUT_SECONDS": "2",
+    "CRM_TIMEOUT_SECONDS": "2",
+    "EPG_ORDERS_PER_CLIENT_PER_MINUTE": "100000",
+    "SMS_CONFIRMATIONS_PER_NUMBER_PER_HOUR": "100000",
+    "SMS_CONFIRMATIONS_PER_TV_ACCOUNT_PER_HOUR": "100000",
+    "SMS_CONFIRMATIONS_PER_CLIENT_PER_MINUTE": "100000",
+}
+
+
+class Stack:
+    """web + worker + beat over the given servers (None: the embedded default under ``var_dir``)."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        var_dir: Path,
+        postgres: OwnPostgres | None = None,
+        broker: OwnRedis | None = None,
+        cache: OwnRedis | None = None,
+        worker_concurrency: int = 3,
+    ) -> None:
+        self.name = name
+        self.var_dir = var_dir
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.logs = ARTIFACTS / f"{name}-{uuid.uuid4().hex[:6]}"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.worker_concurrency = worker_concurrency
+        self.env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": os.environ.get("HOME", "/tmp"),
+            "DJANGO_SETTINGS_MODULE": "ipvas.settings",
+            "PYTHONPATH": str(ROOT),
+            "PYTHONUNBUFFERED": "1",
+            "IPVAS_VAR_DIR": str(var_dir),
+            "IPVAS_SANDBOX": "1",
+            "PUBLIC_BASE_URL": self.base,
+            "LOG_LEVEL": "INFO",
+            **SETTINGS,
+        }
+        if postgres is not None:
+            postgres.create_database(f"ipvas_{name}")
+            self.env["DATABASE_URL"] = postgres.url(f"ipvas_{name}")
+            self.env["DB_CONN_MAX_AGE"] = "60"
+        if broker is not None:
+            self.env["CELERY_BROKER_URL"] = broker.url(0)
+        if cache is not None:
+            self.env["REDIS_URL"] = cache.url(0)
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.manage("migrate", "--no-input", "-v", "0")
+        self.manage("seed_demo")
+        self.api_key = self.manage("create_epg_client", f"stack {name}").strip().splitlines()[-1]
+
+    # --- processes ---------------------------------------------------------------------------
+
+    def manage(self, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=300
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+        return done.stdout
+
+    def commands(self) -> dict[str, list[str]]:
+        celery = [sys.executable, "-m", "celery", "-A", "ipvas"]
+        return {
+            "web": [sys.executable, "-m", "gunicorn", "ipvas.wsgi:application", "-b", f"127.0.0.1:{self.port}",
+                    "-w", "2", "--worker-class", "gthread", "--threads", "4", "--timeout", "60"],
+            "worker": [*celery, "worker", "-P", "prefork", "-c", str(self.worker_concurrency),
+                       "-n", f"{self.name}-{self.port}@%h", "-l", "info", "--without-gossip", "--without-mingle"],
+            "beat": [*celery, "beat", "-l", "info", "-s", str(self.var_dir / "beat-schedule"),
+                     "--pidfile", str(self.var_dir / "beat.pid")],
+        }  # fmt: skip
+
+    def start(self, *names: str) -> None:
+        commands = self.commands()
+        for name in names or tuple(commands):
+            log = (self.logs / f"{name}.log").open("ab")
+            self.processes[name] = subprocess.Popen(
+                commands[name], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        if "web" in (names or commands):
+            wait_port(self.port, up=True, timeout=60)
+        if "worker" in (names or commands):
+            self.wait_for_log("worker", " ready.", timeout=60)
+
+    def wait_for_log(self, name: str, text: str, *, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log(name):
+            if self.processes[name].poll() is not None:
+                raise RuntimeError(f"{name} exited:\n{self.log(name)[-3000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name}: no {text!r} in {timeout} s:\n{self.log(name)[-3000:]}")
+            time.sleep(0.2)
+
+    def log(self, name: str) -> str:
+        path = self.logs / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def alive(self, name: str) -> bool:
+        process = self.processes.get(name)
+        return process is not None and process.poll() is None
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 8  # a warm shutdown; what is left of the tasks is not this test's
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait()
+
+    # --- the books --------------------------------------------------------------------------------
+
+    def check(self, order_nos: list[str], *, settle: bool = True) -> dict[str, Any]:
+        """tests.reliability.support.check_money in a process of the stack (and the store pays cash back)."""
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.reliability.stack_check", "--settle" if settle else "--look"],
+            cwd=ROOT, env=self.env, input=json.dumps(order_nos), capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        if done.returncode != 0:
+            return {"error": done.stderr[-3000:], "unsettled": len(order_nos), "problems": ["the check failed"]}
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@dataclass
+class Plan:
+    """One customer: an account of their own, what they buy and how they pay."""
+
+    n: int
+    method: str
+    account: str
+    phone: str
+    channel: str = "epg"
+    order_no: str = ""
+    status: str = ""
+    paid: bool = False
+    think: float = 0.0  # seconds the customer takes to choose, and again to pay (scan, reply)
+    waiting_since: float = 0.0  # when the order started waiting for the customer's next step
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, what: str) -> None:
+        self.notes.append(what)
+
+
+class Customers:
+    """EPG users and a clerk, acting over HTTP only; every refusal a fault causes is tried again later."""
+
+    def __init__(self, stack: Stack, *, prefix: str) -> None:
+        self.stack = stack
+        self.prefix = prefix
+        self.http = requests.Session()
+        self.api = {"Authorization": f"Api-Key {stack.api_key}"}
+        self.clerk: requests.Session | None = None
+        self.plans: list[Plan] = []
+        self.figures: Counter = Counter()
+
+    # --- plumbing --------------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, *, session: requests.Session | None = None, **kwargs: Any):  # type: ignore[no-untyped-def]
+        try:
+            response = (session or self.http).request(method, self.stack.base + path, timeout=15, **kwargs)
+        except requests.RequestException as exc:
+            self.figures["requests that found no answer"] += 1
+            return exc
+        if response.status_code >= 500:
+            self.figures[f"answers {response.status_code}"] += 1
+        return response
+
+    def sandbox(self, path: str, body: dict[str, Any]):  # type: ignore[no-untyped-def]
+        return self._call("POST", f"/sandbox/{path}", json=body)
+
+    def set_fault(self, system: str, mode: str) -> None:
+        for _ in range(30):
+            answer = self.sandbox(f"{system}/faults/", {"mode": mode})
+            if isinstance(answer, requests.Response) and answer.status_code == 200:
+                return
+            time.sleep(1)
+        raise RuntimeError(f"could not set {system} {mode}")
+
+    # --- the customers ---------------------------------------------------------------------------
+
+    def add(self, count: int, methods: list[str]) -> list[Plan]:
+        made = []
+        for i in range(count):
+            n = len(self.plans) + i
+            method = methods[i % len(methods)]
+            phone = f"139{abs(hash((self.prefix, n))) % 10**8:08d}"
+            account = f"{self.prefix}{n}"
+            channel = "crm" if method == "cash" else "epg"
+            think = 1 + (n % 4) * 1.5
+            made.append(Plan(n=n, method=method, account=account, phone=phone, channel=channel, think=think))
+            answer = self.sandbox(
+                f"smp/accounts/{account}/", {"status": "active", "balance_fen": 10**9, "phone": phone}
+            )
+            assert isinstance(answer, requests.Response) and answer.status_code == 200, answer
+        self.plans += made
+        return made
+
+    def _sign_in_clerk(self) -> requests.Session | None:
+        clerk = requests.Session()
+        query = "staff_id=clerk01&store_code=NX-YC-001&virtual_staff_id=V0001&name=stack"
+        answer = self._call("GET", f"/sandbox/crm/launch/?{query}", session=clerk)
+        if not isinstance(answer, requests.Response) or "sessionid" not in clerk.cookies:
+            return None
+        return clerk
+
+    def _clerk_form(self, path: str, data: dict[str, str]):  # type: ignore[no-untyped-def]
+        if self.clerk is None:
+            self.clerk = self._sign_in_clerk()
+            if self.clerk is None:
+                return None
+        page = self._call("GET", "/crm/orders/new/", session=self.clerk)
+        if not isinstance(page, requests.Response) or page.status_code != 200:
+            return None
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+        if token is None:
+            return None
+        return self._call(
+            "POST", path, session=self.clerk, data={**data, "csrfmiddlewaretoken": token[1]},
+            headers={"Referer": self.stack.base + "/crm/orders/new/"}, allow_redirects=False,
+        )  # fmt: skip
+
+    def place(self, plan: Plan) -> None:
+        if plan.channel == "crm":
+            answer = self._clerk_form("/crm/orders/new/", {"product": "VIP-MONTH", "phone": plan.phone})
+            if isinstance(answer, requests.Response) and answer.status_code == 302:
+                plan.order_no = answer.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+        else:
+            body = {"tv_account": plan.account, "product_code": "VIP-MONTH"}
+            answer = self._call("POST", "/api/epg/v1/orders/", json=body, headers=self.api)
+            if isinstance(answer, requests.Response) and answer.status_code == 201:
+                plan.order_no = answer.json()["order_no"]
+        if plan.order_no:
+            plan.status = "prechecking"
+            self.figures["orders placed"] += 1
+
+    def step(self, plan: Plan) -> None:
+        """Whatever the customer does next, given the order as the EPG (or the clerk's page) shows it."""
+        if not plan.order_no:
+            self.place(plan)
+            return
+        if plan.status in TERMINAL:
+            return
+        if plan.channel == "crm":
+            answer = self._call("GET", f"/crm/orders/{plan.order_no}/status.json", session=self.clerk)
+        else:
+            answer = self._call("GET", f"/api/epg/v1/orders/{plan.order_no}/", headers=self.api)
+        if not isinstance(answer, requests.Response) or answer.status_code != 200:
+            return
+        order = answer.json()
+        if order["status"] != plan.status:
+            plan.note(f"{order['status']}")
+            plan.status = order["status"]
+            plan.waiting_since = time.monotonic()
+        if time.monotonic() - plan.waiting_since < plan.think:
+            return  # the customer is still reading the screen
+        if plan.status == "awaiting_payment":
+            self.choose(plan)
+        elif plan.status == "payment_pending" and not plan.paid:
+            self.pay(plan, order)
+
+    def choose(self, plan: Plan) -> None:
+        if plan.channel == "crm":
+            answer = self._clerk_form(f"/crm/orders/{plan.order_no}/pay/", {"method": "cash", "cash_received": "yes"})
+        else:
+            answer = self._call(
+                "POST", f"/api/epg/v1/orders/{plan.order_no}/payment/", json={"method": plan.method}, headers=self.api
+            )
+        if isinstance(answer, requests.Response) and answer.status_code in (200, 302):
+            plan.note(f"chose {plan.method}")
+        elif isinstance(answer, requests.Response):
+            plan.note(f"choosing: {answer.status_code}")
+        else:
+            plan.note("choosing: no answer")
+
+    def pay(self, plan: Plan, order: dict[str, Any]) -> None:
+        if plan.method in QR_PROVIDER:
+            payment = order.get("payment") or {}
+            if not payment.get("out_trade_no"):
+                return
+            answer = self.sandbox(f"{QR_PROVIDER[plan.method]}/pay/", {"out_trade_no": payment["out_trade_no"]})
+        elif plan.method == "phone_bill_sms":
+            outbox = self._call("GET", "/sandbox/sms/outbox/", params={"to": plan.phone})
+            if not isinstance(outbox, requests.Response) or outbox.status_code != 200 or not outbox.json()["results"]:
+                return  # the phone has not received the confirmation yet
+            answer = self.sandbox("sms/reply/", {"from": plan.phone, "text": "Y"})
+        else:
+            return
+        if isinstance(answer, requests.Response) and answer.status_code == 200 and answer.json().get("delivered"):
+            plan.paid = True  # the provider (or the gateway) delivered it, and was told it was applied
+            plan.note("paid" if plan.method in QR_PROVIDER else "replied Y")
+        elif isinstance(answer, requests.Response) and answer.status_code == 409:
+            plan.paid = True  # the provider refuses a second payment of the trade: it was paid already
+            plan.note("paid already")
+        elif isinstance(answer, requests.Response):
+            plan.note(f"paying: {answer.status_code}")
+
+    def drive(self, plans: list[Plan], *, seconds: float, until_settled: bool = False) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for plan in plans:
+                self.step(plan)
+            if until_settled and all(p.order_no and p.status in TERMINAL for p in plans):
+                return
+            time.sleep(0.3)
+
+    def in_flight(self, plans: list[Plan]) -> int:
+        return sum(1 for p in plans if p.order_no and p.status not in TERMINAL)
+
+    def probe(self, *, timeout: float, method: str = "phone_bill") -> float | None:
+        """How long a new order takes from placing to completed, now: the time the system needs to work again."""
+        (plan,) = self.add(1, [method])
+        plan.think = 0  # the probe does not hesitate
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            self.step(plan)
+            if plan.status == "completed":
+                return time.monotonic() - started
+            if plan.status in TERMINAL:
+                plan.notes.append(f"probe ended {plan.status}")
+                return None
+            time.sleep(0.3)
+        return None

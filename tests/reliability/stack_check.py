@@ -1,0 +1,66 @@
+"""The books of a Stack (tests/reliability/stack.py), checked in a process of its own environment.
+
+    python -m tests.reliability.stack_check --settle < order_nos.json
+
+Reads the order numbers (a JSON list) from stdin; with ``--settle`` the store
+first pays back the cash of every cash sale the work queue asks it to (as a
+person would); then prints one JSON line: the orders' statuses, what is still
+under way, and tests.reliability.support.check_money's problems.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def main() -> int:
+    import django
+
+    django.setup()
+    from billing.models import Refund, RefundStatus, WorkItem, WorkItemKind
+    from ipvas.actors import Actor, ActorKind
+    from ipvas.models import OutboxMessage
+    from lifecycle.manual import work_item_resolve
+    from orders.models import Order
+    from tests.reliability.support import TERMINAL, check_money
+
+    order_nos = json.loads(sys.stdin.read())
+    ids = list(Order.objects.filter(order_no__in=order_nos).values_list("pk", flat=True))
+    paid_back = 0
+    if "--settle" in sys.argv:
+        store = Actor(ActorKind.CLERK, "store-manager")
+        for item in WorkItem.objects.filter(order_id__in=ids, kind=WorkItemKind.CASH_PAYBACK, resolved_at__isnull=True):
+            work_item_resolve(item_id=item.pk, note="cash paid back at the till", actor=store, cash_paid_back=True)
+            paid_back += 1
+    report = check_money(ids)
+    not_completed = {
+        order.order_no: [
+            f"{e.at:%H:%M:%S} {e.action} {e.from_status}>{e.to_status} {e.reason}"[:160]
+            for e in order.events.order_by("at", "pk")
+        ]
+        for order in Order.objects.filter(pk__in=ids).exclude(status="completed")
+    }
+    print(
+        json.dumps(
+            {
+                "orders": report.orders,
+                "statuses": dict(report.statuses),
+                "unsettled": Order.objects.filter(pk__in=ids).exclude(status__in=TERMINAL).count(),
+                "refunds_under_way": Refund.objects.filter(
+                    order_id__in=ids, status__in=[RefundStatus.REQUESTED, RefundStatus.PROCESSING]
+                ).count(),
+                "outbox_waiting": OutboxMessage.objects.filter(relayed_at__isnull=True).count(),
+                "cash_paid_back": paid_back,
+                "problems": report.problems,
+                "smp_left_subscribed": report.smp_left_subscribed,
+                "missing": len(order_nos) - report.orders,
+                "events_of_orders_not_completed": not_completed,
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""What production left open or broke (issue #11, items 7 and 8).
+
+* ``/metrics/`` answered anyone, and ran a GROUP BY over every order on each
+  scrape: in production it answers 404 until METRICS_TOKEN is set, then only
+  to ``Authorization: Bearer <token>``; orders per status are counted at most
+  every METRICS_ORDERS_MAX_AGE_SECONDS, shared by the processes.
+* The providers' notify URLs and the SMS gateway's answered 301 to HTTPS, which
+  no provider follows: they are exempt from the redirect (everything else is
+  still redirected).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from ipvas import metrics
+from tests.ipvas.test_production_settings import PRODUCTION_ENV
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "metrics-token-for-the-test"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_snapshots(monkeypatch):
+    monkeypatch.setattr(metrics, "_snapshots", {})
+
+
+@pytest.mark.django_db
+def test_in_production_metrics_answer_404_without_a_token_configured(settings):
+    settings.PRODUCTION = True
+    settings.METRICS_TOKEN = ""
+
+    assert Client().get("/metrics/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_metrics_answer_only_to_the_bearer_of_the_token(settings):
+    settings.PRODUCTION = True
+    settings.METRICS_TOKEN = TOKEN
+    client = Client()
+
+    without = client.get("/metrics/")
+    wrong = client.get("/metrics/", HTTP_AUTHORIZATION="Bearer not-the-token")
+    right = client.get("/metrics/", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+
+    assert (without.status_code, wrong.status_code, right.status_code) == (401, 401, 200)
+    assert b"ipvas_orders" in right.content
+
+
+@pytest.mark.django_db
+def test_orders_per_status_are_counted_once_per_period_not_once_per_scrape(settings, demo):
+    settings.METRICS_TOKEN = TOKEN
+    settings.METRICS_ORDERS_MAX_AGE_SECONDS = 60
+    client = Client()
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}
+
+    client.get("/metrics/", **auth)  # the first scrape counts
+    with CaptureQueriesContext(connection) as later:
+        for _ in range(5):
+            assert client.get("/metrics/", **auth).status_code == 200
+
+    grouped = [q["sql"] for q in later.captured_queries if "GROUP BY" in q["sql"].upper()]
+    assert grouped == []
+
+
+def test_in_production_the_notify_and_sms_urls_are_not_redirected_to_https(tmp_path):
+    """Production's own settings, in a process of its own: plain HTTP reaches the endpoints the providers
+    and the SMS gateway were given; a person's pages are still sent to HTTPS."""
+    code = """
+import json, django
+django.setup()
+from django.middleware.security import SecurityMiddleware
+from django.test import RequestFactory
+middleware = SecurityMiddleware(lambda request: None)
+paths = ["/billing/notify/wechatpay/", "/billing/notify/alipay/", "/sms/inbound/", "/healthz/", "/admin/",
+         "/api/epg/v1/products/", "/crm/orders/new/"]
+answers = {}
+for path in paths:
+    response = middleware.process_request(RequestFactory().post(path, HTTP_HOST="ipvas.example.com"))
+    answers[path] = response.status_code if response is not None else "served"
+print(json.dumps(answers))
+"""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DJANGO_SETTINGS_MODULE": "ipvas.settings",
+        "IPVAS_VAR_DIR": str(tmp_path),
+        **PRODUCTION_ENV,
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    answers = json.loads(result.stdout.strip().splitlines()[-1])
+
+    assert answers == {
+        "/billing/notify/wechatpay/": "served",
+        "/billing/notify/alipay/": "served",
+        "/sms/inbound/": "served",
+        "/healthz/": "served",
+        "/admin/": 301,
+        "/api/epg/v1/products/": 301,
+        "/crm/orders/new/": 301,
+    }
