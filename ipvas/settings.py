@@ -365,6 +365,8 @@ OUTBOX_STALE_SECONDS = env_int("OUTBOX_STALE_SECONDS", 10, minimum=1)
 # --- the business's deadlines (seconds) ---------------------------------------------
 ORDER_IDLE_SECONDS = env_int("ORDER_IDLE_SECONDS", 900, minimum=1)
 PAYMENT_WINDOW_SECONDS = env_int("PAYMENT_WINDOW_SECONDS", 180, minimum=1)
+# How often one order may switch between the WeChat Pay and Alipay QR codes (each switch opens a provider trade).
+QR_SWITCHES_PER_ORDER = env_int("QR_SWITCHES_PER_ORDER", 4, minimum=0)
 # A payment code scanned at the counter (docs/interfaces.md §10): while the customer confirms in the app,
 # or the provider's answer is unclear, it is queried every PAYMENT_CODE_QUERY_INTERVAL_SECONDS for up to
 # PAYMENT_CODE_QUERY_SECONDS after the scan, then reversed.

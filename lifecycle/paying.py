@@ -31,7 +31,7 @@ from billing.services.payments import (
 from billing.services.sms import sms_confirmation_expire
 from ipvas import outbox
 from ipvas.actors import Actor
-from ipvas.errors import ExternalServiceError, InvalidInput, InvalidState
+from ipvas.errors import ExternalServiceError, InvalidInput, InvalidState, RateLimited
 from lifecycle import confirmations, paid, payment_code, tasks
 from lifecycle.claims import lock_if_due
 from lifecycle.transitions import lock_order, transit
@@ -141,6 +141,13 @@ def _qr_start(*, order_id: int, method: str, actor: Actor) -> Order:
             order=order, status=PaymentStatus.CREATING, created_at__gt=now - CREATING_GUARD
         ).exists():
             raise InvalidState(_("A payment for this order is being created; try again in a moment."))
+        # Every switch opens a provider trade: a bounded number per order (counted under the order's lock).
+        if Payment.objects.filter(order=order, method__in=QR_METHODS).count() > settings.QR_SWITCHES_PER_ORDER:
+            window_left = (order.deadline_at - now).total_seconds() if order.deadline_at else 60
+            raise RateLimited(
+                _("The QR code was switched too often for this order; cancel it and start a new order."),
+                retry_after=max(1, int(window_left)),
+            )
         payment = Payment.objects.create(
             order=order,
             method=method,

@@ -136,3 +136,27 @@ def test_a_control_character_in_an_sso_claim_is_a_refused_and_audited_ticket(dem
     assert response.status_code == 403
     assert SsoLogin.objects.filter(accepted=False).count() == refused_before + 1
     assert "control characters" in SsoLogin.objects.filter(accepted=False).latest("pk").reason
+
+
+def test_qr_switching_is_bounded_per_order(demo, settings):
+    """Issue #11, item 8: 40 switches made 40 provider trades; now at most QR_SWITCHES_PER_ORDER switches."""
+    from billing.models import Payment
+    from ipvas.actors import Actor, ActorKind
+    from ipvas.errors import RateLimited
+    from lifecycle.paying import payment_choose
+    from lifecycle.placing import order_create
+    from tests.support.tasks import run_due_tasks
+
+    settings.QR_SWITCHES_PER_ORDER = 3
+    actor = Actor(ActorKind.EPG_CLIENT, "switcher")
+    order = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=actor)
+    run_due_tasks()
+    methods = ["wechat_qr", "alipay_qr"] * 3
+    made = 0
+    with pytest.raises(RateLimited) as refused:
+        for method in methods:
+            payment_choose(order_id=order.pk, method=method, actor=actor)
+            made += 1
+    assert made == 4  # the first code and three switches
+    assert Payment.objects.filter(order=order).count() == 4
+    assert refused.value.retry_after >= 1
