@@ -1,7 +1,7 @@
 # Benchmarks: figures against baselines measured in the same run (bench/README.md).
 PYTHON ?= .venv/bin/python
 
-.PHONY: bench bench-quick bench-scale bench-reconcile
+.PHONY: bench bench-quick bench-scale bench-reconcile bench-renewals
 
 bench: $(PYTHON)        ## every figure over 100,000 orders and 10,000 entitlements (~15 min)
 	$(PYTHON) bench/run.py
@@ -14,6 +14,9 @@ bench-scale: $(PYTHON)  ## every figure again at 10x the data, and how each cost
 
 bench-reconcile: $(PYTHON)  ## reconciling a day of 100,000 orders on PostgreSQL (issue #5): time and peak memory
 	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/ipvas} $(PYTHON) bench/reconcile.py
+
+bench-renewals: $(PYTHON)  ## the day 30,000 of 1,000,000 subscriptions renew (issue #13): renewals/s, memory per batch (~1 h)
+	$(PYTHON) bench/renewals.py
 
 $(PYTHON):              # a clean clone: the virtualenv with the pinned requirements
 	python3 dev.py setup-venv

@@ -113,6 +113,9 @@ def prepare_database(env: dict[str, str]) -> Path:
         ).stdout
         key_file.write_text(out.strip().splitlines()[-1])
         key_file.chmod(0o600)
+    if env.get("IPVAS_SANDBOX") == "1":
+        # Yesterday's demo sales, reconciled three ways, so that reconciliation can be tried at once (once a day).
+        run(PYTHON, "manage.py", "sandbox_demo_day", env=env)
     return key_file
 
 

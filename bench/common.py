@@ -134,7 +134,7 @@ def flush_redis() -> None:
         redis.Redis.from_url(url).flushdb()
 
 
-def machine() -> dict[str, str]:
+def machine(database_url: str = DATABASE_URL) -> dict[str, str]:
     model = "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -151,7 +151,7 @@ def machine() -> dict[str, str]:
     except OSError:
         pass
     pg = subprocess.run(
-        [str(PYTHON), "-c", f"import psycopg; print(psycopg.connect({DATABASE_URL!r}).info.server_version)"],
+        [str(PYTHON), "-c", f"import psycopg; print(psycopg.connect({database_url!r}).info.server_version)"],
         capture_output=True,
         text=True,
         check=False,

@@ -4,6 +4,7 @@
     .venv/bin/python bench/run.py --quick      smaller data and shorter runs (~5 min)
     .venv/bin/python bench/run.py --scale      every figure again at 10x the data, and how its cost grows
     .venv/bin/python bench/run.py --only entitlements,sweep
+    .venv/bin/python bench/run.py --only renewals   the renewals piece alone: its own database, nothing else touched
 
 Benchmarks print figures; they are not timed tests.
 """
@@ -25,7 +26,10 @@ from bench import common
 from bench.common import Figure, fmt, markdown_table, say
 
 LOADS: list[tuple[str, float, float]] = []
-PIECES = ("entitlements", "servers", "sweep", "notifications", "pipeline")
+PIECES = ("entitlements", "servers", "sweep", "notifications", "pipeline", "renewals")
+# The pieces that run in this process, over the data set of bench/data.py; renewals runs in a process of
+# its own, on its own database (bench/renewals.py).
+SHARED_DATA = ("entitlements", "servers", "sweep", "notifications", "pipeline")
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,9 @@ class Size:
     connections: int
     pipeline_orders: int
     notifications_seconds: float
+    # bench/renewals.py at its --quick size in every run; the full million: `make bench-renewals`.
+    renewal_subscriptions: int = 100_000
+    renewal_due: int = 3_000
 
 
 DEFAULT = Size(
@@ -68,14 +75,17 @@ QUICK = Size(
 def run_pieces(size: Size, pieces: list[str], label: str) -> list[Figure]:
     from bench import data
 
-    ds = data.build(orders=size.orders, entitlements=size.entitlements)
+    ds = None
+    if any(p in SHARED_DATA for p in pieces):
+        ds = data.build(orders=size.orders, entitlements=size.entitlements)
     figures: list[Figure] = []
     for piece in pieces:
         started = time.monotonic()
         cpu_before = common.cpu_times()
         try:
-            data.quiesce()
-            data.purge_broker()
+            if piece in SHARED_DATA:
+                data.quiesce()
+                data.purge_broker()
             figures += run_piece(piece, size, ds)
         except Exception:
             say(f"{piece} failed:")
@@ -115,6 +125,10 @@ def run_piece(piece: str, size: Size, ds: object) -> list[Figure]:
         from bench import pipeline
 
         return pipeline.run(ds, pipeline.Settings(orders=size.pipeline_orders, repeats=size.repeats))
+    if piece == "renewals":
+        from bench import renewals
+
+        return renewals.run(subscriptions=size.renewal_subscriptions, due=size.renewal_due, repeats=size.repeats)
     raise ValueError(piece)
 
 
@@ -160,11 +174,18 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     common.ensure_services()
-    common.ensure_database()
-    common.setup_django()
-    box = common.machine()
+    shared = any(p in SHARED_DATA for p in pieces)
+    if shared:
+        common.ensure_database()
+        common.setup_django()
+        box, tool = common.machine(), common.loadgen_tool()
+    else:
+        # renewals alone: its own process and database; the bench's database, Redis and var/ are left alone.
+        from bench import renewals
+
+        box, tool = common.machine(database_url=renewals.DATABASE_URL), "none"
     started = time.monotonic()
-    say(f"{box['date']} · {box['cpus']} x {box['cpu']} · {box['ram']} RAM · load generator: {common.loadgen_tool()}")
+    say(f"{box['date']} · {box['cpus']} x {box['cpu']} · {box['ram']} RAM · load generator: {tool}")
     try:
         figures = run_pieces(size, pieces, "1x")
         big: list[Figure] = []
@@ -177,7 +198,8 @@ def main() -> int:
                 }
             )
             say(f"--scale: again at 10x the data ({bigger.orders:,} orders, {bigger.entitlements:,} entitlements)")
-            big = run_pieces(bigger, pieces, "10x")
+            # renewals measures its own 10x (against ten times fewer subscriptions) in every run.
+            big = run_pieces(bigger, [p for p in pieces if p != "renewals"], "10x")
     finally:
         common.stop_all()
 
@@ -185,10 +207,15 @@ def main() -> int:
     print()
     print(f"## Summary ({'quick' if args.quick else 'default'} run, {minutes:.0f} min)")
     print()
+    data_sets = []
+    if shared:
+        data_sets.append(f"{size.orders:,} orders and {size.entitlements:,} entitlements")
+    if "renewals" in pieces:
+        data_sets.append(f"{size.renewal_subscriptions:,} subscriptions, {size.renewal_due:,} due (renewals)")
     print(
         f"{box['date']}; {box['cpus']} x {box['cpu']}, {box['ram']} RAM; Python {box['python']}, "
-        f"PostgreSQL {box['postgresql']}; {size.orders:,} orders and {size.entitlements:,} entitlements; "
-        f"load generator {common.loadgen_tool()} on core {common.LOADGEN_CPUS}, server on core {common.SERVER_CPUS}."
+        f"PostgreSQL {box['postgresql']}; {'; '.join(data_sets)}; "
+        f"load generator {tool} on core {common.LOADGEN_CPUS}, server on core {common.SERVER_CPUS}."
     )
     print()
     print(summary(figures))

@@ -16,11 +16,13 @@ from django.views.decorators.http import require_POST
 from adapters.alipay import notify as alipay_verification
 from adapters.providers.types import NotificationRejected
 from adapters.wechatpay import notify as wechat_verification
+from adapters.wechatpay import v2 as wechat_v2
 from ipvas import jsonparse
 from ipvas.credentials import secret
 from ipvas.metrics import NOTIFICATIONS
 from ipvas.secrets_compare import same_secret
 from lifecycle.confirmations import sms_reply_received
+from lifecycle.contracts import contract_notification_accept
 from lifecycle.paid import notification_accept, refund_notification_accept
 
 logger = logging.getLogger(__name__)
@@ -81,11 +83,63 @@ def wechatpay_notify(request: HttpRequest) -> HttpResponse:
     return HttpResponse(status=204)
 
 
+def _wechat_v2_answer(ok: bool, message: str = "OK", status: int = 200) -> HttpResponse:
+    """WeChat Pay's APIv2 answer to a notification: SUCCESS stops its retries, FAIL asks for them."""
+    body = wechat_v2.to_xml({"return_code": "SUCCESS" if ok else "FAIL", "return_msg": message[:128]})
+    return HttpResponse(body, status=status, content_type="text/xml; charset=utf-8")
+
+
+@csrf_exempt
+@require_POST
+def wechatpay_v2_notify(request: HttpRequest) -> HttpResponse:
+    """WeChat Pay APIv2 payment notification (the pay-and-sign order's ``notify_url``): XML, signed with the
+    APIv2 key; applied as any payment notification."""
+    try:
+        params = wechat_verification.verify_v2(request.body)
+        notice = wechat_verification.v2_paid_notice(params)
+        outcome = notification_accept(notice=notice, headers={}, body=request.body.decode(errors="replace"))
+    except NotificationRejected as exc:
+        NOTIFICATIONS.labels(provider="wechatpay", outcome="refused").inc()
+        logger.warning("wechatpay APIv2 notification refused: %s", exc)
+        return _wechat_v2_answer(False, str(exc), 400)
+    except Exception:
+        logger.exception("wechatpay APIv2 notification could not be processed; WeChat Pay will retry")
+        return _wechat_v2_answer(False, "temporarily unable to process", 500)
+    NOTIFICATIONS.labels(provider="wechatpay", outcome=outcome).inc()
+    logger.info("wechatpay APIv2 notification %s: %s", notice.out_trade_no, outcome)
+    return _wechat_v2_answer(True)
+
+
+@csrf_exempt
+@require_POST
+def wechatpay_contract_notify(request: HttpRequest) -> HttpResponse:
+    """WeChat Pay 委托代扣's signing and termination notification (签约、解约结果通知, APIv2 XML): the
+    ``contract_notify_url`` of the pay-and-sign order, and the template's termination callback."""
+    try:
+        params = wechat_verification.verify_v2(request.body)
+        notice = wechat_verification.contract_notice(params)
+        outcome = contract_notification_accept(notice=notice, headers={}, body=request.body.decode(errors="replace"))
+    except NotificationRejected as exc:
+        NOTIFICATIONS.labels(provider="wechatpay", outcome="refused").inc()
+        logger.warning("wechatpay contract notification refused: %s", exc)
+        return _wechat_v2_answer(False, str(exc), 400)
+    except Exception:
+        logger.exception("wechatpay contract notification could not be processed; WeChat Pay will retry")
+        return _wechat_v2_answer(False, "temporarily unable to process", 500)
+    NOTIFICATIONS.labels(provider="wechatpay", outcome=f"contract {outcome}").inc()
+    logger.info("wechatpay contract notification %s %s: %s", notice.contract_code, notice.event, outcome)
+    return _wechat_v2_answer(True)
+
+
 @csrf_exempt
 @require_POST
 def alipay_notify(request: HttpRequest) -> HttpResponse:
-    """Alipay asynchronous notification: plain 'success' once applied (or seen); anything else makes Alipay retry."""
+    """Alipay asynchronous notification: plain 'success' once applied (or seen); anything else makes Alipay retry.
+
+    A 周期扣款 agreement's signing and end (notify_type ``dut_user_sign``/``dut_user_unsign``) come here too."""
     params = {key: request.POST.get(key, "") for key in request.POST}
+    if alipay_verification.is_contract_notification(params):
+        return _alipay_contract_notify(request, params)
     try:
         notice = alipay_verification.verify_notification(params)
         alipay_verification.check_ours(notice)
@@ -99,6 +153,22 @@ def alipay_notify(request: HttpRequest) -> HttpResponse:
         return HttpResponse("fail", content_type="text/plain", status=500)
     NOTIFICATIONS.labels(provider="alipay", outcome=outcome).inc()
     logger.info("alipay notification %s: %s", notice.out_trade_no, outcome)
+    return HttpResponse("success", content_type="text/plain")
+
+
+def _alipay_contract_notify(request: HttpRequest, params: dict[str, str]) -> HttpResponse:
+    try:
+        notice = alipay_verification.contract_notice(params)
+        outcome = contract_notification_accept(notice=notice, headers={}, body=request.body.decode(errors="replace"))
+    except NotificationRejected as exc:
+        NOTIFICATIONS.labels(provider="alipay", outcome="refused").inc()
+        logger.warning("alipay contract notification refused: %s", exc)
+        return HttpResponse("fail", content_type="text/plain", status=400)
+    except Exception:
+        logger.exception("alipay contract notification could not be processed; Alipay will retry")
+        return HttpResponse("fail", content_type="text/plain", status=500)
+    NOTIFICATIONS.labels(provider="alipay", outcome=f"contract {outcome}").inc()
+    logger.info("alipay contract notification %s %s: %s", notice.contract_code, notice.event, outcome)
     return HttpResponse("success", content_type="text/plain")
 
 

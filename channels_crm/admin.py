@@ -1,4 +1,10 @@
+from __future__ import annotations
+
+from typing import Any
+
 from django.contrib import admin
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from channels_crm.models import Clerk, SsoLogin, Store
 from ipvas.admin_helpers import ReadOnlyAdminMixin
@@ -17,6 +23,11 @@ class ClerkAdmin(admin.ModelAdmin):
     search_fields = ["staff_id", "name", "virtual_staff_id"]
     list_select_related = ["store"]
     raw_id_fields = ["user"]
+
+    def get_form(self, request: HttpRequest, obj: Clerk | None = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.base_fields["user"].label = _("sign-in account")  # auth's user field has no label of its own
+        return form
 
 
 @admin.register(SsoLogin)

@@ -79,4 +79,4 @@ class SsoLogin(models.Model):
         ordering = ["-at"]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.staff_id} {'ok' if self.accepted else self.reason}"
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.staff_id}"

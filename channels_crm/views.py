@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -41,7 +42,7 @@ from orders.constants import (
     SubscriptionStatus,
 )
 from orders.models import Order, Product
-from orders.validation import ORDER_NO_RE, normalize_mainland_mobile
+from orders.validation import CONTENT_ID_RE, ORDER_NO_RE, normalize_mainland_mobile
 
 View = Callable[..., HttpResponse]
 
@@ -84,9 +85,53 @@ def sso(request: HttpRequest) -> HttpResponse:
         clerk = sso_login(token=request.GET.get("ticket", ""), remote_addr=request.META.get("REMOTE_ADDR"))
     except TicketRefused as exc:
         logout(request)
-        return render(request, "crm/sso_refused.html", {"reason": str(exc)}, status=403)
+        context = {"reason": str(exc), "said": refusal_words(str(exc))}
+        return render(request, "crm/sso_refused.html", context, status=403)
     login(request, clerk.user, backend="django.contrib.auth.backends.ModelBackend")
     return redirect("crm:order-new")
+
+
+# Why a ticket was refused (channels_crm.sso writes the reason in English, for the audit and the CRM's
+# integrators): said to the clerk in the page's language. The reason itself stays on the page, under details.
+REFUSALS: list[tuple[re.Pattern[str], Any]] = [
+    (re.compile(pattern + r"\Z"), said)
+    for pattern, said in [
+        (r"no ticket", gettext_lazy("The CRM sent no sign-in ticket.")),
+        (r"the ticket has expired", gettext_lazy("The ticket has expired.")),
+        (r"the ticket is for another audience", gettext_lazy("The ticket was made for another system.")),
+        (r"the ticket was not issued by the CRM", gettext_lazy("The ticket was not issued by the CRM.")),
+        (r"the ticket lacks the claim (?P<x>\S+)", gettext_lazy("The ticket lacks its field %(x)s.")),
+        (r"the ticket's signature is not the CRM's", gettext_lazy("The ticket's signature is not the CRM's.")),
+        (r"the ticket is not valid: (?P<x>\S+)", gettext_lazy("The ticket is not valid (%(x)s).")),
+        (r"iat and exp must be numbers", gettext_lazy("The ticket's times are not numbers.")),
+        (
+            r"the ticket lives longer than (?P<x>\d+) s",
+            gettext_lazy("The ticket is valid for longer than %(x)s seconds."),
+        ),
+        (r"the ticket was issued in the future", gettext_lazy("The ticket was issued in the future.")),
+        (r"the ticket was used already", gettext_lazy("The ticket was used already.")),
+        (
+            r"the staff id belongs to an account that is not a clerk's",
+            gettext_lazy("This staff id belongs to an account that is not a clerk's."),
+        ),
+        (
+            r"claim (?P<x>\S+) must be a non-empty string of at most (?P<n>\d+) characters",
+            gettext_lazy("The ticket's field %(x)s must be text of 1 to %(n)s characters."),
+        ),
+        (
+            r"claim (?P<x>\S+) holds control characters",
+            gettext_lazy("The ticket's field %(x)s holds control characters."),
+        ),
+    ]
+]
+
+
+def refusal_words(reason: str) -> str:
+    for pattern, said in REFUSALS:
+        match = pattern.match(reason)
+        if match:
+            return str(said) % match.groupdict()
+    return reason
 
 
 @dataclass(frozen=True)
@@ -99,6 +144,14 @@ class Offer:
 
 class NewOrderForm(forms.Form):
     product = forms.ChoiceField(label=gettext_lazy("Product"), widget=forms.RadioSelect)
+    # A per-view product is one piece of content: the customer names it (the number the TV shows on the
+    # programme's page), as the EPG does when it orders on the TV (docs/interfaces.md §2).
+    content_id = forms.CharField(
+        label=gettext_lazy("Programme number"),
+        required=False,
+        max_length=64,
+        help_text=gettext_lazy("The number on the programme's page on the customer's TV."),
+    )
     phone = forms.CharField(
         label=gettext_lazy("Customer's mobile number"),
         max_length=20,
@@ -109,10 +162,11 @@ class NewOrderForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Per-view products are bought for one piece of content, chosen on the TV.
-        self.products = [
-            p for p in order_selectors.products_on_sale(channel=Channel.CRM) if p.kind != ProductKind.PER_VIEW
-        ]
+        # Every product the counter sells: the period products first (the first is chosen when the page opens),
+        # then the per-view ones, each with the programme the customer names.
+        self.products = sorted(
+            order_selectors.products_on_sale(channel=Channel.CRM), key=lambda p: p.kind == ProductKind.PER_VIEW
+        )
         self.fields["product"].choices = [(p.code, p.name) for p in self.products]
         self.offers = [
             Offer(
@@ -132,6 +186,14 @@ class NewOrderForm(forms.Form):
     def any_renews(self) -> bool:
         return any(o.renewal_terms for o in self.offers)
 
+    @property
+    def any_per_view(self) -> bool:
+        return any(o.product.kind == ProductKind.PER_VIEW for o in self.offers)
+
+    @property
+    def per_view_chosen(self) -> bool:
+        return self.chosen_offer is not None and self.chosen_offer.product.kind == ProductKind.PER_VIEW
+
     def clean_phone(self) -> str:
         try:
             return normalize_mainland_mobile(self.cleaned_data["phone"])
@@ -143,6 +205,15 @@ class NewOrderForm(forms.Form):
         offer = next((o for o in self.offers if o.product.code == data.get("product")), None)
         if data.get("auto_renew") and offer is not None and not offer.renewal_terms:
             self.add_error("auto_renew", _("This product does not renew automatically."))
+        content_id = (data.get("content_id") or "").strip()
+        if offer is not None and offer.product.kind == ProductKind.PER_VIEW:
+            if not content_id:
+                self.add_error("content_id", _("Type the number of the programme the customer wants to watch."))
+            elif not CONTENT_ID_RE.match(content_id):
+                self.add_error("content_id", _("A programme number is 1-64 letters, digits, '_', '.', ':' or '-'."))
+            data["content_id"] = content_id
+        else:
+            data["content_id"] = ""  # only a per-view product is bought for one programme
         return data
 
 
@@ -160,6 +231,7 @@ def order_new(request: HttpRequest, clerk: Clerk) -> HttpResponse:
                 clerk=request.user,
                 store_code=clerk.store.code,
                 auto_renew=form.cleaned_data["auto_renew"],
+                content_id=form.cleaned_data["content_id"],
             )
         except ApplicationError as exc:
             for field, problems in exc.fields.items():
@@ -224,6 +296,7 @@ def order_detail(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpRespo
         "entitlement": getattr(order, "entitlement", None),
         "renewal_terms": _renewal_terms(order),
         "code_patterns": {"wechatpay": WECHATPAY_CODE.pattern, "alipay": ALIPAY_CODE.pattern},
+        "retrying": _retrying(order),
     }
     return render(request, "crm/order_detail.html", context)
 
@@ -250,8 +323,45 @@ def _renewal_terms(order: Order) -> list[str]:
 @clerk_page
 @require_GET
 def order_status(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpResponse:
+    """What the page follows: the status, and how often an outside system has not answered in it (the page
+    says that it is retrying)."""
     order = _order_or_404(clerk, order_no)
-    return JsonResponse({"status": order.status, "updated_at": order.updated_at.isoformat()})
+    return JsonResponse(
+        {"status": order.status, "updated_at": order.updated_at.isoformat(), "retries": _retries(order)}
+    )
+
+
+# What the page says while an outside system does not answer; ``{n}`` is the attempt (crm.js counts on).
+RETRY_TEXTS = {
+    "precheck": gettext_lazy(
+        "The service platform (SMP) is not answering. Trying again automatically — attempt {n}. You can wait, "
+        "or cancel the order: nothing has been charged."
+    ),
+    "other": gettext_lazy(
+        "An outside system is not answering. Trying again automatically — attempt {n}. Nothing needs to be done "
+        "here: the result shows as soon as it answers."
+    ),
+}
+
+
+def _retrying(order: Order) -> dict[str, Any]:
+    kind = "precheck" if order.status == OrderStatus.PRECHECKING else "other"
+    retries = _retries(order)
+    return {
+        "kind": kind,
+        "retries": retries,
+        "texts": {name: str(text) for name, text in RETRY_TEXTS.items()},
+        "now": str(RETRY_TEXTS[kind]).replace("{n}", str(retries)) if retries else "",
+    }
+
+
+def _retries(order: Order) -> int:
+    """How many times the system tried the outside system again in this status (the SMP, the CRM)."""
+    return order.attempts if order.status in RETRYING_STATUSES else 0
+
+
+# The statuses in which the order waits for an outside system that may be down (and is retried).
+RETRYING_STATUSES = {OrderStatus.PRECHECKING, OrderStatus.PAYMENT_PENDING, OrderStatus.PROVISIONING}
 
 
 @clerk_page
@@ -259,8 +369,13 @@ def order_status(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpRespo
 def order_pay(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpResponse:
     order = _order_or_404(clerk, order_no)
     method = request.POST.get("method", "")
+    # Money moves at once for cash and the phone bill: the clerk confirms either first (a QR code or a payment
+    # code is the customer's own act in their app).
     if method == PaymentMethod.CASH and request.POST.get("cash_received") != "yes":
         messages.error(request, _("Confirm that you have received the cash first."))
+        return redirect("crm:order", order_no=order.order_no)
+    if method == PaymentMethod.PHONE_BILL and request.POST.get("charge_agreed") != "yes":
+        messages.error(request, _("Confirm that the customer agrees to the charge on the phone bill first."))
         return redirect("crm:order", order_no=order.order_no)
     try:
         payment_choose(order_id=order.pk, method=method, actor=clerk_actor(clerk))
@@ -276,6 +391,9 @@ def order_pay(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpResponse
 @require_POST
 def order_cancel_view(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpResponse:
     order = _order_or_404(clerk, order_no)
+    if request.POST.get("confirm") != "yes":
+        messages.error(request, _("Confirm the cancellation first."))
+        return redirect("crm:order", order_no=order.order_no)
     try:
         order_cancel(order_id=order.pk, actor=clerk_actor(clerk))
     except ApplicationError as exc:

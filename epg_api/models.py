@@ -22,7 +22,33 @@ def validate_origins(text: str) -> None:
 
 
 class EpgClient(AbstractAPIKey):
-    """An EPG vendor's system. Its key is stored hashed (SHA-512) and can be revoked in admin."""
+    """An EPG vendor's system. Its key is stored hashed (SHA-512) and can be revoked in admin.
+
+    The library's fields are declared again with labels in the project's catalogs (admin shows them).
+    """
+
+    prefix = models.CharField(_("key prefix"), max_length=8, unique=True, editable=False)
+    hashed_key = models.CharField(_("hashed key"), max_length=150, editable=False)
+    created = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    name = models.CharField(
+        _("name"),
+        max_length=50,
+        blank=False,
+        default=None,
+        help_text=_("The EPG vendor or system this key is for, as staff will recognise it (50 characters at most)."),
+    )
+    revoked = models.BooleanField(
+        _("revoked"),
+        blank=True,
+        default=False,
+        help_text=_("A revoked key is refused at once, everywhere. This cannot be undone."),
+    )
+    expiry_date = models.DateTimeField(
+        _("expires at"),
+        blank=True,
+        null=True,
+        help_text=_("After this moment the key is refused. Empty: it does not expire."),
+    )
 
     # docs/interfaces.md §9: the EPG's pages that may show the TV pages in a frame (CSP frame-ancestors).
     tv_frame_origins = models.TextField(

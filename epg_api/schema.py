@@ -12,5 +12,10 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "type": "apiKey",
             "in": "header",
             "name": "Authorization",
-            "description": "`Api-Key <key>`, the key printed by `python manage.py create_epg_client NAME`.",
+            # Swagger UI's Authorize box sends what is typed as it is: the scheme's word must be typed too.
+            "description": (
+                "Type **`Api-Key `** (the word, then a space) **before the key**: `Api-Key AbCd1234.ef56…`. "
+                "The key is the one printed by `python manage.py create_epg_client NAME`; the header is "
+                "`Authorization: Api-Key <key>`. A key typed alone is refused with 401."
+            ),
         }

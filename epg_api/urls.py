@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from epg_api import subscriptions, tv_sessions, views
@@ -26,4 +26,6 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(urlconf="epg_api.urls_schema"), name="schema"),
     # The split view serves its start-up script as a file, so the docs work under our CSP.
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="epg_api:schema"), name="docs"),
+    # Last: every other address under the prefix is the API's JSON 404 (no HTML, no slash-appending redirect).
+    re_path(r"^(?P<path>.+)$", views.unknown_path, name="unknown"),
 ]

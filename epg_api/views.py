@@ -11,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
+from django.urls import Resolver404, resolve
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
@@ -27,7 +28,7 @@ from billing.qr import qr_png, showing_qr_content
 from epg_api import examples
 from epg_api.authentication import key_from_header, principal_and_entries
 from epg_api.base import ERROR, EpgView
-from epg_api.errors import exception_handler
+from epg_api.errors import error_body, exception_handler
 from epg_api.models import IdempotencyRecord
 from epg_api.serializers import (
     EntitlementCheckSerializer,
@@ -306,3 +307,21 @@ def _error(exc: APIException) -> HttpResponse:
 
 def _json_response(data: Any, status: int) -> HttpResponse:
     return HttpResponse(_json(data), content_type=JSON_MEDIA_TYPE, status=status, headers={"Allow": ENTITLEMENTS_ALLOW})
+
+
+@csrf_exempt
+def unknown_path(request: HttpRequest, path: str = "") -> HttpResponse:
+    """Any other address under /api/epg/v1/: the API's 404, never an HTML page or a redirect.
+
+    Django would redirect an address without its trailing slash to the one with it (APPEND_SLASH), which
+    loses a POST's body; here the answer is a 404 that names the right address instead.
+    """
+    message = _("Not found.")
+    if not request.path.endswith("/"):
+        try:
+            match = resolve(request.path + "/")
+        except Resolver404:
+            match = None
+        if match is not None and match.url_name != "unknown":
+            message = _("Not found. This address ends with a slash: %(url)s") % {"url": request.path + "/"}
+    return HttpResponse(_json(error_body("not_found", message)), content_type=JSON_MEDIA_TYPE, status=404)

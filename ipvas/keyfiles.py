@@ -26,6 +26,7 @@ RSA_KEYS = {
 }
 SECRETS = {
     "wechatpay_apiv3_key.txt": 32,  # AES-256-GCM key of WeChat Pay API v3: 32 ASCII characters
+    "wechatpay_apiv2_key.txt": 32,  # WeChat Pay's APIv2 key (MD5 / HMAC-SHA256 signatures of 委托代扣)
     "sms_webhook_secret.txt": 48,
 }
 

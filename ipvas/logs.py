@@ -87,3 +87,36 @@ class LogContextMiddleware:
         clear()
         bind(method=request.method, path=request.path)
         return self.get_response(request)
+
+
+# Beat's periodic rounds that usually find nothing: the outbox relay and the sweeps, every few seconds each.
+QUIET_PERIODIC_TASKS = frozenset(
+    {"ipvas.tasks.relay_outbox", "lifecycle.tasks.sweep_deadlines", "lifecycle.tasks.sweep_subscriptions"}
+)
+NOTHING_DONE = frozenset({"0", "None", "[]", "{}"})
+
+
+class QuietPeriodicTasksFilter(logging.Filter):
+    """Celery's own INFO lines about the periodic no-op tasks, only when they did something.
+
+    Beat's "Sending due task", the worker's "Task … received" and "Task … succeeded in …s: 0" of
+    ``QUIET_PERIODIC_TASKS`` were most of the log at INFO while telling nothing: they are dropped, and
+    "succeeded" stays when the task returned a count other than 0 (it relayed or moved something; the
+    task logs what itself too). Warnings and errors of these tasks always pass.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not record.name.startswith("celery."):
+            return True
+        data = getattr(record, "data", None)  # the worker's lines carry their context (celery.app.trace)
+        if isinstance(data, dict) and data.get("name") in QUIET_PERIODIC_TASKS:
+            if "return_value" in data:
+                return str(data["return_value"]).strip("'\"") not in NOTHING_DONE
+            return False  # "received": whether it will do anything is not known yet
+        if record.name == "celery.beat":
+            message = record.getMessage()
+            return not (
+                message.startswith("Scheduler: Sending due task")
+                and any(message.endswith(f"({name})") for name in QUIET_PERIODIC_TASKS)
+            )
+        return True

@@ -25,4 +25,4 @@ class OutboxMessage(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.task_name}({self.kwargs}) due {self.due_at:%Y-%m-%d %H:%M:%S}"
+        return f"#{self.pk} {self.due_at:%Y-%m-%d %H:%M:%S}"

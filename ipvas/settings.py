@@ -67,7 +67,8 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin, its index ordered for the operator's day (backoffice/site.py).
+    "backoffice.admin_config.IpvasAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -321,6 +322,8 @@ CELERY_TASK_ROUTES = {
     "lifecycle.tasks.send_notice": {"queue": "sms"},
     "lifecycle.tasks.sweep_subscriptions": {"queue": "deadlines"},
     "lifecycle.tasks.subscription_due": {"queue": "deadlines"},
+    "lifecycle.tasks.sweep_contracts": {"queue": "deadlines"},
+    "lifecycle.tasks.contract_due": {"queue": "deadlines"},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -335,6 +338,11 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-subscriptions": {
         "task": "lifecycle.tasks.sweep_subscriptions",
         "schedule": float(env_int("SUBSCRIPTION_SWEEP_INTERVAL_SECONDS", 10, minimum=1)),
+    },
+    # Deduction contracts left half (signed without a paid order, or the reverse), and unsigns under way.
+    "sweep-contracts": {
+        "task": "lifecycle.tasks.sweep_contracts",
+        "schedule": float(env_int("CONTRACT_SWEEP_INTERVAL_SECONDS", 30, minimum=1)),
     },
     "sweep-deadlines": {
         "task": "lifecycle.tasks.sweep_deadlines",
@@ -388,6 +396,9 @@ RENEWAL_REMINDER_DAYS = env_int("RENEWAL_REMINDER_DAYS", 5, minimum=0)
 RENEWAL_LEAD_HOURS = env_int("RENEWAL_LEAD_HOURS", 24, minimum=0)
 RENEWAL_RETRY_HOURS = env_int("RENEWAL_RETRY_HOURS", 8, minimum=1)
 SUBSCRIPTION_SWEEP_BATCH = env_int("SUBSCRIPTION_SWEEP_BATCH", 500, minimum=1)
+# A deduction contract offered in the QR of an auto-renewing order waits this long after the QR window for
+# its other half (the payment, or the signing); then it is ended at the provider, never left half.
+CONTRACT_SIGN_WAIT_SECONDS = env_int("CONTRACT_SIGN_WAIT_SECONDS", 600, minimum=1)
 # How long the entitlement check (the hot path) keeps an account's entitlements
 # in the cache; every change forgets them at once. 0 turns the cache off (the
 # benchmarks measure the uncached path with it).
@@ -419,6 +430,13 @@ WECHATPAY_PLATFORM_PUBLIC_KEY_ID = env_str(
     "WECHATPAY_PLATFORM_PUBLIC_KEY_ID", "" if PRODUCTION else "PUB_KEY_ID_0119000000012026112500000000000001"
 )
 WECHATPAY_TIMEOUT_SECONDS = float(env_str("WECHATPAY_TIMEOUT_SECONDS", "5"))
+# 委托代扣 (docs/interfaces.md §8): the APIv2 key signs its APIv2 calls (pay and sign, end a contract) and
+# notifications; the template (plan_id) is WeChat Pay's, made in the merchant platform.
+WECHATPAY_V2_KEY = env_str("WECHATPAY_V2_KEY")
+WECHATPAY_V2_KEY_FILE = env_str("WECHATPAY_V2_KEY_FILE")
+WECHATPAY_PAPAY_PLAN_ID = env_str("WECHATPAY_PAPAY_PLAN_ID", "" if PRODUCTION else "12535")
+# APIv2's spbill_create_ip of a NATIVE order: the address of the server that places it.
+WECHATPAY_SPBILL_CREATE_IP = env_str("WECHATPAY_SPBILL_CREATE_IP", "127.0.0.1")
 
 # Alipay, precreate (QR) payments, RSA2.
 ALIPAY_ADAPTER = env_str("ALIPAY_ADAPTER", "simulator")
@@ -430,6 +448,8 @@ ALIPAY_APP_PRIVATE_KEY_FILE = env_str("ALIPAY_APP_PRIVATE_KEY_FILE")
 ALIPAY_PUBLIC_KEY = env_str("ALIPAY_PUBLIC_KEY")
 ALIPAY_PUBLIC_KEY_FILE = env_str("ALIPAY_PUBLIC_KEY_FILE")
 ALIPAY_TIMEOUT_SECONDS = float(env_str("ALIPAY_TIMEOUT_SECONDS", "5"))
+# 周期扣款 (docs/interfaces.md §8): the signing scene agreed with Alipay for the product.
+ALIPAY_CYCLE_SIGN_SCENE = env_str("ALIPAY_CYCLE_SIGN_SCENE", "INDUSTRY|DIGITAL_MEDIA")
 
 # Payment notifications older or newer than this are refused (replays).
 NOTIFICATION_MAX_SKEW_SECONDS = env_int("NOTIFICATION_MAX_SKEW_SECONDS", 300, minimum=1)
@@ -520,6 +540,8 @@ LOGGING = {
     "filters": {
         "context": {"()": "ipvas.logs.ContextFilter"},
         "redact": {"()": "ipvas.logs.RedactingFilter"},
+        # Beat's relay and sweeps only when they did something (ipvas/logs.py).
+        "quiet_periodic": {"()": "ipvas.logs.QuietPeriodicTasksFilter"},
     },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
@@ -533,7 +555,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": LOG_FORMAT if LOG_FORMAT in ("json", "plain") else "plain",
-            "filters": ["redact", "context"],
+            "filters": ["redact", "context", "quiet_periodic"],
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},

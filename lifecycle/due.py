@@ -20,9 +20,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from ipvas import outbox
-from lifecycle import paying, payment_code, payment_due, precheck, provisioning, tasks
+from lifecycle import deductions, paying, payment_code, payment_due, precheck, provisioning, tasks
 from lifecycle.claims import MAX_BACKOFF_SECONDS, claim
-from orders.constants import OrderStatus, PaymentMethod
+from orders.constants import DEDUCTION_METHODS, Channel, OrderStatus, PaymentMethod
 from orders.models import Order
 
 logger = logging.getLogger(__name__)
@@ -39,11 +39,14 @@ class Step:
 
 
 def payment_pending_due(order_id: int, due_at: datetime | None) -> str:
-    """payment_pending: a scanned payment code is charged, queried or reversed (lifecycle.payment_code);
-    a QR or SMS window ends, or a cash sale's CRM activity runs (lifecycle.payment_due)."""
-    method = Order.objects.filter(pk=order_id).values_list("payment_method", flat=True).first()
+    """payment_pending: a scanned payment code is charged, queried or reversed (lifecycle.payment_code); a
+    renewal's deduction under the contract is sent, queried or closed (lifecycle.deductions); a QR or SMS
+    window ends, or a cash sale's CRM activity runs (lifecycle.payment_due)."""
+    method, channel = Order.objects.filter(pk=order_id).values_list("payment_method", "channel").first() or ("", "")
     if method == PaymentMethod.PAYMENT_CODE:
         return payment_code.payment_code_due(order_id, due_at)
+    if channel == Channel.RENEWAL and method in DEDUCTION_METHODS:
+        return deductions.deduction_due(order_id, due_at)
     return payment_due.payment_due(order_id, due_at)
 
 

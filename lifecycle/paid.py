@@ -15,13 +15,16 @@ from billing.models import Payment, PaymentStatus, Refund
 from billing.services.notifications import notification_store
 from billing.services.payments import OPEN_STATUSES, lock_payment, payment_record_paid
 from ipvas.actors import Actor, ActorKind
-from lifecycle import paying, refunds
+from lifecycle import deductions, paying, refunds
 from lifecycle.transitions import lock_order, transit
 from orders import selectors
-from orders.constants import FailureCode, OrderStatus
+from orders.constants import Channel, FailureCode, OrderStatus
 from orders.models import Order
 
 logger = logging.getLogger(__name__)
+
+# A WeChat Pay payment notification of a deduction that did not go through (委托代扣支付结果通知).
+DEDUCTION_FAILED_STATES = {"PAYERROR", "CLOSED", "REVOKED"}
 
 
 def payment_succeeded(
@@ -96,7 +99,11 @@ def notification_accept(*, notice: PaidNotice, headers: dict[str, str], body: st
     provider's retry finds nothing stored. Raises NotificationRejected when it
     does not match our payment (unknown trade, other amount).
     """
-    payment = Payment.objects.filter(provider=notice.provider, out_trade_no=notice.out_trade_no).first()
+    payment = (
+        Payment.objects.filter(provider=notice.provider, out_trade_no=notice.out_trade_no)
+        .select_related("order")
+        .first()
+    )
     if payment is None:
         raise NotificationRejected(f"unknown out_trade_no {notice.out_trade_no}")
     if notice.paid and notice.amount_fen != payment.amount_fen:
@@ -115,6 +122,11 @@ def notification_accept(*, notice: PaidNotice, headers: dict[str, str], body: st
             return "duplicate"
         if not notice.paid:
             outcome = "not a payment"
+            state = str(notice.decoded.get("trade_state") or "")
+            if state in DEDUCTION_FAILED_STATES and payment.order.channel == Channel.RENEWAL:
+                # A deduction the provider reports as failed: the renewal order fails and is retried.
+                detail = f"{state} {notice.decoded.get('trade_state_desc') or ''}".strip()
+                outcome = deductions.deduction_declined_by_notification(payment, detail=detail)
         else:
             outcome = payment_succeeded(
                 provider=notice.provider,

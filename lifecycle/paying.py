@@ -32,7 +32,7 @@ from billing.services.sms import sms_confirmation_expire
 from ipvas import outbox
 from ipvas.actors import Actor
 from ipvas.errors import ExternalServiceError, InvalidInput, InvalidState, RateLimited
-from lifecycle import confirmations, paid, payment_code, tasks
+from lifecycle import confirmations, contracts, paid, payment_code, tasks
 from lifecycle.claims import lock_if_due
 from lifecycle.transitions import lock_order, transit
 from orders.constants import QR_METHODS, Channel, FailureCode, OrderStatus, PaymentMethod
@@ -158,19 +158,25 @@ def _qr_start(*, order_id: int, method: str, actor: Actor) -> Order:
             expires_at=payment_window_end(now),
         )
         description = order.product.name
+        # An auto-renewing order's QR code pays the first period and signs the deduction contract in one scan.
+        contract = contracts.contract_offer(order, payment) if order.auto_renew else None
+        signing = contracts.contract_order_request(order, payment, contract) if contract is not None else None
 
     if previous is not None:
         _close_before_switch(previous, new_payment=payment, actor=actor)
 
     try:
-        code_url = get_provider(provider_name).create(
-            QrOrderRequest(
-                out_trade_no=payment.out_trade_no,
-                amount_fen=payment.amount_fen,
-                description=description,
-                expires_at=payment.expires_at,
+        if signing is not None:
+            code_url = get_provider(provider_name).create_with_contract(signing)
+        else:
+            code_url = get_provider(provider_name).create(
+                QrOrderRequest(
+                    out_trade_no=payment.out_trade_no,
+                    amount_fen=payment.amount_fen,
+                    description=description,
+                    expires_at=payment.expires_at,
+                )
             )
-        )
     except (ProviderUnavailable, ProviderRefused) as exc:
         logger.warning("order %s: %s refused or failed to create a QR order: %s", order.order_no, provider_name, exc)
         Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.FAILED, failure_reason=str(exc)[:255])

@@ -23,7 +23,15 @@ from lifecycle import refunds, renewals, tasks
 from lifecycle.claims import claim, lock_claimed, lock_if_due, look_again, retry_later
 from lifecycle.transitions import transit
 from orders import selectors
-from orders.constants import PRECHECK_FAILURES, PROVIDER_METHODS, Channel, FailureCode, OrderStatus, PaymentMethod
+from orders.constants import (
+    PHONE_BILL_METHODS,
+    PRECHECK_FAILURES,
+    PROVIDER_METHODS,
+    Channel,
+    FailureCode,
+    OrderStatus,
+    PaymentMethod,
+)
 from orders.models import Order
 from orders.services import entitlement_grant
 
@@ -74,8 +82,13 @@ def provisioning_due(order_id: int, due_at: datetime | None) -> str:
             if refund.updated_at < timezone.now() - REFUND_CHAIN_LOST:
                 outbox.enqueue(tasks.process_refund, kwargs={"refund_id": refund.pk})
             return "refunding"
-        if order.channel == Channel.RENEWAL and renewals.renewal_stopped(order):
-            # Cancelled before its charge was sent: that charge never happens.
+        if (
+            order.channel == Channel.RENEWAL
+            and order.payment_method in PHONE_BILL_METHODS
+            and renewals.renewal_stopped(order)
+        ):
+            # Cancelled before its phone-bill charge was sent: that charge never happens. (A deduction was taken
+            # already: its period is provisioned, and the cancel stops the next one.)
             transit(order, order.cancel_renewal, actor=actor, reason="the subscription was cancelled")
             return "cancelled"
         if timezone.now() >= provisioning_cutoff(order):

@@ -24,16 +24,19 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from billing.models import Payment, PaymentStatus, Provider
 from ipvas import outbox
 from ipvas.actors import Actor
-from lifecycle import notices, subscriptions, tasks
+from lifecycle import contracts, deductions, notices, subscriptions, tasks
 from lifecycle.transitions import record_event, schedule_due, transit
 from orders.constants import (
     ACTIVE_STATUSES,
+    DEDUCTION_METHODS,
     PHONE_BILL_METHODS,
+    TERMINAL_STATUSES,
     Channel,
     NoticeKind,
     OrderStatus,
@@ -78,13 +81,22 @@ def renewal_key(subscription: Subscription, period: int) -> str:
 
 
 def subscriptions_sweep(*, batch_size: int | None = None) -> int:
-    """Act on every subscription whose ``due_at`` has come; one bounded batch. Returns how many."""
+    """Act on every subscription whose ``due_at`` has come; one bounded batch. Returns how many.
+
+    At most ``batch_size`` renewal orders are in flight at a time: a renewal is started only when one
+    has ended. On the day thousands are due, the sweep would otherwise make renewal orders faster than
+    the workers pre-check them, and each not pre-checked within ``PRECHECK_DEADLINE_SECONDS`` of being
+    made is rejected (``smp_unavailable``) and tried again hours later (bench/renewals.py). The
+    subscriptions left waiting stay due, oldest first; the sweep's other work goes on meanwhile.
+    """
     batch_size = batch_size or settings.SUBSCRIPTION_SWEEP_BATCH
-    due = list(
-        Subscription.objects.filter(due_at__lte=timezone.now())
-        .order_by("due_at")
-        .values_list("pk", flat=True)[:batch_size]
-    )
+    now = timezone.now()
+    due_now = Subscription.objects.filter(due_at__lte=now).order_by("due_at").values_list("pk", flat=True)
+    # What _active turns into a renewal order (unless one is in flight already).
+    renewal = Q(status=SubscriptionStatus.ACTIVE, reminder_sent_at__isnull=False, next_renewal_at__lte=now)
+    room = max(0, batch_size - renewals_in_flight())
+    due = list(due_now.filter(renewal)[:room]) if room else []
+    due += list(due_now.exclude(renewal)[: batch_size - len(due)])
     for subscription_id in due:
         try:
             subscription_process_due(subscription_id=subscription_id)
@@ -95,6 +107,12 @@ def subscriptions_sweep(*, batch_size: int | None = None) -> int:
     if due:
         logger.info("subscription sweep: %d subscription(s) looked at", len(due))
     return len(due)
+
+
+def renewals_in_flight() -> int:
+    """Renewal orders not ended yet, of every subscription (the predicate of ``order_one_renewal_in_flight``,
+    whose index answers it)."""
+    return Order.objects.filter(Q(channel=Channel.RENEWAL) & ~Q(status__in=sorted(TERMINAL_STATUSES))).count()
 
 
 def subscription_process_due(*, subscription_id: int) -> str:
@@ -124,6 +142,11 @@ def _active(subscription: Subscription, now: datetime) -> str:
             return _remind(subscription, now)
         return _look_again(subscription, subscription.next_reminder_at, "waiting")
     if now >= subscription.next_renewal_at:
+        if subscription.payment_method in DEDUCTION_METHODS:
+            # The provider's rules say when a deduction may be made (lifecycle.deductions).
+            later = deductions.renewal_window_check(subscription, now)
+            if later is not None:
+                return _look_again(subscription, later, "waiting_for_the_provider")
         return _renew(subscription, now)
     return _look_again(subscription, subscription.next_renewal_at, "waiting")
 
@@ -205,6 +228,8 @@ def reminder_sent(*, subscription_id: int, notice_id: int) -> None:
         reason="the renewal moved later: the reminder went out late" if subscription.renewal_moved else "",
         data={"period": notice.period, "renewal_at": subscription.next_renewal_at.isoformat()},
     )
+    # WeChat Pay's pre-deduction notice goes out at the same time (docs/interfaces.md §8).
+    deductions.reminder_went_out(subscription)
 
 
 # --- 2. the renewal order ---------------------------------------------------------------------
@@ -275,7 +300,11 @@ def renewal_charge_start(order: Order, *, actor: Actor) -> None:
             reason=f"renewal of {subscription}, charged to the phone bill",
         )
         return
-    raise NotImplementedError(f"renewal by {method} needs the provider's deduction contract")
+    if method in DEDUCTION_METHODS:
+        # Deducted under the WeChat Pay or Alipay contract signed in the first scan.
+        deductions.deduction_start(order, subscription, actor=actor)
+        return
+    raise NotImplementedError(f"no renewal by {method}")
 
 
 def renewal_stopped(order: Order) -> bool:
@@ -303,6 +332,8 @@ def _renewed(subscription: Subscription, order: Order, *, actor: Actor, now: dat
     new_end = order.entitlement.ends_at
     subscription.periods = max(subscription.periods, order.renewal_period or subscription.periods + 1)
     subscription.current_period_end = max(subscription.current_period_end, new_end)
+    if order.payment_method in DEDUCTION_METHODS:
+        deductions.period_deducted(subscription)
     if subscription.status == SubscriptionStatus.ACTIVE:
         schedule_next_period(subscription)
     else:
@@ -353,6 +384,7 @@ def _lapse(subscription: Subscription, now: datetime, *, why: str) -> str:
     subscription.lapse(now=now)
     subscription.save()
     subscriptions.record(subscription, "lapse", actor=ACTOR, from_status=source, reason=why, now=now)
+    contracts.subscription_ended(subscription, channel="", reason=f"lapsed: {why}")
     notices.notice_create(
         kind=NoticeKind.LAPSED,
         phone=subscription.phone,
@@ -394,5 +426,7 @@ def order_ended(order: Order, *, actor: Actor, now: datetime) -> None:
         renewal_order_ended(order, actor=actor, now=now)
     elif order.auto_renew and order.status == OrderStatus.COMPLETED and not order.subscription_id:
         subscriptions.subscription_start(order, actor=actor, now=now)
+    elif order.auto_renew and not order.subscription_id and order.status != OrderStatus.COMPLETED:
+        contracts.order_gave_up(order)
     elif order.subscription_id and order.status == OrderStatus.REFUNDED:
         period_refunded(subscriptions.lock_subscription(order.subscription_id), order, actor=actor, now=now)

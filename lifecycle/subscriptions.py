@@ -17,9 +17,9 @@ from django_fsm import TransitionNotAllowed
 from billing.models import SmsConfirmation, SmsConfirmationStatus
 from ipvas.actors import Actor
 from ipvas.errors import InvalidState
-from lifecycle import notices, renewals
+from lifecycle import contracts, notices, renewals
 from lifecycle.transitions import record_event
-from orders.constants import CancelChannel, Channel, NoticeKind, SubscriptionStatus
+from orders.constants import DEDUCTION_METHODS, CancelChannel, Channel, NoticeKind, SubscriptionStatus
 from orders.models import Order, Subscription, SubscriptionEvent
 from orders.numbers import new_order_no
 
@@ -68,7 +68,17 @@ def subscription_start(order: Order, *, actor: Actor, now: datetime) -> Subscrip
 
     None when the account renews this product already (two auto-renewing orders raced past the
     pre-check): the order stays a plain period, stacked, and its history says why.
+
+    Paid by a QR code, it needs its deduction contract signed too: when the signing has not come yet, None,
+    and the signing starts it when it comes (lifecycle.contracts, which also ends a contract that never
+    comes together with its order).
     """
+    contract = None
+    if order.payment_method in DEDUCTION_METHODS:
+        contract, why_not = contracts.contract_to_start(order)
+        if contract is None:
+            order_note(order, "auto_renew_waiting", actor=actor, reason=why_not)
+            return None
     if active_subscription_exists(tv_account=order.tv_account, product_id=order.product_id):
         order_note(order, "auto_renew_not_started", actor=actor, reason="the account renews this product already")
         return None
@@ -86,12 +96,22 @@ def subscription_start(order: Order, *, actor: Actor, now: datetime) -> Subscrip
         consent_method=order.payment_method,
         consent_at=order.created_at,
         consent_evidence=consent_evidence(order),
+        contract_id=contract.provider_contract_id if contract else "",
     )
+    if contract is not None:
+        subscription.consent_evidence["contract"] = {
+            "provider": contract.provider,
+            "contract_code": contract.contract_code,
+            "contract_id": contract.provider_contract_id,
+            "signed_at": contract.signed_at.isoformat() if contract.signed_at else None,
+        }
     renewals.schedule_next_period(subscription)
     with transaction.atomic():
         subscription.save()
     order.subscription = subscription
     order.save(update_fields=["subscription", "updated_at"])
+    if contract is not None:
+        contracts.contract_attach(contract, subscription)
     record(subscription, "start", actor=actor, from_status="", reason=f"order {order.order_no}", now=now)
     return subscription
 
@@ -154,6 +174,8 @@ def subscription_cancel(*, subscription_id: int, channel: str, actor: Actor, rea
         in_flight = renewals.renewal_in_flight(subscription)
         data = {"channel": channel, "renewal_in_flight": in_flight.order_no if in_flight else None}
         record(subscription, "cancel", actor=actor, from_status=source, reason=reason, data=data)
+        # A deduction contract ends with it at the provider (unless the user ended it there: channel provider).
+        contracts.subscription_ended(subscription, channel=channel, reason=f"cancelled on {channel}")
         return subscription
 
 

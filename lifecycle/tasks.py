@@ -130,6 +130,37 @@ def send_notice(notice_id: int, attempt: int = 0) -> str:
     return notice_send(notice_id=notice_id, attempt=attempt)
 
 
+@ipvas_task(name="lifecycle.tasks.announce_deduction")
+def announce_deduction(subscription_id: int, attempt: int = 0) -> str:
+    from lifecycle.deductions import deduction_announce
+
+    return deduction_announce(subscription_id=subscription_id, attempt=attempt)
+
+
+# --- deduction contracts (lifecycle.contracts) ----------------------------------------------------
+
+
+@ipvas_task(name="lifecycle.tasks.sweep_contracts")
+def sweep_contracts() -> int:
+    from lifecycle.contracts import contracts_sweep
+
+    return contracts_sweep()
+
+
+@ipvas_task(name="lifecycle.tasks.contract_due")
+def contract_due(contract_id: int) -> str:
+    from lifecycle.contracts import contract_process_due
+
+    return contract_process_due(contract_id=contract_id)
+
+
+@ipvas_task(name="lifecycle.tasks.unsign_contract")
+def unsign_contract(contract_id: int, attempt: int = 0) -> str:
+    from lifecycle.contracts import contract_unsign
+
+    return contract_unsign(contract_id=contract_id, attempt=attempt)
+
+
 @ipvas_task(name="lifecycle.tasks.end_subscription_on_smp")
 def end_subscription_on_smp(subscription_id: int, attempt: int = 0) -> str:
     from lifecycle.followups import smp_subscription_end

@@ -137,9 +137,12 @@ RENEWAL_METHODS = (
     PaymentMethod.ALIPAY_QR,
 )
 PHONE_BILL_METHODS = frozenset({PaymentMethod.PHONE_BILL, PaymentMethod.PHONE_BILL_SMS})
-# The methods an auto-renewing order offers now: the phone bill, which the SMP charges at every
-# renewal. (WeChat Pay and Alipay join when their deduction contracts are signed in the same scan.)
-AUTO_RENEW_METHODS = PHONE_BILL_METHODS
+# The methods a subscription renews by deduction under the provider's contract (WeChat Pay 委托代扣,
+# Alipay 周期扣款), signed in the same scan that pays the first period (lifecycle.contracts).
+DEDUCTION_METHODS = QR_METHODS
+# The methods an auto-renewing order offers: the phone bill, which the SMP charges at every renewal, and
+# the QR codes, which pay the first period and sign the deduction contract in one scan.
+AUTO_RENEW_METHODS = PHONE_BILL_METHODS | DEDUCTION_METHODS
 
 
 class SubscriptionStatus(models.TextChoices):

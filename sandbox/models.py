@@ -25,7 +25,7 @@ class SimulatedFault(models.Model):
         verbose_name_plural = _("simulated faults")
 
     def __str__(self) -> str:
-        return f"{self.system}: {self.mode}"
+        return f"{self.system.upper()}: {self.get_mode_display()}"
 
 
 class SmpAccountStatus(models.TextChoices):
@@ -118,6 +118,10 @@ class SimTrade(models.Model):
     expires_at = models.DateTimeField(_("expires at"))
     paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
     refunded_fen = models.IntegerField(_("refunded (fen)"), default=0)
+    # A deduction under a contract (WeChat Pay 委托代扣, Alipay 周期扣款): the contract's id at the provider.
+    deducted_under = models.CharField(_("deducted under contract"), max_length=64, blank=True)
+    # The account's own data sent with the trade (WeChat Pay attach: shown in the bill's 商户数据包).
+    attach = models.CharField(_("merchant data"), max_length=128, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
@@ -151,6 +155,54 @@ class SimRefund(models.Model):
         return f"{self.provider}:{self.out_refund_no}"
 
 
+class SimContractStatus(models.TextChoices):
+    PENDING = "pending", _("offered, not signed")
+    SIGNED = "signed", _("signed")
+    TERMINATED = "terminated", _("terminated")
+
+
+class SimContract(models.Model):
+    """A deduction contract at a simulated provider: WeChat Pay 委托代扣 or Alipay 周期扣款.
+
+    Offered with a pay-and-sign trade, signed when that trade is paid, ended by the user (the sandbox's
+    terminate endpoint) or the merchant (unsign). The provider's rules for a deduction live here too: WeChat
+    Pay's window opened by a pre-deduction notice, Alipay's agreed day of the period.
+    """
+
+    provider = models.CharField(_("provider"), max_length=16)
+    contract_code = models.CharField(_("merchant's contract code"), max_length=64)
+    contract_id = models.CharField(_("contract id"), max_length=64, unique=True)
+    trade = models.OneToOneField(SimTrade, on_delete=models.CASCADE, related_name="contract", null=True, blank=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=SimContractStatus.choices, default=SimContractStatus.PENDING
+    )
+    display_account = models.CharField(_("account shown"), max_length=64, blank=True)
+    period_months = models.PositiveIntegerField(_("months per period"), default=1)
+    single_amount_fen = models.IntegerField(_("most per deduction (fen)"), default=0)
+    # WeChat Pay: the latest pre-deduction notice and what it allows; Alipay: the agreed day (midnight).
+    notice_amount_fen = models.IntegerField(_("announced amount (fen)"), default=0)
+    deduct_from = models.DateTimeField(_("deduction allowed from"), null=True, blank=True)
+    deduct_until = models.DateTimeField(_("deduction allowed until"), null=True, blank=True)
+    plan_at = models.DateTimeField(_("agreed deduction day"), null=True, blank=True)
+    # The simulated user's account refuses the deductions with this code (e.g. NOT_ENOUGH), when set.
+    decline_with = models.CharField(_("decline deductions with"), max_length=64, blank=True)
+    signed_at = models.DateTimeField(_("signed at"), null=True, blank=True)
+    terminated_at = models.DateTimeField(_("terminated at"), null=True, blank=True)
+    terminated_by = models.CharField(_("terminated by"), max_length=16, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("simulated deduction contract")
+        verbose_name_plural = _("simulated deduction contracts")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "contract_code"], name="simcontract_unique_code"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.contract_code} {self.status}"
+
+
 class SimSmsMessage(models.Model):
     """A message the simulated SMS gateway sent (MT): the sandbox's outbox."""
 
@@ -172,7 +224,7 @@ class SimSmsMessage(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"to {self.to}: {self.text[:30]}"
+        return f"{self.to}: {self.text[:30]}"
 
 
 class SimCrmActivityCode(models.Model):

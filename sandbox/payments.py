@@ -297,6 +297,13 @@ TRADE_STATE_DESCRIPTIONS = {
 }
 
 
+def trade_type(trade: SimTrade) -> str:
+    """WeChat Pay's 交易类型: a payment code MICROPAY, a deduction under a contract PAP (委托代扣), a QR NATIVE."""
+    if trade.auth_code:
+        return "MICROPAY"
+    return "PAP" if trade.deducted_under else "NATIVE"
+
+
 def wechatpay_transaction(trade: SimTrade) -> dict[str, Any]:
     """The transaction object of WeChat Pay API v3 (query answer and notification resource)."""
     paid = trade.status == SimTradeStatus.PAID
@@ -304,7 +311,7 @@ def wechatpay_transaction(trade: SimTrade) -> dict[str, Any]:
         "mchid": settings.WECHATPAY_MCHID,
         "appid": settings.WECHATPAY_APPID,
         "out_trade_no": trade.out_trade_no,
-        "trade_type": "MICROPAY" if trade.auth_code else "NATIVE",
+        "trade_type": trade_type(trade),
         "trade_state": trade.status,
         "trade_state_desc": TRADE_STATE_DESCRIPTIONS.get(trade.status, "订单未支付"),
         "amount": {"total": trade.amount_fen, "currency": "CNY"},
@@ -314,7 +321,7 @@ def wechatpay_transaction(trade: SimTrade) -> dict[str, Any]:
             {
                 "transaction_id": trade.transaction_id,
                 "bank_type": "OTHERS",
-                "attach": "",
+                "attach": trade.attach,
                 "success_time": timezone.localtime(trade.paid_at).replace(microsecond=0).isoformat(),
                 "payer": {"openid": "oSandbox" + trade.transaction_id[-12:]},
             }

@@ -47,6 +47,19 @@ def _live(tv_account: str, product_code: str):  # type: ignore[no-untyped-def]
     )
 
 
+# What the simulated SMP says when it refuses, as the operator's SMP says it: in Chinese (docs/interfaces.md §6).
+_SAID = {
+    FailureCode.ACCOUNT_NOT_FOUND: "账号不存在",
+    FailureCode.ACCOUNT_SUSPENDED: "账号已停机",
+    FailureCode.ACCOUNT_IN_ARREARS: "账号欠费",
+    FailureCode.PRODUCT_NOT_AVAILABLE: "该账号不能订购此产品",
+}
+
+
+def _said(reason: str) -> str:
+    return f"模拟业管平台：{_SAID.get(reason, reason)}"
+
+
 def _refusal(account: SimSmpAccount | None, product_code: str) -> str:
     if account is None:
         return FailureCode.ACCOUNT_NOT_FOUND
@@ -62,14 +75,14 @@ def precheck(request: PrecheckRequest) -> PrecheckResult:
     account = _find_account(tv_account=request.tv_account, phone=request.phone)
     reason = _refusal(account, request.product_code)
     if reason:
-        return PrecheckResult(ok=False, reason=reason, message=f"simulated SMP: {reason}")
+        return PrecheckResult(ok=False, reason=reason, message=_said(reason))
     assert account is not None
     if (
         request.kind == ProductKind.PER_VIEW
         and _live(account.tv_account, request.product_code).filter(content_id=request.content_id).exists()
     ):
         return PrecheckResult(
-            ok=False, reason=FailureCode.ALREADY_SUBSCRIBED, message="simulated SMP: content still watchable"
+            ok=False, reason=FailureCode.ALREADY_SUBSCRIBED, message="模拟业管平台：该内容仍在可观看期内"
         )
     return PrecheckResult(ok=True, tv_account=account.tv_account, phone=account.phone)
 
@@ -96,7 +109,7 @@ def subscribe(request: SubscribeRequest) -> SubscribeResult:
             return _result(done)
         reason = _refusal(account, request.product_code)
         if reason:
-            return SubscribeResult(ok=False, reason=reason, message=f"simulated SMP: {reason}")
+            return SubscribeResult(ok=False, reason=reason, message=_said(reason))
         assert account is not None
         if request.charge == SmpCharge.PREPAID:
             product = SimSmpProduct.objects.get(code=request.product_code)
@@ -104,7 +117,7 @@ def subscribe(request: SubscribeRequest) -> SubscribeResult:
                 return SubscribeResult(
                     ok=False,
                     reason=FailureCode.PRODUCT_NOT_AVAILABLE,
-                    message=f"simulated SMP: {request.package_code!r} is not this product's zero-price package",
+                    message=f"模拟业管平台：{request.package_code} 不是该产品的 0 元包",
                 )
         charged = 0
         if request.charge == SmpCharge.PHONE_BILL:
@@ -112,7 +125,7 @@ def subscribe(request: SubscribeRequest) -> SubscribeResult:
                 return SubscribeResult(
                     ok=False,
                     reason=FailureCode.INSUFFICIENT_BALANCE,
-                    message=f"simulated SMP: balance {account.balance_fen} < {request.amount_fen}",
+                    message=f"模拟业管平台：话费余额不足（余额 {account.balance_fen} 分，需 {request.amount_fen} 分）",
                 )
             account.balance_fen -= request.amount_fen
             account.save(update_fields=["balance_fen"])

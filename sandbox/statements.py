@@ -68,7 +68,16 @@ def _trades(provider: str, day: date) -> Iterator[tuple[datetime, int, tuple]]:
         SimTrade.objects.filter(provider=provider, status=SimTradeStatus.PAID, paid_at__gte=start, paid_at__lt=end)
         .order_by("paid_at", "pk")
         .values_list(
-            "paid_at", "pk", "created_at", "transaction_id", "out_trade_no", "amount_fen", "description", "auth_code"
+            "paid_at",
+            "pk",
+            "created_at",
+            "transaction_id",
+            "out_trade_no",
+            "amount_fen",
+            "description",
+            "auth_code",
+            "deducted_under",
+            "attach",
         )
     )
     for paid_at, pk, *rest in rows.iterator(chunk_size=CHUNK):
@@ -89,6 +98,8 @@ def _refunds(provider: str, day: date) -> Iterator[tuple[datetime, int, tuple]]:
             "trade__amount_fen",
             "trade__description",
             "trade__auth_code",
+            "trade__deducted_under",
+            "trade__attach",
             "refund_id",
             "out_refund_no",
             "amount_fen",
@@ -106,9 +117,12 @@ def _rows_by_time(provider: str, day: date) -> Iterator[tuple[datetime, int, tup
 # --- WeChat Pay ------------------------------------------------------------------------
 
 
-def _trade_type(auth_code: str) -> str:
-    """交易类型: a payment code is MICROPAY (付款码支付), a QR code NATIVE."""
-    return "MICROPAY" if auth_code else "NATIVE"
+def _trade_type(auth_code: str, deducted_under: str) -> str:
+    """交易类型: a payment code is MICROPAY (付款码支付), a deduction under a contract PAP (委托代扣), a QR code
+    NATIVE (a pay-and-sign order too)."""
+    if auth_code:
+        return "MICROPAY"
+    return "PAP" if deducted_under else "NATIVE"
 
 
 def write_wechatpay_trade_bill(day: date, out: BinaryIO) -> int:
@@ -119,22 +133,22 @@ def write_wechatpay_trade_bill(day: date, out: BinaryIO) -> int:
     fees = Decimal("0")
     for at, kind, data in _rows_by_time(WECHATPAY, day):
         if kind == 0:
-            _pk, _created, transaction_id, out_trade_no, amount, description, auth_code = data
+            _pk, _created, transaction_id, out_trade_no, amount, description, auth_code, under, attach = data
             fee = _fee_yuan(amount, "0.00001")
             fields = [
                 _local(at), appid, mchid, "0", "", transaction_id, out_trade_no, "oSandbox" + transaction_id[-12:],
-                _trade_type(auth_code), "SUCCESS", "OTHERS", "CNY", fen_to_yuan(amount), "0.00", "0", "0", "0.00",
-                "0.00", "", "", description, "", f"{fee}", "0.60%", fen_to_yuan(amount), "0.00", "",
+                _trade_type(auth_code, under), "SUCCESS", "OTHERS", "CNY", fen_to_yuan(amount), "0.00", "0", "0",
+                "0.00", "0.00", "", "", description, attach, f"{fee}", "0.60%", fen_to_yuan(amount), "0.00", "",
             ]  # fmt: skip
             settle += amount
             order_total += amount
         else:
-            _pk, _created, transaction_id, out_trade_no, total, description, auth_code, *refund = data
+            _pk, _created, transaction_id, out_trade_no, total, description, auth_code, under, _attach, *refund = data
             refund_id, out_refund_no, amount = refund
             fee = -_fee_yuan(amount, "0.00001")
             fields = [
                 _local(at), appid, mchid, "0", "", transaction_id, out_trade_no, "oSandbox" + transaction_id[-12:],
-                _trade_type(auth_code), "REFUND", "OTHERS", "CNY", "0.00", "0.00", refund_id, out_refund_no,
+                _trade_type(auth_code, under), "REFUND", "OTHERS", "CNY", "0.00", "0.00", refund_id, out_refund_no,
                 fen_to_yuan(amount), "0.00", "ORIGINAL", "SUCCESS", description, "", f"{fee}", "0.60%",
                 fen_to_yuan(total), fen_to_yuan(amount), "",
             ]  # fmt: skip
@@ -174,13 +188,25 @@ def write_alipay_business_detail(day: date, out: BinaryIO) -> int:
     paid = paid_fen = refunds = refund_fen = 0
     for at, kind, data in _rows_by_time(ALIPAY, day):
         if kind == 0:
-            _pk, created, trade_no, out_trade_no, amount, description, _auth_code = data
+            _pk, created, trade_no, out_trade_no, amount, description, _auth_code, _under, _attach = data
             money, batch, fee = fen_to_yuan(amount), "", -_fee_yuan(amount, "0.01")
             business = "交易"
             paid += 1
             paid_fen += amount
         else:
-            _pk, created, trade_no, out_trade_no, _total, description, _auth_code, _refund_id, *refund = data
+            (
+                _pk,
+                created,
+                trade_no,
+                out_trade_no,
+                _total,
+                description,
+                _auth_code,
+                _under,
+                _attach,
+                _refund_id,
+                *refund,
+            ) = data
             out_refund_no, amount = refund
             money, batch, fee = fen_to_yuan(-amount), out_refund_no, _fee_yuan(amount, "0.01")
             business = "退款"

@@ -1,8 +1,9 @@
 """Time travel for one subscription (docs/interfaces.md §8, sandbox): a year of renewals in a minute.
 
 ``advance`` moves every time of the subscription — its paid periods and their entitlements (here and
-in the simulated SMP), its reminder and renewal times, when its reminder was sent — earlier by the
-same amount, so that the named event is due now; then the system's own scheduled work acts on it.
+in the simulated SMP), its reminder and renewal times, when its reminder was sent, the days its deduction
+contract allows the coming deduction (here and at the simulated provider) — earlier by the same amount, so
+that the named event is due now; then the system's own scheduled work acts on it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from billing.models import ProviderContract
 from ipvas import outbox
 from ipvas.errors import InvalidState
 from lifecycle import tasks
@@ -20,7 +22,7 @@ from lifecycle.subscriptions import lock_subscription
 from orders.constants import SubscriptionStatus
 from orders.models import Entitlement, Order, Subscription
 from orders.services import entitlements_changed
-from sandbox.models import SimSmpAccount, SimSmpSubscription, SmpAccountStatus
+from sandbox.models import SimContract, SimSmpAccount, SimSmpSubscription, SmpAccountStatus
 
 EVENTS = ("reminder", "renewal", "end")
 ACCOUNT_STATUSES = {
@@ -77,6 +79,14 @@ def _shift(subscription: Subscription, shift: timedelta) -> None:
     SimSmpSubscription.objects.filter(order_no__in=orders.values("order_no")).update(
         starts_at=F("starts_at") - shift, ends_at=F("ends_at") - shift
     )
+    # The deduction contract's days (WeChat Pay's notice window, Alipay's agreed day), here and at the provider.
+    ours = ProviderContract.objects.filter(subscription=subscription)
+    for name in ("notice_sent_at", "plan_at", "deduct_from", "deduct_until"):
+        ours.filter(**{f"{name}__isnull": False}).update(**{name: F(name) - shift})
+    signed = ours.exclude(provider_contract_id="").values("provider_contract_id")
+    theirs = SimContract.objects.filter(contract_id__in=signed)
+    for name in ("plan_at", "deduct_from", "deduct_until"):
+        theirs.filter(**{f"{name}__isnull": False}).update(**{name: F(name) - shift})
 
 
 def smp_end(order_no: str) -> None:

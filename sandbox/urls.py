@@ -26,6 +26,8 @@ urlpatterns = [
     path("subscriptions/<str:subscription_no>/advance/", subscriptions.advance, name="subscription-advance"),
     path("wechatpay/pay/", providers.wechatpay_pay, name="wechatpay-pay"),
     path("alipay/pay/", providers.alipay_pay, name="alipay-pay"),
+    path("wechatpay/contracts/terminate/", providers.wechatpay_contract_terminate, name="wechatpay-terminate"),
+    path("alipay/contracts/terminate/", providers.alipay_contract_terminate, name="alipay-terminate"),
     path("sms/reply/", providers.sms_reply, name="sms-reply"),
     path("sms/outbox/", providers.sms_outbox, name="sms-outbox"),
     path("crm/launch/", crm.launch, name="crm-launch"),
@@ -56,6 +58,25 @@ urlpatterns = [
         f"{WECHATPAY_FAKE}/refund/domestic/refunds/<str:out_refund_no>",
         provider_fakes_wechatpay.query_refund,
         name="wechatpay-fake-refund-query",
+    ),
+    path(
+        f"{WECHATPAY_FAKE}/papay/contracts/<str:contract_id>/notify",
+        provider_fakes_wechatpay.deduct_notice,
+        name="wechatpay-fake-deduct-notice",
+    ),
+    path(
+        f"{WECHATPAY_FAKE}/papay/pay/transactions/apply",
+        provider_fakes_wechatpay.deduct_apply,
+        name="wechatpay-fake-deduct-apply",
+    ),
+    # WeChat Pay APIv2 (委托代扣's pay and sign, and termination): below the gateway, without /v3.
+    path(
+        "wechatpay/fake/pay/contractorder", provider_fakes_wechatpay.contract_order, name="wechatpay-fake-contractorder"
+    ),
+    path(
+        "wechatpay/fake/papay/deletecontract",
+        provider_fakes_wechatpay.delete_contract,
+        name="wechatpay-fake-deletecontract",
     ),
     path("alipay/fake/gateway.do", provider_fakes_alipay.gateway, name="alipay-fake-gateway"),
 ]

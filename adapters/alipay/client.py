@@ -6,6 +6,12 @@ gateway, or at the sandbox's fake for integration tests.
 
 Payment codes (付款码): ``alipay.trade.pay`` with scene ``bar_code``, then ``alipay.trade.query``, and
 ``alipay.trade.cancel`` when the outcome stays unknown.
+
+周期扣款 (deduction contracts, docs/protocols.md): pay and sign is the cashier page ``alipay.trade.wap.pay`` with
+product_code ``CYCLE_PAY_AUTH`` and ``agreement_sign_params``; the QR encodes its signed gateway URL, which the
+Alipay app opens (the SDK signs it, no call is made). The deduction is ``alipay.trade.pay`` with product_code
+``CYCLE_PAY_AUTH`` and ``agreement_params.agreement_no``; the merchant's termination is
+``alipay.user.agreement.unsign`` by our external_agreement_no (SDK ``server_api``).
 """
 
 from __future__ import annotations
@@ -30,6 +36,11 @@ from adapters.providers.types import (
     CodePaymentRequest,
     CodePaymentResult,
     CodeState,
+    ContractOrderRequest,
+    DeductionNoticeRequest,
+    DeductionRequest,
+    DeductionResult,
+    DeductionState,
     ProviderRefused,
     ProviderUnavailable,
     QrOrderRequest,
@@ -39,6 +50,8 @@ from adapters.providers.types import (
     ReverseResult,
     Trade,
     TradeState,
+    UnsignRequest,
+    UnsignResult,
 )
 from adapters.statements import COPY_CHUNK, DOWNLOAD_TIMEOUT, StatementFile, StatementUnavailable, spool
 from ipvas.money import fen_to_yuan, yuan_to_fen
@@ -63,8 +76,26 @@ AUTHENTICATION_ERRORS = {"isv.invalid-app-id", "isv.invalid-signature", "isv.inv
 CODE_UNKNOWN_SUB_CODES = {"ACQ.TRADE_HAS_SUCCESS", "ACQ.SYSTEM_ERROR", "ACQ.PAY_DELAY"}
 
 
+# 周期扣款: the product codes Alipay gives the cycle deduction.
+CYCLE_PAY_AUTH = "CYCLE_PAY_AUTH"
+CYCLE_PAY_AUTH_P = "CYCLE_PAY_AUTH_P"
+# alipay.trade.pay refusals that mean the agreement is gone (ended by the user, or never signed).
+AGREEMENT_GONE_SUB_CODES = {
+    "ACQ.AGREEMENT_NOT_EXIST",
+    "ACQ.AGREEMENT_INVALID",
+    "ACQ.AGREEMENT_STATUS_NOT_NORMAL",
+    "ACQ.AGREEMENT_ERROR",
+}
+# alipay.user.agreement.unsign: an agreement Alipay does not have (or that is ended already) is nothing to end.
+UNSIGN_NOTHING_SUB_CODES = {"USER_AGREEMENT_NOT_EXIST", "AGREEMENT_NOT_EXIST", "USER_AGREEMENT_UNSIGNED"}
+
+
 def _local(value: datetime) -> str:
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _sub_code(answer: dict[str, Any]) -> str:
+    return str(answer.get("sub_code") or answer.get("code") or "")
 
 
 class AlipayClient:
@@ -227,6 +258,100 @@ class AlipayClient:
             return ReverseResult(reversed=True, message=sub_code)
         again = answer.get("retry_flag") == "Y"
         return ReverseResult(reversed=False, again=again, message=f"{sub_code} {answer.get('sub_msg') or ''}".strip())
+
+    # --- 周期扣款: deduction contracts ---------------------------------------------------------
+
+    def create_with_contract(self, request: ContractOrderRequest) -> str:
+        """支付并签约: the signed ``alipay.trade.wap.pay`` URL (product_code CYCLE_PAY_AUTH) that the QR encodes. The
+        payment and the signing notifications both come to our notify URL (notify_type ``trade_status_sync`` and
+        ``dut_user_sign``). Each later deduction is allowed from 3 days before the agreed day of its period to
+        that day (the period rule's ``execute_time``, a day 1–28, then every ``period`` months)."""
+        sign_params = {
+            "personal_product_code": CYCLE_PAY_AUTH_P,
+            "sign_scene": settings.ALIPAY_CYCLE_SIGN_SCENE,
+            "external_agreement_no": request.contract_code,
+            "external_logon_id": request.display_account[:100],
+            "sign_notify_url": config.notify_url(),
+            "access_params": {"channel": "ALIPAYAPP"},
+            "period_rule_params": {
+                "period_type": "MONTH",
+                "period": request.period_months,
+                "execute_time": request.first_deduction_on.isoformat(),
+                "single_amount": fen_to_yuan(request.renewal_amount_fen),
+            },
+        }
+        signed = self._sdk.api_alipay_trade_wap_pay(
+            subject=request.description[:256],
+            out_trade_no=request.out_trade_no,
+            total_amount=fen_to_yuan(request.amount_fen),
+            notify_url=config.notify_url(),
+            product_code=CYCLE_PAY_AUTH,
+            time_expire=_local(request.expires_at),
+            agreement_sign_params=sign_params,
+        )
+        return f"{settings.ALIPAY_GATEWAY}?{signed}"
+
+    def announce_deduction(self, request: DeductionNoticeRequest) -> bool:
+        """Alipay has no pre-deduction notice: the period rule the user signed is the announcement."""
+        return False
+
+    def deduct(self, request: DeductionRequest) -> DeductionResult:
+        """``alipay.trade.pay`` with product_code CYCLE_PAY_AUTH and the agreement: answered at once (10000 paid,
+        10003 still being paid, 40004 refused)."""
+        answer = self._call(
+            "deduction",
+            self._sdk.server_api,
+            api_name="alipay.trade.pay",
+            biz_content={
+                "out_trade_no": request.out_trade_no,
+                "total_amount": fen_to_yuan(request.amount_fen),
+                "subject": request.description[:256],
+                "product_code": CYCLE_PAY_AUTH,
+                "agreement_params": {"agreement_no": request.contract_id},
+                "body": request.period_key,
+            },
+        )
+        code, sub_code = str(answer.get("code")), str(answer.get("sub_code") or "")
+        out_trade_no = request.out_trade_no
+        if code == SUCCESS:
+            paid_at = answer.get("gmt_payment")
+            return DeductionResult(
+                state=DeductionState.PAID,
+                out_trade_no=out_trade_no,
+                transaction_id=str(answer.get("trade_no") or ""),
+                amount_fen=yuan_to_fen(str(answer.get("total_amount") or "0")),
+                paid_at=timezone.make_aware(datetime.strptime(paid_at, "%Y-%m-%d %H:%M:%S")) if paid_at else None,
+                raw=answer,
+            )
+        if code == WAITING or sub_code in CODE_UNKNOWN_SUB_CODES:
+            return DeductionResult(state=DeductionState.UNKNOWN, out_trade_no=out_trade_no, code=sub_code, raw=answer)
+        state = DeductionState.CONTRACT_GONE if sub_code in AGREEMENT_GONE_SUB_CODES else DeductionState.DECLINED
+        return DeductionResult(
+            state=state,
+            out_trade_no=out_trade_no,
+            code=sub_code or code,
+            message=str(answer.get("sub_msg") or answer.get("msg") or ""),
+            raw=answer,
+        )
+
+    def unsign(self, request: UnsignRequest) -> UnsignResult:
+        """``alipay.user.agreement.unsign`` by our external_agreement_no (and the agreement_no when known)."""
+        biz: dict[str, Any] = {
+            "personal_product_code": CYCLE_PAY_AUTH_P,
+            "sign_scene": settings.ALIPAY_CYCLE_SIGN_SCENE,
+            "external_agreement_no": request.contract_code,
+        }
+        if request.contract_id:
+            biz["agreement_no"] = request.contract_id
+        answer = self._call(
+            "termination", self._sdk.server_api, api_name="alipay.user.agreement.unsign", biz_content=biz
+        )
+        if answer.get("code") == SUCCESS:
+            return UnsignResult(ended=True)
+        sub_code = _sub_code(answer)
+        if sub_code in UNSIGN_NOTHING_SUB_CODES:
+            return UnsignResult(ended=True, message=sub_code)
+        return UnsignResult(ended=False, message=f"{sub_code} {answer.get('sub_msg') or ''}".strip())
 
     def download_statement(self, day: date) -> StatementFile:
         """``alipay.data.dataservice.bill.downloadurl.query`` (SDK ``server_api``, ``bill_type=trade``) gives a

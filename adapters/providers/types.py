@@ -150,6 +150,118 @@ class ReverseResult:
     message: str = ""
 
 
+# --- deduction contracts (docs/interfaces.md §8): pay and sign in one scan, deduct each period ------------
+
+
+class DeductionState(enum.StrEnum):
+    """What a deduction request came to, as far as the provider said."""
+
+    PAID = "paid"  # the money was taken (Alipay answers at once)
+    ACCEPTED = "accepted"  # taken in hand, the result comes later (WeChat Pay: its payment notification, or a query)
+    DECLINED = "declined"  # refused, nothing taken (insufficient funds, outside the allowed days...)
+    CONTRACT_GONE = "contract_gone"  # the provider has no such contract any more: the user ended it
+    UNKNOWN = "unknown"  # a system error at the provider: the deduction may or may not have been taken
+
+
+class ContractEvent(enum.StrEnum):
+    SIGNED = "signed"
+    TERMINATED = "terminated"
+
+
+@dataclass(frozen=True)
+class ContractOrderRequest:
+    """Pay the first period and sign the deduction contract in the same scan (WeChat Pay 支付中签约, Alipay
+    支付并签约 周期扣款)."""
+
+    out_trade_no: str
+    amount_fen: int
+    description: str
+    expires_at: datetime
+    contract_code: str  # ours: WeChat Pay contract_code, Alipay external_agreement_no
+    request_serial: int  # WeChat Pay's request_serial (digits, unique per signing request)
+    display_account: str  # what the payment app shows as the account that renews (the TV account)
+    period_months: int
+    renewal_amount_fen: int  # what each later deduction takes
+    first_deduction_on: date  # Alipay's execute_time: the agreed day of the first deduction
+
+
+@dataclass(frozen=True)
+class DeductionNoticeRequest:
+    """WeChat Pay's pre-deduction notice (预扣费通知): the user is told the amount before the deduction."""
+
+    contract_id: str
+    amount_fen: int
+
+
+@dataclass(frozen=True)
+class DeductionRequest:
+    out_trade_no: str  # the renewal order's number
+    contract_id: str
+    amount_fen: int
+    description: str
+    period_key: str  # <subscription_no>P<n>: sent as the trade's own data, shown in the provider's bill
+
+
+@dataclass(frozen=True)
+class DeductionResult:
+    state: DeductionState
+    out_trade_no: str
+    transaction_id: str = ""
+    amount_fen: int = 0
+    paid_at: datetime | None = None
+    code: str = ""  # the provider's reason for a refusal
+    message: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class UnsignRequest:
+    contract_code: str
+    contract_id: str = ""  # unknown when the signing notification never came: the code alone names it
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class UnsignResult:
+    ended: bool  # the contract no longer allows deductions (ended now, or there was none)
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ContractNotice:
+    """A verified contract notification (signed, or ended by the user or the merchant), in IPVAS's terms."""
+
+    provider: str
+    notification_id: str
+    event: ContractEvent
+    contract_code: str
+    contract_id: str
+    at: datetime | None = None
+    by_user: bool = False  # the user ended it in the payment app
+    decoded: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+class ContractProvider(Protocol):
+    """Deduction contracts: pay and sign in one scan, deduct each period, end the contract."""
+
+    def create_with_contract(self, request: ContractOrderRequest) -> str:
+        """Create the pay-and-sign order; return what the QR code encodes."""
+        ...
+
+    def announce_deduction(self, request: DeductionNoticeRequest) -> bool:
+        """Tell the user of the coming deduction where the provider needs it (WeChat Pay's pre-deduction notice);
+        False when this provider has no such notice. ``ProviderUnavailable``/``ProviderRefused`` as usual."""
+        ...
+
+    def deduct(self, request: DeductionRequest) -> DeductionResult:
+        """Deduct one period under the contract; ``ProviderUnavailable`` when the answer never came."""
+        ...
+
+    def unsign(self, request: UnsignRequest) -> UnsignResult:
+        """End the contract at the provider (the merchant's termination); ``ProviderUnavailable`` as usual."""
+        ...
+
+
 class QrPaymentProvider(Protocol):
     name: str
 
@@ -182,5 +294,6 @@ class PaymentCodeProvider(Protocol):
         ...
 
 
-class PaymentProvider(QrPaymentProvider, PaymentCodeProvider, Protocol):
-    """What WeChat Pay and Alipay are to IPVAS: QR codes and payment codes, refunds and statements."""
+class PaymentProvider(QrPaymentProvider, PaymentCodeProvider, ContractProvider, Protocol):
+    """What WeChat Pay and Alipay are to IPVAS: QR codes and payment codes, deduction contracts, refunds and
+    statements."""

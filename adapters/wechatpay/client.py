@@ -7,6 +7,14 @@ api.mch.weixin.qq.com, or at the sandbox's fake for integration tests.
 Payment codes (付款码) use APIv3 付款码支付: ``POST /v3/pay/transactions/codepay``, the same query as
 Native, and ``POST /v3/pay/transactions/out-trade-no/{out_trade_no}/reverse`` (docs/decisions.md says
 why APIv3 rather than the XML micropay of APIv2).
+
+委托代扣 (deduction contracts, docs/protocols.md): pay and sign is APIv2 ``POST /pay/contractorder`` (XML, signed
+with the APIv2 key; the SDK speaks only APIv3) and so is the merchant's termination
+``POST /papay/deletecontract`` (by template and our contract code, which works even when the signing
+notification never came); the pre-deduction notice ``POST /v3/papay/contracts/{contract_id}/notify`` and the
+deduction ``POST /v3/papay/pay/transactions/apply`` are APIv3, through the SDK's own request machinery
+(``_core.request``: it signs the request and verifies the answer). The pay-and-sign trade is one trade at WeChat
+Pay: it is queried, closed and refunded with the APIv3 calls above.
 """
 
 from __future__ import annotations
@@ -17,16 +25,24 @@ import json
 import logging
 from datetime import date, datetime
 from typing import Any
+from uuid import uuid4
 
+import requests
 from django.conf import settings
 from django.utils import timezone
 from wechatpayv3 import WeChatPay, WeChatPayType
+from wechatpayv3.type import RequestType
 
 from adapters.providers.types import (
     CloseResult,
     CodePaymentRequest,
     CodePaymentResult,
     CodeState,
+    ContractOrderRequest,
+    DeductionNoticeRequest,
+    DeductionRequest,
+    DeductionResult,
+    DeductionState,
     ProviderRefused,
     ProviderUnavailable,
     QrOrderRequest,
@@ -36,9 +52,11 @@ from adapters.providers.types import (
     ReverseResult,
     Trade,
     TradeState,
+    UnsignRequest,
+    UnsignResult,
 )
 from adapters.statements import COPY_CHUNK, StatementFile, StatementUnavailable, spool, spooled
-from adapters.wechatpay import config
+from adapters.wechatpay import config, v2
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +96,20 @@ REVERSE_AGAIN_ERRORS = {"USERPAYING", "USER_PAYING", "SYSTEM_ERROR", "SYSTEMERRO
 REVERSE_NOTHING_ERRORS = {"ORDER_NOT_EXIST", "ORDERNOTEXIST", "RESOURCE_NOT_EXISTS"}
 
 
+# 委托代扣: error codes (APIv2 err_code, APIv3 code) that mean "not now, the outcome is unknown".
+V2_RETRY_CODES = {"SYSTEMERROR", "SYSTEM_ERROR", "FREQUENCY_LIMITED", "FREQ_LIMIT", "ORDERPAID"}
+# The contract is gone at WeChat Pay (the user ended it, or it never existed): nothing to deduct, nothing to end.
+CONTRACT_GONE_CODES = {"CONTRACT_NOT_EXIST", "CONTRACTNOTEXIST", "CONTRACT_ERROR", "CONTRACT_TERMINATED"}
+# How many days after the waiting period a pre-deduction notice allows the deduction (WeChat Pay's default, 7).
+DEDUCT_DURATION_DAYS = 7
+
+
 def _iso(value: datetime) -> str:
     return timezone.localtime(value).replace(microsecond=0).isoformat()
+
+
+def _v2_time(value: datetime) -> str:
+    return timezone.localtime(value).strftime("%Y%m%d%H%M%S")
 
 
 class WechatPayClient:
@@ -241,6 +271,148 @@ class WechatPayClient:
         if code in REVERSE_NOTHING_ERRORS or status == 404:
             return ReverseResult(reversed=True, message=code)
         return ReverseResult(reversed=False, again=code in REVERSE_AGAIN_ERRORS, message=f"{code} {message}".strip())
+
+    # --- 委托代扣: deduction contracts ---------------------------------------------------------
+
+    def _post_v3(self, what: str, path: str, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """An APIv3 call the SDK has no method for, through its own machinery (signed, the answer verified)."""
+        return self._call(what, lambda: self._sdk._core.request(path, RequestType.POST, data))
+
+    def _v2(self, what: str, path: str, params: dict[str, str]) -> dict[str, str]:
+        """An APIv2 call: the XML signed with the APIv2 key (MD5, the default these APIs document), the answer
+        checked the same way. A transport fault, a ``return_code`` FAIL (WeChat Pay did not take the request:
+        our keys or ids are wrong) or an answer whose signature does not verify is ``ProviderUnavailable``."""
+        key = config.v2_key()
+        body = v2.to_xml(v2.signed({**params, "nonce_str": uuid4().hex}, key))
+        url = settings.WECHATPAY_GATEWAY.rstrip("/") + path
+        try:
+            response = requests.post(
+                url,
+                data=body,
+                headers={"Content-Type": "text/xml; charset=utf-8"},
+                timeout=(3, settings.WECHATPAY_TIMEOUT_SECONDS),
+            )
+        except requests.RequestException as exc:
+            logger.warning("wechatpay %s failed: %s", what, exc)
+            raise ProviderUnavailable(f"WeChat Pay {what}: {exc.__class__.__name__}") from exc
+        if response.status_code >= 500 or response.status_code in (401, 429):
+            raise ProviderUnavailable(f"WeChat Pay {what}: HTTP {response.status_code}")
+        try:
+            answer = v2.parse_xml(response.content)
+        except ValueError as exc:
+            raise ProviderUnavailable(f"WeChat Pay {what}: the answer is not APIv2 XML ({exc})") from None
+        if answer.get("return_code") != "SUCCESS":
+            raise ProviderUnavailable(f"WeChat Pay {what}: {answer.get('return_code')} {answer.get('return_msg', '')}")
+        if not v2.verify(answer, key):
+            raise ProviderUnavailable(f"WeChat Pay {what}: the answer's signature does not verify")
+        return answer
+
+    def create_with_contract(self, request: ContractOrderRequest) -> str:
+        """支付中签约 ``POST /pay/contractorder`` (APIv2), trade_type NATIVE: the code_url pays the first period and
+        signs the contract; the payment result goes to ``notify_url``, the signing to ``contract_notify_url``."""
+        answer = self._v2(
+            "pay and sign",
+            "/pay/contractorder",
+            {
+                "appid": settings.WECHATPAY_APPID,
+                "mch_id": settings.WECHATPAY_MCHID,
+                "contract_appid": settings.WECHATPAY_APPID,
+                "contract_mchid": settings.WECHATPAY_MCHID,
+                "out_trade_no": request.out_trade_no,
+                "body": request.description[:127],
+                "notify_url": config.v2_notify_url(),
+                "total_fee": str(request.amount_fen),
+                "spbill_create_ip": settings.WECHATPAY_SPBILL_CREATE_IP,
+                "time_expire": _v2_time(request.expires_at),
+                "trade_type": "NATIVE",
+                "product_id": request.out_trade_no,
+                "plan_id": settings.WECHATPAY_PAPAY_PLAN_ID,
+                "contract_code": request.contract_code,
+                "request_serial": str(request.request_serial),
+                "contract_display_account": request.display_account[:32],
+                "contract_notify_url": config.contract_notify_url(),
+            },
+        )
+        code = answer.get("err_code") or answer.get("contract_err_code") or ""
+        if answer.get("result_code") != "SUCCESS" or not answer.get("code_url"):
+            if code in V2_RETRY_CODES:
+                raise ProviderUnavailable(f"WeChat Pay pay and sign: {code}")
+            raise ProviderRefused(code or "FAIL", answer.get("err_code_des") or "")
+        if answer.get("contract_result_code", "SUCCESS") != "SUCCESS":
+            # The code would pay without signing: never shown (its time_expire ends it unpaid).
+            raise ProviderRefused(answer.get("contract_err_code") or "CONTRACT_FAIL", "the contract cannot be signed")
+        return answer["code_url"]
+
+    def announce_deduction(self, request: DeductionNoticeRequest) -> bool:
+        """预扣费通知 ``POST /v3/papay/contracts/{contract_id}/notify``: only 07:00–22:00 Beijing time; the deduction
+        may then be made from the 3rd to the 9th natural day (the notice's day is the 1st), up to this amount."""
+        status, body = self._post_v3(
+            "pre-deduction notice",
+            f"/v3/papay/contracts/{request.contract_id}/notify",
+            {
+                "mchid": settings.WECHATPAY_MCHID,
+                "appid": settings.WECHATPAY_APPID,
+                "deduct_duration": {"count": DEDUCT_DURATION_DAYS, "unit": "DAY"},
+                "estimated_amount": {"amount": request.amount_fen, "currency": "CNY"},
+            },
+        )
+        if status in (200, 204):
+            return True
+        code = str(body.get("code") or status)
+        if code in ("SYSTEM_ERROR", "FREQUENCY_LIMITED"):
+            raise ProviderUnavailable(f"WeChat Pay pre-deduction notice: {code}")
+        raise ProviderRefused(code, str(body.get("message") or ""))
+
+    def deduct(self, request: DeductionRequest) -> DeductionResult:
+        """受理扣款 ``POST /v3/papay/pay/transactions/apply``: accepted now, the result comes by the payment
+        notification (``TRANSACTION.SUCCESS`` at our notify URL) or the query."""
+        status, body = self._post_v3(
+            "deduction",
+            "/v3/papay/pay/transactions/apply",
+            {
+                "appid": settings.WECHATPAY_APPID,
+                "out_trade_no": request.out_trade_no,
+                "description": request.description[:127],
+                "transaction_notify_url": config.notify_url(),
+                "contract_id": request.contract_id,
+                "amount": {"total": request.amount_fen, "currency": "CNY"},
+                "attach": request.period_key[:128],
+            },
+        )
+        if status in (200, 202, 204):
+            return DeductionResult(state=DeductionState.ACCEPTED, out_trade_no=request.out_trade_no, raw=body)
+        code, message = str(body.get("code") or status), str(body.get("message") or "")
+        if code in CONTRACT_GONE_CODES:
+            state = DeductionState.CONTRACT_GONE
+        elif code in V2_RETRY_CODES:
+            state = DeductionState.UNKNOWN
+        else:
+            state = DeductionState.DECLINED
+        return DeductionResult(state=state, out_trade_no=request.out_trade_no, code=code, message=message, raw=body)
+
+    def unsign(self, request: UnsignRequest) -> UnsignResult:
+        """申请解约 ``POST /papay/deletecontract`` (APIv2) by template and contract code: it ends a contract whose
+        signing we never heard of too. A contract WeChat Pay does not have is nothing to end."""
+        answer = self._v2(
+            "termination",
+            "/papay/deletecontract",
+            {
+                "appid": settings.WECHATPAY_APPID,
+                "mch_id": settings.WECHATPAY_MCHID,
+                "plan_id": settings.WECHATPAY_PAPAY_PLAN_ID,
+                "contract_code": request.contract_code,
+                "contract_termination_remark": (request.reason or "unsubscribed")[:512],
+                "version": "1.0",
+            },
+        )
+        if answer.get("result_code") == "SUCCESS":
+            return UnsignResult(ended=True)
+        code = answer.get("err_code") or "FAIL"
+        if code in CONTRACT_GONE_CODES:
+            return UnsignResult(ended=True, message=code)
+        if code in V2_RETRY_CODES:
+            raise ProviderUnavailable(f"WeChat Pay termination: {code}")
+        return UnsignResult(ended=False, message=f"{code} {answer.get('err_code_des', '')}".strip())
 
     def download_statement(self, day: date) -> StatementFile:
         """``GET /v3/bill/tradebill`` (SDK ``trade_bill``, ``bill_type=ALL``, gzip), then the file at its

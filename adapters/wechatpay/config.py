@@ -25,3 +25,19 @@ def merchant_private_key_pem() -> str:
 
 def notify_url() -> str:
     return f"{settings.PUBLIC_BASE_URL}/billing/notify/wechatpay/"
+
+
+def v2_key() -> str:
+    """The APIv2 key (32 characters) that signs the APIv2 calls of 委托代扣 and their notifications."""
+    return secret("WECHATPAY_V2_KEY", sandbox_file="wechatpay_apiv2_key.txt")
+
+
+def v2_notify_url() -> str:
+    """Where the APIv2 payment notification of a pay-and-sign order arrives (its ``notify_url``)."""
+    return f"{settings.PUBLIC_BASE_URL}/billing/notify/wechatpay/v2/"
+
+
+def contract_notify_url() -> str:
+    """Where the APIv2 signing notification arrives (``contract_notify_url``); configure the template's
+    termination callback (解约回调地址) in the merchant platform to the same URL."""
+    return f"{settings.PUBLIC_BASE_URL}/billing/notify/wechatpay/contract/"

@@ -1,4 +1,5 @@
-"""Verifying WeChat Pay API v3 notifications (payment and refund).
+"""Verifying WeChat Pay's notifications: API v3 (payment and refund), and the APIv2 ones of 委托代扣 (the
+pay-and-sign order's payment, the contract's signing and termination), at the end of this module.
 
 In order: the platform key id, the timestamp (at most
 NOTIFICATION_MAX_SKEW_SECONDS off), the RSA signature with the platform
@@ -19,9 +20,17 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.utils import timezone
 
-from adapters.providers.types import NotificationRejected, PaidNotice, RefundResult, RefundState
-from adapters.wechatpay import config, crypto
+from adapters.providers.types import (
+    ContractEvent,
+    ContractNotice,
+    NotificationRejected,
+    PaidNotice,
+    RefundResult,
+    RefundState,
+)
+from adapters.wechatpay import config, crypto, v2
 
 PROVIDER = "wechatpay"
 
@@ -148,4 +157,90 @@ def refund_result(event: WechatEvent) -> tuple[str, RefundResult]:
         out_refund_no=out_refund_no,
         refund_id=str(resource.get("refund_id") or ""),
         message=str(resource.get("refund_status") or event.event_type),
+    )
+
+
+# --- APIv2 notifications of 委托代扣: the pay-and-sign order's payment, the contract's signing and end ----------
+
+
+def verify_v2(body: bytes) -> dict[str, str]:
+    """An APIv2 notification's parameters, once its XML is read and its signature verified with the APIv2 key;
+    and it must be ours (our merchant id). No time window: WeChat Pay resends the same notification for hours,
+    and a repeat is recognised by what it is about (the transaction, or the contract and its change)."""
+    try:
+        params = v2.parse_xml(body)
+    except ValueError as exc:
+        raise NotificationRejected(f"malformed notification: {exc}") from None
+    if params.get("return_code") != "SUCCESS":
+        raise NotificationRejected(f"return_code {params.get('return_code')!r}")
+    if not params.get("sign"):
+        raise NotificationRejected("missing sign")
+    if not v2.verify(params, config.v2_key()):
+        raise NotificationRejected("bad signature")
+    if params.get("mch_id") != settings.WECHATPAY_MCHID:
+        raise NotificationRejected(f"merchant id {params.get('mch_id', '')[:32]!r} is not ours")
+    return params
+
+
+def _v2_time(value: str) -> datetime | None:
+    try:
+        return timezone.make_aware(datetime.strptime(value, "%Y%m%d%H%M%S")) if value else None
+    except ValueError:
+        return None
+
+
+def v2_paid_notice(params: dict[str, str]) -> PaidNotice:
+    """The APIv2 payment notification of a pay-and-sign order (支付结果通知) as IPVAS's PaidNotice."""
+    if params.get("appid") != settings.WECHATPAY_APPID:
+        raise NotificationRejected(f"app id {params.get('appid', '')[:32]!r} is not ours")
+    for name in ("out_trade_no", "transaction_id", "total_fee", "result_code"):
+        if not params.get(name):
+            raise NotificationRejected(f"missing {name}")
+    try:
+        total = int(params["total_fee"])
+    except ValueError:
+        raise NotificationRejected("total_fee is not a whole number of fen") from None
+    return PaidNotice(
+        provider=PROVIDER,
+        notification_id=f"v2-pay:{params['transaction_id']}",
+        out_trade_no=params["out_trade_no"],
+        paid=params["result_code"] == "SUCCESS",
+        transaction_id=params["transaction_id"],
+        amount_fen=total,
+        paid_at=_v2_time(params.get("time_end", "")),
+        merchant_id=params["mch_id"],
+        app_id=params["appid"],
+        decoded=dict(params),
+    )
+
+
+# change_type of the signing and termination notification (签约、解约结果通知).
+CONTRACT_CHANGES = {"ADD": ContractEvent.SIGNED, "DELETE": ContractEvent.TERMINATED}
+# contract_termination_mode: 0 never ended, 1 expired, 2 ended by the user, 3 by the merchant's API (and
+# others: customer service); only 2 is the user's own doing in WeChat.
+TERMINATED_BY_USER = "2"
+
+
+def contract_notice(params: dict[str, str]) -> ContractNotice:
+    """The APIv2 signing or termination notification (签约、解约结果通知) as a ContractNotice; it must name our
+    template (plan_id)."""
+    if params.get("result_code") != "SUCCESS":
+        raise NotificationRejected(f"result_code {params.get('result_code')!r}")
+    event = CONTRACT_CHANGES.get(params.get("change_type", ""))
+    if event is None:
+        raise NotificationRejected(f"unknown change_type {params.get('change_type', '')[:16]!r}")
+    if params.get("plan_id") != settings.WECHATPAY_PAPAY_PLAN_ID:
+        raise NotificationRejected(f"template {params.get('plan_id', '')[:32]!r} is not ours")
+    for name in ("contract_code", "contract_id"):
+        if not params.get(name):
+            raise NotificationRejected(f"missing {name}")
+    return ContractNotice(
+        provider=PROVIDER,
+        notification_id=f"contract:{params['contract_id']}:{params['change_type']}",
+        event=event,
+        contract_code=params["contract_code"],
+        contract_id=params["contract_id"],
+        at=_v2_time(params.get("operate_time", "").replace("-", "").replace(":", "").replace(" ", "")),
+        by_user=event == ContractEvent.TERMINATED and params.get("contract_termination_mode") == TERMINATED_BY_USER,
+        decoded=dict(params),
     )

@@ -3,4 +3,4 @@
 Django's admin.autodiscover() imports ``backoffice.admin``; these modules register.
 """
 
-from backoffice.admin import billing, orders, pins, reconciliation, subscriptions  # noqa: F401 - each registers its models
+from backoffice.admin import billing, orders, pins, reconciliation, staff, subscriptions  # noqa: F401 - each registers its models

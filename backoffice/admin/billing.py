@@ -7,10 +7,16 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
+from django.utils import formats, timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from backoffice.actors import actor_label, actor_text, scrub
 from backoffice.forms import WorkItemActionForm
+from backoffice.history import note_message
+from backoffice.reasons import note_text, outcome_text
+from backoffice.work import actions_for, resolution_text, work_item_title
 from billing.models import (
     LedgerEntry,
     Payment,
@@ -46,21 +52,49 @@ class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(PaymentNotification)
 class PaymentNotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["received_at", "provider", "notification_id", "out_trade_no", "outcome"]
-    list_filter = ["provider", "outcome"]
+    list_display = ["received_at", "provider", "notification_id", "out_trade_no", "result"]
+    list_filter = ["provider"]
     search_fields = ["=out_trade_no", "=notification_id"]
+    exclude = ["payment", "contract", "outcome"]
+    readonly_fields = ["of_payment", "result"]
+
+    @admin.display(description=_("payment"))
+    def of_payment(self, notification: PaymentNotification) -> str:
+        return str(notification.payment) if notification.payment_id else "-"
+
+    @admin.display(description=_("outcome"))
+    def result(self, notification: PaymentNotification) -> str:
+        return outcome_text(notification.outcome)
 
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["created_at", "order", "kind", "amount_fen", "method", "provider", "provider_ref", "actor_kind"]
+    list_display = ["created_at", "order", "kind", "amount_fen", "method", "provider", "provider_ref", "by"]
     list_filter = ["kind", "provider", "method", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["order__order_no", "=provider_ref", "=idempotency_key"]
     list_select_related = ["order"]
+    fields = [
+        "created_at", "order", "of_payment", "kind", "amount_fen", "method", "provider", "provider_ref",
+        "idempotency_key", "by", "note",
+    ]  # fmt: skip
+    readonly_fields = fields
+
+    @admin.display(description=_("by"))
+    def by(self, entry: LedgerEntry) -> str:
+        return actor_label(entry.actor_kind, entry.actor_id)
+
+    @admin.display(description=_("payment"))
+    def of_payment(self, entry: LedgerEntry) -> str:
+        return str(entry.payment) if entry.payment_id else "-"
 
 
 @admin.register(Refund)
 class RefundAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    fields = [
+        "order", "payment", "provider", "out_refund_no", "amount_fen", "reason_shown", "status",
+        "provider_refund_id", "attempts", "last_error", "requested_by", "created_at", "updated_at", "completed_at",
+    ]  # fmt: skip
+    readonly_fields = fields
     list_display = [
         "out_refund_no",
         "provider",
@@ -75,31 +109,108 @@ class RefundAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["=out_refund_no", "order__order_no"]
     list_select_related = ["order"]
 
+    @admin.display(description=_("requested by"))
+    def requested_by(self, refund: Refund) -> str:
+        return actor_label(refund.requested_by_kind, refund.requested_by_id)
+
+    @admin.display(description=_("reason"))
+    def reason_shown(self, refund: Refund) -> str:
+        return scrub(note_text(refund.reason))
+
 
 @admin.register(SmsConfirmation)
 class SmsConfirmationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["created_at", "order", "phone", "status", "sent_at", "reply_text", "replied_at"]
+    list_display = ["created_at", "of_order", "phone", "status", "sent_at", "reply_text", "replied_at"]
     list_filter = ["status"]
     search_fields = ["=phone", "order__order_no"]
     list_select_related = ["order"]
+    exclude = ["order"]
+    readonly_fields = ["of_order"]
+
+    @admin.display(description=_("order"), ordering="order__order_no")
+    def of_order(self, confirmation: SmsConfirmation) -> str:
+        return confirmation.order.order_no
 
 
 @admin.register(SmsInbound)
 class SmsInboundAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["created_at", "sender", "text", "outcome"]
-    list_filter = ["outcome"]
+    list_display = ["created_at", "sender", "text", "result"]
     search_fields = ["=sender"]
+    exclude = ["confirmation", "outcome"]
+    readonly_fields = ["of_confirmation", "result"]
+
+    @admin.display(description=_("SMS confirmation"))
+    def of_confirmation(self, inbound: SmsInbound) -> str:
+        return str(inbound.confirmation) if inbound.confirmation_id else "-"
+
+    @admin.display(description=_("outcome"))
+    def result(self, inbound: SmsInbound) -> str:
+        return outcome_text(inbound.outcome)
+
+
+class WorkStateFilter(admin.SimpleListFilter):
+    """The queue opens on what is still to do; the resolved items are one click away."""
+
+    title = _("state")
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("open", _("open")), ("resolved", _("resolved")), ("all", _("all"))]
+
+    def choices(self, changelist: Any) -> Any:
+        current = self.value() or "open"
+        for value, label in self.lookup_choices:
+            yield {
+                "selected": current == value,
+                "query_string": changelist.get_query_string({self.parameter_name: value}),
+                "display": label,
+            }
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        state = self.value() or "open"
+        if state == "open":
+            return queryset.filter(resolved_at__isnull=True)
+        if state == "resolved":
+            return queryset.filter(resolved_at__isnull=False)
+        return queryset
 
 
 @admin.register(WorkItem)
 class WorkItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The stuck-work queue: what the system could not settle by itself, and what resolves it."""
 
-    list_display = ["created_at", "order", "kind", "detail", "resolved_at", "resolved_by", "act"]
-    list_filter = ["kind", ("resolved_at", admin.EmptyFieldListFilter)]
+    # Few columns, so that what the item is about and what to do with it stay readable beside the filters.
+    list_display = ["created_at", "order", "what", "details", "state", "act"]
+    list_filter = [WorkStateFilter, "kind"]
     search_fields = ["order__order_no"]
     list_select_related = ["order"]
-    readonly_fields = ["order", "kind", "detail", "created_at", "resolved_at", "resolved_by", "resolution"]
+    fields = ["order", "what", "details", "created_at", "resolved_at", "by", "how_resolved"]
+    readonly_fields = fields
+
+    @admin.display(description=_("kind"), ordering="kind")
+    def what(self, item: WorkItem) -> str:
+        return work_item_title(item)
+
+    @admin.display(description=_("detail"))
+    def details(self, item: WorkItem) -> str:
+        return scrub(note_text(item.detail))
+
+    @admin.display(description=_("resolved by"))
+    def by(self, item: WorkItem) -> str:
+        return actor_text(item.resolved_by) or "-"
+
+    @admin.display(description=_("resolution"))
+    def how_resolved(self, item: WorkItem) -> str:
+        return resolution_text(item.resolution) or "-"
+
+    @admin.display(description=_("state"), ordering="resolved_at")
+    def state(self, item: WorkItem) -> str:
+        if item.resolved_at is None:
+            return str(_("open"))
+        return gettext("resolved at %(when)s by %(who)s") % {
+            "when": formats.date_format(timezone.localtime(item.resolved_at), "Y-m-d H:i"),
+            "who": actor_text(item.resolved_by),
+        }
 
     @admin.display(description=_("action"))
     def act(self, item: WorkItem) -> str:
@@ -118,8 +229,10 @@ class WorkItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         item = get_object_or_404(WorkItem.objects.select_related("order"), pk=item_id)
         if not request.user.has_perm("billing.change_workitem"):
             raise PermissionDenied
-        form = WorkItemActionForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
+        form = WorkItemActionForm(request.POST or None, actions=actions_for(item))
+        # Settled: nothing more can be done with it (the page says so; the service would refuse too).
+        resolved = item.resolved_at is not None
+        if not resolved and request.method == "POST" and form.is_valid():
             actor = Actor(ActorKind.ADMIN, request.user.get_username())
             action, note = form.cleaned_data["action"], form.cleaned_data["note"]
             try:
@@ -135,13 +248,16 @@ class WorkItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 problems = [message for messages_ in exc.fields.values() for message in messages_]
                 form.add_error(None, "; ".join(problems) if problems else str(exc.message))
             else:
-                self.log_change(request, item, f"{action}: {note}")
-                messages.success(request, _("Done: %(action)s.") % {"action": dict(form.ACTIONS)[action]})
+                self.log_change(request, item, note_message("work_item", how=action, why=note))
+                messages.success(request, _("Done: %(action)s.") % {"action": form.actions[action]})
                 return redirect("admin:billing_workitem_changelist")
         context = {
             **self.admin_site.each_context(request),
             "title": _("Resolve work item"),
             "item": item,
+            "item_title": work_item_title(item),
+            "item_detail": scrub(note_text(item.detail)),
+            "resolved_note": gettext("This item was resolved already.") if resolved else "",
             "form": form,
             "opts": self.model._meta,
         }

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,16 +13,23 @@ from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext
 
+from backoffice.actors import actor_label, actor_text, client_names, scrub
+from backoffice.admin.staff import content_type_label
 from backoffice.forms import RefundForm
-from billing.models import LedgerEntry, Payment, Refund, WorkItem
+from backoffice.history import change_text, changed_values, note_message, outcome_text
+from backoffice.reasons import note_text
+from backoffice.work import resolution_text, work_item_title
+from billing.models import LedgerEntry, Payment, Provider, Refund, WorkItem
 from billing.services.ledger import order_totals
 from ipvas.actors import Actor, ActorKind
 from ipvas.admin_helpers import ReadOnlyAdminMixin
 from ipvas.errors import ApplicationError
 from ipvas.money import fen_to_yuan
 from lifecycle import manual
-from orders.constants import OrderStatus
+from orders.constants import PROVIDER_METHODS, OrderStatus, PaymentMethod, SalesChannel
+from orders.events import order_action_label
 from orders.models import Entitlement, Order, Product
 
 
@@ -51,7 +58,7 @@ class ProductAdmin(admin.ModelAdmin):
         "kind",
         "price_fen",
         "price_in_yuan",
-        "channels",
+        "sold_on",
         "renewable",
         "is_active",
         "on_sale_from",
@@ -71,10 +78,21 @@ class ProductAdmin(admin.ModelAdmin):
         (_("History"), {"fields": ["created_at", "updated_at", "change_reason"]}),
     ]
 
-    def construct_change_message(self, request: HttpRequest, form: Any, formsets: Any, add: bool = False) -> str:
-        """What changed, as admin's history shows it, and why (the history keeps both)."""
-        what = LogEntry(change_message=json.dumps(super().construct_change_message(request, form, formsets, add)))
-        return f"{what.get_change_message()} Why: {form.cleaned_data.get('change_reason', '')}"
+    def construct_change_message(
+        self, request: HttpRequest, form: Any, formsets: Any, add: bool = False
+    ) -> list[dict[str, Any]]:
+        """What changed, from what to what, and why: kept as JSON, said in the reader's language
+        (backoffice.history)."""
+        message: list[dict[str, Any]] = [{"added": {}}] if add else []
+        if not add:
+            message.append({"values": changed_values(form, skip=("change_reason",))})
+        message.append({"why": form.cleaned_data.get("change_reason", "")})
+        return message
+
+    @admin.display(description=_("channels"))
+    def sold_on(self, product: Product) -> str:
+        labels = dict(SalesChannel.choices)
+        return pgettext("list separator", ", ").join(str(labels.get(c, c)) for c in product.channels) or "-"
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Orders keep pointing at their product: a product is retired (not active), never deleted.
@@ -91,37 +109,58 @@ class ProductAdmin(admin.ModelAdmin):
 
 
 class PaymentInline(ReadOnlyAdminMixin, admin.TabularInline):
+    # What fits the form's width: the provider is the method's, the window's end is on the payment's own page.
     model = Payment
-    fields = [
-        "created_at",
-        "method",
-        "provider",
-        "out_trade_no",
-        "amount_fen",
-        "status",
-        "provider_txn_id",
-        "paid_at",
-        "expires_at",
-    ]
+    fields = ["created_at", "method", "amount", "status", "out_trade_no", "provider_txn_id", "paid_at"]
     readonly_fields = fields
     extra = 0
     can_delete = False
+    show_change_link = True
+
+    @admin.display(description=_("amount (yuan)"))
+    def amount(self, payment: Payment) -> str:
+        return fen_to_yuan(payment.amount_fen)
 
 
 class RefundInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Refund
-    fields = ["created_at", "out_refund_no", "amount_fen", "status", "attempts", "last_error", "reason", "completed_at"]
+    fields = ["created_at", "out_refund_no", "amount", "status", "attempts", "last_error", "why", "completed_at"]
     readonly_fields = fields
+
+    @admin.display(description=_("amount (yuan)"))
+    def amount(self, refund: Refund) -> str:
+        return fen_to_yuan(refund.amount_fen)
+
+    @admin.display(description=_("reason"))
+    def why(self, refund: Refund) -> str:
+        return scrub(note_text(refund.reason))
+
     extra = 0
     can_delete = False
 
 
 class WorkItemInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = WorkItem
-    fields = ["created_at", "kind", "detail", "resolved_at", "resolved_by", "resolution"]
+    fields = ["created_at", "what", "details", "resolved_at", "by", "how_resolved"]
     readonly_fields = fields
     extra = 0
     can_delete = False
+
+    @admin.display(description=_("kind"))
+    def what(self, item: WorkItem) -> str:
+        return work_item_title(item)
+
+    @admin.display(description=_("detail"))
+    def details(self, item: WorkItem) -> str:
+        return scrub(note_text(item.detail))
+
+    @admin.display(description=_("resolved by"))
+    def by(self, item: WorkItem) -> str:
+        return actor_text(item.resolved_by) or "-"
+
+    @admin.display(description=_("resolution"))
+    def how_resolved(self, item: WorkItem) -> str:
+        return resolution_text(item.resolution)
 
 
 class EntitlementInline(ReadOnlyAdminMixin, admin.StackedInline):
@@ -134,17 +173,16 @@ class EntitlementInline(ReadOnlyAdminMixin, admin.StackedInline):
 
 @admin.register(Order)
 class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    # What fits beside the filters (failure codes and automatic renewal are filters, and on each order's page).
     list_display = [
         "order_no",
         "status",
         "channel",
-        "product",
+        "product_name",
         "payment_method",
         "amount_yuan",
         "tv_account",
         "masked_phone",
-        "failure_code",
-        "auto_renew",
         "created_at",
     ]
     list_filter = [
@@ -176,8 +214,7 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "deadline_at",
         "status_changed_at",
         "attempts",
-        "origin_kind",
-        "origin_id",
+        "placed_by",
         "clerk",
         "store_code",
         "auto_renew",
@@ -189,15 +226,47 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     ]
     readonly_fields = fields
 
+    @admin.display(description=_("placed by"))
+    def placed_by(self, order: Order) -> str:
+        return actor_label(order.origin_kind, order.origin_id) if order.origin_kind else "-"
+
     @admin.display(description=_("history and money"))
     def history_and_money(self, order: Order) -> SafeString:
-        """The transition history and the ledger side by side, each in time order."""
+        """The transition history, then the ledger, each in time order, in words."""
         totals = order_totals(order)
+        events = list(order.events.all())
+        entries = list(LedgerEntry.objects.filter(order=order).order_by("created_at", "pk"))
+        texts = [*(e.actor_id for e in events), *(e.reason for e in events), *(x.actor_id for x in entries)]
+        names = client_names(texts)
+        statuses = dict(OrderStatus.choices)
+        providers = dict(Provider.choices)
+        methods = dict(PaymentMethod.choices)
         return render_to_string(
             "admin/orders/order/history_and_money.html",
             {
-                "events": list(order.events.all()),
-                "entries": list(LedgerEntry.objects.filter(order=order).order_by("created_at", "pk")),
+                "events": [
+                    {
+                        "at": e.at,
+                        "from": statuses.get(e.from_status, e.from_status),
+                        "to": statuses.get(e.to_status, e.to_status),
+                        "action": order_action_label(e.action),
+                        "by": actor_label(e.actor_kind, e.actor_id, names),
+                        "reason": scrub(note_text(e.reason), names),
+                    }
+                    for e in events
+                ],
+                "entries": [
+                    {
+                        "at": entry.created_at,
+                        "kind": entry.get_kind_display(),
+                        "amount": fen_to_yuan(entry.amount_fen),
+                        "method": methods.get(entry.method, entry.method),
+                        "provider": providers.get(entry.provider, entry.provider),
+                        "reference": entry.provider_ref,
+                        "by": actor_label(entry.actor_kind, entry.actor_id, names),
+                    }
+                    for entry in entries
+                ],
                 "totals": {k: fen_to_yuan(v) for k, v in totals.items()},
             },
         )
@@ -220,31 +289,42 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         order = get_object_or_404(Order.objects.select_related("product"), pk=order_id)
         if not request.user.has_perm("billing.add_refund"):
             raise PermissionDenied
-        form = RefundForm(request.POST or None)
+        totals = order_totals(order)
+        # Only a provider's refund can give back part of the money; the SMP's reversal and the store's cash
+        # payback are whole (lifecycle.manual).
+        partial = order.payment_method in PROVIDER_METHODS
+        form = RefundForm(request.POST or None, refundable_fen=totals["net_fen"], partial=partial)
         if request.method == "POST" and form.is_valid():
             try:
                 started = manual.refund_by_admin(
                     order_id=order.pk,
                     reason=form.cleaned_data["reason"],
-                    amount_fen=form.cleaned_data["amount_yuan"],
+                    amount_fen=form.cleaned_data.get("amount_yuan"),
                     actor=Actor(ActorKind.ADMIN, request.user.get_username()),
                 )
             except ApplicationError as exc:
                 problems = [message for field_messages in exc.fields.values() for message in field_messages]
                 form.add_error(None, "; ".join(problems) if problems else str(exc.message))
             else:
-                self.log_change(request, order, f"refund requested ({started}): {form.cleaned_data['reason']}")
-                messages.success(request, _("Refund started: %(how)s.") % {"how": started})
+                self.log_change(
+                    request, order, note_message("refund_requested", how=started, why=form.cleaned_data["reason"])
+                )
+                messages.success(request, _("Refund started: %(how)s.") % {"how": outcome_text(started)})
                 return redirect("admin:orders_order_change", order.pk)
         context = {
             **self.admin_site.each_context(request),
             "title": _("Refund order %(no)s") % {"no": order.order_no},
             "order": order,
-            "totals": {k: fen_to_yuan(v) for k, v in order_totals(order).items()},
+            "totals": {k: fen_to_yuan(v) for k, v in totals.items()},
+            "partial": partial,
             "form": form,
             "opts": self.model._meta,
         }
         return render(request, "admin/orders/order/refund.html", context)
+
+    @admin.display(description=_("product"), ordering="product__name")
+    def product_name(self, order: Order) -> str:
+        return order.product.name
 
     @admin.display(description=_("amount (yuan)"), ordering="amount_fen")
     def amount_yuan(self, order: Order) -> str:
@@ -267,11 +347,39 @@ class EntitlementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     raw_id_fields = ["order"]
 
 
+class ContentTypeFilter(admin.SimpleListFilter):
+    """The kinds of object admin changed, named in the current language."""
+
+    title = _("content type")
+    parameter_name = "content_type"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        used = LogEntry.objects.values_list("content_type", flat=True).distinct()
+        kinds = ContentType.objects.filter(pk__in=used)
+        return sorted(((str(kind.pk), content_type_label(kind)) for kind in kinds), key=lambda pair: pair[1])
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        return queryset.filter(content_type_id=self.value()) if self.value() else queryset
+
+
 @admin.register(LogEntry)
 class AdminChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Every change made in admin (who, when, what, why): readable, never editable."""
+    """Every change made in admin (who, when, what, why): readable, never editable.
 
-    list_display = ["action_time", "user", "content_type", "object_repr", "action_flag", "change_message"]
-    list_filter = ["action_flag", "content_type", ("action_time", admin.DateFieldListFilter)]
+    The changed object is named, not identified by its id: an EPG client's id holds its key's hash.
+    """
+
+    list_display = ["action_time", "user", "of_kind", "object_repr", "action_flag", "what_changed"]
+    list_filter = ["action_flag", ContentTypeFilter, ("action_time", admin.DateFieldListFilter)]
     search_fields = ["object_repr", "change_message", "user__username"]
     list_select_related = ["user", "content_type"]
+    fields = ["action_time", "user", "of_kind", "object_repr", "action_flag", "what_changed"]
+    readonly_fields = fields
+
+    @admin.display(description=_("content type"), ordering="content_type")
+    def of_kind(self, entry: LogEntry) -> str:
+        return content_type_label(entry.content_type)
+
+    @admin.display(description=_("change message"))
+    def what_changed(self, entry: LogEntry) -> str:
+        return change_text(entry)

@@ -12,15 +12,24 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import formats, timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext
 
+from backoffice.actors import actor_label, scrub
+from backoffice.reasons import note_text
 from ipvas.actors import Actor, ActorKind
 from ipvas.admin_helpers import ReadOnlyAdminMixin
 from lifecycle.pins import PIN_RE, pin_clear, pin_set
 from orders.models import PurchasePin, PurchasePinEvent
 from orders.validation import TV_ACCOUNT_RE
+
+# Where a PIN was entered (lifecycle.pins.pin_check's channel).
+PIN_CHANNELS = [("tv", _("TV pages")), ("epg_api", _("EPG API")), ("epg", _("TV (EPG)"))]
+# What a PIN event's details hold (lifecycle.pins).
+PIN_DETAILS = {"channel": _("where"), "entry": _("wrong entry no."), "until": _("locked until")}
 
 
 def _admin(request: HttpRequest) -> Actor:
@@ -88,7 +97,7 @@ class PurchasePinAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("set by"))
     def set_by(self, pin: PurchasePin) -> str:
-        return f"{pin.get_set_by_kind_display()} {pin.set_by_id}".strip()
+        return actor_label(pin.set_by_kind, pin.set_by_id)
 
     @admin.display(description=_("wrong entries"))
     def wrong_entries(self, pin: PurchasePin) -> int:
@@ -118,7 +127,9 @@ class PurchasePinAdmin(admin.ModelAdmin):
 
 @admin.register(PurchasePinEvent)
 class PurchasePinEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["when", "tv_account", "action", "by", "reason", "data"]
+    list_display = ["when", "tv_account", "action", "by", "why", "details"]
+    fields = ["when", "tv_account", "action", "by", "why", "details"]
+    readonly_fields = fields
     list_filter = ["action", "actor_kind"]
     search_fields = ["=tv_account"]
     date_hierarchy = "at"
@@ -133,4 +144,24 @@ class PurchasePinEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=_("by"))
     def by(self, event: PurchasePinEvent) -> str:
-        return f"{event.get_actor_kind_display()} {event.actor_id}".strip()
+        return actor_label(event.actor_kind, event.actor_id)
+
+    @admin.display(description=_("why"))
+    def why(self, event: PurchasePinEvent) -> str:
+        return scrub(note_text(event.reason)) or "-"
+
+    @admin.display(description=_("details"))
+    def details(self, event: PurchasePinEvent) -> str:
+        if not event.data:
+            return "-"
+        return pgettext("list separator", "; ").join(
+            f"{PIN_DETAILS.get(key, key)}: {_detail(key, value)}" for key, value in event.data.items()
+        )
+
+
+def _detail(key: str, value: Any) -> str:
+    if key == "until" and isinstance(value, str) and (moment := parse_datetime(value)) is not None:
+        return _when(moment)
+    if key == "channel":
+        return str(dict(PIN_CHANNELS).get(value, value))
+    return str(value)

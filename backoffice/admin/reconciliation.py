@@ -11,6 +11,7 @@ as clean.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django import forms
@@ -26,7 +27,11 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from adapters.smp.types import SmpCharge
+from backoffice.actors import actor_label, actor_text
 from backoffice.admin.reconciliation_export import items_csv_response
+from backoffice.history import note_message
+from backoffice.reasons import note_text, run_by_text
 from billing.models import (
     Discrepancy,
     DiscrepancyEvent,
@@ -35,7 +40,7 @@ from billing.models import (
     Statement,
     StatementLine,
 )
-from billing.models.reconciliation import DiscrepancyStatus, StatementSource
+from billing.models.reconciliation import DiscrepancyAction, DiscrepancyStatus, StatementSource
 from billing.reconciliation.discrepancies import discrepancy_annotate, discrepancy_resolve
 from billing.reconciliation.parsers import StatementError
 from billing.reconciliation.selectors import found_text, verdict
@@ -55,7 +60,9 @@ def _yuan(fen: int | None) -> str:
 
 @admin.register(Statement)
 class StatementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["day", "source", "file_name", "row_count", "size_bytes", "imported_at", "imported_by", "short_sha"]
+    list_display = ["day", "source", "file_name", "row_count", "size_bytes", "imported_at", "by", "short_sha"]
+    exclude = ["imported_by"]
+    readonly_fields = ["by"]
     list_filter = ["source", ("day", admin.DateFieldListFilter)]
     search_fields = ["file_name", "=sha256"]
     date_hierarchy = "day"
@@ -64,28 +71,50 @@ class StatementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def short_sha(self, obj: Statement) -> str:
         return obj.sha256[:12]
 
+    @admin.display(description=_("imported by"))
+    def by(self, obj: Statement) -> str:
+        return run_by_text(obj.imported_by)
+
 
 @admin.register(StatementLine)
 class StatementLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
-        "statement",
+        "of_statement",
         "line_no",
         "kind",
         "out_trade_no",
         "transaction_id",
         "out_refund_no",
         "amount_fen",
-        "charge",
+        "smp_charge",
         "occurred_at",
     ]
+    exclude = ["statement", "charge"]
+    readonly_fields = ["of_statement", "smp_charge"]
+
+    @admin.display(description=_("statement"), ordering="statement")
+    def of_statement(self, line: StatementLine) -> str:
+        return str(line.statement)
+
+    @admin.display(description=_("SMP charge"))
+    def smp_charge(self, line: StatementLine) -> str:
+        return str(SmpCharge(line.charge).label) if line.charge in SmpCharge.values else line.charge or "-"
+
     list_filter = ["statement__source", "kind", ("statement__day", admin.DateFieldListFilter)]
     search_fields = ["=out_trade_no", "=out_refund_no", "=transaction_id"]
     list_select_related = ["statement"]
     show_full_result_count = False
 
 
+def _yesterday() -> Any:
+    return timezone.localdate() - timedelta(days=1)
+
+
 class UploadForm(forms.Form):
-    day = forms.DateField(label=_("Day"), widget=forms.DateInput(attrs={"type": "date"}))
+    # The day that is usually reconciled: the one just over (the morning run's, docs/operations.md).
+    day = forms.DateField(
+        label=_("Day"), widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"), initial=_yesterday
+    )
     wechatpay = forms.FileField(label=_("WeChat Pay trade bill (CSV, UTF-8)"), required=False)
     alipay = forms.FileField(label=_("Alipay business detail (…_业务明细.csv, GBK)"), required=False)
     smp = forms.FileField(label=_("SMP provisioning list (CSV)"), required=False)
@@ -118,14 +147,27 @@ class ReconciliationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "found",
         "open_work",
         "finished_at",
-        "triggered_by",
+        "run_by",
         "links",
     ]
     list_filter = ["wechatpay_state", "alipay_state", "smp_state", ("day", admin.DateFieldListFilter)]
     date_hierarchy = "day"
     actions = ["rerun", "export_items"]
     change_list_template = "admin/billing/reconciliation/run_change_list.html"
-    readonly_fields = ["verdict_text", "found", "open_work", "links"]
+    readonly_fields = ["verdict_text", "found", "open_work", "links", "run_by", "notes_shown"]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # The notes and who ran it, in words (the stored notes are the system's own English lines).
+        fields = [f for f in super().get_fields(request, obj) if f not in ("notes", "triggered_by")]
+        return [*fields, "run_by", "notes_shown"]
+
+    @admin.display(description=_("run by"))
+    def run_by(self, obj: ReconciliationRun) -> str:
+        return run_by_text(obj.triggered_by)
+
+    @admin.display(description=_("notes"))
+    def notes_shown(self, obj: ReconciliationRun) -> str:
+        return note_text(obj.notes) or "-"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ReconciliationRun]:
         still_open = (
@@ -241,7 +283,7 @@ def _run_summary(run: ReconciliationRun) -> str:
         "matched": run.matched,
         "discrepancies": run.discrepancies,
     }
-    return f"{text} {verdict(run)}. {run.notes}".strip()
+    return f"{text} {verdict(run)}. {note_text(run.notes)}".strip()
 
 
 class RunDayFilter(admin.SimpleListFilter):
@@ -277,6 +319,8 @@ class ReconciliationItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["run"]
     show_full_result_count = False
     actions = ["export_selected"]
+    exclude = ["run"]
+    readonly_fields = ["run_day"]
 
     @admin.display(description=_("day"), ordering="run__day")
     def run_day(self, obj: ReconciliationItem) -> str:
@@ -313,9 +357,24 @@ class SettleForm(forms.Form):
 
 class DiscrepancyEventInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = DiscrepancyEvent
-    fields = ["at", "action", "actor_kind", "actor_id", "note"]
+    fields = ["at", "action", "by", "note_shown"]
     readonly_fields = fields
     extra = 0
+
+    @admin.display(description=_("by"))
+    def by(self, event: DiscrepancyEvent) -> str:
+        return actor_label(event.actor_kind, event.actor_id)
+
+    @admin.display(description=_("note"))
+    def note_shown(self, event: DiscrepancyEvent) -> str:
+        return discrepancy_note(event)
+
+
+def discrepancy_note(event: DiscrepancyEvent) -> str:
+    """A discrepancy event's note: who ran the run that opened it, or what a person or a run said."""
+    if event.action in (DiscrepancyAction.OPENED, DiscrepancyAction.REOPENED):
+        return run_by_text(event.note)
+    return note_text(event.note)
 
 
 @admin.register(Discrepancy)
@@ -356,8 +415,8 @@ class DiscrepancyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "opened_at",
         "last_seen_at",
         "closed_at",
-        "closed_by",
-        "resolution",
+        "closed_by_shown",
+        "resolution_shown",
         "last_note",
         "items",
     ]
@@ -372,6 +431,14 @@ class DiscrepancyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             ),
             *super().get_urls(),
         ]
+
+    @admin.display(description=_("closed by"))
+    def closed_by_shown(self, obj: Discrepancy) -> str:
+        return actor_text(obj.closed_by) or "-"
+
+    @admin.display(description=_("resolution"))
+    def resolution_shown(self, obj: Discrepancy) -> str:
+        return note_text(obj.resolution) or "-"
 
     @admin.display(description=_("order number"), ordering="order_no")
     def order(self, obj: Discrepancy) -> str:
@@ -422,14 +489,24 @@ class DiscrepancyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 problems = [message for messages_ in exc.fields.values() for message in messages_]
                 form.add_error(None, "; ".join(problems) if problems else str(exc.message))
             else:
-                self.log_change(request, discrepancy, f"{action}: {note}")
+                self.log_change(request, discrepancy, note_message("discrepancy", how=action, why=note))
                 messages.success(request, _("Done: %(action)s.") % {"action": dict(form.ACTIONS)[action]})
                 return redirect("admin:billing_discrepancy_changelist")
         context = {
             **self.admin_site.each_context(request),
             "title": _("Settle a reconciliation discrepancy"),
             "discrepancy": discrepancy,
-            "events": discrepancy.events.all(),
+            "events": [
+                {
+                    "at": e.at,
+                    "action": e.get_action_display(),
+                    "by": actor_label(e.actor_kind, e.actor_id),
+                    "note": discrepancy_note(e),
+                }
+                for e in discrepancy.events.all()
+            ],
+            "closed_by": actor_text(discrepancy.closed_by),
+            "resolution": note_text(discrepancy.resolution),
             "form": form,
             "opts": self.model._meta,
         }

@@ -3,7 +3,6 @@ events, the evidence of consent), read-only; and the one thing staff do by hand,
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -14,16 +13,23 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils import formats, timezone
-from django.utils.html import format_html
+from django.utils.dateparse import parse_datetime
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext, pgettext_lazy
 
+from backoffice.actors import actor_label, scrub, scrub_data
 from backoffice.forms import SubscriptionCancelForm
+from backoffice.history import note_message
+from backoffice.reasons import note_text
+from billing.models import Provider
 from ipvas.actors import Actor, ActorKind
 from ipvas.admin_helpers import ReadOnlyAdminMixin
 from ipvas.errors import ApplicationError
 from lifecycle.subscriptions import subscription_cancel
-from orders.constants import RENEWAL_METHODS, CancelChannel, Channel, SalesChannel, SubscriptionStatus
+from orders.constants import RENEWAL_METHODS, CancelChannel, Channel, OrderStatus, SalesChannel, SubscriptionStatus
+from orders.events import subscription_action_label
 from orders.models import Order, Subscription, SubscriptionEvent, SubscriptionNotice
 from orders.subscription_selectors import renewal_due_within
 from orders.validation import normalize_mainland_mobile
@@ -36,6 +42,82 @@ def _when(value: Any, *, seconds: bool = True) -> str:
     if not value:
         return "-"
     return formats.date_format(timezone.localtime(value), "Y-m-d H:i:s" if seconds else "Y-m-d H:i")
+
+
+# What an event's details hold, by key: said in words (the values are numbers, order numbers and dates).
+DETAIL_LABELS = {
+    "period": _("period"),
+    "order_no": _("order number"),
+    "status": _("status"),
+    "channel": _("channel"),
+    "renewal_at": _("renewal at"),
+    "period_end": _("paid until"),
+    "renewal_in_flight": _("renewal order in flight"),
+}
+
+
+def event_details(data: Any) -> str:
+    """An event's details (JSON) as "label: value" pairs; keys without a label are shown as they are."""
+    if not data:
+        return "-"
+    if not isinstance(data, dict):
+        return scrub(str(data))
+    cancel_channels = dict(CancelChannel.choices)
+    statuses = dict(OrderStatus.choices)
+    pairs = []
+    for key, value in data.items():
+        if value is None or value == "":
+            continue
+        if key == "channel" and value in cancel_channels:
+            value = cancel_channels[value]
+        elif key == "status" and value in statuses:
+            value = statuses[value]
+        elif isinstance(value, str) and (moment := parse_datetime(value)) is not None:
+            value = _when(moment)
+        pairs.append(f"{DETAIL_LABELS.get(key, key)}: {scrub_data(value)}")
+    return pgettext("list separator", "; ").join(str(p) for p in pairs)
+
+
+# The keys of a subscription's consent evidence (lifecycle.subscriptions.consent_evidence), in words.
+EVIDENCE_LABELS = {
+    "order_no": _("order that started it"),
+    "placed_by": _("placed by"),
+    "placed_at": _("placed at"),
+    "clerk": _("clerk"),
+    "store": _("store"),
+    "sms": _("SMS confirmation"),
+    "sent": _("SMS sent"),
+    "reply": _("reply"),
+    "replied_at": _("replied at"),
+    "contract": _("deduction contract"),
+    "provider": _("provider"),
+    "contract_code": _("contract code"),
+    "contract_id": _("provider's contract id"),
+    "signed_at": _("signed at"),
+}
+
+
+def evidence_lines(evidence: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """(label, value) lines of the evidence; a nested part's lines are named after it."""
+    if not isinstance(evidence, dict):
+        return [(prefix or "-", scrub(str(evidence)))]
+    lines: list[tuple[str, str]] = []
+    providers = dict(Provider.choices)
+    for key, value in evidence.items():
+        label = str(EVIDENCE_LABELS.get(key, key))
+        label = f"{prefix} · {label}" if prefix else label
+        if isinstance(value, dict):
+            lines += evidence_lines(value, label)
+            continue
+        if key == "placed_by" and isinstance(value, str):
+            kind, _sep, who = value.partition(":")
+            value = actor_label(kind, who)
+        elif key == "provider" and value in providers:
+            value = providers[value]
+        elif isinstance(value, str) and key.endswith("_at") and (moment := parse_datetime(value)) is not None:
+            value = _when(moment)
+        lines.append((label, scrub("-" if value in (None, "") else str(value))))
+    return lines
 
 
 class RenewalDueFilter(admin.SimpleListFilter):
@@ -156,7 +238,7 @@ class EventInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = SubscriptionEvent
     verbose_name = _("event")
     verbose_name_plural = _("events")
-    fields = ["when", "from_status", "to_status", "action", "by", "reason", "data"]
+    fields = ["when", "was", "became", "what", "by", "why", "details"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -165,11 +247,29 @@ class EventInline(ReadOnlyAdminMixin, admin.TabularInline):
     def when(self, event: SubscriptionEvent) -> str:
         return _when(event.at)
 
+    @admin.display(description=pgettext_lazy("status", "from"))
+    def was(self, event: SubscriptionEvent) -> str:
+        return event.get_from_status_display() or "-"
+
+    @admin.display(description=pgettext_lazy("status", "to"))
+    def became(self, event: SubscriptionEvent) -> str:
+        return event.get_to_status_display() or "-"
+
+    @admin.display(description=_("what happened"))
+    def what(self, event: SubscriptionEvent) -> str:
+        return subscription_action_label(event.action)
+
     @admin.display(description=_("by"))
     def by(self, event: SubscriptionEvent) -> str:
-        return (
-            f"{event.get_actor_kind_display()}: {event.actor_id}" if event.actor_id else event.get_actor_kind_display()
-        )
+        return actor_label(event.actor_kind, event.actor_id)
+
+    @admin.display(description=_("why"))
+    def why(self, event: SubscriptionEvent) -> str:
+        return scrub(note_text(event.reason)) or "-"
+
+    @admin.display(description=_("details"))
+    def details(self, event: SubscriptionEvent) -> str:
+        return event_details(event.data)
 
 
 @admin.register(Subscription)
@@ -236,7 +336,7 @@ class SubscriptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         ),
         (
             _("Cancel and end"),
-            {"fields": ["cancelled_at", "cancel_channel", "cancel_reason", "ended_at", "smp_unsubscribed_at"]},
+            {"fields": ["cancelled_at", "cancel_channel", "cancel_reason_shown", "ended_at", "smp_unsubscribed_at"]},
         ),
         (_("Record"), {"fields": ["created_at", "updated_at"]}),
     ]
@@ -284,10 +384,16 @@ class SubscriptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return "-"
         return format_html('<a href="{}">{}</a>', reverse("admin:orders_order_change", args=[order.pk]), order.order_no)
 
+    @admin.display(description=_("reason for cancelling"))
+    def cancel_reason_shown(self, subscription: Subscription) -> str:
+        return scrub(note_text(subscription.cancel_reason)) or "-"
+
     @admin.display(description=_("consent evidence"))
     def consent_evidence_shown(self, subscription: Subscription) -> SafeString:
-        shown = json.dumps(subscription.consent_evidence, ensure_ascii=False, indent=2, sort_keys=True)
-        return format_html('<pre class="consent-evidence" style="margin:0;white-space:pre-wrap">{}</pre>', shown)
+        """The evidence of the customer's choice, as labelled lines (the stored JSON keeps its keys)."""
+        lines = evidence_lines(subscription.consent_evidence)
+        rows = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", lines)
+        return format_html('<table class="consent-evidence"><tbody>{}</tbody></table>', rows)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_active and request.user.is_staff and super().has_view_permission(request, obj))
@@ -342,7 +448,7 @@ class SubscriptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                     problems = [message for field_messages in exc.fields.values() for message in field_messages]
                     form.add_error(None, "; ".join(problems) if problems else str(exc.message))
                 else:
-                    self.log_change(request, subscription, f"renewal cancelled: {reason}")
+                    self.log_change(request, subscription, note_message("renewal_cancelled", why=reason))
                     messages.success(
                         request,
                         _("Renewal cancelled. The paid period runs to %(end)s.")

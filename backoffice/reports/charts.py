@@ -123,13 +123,18 @@ def _open(chart_id: str, kind: str, title: str, desc: str, width: int, height: i
     ]
 
 
-def _unit(money: bool) -> str:
+def _unit(money: bool, unit: str | None = None) -> str:
+    """What the values count: ``unit`` when given, else yuan or orders."""
+    if unit:
+        return unit
     return _("yuan") if money else _("orders")
 
 
-def _describe(title: str, labels: Sequence[str], series: Sequence[Series], *, money: bool) -> str:
+def _describe(
+    title: str, labels: Sequence[str], series: Sequence[Series], *, money: bool, unit: str | None = None
+) -> str:
     """The chart in words: its unit and, for a short chart, every value."""
-    parts = [f"{title} ({_unit(money)})."]
+    parts = [f"{title} ({_unit(money, unit)})."]
     if len(labels) * len(series) <= 24:
         for s in series:
             values = ", ".join(
@@ -148,6 +153,15 @@ def _legend(series: Sequence[Series], x: float, y: float) -> list[str]:
         x += 30 + text_width(s.name)
     out.append("</g>")
     return out
+
+
+def _unit_and_legend(series: Sequence[Series], left: float, top: float, unit: str) -> list[str]:
+    """The unit above the value axis, right-aligned to it, and the legend beside it; a unit wider
+    than the axis labels starts at the left edge and pushes the legend right."""
+    width = text_width(unit)
+    if width <= left - 10:
+        return [_text(left - 6, top - 14, unit, anchor="end", css="unit"), *_legend(series, left, 16)]
+    return [_text(4, top - 14, unit, anchor="start", css="unit"), *_legend(series, 4 + width + 14, 16)]
 
 
 def _value_axis(scale: Scale, x0: float, x1: float, *, money: bool) -> list[str]:
@@ -182,6 +196,7 @@ def line_chart(
     width: int = 580,
     height: int = 280,
     tick_labels: Sequence[str] | None = None,
+    unit: str | None = None,
 ) -> SafeString:
     """One line per series over ``labels`` (days), with a marker and tooltip at every point."""
     left, right, top, bottom = 64, 16, 34, 30
@@ -189,9 +204,8 @@ def line_chart(
     n = len(labels)
     span = width - left - right
     xs = [left + span / 2] if n == 1 else [left + i * span / (n - 1) for i in range(n)]
-    out = _open(chart_id, "line", title, _describe(title, labels, series, money=money), width, height)
-    out.append(_text(left - 6, top - 14, _unit(money), anchor="end", css="unit"))
-    out += _legend(series, left, 16)
+    out = _open(chart_id, "line", title, _describe(title, labels, series, money=money, unit=unit), width, height)
+    out += _unit_and_legend(series, left, top, _unit(money, unit))
     out += _value_axis(scale, left, width - right, money=money)
     out += _category_axis(tick_labels or labels, xs, height - bottom + 16, max_labels=10)
     for i, s in enumerate(series):
@@ -220,6 +234,7 @@ def bar_chart(
     width: int = 580,
     height: int = 280,
     tick_labels: Sequence[str] | None = None,
+    unit: str | None = None,
 ) -> SafeString:
     """Vertical bars, the series side by side within each label's slot."""
     left, right, top, bottom = 64, 16, 34, 30
@@ -228,9 +243,8 @@ def bar_chart(
     slot = (width - left - right) / n
     bar = slot * 0.8 / max(len(series), 1)
     centres = [left + (i + 0.5) * slot for i in range(len(labels))]
-    out = _open(chart_id, "bar", title, _describe(title, labels, series, money=money), width, height)
-    out.append(_text(left - 6, top - 14, _unit(money), anchor="end", css="unit"))
-    out += _legend(series, left, 16)
+    out = _open(chart_id, "bar", title, _describe(title, labels, series, money=money, unit=unit), width, height)
+    out += _unit_and_legend(series, left, top, _unit(money, unit))
     out += _value_axis(scale, left, width - right, money=money)
     out += _category_axis(tick_labels or labels, centres, height - bottom + 16, max_labels=10)
     zero = scale.px(0)
@@ -260,13 +274,15 @@ def hbar_chart(
     money: bool = True,
     width: int = 600,
     row_height: int = 26,
+    unit: str | None = None,
+    label_width: int = LABEL_WIDTH,
 ) -> SafeString:
     """One horizontal bar per category, its value written beside it: for channels, products, stores."""
-    left, right, top, bottom = LABEL_WIDTH, 72, 12, 26
+    left, right, top, bottom = label_width, 72, 12, 26
     height = top + max(len(labels), 1) * row_height + bottom
     scale = make_scale(list(values), left, width - right, money=money)
     series = [Series(title, values)]
-    out = _open(chart_id, "hbar", title, _describe(title, labels, series, money=money), width, height)
+    out = _open(chart_id, "hbar", title, _describe(title, labels, series, money=money, unit=unit), width, height)
     out.append('<g class="axis axis-value">')
     for tick in scale.ticks:
         x = scale.px(tick)
@@ -282,7 +298,7 @@ def hbar_chart(
         y = top + i * row_height
         x0, x1 = sorted((zero, scale.px(v)))
         shown = format_value(v, money=money)
-        out.append(_text(left - 8, y + row_height / 2 + 4, shorten(label), anchor="end", title=label))
+        out.append(_text(left - 8, y + row_height / 2 + 4, shorten(label, left - 12), anchor="end", title=label))
         out.append(
             f'<rect x="{_f(x0)}" y="{_f(y + 4)}" width="{_f(x1 - x0)}" height="{_f(row_height - 8)}" '
             f'fill="{PALETTE[0]}"><title>{escape(f"{label}: {shown}")}</title></rect>'

@@ -15,8 +15,9 @@ from functools import cached_property
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
-from backoffice.reports import queries
+from backoffice.reports import queries, subscriptions
 from backoffice.reports.queries import ClerkCash, Funnel, SalesRow, StoreCash
+from backoffice.reports.subscriptions import RenewalRow, Renewals, SubscriptionDays
 from ipvas.money import fen_to_yuan
 
 
@@ -25,6 +26,7 @@ class Cell:
     text: str
     numeric: bool = False
     strong: bool = False
+    code: bool = False  # a machine code (a failure code): shown as written, beside its label
 
     @property
     def negative(self) -> bool:
@@ -33,7 +35,7 @@ class Cell:
     @property
     def css(self) -> str:
         """The classes of its <td>: numbers right-aligned, negative ones marked."""
-        flags = (("num", self.numeric), ("neg", self.negative), ("strong", self.strong))
+        flags = (("num", self.numeric), ("neg", self.negative), ("strong", self.strong), ("field-code", self.code))
         return " ".join(name for name, on in flags if on)
 
 
@@ -45,6 +47,7 @@ class Table:
     rows: list[list[Cell]]
     footer: list[Cell] | None = None
     note: str = ""
+    intro: str = ""  # what the section counts, shown above its charts
 
 
 def _n(value: int) -> Cell:
@@ -125,6 +128,14 @@ class ReportData:
     def cash(self) -> list[StoreCash]:
         return queries.cash_totals_by_store(self.day)
 
+    @cached_property
+    def renewals(self) -> Renewals:
+        return subscriptions.renewals(self.start, self.end)
+
+    @cached_property
+    def subscription_days(self) -> SubscriptionDays:
+        return subscriptions.subscriptions_by_day(self.start, self.end)
+
 
 def table_revenue_by_day(data: ReportData) -> Table:
     return _sales_table("revenue_by_day", _("Per day"), [_("Day")], data.by_day, lambda row: [Cell(row.label)])
@@ -186,7 +197,7 @@ def table_funnel_losses(data: ReportData) -> Table:
         title=_("Where EPG orders are lost"),
         headers=[_("Reached"), _("Did not reach"), _("Failure code"), _("Reason"), pgettext("sales report", "Orders")],
         rows=[
-            [Cell(x.stage_label), Cell(x.next_label), Cell(x.failure_code), Cell(x.reason), _n(x.orders)]
+            [Cell(x.stage_label), Cell(x.next_label), Cell(x.failure_code, code=True), Cell(x.reason), _n(x.orders)]
             for x in data.funnel.losses
         ],
         note=_("Orders without a failure code are still under way."),
@@ -223,6 +234,121 @@ def _cash_cells(cash: ClerkCash | StoreCash) -> list[Cell]:
     return [_n(cash.sales), _yuan(cash.taken_fen), _yuan(cash.paid_back_fen), _yuan(cash.net_fen)]
 
 
+# --- subscriptions (docs/interfaces.md §8) ----------------------------------------------------
+
+
+def _renewal_cells(row: RenewalRow) -> list[Cell]:
+    return [
+        _n(row.orders),
+        _n(row.completed),
+        _n(row.not_completed),
+        _n(row.under_way),
+        Cell(row.success_rate, numeric=True),
+        _yuan(row.gross_fen),
+        _yuan(row.refunds_fen),
+        _yuan(row.net_fen),
+    ]
+
+
+def table_renewals_by_day(data: ReportData) -> Table:
+    total = data.renewals.total
+    return Table(
+        key="renewals_by_day",
+        title=_("Renewals per day"),
+        headers=[
+            _("Day"),
+            _("Renewal orders"),
+            _("Completed"),
+            _("Ended without completing"),
+            _("Still under way"),
+            _("Success rate"),
+            _("Payments (yuan)"),
+            _("Refunds (yuan)"),
+            _("Net revenue (yuan)"),
+        ],
+        rows=[[Cell(row.label), *_renewal_cells(row)] for row in data.renewals.days],
+        footer=[Cell(total.label), *_renewal_cells(total)],
+        note=_(
+            "Renewal orders on the day they were placed; success rate: completed of those that ended. "
+            "Money from the ledger on the day it moved."
+        ),
+    )
+
+
+def table_renewal_failures(data: ReportData) -> Table:
+    failures = data.renewals.failures
+    return Table(
+        key="renewal_failures",
+        title=_("Why renewals did not complete"),
+        headers=[_("Failure code"), _("Reason"), _("Renewal orders")],
+        rows=[[Cell(f.failure_code, code=True), Cell(f.reason), _n(f.orders)] for f in failures],
+        footer=[Cell(_("Total")), Cell(""), _n(sum(f.orders for f in failures))],
+        note=_(
+            "Renewal orders placed in the range that ended without completing. A failed renewal is tried "
+            "again until the paid period ends; then the subscription lapses."
+        ),
+    )
+
+
+def table_subscriptions_by_day(data: ReportData) -> Table:
+    figures = data.subscription_days
+    days = figures.days
+    return Table(
+        key="subscriptions_by_day",
+        title=_("Subscriptions per day"),
+        headers=[
+            _("Day"),
+            _("Started"),
+            _("Cancelled"),
+            _("Lapsed"),
+            _("Ended"),
+            _("Active at the end of the day"),
+            _("Not renewing, still paid, at the end of the day"),
+        ],
+        rows=[
+            [
+                Cell(d.label),
+                _n(d.started),
+                _n(d.cancelled),
+                _n(d.lapsed),
+                _n(d.ended),
+                _n(d.active),
+                _n(d.not_renewing),
+            ]
+            for d in days
+        ],
+        footer=[
+            Cell(_("Total")),
+            *(_n(sum(getattr(d, f) for d in days)) for f in ("started", "cancelled", "lapsed", "ended")),
+            Cell(""),
+            Cell(""),
+        ],
+        intro=_(
+            "Counted at the end of each local day. Active: renews automatically, from the moment it "
+            "started until it is cancelled or lapses. Not renewing: cancelled or lapsed, no longer "
+            "renews, but the paid period runs on until it ends."
+        ),
+        note=_("At 00:00 on %(day)s: %(active)d active, %(not_renewing)d not renewing.")
+        % {
+            "day": data.start.isoformat(),
+            "active": figures.active_at_start,
+            "not_renewing": figures.not_renewing_at_start,
+        },
+    )
+
+
+def table_renewal_stops(data: ReportData) -> Table:
+    stops = data.subscription_days.stops
+    return Table(
+        key="renewal_stops",
+        title=_("Cancels and lapses"),
+        headers=[_("Renewal turned off"), _("Subscriptions")],
+        rows=[[Cell(s.label), _n(s.subscriptions)] for s in stops],
+        footer=[Cell(_("Total")), _n(sum(s.subscriptions for s in stops))],
+        note=_("Subscriptions cancelled (by the channel the cancel came from) or lapsed in the range."),
+    )
+
+
 TABLES: dict[str, Callable[[ReportData], Table]] = {
     "revenue_by_day": table_revenue_by_day,
     "revenue_by_channel": table_revenue_by_channel,
@@ -231,5 +357,9 @@ TABLES: dict[str, Callable[[ReportData], Table]] = {
     "revenue_by_store": table_revenue_by_store,
     "funnel": table_funnel,
     "funnel_losses": table_funnel_losses,
+    "renewals_by_day": table_renewals_by_day,
+    "renewal_failures": table_renewal_failures,
+    "subscriptions_by_day": table_subscriptions_by_day,
+    "renewal_stops": table_renewal_stops,
     "cash_totals": table_cash_totals,
 }

@@ -157,6 +157,64 @@ def build_charts(data: ReportData) -> dict[str, SafeString]:
         values=[s.orders for s in data.funnel.stages],
         money=False,
     )
+    out.update(build_subscription_charts(data, labels, short))
+    return out
+
+
+def build_subscription_charts(data: ReportData, labels: list[str], short: list[str]) -> dict[str, SafeString]:
+    """The charts of renewals and subscriptions (docs/interfaces.md §8)."""
+    renewal_days = data.renewals.days
+    subscription_days = data.subscription_days.days
+    out = {
+        "renewals_by_day": charts.bar_chart(
+            chart_id="chart-renewals-by-day",
+            title=_("Renewal orders per day"),
+            labels=labels,
+            tick_labels=short,
+            series=[
+                charts.Series(_("Renewal orders"), [r.orders for r in renewal_days]),
+                charts.Series(_("Completed"), [r.completed for r in renewal_days]),
+            ],
+            money=False,
+        ),
+        "renewal_revenue_by_day": charts.line_chart(
+            chart_id="chart-renewal-revenue-by-day",
+            title=_("Renewal revenue per day"),
+            labels=labels,
+            tick_labels=short,
+            series=[charts.Series(_("Net revenue"), [r.net_fen for r in renewal_days])],
+            money=True,
+        ),
+        "subscriptions_by_day": charts.line_chart(
+            chart_id="chart-subscriptions-by-day",
+            title=_("Subscriptions at the end of each day"),
+            labels=labels,
+            tick_labels=short,
+            series=[
+                charts.Series(_("Active (renewing)"), [d.active for d in subscription_days]),
+                charts.Series(_("Not renewing, still paid"), [d.not_renewing for d in subscription_days]),
+            ],
+            money=False,
+            unit=_("subscriptions"),
+        ),
+        "renewal_stops": charts.hbar_chart(
+            chart_id="chart-renewal-stops",
+            title=_("Cancels by channel, and lapses"),
+            labels=[s.short_label for s in data.subscription_days.stops],
+            values=[s.subscriptions for s in data.subscription_days.stops],
+            money=False,
+            unit=_("subscriptions"),
+            label_width=210,
+        ),
+    }
+    if data.renewals.failures:
+        out["renewal_failures"] = charts.hbar_chart(
+            chart_id="chart-renewal-failures",
+            title=_("Why renewals did not complete"),
+            labels=[f.failure_code or "-" for f in data.renewals.failures],
+            values=[f.orders for f in data.renewals.failures],
+            money=False,
+        )
     return out
 
 
@@ -169,6 +227,10 @@ SECTIONS: list[tuple[str, tuple[str, ...]]] = [
     ("revenue_by_store", ("revenue_by_store",)),
     ("funnel", ("funnel",)),
     ("funnel_losses", ()),
+    ("renewals_by_day", ("renewals_by_day", "renewal_revenue_by_day")),
+    ("renewal_failures", ("renewal_failures",)),
+    ("subscriptions_by_day", ("subscriptions_by_day",)),
+    ("renewal_stops", ("renewal_stops",)),
     ("cash_totals", ()),
 ]
 

@@ -1,5 +1,6 @@
 """Billing's models: payments and notifications, the ledger and refunds, SMS confirmations, the work queue."""
 
+from billing.models.contracts import ContractEnd, ContractStatus, ProviderContract
 from billing.models.ledger import LedgerEntry, LedgerKind, Refund, RefundStatus
 from billing.models.payments import Payment, PaymentCodeUse, PaymentNotification, PaymentStatus, Provider
 from billing.models.reconciliation import (
@@ -14,6 +15,8 @@ from billing.models.sms import SmsConfirmation, SmsConfirmationStatus, SmsInboun
 from billing.models.work import WorkItem, WorkItemKind
 
 __all__ = [
+    "ContractEnd",
+    "ContractStatus",
     "Discrepancy",
     "DiscrepancyEvent",
     "LedgerEntry",
@@ -23,6 +26,7 @@ __all__ = [
     "PaymentNotification",
     "PaymentStatus",
     "Provider",
+    "ProviderContract",
     "ReconciliationItem",
     "ReconciliationRun",
     "Refund",

@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 from billing.models.payments import Payment, Provider
 from ipvas.appendonly import AppendOnlyModel
+from ipvas.money import fen_to_yuan
 from orders.constants import PaymentMethod
 from orders.models import Order
 
@@ -45,7 +46,9 @@ class LedgerEntry(AppendOnlyModel):
         indexes = [models.Index(fields=["provider", "provider_ref"], name="ledger_provider_ref")]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.amount_fen} {self.provider}:{self.provider_ref}"
+        # For people (admin's titles): labels, the amount in yuan.
+        amount = fen_to_yuan(self.amount_fen)
+        return f"{self.get_kind_display()} ¥{amount} {self.get_provider_display()} {self.provider_ref}"
 
 
 class RefundStatus(models.TextChoices):
@@ -84,4 +87,4 @@ class Refund(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.provider}:{self.out_refund_no} {self.status}"
+        return f"{self.get_provider_display()} {self.out_refund_no} {self.get_status_display()}"

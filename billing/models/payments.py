@@ -37,7 +37,8 @@ class Payment(models.Model):
     out_trade_no = models.CharField(_("out_trade_no"), max_length=64)
     amount_fen = models.IntegerField(_("amount (fen)"))
     status = models.CharField(_("status"), max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.CREATING)
-    qr_code_url = models.CharField(_("QR code content"), max_length=512, blank=True)
+    # A signed Alipay cashier URL (the pay-and-sign of an auto-renewing order) is longer than a code_url.
+    qr_code_url = models.CharField(_("QR code content"), max_length=2048, blank=True)
     expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
     provider_txn_id = models.CharField(_("provider transaction id"), max_length=64, blank=True)
     paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
@@ -55,7 +56,7 @@ class Payment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.provider}:{self.out_trade_no} {self.status}"
+        return f"{self.get_provider_display()} {self.out_trade_no} {self.get_status_display()}"
 
 
 class PaymentNotification(models.Model):
@@ -69,6 +70,10 @@ class PaymentNotification(models.Model):
     notification_id = models.CharField(_("provider's notification id"), max_length=128)
     out_trade_no = models.CharField(_("out_trade_no"), max_length=64, blank=True, db_index=True)
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="notifications")
+    # A deduction contract's signing or termination notification (billing.models.contracts).
+    contract = models.ForeignKey(
+        "billing.ProviderContract", on_delete=models.PROTECT, null=True, blank=True, related_name="notifications"
+    )
     headers = models.JSONField(_("headers"), default=dict)
     body = models.TextField(_("body"))
     decoded = models.JSONField(_("decoded content"), default=dict, blank=True)
@@ -84,7 +89,7 @@ class PaymentNotification(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.provider}:{self.notification_id}"
+        return f"{self.get_provider_display()} {self.notification_id}"
 
 
 class PaymentCodeUse(models.Model):

@@ -87,7 +87,7 @@ class Statement(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.source} {self.day}"
+        return f"{self.get_source_display()} {self.day}"
 
 
 class StatementLine(models.Model):
@@ -123,7 +123,7 @@ class StatementLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.statement} line {self.line_no}"
+        return f"{self.statement} #{self.line_no}"
 
 
 SOURCE_STATE_FIELDS: dict[str, str] = {
@@ -170,7 +170,7 @@ class ReconciliationRun(models.Model):
         ordering = ["-day"]
 
     def __str__(self) -> str:
-        return f"reconciliation {self.day}"
+        return f"{self._meta.verbose_name} {self.day}"
 
     @property
     def discrepancies(self) -> int:
@@ -226,7 +226,7 @@ class ReconciliationItem(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.source} {self.reference or self.order_no}: {self.outcome}"
+        return f"{self.get_source_display()} {self.reference or self.order_no}: {self.get_outcome_display()}"
 
     @property
     def detail(self) -> str:
@@ -291,7 +291,7 @@ class Discrepancy(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.day} {self.source} {self.reference or self.order_no}: {self.outcome}"
+        return f"{self.day} {self.get_source_display()} {self.reference or self.order_no}: {self.get_outcome_display()}"
 
     @property
     def detail(self) -> str:
@@ -325,4 +325,4 @@ class DiscrepancyEvent(AppendOnlyModel):
         ordering = ["discrepancy", "at", "pk"]
 
     def __str__(self) -> str:
-        return f"{self.discrepancy_id} {self.action} by {self.actor_kind}"
+        return f"{self.discrepancy_id} {self.get_action_display()}"

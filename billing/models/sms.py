@@ -44,7 +44,7 @@ class SmsConfirmation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.phone} {self.status}"
+        return f"{self.phone} {self.get_status_display()}"
 
 
 class SmsInbound(models.Model):

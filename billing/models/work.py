@@ -38,4 +38,4 @@ class WorkItem(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.order_id} {self.kind}"
+        return f"{self.order.order_no} {self.get_kind_display()}"

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db import transaction
 
-from billing.models import Payment, PaymentNotification
+from billing.models import Payment, PaymentNotification, ProviderContract
 
 
 def notification_store(
@@ -17,6 +17,7 @@ def notification_store(
     headers: dict[str, str],
     body: str,
     decoded: dict[str, Any],
+    contract: ProviderContract | None = None,
 ) -> PaymentNotification:
     """Keep a verified notification; raises IntegrityError when the provider sent this one before."""
     with transaction.atomic():
@@ -25,6 +26,7 @@ def notification_store(
             notification_id=notification_id[:128],
             out_trade_no=payment.out_trade_no,
             payment=payment,
+            contract=contract,
             headers=headers,
             body=body,
             decoded=_jsonable(decoded),

@@ -35,10 +35,13 @@ CANCELLABLE_PENDING_METHODS = QR_METHODS | {PaymentMethod.PHONE_BILL_SMS, Paymen
 # stays sms_timeout (§1), the message says what happened.
 SMS_REPLACED = "replaced by a newer confirmation"
 SMS_REPLACED_MESSAGE = _("A newer SMS confirmation to this number replaced this one; please order again.")
+# account_not_found for an order placed by mobile number (the counter): the code stays (§1), the message is its own.
+PHONE_NOT_FOUND_MESSAGE = _("The SMP knows no TV account bound to this mobile number.")
 
 
 def _cancellable(order: Order) -> bool:
-    return order.status == S.AWAITING_PAYMENT or order.payment_method in CANCELLABLE_PENDING_METHODS
+    # Before a payment method is chosen (the SMP's pre-check may still be retrying) nothing is charged.
+    return order.status in (S.PRECHECKING, S.AWAITING_PAYMENT) or order.payment_method in CANCELLABLE_PENDING_METHODS
 
 
 def _is_renewal(order: Order) -> bool:
@@ -171,6 +174,9 @@ class Order(ConcurrentTransitionMixin, models.Model):
             return ""
         if self.failure_code == FailureCode.SMS_TIMEOUT and self.failure_detail == SMS_REPLACED:
             return str(SMS_REPLACED_MESSAGE)
+        if self.failure_code == FailureCode.ACCOUNT_NOT_FOUND and self.phone and not self.tv_account:
+            # The clerk typed a mobile number: it is the number the SMP does not know, not a TV account.
+            return str(PHONE_NOT_FOUND_MESSAGE)
         return str(FailureCode(self.failure_code).label)
 
     def _enter(self, *, deadline_at: datetime | None, now: datetime) -> None:
@@ -230,7 +236,7 @@ class Order(ConcurrentTransitionMixin, models.Model):
 
     @transition(
         field=status,
-        source=[S.AWAITING_PAYMENT, S.PAYMENT_PENDING],
+        source=[S.PRECHECKING, S.AWAITING_PAYMENT, S.PAYMENT_PENDING],
         target=S.CANCELLED,
         conditions=[_cancellable],
     )
@@ -239,12 +245,13 @@ class Order(ConcurrentTransitionMixin, models.Model):
 
     @transition(
         field=status,
-        source=[S.PRECHECKING, S.AWAITING_PAYMENT, S.PROVISIONING],
+        source=[S.PRECHECKING, S.AWAITING_PAYMENT, S.PAYMENT_PENDING, S.PROVISIONING],
         target=S.CANCELLED,
         conditions=[_is_renewal],
     )
     def cancel_renewal(self, *, now: datetime) -> None:
-        """A renewal whose subscription was cancelled before its charge was sent (docs/interfaces.md §8)."""
+        """A renewal whose subscription was cancelled before its charge was sent (docs/interfaces.md §8): the
+        phone-bill charge (provisioning) or the deduction under the contract (payment_pending) never goes out."""
         self._end(now=now, code=FailureCode.CANCELLED)
 
     @transition(field=status, source=S.PROVISIONING, target=S.COMPLETED)

@@ -65,4 +65,4 @@ class PurchasePinEvent(AppendOnlyModel):
         ordering = ["-at", "-pk"]
 
     def __str__(self) -> str:
-        return f"{self.tv_account} {self.action}"
+        return f"{self.tv_account} {self.get_action_display()}"

@@ -18,6 +18,7 @@ from orders.constants import (
     PaymentMethod,
     SubscriptionStatus,
 )
+from orders.events import subscription_action_label
 from orders.models.order import mask_phone
 from orders.models.product import Product
 
@@ -148,7 +149,7 @@ class SubscriptionEvent(AppendOnlyModel):
         ordering = ["at", "pk"]
 
     def __str__(self) -> str:
-        return f"{self.subscription_id} {self.action}"
+        return f"{self.subscription_id} {subscription_action_label(self.action)}"
 
 
 class SubscriptionNotice(models.Model):
@@ -184,4 +185,4 @@ class SubscriptionNotice(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.subscription_id or mask_phone(self.phone)}"
+        return f"{self.get_kind_display()} {self.subscription_id or mask_phone(self.phone)}"

@@ -7,6 +7,9 @@ unreachable provider would; ``slow`` does the work, then answers after the
 adapter's timeout (WECHATPAY_TIMEOUT_SECONDS, ALIPAY_TIMEOUT_SECONDS) or not
 at all, as a real provider whose answer is lost.
 
+Deduction contracts (pay and sign, the pre-deduction notice, deductions, unsign) follow the providers' rules
+in sandbox.contracts.
+
 Payment codes answer by their last four digits (sandbox.payments.CODE_OUTCOMES); a code ending 0003 is
 taken by the provider but its answer never comes (``ProviderUnavailable``, as a timeout).
 """
@@ -24,6 +27,10 @@ from adapters.providers.types import (
     CodePaymentRequest,
     CodePaymentResult,
     CodeState,
+    ContractOrderRequest,
+    DeductionNoticeRequest,
+    DeductionRequest,
+    DeductionResult,
     ProviderRefused,
     ProviderUnavailable,
     QrOrderRequest,
@@ -31,9 +38,11 @@ from adapters.providers.types import (
     RefundResult,
     ReverseResult,
     Trade,
+    UnsignRequest,
+    UnsignResult,
 )
 from adapters.statements import StatementFile
-from sandbox import faults, payments, statements
+from sandbox import contracts, faults, payments, statements
 
 T = TypeVar("T")
 
@@ -98,6 +107,18 @@ class SimulatedProvider:
 
     def reverse(self, out_trade_no: str) -> ReverseResult:
         return self._call(lambda: payments.reverse_trade(self.name, out_trade_no)[1])
+
+    def create_with_contract(self, request: ContractOrderRequest) -> str:
+        return self._call(lambda: contracts.create_trade_with_contract(self.name, request))
+
+    def announce_deduction(self, request: DeductionNoticeRequest) -> bool:
+        return self._call(lambda: contracts.announce(self.name, request))
+
+    def deduct(self, request: DeductionRequest) -> DeductionResult:
+        return self._call(lambda: contracts.deduct(self.name, request)[1])
+
+    def unsign(self, request: UnsignRequest) -> UnsignResult:
+        return self._call(lambda: contracts.unsign(self.name, request))
 
     def download_statement(self, day: date) -> StatementFile:
         return StatementFile(statements.statement_file(self.name, day), statements.file_name(self.name, day))

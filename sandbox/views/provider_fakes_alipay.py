@@ -16,6 +16,10 @@ choose a key for it. ``down`` answers Alipay's system error (code 20000).
 Amounts are yuan strings; the simulated provider counts fen. A payment code
 answers by its last four digits (sandbox.payments.CODE_OUTCOMES); one ending
 0003 holds the connection longer than the client waits (``ALIPAY_TIMEOUT_SECONDS``).
+
+周期扣款: a GET of the signed ``alipay.trade.wap.pay`` URL (what the Alipay app does with the QR code) opens
+the cashier page of a pay-and-sign order and makes its trade and agreement; ``alipay.trade.pay`` with
+product_code CYCLE_PAY_AUTH deducts under the agreement; ``alipay.user.agreement.unsign`` ends it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from html import escape
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -37,20 +42,23 @@ from django.views.decorators.http import require_http_methods
 from adapters.alipay import crypto
 from adapters.providers.types import (
     CodePaymentRequest,
+    ContractOrderRequest,
+    DeductionRequest,
     ProviderRefused,
     QrOrderRequest,
     RefundRequest,
     RefundState,
     Trade,
     TradeState,
+    UnsignRequest,
 )
 from ipvas import jsonparse
 from ipvas.credentials import load_private_key, load_public_key
 from ipvas.keyfiles import sandbox_private_key_pem, sandbox_public_key_pem
 from ipvas.money import fen_to_yuan, yuan_to_fen
-from sandbox import payments
+from sandbox import contracts, payments
 from sandbox.http import sandbox_view
-from sandbox.models import SimTrade
+from sandbox.models import SimContract, SimContractStatus, SimTrade
 from sandbox.views.provider_fakes import Outage, compact_json, fault_delay, pause
 
 SYSTEM = payments.ALIPAY
@@ -214,6 +222,8 @@ def _query(biz: dict[str, Any]) -> Inner:
 
 
 def _trade_pay(biz: dict[str, Any]) -> Inner:
+    if biz.get("product_code") == "CYCLE_PAY_AUTH":
+        return _cycle_pay(biz)
     if biz.get("scene") not in ("bar_code", "wave_code"):
         raise _invalid("isv.invalid-parameter", "参数 scene 不合法")
     auth_code = _text(biz, "auth_code", max_length=32)
@@ -344,6 +354,96 @@ def _refund_query(biz: dict[str, Any]) -> Inner:
     return found
 
 
+def _cycle_pay(biz: dict[str, Any]) -> Inner:
+    """周期扣款: ``alipay.trade.pay`` with product_code CYCLE_PAY_AUTH and the agreement, answered at once."""
+    agreement = biz.get("agreement_params")
+    if not isinstance(agreement, dict) or not agreement.get("agreement_no"):
+        raise _invalid("isv.invalid-parameter", "agreement_params.agreement_no 缺失")
+    try:
+        trade, result = contracts.deduct(
+            SYSTEM,
+            DeductionRequest(
+                out_trade_no=_text(biz, "out_trade_no"),
+                contract_id=str(agreement["agreement_no"]),
+                amount_fen=_fen(biz, "total_amount"),
+                description=_text(biz, "subject", max_length=256),
+                period_key=_text(biz, "body", max_length=128, required=False),
+            ),
+        )
+    except ProviderRefused:
+        raise _business("ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改") from None
+    if trade is None:
+        raise _business(result.code, result.message, buyer_pay_amount="0.00", invoice_amount="0.00")
+    received = fen_to_yuan(trade.amount_fen)
+    return {
+        **SUCCESS,
+        "trade_no": trade.transaction_id,
+        "out_trade_no": trade.out_trade_no,
+        "buyer_logon_id": "san***@sandbox.com",
+        "total_amount": received,
+        "receipt_amount": received,
+        "buyer_pay_amount": received,
+        "invoice_amount": received,
+        "point_amount": "0.00",
+        "gmt_payment": _local(trade.paid_at or timezone.now()),
+        "fund_bill_list": [{"fund_channel": "ALIPAYACCOUNT", "amount": received}],
+        "buyer_user_id": _buyer(trade)["buyer_user_id"],
+    }
+
+
+def _agreement_unsign(biz: dict[str, Any]) -> Inner:
+    """``alipay.user.agreement.unsign``: ends the agreement named by our external_agreement_no."""
+    code = _text(biz, "external_agreement_no", required=False)
+    if not code:
+        raise _invalid("isv.invalid-parameter", "此沙箱按 external_agreement_no 解约")
+    if biz.get("personal_product_code") != "CYCLE_PAY_AUTH_P":
+        raise _invalid("isv.invalid-parameter", "personal_product_code 须为 CYCLE_PAY_AUTH_P")
+    contract = SimContract.objects.filter(provider=SYSTEM, contract_code=code).first()
+    if contract is None or contract.status != SimContractStatus.SIGNED:
+        raise _business("USER_AGREEMENT_NOT_EXIST", "用户协议不存在")
+    try:
+        contracts.unsign(SYSTEM, UnsignRequest(contract_code=code, contract_id=str(biz.get("agreement_no") or "")))
+    except ProviderRefused:
+        raise _business("AGREEMENT_NO_NOT_MATCH", "协议号与商户签约号不一致") from None
+    return dict(SUCCESS)
+
+
+def _wap_pay_page(biz: dict[str, Any]) -> HttpResponse:
+    """The Alipay app opens the signed ``alipay.trade.wap.pay`` URL of the QR code: the cashier page of a
+    pay-and-sign order (product_code CYCLE_PAY_AUTH). The trade and the agreement it offers are made now."""
+    if biz.get("product_code") != "CYCLE_PAY_AUTH":
+        return HttpResponse("此沙箱的 wap.pay 仅支持 CYCLE_PAY_AUTH", status=400, content_type="text/plain")
+    agreement = biz.get("agreement_sign_params")
+    rule = agreement.get("period_rule_params") if isinstance(agreement, dict) else None
+    if (
+        not isinstance(agreement, dict)
+        or not isinstance(rule, dict)
+        or agreement.get("personal_product_code") != "CYCLE_PAY_AUTH_P"
+    ):
+        return HttpResponse("agreement_sign_params 不合法", status=400, content_type="text/plain")
+    try:
+        contracts.create_trade_with_contract(
+            SYSTEM,
+            ContractOrderRequest(
+                out_trade_no=_text(biz, "out_trade_no"),
+                amount_fen=_fen(biz, "total_amount"),
+                description=_text(biz, "subject", max_length=256),
+                expires_at=_expiry(biz),
+                contract_code=_text(agreement, "external_agreement_no", max_length=32),
+                request_serial=0,
+                display_account=str(agreement.get("external_logon_id") or ""),
+                period_months=int(rule.get("period") or 1),
+                renewal_amount_fen=_fen(rule, "single_amount"),
+                first_deduction_on=date.fromisoformat(str(rule.get("execute_time"))),
+            ),
+        )
+    except (AlipayError, ProviderRefused, ValueError) as exc:
+        return HttpResponse(f"无法支付: {exc}", status=400, content_type="text/plain")
+    what = escape(f"支付 {biz['total_amount']} 元并开通自动续费 ({biz['out_trade_no']})")
+    page = f"<!doctype html><title>支付宝</title><p>{what}</p>"
+    return HttpResponse(page, content_type="text/html; charset=utf-8")
+
+
 OPERATIONS: dict[str, Callable[[dict[str, Any]], Inner]] = {
     "alipay.trade.precreate": _precreate,
     "alipay.trade.pay": _trade_pay,
@@ -352,6 +452,7 @@ OPERATIONS: dict[str, Callable[[dict[str, Any]], Inner]] = {
     "alipay.trade.cancel": _cancel,
     "alipay.trade.refund": _refund,
     "alipay.trade.fastpay.refund.query": _refund_query,
+    "alipay.user.agreement.unsign": _agreement_unsign,
 }
 
 
@@ -365,11 +466,24 @@ def _biz_content(params: dict[str, str]) -> dict[str, Any]:
     return biz
 
 
+def _cashier(params: dict[str, str]) -> HttpResponse:
+    if params.get("app_id") != settings.ALIPAY_APP_ID or params.get("sign_type") != "RSA2":
+        return HttpResponse("无效的AppID参数或签名类型", status=400, content_type="text/plain")
+    if not _request_signed_by_our_app(params):
+        return HttpResponse("验签出错", status=400, content_type="text/plain")
+    try:
+        return _wap_pay_page(_biz_content(params))
+    except AlipayError as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain")
+
+
 @sandbox_view
 @require_http_methods(["GET", "POST"])
 def gateway(request: HttpRequest) -> HttpResponse:
     params = {**request.GET.dict(), **request.POST.dict()}
     method = params.get("method", "")
+    if method == "alipay.trade.wap.pay":
+        return _cashier(params)
     operation = OPERATIONS.get(method)
     if operation is None:
         return _answer("error_response", _invalid("isv.invalid-method", "不存在的方法名").inner, signed=False)

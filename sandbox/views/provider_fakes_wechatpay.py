@@ -14,6 +14,10 @@ answer, a 204's empty body included, is signed as WeChat Pay signs it: the
 Payment codes (付款码支付, ``/v3/pay/transactions/codepay`` and ``…/out-trade-no/{no}/reverse``) answer by
 the code's last four digits (sandbox.payments.CODE_OUTCOMES); a code ending 0003 holds the connection
 longer than the client waits (``WECHATPAY_TIMEOUT_SECONDS``), as a provider that never answers.
+
+委托代扣: the APIv3 pre-deduction notice and deduction (``/v3/papay/…``) are checked like the calls above; the
+APIv2 pay-and-sign (``/pay/contractorder``) and termination (``/papay/deletecontract``) take XML signed with the
+APIv2 key (``wechatpay_apiv2_key.txt``) and answer XML signed with it, as WeChat Pay does.
 """
 
 from __future__ import annotations
@@ -35,19 +39,24 @@ from django.views.decorators.http import require_GET, require_POST
 
 from adapters.providers.types import (
     CodePaymentRequest,
+    ContractOrderRequest,
+    DeductionNoticeRequest,
+    DeductionRequest,
+    DeductionState,
     ProviderRefused,
     QrOrderRequest,
     RefundRequest,
     RefundState,
     TradeState,
+    UnsignRequest,
 )
-from adapters.wechatpay import crypto
+from adapters.wechatpay import crypto, v2
 from ipvas import jsonparse
 from ipvas.credentials import load_private_key, load_public_key
-from ipvas.keyfiles import sandbox_private_key_pem, sandbox_public_key_pem
-from sandbox import payments
+from ipvas.keyfiles import sandbox_private_key_pem, sandbox_public_key_pem, sandbox_secret
+from sandbox import contracts, payments
 from sandbox.http import sandbox_view
-from sandbox.models import SimRefund
+from sandbox.models import SimContract, SimContractStatus, SimRefund
 from sandbox.views.provider_fakes import Outage, compact_json, fault_delay, nonce, pause
 
 SYSTEM = payments.WECHATPAY
@@ -406,3 +415,156 @@ def refund(request: HttpRequest) -> HttpResponse:
 @require_GET
 def query_refund(request: HttpRequest, out_refund_no: str) -> HttpResponse:
     return _serve(request, lambda: _query_refund(out_refund_no))
+
+
+# --- 委托代扣: APIv3 (pre-deduction notice, deduction) -------------------------------------------
+
+
+def _deduct_notice(request: HttpRequest, contract_id: str) -> Answer:
+    body = _json(request)
+    _check_mchid(body.get("mchid"))
+    if body.get("appid") != settings.WECHATPAY_APPID:
+        raise WechatError(400, "APPID_MCHID_NOT_MATCH", "appid 和 mch_id 不匹配")
+    amount = body.get("estimated_amount")
+    if not isinstance(amount, dict) or not isinstance(body.get("deduct_duration"), dict):
+        raise WechatError(400, "PARAM_ERROR", "estimated_amount / deduct_duration 缺失")
+    contracts.announce(SYSTEM, DeductionNoticeRequest(contract_id=contract_id, amount_fen=_fen(amount, "amount")))
+    return 204, None
+
+
+def _deduct_apply(request: HttpRequest) -> Answer:
+    body = _json(request)
+    if body.get("appid") != settings.WECHATPAY_APPID:
+        raise WechatError(400, "APPID_MCHID_NOT_MATCH", "appid 和 mch_id 不匹配")
+    _text(body, "transaction_notify_url", max_length=256)
+    _trade, result = contracts.deduct(
+        SYSTEM,
+        DeductionRequest(
+            out_trade_no=_text(body, "out_trade_no", OUT_NO),
+            contract_id=_text(body, "contract_id", max_length=64),
+            amount_fen=_fen(_amount(body), "total"),
+            description=_text(body, "description"),
+            period_key=str(body.get("attach") or ""),
+        ),
+    )
+    if result.state in (DeductionState.ACCEPTED, DeductionState.PAID):
+        return 204, None
+    status = 404 if result.state == DeductionState.CONTRACT_GONE else 403
+    return status, {"code": result.code, "message": result.message}
+
+
+@sandbox_view
+@require_POST
+def deduct_notice(request: HttpRequest, contract_id: str) -> HttpResponse:
+    return _serve(request, lambda: _deduct_notice(request, contract_id))
+
+
+@sandbox_view
+@require_POST
+def deduct_apply(request: HttpRequest) -> HttpResponse:
+    return _serve(request, lambda: _deduct_apply(request))
+
+
+# --- 委托代扣: APIv2 (pay and sign, the merchant's termination), XML signed with the APIv2 key ------------
+
+V2_TIME = "%Y%m%d%H%M%S"
+
+
+def _v2_answer(params: dict[str, str]) -> HttpResponse:
+    """An APIv2 answer: SUCCESS ones are signed with the APIv2 key, as WeChat Pay signs them."""
+    body = {"return_code": "SUCCESS", "return_msg": "OK", "appid": settings.WECHATPAY_APPID}
+    body.update({"mch_id": settings.WECHATPAY_MCHID, "nonce_str": nonce(32), **params})
+    signed = v2.signed(body, sandbox_secret("wechatpay_apiv2_key.txt"))
+    return HttpResponse(v2.to_xml(signed), content_type="text/xml; charset=utf-8")
+
+
+def _v2_fail(message: str) -> HttpResponse:
+    return HttpResponse(v2.to_xml({"return_code": "FAIL", "return_msg": message}), content_type="text/xml")
+
+
+def _v2_serve(request: HttpRequest, work: Callable[[dict[str, str]], dict[str, str]]) -> HttpResponse:
+    try:
+        delay = fault_delay(SYSTEM)
+    except Outage:
+        return _v2_answer({"result_code": "FAIL", "err_code": "SYSTEMERROR", "err_code_des": "系统繁忙"})
+    try:
+        params = v2.parse_xml(request.body)
+    except ValueError:
+        return _v2_fail("XML格式错误")
+    if not v2.verify(params, sandbox_secret("wechatpay_apiv2_key.txt")):
+        return _v2_fail("签名错误")
+    if params.get("mch_id") != settings.WECHATPAY_MCHID or params.get("appid") != settings.WECHATPAY_APPID:
+        return _v2_fail("appid 和 mch_id 不匹配")
+    try:
+        answer = work(params)
+    except ProviderRefused as exc:
+        answer = {"result_code": "FAIL", "err_code": exc.code, "err_code_des": exc.message or exc.code}
+    pause(delay)
+    return _v2_answer(answer)
+
+
+def _contract_order(params: dict[str, str]) -> dict[str, str]:
+    for name in ("out_trade_no", "body", "notify_url", "total_fee", "trade_type", "plan_id", "contract_code",
+                 "request_serial", "contract_display_account", "contract_notify_url", "spbill_create_ip"):  # fmt: skip
+        if not params.get(name):
+            raise ProviderRefused("PARAM_ERROR", f"{name} 缺失")
+    if params["trade_type"] != "NATIVE":
+        raise ProviderRefused("PARAM_ERROR", "此沙箱仅支持 trade_type NATIVE")
+    if params["plan_id"] != settings.WECHATPAY_PAPAY_PLAN_ID:
+        raise ProviderRefused("PLAN_ID_ERROR", "模板 id 不存在")
+    expires = params.get("time_expire")
+    try:
+        expires_at = timezone.make_aware(datetime.strptime(expires, V2_TIME)) if expires else None
+        total = int(params["total_fee"])
+    except ValueError:
+        raise ProviderRefused("PARAM_ERROR", "time_expire 或 total_fee 格式错误") from None
+    if payments.query_trade(SYSTEM, params["out_trade_no"]).state == TradeState.PAID:
+        raise ProviderRefused("ORDERPAID", "该订单已支付")
+    code_url = contracts.create_trade_with_contract(
+        SYSTEM,
+        ContractOrderRequest(
+            out_trade_no=params["out_trade_no"],
+            amount_fen=total,
+            description=params["body"],
+            expires_at=expires_at or timezone.now() + DEFAULT_EXPIRY,
+            contract_code=params["contract_code"],
+            request_serial=int(params["request_serial"]),
+            display_account=params["contract_display_account"],
+            period_months=1,
+            renewal_amount_fen=total,
+            first_deduction_on=timezone.localdate(),
+        ),
+    )
+    return {
+        "result_code": "SUCCESS",
+        "trade_type": "NATIVE",
+        "prepay_id": f"wx{nonce(30).lower()}",
+        "code_url": code_url,
+        "contract_result_code": "SUCCESS",
+    }
+
+
+def _delete_contract(params: dict[str, str]) -> dict[str, str]:
+    if params.get("version") != "1.0" or not params.get("contract_termination_remark"):
+        raise ProviderRefused("PARAM_ERROR", "version / contract_termination_remark 缺失")
+    code = params.get("contract_code", "")
+    if params.get("plan_id") != settings.WECHATPAY_PAPAY_PLAN_ID or not code:
+        raise ProviderRefused("PARAM_ERROR", "此沙箱按 plan_id + contract_code 解约")
+    contract = SimContract.objects.filter(provider=SYSTEM, contract_code=code).first()
+    if contract is None or contract.status != SimContractStatus.SIGNED:
+        raise ProviderRefused("CONTRACT_NOT_EXIST", "签约协议不存在")
+    contracts.unsign(SYSTEM, UnsignRequest(contract_code=code))
+    return {"result_code": "SUCCESS", "contract_id": contract.contract_id, "plan_id": params["plan_id"],
+            "contract_code": code}  # fmt: skip
+
+
+@sandbox_view
+@require_POST
+def contract_order(request: HttpRequest) -> HttpResponse:
+    return _v2_serve(request, _contract_order)
+
+
+@sandbox_view
+@require_POST
+def delete_contract(request: HttpRequest) -> HttpResponse:
+    return _v2_serve(request, _delete_contract)

@@ -3,19 +3,52 @@
 (function () {
   "use strict";
 
+  // The first answers come fast (a pre-check takes a tenth of a second): look soon, then less often.
+  var POLL_DELAYS = [300, 500, 800, 1200, 1500, 2000];
+
   function poll(el) {
     var url = el.getAttribute("data-poll");
     var seen = el.getAttribute("data-status");
+    var round = 0;
+    function later(ms) { window.setTimeout(tick, ms); }
+    function next() { return POLL_DELAYS[Math.min(round++, POLL_DELAYS.length - 1)]; }
     function tick() {
       fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (r) { return r.ok ? r.json() : null; })
         .then(function (data) {
           if (data && data.status !== seen) { window.location.reload(); return; }
-          window.setTimeout(tick, 1500);
+          if (data) { retrying(data.retries || 0); }
+          later(next());
         })
-        .catch(function () { window.setTimeout(tick, 3000); });
+        .catch(function () { later(3000); });
     }
-    window.setTimeout(tick, 1500);
+    later(next());
+  }
+
+  // An outside system that does not answer is tried again by the system: say so, with the attempt.
+  function retrying(count) {
+    var hint = document.querySelector("[data-retrying]");
+    if (!hint) { return; }
+    if (!count) { hint.hidden = true; return; }
+    var text = hint.getAttribute(hint.getAttribute("data-kind") === "precheck" ? "data-text-precheck" : "data-text-other");
+    hint.textContent = text.replace("{n}", String(count));
+    hint.hidden = false;
+  }
+
+  // A per-view product is one programme: its number is asked for only when one is chosen.
+  function contentChoice(box) {
+    var form = box.closest("form");
+    var input = box.querySelector("input[name=content_id]");
+    function update() {
+      var chosen = form.querySelector("input[name=product]:checked");
+      var perView = !!(chosen && chosen.hasAttribute("data-per-view"));
+      box.hidden = !perView;
+      input.required = perView;
+    }
+    form.querySelectorAll("input[name=product]").forEach(function (radio) {
+      radio.addEventListener("change", update);
+    });
+    update();
   }
 
   function countdown(el) {
@@ -118,6 +151,9 @@
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("form[data-scan]").forEach(scan);
     document.querySelectorAll("[data-renew]").forEach(renewChoice);
+    document.querySelectorAll("[data-content]").forEach(contentChoice);
+    var hint = document.querySelector("[data-retrying]");
+    if (hint) { retrying(parseInt(hint.getAttribute("data-retries"), 10) || 0); }
     document.querySelectorAll("[data-poll]").forEach(poll);
     document.querySelectorAll("[data-expires-at]").forEach(countdown);
     document.querySelectorAll("form[data-once]").forEach(once);

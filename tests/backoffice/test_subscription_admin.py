@@ -10,7 +10,6 @@ filters are exercised over rows put straight into a status. Pages are asked for 
 from __future__ import annotations
 
 import html
-import json
 import re
 from datetime import timedelta
 from typing import Any
@@ -22,13 +21,15 @@ from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
+from backoffice.history import change_text
 from ipvas.actors import Actor, ActorKind
 from lifecycle.paying import payment_choose
 from lifecycle.placing import order_create
 from lifecycle.renewals import subscriptions_sweep
 from orders.constants import Channel, OrderStatus, PaymentMethod, ProductKind, SubscriptionStatus
+from orders.events import subscription_action_label
 from orders.models import Order, Product, Subscription, SubscriptionEvent
 from sandbox.models import SimSmpAccount
 from tests.factories import ProductFactory, SubscriptionFactory
@@ -95,6 +96,13 @@ def change_url(subscription: Subscription) -> str:
 
 def cancel_url(subscription: Subscription) -> str:
     return reverse("admin:orders_subscription_cancel", args=[subscription.pk])
+
+
+def consent_evidence(page: str) -> dict[str, str]:
+    """The evidence of consent as the page lists it: {label: value}, a nested part's labels joined by " · "."""
+    table = re.search(r'<table class="consent-evidence">(.*?)</table>', page, re.S)
+    assert table, "no consent evidence"
+    return {text_of(k): text_of(v) for k, v in re.findall(r"<th>(.*?)</th><td>(.*?)</td>", table.group(1), re.S)}
 
 
 def inline_rows(page: bytes, prefix: str) -> list[dict[str, str]]:
@@ -246,13 +254,16 @@ def test_the_page_shows_renewals_notices_events_and_consent(admin, run_tasks, fr
     assert reminder["sent"] == f"{timezone.localtime(sent_at):%Y-%m-%d %H:%M:%S}"
     events = inline_rows(page.content, "events")
     actions = list(subscription.events.order_by("at", "pk").values_list("action", flat=True))
-    assert [e["action"] for e in events] == actions
+    with translation.override("en"):  # the page was asked for in English: each action by its label
+        assert [e["what"] for e in events] == [subscription_action_label(action) for action in actions]
     assert actions[0] == "start" and "renewed" in actions and actions[-1] == "renewal_failed"
-    assert events[-1]["reason"] == "insufficient_balance" and events[-1]["by"] == "background task: provision"
+    assert events[-1]["why"] == "The phone bill balance is not enough for this product."  # the code, in words
+    assert events[-1]["by"] == "background task: activation"
     text = text_of(page.content)
     assert "Consent given on: TV (EPG)" in text and "Consent for: Phone bill" in text
-    evidence = re.search(r'<pre class="consent-evidence"[^>]*>(.*?)</pre>', page.content.decode(), re.S)
-    assert evidence and json.loads(html.unescape(evidence.group(1))) == subscription.consent_evidence
+    evidence = consent_evidence(page.content.decode())
+    assert evidence["order that started it"] == first.order_no
+    assert evidence["placed by"].startswith("EPG client: ")
     assert (
         f'<a href="{reverse("admin:orders_order_change", args=[first.pk])}">{first.order_no}</a>'
         in page.content.decode()
@@ -270,9 +281,10 @@ def test_the_page_shows_consent_evidence_with_its_chinese_and_the_clerk(admin):
 
     page = admin.get(change_url(subscription), **EN).content.decode()
 
-    evidence = html.unescape(re.search(r'<pre class="consent-evidence"[^>]*>(.*?)</pre>', page, re.S).group(1))
-    assert '"clerk": "clerk01"' in evidence and '"sent": "回复Y确认"' in evidence  # not \\u escapes
-    assert "\n  " in evidence  # indented, one key a line
+    evidence = consent_evidence(page)
+    assert evidence["clerk"] == "clerk01" and evidence["store"] == "NX-YC-001"
+    assert evidence["SMS confirmation · SMS sent"] == "回复Y确认"  # as the customer read it
+    assert evidence["SMS confirmation · reply"] == "Y"
 
 
 @pytest.mark.parametrize("status", ["cancelled", "lapsed", "ended"])
@@ -308,9 +320,11 @@ def test_cancel_with_a_reason_turns_renewal_off_and_is_audited(admin):
     entry = LogEntry.objects.get(
         content_type=ContentType.objects.get_for_model(Subscription), object_id=str(subscription.pk)
     )
-    assert (entry.user.username, entry.get_change_message()) == (
+    with translation.override("en"):
+        said = change_text(entry)
+    assert (entry.user.username, said) == (
         ADMIN_NAME,
-        "renewal cancelled: customer complaint #4711",
+        "Automatic renewal cancelled. Reason: customer complaint #4711",
     )
     assert f'href="{cancel_url(subscription)}"' not in response.content.decode()
 

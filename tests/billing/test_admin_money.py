@@ -25,11 +25,14 @@ from django.db import transaction
 from django.test import Client
 from django.utils import timezone, translation
 
+from backoffice.history import change_text
 from billing.models import LedgerEntry, Payment, Refund, WorkItem
 from ipvas.actors import Actor, ActorKind
 from ipvas.errors import ApplicationError, InvalidInput, InvalidState
 from ipvas.models import OutboxMessage
 from lifecycle import manual
+from orders.constants import OrderStatus
+from orders.events import order_action_label
 from orders.models import Entitlement, Order, OrderEvent
 from sandbox import faults
 from sandbox import payments as sandbox_payments
@@ -442,11 +445,14 @@ def test_refund_page_refunds_a_completed_order_and_logs_who_did_it(admin, api, f
     response = admin.post(refund_url(order), {"reason": "duplicate purchase", "amount_yuan": ""}, follow=True, **EN)
 
     assert response.redirect_chain == [(change_url(order), 302)]
-    assert "Refund started: provider_refund." in text_of(response.content)
+    # The outcome in words, not its code (issue #12, item 6).
+    assert "Refund started: a refund to the customer's WeChat Pay or Alipay account." in text_of(response.content)
     entry = LogEntry.objects.get(content_type=ContentType.objects.get_for_model(Order), object_id=str(order.pk))
-    assert (entry.user.username, entry.get_change_message()) == (
+    with translation.override("en"):
+        said = change_text(entry)
+    assert (entry.user.username, said) == (
         ADMIN_NAME,
-        "refund requested (provider_refund): duplicate purchase",
+        "Refund started: a refund to the customer's WeChat Pay or Alipay account. Reason: duplicate purchase",
     )
     requested = order.events.get(action="refund_requested")
     assert (requested.actor_kind, requested.actor_id) == ("admin", ADMIN_NAME)
@@ -478,10 +484,12 @@ def test_refund_page_refuses_bad_input_with_a_message_and_changes_nothing(admin,
     for form, message in (
         ({"reason": "", "amount_yuan": ""}, "This field is required."),
         ({"reason": "   ", "amount_yuan": ""}, "This field is required."),
-        ({"reason": "typo", "amount_yuan": "1.234"}, "Write an amount like 25.00."),
-        ({"reason": "typo", "amount_yuan": "abc"}, "Write an amount like 25.00."),
-        ({"reason": "typo", "amount_yuan": "-1.00"}, "Write an amount like 25.00."),
-        ({"reason": "too much", "amount_yuan": "25.01"}, "At most 2500 fen can be refunded."),
+        ({"reason": "typo", "amount_yuan": "1.234"}, "Write an amount in yuan, like 25.00."),
+        ({"reason": "typo", "amount_yuan": "abc"}, "Write an amount in yuan, like 25.00."),
+        ({"reason": "typo", "amount_yuan": "-1.00"}, "Write an amount in yuan, like 25.00."),
+        ({"reason": "nothing", "amount_yuan": "0.00"}, "Write an amount above ¥0.00."),
+        # The amount is typed in yuan: so is the refusal (issue #12, item 7).
+        ({"reason": "too much", "amount_yuan": "25.01"}, "At most ¥25.00 can be refunded."),
     ):
         response = admin.post(refund_url(order), form, **EN)
         assert response.status_code == 200, form
@@ -525,25 +533,26 @@ def test_refund_page_needs_the_permission_to_refund(api, frozen):
 
 
 def history_and_money(page: bytes) -> dict[str, Any]:
-    """The two tables of the order page's history-and-money block: captions and body rows, as text."""
-    block = re.search(r'<div class="history-and-money".*?</div>', page.decode(), re.S)
-    assert block, "no history-and-money block"
-    tables = re.findall(r"<table.*?</table>", block.group(0), re.S)
-    assert len(tables) == 2, tables
+    """The two parts of the order page's history-and-money block, one above the other: headings and body rows."""
+    parts = re.findall(r'<section class="ham-part">(.*?)</section>', page.decode(), re.S)
+    assert len(parts) == 2, parts
 
     def cells(row: str) -> tuple[str, ...]:
         return tuple(text_of(cell.encode()) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S))
 
     parsed = {}
-    for name, table in zip(("history", "ledger"), tables, strict=True):
-        caption = re.search(r"<caption[^>]*>(.*?)</caption>", table, re.S)
-        body = re.search(r"<tbody>(.*?)</tbody>", table, re.S)
+    for name, part in zip(("history", "ledger"), parts, strict=True):
+        heading = re.search(r"<h3[^>]*>(.*?)</h3>", part, re.S)
+        body = re.search(r"<tbody>(.*?)</tbody>", part, re.S)
         parsed[name] = [cells(row) for row in re.findall(r"<tr>(.*?)</tr>", body.group(1), re.S)]
-        parsed[f"{name}_caption"] = text_of(caption.group(1).encode())
+        parsed[f"{name}_caption"] = text_of(heading.group(1).encode())
     return parsed
 
 
-def test_order_page_shows_the_history_and_the_ledger_side_by_side(admin, api, frozen):
+PAYER = "payment provider: WeChat Pay"
+
+
+def test_order_page_shows_the_history_and_the_ledger_in_words(admin, api, frozen):
     order = completed(api, "wechat_qr")
     manual.refund_by_admin(order_id=order.pk, reason="one week missing", actor=OPS, amount_fen=1000)
     settle()
@@ -553,14 +562,20 @@ def test_order_page_shows_the_history_and_the_ledger_side_by_side(admin, api, fr
     assert page.status_code == 200
     shown = history_and_money(page.content)
     events = list(order.events.order_by("at", "pk"))
-    assert [row[1:4] for row in shown["history"]] == [(e.from_status or "—", e.to_status, e.action) for e in events]
-    assert [row[3] for row in shown["history"]][-1] == "refund_requested"
-    assert shown["history"][-1][4:] == (f"admin:{ADMIN_NAME}", "one week missing")
+    statuses = dict(OrderStatus.choices)
+    with translation.override("en"):  # labels, not codes (issue #12, item 6)
+        assert [row[1:4] for row in shown["history"]] == [
+            (str(statuses.get(e.from_status, "—")), str(statuses[e.to_status]), order_action_label(e.action))
+            for e in events
+        ]
+    assert [row[3] for row in shown["history"]][-1] == "Refund requested"
+    assert shown["history"][-1][4:] == (f"admin: {ADMIN_NAME}", "one week missing")
+    assert shown["history"][0][4].startswith("EPG client: ")  # the client's name, never its key's hash
     payment = Payment.objects.get(order=order)
     refund = Refund.objects.get()
-    assert [row[1:] for row in shown["ledger"]] == [
-        ("payment taken", "2500", "wechatpay", payment.provider_txn_id),
-        ("refund", "-1000", "wechatpay", refund.provider_refund_id),
+    assert [row[1:7] for row in shown["ledger"]] == [
+        ("payment taken", "25.00", "WeChat Pay QR code", "WeChat Pay", payment.provider_txn_id, PAYER),
+        ("refund", "-10.00", "WeChat Pay QR code", "WeChat Pay", refund.provider_refund_id, f"admin: {ADMIN_NAME}"),
     ]
     assert "Transition history" in shown["history_caption"]
     assert "paid ¥25.00" in shown["ledger_caption"] and "given back ¥10.00" in shown["ledger_caption"]
@@ -594,7 +609,7 @@ def test_order_page_offers_refund_only_for_completed_orders(admin, api, frozen):
     assert offers_refund(done) is False
     shown_money = history_and_money(admin.get(change_url(done), **EN).content)
     assert [row[1:3] for row in shown_money["ledger"]] == [
-        ("payment taken", "2500"),
-        ("phone-bill charge reversed", "-2500"),
+        ("payment taken", "25.00"),
+        ("phone-bill charge reversed", "-25.00"),
     ]
     assert "net ¥0.00" in shown_money["ledger_caption"]

@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
+from tests.backoffice.test_reports_subscriptions import build_subscription_fixture
 from tests.billing.test_reports import build_sales_fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -32,6 +33,10 @@ CHARTS = [
     "chart-revenue-by-product",
     "chart-revenue-by-store",
     "chart-funnel",
+    "chart-renewals-by-day",
+    "chart-renewal-revenue-by-day",
+    "chart-subscriptions-by-day",
+    "chart-renewal-stops",
 ]
 
 
@@ -113,3 +118,61 @@ def test_the_dashboard_charts_render_in_chromium(chromium, live_server):
             browser.close()
     assert problems == []
     assert screenshot.stat().st_size > 10_000
+
+
+def test_the_subscription_charts_render_in_chromium(chromium, live_server):
+    """The renewals and subscriptions of the lived fixture (tests/backoffice/test_reports_subscriptions.py)."""
+    import io
+
+    from django.core.management import call_command
+
+    call_command("seed_demo", stdout=io.StringIO())
+    build_subscription_fixture()
+    admin = get_user_model().objects.create_superuser("root", email="", password="unused-password-1")
+    client = Client()
+    client.force_login(admin)
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    from playwright.sync_api import sync_playwright
+
+    problems: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+            context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}])
+            page = context.new_page()
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on(
+                "response",
+                lambda r: (
+                    problems.append(f"{r.status}: {r.url}")
+                    if r.status >= 400 and not r.url.endswith("/favicon.ico")
+                    else None
+                ),
+            )
+            response = page.goto(f"{live_server.url}/admin/reports/?start=2026-01-25&end=2026-02-14")
+            assert response is not None and response.status == 200
+            for chart_id in (*CHARTS[-4:], "chart-renewal-failures"):
+                chart = page.locator(f"svg#{chart_id}")
+                assert chart.count() == 1, chart_id
+                box = chart.bounding_box()
+                assert box is not None and box["width"] >= 300 and box["height"] >= 60, (chart_id, box)
+            # A point per day and series on the line of subscriptions; the renewal bars have heights.
+            assert page.locator("#chart-subscriptions-by-day circle").count() == 2 * 21
+            heights = page.locator("#chart-renewals-by-day rect").evaluate_all(
+                "rects => rects.map(r => r.getBBox().height)"
+            )
+            assert sum(1 for h in heights if h > 1) >= 5
+            assert page.locator("#table-renewal_failures td", has_text="account_suspended").count() == 1
+            section = page.locator("#report-renewals_by_day")
+            section.scroll_into_view_if_needed()
+            page.screenshot(path=str(SCREENSHOTS / "reports-subscriptions.png"), full_page=True)
+            page.locator("#report-subscriptions_by_day").screenshot(
+                path=str(SCREENSHOTS / "reports-subscriptions-by-day.png")
+            )
+            section.screenshot(path=str(SCREENSHOTS / "reports-renewals-by-day.png"))
+        finally:
+            browser.close()
+    assert problems == []

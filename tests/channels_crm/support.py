@@ -84,7 +84,15 @@ def new_order(client: Client, phone: str, product: str = "VIP-MONTH") -> Order:
 
 
 def pay(client: Client, order: Order, method: str, **extra: str) -> HttpResponse:
+    """Choose a payment method; a phone-bill charge is confirmed as the clerk confirms it (the tick)."""
+    if method == "phone_bill":
+        extra.setdefault("charge_agreed", "yes")
     return client.post(f"/crm/orders/{order.order_no}/pay/", {"method": method, **extra})
+
+
+def cancel(client: Client, order: Order) -> HttpResponse:
+    """Cancel as the clerk does: open "Cancel this order…", then confirm."""
+    return client.post(f"/crm/orders/{order.order_no}/cancel/", {"confirm": "yes"})
 
 
 def page(client: Client, order: Order) -> str:

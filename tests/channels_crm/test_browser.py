@@ -347,11 +347,14 @@ def test_auto_renewing_sale_then_cancel_at_the_counter(site, phone_page, shot):
     page.get_by_role("button", name="校验并继续").click()
     page.locator(".order-head").wait_for()
     wait_for(page, page.locator("form", has=page.locator("input[value=phone_bill]")))
-    assert page.locator("input[name=method]").evaluate_all("els => els.map(e => e.value)") == ["phone_bill"]
+    methods = page.locator("input[name=method]").evaluate_all("els => els.map(e => e.value)")
+    assert methods == ["phone_bill", "wechat_qr", "alipay_qr"]  # what renews: the QR codes sign a contract
     expect(page.locator(".renew-terms")).to_contain_text("¥25.00")
     shot(page, "3-awaiting-payment")
 
-    page.locator("form", has=page.locator("input[value=phone_bill]")).locator("button").click()
+    charge = page.locator("form", has=page.locator("input[value=phone_bill]"))
+    charge.locator("input[name=charge_agreed]").check()  # the customer agrees to the charge (issue #12, item 11)
+    charge.locator("button").click()
     wait_for(page, page.locator(".result.success"))
     order_no = order_no_shown(page)
     subscription = Subscription.objects.get(orders__order_no=order_no)

@@ -216,7 +216,8 @@ def test_code_cancelled_while_the_customer_confirms(site, counter, shot):
     run_due_tasks()
     shot(page, "1-confirming")
 
-    page.get_by_role("button", name="Cancel this order").click()
+    page.get_by_text("Cancel this order…").click()
+    page.get_by_role("button", name="Yes, cancel the order").click()
     page.locator(".result.failure").wait_for()
     run_due_tasks()
 

@@ -21,7 +21,7 @@ from channels_crm.models import Clerk
 from orders.models import Order
 from sandbox import faults
 from sandbox.models import SimCrmActivity, SimCrmActivityCode, SimSmpSubscription
-from tests.channels_crm.support import new_order, page, pay, settle, sign_in, sso, text_of, ticket
+from tests.channels_crm.support import cancel, new_order, page, pay, settle, sign_in, sso, text_of, ticket
 
 BAD_MOBILE_ZH = "请输入 11 位中国大陆手机号码"
 GIVE_CASH_BACK_ZH = "请将现金退还给客户"
@@ -74,8 +74,10 @@ def test_new_order_page_lists_the_products_with_prices_in_yuan(clerk):
         ("VIP 影视会员 · 包年", "¥248.00"),
     ]:
         assert f"{name} " in text and price in text, (name, price)
-    # A per-view product is bought for one piece of content, chosen on the TV: not at the counter.
-    assert "单片点播" not in text
+    # A per-view product is sold at the counter too, for the programme the customer names (issue #12, item 11),
+    # after the period products: the first one is chosen when the page opens.
+    assert "单片点播 · 电影 按次 · 48 小时 ¥5.00" in text and "节目编号" in text
+    assert text.index("VIP 影视会员 · 包月") < text.index("单片点播")
     assert "演示营业员" in text and "NX-YC-001" in text
 
 
@@ -136,8 +138,9 @@ def test_every_product_the_page_offers_can_be_ordered(clerk):
     html = clerk.get("/crm/orders/new/").content.decode()
     offered = re.findall(r'name="product" value="([^"]+)"', html)
     assert "VIP-MONTH" in offered
+    assert "PPV-MOVIE" in offered  # a per-view product, with the programme the customer names (issue #12)
     for code in offered:
-        response = clerk.post("/crm/orders/new/", {"product": code, "phone": "13800000001"})
+        response = clerk.post("/crm/orders/new/", {"product": code, "phone": "13800000001", "content_id": "MOVIE-1"})
         assert response.status_code == 302, (code, text_of(response.content.decode())[:300])
 
 
@@ -146,7 +149,7 @@ def test_every_product_the_page_offers_can_be_ordered(clerk):
     [
         ("13800000003", "account_suspended", "该电视账号已停机。"),
         ("13800000004", "account_in_arrears", "欠费"),
-        ("13900000009", "account_not_found", "不存在"),
+        ("13900000009", "account_not_found", "业管平台中没有与该手机号码绑定的电视账号"),
     ],
 )
 def test_a_number_the_smp_refuses_is_rejected_with_the_reason_in_chinese(clerk, phone, code, words):
@@ -165,7 +168,7 @@ def test_awaiting_payment_offers_the_counter_methods_and_a_cancel(clerk):
     assert re.findall(r'name="method" value="([a-z_]+)"', html) == ["cash", "phone_bill", "wechat_qr", "alipay_qr"]
     assert "我已收取现金 ¥25.00" in text_of(html)
 
-    response = clerk.post(f"/crm/orders/{order.order_no}/cancel/")
+    response = cancel(clerk, order)
 
     assert response.status_code == 302
     order.refresh_from_db()
@@ -519,7 +522,7 @@ def test_a_clerk_of_another_store_gets_404_for_every_order_url(demo):
         ("get", qr_order, "qr.png", {}),
         ("get", done, "receipt/", {}),
         ("post", qr_order, "pay/", {"method": "alipay_qr"}),
-        ("post", qr_order, "cancel/", {}),
+        ("post", qr_order, "cancel/", {"confirm": "yes"}),
     ]:
         url = f"/crm/orders/{order.order_no}/{suffix}"
         before = Order.objects.values_list("status", "payment_method", "updated_at").get(pk=order.pk)

@@ -105,7 +105,7 @@ def test_while_the_customer_confirms_the_clerk_can_cancel(clerk):
     html = page(clerk, order)
     assert 'class="code-box"' in html and "data-expires-at" in html
     assert f'action="/crm/orders/{order.order_no}/cancel/"' in html
-    clerk.post(f"/crm/orders/{order.order_no}/cancel/")
+    clerk.post(f"/crm/orders/{order.order_no}/cancel/", {"confirm": "yes"})
     settle()
 
     order.refresh_from_db()

@@ -107,7 +107,7 @@ def test_the_new_order_page_offers_auto_renew_unticked_with_its_terms(clerk):
     assert terms
     assert text_of(terms.group(1)) == (
         "Renews automatically every month at ¥25.00 until cancelled. "
-        "Payment at each renewal: Phone bill, without a new confirmation. "
+        "Payment at each renewal: Phone bill, WeChat Pay QR code, Alipay QR code, without a new confirmation. "
         "A reminder SMS is sent 5 days before each renewal. "
         "Cancel any time: reply TD to the SMS, at a business-hall counter, or on the TV."
     )
@@ -127,9 +127,9 @@ def test_no_auto_renew_choice_where_no_product_renews(clerk):
 
 def test_the_choice_is_offered_only_for_the_products_that_renew_here(clerk):
     Product.objects.filter(code="VIP-YEAR").update(renewable=False)
-    # Renewable, but the counter cannot take a payment that renews (no phone bill): no choice either.
+    # Renewable, but the counter cannot take a payment that renews (cash and payment codes only): no choice.
     quarter = Product.objects.get(code="VIP-QUARTER")
-    quarter.payment_methods = [PaymentMethod.CASH, PaymentMethod.WECHAT_QR, PaymentMethod.ALIPAY_QR]
+    quarter.payment_methods = [PaymentMethod.CASH, PaymentMethod.PAYMENT_CODE]
     quarter.save()
 
     html = new_order_page(clerk)
@@ -189,7 +189,8 @@ def test_an_auto_renewing_order_offers_only_the_methods_that_renew(clerk):
     assert order.status == OrderStatus.AWAITING_PAYMENT
     html = page(clerk, order)
     offered = re.findall(r'name="method" value="([a-z_]+)"', html)
-    assert offered == order.methods_allowed() == ["phone_bill"]
+    # The phone bill, and the QR codes that sign the provider's deduction contract in the same scan.
+    assert offered == order.methods_allowed() == ["phone_bill", "wechat_qr", "alipay_qr"]
     # The terms are on the page, for the clerk to read once more before the charge.
     assert "every month at ¥25.00" in text_of(clerk.get(f"/crm/orders/{order.order_no}/", **EN).content.decode())
 

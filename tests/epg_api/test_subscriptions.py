@@ -51,7 +51,7 @@ def subscribe(api: Api, *, tv_account: str = "tv1001", product: str = "VIP-MONTH
     assert created.json()["auto_renew"] is True and created.json()["subscription_no"] is None
     settle()
     order = api.order(created.json()["order_no"])
-    assert order["payment_methods"] == ["phone_bill", "phone_bill_sms"]
+    assert order["payment_methods"] == ["wechat_qr", "alipay_qr", "phone_bill", "phone_bill_sms"]
     api.pay_with(order["order_no"], "phone_bill")
     settle()
     order = api.order(order["order_no"])
@@ -150,7 +150,8 @@ def test_an_auto_renewing_order_refuses_other_methods(api, demo, frozen):
     created = api.post("/orders/", {"tv_account": "tv1001", "product_code": "VIP-MONTH", "auto_renew": True})
     settle()
     number = created.json()["order_no"]
-    assert "method" in error_of(api.choose(number, "wechat_qr"), 400, "invalid")["fields"]
+    for method in ("cash", "payment_code"):  # §8: phone bill (with or without SMS) and the QR codes only
+        assert "method" in error_of(api.choose(number, method), 400, "invalid")["fields"]
     assert api.order(number)["status"] == "awaiting_payment"
 
 
@@ -215,3 +216,107 @@ def test_the_sandbox_smp_accounts(api, demo):
     assert sandbox("/smp/accounts/tv1001/", {"status": "broken"})[0] == 400
     assert sandbox("/smp/accounts/tv1001/", {"balance_fen": "5"})[0] == 400
     assert sandbox("/smp/accounts/tv1001/", {"phone": "123"})[0] == 400
+
+
+# --- WeChat Pay and Alipay: one scan on the TV pays and signs; renewal by deduction (issue #14) -----------
+
+
+def _sandbox_ok(path: str, body: dict) -> dict:
+    status, answer = sandbox(path, body)
+    assert status == 200, answer
+    return answer
+
+
+@pytest.mark.parametrize("method,provider", [("wechat_qr", "wechatpay"), ("alipay_qr", "alipay")])
+def test_the_whole_life_of_a_subscription_paid_by_a_qr_code(api, demo, frozen, method, provider):
+    from datetime import date
+
+    from billing.models import Discrepancy, ProviderContract, ReconciliationItem
+    from billing.models.reconciliation import Outcome
+    from billing.reconciliation.services import reconcile_day
+    from sandbox.models import SimTrade
+
+    # Scan once on the TV: the QR code pays the first period and signs the deduction contract.
+    created = api.post("/orders/", {"tv_account": "tv1001", "product_code": "VIP-MONTH", "auto_renew": True})
+    settle()
+    number = created.json()["order_no"]
+    api.pay_with(number, method)
+    order = api.order(number)
+    assert order["status"] == "payment_pending" and order["payment"]["qr_code_url"]
+    paid = _sandbox_ok(f"/{provider}/pay/", {"out_trade_no": order["payment"]["out_trade_no"]})
+    assert paid["delivered"] and paid["contract_delivered"]
+    settle()
+    order = api.order(number)
+    assert order["status"] == "completed" and order["subscription_no"]
+    subscription_no = order["subscription_no"]
+    sub = api.get(f"/subscriptions/{subscription_no}/").json()
+    assert (sub["status"], sub["payment_method"], sub["consent"]["method"]) == ("active", method, method)
+    contract = ProviderContract.objects.get(subscription__subscription_no=subscription_no)
+    assert contract.status == "signed"
+
+    # A renewal by deduction: the reminder (and WeChat Pay's pre-deduction notice), then the deduction.
+    _sandbox_ok(f"/subscriptions/{subscription_no}/advance/", {"to": "reminder"})
+    settle()
+    assert api.get(f"/subscriptions/{subscription_no}/").json()["reminder_sent_at"]
+    _sandbox_ok(f"/subscriptions/{subscription_no}/advance/", {"to": "renewal"})
+    settle()
+    (renewal,) = api.get(f"/subscriptions/{subscription_no}/").json()["renewals"]
+    if provider == "wechatpay":  # accepted; WeChat Pay's payment notification says it was taken
+        assert api.order(renewal["order_no"])["status"] == "payment_pending"
+        assert _sandbox_ok("/wechatpay/pay/", {"out_trade_no": renewal["order_no"]})["delivered"]
+        settle()
+    sub = api.get(f"/subscriptions/{subscription_no}/").json()
+    (renewal,) = sub["renewals"]
+    assert (renewal["status"], renewal["amount_fen"], sub["status"]) == ("completed", 2500, "active")
+    assert renewal["period_start"] == api.order(number)["entitlement"]["ends_at"]  # from exactly the old end
+    deduction = SimTrade.objects.get(out_trade_no=renewal["order_no"])
+    assert deduction.deducted_under == contract.provider_contract_id
+
+    # The user ends the contract in the payment app.
+    assert _sandbox_ok(f"/{provider}/contracts/terminate/", {"subscription_no": subscription_no}) == {
+        "delivered": True,
+        "status_code": 200,
+    }
+    sub = api.get(f"/subscriptions/{subscription_no}/").json()
+    assert (sub["status"], sub["cancel_channel"], sub["next_renewal_at"]) == ("cancelled", "provider", None)
+    contract.refresh_from_db()
+    assert (contract.status, contract.ended_by) == ("terminated", "user")
+
+    # And that day reconciles: the payment and the deduction are in the provider's bill and our ledger.
+    frozen.move_to("2026-12-06 09:00:00+08:00")
+    run = reconcile_day(date(2026, 12, 5), triggered_by="test")
+    items = ReconciliationItem.objects.filter(run=run, source=provider)
+    matched = set(items.filter(outcome=Outcome.MATCHED).values_list("order_no", flat=True))
+    assert {number, renewal["order_no"]} <= matched
+    assert not Discrepancy.objects.filter(day=date(2026, 12, 5), source=provider).exists()
+
+
+def test_a_deduction_the_provider_reports_that_we_never_asked_for_is_a_discrepancy(api, demo, frozen):
+    from datetime import date, timedelta
+
+    from django.utils import timezone
+
+    from billing.models import Discrepancy
+    from billing.models.reconciliation import Outcome
+    from billing.reconciliation.services import reconcile_day
+    from sandbox.models import SimTrade, SimTradeStatus
+
+    SimTrade.objects.create(
+        provider="alipay",
+        out_trade_no="20261205110000UNKNOWN001",
+        transaction_id="2026120522001999999999999",
+        amount_fen=2500,
+        description="续费",
+        deducted_under="20261205999999999999",
+        status=SimTradeStatus.PAID,
+        expires_at=timezone.now() + timedelta(hours=2),
+        paid_at=timezone.now(),
+    )
+    frozen.move_to("2026-12-06 09:00:00+08:00")
+    reconcile_day(date(2026, 12, 5), triggered_by="test")
+    item = Discrepancy.objects.get(day=date(2026, 12, 5), source="alipay")
+    assert (item.outcome, item.reference or item.order_no, item.their_amount_fen) == (
+        Outcome.MISSING_HERE,
+        item.reference or "20261205110000UNKNOWN001",
+        2500,
+    )

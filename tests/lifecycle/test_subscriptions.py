@@ -291,7 +291,7 @@ def test_an_auto_renewing_order_offers_only_the_methods_a_subscription_renews_by
     order = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG, auto_renew=True)
     run_tasks()
     order.refresh_from_db()
-    assert order.methods_allowed() == ["phone_bill", "phone_bill_sms"]
+    assert order.methods_allowed() == ["wechat_qr", "alipay_qr", "phone_bill", "phone_bill_sms"]
     with pytest.raises(InvalidInput) as refused:
         payment_choose(order_id=order.pk, method="cash", actor=EPG)
     assert "method" in refused.value.fields

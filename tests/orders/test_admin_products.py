@@ -239,7 +239,7 @@ def test_the_order_page_shows_its_transition_history(superuser_client, demo, run
     html = page.content.decode()
     assert "transition history" in html.lower()
     # Every row, in the order it happened: who did what, from which status to which, and why.
-    marks = ["vendor-a", "precheck_passed", "ops-anna", "changed mind"]
+    marks = ["vendor-a", "Pre-check passed", "ops-anna", "changed mind"]
     positions = [html.find(mark) for mark in marks]
     assert -1 not in positions, dict(zip(marks, positions, strict=True))
     assert positions == sorted(positions)

@@ -62,6 +62,8 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("fail", S.PROVISIONING): S.FAILED,
     ("expire", S.AWAITING_PAYMENT): S.EXPIRED,
     ("expire", S.PAYMENT_PENDING): S.EXPIRED,
+    # Before a payment method is chosen, the pre-check's answer included (issue #12, item 10).
+    ("cancel", S.PRECHECKING): S.CANCELLED,
     ("cancel", S.AWAITING_PAYMENT): S.CANCELLED,
     ("cancel", S.PAYMENT_PENDING): S.CANCELLED,
     ("complete", S.PROVISIONING): S.COMPLETED,

@@ -30,8 +30,9 @@ from django.db import models, transaction
 from django.db.models.deletion import ProtectedError
 from django.test import Client, RequestFactory
 from django.urls import NoReverseMatch, reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
+from backoffice.history import change_text
 from billing.models import LedgerEntry, LedgerKind, WorkItem
 from channels_crm.models import SsoLogin
 from ipvas.actors import Actor, ActorKind
@@ -246,7 +247,8 @@ def _admin_log(obj: models.Model) -> list[tuple[str, int, str]]:
     entries = LogEntry.objects.filter(
         content_type=ContentType.objects.get_for_model(type(obj)), object_id=str(obj.pk)
     ).order_by("pk")
-    return [(e.user.get_username(), e.action_flag, e.change_message) for e in entries]
+    with translation.override("en"):  # as admin's history shows it to an English reader
+        return [(e.user.get_username(), e.action_flag, change_text(e)) for e in entries]
 
 
 def test_every_money_movement_names_its_actor_and_every_admin_action_is_logged_with_why(api, admin, frozen):
@@ -318,9 +320,9 @@ def test_every_admin_change_to_a_product_is_logged_with_who_and_why(admin):
     assert product.price_fen == 2600
     log = _product_log(product)
     assert [(u, f) for u, f, _ in log] == [(ADMIN_NAME, ADDITION), (ADMIN_NAME, CHANGE)]
-    assert log[0][2].endswith("Why: weekend campaign"), log[0][2]
-    assert log[1][2].endswith("Why: price rise in December"), log[1][2]
-    assert "Price (fen)" in log[1][2], log[1][2]
+    assert log[0][2].endswith("Reason: weekend campaign"), log[0][2]
+    assert log[1][2].endswith("Reason: price rise in December"), log[1][2]
+    assert "price (fen): 2500 → 2600" in log[1][2], log[1][2]  # the old and the new value
 
 
 def test_the_products_history_page_shows_why(admin):

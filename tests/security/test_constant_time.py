@@ -63,6 +63,11 @@ NOT_SECRET: dict[tuple[str, str, str], str] = {
         "_verify_request",
         "fields['serial_no'] != settings.WECHATPAY_MERCHANT_SERIAL_NO",
     ): "the serial number of the merchant's certificate named in the Authorization header: public",
+    (
+        "sandbox/views/provider_fakes_alipay.py",
+        "_wap_pay_page",
+        "agreement.get('personal_product_code') != 'CYCLE_PAY_AUTH_P'",
+    ): "a product code inside Alipay's agreement_sign_params (the terms of the agreement to sign), not a signature",
 }
 
 # Sites that must verify with hmac.compare_digest: (file, function).
@@ -117,6 +122,8 @@ class _Function:
         match node:
             case ast.Name(id=name):
                 return name in self.tainted or _names_secret(name)
+            case ast.Attribute(value=ast.Name(id=enum), attr=_) if enum.endswith("Status"):
+                return False  # a member of a status enum (SimContractStatus.SIGNED): a state's name
             case ast.Attribute(value=value, attr=attr):
                 return _names_secret(attr) or self.secret_bearing(value)
             case ast.Subscript(value=value, slice=key):

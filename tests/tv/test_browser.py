@@ -138,7 +138,8 @@ def test_monthly_renewing_automatically_confirmed_by_sms(site, epg_key, tv, shot
     assert "¥25.00" in terms and "TD" in terms and "5" in terms  # all its terms, in plain words
     assert page.locator("[data-action=auto-renew]").get_attribute("aria-checked") == "true"
     methods = page.locator("[data-action^='method:']").evaluate_all("els => els.map(e => e.dataset.action)")
-    assert methods == ["method:phone_bill", "method:phone_bill_sms"]  # only what renews (Order.methods_allowed)
+    # Only what renews (Order.methods_allowed): the QR codes sign the deduction contract in the same scan.
+    assert methods == ["method:wechat_qr", "method:alipay_qr", "method:phone_bill", "method:phone_bill_sms"]
     shot(page, "1-auto-renew-on")
 
     start_order(page, "phone_bill_sms")

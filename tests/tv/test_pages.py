@@ -107,11 +107,10 @@ def test_auto_renew_is_off_until_turned_on_and_offers_what_renews(api):
 
     assert 'aria-checked="false"' in off and 'name="renew"' not in off
     assert 'aria-checked="true"' in on
-    assert re.findall(r'data-action="method:(\w+)"', on) == ["phone_bill", "phone_bill_sms"]
+    # The QR codes renew too: they sign the provider's deduction contract in the same scan.
+    assert re.findall(r'data-action="method:(\w+)"', on) == ["wechat_qr", "alipay_qr", "phone_bill", "phone_bill_sms"]
     page = browser.get("/tv/products/VIP-MONTH/?renew=1").content.decode()
-    refused = browser.post(
-        "/tv/products/VIP-MONTH/order/", {"method": "wechat_qr", "renew": "1", "token": token_of(page)}
-    )
+    refused = browser.post("/tv/products/VIP-MONTH/order/", {"method": "cash", "renew": "1", "token": token_of(page)})
     assert refused.status_code == 302 and not Order.objects.exists()  # not a renewing method: back to the screen
     order = place_renewing(browser, page)
     assert order.auto_renew is True

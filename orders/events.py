@@ -1,0 +1,65 @@
+"""What each action of an order's or a subscription's history is called (issue #12, item 6).
+
+``OrderEvent.action`` holds the transition's name (``precheck_passed``…) or the name of a note the
+lifecycle writes (``retry``, ``refund_requested``…); ``SubscriptionEvent.action`` the same for a
+subscription. They stay codes in the records (what tests and queries read); admin shows these labels.
+tests/backoffice/test_event_labels.py finds every action the code writes and checks it has one here.
+"""
+
+from __future__ import annotations
+
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+ORDER_ACTIONS: dict[str, Promise] = {
+    # Notes, no change of status.
+    "create": _("Placed"),
+    "retry": _("Outside system did not answer: will try again"),
+    "payment_code_waiting": _("Customer is confirming the payment code in the app"),
+    "refund_requested": _("Refund requested"),
+    "auto_renew_not_started": _("Automatic renewal not started"),
+    "auto_renew_waiting": _("Automatic renewal waits for the deduction contract"),
+    "contract_signed": _("Deduction contract signed"),
+    "deduction_sent": _("Deduction under the contract sent"),
+    "work_resolved": _("Work item resolved"),
+    "work_cash_paid_back": _("Store paid the cash back"),
+    "work_retried_refund": _("Refund retried from the work queue"),
+    "work_retried_provisioning": _("Activation retried from the work queue"),
+    # The transitions of the order (orders.models.Order).
+    "precheck_passed": _("Pre-check passed"),
+    "reject": _("Rejected at pre-check"),
+    "start_payment": _("Payment started"),
+    "switch_payment": _("Payment method switched"),
+    "payment_confirmed": _("Paid or confirmed"),
+    "fail": _("Failed"),
+    "expire": _("Expired"),
+    "cancel": _("Cancelled"),
+    "cancel_renewal": _("Renewal stopped (subscription cancelled)"),
+    "complete": _("Activated"),
+    "refunded": _("Money returned"),
+}
+
+SUBSCRIPTION_ACTIONS: dict[str, Promise] = {
+    "start": _("Started"),
+    "reminder_queued": _("Reminder SMS queued"),
+    "reminder_sent": _("Reminder SMS sent"),
+    "renewal_started": _("Renewal started"),
+    "renewed": _("Renewed"),
+    "renewal_failed": _("Renewal failed"),
+    "period_refunded": _("A paid period was refunded"),
+    "cancel": _("Renewal cancelled"),
+    "deduction_notice_asked": _("Pre-deduction notice requested"),
+    "deduction_announced": _("Deduction announced to the provider"),
+    "renewal_moved": _("Renewal moved later"),
+    "contract_ended": _("Deduction contract ended"),
+    "lapse": _("Lapsed: renewal could not be charged"),
+    "end": _("Ended"),
+}
+
+
+def order_action_label(action: str) -> str:
+    return str(ORDER_ACTIONS[action]) if action in ORDER_ACTIONS else action
+
+
+def subscription_action_label(action: str) -> str:
+    return str(SUBSCRIPTION_ACTIONS[action]) if action in SUBSCRIPTION_ACTIONS else action

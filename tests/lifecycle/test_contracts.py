@@ -1,0 +1,474 @@
+"""Subscriptions paid by WeChat Pay and Alipay (docs/interfaces.md §8): one scan pays the first period and signs
+the provider's deduction contract; each period is deducted under it within the provider's rules; the contract
+ends when the user ends it in the app, and is ended at the provider when the subscription is cancelled
+elsewhere. The notifications are the simulated providers', through the real views and verification.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from urllib.parse import urlencode
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from billing.models import (
+    ContractEnd,
+    ContractStatus,
+    LedgerEntry,
+    Payment,
+    PaymentNotification,
+    ProviderContract,
+    WorkItem,
+)
+from ipvas.actors import Actor, ActorKind
+from lifecycle import contracts as lifecycle_contracts
+from lifecycle.paying import payment_choose
+from lifecycle.placing import order_create
+from lifecycle.renewals import subscriptions_sweep
+from lifecycle.subscriptions import subscription_cancel
+from orders.constants import CancelChannel, Channel, FailureCode, OrderStatus, SubscriptionStatus
+from orders.models import Order, OrderEvent, Subscription
+from sandbox import contracts as sim
+from sandbox import faults, payments
+from sandbox.delivery import deliver
+from sandbox.models import SimContract, SimContractStatus, SimTrade
+from sandbox.views.providers import deliver_contract
+
+EPG = Actor(ActorKind.EPG_CLIENT, "test-client")
+START = "2026-12-05 10:00:00+08:00"
+PROVIDER = {"wechat_qr": "wechatpay", "alipay_qr": "alipay"}
+METHODS = ["wechat_qr", "alipay_qr"]
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def frozen(time_machine):
+    time_machine.move_to(START, tick=False)
+    return time_machine
+
+
+def work(run_tasks, frozen, at) -> None:
+    """Time passes to ``at``; the beat's sweeps and the worker do what is due."""
+    frozen.move_to(at)
+    for _ in range(10):
+        found = subscriptions_sweep() + lifecycle_contracts.contracts_sweep()
+        run_tasks()
+        if not found:
+            return
+
+
+def sandbox_post(path: str, body: dict) -> tuple[int, dict]:
+    response = Client().post(f"/sandbox/{path}", data=json.dumps(body), content_type="application/json")
+    return response.status_code, response.json()
+
+
+def scan(run_tasks, method: str, *, product: str = "VIP-MONTH") -> tuple[Order, Payment]:
+    """An auto-renewing order on the TV, its QR code shown."""
+    order = order_create(channel="epg", product_code=product, tv_account="tv1001", actor=EPG, auto_renew=True)
+    run_tasks()
+    payment_choose(order_id=order.pk, method=method, actor=EPG)
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PAYMENT_PENDING
+    return order, Payment.objects.get(order=order)
+
+
+def subscribed(run_tasks, method: str, scanned: tuple[Order, Payment] | None = None) -> tuple[Order, Subscription]:
+    order, payment = scanned or scan(run_tasks, method)
+    status, answer = sandbox_post(f"{PROVIDER[method]}/pay/", {"out_trade_no": payment.out_trade_no})
+    assert status == 200 and answer["delivered"] and answer["contract_delivered"], answer
+    run_tasks()
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED and order.subscription is not None
+    return order, order.subscription
+
+
+def to_reminder_and_renewal(run_tasks, frozen, sub: Subscription) -> Subscription:
+    work(run_tasks, frozen, sub.next_reminder_at)
+    sub.refresh_from_db()
+    assert sub.reminder_sent_at is not None
+    work(run_tasks, frozen, sub.next_renewal_at)
+    sub.refresh_from_db()
+    return sub
+
+
+def renewal_of(sub: Subscription) -> Order:
+    return Order.objects.filter(subscription=sub, channel=Channel.RENEWAL).order_by("-pk").first()
+
+
+def sim_contract(sub: Subscription) -> SimContract:
+    return SimContract.objects.get(contract_id=sub.contract_id)
+
+
+# --- 1. one scan: pay and sign -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_one_scan_pays_the_first_period_and_signs_the_contract(demo, run_tasks, frozen, method):
+    order, payment = scan(run_tasks, method)
+    contract = ProviderContract.objects.get(order=order)
+    assert (contract.provider, contract.status, contract.payment_id) == (PROVIDER[method], "pending", payment.pk)
+    assert contract.contract_code == f"C{payment.out_trade_no}" and payment.qr_code_url
+    assert SimContract.objects.get(contract_code=contract.contract_code).status == SimContractStatus.PENDING
+
+    _order, sub = subscribed(run_tasks, method, (order, payment))
+
+    contract.refresh_from_db()
+    assert (sub.status, sub.payment_method, sub.renewal_price_fen) == ("active", method, 2500)
+    assert contract.status == ContractStatus.SIGNED and contract.subscription_id == sub.pk
+    assert sub.contract_id == contract.provider_contract_id == sim_contract(sub).contract_id
+    assert sub.consent_evidence["contract"]["contract_code"] == contract.contract_code
+    assert order.entitlement.ends_at == sub.current_period_end
+    stored = PaymentNotification.objects.filter(payment=payment)
+    assert stored.filter(contract=contract).count() == 1 and stored.filter(contract__isnull=True).count() == 1
+    assert contract.due_at is None
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_the_signing_first_then_the_payment_starts_it_when_the_order_completes(demo, run_tasks, frozen, method):
+    order, payment = scan(run_tasks, method)
+    trade = payments.pay_trade(PROVIDER[method], payment.out_trade_no)
+    signed = sim.sign_paid(trade)
+    assert deliver_contract(signed) == (True, 200)
+    contract = ProviderContract.objects.get(order=order)
+    assert contract.status == ContractStatus.SIGNED and not Subscription.objects.exists()
+    assert deliver_contract(signed)[0]  # the same signing again: an answer, nothing more
+    assert PaymentNotification.objects.filter(contract=contract).count() == 1
+
+    _deliver_payment(PROVIDER[method], trade)
+    run_tasks()
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED and order.subscription.contract_id == signed.contract_id
+
+
+def _deliver_payment(provider: str, trade: SimTrade) -> tuple[bool, int]:
+    if provider == "wechatpay":
+        body = sim.wechatpay_v2_payment_notification(trade)
+        return deliver("/billing/notify/wechatpay/v2/", body=body, content_type="text/xml", headers={})
+    form = urlencode(payments.alipay_notification(trade)).encode()
+    return deliver("/billing/notify/alipay/", body=form, content_type="application/x-www-form-urlencoded", headers={})
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_lost_payment_notification_is_found_by_the_deadline(demo, run_tasks, frozen, method):
+    order, payment = scan(run_tasks, method)
+    trade = payments.pay_trade(PROVIDER[method], payment.out_trade_no)
+    deliver_contract(sim.sign_paid(trade))  # the signing arrives; the payment notification is lost
+    frozen.move_to(payment.expires_at + timedelta(seconds=5))
+    run_tasks()  # the QR window ends: closing finds it paid, and the order goes on
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED and order.subscription is not None
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_lost_signing_ends_the_contract_and_the_paid_period_stays(demo, run_tasks, frozen, method):
+    order, payment = scan(run_tasks, method)
+    trade = payments.pay_trade(PROVIDER[method], payment.out_trade_no)
+    sim.sign_paid(trade)
+    assert _deliver_payment(PROVIDER[method], trade)[0]  # the signing notification never comes
+    run_tasks()
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED and order.subscription is None
+    assert OrderEvent.objects.filter(order=order, action="auto_renew_waiting").exists()
+
+    contract = ProviderContract.objects.get(order=order)
+    work(run_tasks, frozen, contract.due_at)
+    contract.refresh_from_db()
+    order.refresh_from_db()
+    assert (contract.status, contract.ended_by) == (ContractStatus.TERMINATED, ContractEnd.UNUSED)
+    assert SimContract.objects.get(contract_code=contract.contract_code).status == SimContractStatus.TERMINATED
+    assert OrderEvent.objects.filter(order=order, action="auto_renew_not_started").exists()
+    assert order.status == OrderStatus.COMPLETED and not Subscription.objects.exists()  # the paid period stays
+
+    # The signing that finally arrives changes nothing: the contract was ended, and stays ended.
+    deliver_contract(SimContract.objects.get(contract_code=contract.contract_code))
+    contract.refresh_from_db()
+    assert contract.status == ContractStatus.TERMINATED and not Subscription.objects.exists()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_contract_signed_for_an_order_that_expired_is_ended(demo, run_tasks, frozen, method):
+    order, payment = scan(run_tasks, method)
+    contract = ProviderContract.objects.get(order=order)
+    signed = SimContract.objects.get(contract_code=contract.contract_code)
+    SimContract.objects.filter(pk=signed.pk).update(status=SimContractStatus.SIGNED, signed_at=timezone.now())
+    signed.refresh_from_db()
+    assert deliver_contract(signed)[0]
+    contract.refresh_from_db()
+    assert contract.status == ContractStatus.SIGNED  # signed, waiting for its payment
+
+    frozen.move_to(payment.expires_at + timedelta(seconds=5))
+    run_tasks()  # the order expires unpaid; its contract is settled at once
+    order.refresh_from_db()
+    contract.refresh_from_db()
+    assert order.status == OrderStatus.EXPIRED
+    assert (contract.status, contract.ended_by) == (ContractStatus.TERMINATED, ContractEnd.UNUSED)
+    signed.refresh_from_db()
+    assert (signed.status, signed.terminated_by) == (SimContractStatus.TERMINATED, "merchant")
+
+
+# --- 2. renewal by deduction ----------------------------------------------------------------------
+
+
+def test_wechatpay_announces_with_the_reminder_and_deducts_in_its_window(demo, run_tasks, frozen):
+    _order, sub = subscribed(run_tasks, "wechat_qr")
+    first_end = sub.current_period_end
+    work(run_tasks, frozen, sub.next_reminder_at)
+    sub.refresh_from_db()
+    contract = ProviderContract.objects.get(subscription=sub)
+    noticed = timezone.localtime(contract.notice_sent_at)
+    assert noticed == timezone.localtime(sub.reminder_sent_at)  # with the reminder SMS
+    assert timezone.localtime(contract.deduct_from).date() == noticed.date() + timedelta(days=2)
+    assert timezone.localtime(contract.deduct_until).date() == noticed.date() + timedelta(days=8)
+    assert contract.deduct_from <= sub.next_renewal_at <= contract.deduct_until
+    assert sim_contract(sub).notice_amount_fen == 2500
+
+    work(run_tasks, frozen, sub.next_renewal_at)
+    renewal = renewal_of(sub)
+    assert (renewal.status, renewal.payment_method) == (OrderStatus.PAYMENT_PENDING, "wechat_qr")
+    trade = SimTrade.objects.get(out_trade_no=renewal.order_no)
+    assert (trade.deducted_under, trade.attach) == (sub.contract_id, f"{sub.subscription_no}P2")
+
+    # WeChat Pay's payment notification of the deduction, through the real verification.
+    status, answer = sandbox_post("wechatpay/pay/", {"out_trade_no": renewal.order_no})
+    assert status == 200 and answer["delivered"]
+    run_tasks()
+    renewal.refresh_from_db()
+    sub.refresh_from_db()
+    assert renewal.status == OrderStatus.COMPLETED and renewal.entitlement.starts_at == first_end
+    assert sub.periods == 2 and sub.current_period_end == renewal.entitlement.ends_at
+    assert LedgerEntry.objects.get(order=renewal).idempotency_key == f"wechatpay:payment:{trade.transaction_id}"
+    contract.refresh_from_db()
+    assert contract.notice_sent_at is None  # spent: the next period needs its own notice
+
+
+def test_a_wechatpay_deduction_whose_notification_is_lost_is_found_by_the_query(demo, run_tasks, frozen):
+    _order, sub = subscribed(run_tasks, "wechat_qr")
+    sub = to_reminder_and_renewal(run_tasks, frozen, sub)
+    renewal = renewal_of(sub)
+    assert renewal.status == OrderStatus.PAYMENT_PENDING
+    frozen.shift(timedelta(seconds=31))
+    run_tasks()
+    renewal.refresh_from_db()
+    assert renewal.status == OrderStatus.COMPLETED
+
+
+def test_alipay_deducts_within_its_days_before_the_agreed_day(demo, run_tasks, frozen):
+    _order, sub = subscribed(run_tasks, "alipay_qr")
+    contract = ProviderContract.objects.get(subscription=sub)
+    agreed = timezone.localtime(contract.plan_at)
+    assert agreed.date() == timezone.localtime(sub.current_period_end).date() and agreed.hour == 0
+    sub = to_reminder_and_renewal(run_tasks, frozen, sub)
+    renewal = renewal_of(sub)
+    assert renewal.status == OrderStatus.COMPLETED  # Alipay answers at once
+    contract.refresh_from_db()
+    assert timezone.localtime(contract.plan_at).date() == timezone.localtime(sub.current_period_end).date()
+    assert ProviderContract.objects.get(pk=contract.pk).plan_at == sim_contract(sub).plan_at
+
+
+def test_an_alipay_renewal_before_its_days_moves_to_their_first(demo, run_tasks, frozen):
+    _order, sub = subscribed(run_tasks, "alipay_qr")
+    contract = ProviderContract.objects.get(subscription=sub)
+    later = contract.plan_at + timedelta(days=10)
+    ProviderContract.objects.filter(pk=contract.pk).update(plan_at=later)
+    SimContract.objects.filter(contract_id=sub.contract_id).update(plan_at=later)
+    sub = to_reminder_and_renewal(run_tasks, frozen, sub)
+    assert renewal_of(sub) is None and sub.renewal_moved
+    assert sub.next_renewal_at == later - timedelta(days=3)
+    work(run_tasks, frozen, sub.next_renewal_at)
+    assert renewal_of(sub).status == OrderStatus.COMPLETED
+
+
+def test_a_notice_at_night_waits_for_seven_and_the_renewal_follows_its_days(demo, run_tasks, frozen):
+    _order, sub = subscribed(run_tasks, "wechat_qr")
+    night = timezone.localtime(sub.next_reminder_at).replace(hour=23, minute=30)
+    Subscription.objects.filter(pk=sub.pk).update(next_reminder_at=night, due_at=night)
+    work(run_tasks, frozen, night)
+    contract = ProviderContract.objects.get(subscription=sub)
+    assert contract.notice_sent_at is None  # not at night
+    work(run_tasks, frozen, (night + timedelta(hours=8)).replace(hour=7, minute=0))
+    contract.refresh_from_db()
+    assert timezone.localtime(contract.notice_sent_at).hour == 7
+
+
+def test_a_declined_deduction_is_retried_then_the_subscription_lapses(demo, run_tasks, frozen):
+    _order, sub = subscribed(run_tasks, "alipay_qr")
+    SimContract.objects.filter(contract_id=sub.contract_id).update(decline_with="ACQ.BUYER_BALANCE_NOT_ENOUGH")
+    sub = to_reminder_and_renewal(run_tasks, frozen, sub)
+    first = renewal_of(sub)
+    assert (first.status, first.failure_code) == (OrderStatus.FAILED, FailureCode.PAYMENT_DECLINED)
+    assert "ACQ.BUYER_BALANCE_NOT_ENOUGH" in first.failure_detail
+    for _ in range(4):
+        sub.refresh_from_db()
+        if sub.status != SubscriptionStatus.ACTIVE:
+            break
+        work(run_tasks, frozen, sub.next_renewal_at)
+    sub.refresh_from_db()
+    renewals = Order.objects.filter(subscription=sub, channel=Channel.RENEWAL)
+    assert renewals.count() == 3 and set(renewals.values_list("failure_code", flat=True)) == {"payment_declined"}
+    assert sub.status == SubscriptionStatus.LAPSED
+    contract = ProviderContract.objects.get(subscription=sub)
+    assert (contract.status, contract.ended_by) == (ContractStatus.TERMINATED, ContractEnd.MERCHANT)
+    assert sim_contract(sub).status == SimContractStatus.TERMINATED
+    assert not SimTrade.objects.filter(deducted_under=sub.contract_id).exists()  # never charged
+
+
+# --- 3. termination -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_the_user_ends_the_contract_in_the_app_and_the_subscription_is_cancelled(demo, run_tasks, frozen, method):
+    _order, sub = subscribed(run_tasks, method)
+    status, answer = sandbox_post(f"{PROVIDER[method]}/contracts/terminate/", {"subscription_no": sub.subscription_no})
+    assert (status, answer) == (200, {"delivered": True, "status_code": 200})
+    sub.refresh_from_db()
+    contract = ProviderContract.objects.get(subscription=sub)
+    assert (sub.status, sub.cancel_channel) == (SubscriptionStatus.CANCELLED, CancelChannel.PROVIDER)
+    assert (contract.status, contract.ended_by) == (ContractStatus.TERMINATED, ContractEnd.USER)
+    assert sub.events.filter(action="contract_ended").exists()
+    # Delivered again: the same answer, nothing changes; no unsign is asked of the provider.
+    assert sandbox_post(f"{PROVIDER[method]}/contracts/terminate/", {"subscription_no": sub.subscription_no})[0] == 200
+    run_tasks()
+    sub.refresh_from_db()
+    assert sub.cancel_channel == CancelChannel.PROVIDER and sim_contract(sub).terminated_by == "user"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_cancel_on_another_channel_ends_the_contract_at_the_provider(demo, run_tasks, frozen, method):
+    _order, sub = subscribed(run_tasks, method)
+    subscription_cancel(subscription_id=sub.pk, channel=CancelChannel.EPG, actor=EPG)
+    contract = ProviderContract.objects.get(subscription=sub)
+    assert contract.status == ContractStatus.UNSIGNING
+    faults.set_mode(PROVIDER[method], "down")
+    run_tasks()
+    contract.refresh_from_db()
+    assert contract.status == ContractStatus.UNSIGNING and contract.attempts == 1  # retried later
+    faults.set_mode(PROVIDER[method], "ok")
+    frozen.shift(timedelta(minutes=1))
+    run_tasks()
+    contract.refresh_from_db()
+    assert (contract.status, contract.ended_by) == (ContractStatus.TERMINATED, ContractEnd.MERCHANT)
+    assert sim_contract(sub).terminated_by == "merchant"
+    # The provider's echo of our own termination changes nothing.
+    assert deliver_contract(sim_contract(sub))[0]
+    sub.refresh_from_db()
+    assert sub.cancel_channel == CancelChannel.EPG
+
+
+def test_an_unsign_that_never_goes_through_is_a_work_item(demo, run_tasks, frozen):
+    _order, sub = subscribed(run_tasks, "wechat_qr")
+    subscription_cancel(subscription_id=sub.pk, channel=CancelChannel.CRM, actor=EPG)
+    faults.set_mode("wechatpay", "down")
+    for _ in range(12):
+        frozen.shift(timedelta(minutes=6))
+        run_tasks()
+    item = WorkItem.objects.get(kind="provider_disagrees")
+    assert "deduction contract" in item.detail
+    assert ProviderContract.objects.get(subscription=sub).status == ContractStatus.UNSIGNING
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_cancel_before_the_deduction_is_sent_stops_it(demo, run_tasks, frozen, method):
+    _order, sub = subscribed(run_tasks, method)
+    work(run_tasks, frozen, sub.next_reminder_at)
+    sub.refresh_from_db()
+    faults.set_mode("smp", "down")  # the renewal's pre-check waits
+    work(run_tasks, frozen, sub.next_renewal_at)
+    renewal = renewal_of(sub)
+    assert renewal.status == OrderStatus.PRECHECKING
+    subscription_cancel(subscription_id=sub.pk, channel=CancelChannel.EPG, actor=EPG)
+    faults.set_mode("smp", "ok")
+    frozen.shift(timedelta(seconds=40))
+    run_tasks()
+    renewal.refresh_from_db()
+    assert (renewal.status, renewal.failure_code) == (OrderStatus.CANCELLED, FailureCode.CANCELLED)
+    assert not SimTrade.objects.filter(out_trade_no=renewal.order_no).exists()
+
+
+def test_a_deduction_sent_before_a_cancel_completes_and_the_cancel_stops_the_next(demo, run_tasks, frozen):
+    _order, sub = subscribed(run_tasks, "wechat_qr")
+    end = sub.current_period_end
+    sub = to_reminder_and_renewal(run_tasks, frozen, sub)
+    renewal = renewal_of(sub)
+    assert renewal.status == OrderStatus.PAYMENT_PENDING  # sent, accepted; its result comes later
+    subscription_cancel(subscription_id=sub.pk, channel=CancelChannel.EPG, actor=EPG)
+    sandbox_post("wechatpay/pay/", {"out_trade_no": renewal.order_no})
+    run_tasks()
+    renewal.refresh_from_db()
+    sub.refresh_from_db()
+    assert renewal.status == OrderStatus.COMPLETED and sub.status == SubscriptionStatus.CANCELLED
+    assert sub.current_period_end > end and sub.due_at == sub.current_period_end
+    assert ProviderContract.objects.get(subscription=sub).status == ContractStatus.TERMINATED
+
+
+def test_a_termination_racing_a_renewal_stops_it_before_the_deduction(demo, run_tasks, frozen):
+    _order, sub = subscribed(run_tasks, "alipay_qr")
+    work(run_tasks, frozen, sub.next_reminder_at)
+    sub.refresh_from_db()
+    faults.set_mode("smp", "down")
+    work(run_tasks, frozen, sub.next_renewal_at)
+    renewal = renewal_of(sub)
+    sandbox_post("alipay/contracts/terminate/", {"subscription_no": sub.subscription_no})
+    faults.set_mode("smp", "ok")
+    frozen.shift(timedelta(seconds=40))
+    run_tasks()
+    renewal.refresh_from_db()
+    sub.refresh_from_db()
+    assert renewal.status == OrderStatus.CANCELLED and sub.cancel_channel == CancelChannel.PROVIDER
+    assert not SimTrade.objects.filter(out_trade_no=renewal.order_no).exists()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_deduction_refused_because_the_user_ended_the_contract_cancels_it(demo, run_tasks, frozen, method):
+    _order, sub = subscribed(run_tasks, method)
+    sim.terminate_by_user(sim_contract(sub))  # in the app; the notification is lost
+    work(run_tasks, frozen, sub.next_reminder_at)
+    sub.refresh_from_db()
+    if method == "alipay_qr":  # the deduction is refused: no such agreement
+        work(run_tasks, frozen, sub.next_renewal_at)
+        renewal = renewal_of(sub)
+        assert (renewal.status, renewal.failure_code) == (OrderStatus.FAILED, FailureCode.PAYMENT_DECLINED)
+    else:  # WeChat Pay refuses the pre-deduction notice already: nothing is tried
+        assert renewal_of(sub) is None
+    sub.refresh_from_db()
+    assert (sub.status, sub.cancel_channel) == (SubscriptionStatus.CANCELLED, CancelChannel.PROVIDER)
+    contract = ProviderContract.objects.get(subscription=sub)
+    assert (contract.status, contract.ended_by) == (ContractStatus.TERMINATED, ContractEnd.USER)
+
+
+def test_a_second_deduction_for_a_paid_period_goes_back(demo, run_tasks, frozen):
+    _order, sub = subscribed(run_tasks, "alipay_qr")
+    sub = to_reminder_and_renewal(run_tasks, frozen, sub)
+    renewal = renewal_of(sub)
+    assert renewal.status == OrderStatus.COMPLETED
+    trade = SimTrade.objects.get(out_trade_no=renewal.order_no)
+    # The provider's notification of that deduction, delivered twice: applied once.
+    for _ in range(2):
+        assert sandbox_post("alipay/pay/", {"out_trade_no": trade.out_trade_no})[1]["delivered"]
+    run_tasks()
+    assert LedgerEntry.objects.filter(order=renewal).count() == 1
+    assert Order.objects.filter(subscription=sub, channel=Channel.RENEWAL, status="completed").count() == 1
+
+
+def test_a_renewal_past_the_notices_days_asks_for_a_new_notice_and_follows_it(demo, run_tasks, frozen):
+    _order, sub = subscribed(run_tasks, "wechat_qr")
+    work(run_tasks, frozen, sub.next_reminder_at)
+    sub.refresh_from_db()
+    contract = ProviderContract.objects.get(subscription=sub)
+    # The notice's days have passed (as after a reminder held back for days): the renewal must not go.
+    gone = timezone.now() - timedelta(days=1)
+    ProviderContract.objects.filter(pk=contract.pk).update(deduct_from=gone - timedelta(days=6), deduct_until=gone)
+    due = sub.next_renewal_at
+    work(run_tasks, frozen, due)
+    sub.refresh_from_db()
+    contract.refresh_from_db()
+    assert renewal_of(sub) is None
+    assert contract.notice_sent_at == due  # a new notice, now; its days start on the 3rd day, 07:00
+    assert timezone.localtime(contract.deduct_from).date() == timezone.localtime(due).date() + timedelta(days=2)
+    assert sub.next_renewal_at == contract.deduct_from and sub.renewal_moved
+    assert sub.events.filter(action="deduction_notice_asked").count() == 1
+    work(run_tasks, frozen, sub.next_renewal_at)
+    assert renewal_of(sub).status == OrderStatus.PAYMENT_PENDING  # sent within the new notice's days
