@@ -472,3 +472,53 @@ def test_a_renewal_past_the_notices_days_asks_for_a_new_notice_and_follows_it(de
     assert sub.events.filter(action="deduction_notice_asked").count() == 1
     work(run_tasks, frozen, sub.next_renewal_at)
     assert renewal_of(sub).status == OrderStatus.PAYMENT_PENDING  # sent within the new notice's days
+
+
+# --- 4. reconciliation ------------------------------------------------------------------------------
+
+
+def test_deductions_reconcile_and_one_we_never_asked_for_is_a_discrepancy(demo, run_tasks, frozen):
+    """The day of a deduction and its refund reconciles three ways like a QR payment; a deduction the provider
+    reports under our contract that we never sent (its out_trade_no is no order of ours) is ``missing_here``,
+    open for a person."""
+    from billing.models import Discrepancy
+    from billing.models.reconciliation import Outcome
+    from billing.reconciliation.services import reconcile_day
+    from sandbox.models import SimTradeStatus
+
+    _order, sub = subscribed(run_tasks, "wechat_qr")
+    sub = to_reminder_and_renewal(run_tasks, frozen, sub)
+    renewal = renewal_of(sub)
+    status, answer = sandbox_post("wechatpay/pay/", {"out_trade_no": renewal.order_no})
+    assert status == 200 and answer["delivered"]
+    run_tasks()
+    renewal.refresh_from_db()
+    assert renewal.status == OrderStatus.COMPLETED
+    now = timezone.localtime()
+    SimTrade.objects.create(
+        provider="wechatpay", out_trade_no="PAPNEVERASKED0000000001", transaction_id="4200009999202701049999999999",
+        amount_fen=2500, description="VIP", status=SimTradeStatus.PAID, expires_at=now, paid_at=now,
+        deducted_under=sub.contract_id, attach=f"{sub.subscription_no}P2",
+    )  # fmt: skip
+
+    from lifecycle import manual
+
+    admin = Actor(ActorKind.ADMIN, "finance")
+    assert manual.refund_by_admin(order_id=renewal.pk, reason="customer asked", actor=admin) == "provider_refund"
+    run_tasks()
+    frozen.move_to(now.replace(hour=9, minute=0) + timedelta(days=1))
+    run = reconcile_day(now.date())
+
+    items = {(i.source, i.kind, i.order_no or i.reference): i.outcome for i in run.items.all()}
+    assert items == {
+        # The deduction, its refund, and the period subscribed then taken back at the SMP: all matched.
+        ("wechatpay", "payment", renewal.order_no): Outcome.MATCHED,
+        ("wechatpay", "refund", renewal.order_no): Outcome.MATCHED,
+        ("smp", "subscription", renewal.order_no): Outcome.MATCHED,
+        ("smp", "unsubscription", renewal.order_no): Outcome.MATCHED,
+        ("wechatpay", "payment", "PAPNEVERASKED0000000001"): Outcome.MISSING_HERE,
+    }
+    unasked = Discrepancy.objects.get(day=now.date(), outcome=Outcome.MISSING_HERE)
+    assert "PAPNEVERASKED0000000001" in (unasked.order_no, unasked.reference)
+    assert (unasked.source, unasked.status) == ("wechatpay", "open")
+    assert not run.clean
