@@ -313,6 +313,21 @@ OUTCOMES = {
     "not_a_mobile": _("not from a mobile number"),
     "none_pending": _("no confirmation was waiting"),
     "refused": _("refused"),
+    # A deduction contract's signing or end (lifecycle.contracts.contract_notification_accept).
+    "contract duplicate": _("contract: seen before, changed nothing"),
+    "contract stale: ended by the user already": _("contract: signed, but the user had ended it already"),
+    "contract unsigning: signed after it was given up": _("contract: signed after it was given up; being ended"),
+    "contract signed already": _("contract: signed already"),
+    "contract signed: the subscription started": _("contract signed: the subscription started"),
+    "contract unsigning: no subscription started with it": _("contract: no subscription started with it; being ended"),
+    "contract signed: waiting for the payment": _("contract signed: waiting for the payment"),
+    "contract unsigning: its order was not paid by it": _("contract: its order was not paid by it; being ended"),
+    "contract ended already": _("contract: ended already"),
+    "contract ended by the user: the subscription is cancelled": _(
+        "contract ended by the user: the subscription is cancelled"
+    ),
+    "contract ended": _("contract ended"),
+    "contract ended by the user": _("contract ended by the user"),
 }
 
 

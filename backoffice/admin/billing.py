@@ -21,6 +21,7 @@ from billing.models import (
     LedgerEntry,
     Payment,
     PaymentNotification,
+    ProviderContract,
     Refund,
     SmsConfirmation,
     SmsInbound,
@@ -65,6 +66,18 @@ class PaymentNotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("outcome"))
     def result(self, notification: PaymentNotification) -> str:
         return outcome_text(notification.outcome)
+
+
+@admin.register(ProviderContract)
+class ProviderContractAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """WeChat Pay and Alipay deduction contracts (issue #14): signed in the first scan, ended by the user or by us.
+    Read-only: they change only through the providers' notifications and lifecycle.contracts."""
+
+    list_display = ["contract_code", "provider", "status", "order", "subscription", "signed_at", "ended_at", "ended_by"]
+    list_filter = ["provider", "status", "ended_by"]
+    search_fields = ["=contract_code", "=provider_contract_id", "order__order_no", "subscription__subscription_no"]
+    list_select_related = ["order", "subscription"]
+    raw_id_fields = ["order", "payment", "subscription"]
 
 
 @admin.register(LedgerEntry)

@@ -87,4 +87,4 @@ class ProviderContract(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.provider}:{self.contract_code} {self.status}"
+        return f"{self.get_provider_display()} {self.contract_code} · {self.get_status_display()}"

@@ -110,6 +110,16 @@ def live(*, demo_day: bool = True) -> Lived:
     lived.orders["renewing"] = renewing
     lived.subscription = renewing.subscription
 
+    # Paid and signed in one scan (Alipay's 周期扣款): a deduction contract with its subscription.
+    signed = on_tv("VIP-QUARTER", tv_account="tv1002", auto_renew=True)
+    payment_choose(order_id=signed.pk, method=PaymentMethod.ALIPAY_QR, actor=epg)
+    run_due_work()
+    _paid_by_sandbox(sandbox, signed, "alipay")
+    run_due_work()
+    signed.refresh_from_db()
+    assert signed.subscription is not None, (signed.status, signed.failure_code)
+    lived.orders["signed"] = signed
+
     # A household's PIN, set at the counter, with one wrong entry on the TV.
     pin_set(tv_account="tv1001", pin="2468", actor=counter, reason=f"at the counter of store {clerk.store.code}")
     with contextlib.suppress(PurchasePinWrong):  # refused: that is the point

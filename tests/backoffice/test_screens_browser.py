@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from billing.models import Discrepancy, ReconciliationRun, WorkItem, WorkItemKind
+from billing.models import Discrepancy, ProviderContract, ReconciliationRun, WorkItem, WorkItemKind
 from orders.models import Order, Product, PurchasePin, Subscription
 from tests.backoffice.lived import STAFF, live
 
@@ -52,6 +52,8 @@ def pages() -> list[tuple[str, str]]:
         ("product-history", reverse("admin:orders_product_history", args=[product.pk])),
         ("purchase-pins", reverse("admin:orders_purchasepin_changelist")),
         ("purchase-pin", reverse("admin:orders_purchasepin_change", args=[PurchasePin.objects.first().pk])),
+        ("contracts", reverse("admin:billing_providercontract_changelist")),
+        ("contract", reverse("admin:billing_providercontract_change", args=[ProviderContract.objects.first().pk])),
         ("ledger", reverse("admin:billing_ledgerentry_changelist")),
         ("payments", reverse("admin:billing_payment_changelist")),
         ("work-items", reverse("admin:billing_workitem_changelist")),
