@@ -285,9 +285,16 @@ def prod() -> int:
     return supervise(processes, env, _banner(f"http://{host}:{port}", key_file))
 
 
+# The whole suite runs in two processes (pytest-xdist), a test file to each at a time: its browser and its
+# servers wait much of the time, and two cores do the rest. Each process has its own test database, var/
+# directory and Redis databases (tests/settings.py). Given arguments (one file, -k...), one process, as usual.
+PARALLEL = ["-n", "2", "--dist", "loadfile"]
+
+
 def test(args: list[str]) -> int:
     ensure_venv()
-    return subprocess.call([str(PYTHON), "-m", "pytest", *args], cwd=ROOT, env=dict(os.environ))
+    extra = PARALLEL if not args else []
+    return subprocess.call([str(PYTHON), "-m", "pytest", *extra, *args], cwd=ROOT, env=dict(os.environ))
 
 
 def main(argv: list[str]) -> int:

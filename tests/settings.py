@@ -8,8 +8,31 @@ suite runs against PostgreSQL and Redis, and the integration tier with them.
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 _BASE = Path(__file__).resolve().parent.parent
+
+
+def _apart(worker: str) -> None:
+    """pytest-xdist runs the suite in processes gw0, gw1…: each gets its own var/ directory (keys, file broker)
+    and, on Redis, its own databases (cache and broker), as pytest-django gives each its own test database.
+    Done once, in the environment, so that the Celery workers and servers a test starts inherit it."""
+    if os.environ.get("IPVAS_TEST_PROCESS") == worker:
+        return
+    os.environ["IPVAS_TEST_PROCESS"] = worker
+    os.environ["IPVAS_VAR_DIR"] = str(_BASE / "var" / "test" / worker)
+    index = int(worker.removeprefix("gw") or 0)
+    for name in ("REDIS_URL", "CELERY_BROKER_URL"):
+        url = urlsplit(os.environ.get(name, ""))
+        if url.scheme == "redis" and index:
+            db = int(url.path.strip("/") or 0) + 8 * index  # 16 databases: the base ones below 8
+            if db > 15:
+                raise RuntimeError(f"{name}: no Redis database {db} for test process {worker}")
+            os.environ[name] = urlunsplit(url._replace(path=f"/{db}"))
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _apart(os.environ["PYTEST_XDIST_WORKER"])
 os.environ.setdefault("IPVAS_VAR_DIR", str(_BASE / "var" / "test"))
 os.environ.setdefault("IPVAS_SANDBOX", "1")
 os.environ.setdefault("OUTBOX_RELAY_ON_COMMIT", "0")
@@ -23,3 +46,9 @@ from ipvas.settings import REDIS_URL  # noqa: E402
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 if not REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "tests"}}
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A test database in a file, not Django's shared-cache memory one: there a browser test's live server and
+    # the test's own thread meet table locks that fail at once ("database table is locked"), while a file
+    # database waits for the lock (``timeout``), as the embedded set-up itself does.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}  # noqa: F405

@@ -69,12 +69,13 @@ def scanner_types(page, digits: str) -> None:  # type: ignore[no-untyped-def]
     page.keyboard.press("Enter")
 
 
-def work_while_time_passes(page, clock, locator, *, seconds: int, step: int = 5) -> None:  # type: ignore[no-untyped-def]
-    """Move the clock ``step`` seconds at a time, running the due work, until ``locator`` shows."""
+def work_while_time_passes(page, clock, locator, *, seconds: int, step: int = 5, look_ms: int = 2_500) -> None:  # type: ignore[no-untyped-def]
+    """Move the clock ``step`` seconds at a time, running the due work, until ``locator`` shows (looked for
+    ``look_ms`` after each step: the page polls on its own clock, which does not travel)."""
     for _ in range(seconds // step + 2):
         run_due_tasks()
         try:
-            locator.first.wait_for(timeout=2_500)
+            locator.first.wait_for(timeout=look_ms)
             return
         except Exception:
             clock.shift(timedelta(seconds=step))
@@ -145,7 +146,8 @@ def test_code_never_answered_is_reversed(site, counter, shot, clock):
     page.locator(".code-box").wait_for()
     run_due_tasks()
     shot(page, "1-no-answer-waiting")
-    work_while_time_passes(page, clock, page.locator(".result.failure"), seconds=70)
+    # Queried every 5 s, given up after 60 s: five seconds at a time until the reverse is shown.
+    work_while_time_passes(page, clock, page.locator(".result.failure"), seconds=70, look_ms=1_000)
 
     failure = page.locator(".result.failure").inner_text()
     assert "The order was not paid in time." in failure

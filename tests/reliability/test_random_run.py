@@ -490,7 +490,7 @@ class Run:
         stop_worker(self.worker)
 
 
-@pytest.mark.parametrize("count", size(120, 400))
+@pytest.mark.parametrize("count", size(60, 400))
 def test_random_orders_through_failing_outside_systems_lose_nothing_and_double_nothing(demo, settings, count):
     require_postgresql()
     seed = int(os.environ.get("IPVAS_RELIABILITY_SEED") or time.time_ns() % 10**9)
