@@ -91,7 +91,12 @@ class LogContextMiddleware:
 
 # Beat's periodic rounds that usually find nothing: the outbox relay and the sweeps, every few seconds each.
 QUIET_PERIODIC_TASKS = frozenset(
-    {"ipvas.tasks.relay_outbox", "lifecycle.tasks.sweep_deadlines", "lifecycle.tasks.sweep_subscriptions"}
+    {
+        "ipvas.tasks.relay_outbox",
+        "lifecycle.tasks.sweep_deadlines",
+        "lifecycle.tasks.sweep_subscriptions",
+        "lifecycle.tasks.sweep_contracts",
+    }
 )
 NOTHING_DONE = frozenset({"0", "None", "[]", "{}"})
 

@@ -87,3 +87,13 @@ def test_the_real_relay_task_run_by_celery_returns_the_count_the_filter_reads(db
     app.loader.import_default_modules()
     for name in QUIET_PERIODIC_TASKS:
         assert app.tasks[name].apply().get() == 0
+
+
+def test_every_round_beat_runs_more_often_than_a_minute_is_quiet(settings):
+    """A new sweep added to beat's schedule every few seconds must be quiet too, or it fills the log again."""
+    frequent = {
+        entry["task"]
+        for entry in settings.CELERY_BEAT_SCHEDULE.values()
+        if isinstance(entry["schedule"], (int, float)) and entry["schedule"] < 60
+    }
+    assert frequent and frequent <= QUIET_PERIODIC_TASKS, frequent - QUIET_PERIODIC_TASKS
