@@ -47,7 +47,7 @@ from billing.services.work import work_item_open
 from ipvas import outbox
 from ipvas.actors import Actor
 from lifecycle import contracts, paid, renewals, subscriptions, tasks
-from lifecycle.claims import claim, lock_claimed, lock_if_due
+from lifecycle.claims import claim, lock_claimed, lock_if_due, retry_later
 from lifecycle.transitions import lock_order, record_event, schedule_due, transit
 from orders.constants import DEDUCTION_METHODS, FailureCode, OrderStatus, SubscriptionStatus
 from orders.models import Order, Subscription
@@ -64,6 +64,9 @@ ALIPAY_DAYS_BEFORE = 3
 # After the deduction is sent: look every QUERY_INTERVAL; after ANSWER_WINDOW, close the trade and give up.
 QUERY_INTERVAL = timedelta(seconds=30)
 ANSWER_WINDOW = timedelta(minutes=30)
+# A close of an unanswered deduction that the provider does not confirm is tried again (with the claims'
+# backoff) for ever; after this many tries a person is asked too.
+CLOSE_ATTEMPTS_BEFORE_A_PERSON = 8
 # The provider's refusal of a notice because it has no such contract (the user ended it).
 CONTRACT_GONE_CODES = {"CONTRACT_NOT_EXIST", "CONTRACTNOTEXIST", "CONTRACT_ERROR", "CONTRACT_TERMINATED"}
 # A notice that cannot be sent now is tried again with backoff, then a person is asked.
@@ -325,8 +328,10 @@ def deduction_due(order_id: int, due_at: datetime | None) -> str:
                 return "declined"
             assert contract is not None
             # Sent from now on: a run that dies in the call is followed by queries, never a second deduction.
+            # The answer window starts now, not when the intent was written (a late run must still query).
             payment.status = PaymentStatus.PENDING
-            payment.save(update_fields=["status", "updated_at"])
+            payment.expires_at = timezone.now() + ANSWER_WINDOW
+            payment.save(update_fields=["status", "expires_at", "updated_at"])
             request = DeductionRequest(
                 out_trade_no=payment.out_trade_no,
                 contract_id=contract.provider_contract_id,
@@ -387,25 +392,44 @@ def _query(order_id: int, claimed: datetime, payment: Payment) -> str:
 
 
 def _close(order_id: int, claimed: datetime, payment: Payment) -> str:
-    """No answer within the window: close the trade (money taken at the last second is kept), then give up."""
+    """No answer within the window: close the trade (money taken at the last second is kept), then give up.
+
+    Only a close the provider confirmed ends the order: a deduction has no expiry of its own at the provider,
+    and an order given up while its trade may still be paid would let the next renewal deduct the period a
+    second time. Unconfirmed, the close is tried again with backoff, and a person is asked after a few tries.
+    """
     provider = get_provider(payment.provider)
     try:
         result = provider.close(payment.out_trade_no)
         trade = provider.query(payment.out_trade_no) if result.already_paid else None
     except ProviderUnavailable as exc:
-        trade, why = None, f"{payment.provider} did not confirm the close: {exc}"
-    else:
-        why = f"no answer from {payment.provider} in {int(ANSWER_WINDOW.total_seconds() // 60)} minutes"
+        return _close_again(order_id, claimed, why=f"{payment.provider} did not confirm the close: {exc}")
     if trade is not None and trade.state == TradeState.PAID:
         return _paid(payment, trade.transaction_id, trade.amount_fen, trade.paid_at)
+    why = f"no answer from {payment.provider} in {int(ANSWER_WINDOW.total_seconds() // 60)} minutes"
     with transaction.atomic():
         order = lock_claimed(order_id, claimed, OrderStatus.PAYMENT_PENDING)
-        Payment.objects.filter(pk=payment.pk, status__in=OPEN_STATUSES).update(status=PaymentStatus.CLOSED)
         if order is None:
-            return "superseded"
+            return "superseded"  # a notification moved it on meanwhile: its answer stands
+        Payment.objects.filter(pk=payment.pk, status__in=OPEN_STATUSES).update(status=PaymentStatus.CLOSED)
         # Money that still arrives for it is refunded as any late payment is (lifecycle.paid).
         transit(order, order.fail, code=FailureCode.PAYMENT_TIMEOUT, detail=why, actor=ACTOR, reason=why)
         return "timed_out"
+
+
+def _close_again(order_id: int, claimed: datetime, *, why: str) -> str:
+    with transaction.atomic():
+        order = lock_claimed(order_id, claimed, OrderStatus.PAYMENT_PENDING)
+        if order is None:
+            return "superseded"
+        retry_later(order, actor=ACTOR, why=why)
+        if order.attempts == CLOSE_ATTEMPTS_BEFORE_A_PERSON:
+            work_item_open(
+                order=order,
+                kind=WorkItemKind.PROVIDER_DISAGREES,
+                detail=f"the deduction {order.order_no} may still be paid at the provider: {why}"[:255],
+            )
+        return "close_unconfirmed"
 
 
 def _paid(payment: Payment, transaction_id: str, amount_fen: int, paid_at: datetime | None) -> str:

@@ -522,3 +522,63 @@ def test_deductions_reconcile_and_one_we_never_asked_for_is_a_discrepancy(demo, 
     assert "PAPNEVERASKED0000000001" in (unasked.order_no, unasked.reference)
     assert (unasked.source, unasked.status) == ("wechatpay", "open")
     assert not run.clean
+
+
+# --- 5. a deduction whose answer does not come ----------------------------------------------------
+
+
+def test_a_close_the_provider_does_not_confirm_keeps_the_deduction_open_and_never_deducts_twice(
+    demo, run_tasks, frozen
+):
+    """WeChat Pay takes the deduction but answers nothing for longer than the answer window, then will not
+    confirm the close: the renewal stays open (no second renewal order, so no second deduction), the close is
+    tried again with backoff, a person is asked, and when WeChat Pay answers again the money taken completes
+    the period."""
+    _order, sub = subscribed(run_tasks, "wechat_qr")
+    sub = to_reminder_and_renewal(run_tasks, frozen, sub)
+    renewal = renewal_of(sub)
+    assert renewal.status == OrderStatus.PAYMENT_PENDING
+    faults.set_mode("wechatpay", "down")
+    for _ in range(60):  # an hour: the answer window (30 minutes), then the close, again and again
+        frozen.shift(timedelta(minutes=1))
+        subscriptions_sweep()
+        run_tasks()
+    renewal.refresh_from_db()
+    assert renewal.status == OrderStatus.PAYMENT_PENDING, (renewal.status, renewal.failure_code)
+    assert Payment.objects.get(order=renewal).status not in ("closed", "failed")
+    assert Order.objects.filter(subscription=sub, channel=Channel.RENEWAL).count() == 1
+    assert "may still be paid" in WorkItem.objects.get(order=renewal, kind="provider_disagrees").detail
+
+    faults.set_mode("wechatpay", "ok")
+    for _ in range(10):
+        frozen.shift(timedelta(minutes=5))
+        run_tasks()
+    renewal.refresh_from_db()
+    sub.refresh_from_db()
+    assert renewal.status == OrderStatus.COMPLETED  # the close found it paid: the period is provisioned
+    assert LedgerEntry.objects.filter(order=renewal).count() == 1 and sub.periods == 2
+    assert Order.objects.filter(subscription=sub, channel=Channel.RENEWAL).count() == 1
+
+
+def test_a_deduction_sent_late_is_queried_before_it_is_closed(demo, run_tasks, frozen):
+    """The renewal's deduction is sent 40 minutes after its intent was written (a backlog): the answer window
+    starts when it is sent, so the deduction is queried and completes, not closed unanswered at once."""
+    from lifecycle.due import order_process_due
+
+    _order, sub = subscribed(run_tasks, "wechat_qr")
+    work(run_tasks, frozen, sub.next_reminder_at)
+    sub.refresh_from_db()
+    frozen.move_to(sub.next_renewal_at)
+    subscriptions_sweep()
+    renewal = renewal_of(sub)
+    order_process_due(order_id=renewal.pk)  # the pre-check: the deduction is written as an intent
+    renewal.refresh_from_db()
+    assert renewal.status == OrderStatus.PAYMENT_PENDING and not SimTrade.objects.filter(out_trade_no=renewal.order_no)
+    frozen.shift(timedelta(minutes=40))
+    run_tasks()  # sent now
+    assert SimTrade.objects.get(out_trade_no=renewal.order_no).deducted_under == sub.contract_id
+    frozen.shift(timedelta(seconds=31))  # WeChat Pay takes it 10 s after it was sent; the query finds it
+    run_tasks()
+    renewal.refresh_from_db()
+    assert renewal.status == OrderStatus.COMPLETED, (renewal.status, renewal.failure_code)
+    assert SimTrade.objects.get(out_trade_no=renewal.order_no).status == "SUCCESS"
