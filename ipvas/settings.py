@@ -359,6 +359,23 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=9, minute=0),
     },
 }
+# Beat on more than one node (docs/operations.md): with BEAT_LOCK=redis (the default in production)
+# celery-redbeat keeps the schedule's last runs and a lock in Redis. One beat ticks; the others wait for the
+# lock and one takes over within BEAT_LOCK_TIMEOUT_SECONDS of the active one dying, without firing again
+# what already ran. The embedded set-up (no Redis) keeps Celery's own file scheduler and one beat.
+BEAT_LOCK = env_str("BEAT_LOCK", "redis" if PRODUCTION else "")
+if BEAT_LOCK == "redis":
+    if not REDIS_URL:
+        raise ImproperlyConfigured("BEAT_LOCK=redis needs REDIS_URL.")
+    CELERY_BEAT_SCHEDULER = "redbeat.RedBeatScheduler"
+    CELERY_REDBEAT_REDIS_URL = REDIS_URL
+    CELERY_REDBEAT_REDIS_OPTIONS: dict[str, object] = {}
+    CELERY_REDBEAT_KEY_PREFIX = env_str("BEAT_LOCK_PREFIX", "ipvas:beat")
+    CELERY_REDBEAT_LOCK_TIMEOUT = env_int("BEAT_LOCK_TIMEOUT_SECONDS", 30, minimum=10)
+    # The active beat renews its lock on every tick: it ticks at least this often.
+    CELERY_BEAT_MAX_LOOP_INTERVAL = max(1, CELERY_REDBEAT_LOCK_TIMEOUT // 5)
+elif BEAT_LOCK:
+    raise ImproperlyConfigured(f"BEAT_LOCK must be 'redis' or empty, not {BEAT_LOCK!r}.")
 # Retention: how long what is kept only for a while is kept (deleted hourly by beat).
 OUTBOX_RETENTION_DAYS = env_int("OUTBOX_RETENTION_DAYS", 7, minimum=1)
 SSO_TICKET_RETENTION_DAYS = env_int("SSO_TICKET_RETENTION_DAYS", 1, minimum=1)
