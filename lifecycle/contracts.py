@@ -162,15 +162,18 @@ def contract_notification_accept(*, notice: ContractNotice, headers: dict[str, s
     """
     ref = (
         ProviderContract.objects.filter(provider=notice.provider, contract_code=notice.contract_code)
-        .values("pk", "order_id", "subscription_id")
+        .values("pk", "order_id")
         .first()
     )
     if ref is None:
         raise NotificationRejected(f"unknown contract code {notice.contract_code[:40]}")
     with transaction.atomic():
         lock_order(ref["order_id"])
-        if ref["subscription_id"]:
-            subscriptions.lock_subscription(ref["subscription_id"])
+        # Read under the order's lock: a subscription is attached to the contract only under it, so the
+        # subscription is locked before the contract here as on every other path (no lock-order inversion).
+        subscription_id = ProviderContract.objects.values_list("subscription_id", flat=True).get(pk=ref["pk"])
+        if subscription_id:
+            subscriptions.lock_subscription(subscription_id)
         contract = ProviderContract.objects.select_for_update().select_related("payment").get(pk=ref["pk"])
         if contract.provider_contract_id and contract.provider_contract_id != notice.contract_id:
             raise NotificationRejected(f"contract id {notice.contract_id[:40]} is not the contract's")
