@@ -205,7 +205,7 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "channel",
         "product",
         "content_id",
-        "amount_fen",
+        "amount_yuan",
         "payment_method",
         "tv_account",
         "phone",

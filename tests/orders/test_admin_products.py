@@ -238,6 +238,7 @@ def test_the_order_page_shows_its_transition_history(superuser_client, demo, run
     assert page.status_code == 200
     html = page.content.decode()
     assert "transition history" in html.lower()
+    assert "¥25.00" in html and "2500" not in html  # the amount in yuan, as everywhere else in admin
     # Every row, in the order it happened: who did what, from which status to which, and why.
     marks = ["vendor-a", "Pre-check passed", "ops-anna", "changed mind"]
     positions = [html.find(mark) for mark in marks]
