@@ -10,7 +10,6 @@ they are. tests/backoffice/test_reasons.py checks the notes the lifecycle writes
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from django.utils import formats, timezone
@@ -21,6 +20,7 @@ from django.utils.translation import pgettext
 
 from billing.models import Provider
 from ipvas.actors import ActorKind
+from ipvas.phrases import Phrases
 from orders.constants import FailureCode, OrderStatus, SubscriptionStatus
 
 
@@ -270,7 +270,7 @@ NOTES: list[tuple[str, Promise]] = [
     # Last: a reason that is a failure code of §1 alone (the SMP's answer), in words.
     (r"(?P<code>[a-z_]+)", "%(code)s"),
 ]
-_COMPILED = [(re.compile(pattern + r"\Z", re.DOTALL), said) for pattern, said in NOTES]
+_PHRASES = Phrases(NOTES, shown=SHOWN)
 
 
 def note_text(text: str) -> str:
@@ -279,12 +279,8 @@ def note_text(text: str) -> str:
         return text
     if "\n" in text:
         return "\n".join(note_text(line) for line in text.splitlines())
-    for pattern, said in _COMPILED:
-        match = pattern.match(text)
-        if match:
-            values = {name: SHOWN[name](value) if name in SHOWN else value for name, value in match.groupdict().items()}
-            return (str(said) % values).strip()
-    return text
+    said = _PHRASES.say(text)
+    return text if said is None else said.strip()
 
 
 def run_by_text(text: str) -> str:

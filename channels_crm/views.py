@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -29,6 +28,7 @@ from channels_crm.models import Clerk
 from channels_crm.sso import TicketRefused, sso_login
 from ipvas.actors import Actor, ActorKind
 from ipvas.errors import ApplicationError
+from ipvas.phrases import Phrases
 from lifecycle.paying import order_cancel, payment_choose
 from lifecycle.placing import order_create
 from orders import selectors as order_selectors
@@ -93,9 +93,8 @@ def sso(request: HttpRequest) -> HttpResponse:
 
 # Why a ticket was refused (channels_crm.sso writes the reason in English, for the audit and the CRM's
 # integrators): said to the clerk in the page's language. The reason itself stays on the page, under details.
-REFUSALS: list[tuple[re.Pattern[str], Any]] = [
-    (re.compile(pattern + r"\Z"), said)
-    for pattern, said in [
+REFUSALS = Phrases(
+    [
         (r"no ticket", gettext_lazy("The CRM sent no sign-in ticket.")),
         (r"the ticket has expired", gettext_lazy("The ticket has expired.")),
         (r"the ticket is for another audience", gettext_lazy("The ticket was made for another system.")),
@@ -123,15 +122,12 @@ REFUSALS: list[tuple[re.Pattern[str], Any]] = [
             gettext_lazy("The ticket's field %(x)s holds control characters."),
         ),
     ]
-]
+)
 
 
 def refusal_words(reason: str) -> str:
-    for pattern, said in REFUSALS:
-        match = pattern.match(reason)
-        if match:
-            return str(said) % match.groupdict()
-    return reason
+    said = REFUSALS.say(reason)
+    return reason if said is None else said
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,11 @@ deduction taken and not provisioned, never two, and the contract ends in every c
 
 from __future__ import annotations
 
-import json
 import queue
 from datetime import timedelta
 
 import pytest
 from django.db.models import Sum
-from django.test import Client
 
 from billing.models import ContractStatus, LedgerEntry, ProviderContract
 from ipvas.actors import Actor, ActorKind
@@ -23,18 +21,13 @@ from lifecycle.subscriptions import subscription_cancel
 from orders.constants import CancelChannel, Channel, OrderStatus, SubscriptionStatus
 from orders.models import Order, Subscription
 from sandbox.models import SimTrade, SimTradeStatus
+from tests.lifecycle.test_contracts import PROVIDER, sandbox_post
 from tests.support.concurrency import require_postgresql, run_in_threads
 from tests.support.tasks import run_due_tasks
 
 EPG = Actor(ActorKind.EPG_CLIENT, "race-client")
-PROVIDER = {"wechat_qr": "wechatpay", "alipay_qr": "alipay"}
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def sandbox_post(path: str, body: dict) -> tuple[int, dict]:
-    response = Client().post(f"/sandbox/{path}", data=json.dumps(body), content_type="application/json")
-    return response.status_code, response.json()
 
 
 def settle(time_machine) -> None:
