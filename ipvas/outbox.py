@@ -40,6 +40,18 @@ def enqueue(task: Task, *, kwargs: dict[str, Any], due_at: datetime | None = Non
     return message
 
 
+def enqueue_many(task: Task, *, kwargs_list: list[dict[str, Any]], due_at: datetime | None = None) -> int:
+    """``enqueue`` for a batch: one INSERT for all the messages, relayed together once this commits."""
+    due_at = due_at or timezone.now()
+    messages = OutboxMessage.objects.bulk_create(
+        OutboxMessage(task_name=task.name, kwargs=kwargs, due_at=due_at) for kwargs in kwargs_list
+    )
+    if messages and settings.OUTBOX_RELAY_ON_COMMIT:
+        ids = [m.pk for m in messages]
+        transaction.on_commit(lambda: relay_messages(ids))
+    return len(messages)
+
+
 def _publish(message: OutboxMessage, now: datetime) -> None:
     from ipvas.celery import app
 

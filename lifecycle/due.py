@@ -20,9 +20,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from ipvas import outbox
+from ipvas.actors import Actor
 from lifecycle import deductions, paying, payment_code, payment_due, precheck, provisioning, tasks
-from lifecycle.claims import MAX_BACKOFF_SECONDS, claim
-from orders.constants import DEDUCTION_METHODS, Channel, OrderStatus, PaymentMethod
+from lifecycle.claims import MAX_BACKOFF_SECONDS, claim, claim_many
+from lifecycle.transitions import transit_many
+from orders.constants import DEDUCTION_METHODS, Channel, FailureCode, OrderStatus, PaymentMethod
 from orders.models import Order
 
 logger = logging.getLogger(__name__)
@@ -77,25 +79,38 @@ def order_process_due(*, order_id: int, due_at: datetime | None = None) -> str:
 def deadlines_sweep(*, batch_size: int | None = None) -> int:
     """Move on every order whose due task is late or was lost; one bounded batch.
 
-    Safe to run twice at once: each order is handled under its own lock.
-    Returns how many overdue orders it found.
+    Set-based (issue #17): the batch is locked in one statement (``SKIP LOCKED``: a second sweep
+    at the same time takes other orders, a handler holding an order keeps it); orders that only
+    expire are expired in one UPDATE with their events in one INSERT; orders whose next step
+    calls an outside system are claimed in one UPDATE and handed to their due tasks in one
+    INSERT into the outbox. What is left (an auto-renewing order's or a subscription's order,
+    whose end has follow-ups) goes through its handler one by one, as the due task would.
+    Returns how many overdue orders it moved on.
     """
     batch_size = batch_size or settings.DEADLINE_SWEEP_BATCH
-    cutoff = timezone.now() - SWEEP_GRACE
-    overdue = list(
-        Order.objects.filter(deadline_at__lte=cutoff, status__in=list(STEPS))
-        .order_by("deadline_at")
-        .values_list("pk", "status", "deadline_at")[:batch_size]
-    )
-    for order_id, status, deadline_at in overdue:
+    now = timezone.now()
+    overdue: list[tuple[int, str, datetime]] = []
+    try:
+        with transaction.atomic():
+            overdue = list(
+                Order.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(deadline_at__lte=now - SWEEP_GRACE, status__in=list(STEPS))
+                .order_by("deadline_at")
+                .values_list("pk", "status", "deadline_at")[:batch_size]
+            )
+            one_by_one = _move_in_sets(overdue, now)
+    except Exception:
+        # A statement of the set failed: the batch goes one order at a time, so that one
+        # broken order neither stops the others nor stays at the head of every batch.
+        logger.exception("sweep: the batch failed as a set; moving its orders one by one")
+        one_by_one = overdue
+    for order_id, status, deadline_at in one_by_one:
         try:
             if STEPS[status].inline:
                 order_process_due(order_id=order_id, due_at=deadline_at)
             else:
                 _requeue(order_id, status, deadline_at)
         except Exception:
-            # One broken order must not stop the sweep of the others, nor stay at the
-            # head of every batch: it is looked at again after a while, and logged.
             logger.exception("sweep: order %s (%s) failed", order_id, status)
             Order.objects.filter(pk=order_id, deadline_at=deadline_at).update(
                 deadline_at=timezone.now() + timedelta(seconds=MAX_BACKOFF_SECONDS)
@@ -103,6 +118,32 @@ def deadlines_sweep(*, batch_size: int | None = None) -> int:
     if overdue:
         logger.info("sweep: %d overdue order(s) moved on", len(overdue))
     return len(overdue)
+
+
+def _move_in_sets(overdue: list[tuple[int, str, datetime]], now: datetime) -> list[tuple[int, str, datetime]]:
+    """Expire the idle orders and hand the others to their due tasks, a statement each; returns the rest."""
+    idle = [pk for pk, status, _ in overdue if status == OrderStatus.AWAITING_PAYMENT]
+    expired = set(
+        transit_many(
+            idle,
+            OrderStatus.AWAITING_PAYMENT,
+            "expire",
+            code=FailureCode.PAYMENT_TIMEOUT,
+            actor=Actor.task("deadline"),
+            reason=paying.IDLE_REASON % {"seconds": settings.ORDER_IDLE_SECONDS},
+            now=now,
+        )
+    )
+    by_status: dict[str, list[int]] = {}
+    for pk, status, _ in overdue:
+        if not STEPS[status].inline:
+            by_status.setdefault(status, []).append(pk)
+    for status, order_ids in by_status.items():
+        claimed = claim_many(order_ids, status)
+        outbox.enqueue_many(
+            STEPS[status].task, kwargs_list=[{"order_id": pk, "due_at": claimed.isoformat()} for pk in order_ids]
+        )
+    return [row for row in overdue if STEPS[row[1]].inline and row[0] not in expired]
 
 
 def _requeue(order_id: int, status: str, deadline_at: datetime) -> None:

@@ -268,6 +268,9 @@ def order_cancel(*, order_id: int, actor: Actor) -> Order:
     return order
 
 
+IDLE_REASON = "no payment method chosen in %(seconds)s s"
+
+
 def idle_due(order_id: int, due_at: datetime | None) -> str:
     """awaiting_payment → expired: no payment method was chosen in ``ORDER_IDLE_SECONDS``."""
     with transaction.atomic():
@@ -279,6 +282,6 @@ def idle_due(order_id: int, due_at: datetime | None) -> str:
             order.expire,
             code=FailureCode.PAYMENT_TIMEOUT,
             actor=Actor.task("deadline"),
-            reason=f"no payment method chosen in {settings.ORDER_IDLE_SECONDS} s",
+            reason=IDLE_REASON % {"seconds": settings.ORDER_IDLE_SECONDS},
         )
         return "expired"

@@ -222,6 +222,82 @@ class TestSweep:
         done.refresh_from_db()
         assert (later.status, done.status) == (OrderStatus.AWAITING_PAYMENT, OrderStatus.EXPIRED)
 
+    def test_expires_a_batch_exactly_as_the_due_task_expires_one(self, db, time_machine, settings):
+        """The set-based sweep (issue #17) writes what transit() writes: the order's fields and its event."""
+        from lifecycle.tasks import order_deadline
+
+        time_machine.move_to(START, tick=False)
+        by_task, *by_sweep = self.overdue(3, attempts=2)
+        assert order_deadline.apply(kwargs={"order_id": by_task.pk}).get() == "expired"
+
+        assert deadlines_sweep() == 2
+
+        def record(order: Order) -> tuple:
+            order.refresh_from_db()
+            event = order.events.get()
+            return (
+                order.status,
+                order.failure_code,
+                order.failure_detail,
+                order.deadline_at,
+                order.attempts,
+                order.status_changed_at,
+                order.updated_at,
+                (event.at, event.from_status, event.to_status, event.action, event.actor_kind, event.actor_id),
+                (event.reason, event.data),
+            )
+
+        expected = record(by_task)
+        assert expected[0] == OrderStatus.EXPIRED and expected[4] == 0
+        assert [record(o) for o in by_sweep] == [expected, expected]
+
+    def test_an_auto_renewing_order_expires_one_by_one_with_its_follow_up(self, db, time_machine, monkeypatch):
+        """Its end has follow-ups (lifecycle.renewals.order_ended settles its deduction contracts): the
+        sweep leaves it to its handler instead of the set-based move."""
+        from lifecycle import renewals
+
+        heard: list[int] = []
+        order_ended = renewals.order_ended
+        monkeypatch.setattr(
+            renewals, "order_ended", lambda order, **kw: (heard.append(order.pk), order_ended(order, **kw))
+        )
+        time_machine.move_to(START, tick=False)
+        (plain, renewing) = self.overdue(2)
+        Order.objects.filter(pk=renewing.pk).update(auto_renew=True)
+
+        assert deadlines_sweep() == 2
+
+        for order in (plain, renewing):
+            order.refresh_from_db()
+            assert (order.status, order.failure_code) == (OrderStatus.EXPIRED, FailureCode.PAYMENT_TIMEOUT)
+            assert len(expire_events(order)) == 1
+        assert heard == [renewing.pk]
+
+    def test_hands_orders_waiting_on_outside_systems_to_their_due_tasks_in_one_claim(self, db, time_machine, settings):
+        time_machine.move_to(START, tick=False)
+        product = ProductFactory()
+        prechecking = [
+            OrderFactory(
+                product=product, status=OrderStatus.PRECHECKING, deadline_at=timezone.now() - timedelta(minutes=i)
+            )
+            for i in (3, 2)
+        ]
+        provisioning = OrderFactory(
+            product=product, status=OrderStatus.PROVISIONING, deadline_at=timezone.now() - timedelta(minutes=1)
+        )
+
+        assert deadlines_sweep() == 3
+
+        claimed = timezone.now() + timedelta(seconds=settings.ORDER_CLAIM_LEASE_SECONDS)
+        for order in (*prechecking, provisioning):
+            order.refresh_from_db()
+            assert order.deadline_at == claimed  # left alone by the next sweep while its task runs
+        assert sorted(OutboxMessage.objects.values_list("task_name", "kwargs__order_id", "kwargs__due_at")) == sorted(
+            [("lifecycle.tasks.precheck_order", o.pk, claimed.isoformat()) for o in prechecking]
+            + [("lifecycle.tasks.provision_order", provisioning.pk, claimed.isoformat())]
+        )
+        assert deadlines_sweep() == 0
+
 
 class TestPrecheckDeadline:
     def test_smp_down_past_the_precheck_deadline_rejects_through_the_sweep(
@@ -279,7 +355,8 @@ def test_two_sweeps_at_once_move_each_order_once():
 
     assert run_in_threads(2, sweep) == []
 
-    assert sorted(found) == [50, 50]
+    # Each order is taken by one of them (SKIP LOCKED): the other finds it locked or already moved.
+    assert sum(found) == 50
     per_order = dict(
         OrderEvent.objects.filter(action="expire")
         .values("order_id")
