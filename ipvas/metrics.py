@@ -51,6 +51,17 @@ class QueueCollector(Collector):
                     family.add_metric([queue], client.llen(queue))
             except Exception as exc:  # noqa: BLE001 - a broker outage must not break the scrape
                 logger.warning("metrics: queue depth unavailable: %s", exc)
+        elif settings.BROKER_IS_RABBITMQ:
+            try:
+                from ipvas.celery import app
+
+                with app.connection_for_read(connect_timeout=1) as connection:
+                    channel = connection.default_channel
+                    for queue in sorted(routed_queues()):
+                        # A passive declare asks how many messages are ready, and creates nothing.
+                        family.add_metric([queue], channel.queue_declare(queue, passive=True).message_count)
+            except Exception as exc:  # noqa: BLE001 - a broker outage must not break the scrape
+                logger.warning("metrics: queue depth unavailable: %s", exc)
         yield family
 
 

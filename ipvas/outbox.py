@@ -56,6 +56,10 @@ def _publish(message: OutboxMessage, now: datetime) -> None:
     from ipvas.celery import app
 
     eta = message.due_at if message.due_at > now else None
+    if eta is not None and settings.BROKER_IS_RABBITMQ:
+        # RabbitMQ's delay queues count whole seconds and Celery rounds the countdown down: a second
+        # more makes the task never early (at most a second late).
+        eta += timedelta(seconds=1)
     app.send_task(message.task_name, kwargs=message.kwargs, eta=eta)
 
 

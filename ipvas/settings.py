@@ -15,7 +15,7 @@ import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from ipvas.broker import transport_for
 from ipvas.env import env_bool, env_int, env_list, env_str
@@ -283,9 +283,10 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if transport_for(CELERY_BROKER_URL):
     CELERY_BROKER_TRANSPORT = transport_for(CELERY_BROKER_URL)
 _BROKER_DIR = VAR_DIR / "broker"
+BROKER_IS_RABBITMQ = CELERY_BROKER_URL.partition("://")[0].lower() in ("amqp", "amqps", "pyamqp")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     if PRODUCTION:
-        raise ImproperlyConfigured("Production needs CELERY_BROKER_URL (Redis).")
+        raise ImproperlyConfigured("Production needs CELERY_BROKER_URL (Redis or RabbitMQ).")
     for _sub in ("queue", "processed", "control"):
         (_BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -296,6 +297,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
         "polling_interval": 0.1,
     }
+elif BROKER_IS_RABBITMQ:
+    # RabbitMQ (docs/decisions.md, "The broker"): a publish returns when the broker has the message
+    # (publisher confirms); the queues are quorum queues (replicated, durable), declared below.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
 else:
     # Redis re-delivers an unacknowledged message after visibility_timeout;
     # every countdown and retry delay stays below it (tests check).
@@ -312,7 +317,19 @@ CELERY_TASK_TIME_LIMIT = 90
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Every queue a task is routed to is declared, so that a plain ``celery -A ipvas worker``
 # consumes them all; a worker for one kind of work names it with ``-Q`` (docs/operations.md).
-CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in ("default", "deadlines", "provisioning", "sms")]
+CELERY_QUEUE_NAMES = ("default", "deadlines", "provisioning", "sms")
+if BROKER_IS_RABBITMQ:
+    # Quorum queues behind a topic exchange: a task due later (the outbox publishes up to a minute ahead
+    # with an ETA) waits in the broker's delay queues (kombu's native delayed delivery, which needs a
+    # topic exchange), not unacknowledged in a worker's memory.
+    CELERY_TASK_DEFAULT_EXCHANGE = "ipvas"
+    CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic"
+    CELERY_TASK_QUEUES = [
+        Queue(name, Exchange("ipvas", type="topic"), routing_key=name, queue_arguments={"x-queue-type": "quorum"})
+        for name in CELERY_QUEUE_NAMES
+    ]
+else:
+    CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in CELERY_QUEUE_NAMES]
 CELERY_TASK_ROUTES = {
     "lifecycle.tasks.precheck_order": {"queue": "default"},
     "lifecycle.tasks.order_deadline": {"queue": "deadlines"},

@@ -15,8 +15,8 @@ def _integration_services_missing() -> str:
     missing = []
     if "postgresql" not in db:
         missing.append("DATABASE_URL is not PostgreSQL")
-    if not broker.startswith("redis"):
-        missing.append("CELERY_BROKER_URL is not Redis")
+    if not broker.startswith(("redis", "amqp")):
+        missing.append("CELERY_BROKER_URL is neither Redis nor RabbitMQ")
     if not settings.REDIS_URL:
         missing.append("REDIS_URL is not set")
     return "; ".join(missing)
