@@ -15,7 +15,8 @@ from types import SimpleNamespace
 import pytest
 from celery.signals import after_task_publish
 from django.conf import settings as django_settings
-from django.db import transaction
+from django.db import OperationalError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from ipvas import outbox
@@ -88,6 +89,39 @@ class TestOnCommit:
         assert outbox.relay_pending() == 0
         assert len(published) == 1
 
+    def test_the_relay_on_commit_is_one_statement_for_all_the_messages_of_a_commit(
+        self, published, django_capture_on_commit_callbacks
+    ):
+        """Issue #17: the messages are in memory; the relay only marks them, in one UPDATE."""
+        with django_capture_on_commit_callbacks(execute=False) as callbacks, transaction.atomic():
+            outbox.enqueue_many(PROBE_TASK, kwargs_list=[{"n": n} for n in range(5)])
+        with CaptureQueriesContext(connection) as queries:
+            for callback in callbacks:
+                callback()
+
+        assert [q["sql"].split()[0] for q in queries.captured_queries] == ["UPDATE"]
+        assert sorted(p.kwargs["n"] for p in published) == [0, 1, 2, 3, 4]
+        assert unrelayed() == 0
+
+    def test_published_but_not_marked_is_published_again_by_the_beat_relay_once_stale(
+        self, published, django_capture_on_commit_callbacks, time_machine, settings, monkeypatch
+    ):
+        """The process dies between the publish and the mark: the task runs twice (every task allows it),
+        it is never lost; and the beat relay leaves a young message to the relay on commit."""
+        time_machine.move_to(START, tick=False)
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            probe(3)
+        monkeypatch.setattr(OutboxMessage.objects, "filter", failing_filter)
+        callbacks[0]()
+        monkeypatch.undo()
+        assert len(published) == 1 and unrelayed() == 1
+
+        assert outbox.relay_pending() == 0  # young: the on-commit relay's
+        time_machine.move_to(timezone.now() + timedelta(seconds=settings.OUTBOX_STALE_SECONDS + 1), tick=False)
+        assert outbox.relay_pending() == 1
+        assert [p.kwargs for p in published] == [{"n": 3}, {"n": 3}]
+        assert unrelayed() == 0
+
     def test_a_message_due_soon_is_published_on_commit_with_its_eta(
         self, published, django_capture_on_commit_callbacks, time_machine
     ):
@@ -113,6 +147,10 @@ class TestOnCommit:
         time_machine.move_to(due_at - timedelta(seconds=outbox.RELAY_HORIZON_SECONDS), tick=False)
         assert outbox.relay_pending() == 1
         assert published == [Published(task=PROBE, kwargs={"n": 1}, eta=due_at.isoformat())]
+
+
+def failing_filter(*args: object, **kwargs: object) -> None:
+    raise OperationalError("the process died before marking the message relayed")
 
 
 class TestBeatRelay:
