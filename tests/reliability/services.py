@@ -41,6 +41,18 @@ def wait_port(port: int, *, up: bool, timeout: float = 30) -> None:
     raise RuntimeError(f"port {port} did not go {'up' if up else 'down'} in {timeout} s")
 
 
+def program(name: str, *, package: str) -> str:
+    """The path of a program a test runs (``/usr/sbin`` too, which is not on every user's PATH). Missing, the
+    test skips here and fails in CI, as the integration tier does without its services (tests/conftest.py)."""
+    found = shutil.which(name) or shutil.which(name, path="/usr/local/sbin:/usr/sbin:/sbin")
+    if found:
+        return found
+    why = f"{name} is not installed (apt-get install {package})"
+    if os.environ.get("CI"):
+        pytest.fail(f"{why}: CI must have it", pytrace=False)
+    pytest.skip(why)
+
+
 class OwnRedis:
     """``redis-server`` on its own port, no persistence: killed, it comes back empty, as a restarted
     cache or a broker without AOF does."""

@@ -4,7 +4,8 @@
 Celery worker, Celery beat — over servers of the test's own (a PostgreSQL
 cluster, a Redis for the broker, another for the cache; ``services.py``) or
 embedded (SQLite, the file-system broker and cache under its ``var/``), with
-short business deadlines. ``Customers`` use it as the outside world does,
+short business deadlines; ``Topology`` runs two of each, the web nodes
+(granian, as ``dev.py prod``) behind haproxy. ``Customers`` use it as the outside world does,
 over HTTP only: EPG orders through the EPG API with an Api-Key, cash sales
 through the clerk's pages after the sandbox's CRM sign-on, payments through
 the sandbox's WeChat Pay and Alipay, confirmations by SMS reply. The books are
@@ -18,6 +19,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -135,10 +137,21 @@ class Stack:
             self.processes[name] = subprocess.Popen(
                 commands[name], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        if "web" in (names or commands):
+        for name in names or tuple(commands):
+            self.wait_ready(name)
+
+    def wait_ready(self, name: str) -> None:
+        """Until the process ``name`` serves: the web server listens, the worker consumes."""
+        if name == "web":
             wait_port(self.port, up=True, timeout=60)
-        if "worker" in (names or commands):
+        elif name == "worker":
             self.wait_for_log("worker", " ready.", timeout=60)
+
+    def kill(self, name: str) -> None:
+        """The node dies: ``kill -9`` of the process and of all it started (its process group)."""
+        process = self.processes[name]
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
     def wait_for_log(self, name: str, text: str, *, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -184,6 +197,136 @@ class Stack:
         if done.returncode != 0:
             return {"error": done.stderr[-3000:], "unsettled": len(order_nos), "problems": ["the check failed"]}
         return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+HAPROXY_CONFIG = """\
+# Two web nodes behind haproxy (docs/operations.md); written by tests/reliability/stack.py's Topology.
+global
+    maxconn 1024
+    stats socket {socket} mode 600 level admin
+    log stdout format raw local0 info
+
+defaults
+    mode http
+    log global
+    option httplog
+    option forwardfor
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    # A node that refuses the connection (dead, restarting) is not an error for the client: haproxy tries again,
+    # on the other node. A request the node took and died with is not retried (it may have been done): haproxy
+    # answers 502, or closes a kept-alive client connection without an answer; the client retries it (an order
+    # under the same Idempotency-Key).
+    retries 3
+    option redispatch 1
+
+frontend ipvas
+    bind 127.0.0.1:{port}
+    default_backend web
+
+backend web
+    balance roundrobin
+    # /healthz/ answers 200 while the node reaches PostgreSQL and the cache; two failures a second apart take it
+    # out, two successes put it back.
+    option httpchk
+    http-check send meth GET uri /healthz/ ver HTTP/1.1 hdr Host 127.0.0.1
+    http-check expect status 200
+    default-server inter 1s fastinter 500ms downinter 1s fall 2 rise 2
+{servers}
+"""
+
+
+class Topology(Stack):
+    """Production's topology on one machine (issue #17): two web nodes (granian, as ``dev.py prod`` runs it)
+    behind haproxy, two Celery worker nodes, two beats sharing the lock in Redis (``BEAT_LOCK=redis``).
+
+    The processes are ``web-a``, ``web-b``, ``worker-a``, ``worker-b``, ``beat-a``, ``beat-b`` and ``proxy``;
+    ``base`` is the proxy's address, which the customers and the providers (``PUBLIC_BASE_URL``) use.
+    """
+
+    NODES = ("a", "b")
+
+    def __init__(self, *, haproxy: str, beat_lock_timeout: int = 10, web_workers: int = 1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        self.haproxy = haproxy
+        self.web_ports = {node: free_port() for node in self.NODES}
+        self.env.update(
+            {"BEAT_LOCK": "redis", "BEAT_LOCK_TIMEOUT_SECONDS": str(beat_lock_timeout), "WEB_WORKERS": str(web_workers)}
+        )
+        self.stats_socket = self.var_dir / "haproxy.sock"
+        self.haproxy_config = self.var_dir / "haproxy.cfg"
+        servers = "\n".join(f"    server web-{n} 127.0.0.1:{port} check" for n, port in self.web_ports.items())
+        self.haproxy_config.write_text(HAPROXY_CONFIG.format(socket=self.stats_socket, port=self.port, servers=servers))
+
+    def commands(self) -> dict[str, list[str]]:
+        from dev import web_server_command  # the production web server and its options, as dev.py prod starts it
+
+        celery = [sys.executable, "-m", "celery", "-A", "ipvas"]
+        made: dict[str, list[str]] = {}
+        for node in self.NODES:
+            made[f"web-{node}"] = web_server_command(self.env, "127.0.0.1", str(self.web_ports[node]))
+            made[f"worker-{node}"] = [
+                *celery, "worker", "-P", "prefork", "-c", str(self.worker_concurrency),
+                "-n", f"{self.name}-{node}-{self.port}@%h", "-l", "info", "--without-gossip", "--without-mingle",
+            ]  # fmt: skip
+            made[f"beat-{node}"] = [
+                *celery, "beat", "-l", "info", "-s", str(self.var_dir / f"beat-{node}-schedule"),
+                "--pidfile", str(self.var_dir / f"beat-{node}.pid"),
+            ]  # fmt: skip
+        made["proxy"] = [self.haproxy, "-db", "-f", str(self.haproxy_config)]
+        return made
+
+    def wait_ready(self, name: str) -> None:
+        kind, _, node = name.partition("-")
+        if kind == "web":
+            wait_port(self.web_ports[node], up=True, timeout=60)
+        elif kind == "worker":
+            self.wait_for_log(name, " ready.", timeout=60)
+        elif kind == "proxy":
+            wait_port(self.port, up=True, timeout=30)
+            deadline = time.monotonic() + 30
+            while set(self.proxy_servers().values()) != {"UP"}:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"haproxy: not every web node is up: {self.proxy_servers()}")
+                time.sleep(0.2)
+
+    def proxy_stats(self) -> dict[str, dict[str, str]]:
+        """haproxy's counters (``show stat`` on its socket), by proxy and server: ``["ipvas/FRONTEND"]["req_tot"]``."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as stats:
+            stats.settimeout(5)
+            stats.connect(str(self.stats_socket))
+            stats.sendall(b"show stat\n")
+            answer = b""
+            while chunk := stats.recv(65536):
+                answer += chunk
+        head, *lines = answer.decode().strip().splitlines()
+        names = head.lstrip("# ").split(",")
+        rows = [dict(zip(names, line.split(","), strict=False)) for line in lines if line]
+        return {f"{row['pxname']}/{row['svname']}": row for row in rows}
+
+    def proxy_servers(self) -> dict[str, str]:
+        """What haproxy's health checks say of each web node: {"web-a": "UP", "web-b": "DOWN"} ("UP 1/2" is UP)."""
+        return {
+            row["svname"]: row["status"].split()[0]
+            for row in self.proxy_stats().values()
+            if row["pxname"] == "web" and row["svname"].startswith("web-")
+        }
+
+    def settled_books(self, order_nos: list[str], *, timeout: float) -> dict[str, Any]:
+        """``check`` until nothing is under way any more (a refund finishing, the last tasks), or ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            books = self.check(order_nos, settle=False)
+            quiet = not books.get("unsettled") and not books.get("refunds_under_way") and not books.get("problems")
+            if quiet or time.monotonic() > deadline:
+                return books
+            time.sleep(1)
+
+    def beats_holding_the_lock(self) -> list[str]:
+        """The running beats that acquired the lock (celery-redbeat logs it): one, once they have started."""
+        return [f"beat-{n}" for n in self.NODES if self.alive(f"beat-{n}") and "Acquired lock" in self.log(f"beat-{n}")]
 
 
 @dataclass
@@ -290,10 +433,15 @@ class Customers:
             if isinstance(answer, requests.Response) and answer.status_code == 302:
                 plan.order_no = answer.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
         else:
+            # One key per order the customer means to place, sent again with every retry (docs/interfaces.md §2):
+            # an order created by a request whose answer was lost (a web node died) is answered again, not doubled.
             body = {"tv_account": plan.account, "product_code": "VIP-MONTH"}
-            answer = self._call("POST", "/api/epg/v1/orders/", json=body, headers=self.api)
-            if isinstance(answer, requests.Response) and answer.status_code == 201:
+            headers = {**self.api, "Idempotency-Key": f"order-{plan.account}"}
+            answer = self._call("POST", "/api/epg/v1/orders/", json=body, headers=headers)
+            if isinstance(answer, requests.Response) and answer.status_code in (200, 201):
                 plan.order_no = answer.json()["order_no"]
+                if answer.status_code == 200:
+                    self.figures["orders answered again under their Idempotency-Key"] += 1
         if plan.order_no:
             plan.status = "prechecking"
             self.figures["orders placed"] += 1

@@ -5,7 +5,9 @@
 Reads the order numbers (a JSON list) from stdin; with ``--settle`` the store
 first pays back the cash of every cash sale the work queue asks it to (as a
 person would); then prints one JSON line: the orders' statuses, what is still
-under way, and tests.reliability.support.check_money's problems.
+under way, orders of the same TV accounts that are not in the list (a retry
+that placed an order twice), and tests.reliability.support.check_money's
+problems.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ def main() -> int:
 
     order_nos = json.loads(sys.stdin.read())
     ids = list(Order.objects.filter(order_no__in=order_nos).values_list("pk", flat=True))
+    # A retry that made a second order (its first answer lost) leaves an order of the same account not in the list.
+    accounts = set(Order.objects.filter(pk__in=ids).exclude(tv_account="").values_list("tv_account", flat=True))
+    others = Order.objects.filter(tv_account__in=accounts).exclude(pk__in=ids).count()
     paid_back = 0
     if "--settle" in sys.argv:
         store = Actor(ActorKind.CLERK, "store-manager")
@@ -55,6 +60,7 @@ def main() -> int:
                 "problems": report.problems,
                 "smp_left_subscribed": report.smp_left_subscribed,
                 "missing": len(order_nos) - report.orders,
+                "other_orders_of_their_accounts": others,
                 "events_of_orders_not_completed": not_completed,
             }
         )
