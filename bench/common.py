@@ -113,7 +113,7 @@ def setup_django() -> None:
     """Configure this process with the bench environment and set Django up."""
     BENCH_VAR.mkdir(parents=True, exist_ok=True)
     reset_metrics_dir()
-    os.environ.update(bench_env(OUTBOX_RELAY_ON_COMMIT="0"))
+    os.environ.update(bench_env(OUTBOX_RELAY_ON_COMMIT="0", DATABASE_URL=not_measured(DATABASE_URL, "bench-driver")))
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -256,18 +256,22 @@ PRODUCTION_SERVER = "granian"
 
 
 class Server:
-    """A web server on the bench port, started with the bench environment (plus ``extra_env``)."""
+    """A web server on the bench port (or ``port``), started with the bench environment (plus ``extra_env``)."""
 
-    def __init__(self, kind: str = PRODUCTION_SERVER, *, cpus: str | None = SERVER_CPUS, **extra_env: str) -> None:
+    def __init__(
+        self, kind: str = PRODUCTION_SERVER, *, cpus: str | None = SERVER_CPUS, port: int = PORT, **extra_env: str
+    ) -> None:
         self.kind = kind
+        self.port = port
         cores = len(cpus.split(",")) if cpus else CPUS
-        argv = server_command(kind, cores=cores)
+        argv = server_command(kind, cores=cores, port=port)
         # BENCH_SERVER_CWD: serve another checkout (same virtualenv, same data), to compare code versions.
         cwd = Path(os.environ.get("BENCH_SERVER_CWD", ROOT))
-        self.proc = Proc(f"server-{kind}", pinned(cpus, argv) if cpus else argv, bench_env(**extra_env), cwd=cwd)
+        name = f"server-{kind}" if port == PORT else f"server-{kind}-{port}"
+        self.proc = Proc(name, pinned(cpus, argv) if cpus else argv, bench_env(**extra_env), cwd=cwd)
 
     def __enter__(self) -> Server:
-        wait_http(f"{BASE_URL}/healthz/", proc=self.proc)
+        wait_http(f"http://{HOST}:{self.port}/healthz/", proc=self.proc)
         _SERVING.append(self.proc)
         return self
 
@@ -275,7 +279,7 @@ class Server:
         if self.proc in _SERVING:
             _SERVING.remove(self.proc)
         self.proc.stop()
-        wait_port_free()
+        wait_port_free(self.port)
 
 
 def wait_http(url: str, *, proc: Proc, timeout: float = 60) -> None:
@@ -293,15 +297,87 @@ def wait_http(url: str, *, proc: Proc, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not answer in {timeout:.0f} s:\n{proc.output()[-3000:]}")
 
 
-def wait_port_free(timeout: float = 20) -> None:
+def wait_port_free(port: int = PORT, timeout: float = 20) -> None:
     import socket
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as sock:
-            if sock.connect_ex((HOST, PORT)) != 0:
+            if sock.connect_ex((HOST, port)) != 0:
                 return
         time.sleep(0.2)
+
+
+# --- CPU time by kind of process -------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()  # the fields after "pid (comm)"
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU of every process of a process group (a Proc and what it forked), with the
+    children it has reaped (a prefork pool's replaced children)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _proc_stat(int(entry.name))
+        if fields is None or int(fields[2]) != pgid:  # field 5 of stat: the process group
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+        if int(entry.name) == pgid:
+            total += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return total / _TICK
+
+
+def pids_cpu_seconds(pids: Iterable[int]) -> dict[int, float]:
+    """User + system CPU of each process still alive."""
+    seconds = {}
+    for pid in pids:
+        fields = _proc_stat(pid)
+        if fields is not None:
+            seconds[pid] = (int(fields[11]) + int(fields[12])) / _TICK
+    return seconds
+
+
+# What the processes that are not the system under test call themselves to PostgreSQL (application_name).
+NOT_MEASURED = ("bench-driver", "bench-simulator")
+
+
+def not_measured(database_url: str, who: str) -> str:
+    """``database_url`` for a process whose PostgreSQL work is not the system's (the driver, a simulator)."""
+    assert who in NOT_MEASURED
+    return f"{database_url}{'&' if '?' in database_url else '?'}application_name={who}"
+
+
+def postgres_backends(database_url: str = DATABASE_URL) -> list[int]:
+    """The PostgreSQL server processes serving the system's connections to the bench's database: not this
+    query's, not the driver's, not a simulator's."""
+    import psycopg
+
+    name = database_url.rsplit("/", 1)[1]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "select pid from pg_stat_activity where datname = %s and pid <> pg_backend_pid()"
+            " and application_name <> all(%s)",
+            (name, list(NOT_MEASURED)),
+        ).fetchall()
+    return [pid for (pid,) in rows]
+
+
+def redis_cpu_seconds(url: str = REDIS_CACHE_URL) -> float:
+    """The Redis server's own CPU (user + system) so far: the whole server, shared with whatever else uses it."""
+    import redis
+
+    info = redis.Redis.from_url(url).info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def celery_worker(concurrency: int, **extra_env: str) -> Proc:

@@ -21,7 +21,24 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from bench.common import HOST, PORT, PRODUCTION_SERVER, Figure, Server, Stat, celery_worker, print_figures, say
+from bench.common import (
+    DATABASE_URL,
+    HOST,
+    PORT,
+    PRODUCTION_SERVER,
+    Figure,
+    Proc,
+    Server,
+    Stat,
+    celery_worker,
+    group_cpu_seconds,
+    not_measured,
+    pids_cpu_seconds,
+    postgres_backends,
+    print_figures,
+    redis_cpu_seconds,
+    say,
+)
 from bench.data import PIPELINE_ACCOUNTS, Dataset, purge_broker, quiesce
 
 API = "/api/epg/v1"
@@ -38,6 +55,20 @@ class Settings:
     timeout: float = 300
 
 
+# The SMP simulator runs out of process, behind its HTTP API on a port of its own, as the real SMP would:
+# the worker pays for its HTTP client (ours), not for the simulator (not ours), whose CPU is not counted.
+SMP_PORT = PORT + 1
+SMP_TOKEN = "bench-smp-token"  # noqa: S105 - the sandbox SMP's, for the bench only
+SMP_CLIENT_ENV = {
+    "SMP_ADAPTER": "http",
+    "SMP_URL": f"http://{HOST}:{SMP_PORT}/sandbox/smp/api",
+    "SMP_API_TOKEN": SMP_TOKEN,
+}
+# What the CPU per completed order is counted over: ours (web, worker) and the services' (PostgreSQL's
+# backends serving them, Redis, shared with whatever else uses it); not the driver's, not the simulator's.
+CPU_KINDS = ("web", "worker", "postgresql", "redis")
+
+
 @dataclass
 class PipelineRun:
     workers: int
@@ -46,6 +77,10 @@ class PipelineRun:
     seconds: float
     precheck_delays_ms: list[float]
     end_to_end_ms: list[float]
+    cpu_seconds: dict[str, float]
+
+    def cpu_ms_per_order(self, kind: str) -> float:
+        return 1000 * self.cpu_seconds[kind] / self.completed if self.completed else 0.0
 
     @property
     def orders_per_second(self) -> float:
@@ -80,9 +115,38 @@ def accounts(count: int) -> list[str]:
     return chosen
 
 
-def drive(ds: Dataset, s: Settings, workers: int) -> PipelineRun:
+class CpuMeter:
+    """CPU seconds spent by each kind of process between start() and stop()."""
+
+    def __init__(self, web: Proc, worker: Proc) -> None:
+        self.web, self.worker = web, worker
+
+    def read(self) -> tuple[dict[str, float], dict[int, float]]:
+        kinds = {
+            "web": group_cpu_seconds(self.web.pid),
+            "worker": group_cpu_seconds(self.worker.pid),
+            "redis": redis_cpu_seconds(),
+        }
+        return kinds, pids_cpu_seconds(postgres_backends())
+
+    def start(self) -> None:
+        self.before, self.backends_before = self.read()
+
+    def stop(self) -> dict[str, float]:
+        after, backends_after = self.read()
+        spent = {kind: after[kind] - self.before[kind] for kind in after}
+        # A backend that started during the run counts from zero; one that ended is lost (connections
+        # persist: DB_CONN_MAX_AGE).
+        spent["postgresql"] = sum(cpu - self.backends_before.get(pid, 0.0) for pid, cpu in backends_after.items())
+        return spent
+
+
+def drive(ds: Dataset, s: Settings, workers: int, meter: CpuMeter | None = None) -> PipelineRun:
     from orders.constants import TERMINAL_STATUSES, OrderStatus
     from orders.models import Order, OrderEvent
+
+    if meter:
+        meter.start()
 
     todo = deque(accounts(s.orders))
     creating: set[Future] = set()
@@ -122,6 +186,7 @@ def drive(ds: Dataset, s: Settings, workers: int) -> PipelineRun:
                         del waiting[order_no]
                         last_done = time.monotonic()
             time.sleep(0.01)
+    cpu = meter.stop() if meter else dict.fromkeys(CPU_KINDS, 0.0)
     completed = [n for n, status in done.items() if status == OrderStatus.COMPLETED]
     rows = Order.objects.filter(order_no__in=completed).values_list("pk", "created_at", "status_changed_at")
     created = {pk: at for pk, at, _ in rows}
@@ -137,6 +202,7 @@ def drive(ds: Dataset, s: Settings, workers: int) -> PipelineRun:
         seconds=last_done - started,
         precheck_delays_ms=delays,
         end_to_end_ms=end_to_end,
+        cpu_seconds=cpu,
     )
 
 
@@ -146,21 +212,26 @@ def run(ds: Dataset, s: Settings) -> list[Figure]:
         f"{s.in_flight} in flight, {PRODUCTION_SERVER} on all cores"
     )
     runs: dict[int, list[PipelineRun]] = {}
-    with Server(cpus=None, OUTBOX_RELAY_ON_COMMIT="1"):
+    simulator = Server(
+        cpus=None, port=SMP_PORT, SMP_API_TOKEN=SMP_TOKEN, DATABASE_URL=not_measured(DATABASE_URL, "bench-simulator")
+    )
+    with simulator, Server(cpus=None, OUTBOX_RELAY_ON_COMMIT="1", **SMP_CLIENT_ENV) as web:
         for workers in WORKER_COUNTS:
             quiesce()
             purge_broker()
-            worker = celery_worker(workers)
+            worker = celery_worker(workers, **SMP_CLIENT_ENV)
+            meter = CpuMeter(web.proc, worker)
             try:
                 drive(ds, Settings(orders=min(20, s.orders), repeats=1, in_flight=s.in_flight), workers)  # warm-up
                 runs[workers] = []
                 for i in range(s.repeats):
-                    result = drive(ds, s, workers)
+                    result = drive(ds, s, workers, meter)
                     runs[workers].append(result)
                     say(
                         f"  {workers} worker process(es) {i + 1}/{s.repeats}: {result.orders_per_second:.1f} orders/s"
                         f" ({result.completed} completed, {result.failed} failed); pre-check delay median "
-                        f"{statistics.median(result.precheck_delays_ms or [0]):.0f} ms"
+                        f"{statistics.median(result.precheck_delays_ms or [0]):.0f} ms; CPU per order "
+                        + ", ".join(f"{kind} {result.cpu_ms_per_order(kind):.1f} ms" for kind in CPU_KINDS)
                     )
                     if result.failed or result.completed < s.orders:
                         raise RuntimeError(f"{s.orders - result.completed} orders did not complete")
@@ -229,5 +300,30 @@ def run(ds: Dataset, s: Settings) -> list[Figure]:
                 note=note,
             )
         )
+    for kind in CPU_KINDS:
+        figures.append(
+            Figure(
+                f"order pipeline, 2 worker processes: CPU per completed order, {kind}",
+                Stat([r.cpu_ms_per_order(kind) for r in runs[2]]),
+                "ms",
+                Stat([r.cpu_ms_per_order(kind) for r in runs[1]]),
+                "1 worker process",
+                higher_is_better=False,
+                note="user + system CPU of those processes over the run / orders completed"
+                + ("; the whole Redis server" if kind == "redis" else ""),
+            )
+        )
+    ours = [r.cpu_ms_per_order("web") + r.cpu_ms_per_order("worker") for r in runs[2]]
+    figures.append(
+        Figure(
+            "order pipeline, 2 worker processes: CPU per completed order, ours (web + worker)",
+            Stat(ours),
+            "ms",
+            Stat([r.cpu_ms_per_order("web") + r.cpu_ms_per_order("worker") for r in runs[1]]),
+            "1 worker process",
+            higher_is_better=False,
+            note="issue #17's target: <= 10 ms; the SMP simulator and the driver are not counted",
+        )
+    )
     print_figures("2. Order pipeline (POST /orders/ -> completed, phone bill)", figures)
     return figures
