@@ -136,7 +136,8 @@ class OrderCreateView(EpgView):
             if replay is None:
                 raise
             return replay
-        return self.order_response(order.pk, status=201)
+        # The order just made is in memory: answered as it is, not read back.
+        return Response(OrderSerializer(order).data, status=201)
 
     def _replay(self, client_id: str, key: str, fingerprint: str) -> Response | None:
         record = IdempotencyRecord.objects.filter(client_id=client_id, key=key).first()
