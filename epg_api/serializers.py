@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -287,11 +288,7 @@ class OrderSerializer(ModelFieldsOnce):
         return order.methods_allowed()
 
     def get_payment(self, order: Order) -> dict[str, Any] | None:
-        if not order.payment_method:
-            return None
-        payment = (
-            Payment.objects.filter(order=order, method=order.payment_method).order_by("-created_at", "-pk").first()
-        )
+        payment = shown_payment(order)
         if payment is None:
             return None
         is_qr = payment.method in QR_METHODS
@@ -323,3 +320,44 @@ class OrderSerializer(ModelFieldsOnce):
                 "content_id": entitlement.content_id or None,
             }
         ).data
+
+
+def shown_payment(order: Order) -> Payment | None:
+    """The payment an order's answer shows: the latest of its current method (read once per order object)."""
+    if not order.payment_method:
+        return None
+    if not hasattr(order, "_shown_payment"):
+        order._shown_payment = (
+            Payment.objects.filter(order=order, method=order.payment_method).order_by("-created_at", "-pk").first()
+        )
+    return order._shown_payment
+
+
+def order_etag(order: Order, language: str) -> str:
+    """A weak validator of the order's answer (OrderSerializer) in ``language``, without building it.
+
+    It changes whenever the answer may: the order's own row (every transition saves it), its
+    product's, its payment's, its entitlement's (a refunded period moves the periods after it) and its
+    subscription. The EPG polls an order every 1-2 s; an unchanged one is answered 304 (issue #17).
+    """
+    payment = shown_payment(order)
+    entitlement = getattr(order, "entitlement", None)
+    parts = (
+        order.pk,
+        order.updated_at.isoformat(),
+        order.status,
+        order.product.updated_at.isoformat(),
+        (payment.pk, payment.status, payment.qr_code_url, str(payment.expires_at)) if payment else None,
+        (entitlement.pk, str(entitlement.starts_at), str(entitlement.ends_at), str(entitlement.revoked_at))
+        if entitlement
+        else None,
+        order.subscription.subscription_no if order.subscription_id else None,
+        language,
+    )
+    return 'W/"' + hashlib.sha256(repr(parts).encode()).hexdigest()[:32] + '"'
+
+
+def etag_matches(header: str, etag: str) -> bool:
+    """``If-None-Match`` (RFC 9110 §13.1.2: weak comparison) names ``etag``, or is ``*``."""
+    opaque = etag.removeprefix("W/")
+    return any(tag.strip() == "*" or tag.strip().removeprefix("W/") == opaque for tag in header.split(","))

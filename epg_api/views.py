@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
@@ -37,6 +38,8 @@ from epg_api.serializers import (
     PaymentInput,
     ProductSerializer,
     entitlement_query,
+    etag_matches,
+    order_etag,
 )
 from ipvas import ratelimit
 from ipvas.errors import IdempotencyConflict, InvalidInput, NotFound
@@ -154,11 +157,21 @@ class OrderCreateView(EpgView):
 class OrderDetailView(EpgView):
     @extend_schema(
         summary="The order (poll while not terminal)",
-        responses={200: OrderSerializer, 401: ERROR, 404: ERROR},
+        description=(
+            "Every answer carries an `ETag`. Polling with `If-None-Match` set to the last one gets "
+            "`304 Not Modified` with no body while the order's answer is unchanged, and the order as usual "
+            "as soon as anything in it changes."
+        ),
+        parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False)],
+        responses={200: OrderSerializer, 304: None, 401: ERROR, 404: ERROR},
         examples=[examples.ORDER_QR, examples.ORDER_COMPLETED, examples.ORDER_REJECTED],
     )
     def get(self, request: Request, order_no: str) -> Response:
-        return Response(OrderSerializer(self.get_order(order_no)).data)
+        order = self.get_order(order_no)
+        etag = order_etag(order, get_language())
+        if etag_matches(request.headers.get("If-None-Match", ""), etag):
+            return Response(status=304, headers={"ETag": etag})
+        return Response(OrderSerializer(order).data, headers={"ETag": etag})
 
 
 class OrderPaymentView(EpgView):
