@@ -387,7 +387,8 @@ def celery_worker(concurrency: int, **extra_env: str) -> Proc:
     from ipvas.celery import app
 
     name = f"bench-c{concurrency}-{int(time.time() * 1000) % 100000}@{socket.gethostname()}"
-    argv = [str(BIN / "celery"), "-A", "ipvas", "worker", "-P", "prefork", "-c", str(concurrency),
+    pool = os.environ.get("BENCH_WORKER_POOL", "prefork")  # to compare Celery's pools: threads, prefork
+    argv = [str(BIN / "celery"), "-A", "ipvas", "worker", "-P", pool, "-c", str(concurrency),
             "-n", name,
             "-l", "warning", "--without-gossip", "--without-mingle", "--without-heartbeat"]  # fmt: skip
     proc = Proc(f"worker-c{concurrency}", argv, bench_env(OUTBOX_RELAY_ON_COMMIT="1", **extra_env))
