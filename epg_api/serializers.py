@@ -309,6 +309,8 @@ class OrderSerializer(ModelFieldsOnce):
         return {"code": order.failure_code, "message": order.failure_message}
 
     def get_entitlement(self, order: Order) -> dict[str, Any] | None:
+        if order.status not in (OrderStatus.COMPLETED, OrderStatus.REFUNDED):
+            return None  # granted when the order completes (a new order is not read for it)
         entitlement = getattr(order, "entitlement", None)
         if entitlement is None:
             return None

@@ -185,8 +185,9 @@ class OrderPaymentView(EpgView):
         order = self.get_order(order_no)
         data = PaymentInput(data=request.data if isinstance(request.data, dict) else {})
         data.is_valid(raise_exception=True)
-        payment_choose(order_id=order.pk, method=data.validated_data["method"], actor=self.actor())
-        return self.order_response(order.pk)
+        # As it stood when the choice committed (not read back).
+        order = payment_choose(order_id=order.pk, method=data.validated_data["method"], actor=self.actor())
+        return Response(OrderSerializer(order).data)
 
 
 class PngRenderer(BaseRenderer):

@@ -62,7 +62,9 @@ def order_create(
         raise InvalidInput(fields=fields)
 
     now = timezone.now()
-    with transaction.atomic():
+    # No savepoint inside a caller's transaction (the EPG API's, with its Idempotency-Key): nobody
+    # catches a failure here and carries on in that transaction, it is rolled back whole.
+    with transaction.atomic(savepoint=False):
         order = Order.objects.create(
             order_no=new_order_no(),
             channel=channel,

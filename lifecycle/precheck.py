@@ -15,7 +15,7 @@ from lifecycle import renewals, subscriptions
 from lifecycle.claims import claim, lock_claimed, lock_if_due, retry_later
 from lifecycle.transitions import transit
 from orders import selectors
-from orders.constants import PRECHECK_FAILURES, Channel, FailureCode, OrderStatus
+from orders.constants import PRECHECK_FAILURES, Channel, FailureCode, OrderStatus, ProductKind
 from orders.models import Order
 
 
@@ -62,7 +62,8 @@ def precheck_due(order_id: int, due_at: datetime | None) -> str:
         if result.ok:
             # One per-view order per account and content at a time (the SMP knows only what it subscribed).
             order.tv_account = result.tv_account or order.tv_account
-            lock_name(f"per-view:{order.tv_account}:{order.content_id}")
+            if order.product.kind == ProductKind.PER_VIEW:
+                lock_name(f"per-view:{order.tv_account}:{order.content_id}")
             taken = selectors.per_view_taken(order)
             if taken:
                 transit(order, order.reject, code=FailureCode.ALREADY_SUBSCRIBED, actor=actor, reason=taken)

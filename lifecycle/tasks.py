@@ -10,15 +10,20 @@ from __future__ import annotations
 from datetime import datetime
 
 from ipvas.tasks import ipvas_task
+from orders.constants import OrderStatus
 
 
 def _when(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _process_due(order_id: int, due_at: str | None) -> str:
-    from lifecycle.due import order_process_due
+def _process_due(order_id: int, due_at: str | None, status: str | None = None) -> str:
+    """Run what is due for the order: the handler of ``status`` when the task is that status's own (it
+    re-reads the order under its lock and does nothing if the order moved on), else of the status read."""
+    from lifecycle.due import STEPS, order_process_due
 
+    if status is not None:
+        return STEPS[status].handler(order_id, _when(due_at))
     return order_process_due(order_id=order_id, due_at=_when(due_at))
 
 
@@ -27,7 +32,7 @@ def _process_due(order_id: int, due_at: str | None) -> str:
 
 @ipvas_task(name="lifecycle.tasks.precheck_order")
 def precheck_order(order_id: int, due_at: str | None = None) -> str:
-    return _process_due(order_id, due_at)
+    return _process_due(order_id, due_at, OrderStatus.PRECHECKING)
 
 
 @ipvas_task(name="lifecycle.tasks.order_deadline")
@@ -37,7 +42,7 @@ def order_deadline(order_id: int, due_at: str | None = None) -> str:
 
 @ipvas_task(name="lifecycle.tasks.provision_order")
 def provision_order(order_id: int, due_at: str | None = None) -> str:
-    return _process_due(order_id, due_at)
+    return _process_due(order_id, due_at, OrderStatus.PROVISIONING)
 
 
 @ipvas_task(name="lifecycle.tasks.sweep_deadlines")
