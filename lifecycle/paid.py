@@ -6,6 +6,7 @@ Money that arrives for an order that was paid already, or has ended, goes back.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
@@ -13,7 +14,7 @@ from django.db import IntegrityError, transaction
 from adapters.providers.types import NotificationRejected, PaidNotice, RefundResult
 from billing.models import Payment, PaymentStatus, Refund
 from billing.services.notifications import notification_store
-from billing.services.payments import OPEN_STATUSES, lock_payment, payment_record_paid
+from billing.services.payments import OPEN_STATUSES, lock_payments, payment_record_paid
 from ipvas.actors import Actor, ActorKind
 from lifecycle import deductions, paying, refunds
 from lifecycle.transitions import lock_order, transit
@@ -41,51 +42,82 @@ def payment_succeeded(
     The order is provisioned if it was waiting for this money; money that
     arrives for an order that was paid already or has ended goes back.
     """
-    ref = Payment.objects.filter(provider=provider, out_trade_no=out_trade_no).values("pk", "order_id").first()
-    if ref is None:
-        raise NotificationRejected(f"unknown out_trade_no {out_trade_no}")
+    payment_id, order_id = _payment_ref(provider, out_trade_no)
     with transaction.atomic():
-        order = lock_order(ref["order_id"])
-        payment = lock_payment(ref["pk"])
-        if amount_fen != payment.amount_fen:
-            raise NotificationRejected(f"amount {amount_fen} differs from the order's {payment.amount_fen}")
-        if payment.status == PaymentStatus.PAID:
-            return "duplicate"
-        payment_record_paid(order, payment, transaction_id=transaction_id, paid_at=paid_at, actor=actor)
-        taken = selectors.per_view_taken(order)
-        if taken and order.status == OrderStatus.PAYMENT_PENDING:
-            # Paid for content the account owns already (or is buying in another order): the order
-            # fails and this money goes back, automatically.
-            _close_the_others(order, payment)
-            transit(order, order.fail, code=FailureCode.ALREADY_SUBSCRIBED, actor=actor, reason=taken)
-            refunds.refund_request(order=order, payment=payment, reason=f"already subscribed: {taken}", actor=actor)
-            return "refunding"
-        if order.status in (OrderStatus.AWAITING_PAYMENT, OrderStatus.PAYMENT_PENDING):
-            # The current QR code, or an earlier one paid before it was closed:
-            # either pays the order, and whatever else is open is closed.
-            _close_the_others(order, payment)
-            transit(
-                order,
-                order.payment_confirmed,
-                payment_method=payment.method,
-                actor=actor,
-                reason=f"paid at {provider}",
-            )
-            return "confirmed"
-        why = "paid twice" if order.status in (OrderStatus.PROVISIONING, OrderStatus.COMPLETED) else "paid late"
-        refunds.refund_request(order=order, payment=payment, reason=f"{why}: order was {order.status}", actor=actor)
-        logger.warning(
-            "order %s: %s payment %s arrived when the order was %s; refunding",
-            order.order_no,
-            provider,
-            out_trade_no,
-            order.status,
+        order = lock_order(order_id)
+        payments = lock_payments(order)
+        return _paid(
+            order,
+            payments[payment_id],
+            payments.values(),
+            transaction_id=transaction_id,
+            amount_fen=amount_fen,
+            paid_at=paid_at,
+            actor=actor,
         )
+
+
+def _payment_ref(provider: str, out_trade_no: str) -> tuple[int, int]:
+    """(payment id, order id) of our payment of this trade."""
+    try:
+        return Payment.objects.values_list("pk", "order_id").get(provider=provider, out_trade_no=out_trade_no)
+    except Payment.DoesNotExist:
+        raise NotificationRejected(f"unknown out_trade_no {out_trade_no}") from None
+
+
+def _paid(
+    order: Order,
+    payment: Payment,
+    payments: Iterable[Payment],
+    *,
+    transaction_id: str,
+    amount_fen: int,
+    paid_at: datetime | None,
+    actor: Actor,
+) -> str:
+    """``payment`` is paid (payment_succeeded), with the order and all its ``payments`` locked."""
+    if amount_fen != payment.amount_fen:
+        raise NotificationRejected(f"amount {amount_fen} differs from the order's {payment.amount_fen}")
+    if payment.status == PaymentStatus.PAID:
+        return "duplicate"
+    provider = payment.provider
+    payment_record_paid(order, payment, transaction_id=transaction_id, paid_at=paid_at, actor=actor)
+    taken = selectors.per_view_taken(order)
+    if taken and order.status == OrderStatus.PAYMENT_PENDING:
+        # Paid for content the account owns already (or is buying in another order): the order
+        # fails and this money goes back, automatically.
+        _close_the_others(payments, payment)
+        transit(order, order.fail, code=FailureCode.ALREADY_SUBSCRIBED, actor=actor, reason=taken)
+        refunds.refund_request(order=order, payment=payment, reason=f"already subscribed: {taken}", actor=actor)
         return "refunding"
+    if order.status in (OrderStatus.AWAITING_PAYMENT, OrderStatus.PAYMENT_PENDING):
+        # The current QR code, or an earlier one paid before it was closed:
+        # either pays the order, and whatever else is open is closed.
+        _close_the_others(payments, payment)
+        transit(
+            order,
+            order.payment_confirmed,
+            payment_method=payment.method,
+            actor=actor,
+            reason=f"paid at {provider}",
+        )
+        return "confirmed"
+    why = "paid twice" if order.status in (OrderStatus.PROVISIONING, OrderStatus.COMPLETED) else "paid late"
+    refunds.refund_request(order=order, payment=payment, reason=f"{why}: order was {order.status}", actor=actor)
+    logger.warning(
+        "order %s: %s payment %s arrived when the order was %s; refunding",
+        order.order_no,
+        provider,
+        payment.out_trade_no,
+        order.status,
+    )
+    return "refunding"
 
 
-def _close_the_others(order: Order, paid: Payment) -> None:
-    for other in Payment.objects.filter(order=order, status__in=OPEN_STATUSES).exclude(pk=paid.pk):
+def _close_the_others(payments: Iterable[Payment], paid: Payment) -> None:
+    for other in payments:
+        if other.pk == paid.pk or other.status not in OPEN_STATUSES:
+            continue
         other.status = PaymentStatus.CLOSED
         other.save(update_fields=["status", "updated_at"])
         paying.payment_close_later(other)
@@ -95,20 +127,16 @@ def notification_accept(*, notice: PaidNotice, headers: dict[str, str], body: st
     """Apply a verified payment notification; returns what happened.
 
     Stored under the provider's id first (a duplicate is an answer, not an
-    error), then applied, in one transaction: when applying fails the
-    provider's retry finds nothing stored. Raises NotificationRejected when it
-    does not match our payment (unknown trade, other amount).
+    error), then applied, in one transaction with the order and its payments
+    locked: when applying fails the provider's retry finds nothing stored.
+    Raises NotificationRejected when it does not match our payment (unknown
+    trade, other amount).
     """
-    payment = (
-        Payment.objects.filter(provider=notice.provider, out_trade_no=notice.out_trade_no)
-        .select_related("order")
-        .first()
-    )
-    if payment is None:
-        raise NotificationRejected(f"unknown out_trade_no {notice.out_trade_no}")
-    if notice.paid and notice.amount_fen != payment.amount_fen:
-        raise NotificationRejected(f"amount {notice.amount_fen} is not the order's {payment.amount_fen}")
+    payment_id, order_id = _payment_ref(notice.provider, notice.out_trade_no)
     with transaction.atomic():
+        order = lock_order(order_id)
+        payments = lock_payments(order)
+        payment = payments[payment_id]
         try:
             stored = notification_store(
                 provider=notice.provider,
@@ -120,22 +148,23 @@ def notification_accept(*, notice: PaidNotice, headers: dict[str, str], body: st
             )
         except IntegrityError:
             return "duplicate"
-        if not notice.paid:
-            outcome = "not a payment"
-            state = str(notice.decoded.get("trade_state") or "")
-            if state in DEDUCTION_FAILED_STATES and payment.order.channel == Channel.RENEWAL:
-                # A deduction the provider reports as failed: the renewal order fails and is retried.
-                detail = f"{state} {notice.decoded.get('trade_state_desc') or ''}".strip()
-                outcome = deductions.deduction_declined_by_notification(payment, detail=detail)
-        else:
-            outcome = payment_succeeded(
-                provider=notice.provider,
-                out_trade_no=notice.out_trade_no,
+        if notice.paid:
+            outcome = _paid(
+                order,
+                payment,
+                payments.values(),
                 transaction_id=notice.transaction_id,
                 amount_fen=notice.amount_fen,
                 paid_at=notice.paid_at,
                 actor=Actor(ActorKind.PROVIDER, notice.provider),
             )
+        else:
+            outcome = "not a payment"
+            state = str(notice.decoded.get("trade_state") or "")
+            if state in DEDUCTION_FAILED_STATES and order.channel == Channel.RENEWAL:
+                # A deduction the provider reports as failed: the renewal order fails and is retried.
+                detail = f"{state} {notice.decoded.get('trade_state_desc') or ''}".strip()
+                outcome = deductions.deduction_declined_by_notification(payment, detail=detail)
         stored.outcome = outcome
         stored.save(update_fields=["outcome"])
     return outcome

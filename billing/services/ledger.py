@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 
 from billing.models import LedgerEntry, LedgerKind, Payment
@@ -22,13 +21,13 @@ def ledger_record(
     actor: Actor,
     payment: Payment | None = None,
     note: str = "",
-) -> LedgerEntry | None:
-    """Write one movement; None when it is in the ledger already (a retry, a duplicate)."""
-    if LedgerEntry.objects.filter(idempotency_key=idempotency_key).exists():
-        return None
-    try:
-        with transaction.atomic():
-            return LedgerEntry.objects.create(
+) -> None:
+    """Write one movement, once: when its ``idempotency_key`` is in the ledger already (a retry, a duplicate),
+    nothing is written. One statement (INSERT … ON CONFLICT DO NOTHING), which also holds against a movement
+    written at the same moment by another transaction."""
+    LedgerEntry.objects.bulk_create(
+        [
+            LedgerEntry(
                 order=order,
                 payment=payment,
                 kind=kind,
@@ -41,8 +40,9 @@ def ledger_record(
                 actor_id=actor.id[:150],
                 note=note[:255],
             )
-    except IntegrityError:
-        return None
+        ],
+        ignore_conflicts=True,
+    )
 
 
 def order_totals(order: Order) -> dict[str, int]:

@@ -234,6 +234,20 @@ def test_wechat_notification_moves_the_order_on_once(pending):
     assert (payment.status, payment.provider_txn_id) == ("paid", trade.transaction_id)
 
 
+def test_a_payment_notification_is_stored_and_applied_in_few_statements(pending, django_assert_num_queries):
+    """Issue #17 (docs/performance.md): our payment's ids; in one transaction the order and all its payments
+    locked, the notification stored (in a savepoint, for the duplicate), the payment paid, its ledger entry
+    written (one INSERT … ON CONFLICT DO NOTHING), the order moved on (its row, its event, its outbox message),
+    the outcome kept."""
+    trade = pending("wechat_qr")
+    body, headers = sandbox_payments.wechatpay_notification(trade)
+
+    with django_assert_num_queries(14):
+        wechat_accepted(post_wechat(body, headers))
+
+    assert order_of(trade).status == "provisioning"
+
+
 def test_alipay_notification_moves_the_order_on_once(pending):
     trade = pending("alipay_qr")
     params = sandbox_payments.alipay_notification(trade)
