@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.signals import setting_changed
 from django.utils.translation import gettext_lazy as _
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
 from rest_framework.request import Request
@@ -69,47 +72,84 @@ def forget_client(client: EpgClient) -> None:
 
 
 class _RedisReader:
-    """``cache.get_many`` in one round trip, without Django's cost per call.
+    """``cache.get_many`` in one round trip, without the cost per call of Django's backend and redis-py's client.
 
-    Django's Redis backend builds a new ``redis.Redis`` object for every call
-    (about as much Python as the rest of the entitlement check); this reader
-    keeps one per process, on its own connection pool, and reads the same
-    entries: the keys are ``cache.make_key``'s and the values are decoded by
-    Django's own serializer. Any other cache backend is read through the cache.
+    Django's Redis backend builds a new ``redis.Redis`` object for every call, and redis-py's client takes a
+    connection from its pool under a lock, checks the process id, polls the socket for unread data and runs
+    the command through its retry machinery: together three times the cost of sending the command and
+    reading its answer. This reader keeps idle connections of its own (redis-py's, made from the cache's
+    URL), sends the ``MGET`` on one and reads the answer on it. An idle connection that fails is dropped and
+    the read made once more on a new one (Redis restarted, or closed it); a new one that fails is the
+    caller's (CACHE_ERRORS). The keys are ``cache.make_key``'s and the values are decoded by Django's own
+    serializer. Any other cache backend is read through the cache.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._client: Any = None  # None: not decided yet; False: read through the cache
+        self._connect: Any = None  # a new connection; None: not decided yet; False: read through the cache
+        self._idle: list[Any] = []  # list.pop and list.append are atomic: no lock around them
         self._loads: Any = None
+        os.register_at_fork(after_in_child=self._forget_connections)  # a child must not share the sockets
 
     def reset(self, **kwargs: Any) -> None:
         if kwargs.get("setting", "CACHES") == "CACHES":
-            self._client = None
+            self._connect = None
+            self._forget_connections()
+
+    def _forget_connections(self) -> None:
+        self._idle = []
 
     def _setup(self) -> None:
         with self._lock:
-            if self._client is not None:
+            if self._connect is not None:
                 return
             config = settings.CACHES["default"]
             if not _plain_redis(config):
-                self._client = False
+                self._connect = False
                 return
             import redis
             from django.core.cache.backends.redis import RedisSerializer
 
             self._loads = RedisSerializer().loads
-            self._client = redis.Redis.from_url(config["LOCATION"])
+            options = redis.ConnectionPool.from_url(config["LOCATION"])  # its reading of the URL, nothing else
+            self._connect = partial(options.connection_class, **options.connection_kwargs)
 
     def get_many(self, keys: list[str]) -> dict[str, Any]:
-        if self._client is None:
+        if self._connect is None:
             self._setup()
-        if self._client is False:
+        connect, idle = self._connect, self._idle  # as they are now (``reset`` replaces them)
+        if connect is False:
             return cache.get_many(keys)
         make_key = caches["default"].make_key
-        values = self._client.mget([make_key(k) for k in keys])
+        values = _mget([make_key(k) for k in keys], connect, idle)
         loads = self._loads
         return {k: loads(v) for k, v in zip(keys, values, strict=True) if v is not None}
+
+
+def _mget(keys: list[str], connect: Callable[[], Any], idle: list[Any]) -> list[bytes | None]:
+    """``MGET keys`` on an idle connection, or on a new one (``connect()``)."""
+    try:
+        connection = idle.pop()
+    except IndexError:
+        connection = None
+    if connection is not None:
+        try:
+            return _mget_on(connection, keys, idle)
+        except RedisConnectionError:
+            pass  # Redis restarted, or closed it while it was idle: once more, on a new connection
+    return _mget_on(connect(), keys, idle)
+
+
+def _mget_on(connection: Any, keys: list[str], idle: list[Any]) -> list[bytes | None]:
+    """``MGET keys`` on ``connection``, which goes back to ``idle`` when it answered."""
+    try:
+        connection.send_command("MGET", *keys)
+        values = connection.read_response()
+    except BaseException:
+        connection.disconnect()  # broken, or with an answer left unread on it
+        raise
+    idle.append(connection)
+    return values
 
 
 def _plain_redis(config: dict[str, Any]) -> bool:

@@ -15,6 +15,8 @@ admin.site.site_header = "IPVAS"
 admin.site.site_title = "IPVAS"
 
 urlpatterns = [
+    # First: the EPG API's entitlement check is nearly all of the traffic, and Django tries the routes in order.
+    path("api/epg/v1/", include("epg_api.urls")),
     path("", views.home, name="home"),
     path("favicon.ico", views.favicon),
     path("healthz/", views.health, name="health"),
@@ -24,7 +26,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
-    path("api/epg/v1/", include("epg_api.urls")),
     path("billing/", include("callbacks.urls")),  # the notify URLs the providers were given
     path("crm/", include("channels_crm.urls")),
     path("tv/", include("tv.urls")),  # the TV pages the EPG embeds (docs/interfaces.md §9)

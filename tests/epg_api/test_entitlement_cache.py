@@ -22,7 +22,9 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.management import call_command
 from django.db import transaction
+from redis.connection import AbstractConnection
 
+from epg_api import authentication
 from epg_api.authentication import marker_key
 from epg_api.models import EpgClient
 from ipvas.actors import Actor, ActorKind
@@ -211,16 +213,31 @@ def test_a_cached_answer_is_one_redis_command(vendor, monkeypatch):
     client = EpgClient.objects.get(name="cache test vendor")
     assert entitled(vendor, tv_account="tv1001") is False  # the key verified, the account's entry filled
     commands = []
-    execute_command = redis.Redis.execute_command
+    send_command = AbstractConnection.send_command  # every command of redis-py's, on any connection
 
-    def counted(self: redis.Redis, *args: Any, **options: Any) -> Any:
+    def counted(self: AbstractConnection, *args: Any, **options: Any) -> None:
         commands.append(args)
-        return execute_command(self, *args, **options)
+        send_command(self, *args, **options)
 
-    monkeypatch.setattr(redis.Redis, "execute_command", counted)
+    monkeypatch.setattr(AbstractConnection, "send_command", counted)
 
     assert entitled(vendor, tv_account="tv1001") is False
 
     make_key = caches["default"].make_key
     entries = (make_key(marker_key(client.pk)), make_key(selectors.entitlements_cache_key("tv1001")))
     assert commands == [("MGET", *entries)]
+
+
+@pytest.mark.skipif(not django_settings.REDIS_URL, reason="Redis itself: with REDIS_URL")
+def test_a_connection_redis_closed_is_replaced_within_the_same_check(vendor, django_assert_num_queries):
+    # Redis restarted, or closed an idle connection: the next check reads on a new one, from the cache.
+    assert entitled(vendor, tv_account="tv1001") is False  # the key verified, the account's entry filled
+    idle = list(authentication._reader._idle)
+    assert idle
+    admin = redis.Redis.from_url(django_settings.REDIS_URL)
+    for connection in idle:
+        connection.send_command("CLIENT", "ID")
+        admin.client_kill_filter(_id=connection.read_response())
+
+    with django_assert_num_queries(0):
+        assert entitled(vendor, tv_account="tv1001") is False
