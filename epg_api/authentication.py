@@ -41,7 +41,8 @@ CACHE_SECONDS = 60
 _VERIFIED: dict[str, tuple[str, str, float]] = {}
 _VERIFIED_MAX = 1000
 logger = logging.getLogger(__name__)
-DJANGO_REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
+# Django's Redis cache and ours (one redis.Redis per pool): the same keys and the same serializer.
+REDIS_CACHES = ("django.core.cache.backends.redis.RedisCache", "ipvas.redis_cache.RedisCache")
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ def _plain_redis(config: dict[str, Any]) -> bool:
     """The cache of ipvas.settings with REDIS_URL: Django's Redis backend, one server, no options."""
     location = config.get("LOCATION")
     return (
-        config["BACKEND"] == DJANGO_REDIS_CACHE
+        config["BACKEND"] in REDIS_CACHES
         and not config.get("OPTIONS")
         and isinstance(location, str)
         and not any(sep in location for sep in ",;")

@@ -99,7 +99,7 @@ def test_exactly_limit_hits_get_through_when_fifty_race(window_start, window_sec
 
 @pytest.mark.integration
 def test_the_integration_tier_counts_in_redis():
-    assert django_settings.CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert django_settings.CACHES["default"]["BACKEND"] == "ipvas.redis_cache.RedisCache"
 
 
 # --- SMS confirmations --------------------------------------------------------------------------
