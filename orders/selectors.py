@@ -30,6 +30,14 @@ logger = logging.getLogger(__name__)
 NOT_READ: Any = object()
 
 
+# What a change of an account's entitlements leaves in its cache entry for a few seconds (forget_entitlements):
+# a reader takes it for a miss and reads the database, and cannot store over it (``cache.add``), so a reader
+# that loaded the rows before the change committed cannot put the old rows back. (Until issue #17 this was a
+# second delete two seconds later, in a Celery task of its own for every change.)
+STALE = "stale"
+STALE_SECONDS = 5
+
+
 def entitlements_cache_key(tv_account: str) -> str:
     """The cache entry of the account's live entitlements (a caller may read it with other entries)."""
     return f"ent:v1:{tv_account}"
@@ -62,11 +70,13 @@ def entitlement_check(
         except CACHE_ERRORS:
             logger.warning("cache unreachable: the entitlements of %s are read from the database", tv_account)
             seconds = 0
-    if rows is None:
+    if rows is None or rows == STALE:
+        stale = rows == STALE
         rows = _load(tv_account, now)
-        if seconds:
+        if seconds and not stale:
             try:
-                cache.set(entitlements_cache_key(tv_account), rows, seconds)
+                # Only where nothing is: not over the mark of a change that committed since the rows were read.
+                cache.add(entitlements_cache_key(tv_account), rows, seconds)
             except CACHE_ERRORS:
                 logger.warning("cache unreachable: the entitlements of %s were not cached", tv_account)
     matching = [
@@ -83,7 +93,11 @@ def entitlement_check(
 
 
 def forget_entitlements(tv_account: str) -> None:
-    cache.delete(entitlements_cache_key(tv_account))
+    """The account's entitlements changed (called after the change commits): its entry becomes ``STALE``."""
+    if settings.ENTITLEMENT_CACHE_SECONDS:
+        cache.set(entitlements_cache_key(tv_account), STALE, STALE_SECONDS)
+    else:  # nothing is cached, nor read from the cache
+        cache.delete(entitlements_cache_key(tv_account))
 
 
 def products_on_sale(*, channel: str, kind: str = "") -> list[Product]:

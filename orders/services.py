@@ -12,7 +12,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from orders import selectors, tasks
+from orders import selectors
 from orders.constants import ProductKind
 from orders.models import Entitlement, Order
 from orders.periods import period_end
@@ -105,9 +105,3 @@ def _restack(removed: Entitlement, now: datetime) -> list[Entitlement]:
 def entitlements_changed(tv_account: str) -> None:
     """Forget the cached entitlements of an account; called after the change commits."""
     selectors.forget_entitlements(tv_account)
-    # The second delete closes the window where a reader loaded the old rows
-    # before the commit and stored them after the first delete.
-    try:
-        tasks.forget_entitlements.apply_async(kwargs={"tv_account": tv_account}, countdown=2)
-    except Exception:  # noqa: BLE001 - the entry also expires by itself
-        logger.warning("could not schedule the second cache delete for %s", tv_account)

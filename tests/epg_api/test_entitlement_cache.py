@@ -241,3 +241,55 @@ def test_a_connection_redis_closed_is_replaced_within_the_same_check(vendor, dja
 
     with django_assert_num_queries(0):
         assert entitled(vendor, tv_account="tv1001") is False
+
+
+def test_a_reader_that_read_before_a_change_cannot_cache_the_old_answer(vendor):
+    """The race a change leaves open: a check reads the rows, the change commits and forgets the entry, then
+    the check stores what it read. The change leaves a mark (``selectors.STALE``) that a reader takes for a
+    miss and cannot store over, so the old rows never come back; once the mark is gone, answers are cached
+    again."""
+    bought = buy(vendor)
+    key = selectors.entitlements_cache_key("tv1001")
+    assert entitled(vendor, tv_account="tv1001", product_code="VIP-MONTH") is True
+
+    # A check begins: the entry is gone (expired), it reads the database...
+    cache.delete(key)
+    read_before = selectors._load("tv1001", bought.status_changed_at)
+    assert read_before  # the entitlement, as it was
+    # ...meanwhile the entitlement is taken away; the change commits and leaves its mark.
+    with transaction.atomic():
+        entitlement_revoke(order=Order.objects.select_for_update().get(pk=bought.pk))
+    assert cache.get(key) == selectors.STALE
+    # The check stores what it read, as entitlement_check does: refused.
+    assert cache.add(key, read_before, 300) is False
+
+    assert entitled(vendor, tv_account="tv1001", product_code="VIP-MONTH") is False
+    assert cache.get(key) == selectors.STALE  # answered from the database, not cached over the mark
+
+    cache.delete(key)  # the mark expires (STALE_SECONDS)
+    assert entitled(vendor, tv_account="tv1001", product_code="VIP-MONTH") is False
+    assert cache.get(key) == []  # cached again: the new answer
+
+
+def test_a_change_costs_no_task_of_its_own(vendor):
+    """Until issue #17 each change published a second delete for two seconds later: a Celery task per change."""
+    from celery.signals import after_task_publish
+
+    from ipvas.models import OutboxMessage
+
+    bought = buy(vendor)
+    published: list[str] = []
+
+    def record(sender: str | None = None, **_: object) -> None:
+        published.append(sender or "")
+
+    before = OutboxMessage.objects.count()
+    after_task_publish.connect(record, weak=False)
+    try:
+        with transaction.atomic():
+            entitlement_revoke(order=Order.objects.select_for_update().get(pk=bought.pk))
+    finally:
+        after_task_publish.disconnect(record)
+    assert published == []
+    assert OutboxMessage.objects.count() == before
+    assert cache.get(selectors.entitlements_cache_key("tv1001")) == selectors.STALE
