@@ -8,6 +8,7 @@ own process id (or its own ``pg_ctl -D``), never by name.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -90,6 +91,92 @@ class OwnRedis:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+class OwnRabbitMQ:
+    """A RabbitMQ node of our own: its own node name, AMQP and distribution ports, and data under a temporary
+    directory. ``kill()`` is ``kill -9`` of its Erlang VM; ``start()`` brings it back on the same data, so its
+    quorum queues keep what they held, as a node that crashed and restarted does. (Debian's ``rabbitmq-server``
+    runs the node as the ``rabbitmq`` user: the directory is given to it.)"""
+
+    def __init__(self) -> None:
+        self.program = program("rabbitmq-server", package="rabbitmq-server")
+        self.port = free_port()
+        self.node = f"ipvastest{self.port}@localhost"
+        self.root = Path(tempfile.mkdtemp(prefix="ipvas-rabbitmq-"))
+        (self.root / "enabled_plugins").write_text("[].\n")  # no management plugin: it starts faster
+        (self.root / "log").mkdir()
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "rabbitmq", "rabbitmq")
+            for path in self.root.iterdir():
+                shutil.chown(path, "rabbitmq", "rabbitmq")
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def url(self, db: int = 0) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def _env(self) -> dict[str, str]:
+        root = self.root
+        return {
+            **os.environ,
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.port + 20000 if self.port < 45000 else self.port - 20000),
+            "RABBITMQ_MNESIA_BASE": str(root / "mnesia"),
+            "RABBITMQ_MNESIA_DIR": str(root / "mnesia" / "node"),
+            "RABBITMQ_LOG_BASE": str(root / "log"),
+            "RABBITMQ_PID_FILE": str(root / "pid"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(root / "enabled_plugins"),
+            "RABBITMQ_FEATURE_FLAGS_FILE": str(root / "feature_flags"),
+            "RABBITMQ_PLUGINS_EXPAND_DIR": str(root / "plugins-expand"),
+            "RABBITMQ_CONFIG_FILE": str(root / "rabbitmq"),
+        }
+
+    def start(self) -> None:
+        log = (self.root / "server.log").open("ab")
+        self.process = subprocess.Popen(
+            [self.program], env=self._env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        wait_port(self.port, up=True, timeout=90)
+
+    def _vm_pids(self) -> list[int]:
+        """The node's processes (the Erlang VM, its helpers, the shells that started it): those whose
+        environment names this node. Debian's script starts the VM in a session of its own under ``su``, so
+        the process group of ``start()``'s child does not hold it; the node's name does."""
+        mark = f"RABBITMQ_NODENAME={self.node}".encode()
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if mark in (entry / "environ").read_bytes().split(b"\0"):
+                        pids.append(int(entry.name))
+                except OSError:
+                    continue
+        return pids
+
+    def kill(self) -> None:
+        """``kill -9`` of the node's processes: no goodbye to its clients."""
+        for pid in self._vm_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if self.process is not None:
+            self.process.wait()
+        wait_port(self.port, up=False)
+
+    def stop(self) -> None:
+        for pid in self._vm_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        if self.process is not None:
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        for pid in self._vm_pids():  # what did not end in time
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def _postgres_bin() -> Path | None:

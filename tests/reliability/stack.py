@@ -31,7 +31,7 @@ from typing import Any
 
 import requests
 
-from tests.reliability.services import OwnPostgres, OwnRedis, free_port, wait_port
+from tests.reliability.services import OwnPostgres, OwnRabbitMQ, OwnRedis, free_port, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "stacks"
@@ -73,7 +73,7 @@ class Stack:
         name: str,
         var_dir: Path,
         postgres: OwnPostgres | None = None,
-        broker: OwnRedis | None = None,
+        broker: OwnRedis | OwnRabbitMQ | None = None,
         cache: OwnRedis | None = None,
         worker_concurrency: int = 3,
     ) -> None:

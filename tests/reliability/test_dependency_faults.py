@@ -127,7 +127,7 @@ def stack(servers, tmp_path_factory) -> Iterator[Stack]:
 def injection(
     fault: Fault, servers: dict[str, Any], customers: Customers
 ) -> tuple[Callable[[], None], Callable[[], None]]:
-    if fault.slug == "broker":
+    if fault.slug in ("broker", "rabbitmq"):
         return servers["broker"].kill, servers["broker"].start
     if fault.slug == "cache":
         return servers["cache"].kill, servers["cache"].start
