@@ -184,3 +184,33 @@ class FilesystemTransport(filesystem.Transport):
         super().__init__(client, **kwargs)
         folder = os.path.abspath(str(client.transport_options.get("control_folder", "control")))
         self.state = self._states.setdefault(folder, virtual.BrokerState())
+
+
+# --- RabbitMQ: delayed tasks routable before any worker has started -------------------------------
+
+_delays_ready: set[str] = set()  # the broker URLs whose delay exchanges this process has declared and bound
+
+
+def prepare_rabbitmq_delays(app: Any) -> None:
+    """Declare kombu's delay exchanges and queues and bind every queue of ours to them, once per process.
+
+    With quorum queues Celery publishes a task due later to the ``celery_delayed_*`` exchanges, whose
+    routing back to the task's queue is bound only by a worker's delayed-delivery step, for the queues that
+    worker consumes. Published before such a worker ever started on the virtual host (a fresh deployment,
+    a queue whose own worker is not up yet), the task is unroutable: the broker confirms it and drops it.
+    The outbox calls this before its first delayed publish, so that every declared queue is routable.
+    """
+    from kombu.transport.native_delayed_delivery import (
+        bind_queue_to_native_delayed_delivery_exchange,
+        declare_native_delayed_delivery_exchanges_and_queues,
+    )
+
+    url = app.conf.broker_url
+    if url in _delays_ready:
+        return
+    with app.connection_for_write() as connection:
+        declare_native_delayed_delivery_exchanges_and_queues(connection, "quorum")
+        for queue in app.amqp.queues.values():
+            queue.bind(connection.default_channel).declare()
+            bind_queue_to_native_delayed_delivery_exchange(connection, queue)
+    _delays_ready.add(url)

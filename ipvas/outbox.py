@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from ipvas.broker import prepare_rabbitmq_delays
 from ipvas.models import OutboxMessage
 from ipvas.purge import purge_in_batches
 
@@ -58,6 +59,7 @@ def _publish(message: OutboxMessage, now: datetime) -> None:
         # RabbitMQ's delay queues count whole seconds and Celery rounds the countdown down: a second
         # more makes the task never early (at most a second late).
         eta += timedelta(seconds=1)
+        prepare_rabbitmq_delays(app)  # routable even before a worker has started (ipvas/broker.py)
     app.send_task(message.task_name, kwargs=message.kwargs, eta=eta)
 
 

@@ -82,3 +82,38 @@ def test_metrics_show_how_many_messages_wait_in_each_queue(demo):
     assert wait_for(lambda: depths().get("default") == 3, timeout=10, what="3 messages in default")
     assert set(depths()) == {"default", "deadlines", "provisioning", "sms"}
     app.control.purge()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_due_later_reaches_a_queue_no_worker_has_bound_yet(demo):
+    """RabbitMQ: the route from the delay exchanges back to a queue is bound by a worker that consumes it.
+    Before one has started (a fresh deployment, a queue whose own worker is not up yet) a delayed task would
+    be confirmed and dropped as unroutable; the outbox binds every declared queue before its first delayed
+    publish (ipvas.broker.prepare_rabbitmq_delays)."""
+    if not settings.BROKER_IS_RABBITMQ:
+        pytest.skip("RabbitMQ's delay exchanges: the integration tier's RabbitMQ pass runs this")
+    from django.db import transaction
+    from kombu.transport.native_delayed_delivery import declare_native_delayed_delivery_exchanges_and_queues
+
+    from ipvas import broker, outbox
+    from ipvas.celery import app
+    from lifecycle import tasks
+
+    with app.connection_for_write() as connection:
+        declare_native_delayed_delivery_exchanges_and_queues(connection, "quorum")  # as some worker did
+        channel = connection.default_channel
+        # As if no worker consuming ``deadlines`` had ever started on this virtual host.
+        channel.exchange_unbind(destination="ipvas", source="celery_delayed_delivery", routing_key="#.deadlines")
+        channel.queue_unbind("deadlines", "ipvas", routing_key="#.deadlines")
+    broker._delays_ready.clear()  # this process has not published a delayed task yet
+    app.control.purge()
+
+    with transaction.atomic():
+        outbox.enqueue(tasks.sweep_deadlines, kwargs={}, due_at=timezone.now() + timedelta(seconds=2))
+
+    def waiting_in_deadlines() -> int:
+        with app.connection_for_read() as connection:
+            return connection.default_channel.queue_declare("deadlines", passive=True).message_count
+
+    assert wait_for(waiting_in_deadlines, timeout=15, what="the delayed task in its queue")
+    app.control.purge()
