@@ -93,11 +93,18 @@ def entitlement_check(
 
 
 def forget_entitlements(tv_account: str) -> None:
-    """The account's entitlements changed (called after the change commits): its entry becomes ``STALE``."""
-    if settings.ENTITLEMENT_CACHE_SECONDS:
-        cache.set(entitlements_cache_key(tv_account), STALE, STALE_SECONDS)
-    else:  # nothing is cached, nor read from the cache
-        cache.delete(entitlements_cache_key(tv_account))
+    """The account's entitlements changed (called after the change commits): its entry becomes ``STALE``.
+
+    With the cache unreachable it is logged, not raised: this runs among the commit's other follow-ups
+    (the outbox relay), which must still run; the entry, if the cache kept it, ends by its own timeout.
+    """
+    try:
+        if settings.ENTITLEMENT_CACHE_SECONDS:
+            cache.set(entitlements_cache_key(tv_account), STALE, STALE_SECONDS)
+        else:  # nothing is cached, nor read from the cache
+            cache.delete(entitlements_cache_key(tv_account))
+    except CACHE_ERRORS:
+        logger.warning("cache unreachable: the cached entitlements of %s were not marked stale", tv_account)
 
 
 def products_on_sale(*, channel: str, kind: str = "") -> list[Product]:

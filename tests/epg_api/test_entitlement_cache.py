@@ -293,3 +293,16 @@ def test_a_change_costs_no_task_of_its_own(vendor):
     assert published == []
     assert OutboxMessage.objects.count() == before
     assert cache.get(selectors.entitlements_cache_key("tv1001")) == selectors.STALE
+
+
+def test_a_change_with_the_cache_down_still_runs_the_commits_other_follow_ups(vendor, settings):
+    """The mark is written after the commit, among its follow-ups (the outbox relay among them): with the
+    cache unreachable it is logged, and the others still run."""
+    bought = buy(vendor)
+    settings.CACHES = CACHE_DOWN
+    ran: list[str] = []
+    with transaction.atomic():
+        entitlement_revoke(order=Order.objects.select_for_update().get(pk=bought.pk))
+        transaction.on_commit(lambda: ran.append("the next follow-up"))
+    assert ran == ["the next follow-up"]
+    assert Entitlement.objects.get(order=bought).revoked_at is not None
