@@ -17,7 +17,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -242,3 +244,21 @@ class OwnPostgres:
         except subprocess.CalledProcessError:
             pass  # not running
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def own_servers(broker: type[OwnRedis] | type[OwnRabbitMQ] = OwnRedis) -> Iterator[dict[str, Any]]:
+    """A PostgreSQL cluster, a broker (a Redis or a RabbitMQ node) and a cache Redis of the test's own, as
+    ``{"postgres", "broker", "cache"}``; stopped, and the cluster removed, afterwards."""
+    made: dict[str, Any] = {}
+    try:
+        made["postgres"] = OwnPostgres()
+        made["broker"] = broker()
+        made["cache"] = OwnRedis()
+        yield made
+    finally:
+        for name in ("broker", "cache"):
+            if name in made:
+                made[name].stop()
+        if "postgres" in made:
+            made["postgres"].destroy()

@@ -15,6 +15,7 @@ stack's (``stack_check.py``), so nothing here shares the test's database.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -25,6 +26,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -533,3 +535,16 @@ class Customers:
                 return None
             time.sleep(0.3)
         return None
+
+
+@contextlib.contextmanager
+def running_stack(name: str, servers: dict[str, Any], var_dir: Path) -> Iterator[Stack]:
+    """A started ``Stack`` over ``services.own_servers``'s servers, stopped afterwards."""
+    running = Stack(
+        name=name, var_dir=var_dir, postgres=servers["postgres"], broker=servers["broker"], cache=servers["cache"]
+    )
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()

@@ -33,8 +33,8 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.services import OwnPostgres, OwnRedis
-from tests.reliability.stack import Customers, Stack
+from tests.reliability.services import OwnRedis, own_servers
+from tests.reliability.stack import Customers, Stack, running_stack
 from tests.reliability.support import record
 
 pytestmark = [pytest.mark.integration]
@@ -94,34 +94,14 @@ SOAK = [
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[dict[str, Any]]:
-    made: dict[str, Any] = {}
-    try:
-        made["postgres"] = OwnPostgres()
-        made["broker"] = OwnRedis()
-        made["cache"] = OwnRedis()
+    with own_servers(OwnRedis) as made:
         yield made
-    finally:
-        for name in ("broker", "cache"):
-            if name in made:
-                made[name].stop()
-        if "postgres" in made:
-            made["postgres"].destroy()
 
 
 @pytest.fixture(scope="module")
 def stack(servers, tmp_path_factory) -> Iterator[Stack]:
-    running = Stack(
-        name="faults",
-        var_dir=tmp_path_factory.mktemp("stack-var"),
-        postgres=servers["postgres"],
-        broker=servers["broker"],
-        cache=servers["cache"],
-    )
-    try:
-        running.start()
+    with running_stack("faults", servers, tmp_path_factory.mktemp("stack-var")) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def injection(

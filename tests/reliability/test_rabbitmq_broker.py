@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.services import OwnPostgres, OwnRabbitMQ, OwnRedis
-from tests.reliability.stack import Stack
+from tests.reliability.services import OwnRabbitMQ, own_servers
+from tests.reliability.stack import Stack, running_stack
 from tests.reliability.test_dependency_faults import Fault, check, run_fault
 
 pytestmark = [pytest.mark.integration]
@@ -30,34 +30,14 @@ RABBITMQ_KILLED = Fault(
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[dict[str, Any]]:
-    made: dict[str, Any] = {}
-    try:
-        made["postgres"] = OwnPostgres()
-        made["broker"] = OwnRabbitMQ()
-        made["cache"] = OwnRedis()
+    with own_servers(OwnRabbitMQ) as made:
         yield made
-    finally:
-        for name in ("broker", "cache"):
-            if name in made:
-                made[name].stop()
-        if "postgres" in made:
-            made["postgres"].destroy()
 
 
 @pytest.fixture(scope="module")
 def stack(servers, tmp_path_factory) -> Iterator[Stack]:
-    running = Stack(
-        name="rabbit",
-        var_dir=tmp_path_factory.mktemp("stack-var"),
-        postgres=servers["postgres"],
-        broker=servers["broker"],
-        cache=servers["cache"],
-    )
-    try:
-        running.start()
+    with running_stack("rabbit", servers, tmp_path_factory.mktemp("stack-var")) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def test_the_rabbitmq_node_killed_with_orders_in_flight_and_the_books_balance(stack, servers):

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.reliability.services import OwnPostgres, OwnRedis, program
+from tests.reliability.services import own_servers, program
 from tests.reliability.stack import TERMINAL, Customers, Topology
 from tests.reliability.support import record
 from tests.reliability.test_beat_takeover import wait_until
@@ -45,29 +45,22 @@ TERMINAL_WITHIN = 75  # seconds after the kills: the payment window (25 s) and a
 @pytest.fixture
 def topology(tmp_path) -> Iterator[Topology]:
     haproxy = program("haproxy", package="haproxy")
-    postgres = broker = cache = stack = None
-    try:
-        postgres, broker, cache = OwnPostgres(), OwnRedis(), OwnRedis()
+    with own_servers() as servers:
         stack = Topology(
             name="topology",
             var_dir=tmp_path / "var",
-            postgres=postgres,
-            broker=broker,
-            cache=cache,
+            postgres=servers["postgres"],
+            broker=servers["broker"],
+            cache=servers["cache"],
             worker_concurrency=2,
             haproxy=haproxy,
             beat_lock_timeout=LOCK_TIMEOUT,
         )
-        stack.start()
-        yield stack
-    finally:
-        if stack is not None:
+        try:
+            stack.start()
+            yield stack
+        finally:
             stack.stop()
-        for server in (broker, cache):
-            if server is not None:
-                server.stop()
-        if postgres is not None:
-            postgres.destroy()
 
 
 def test_one_web_node_worker_and_the_active_beat_killed_mid_burst_lose_and_double_nothing(topology, capsys):
