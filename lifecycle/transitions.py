@@ -43,11 +43,38 @@ def record_event(
     data: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> OrderEvent:
-    return OrderEvent.objects.create(
-        order=order,
-        at=now or timezone.now(),
+    event = new_event(
+        order.pk,
+        action,
+        actor=actor,
         from_status=from_status,
         to_status=order.status,
+        reason=reason,
+        data=data,
+        now=now,
+    )
+    event.order = order
+    event.save(force_insert=True)
+    return event
+
+
+def new_event(
+    order_id: int,
+    action: str,
+    *,
+    actor: Actor,
+    from_status: str,
+    to_status: str,
+    reason: str = "",
+    data: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> OrderEvent:
+    """An order's event, not yet saved (``record_event`` saves one, ``transit_many`` a batch)."""
+    return OrderEvent(
+        order_id=order_id,
+        at=now or timezone.now(),
+        from_status=from_status,
+        to_status=to_status,
         action=action,
         actor_kind=actor.kind,
         actor_id=actor.id[:150],
@@ -133,17 +160,7 @@ def transit_many(
     )
     ordered = [pk for pk in order_ids if pk in moved]
     OrderEvent.objects.bulk_create(
-        OrderEvent(
-            order_id=pk,
-            at=now,
-            from_status=source,
-            to_status=blank.status,
-            action=step_name,
-            actor_kind=actor.kind,
-            actor_id=actor.id[:150],
-            reason=reason[:255],
-            data={},
-        )
+        new_event(pk, step_name, actor=actor, from_status=source, to_status=blank.status, reason=reason, now=now)
         for pk in ordered
     )
     return ordered
