@@ -40,10 +40,14 @@ from kombu.transport import filesystem, redis, virtual
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 from kombu.utils.objects import cached_property
+from kombu.utils.scheduling import round_robin_cycle
 
 logger = logging.getLogger(__name__)
 
 REDIS = "ipvas.broker:RedisTransport"
+# The queue of the steps a person waits for at a screen (a TV user for the payment screen after the
+# pre-check): a worker on Redis takes from it before any other queue (InteractiveFirst).
+INTERACTIVE_QUEUE = "interactive"
 FILESYSTEM = "ipvas.broker:FilesystemTransport"
 
 
@@ -60,7 +64,36 @@ def transport_for(url: str) -> str | None:
 # --- Redis ---------------------------------------------------------------------------------
 
 
+class InteractiveFirst(round_robin_cycle):
+    """The order a worker's Redis channel asks its queues in: the interactive queue always first, the others
+    in turn (kombu's round robin).
+
+    The channel sends one ``BRPOP`` over its queues' keys in this order, and Redis answers from the first
+    key with a message, so a pre-check waits for no provisioning, deadline or SMS task queued before it,
+    only for a free process (the prefetch is one a process). The others keep their round robin among
+    themselves: the sweeps are not starved by a backlog of provisioning. kombu's ``priority`` order would
+    put every queue behind the one before it; its default ``round_robin`` puts a pre-check behind one task
+    of every other queue with a backlog.
+    """
+
+    def update(self, it: Any) -> None:
+        super().update(it)
+        self._interactive_first()
+
+    def rotate(self, last_used: str) -> str:
+        super().rotate(last_used)
+        self._interactive_first()
+        return last_used
+
+    def _interactive_first(self) -> None:
+        if INTERACTIVE_QUEUE in self.items[1:]:
+            self.items.remove(INTERACTIVE_QUEUE)
+            self.items.insert(0, INTERACTIVE_QUEUE)
+
+
 class RedisChannel(redis.Channel):
+    queue_order_strategy = "ipvas.broker:InteractiveFirst"
+
     def close(self) -> None:
         if self._in_poll:
             try:

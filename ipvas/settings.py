@@ -17,7 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 from kombu import Exchange, Queue
 
-from ipvas.broker import transport_for
+from ipvas.broker import INTERACTIVE_QUEUE, transport_for
 from ipvas.env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -317,7 +317,10 @@ CELERY_TASK_TIME_LIMIT = 90
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Every queue a task is routed to is declared, so that a plain ``celery -A ipvas worker``
 # consumes them all; a worker for one kind of work names it with ``-Q`` (docs/operations.md).
-CELERY_QUEUE_NAMES = ("default", "deadlines", "provisioning", "sms")
+# "interactive" holds what a person waits for at a screen (the pre-check: the TV's payment screen); a
+# worker on Redis takes from it first (ipvas.broker.InteractiveFirst); on RabbitMQ give it workers of
+# its own (docs/operations.md).
+CELERY_QUEUE_NAMES = (INTERACTIVE_QUEUE, "default", "deadlines", "provisioning", "sms")
 if BROKER_IS_RABBITMQ:
     # Quorum queues behind a topic exchange: a task due later (the outbox publishes up to a minute ahead
     # with an ETA) waits in the broker's delay queues (kombu's native delayed delivery, which needs a
@@ -331,7 +334,7 @@ if BROKER_IS_RABBITMQ:
 else:
     CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in CELERY_QUEUE_NAMES]
 CELERY_TASK_ROUTES = {
-    "lifecycle.tasks.precheck_order": {"queue": "default"},
+    "lifecycle.tasks.precheck_order": {"queue": INTERACTIVE_QUEUE},
     "lifecycle.tasks.order_deadline": {"queue": "deadlines"},
     "lifecycle.tasks.sweep_deadlines": {"queue": "deadlines"},
     "lifecycle.tasks.provision_order": {"queue": "provisioning"},

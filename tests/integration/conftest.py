@@ -20,7 +20,7 @@ from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-QUEUES = "default,deadlines,provisioning,sms"
+QUEUES = "interactive,default,deadlines,provisioning,sms"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -79,8 +79,8 @@ def test_metrics_show_how_many_messages_wait_in_each_queue(demo):
     for account in ("tv1001", "tv1002", "tv1003"):
         order_create(channel="epg", product_code="VIP-MONTH", tv_account=account, actor=EPG)
 
-    assert wait_for(lambda: depths().get("default") == 3, timeout=10, what="3 messages in default")
-    assert set(depths()) == {"default", "deadlines", "provisioning", "sms"}
+    assert wait_for(lambda: depths().get("interactive") == 3, timeout=10, what="3 messages in interactive")
+    assert set(depths()) == {"interactive", "default", "deadlines", "provisioning", "sms"}
     app.control.purge()
 
 

@@ -27,12 +27,12 @@ def test_a_plain_worker_consumes_every_queue_and_completes_an_order(demo):
         out = io.StringIO()
         call_command("check_queues", "--timeout", "3", stdout=out)
         assert f"{worker.name}@" in out.getvalue()
-        assert "every routed queue has a worker: deadlines, default, provisioning, sms" in out.getvalue()
+        assert "every routed queue has a worker: deadlines, default, interactive, provisioning, sms" in out.getvalue()
 
         order = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG)
         wait_for(
             lambda: Order.objects.get(pk=order.pk).status == OrderStatus.AWAITING_PAYMENT,
-            what="the pre-check (queue default)",
+            what="the pre-check (queue interactive)",
         )
         payment_choose(order_id=order.pk, method=PaymentMethod.PHONE_BILL, actor=EPG)
         wait_for(

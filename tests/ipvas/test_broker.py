@@ -257,3 +257,55 @@ def test_a_worker_with_a_task_in_hand_survives_its_redis_broker_killed_and_works
     assert survived, output[-3000:]
     assert "Unrecoverable" not in output
     assert in_hand.exists() and after.exists()
+
+
+def _take_in_order(broker_url: str, transport: str, queues: list[str], backlog: dict[str, int]) -> list[str]:
+    """Publish ``backlog`` (queue -> how many), then one message to "interactive"; consume one message at a
+    time from all of ``queues`` in one channel, as a worker with a prefetch of one does: the queues in the
+    order their messages came."""
+    from kombu import Connection, Consumer, Exchange, Producer, Queue
+
+    exchange = Exchange("ipvas-test", type="direct")
+    declared = [Queue(name, exchange, routing_key=name) for name in queues]
+    taken: list[str] = []
+    with Connection(broker_url, transport=transport) as conn:
+        channel = conn.channel()
+        producer = Producer(channel, exchange)
+        for queue in declared:
+            queue(channel).declare()
+        for name, count in backlog.items():
+            for i in range(count):
+                producer.publish({"n": i}, routing_key=name)
+        producer.publish({"n": 0}, routing_key="interactive")
+
+        def on_message(body: dict, message) -> None:  # type: ignore[no-untyped-def]
+            taken.append(message.delivery_info["routing_key"])
+            message.ack()
+
+        total = sum(backlog.values()) + 1
+        with Consumer(conn.channel(), declared, callbacks=[on_message], prefetch_count=1):
+            while len(taken) < total:
+                conn.drain_events(timeout=5)
+    return taken
+
+
+def test_a_worker_on_redis_takes_the_interactive_queue_before_a_backlog_and_the_others_in_turn():
+    """The pre-check (queue "interactive": the TV waits for its payment screen) must not wait behind the
+    provisioning and deadline tasks queued before it: the worker's channel asks "interactive" first in every
+    BRPOP, wherever it is in its list of queues, and the other queues keep their round robin."""
+    from tests.reliability.services import OwnRedis
+
+    broker = OwnRedis()
+    try:
+        queues = ["default", "deadlines", "provisioning", "interactive"]  # interactive declared last on purpose
+        ours = _take_in_order(broker.url(2), REDIS, queues, {"provisioning": 4, "deadlines": 4})
+        broker.stop()
+        broker.start()
+        stock = _take_in_order(broker.url(2), "redis", queues, {"provisioning": 4, "deadlines": 4})
+    finally:
+        broker.stop()
+
+    assert ours[0] == "interactive", ours
+    assert ours[1:] == ["deadlines", "provisioning"] * 4  # in turn: neither starves the other
+    # kombu's own order (round robin) put it behind a task of each queue with a backlog, at best.
+    assert stock.index("interactive") > 0, stock
