@@ -134,7 +134,7 @@ def notification_accept(*, notice: PaidNotice, headers: dict[str, str], body: st
     """
     payment_id, order_id = _payment_ref(notice.provider, notice.out_trade_no)
     with transaction.atomic():
-        order = lock_order(order_id)
+        order = lock_order(order_id, product=False)
         payments = lock_payments(order)
         payment = payments[payment_id]
         try:

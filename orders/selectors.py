@@ -141,7 +141,7 @@ def per_view_taken(order: Order) -> str:
 
     docs/interfaces.md §1 ``already_subscribed``: one in-flight per-view order per (account, content).
     """
-    if order.product.kind != ProductKind.PER_VIEW or not order.content_id:
+    if not order.content_id or order.product.kind != ProductKind.PER_VIEW:  # the product read last: it may cost a query
         return ""
     if Entitlement.objects.filter(
         tv_account=order.tv_account,
