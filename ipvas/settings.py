@@ -345,6 +345,12 @@ CELERY_TASK_ROUTES = {
     "lifecycle.tasks.sweep_contracts": {"queue": "deadlines"},
     "lifecycle.tasks.contract_due": {"queue": "deadlines"},
 }
+# Celery's Django fixup closes the database connections around every task (celery 5.6 went back to that:
+# celery/celery#9824), so each task opened a new PostgreSQL connection: ~2 ms of the worker's CPU, a backend
+# started by PostgreSQL, and the round trips of setting it up (issue #17, py-spy of the pipeline). Its close is
+# put off to every 2 x this many tasks; ipvas.signals gives each task a request's connection lifecycle instead
+# (Django's close_old_connections before and after it: DB_CONN_MAX_AGE and the health check hold).
+CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A worker whose broker is away keeps trying to reconnect, however long it takes (Celery gives up after 100).

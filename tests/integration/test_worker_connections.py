@@ -1,0 +1,72 @@
+"""A worker keeps its PostgreSQL connections between tasks, as a web process does between requests.
+
+Celery's Django fixup closes them around every task (celery 5.6 and later), so every task opened a new
+connection and PostgreSQL started a backend for it: about half of the database's CPU per order (issue #17,
+docs/performance.md). settings.CELERY_DB_REUSE_MAX puts that off and ipvas.signals closes only what is
+broken or older than DB_CONN_MAX_AGE (a PostgreSQL restarted under a worker: tests/reliability).
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from ipvas.actors import Actor, ActorKind
+from lifecycle.paying import payment_choose
+from lifecycle.placing import order_create
+from orders.constants import OrderStatus, PaymentMethod
+from orders.models import Order
+from sandbox.models import SimSmpAccount
+from tests.integration.conftest import start_worker, stop_worker, wait_for
+
+EPG = Actor(ActorKind.EPG_CLIENT, "integration")
+ORDERS = 6
+
+
+def sessions() -> int:
+    """How many connections PostgreSQL has accepted to the test database so far (pg_stat_database)."""
+    with connection.cursor() as cursor:
+        cursor.execute("select pg_stat_clear_snapshot()")
+        cursor.execute("select sessions from pg_stat_database where datname = current_database()")
+        return int(cursor.fetchone()[0])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_runs_many_tasks_on_the_connections_it_opened_once(demo):
+    accounts = [f"tv{5001 + i}" for i in range(ORDERS + 4)]
+    SimSmpAccount.objects.bulk_create(
+        SimSmpAccount(tv_account=account, phone=f"1380000{5001 + i}", status="active", balance_fen=100_000)
+        for i, account in enumerate(accounts)
+    )
+    worker = start_worker(concurrency=2)
+    try:
+        # Warm up: each worker process opens its connection on its first task.
+        for account in accounts[ORDERS:]:
+            order_create(channel="epg", product_code="VIP-MONTH", tv_account=account, actor=EPG)
+        wait_for(lambda: Order.objects.filter(status=OrderStatus.AWAITING_PAYMENT).count() == 4, what="the warm-up")
+        before = sessions()
+        orders = [
+            order_create(channel="epg", product_code="VIP-MONTH", tv_account=account, actor=EPG)
+            for account in accounts[:ORDERS]
+        ]
+        wait_for(
+            lambda: (
+                Order.objects.filter(pk__in=[o.pk for o in orders], status=OrderStatus.AWAITING_PAYMENT).count()
+                == ORDERS
+            ),
+            what="the pre-checks",
+        )
+        for order in orders:
+            payment_choose(order_id=order.pk, method=PaymentMethod.PHONE_BILL, actor=EPG)
+        wait_for(
+            lambda: Order.objects.filter(pk__in=[o.pk for o in orders], status=OrderStatus.COMPLETED).count() == ORDERS,
+            what="provisioning",
+        )
+        opened = sessions() - before
+    finally:
+        stop_worker(worker)
+
+    tasks = worker.output().count(" succeeded in ")
+    assert tasks >= 2 * ORDERS + 4, worker.output()[-3000:]
+    # 2 x ORDERS tasks (a pre-check and a provisioning each) and more: one new connection per task before.
+    assert opened <= 2, f"{opened} connections opened for {2 * ORDERS} tasks"
