@@ -372,6 +372,20 @@ def postgres_backends(database_url: str = DATABASE_URL) -> list[int]:
     return [pid for (pid,) in rows]
 
 
+def postgres_ended_cpu_seconds(database_url: str = DATABASE_URL) -> float:
+    """The CPU of the PostgreSQL backends that have ended so far (the postmaster's reaped children: cutime +
+    cstime), whatever database they served: a connection opened and closed during a run (one per task, say)
+    is not among the live backends at its end."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        (backend,) = conn.execute("select pg_backend_pid()").fetchone()
+    status = Path(f"/proc/{backend}/status").read_text()
+    postmaster = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+    fields = _proc_stat(postmaster)
+    return (int(fields[13]) + int(fields[14])) / _TICK if fields else 0.0
+
+
 def redis_cpu_seconds(url: str = REDIS_CACHE_URL) -> float:
     """The Redis server's own CPU (user + system) so far: the whole server, shared with whatever else uses it."""
     import redis

@@ -35,6 +35,7 @@ from bench.common import (
     not_measured,
     pids_cpu_seconds,
     postgres_backends,
+    postgres_ended_cpu_seconds,
     print_figures,
     redis_cpu_seconds,
     say,
@@ -126,6 +127,7 @@ class CpuMeter:
             "web": group_cpu_seconds(self.web.pid),
             "worker": group_cpu_seconds(self.worker.pid),
             "redis": redis_cpu_seconds(),
+            "postgresql ended": postgres_ended_cpu_seconds(),
         }
         return kinds, pids_cpu_seconds(postgres_backends())
 
@@ -135,9 +137,11 @@ class CpuMeter:
     def stop(self) -> dict[str, float]:
         after, backends_after = self.read()
         spent = {kind: after[kind] - self.before[kind] for kind in after}
-        # A backend that started during the run counts from zero; one that ended is lost (connections
-        # persist: DB_CONN_MAX_AGE).
-        spent["postgresql"] = sum(cpu - self.backends_before.get(pid, 0.0) for pid, cpu in backends_after.items())
+        # A backend that started during the run counts from zero; one that ended during it is counted by its
+        # parent, the postmaster (with those of any other database that ended meanwhile).
+        spent["postgresql"] = spent.pop("postgresql ended") + sum(
+            cpu - self.backends_before.get(pid, 0.0) for pid, cpu in backends_after.items()
+        )
         return spent
 
 
