@@ -10,8 +10,10 @@ machine's defaults below) with IPVAS_SOAK=1, then the EPG API's schema fuzzer
 (tests/epg_api/test_schema.py) with Hypothesis's statistics, and prints one
 line per property: how much was tried, and "nothing lost, nothing doubled" or
 the first counterexample; then the fault campaign (issue #11), one line per
-fault: the orders in flight, the outcome, the time to recover. The tests write what they did to
-test-artifacts/reliability/*.json; only what this run wrote is shown.
+fault: the orders in flight, the outcome, the time to recover; then scale-out on one machine (issue #17),
+one line per kill: a web node, a worker and the active beat behind haproxy, the RabbitMQ broker, a beat
+holding the lock. The tests write what they did to test-artifacts/reliability/*.json; only what this run
+wrote is shown.
 """
 
 from __future__ import annotations
@@ -174,34 +176,95 @@ FAULT_ORDER = ("broker", "cache", "postgres", "partners", "wechatpay", "alipay",
 def fault_rows(found: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str]]:
     """The fault campaign (issue #11): one row per fault, from tests/reliability/test_dependency_faults.py
     and test_disk_full.py: the orders in flight when it came, the outcome, the time to recover."""
-    faults = [f for name, f in found.items() if name.startswith("fault-")]
+    # test_rabbitmq_broker.py's run also writes fault-rabbitmq: its row is in the scale-out table.
+    faults = [f for name, f in found.items() if name.startswith("fault-") and name != "fault-rabbitmq"]
     faults.sort(key=lambda f: (FAULT_ORDER.index(f["fault"].split("-")[0]), f["fault"]))
-    table = []
-    for f in faults:
-        statuses = ", ".join(f"{k} {v}" for k, v in sorted(f.get("statuses", {}).items()))
-        survived = f.get("processes_survived", {})
-        if f.get("ok"):
-            outcome = f"{f['orders']} orders and a probe: {statuses}; {FINE}; " + (
-                "web, worker and beat ran throughout" if all(survived.values()) else f"processes: {survived}"
-            )
-            if f["fault"] == "disk_full":
-                outcome += (
-                    f"; {f.get('answers_while_full', {}).get('answers 503', 0)} answers 503 with Retry-After while "
-                    "full, none 500; SQLite integrity ok, no broker message half-written"
-                )
-        else:
-            books = f.get("books", {})
-            problems = books.get("problems") or books.get("smp_left_subscribed") or [f"unsettled: {books}"]
-            outcome = f"COUNTEREXAMPLE: {str(problems[0])[:300]} (processes: {survived})"
-        recovered = f.get("recovered_seconds")
-        recovery = (
-            f"down {f.get('down_seconds')} s; a new order completed {recovered} s after it came back; "
-            f"every order ended {f.get('settled_seconds')} s after"
-            if recovered is not None
-            else "NOT RECOVERED: no new order completed"
+    return [fault_row(f) for f in faults]
+
+
+def fault_row(f: dict[str, Any]) -> tuple[str, str, str, str]:
+    statuses = ", ".join(f"{k} {v}" for k, v in sorted(f.get("statuses", {}).items()))
+    survived = f.get("processes_survived", {})
+    if f.get("ok"):
+        outcome = f"{f['orders']} orders and a probe: {statuses}; {FINE}; " + (
+            "web, worker and beat ran throughout" if all(survived.values()) else f"processes: {survived}"
         )
-        table.append((f["kind"], f"{f['in_flight']} of {f['orders']}", outcome, recovery))
+        if f["fault"] == "disk_full":
+            outcome += (
+                f"; {f.get('answers_while_full', {}).get('answers 503', 0)} answers 503 with Retry-After while "
+                "full, none 500; SQLite integrity ok, no broker message half-written"
+            )
+    else:
+        books = f.get("books", {})
+        problems = books.get("problems") or books.get("smp_left_subscribed") or [f"unsettled: {books}"]
+        outcome = f"COUNTEREXAMPLE: {str(problems[0])[:300]} (processes: {survived})"
+    recovered = f.get("recovered_seconds")
+    recovery = (
+        f"down {f.get('down_seconds')} s; a new order completed {recovered} s after it came back; "
+        f"every order ended {f.get('settled_seconds')} s after"
+        if recovered is not None
+        else "NOT RECOVERED: no new order completed"
+    )
+    return (f["kind"], f"{f['in_flight']} of {f['orders']}", outcome, recovery)
+
+
+def scaleout_rows(found: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """Scale-out on one machine (issue #17), one row per run that wrote its figures: production's topology
+    (tests/reliability/test_topology.py), RabbitMQ as the broker (test_rabbitmq_broker.py, which records
+    through the fault campaign's run_fault) and two beats on one lock (test_beat_takeover.py)."""
+    table = []
+    if "topology" in found:
+        table.append(topology_row(found["topology"]))
+    if "fault-rabbitmq" in found:
+        f = found["fault-rabbitmq"]
+        what, _, outcome, recovery = fault_row(f)
+        table.append((what, f"{f['in_flight']} of {f['orders']} in flight", outcome, recovery))
+    if "scaleout-beat" in found:
+        table.append(beat_row(found["scaleout-beat"]))
     return table
+
+
+def topology_row(f: dict[str, Any]) -> tuple[str, str, str, str]:
+    statuses = ", ".join(f"{k} {v}" for k, v in sorted(f.get("statuses", {}).items()))
+    books = f.get("books", {})
+    problems = books.get("problems") or books.get("smp_left_subscribed")
+    if f.get("ok"):
+        outcome = f"{statuses}; every order terminal, {FINE}, the books balance"
+    elif problems:
+        outcome = f"COUNTEREXAMPLE: {str(problems[0])[:300]}"
+    elif f.get("placing_seconds") is None:
+        outcome = "COUNTEREXAMPLE: a customer without an order"
+    elif f.get("all_terminal_after_the_kills_seconds") is None:
+        outcome = f"COUNTEREXAMPLE: not every order terminal ({statuses}): {str(f.get('not_completed'))[:300]}"
+    else:
+        outcome = f"COUNTEREXAMPLE: books {str(books)[:300]}"  # an order missing, doubled or unsettled
+    times = (
+        f"dead web node out of haproxy after {seconds(f.get('dead_node_taken_out_seconds'))}, "
+        f"beat takeover after {seconds(f.get('beat_takeover_seconds'))}, every order terminal "
+        f"{seconds(f.get('all_terminal_after_the_kills_seconds'))} after the kills; "
+        f"{f.get('orders_placed_per_second')} orders/s placed through the proxy, {f.get('proxy_5xx')} answered 5xx"
+    )
+    what = f"haproxy, 2 web nodes (granian), 2 workers, 2 beats: {f['kind']}"
+    return (what, f"{f['placed_when_killed']} of {f['orders']} placed", outcome, times)
+
+
+def beat_row(f: dict[str, Any]) -> tuple[str, str, str, str]:
+    sent = f["relayed_in_8_seconds"]
+    after = f["relayed_in_4_seconds_after_the_takeover"]
+    if f.get("ok"):
+        outcome = f"one beat sent the schedule ({sent} outbox relays in 8 s), the other after the kill ({after} in 4 s)"
+    elif f["schedule_sent_twice"]:
+        outcome = f"COUNTEREXAMPLE: the schedule sent twice ({sent} outbox relays in 8 s)"
+    elif f["takeover_seconds"] is None:
+        outcome = "COUNTEREXAMPLE: the other beat never took the lock over"
+    else:
+        outcome = f"COUNTEREXAMPLE: {sent} outbox relays in 8 s before the kill, {after} in 4 s after the takeover"
+    times = f"takeover after {seconds(f['takeover_seconds'])} (lock timeout {f['lock_timeout_seconds']} s)"
+    return (f["kind"], "none (the schedule alone)", outcome, times)
+
+
+def seconds(value: float | None) -> str:
+    return "NEVER" if value is None else f"{value} s"
 
 
 def known_bugs(log: Path) -> list[tuple[str, str, str]]:
@@ -233,6 +296,7 @@ def main() -> int:
     found = load(started)
     table = rows(found) + known_bugs(LOGS / "reliability-bench.log")
     faults = fault_rows(found)
+    scaleout = scaleout_rows(found)
     table.append(("reliability tests (pytest)", summary, "passed" if code == 0 else f"FAILED (exit {code})"))
     if not options.no_fuzz:
         cases, result = count_fuzz_cases(env)
@@ -251,6 +315,11 @@ def main() -> int:
         print("Fault campaign (each dependency failing under a running IPVAS, orders in flight):")
         print()
         print(markdown(faults, ("fault", "orders in flight", "outcome", "time to recover")))
+    if scaleout:
+        print()
+        print("Scale-out on one machine (issue #17): a node of each kind killed (kill -9), orders in flight:")
+        print()
+        print(markdown(scaleout, ("killed", "orders when killed", "outcome", "times")))
     return code
 
 

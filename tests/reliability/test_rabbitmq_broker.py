@@ -3,7 +3,8 @@
 The same run as tests/reliability/test_dependency_faults.py, with a RabbitMQ node of our own as the broker
 (quorum queues on a topic exchange, publisher confirms: ipvas/settings.py) instead of a Redis: the node is
 killed (``kill -9``) while the customers pay and the worker holds tasks, and started again on its data.
-The web server, the worker and the beat outlive it, every order ends, and the books balance.
+The web server, the worker and the beat outlive it, every order ends, and the books balance. run_fault keeps
+the figures in test-artifacts/reliability/fault-rabbitmq.json (bench/reliability.py's scale-out table).
 """
 
 from __future__ import annotations
