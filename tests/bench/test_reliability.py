@@ -117,3 +117,12 @@ def test_the_fault_campaign_leaves_the_rabbitmq_run_to_the_scaleout_table():
     broker = rabbitmq(kind="broker Redis killed (kill -9) and restarted empty", fault="broker")
 
     assert [row[0] for row in fault_rows({"fault-rabbitmq": rabbitmq(), "fault-broker": broker})] == [broker["kind"]]
+
+
+def test_a_fault_the_campaign_does_not_list_comes_last_instead_of_stopping_the_report():
+    found = {
+        "fault-newthing": rabbitmq(fault="newthing", kind="a new kind of fault"),
+        "fault-postgres": rabbitmq(fault="postgres", kind="PostgreSQL killed"),
+    }
+
+    assert [row[0] for row in fault_rows(found)] == ["PostgreSQL killed", "a new kind of fault"]
