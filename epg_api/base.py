@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.utils.translation import gettext as _
@@ -35,12 +36,20 @@ class EpgView(APIView):
         return Actor(ActorKind.EPG_CLIENT, self.request.user.client_id)
 
     def get_order(self, order_no: str) -> Order:
-        order = None
+        """The caller's order ``order_no`` (NotFound if it is not one), with what its answer shows."""
+        return self._found(order_no, selectors.order_for_epg_client)
+
+    def get_order_id(self, order_no: str) -> int:
+        """``get_order``'s id only, for a view whose step locks and reads the order itself."""
+        return self._found(order_no, selectors.order_id_for_epg_client)
+
+    def _found(self, order_no: str, lookup: Callable[..., Any]) -> Any:
+        found = None
         if ORDER_NO_RE.match(order_no):  # anything else cannot be ours (and never reaches the database)
-            order = selectors.order_for_epg_client(order_no=order_no, client_id=self.request.user.client_id)
-        if order is None:
+            found = lookup(order_no=order_no, client_id=self.request.user.client_id)
+        if found is None:
             raise NotFound(_("There is no order %(order_no)s.") % {"order_no": order_no[:40]})
-        return order
+        return found
 
     def order_response(self, order_id: int, status: int = 200) -> Response:
         order = Order.objects.select_related("product", "entitlement", "subscription").get(pk=order_id)

@@ -182,11 +182,11 @@ class OrderPaymentView(EpgView):
         examples=[examples.PAYMENT_CHOOSE, examples.ORDER_QR],
     )
     def post(self, request: Request, order_no: str) -> Response:
-        order = self.get_order(order_no)
+        order_id = self.get_order_id(order_no)
         data = PaymentInput(data=request.data if isinstance(request.data, dict) else {})
         data.is_valid(raise_exception=True)
         # As it stood when the choice committed (not read back).
-        order = payment_choose(order_id=order.pk, method=data.validated_data["method"], actor=self.actor())
+        order = payment_choose(order_id=order_id, method=data.validated_data["method"], actor=self.actor())
         return Response(OrderSerializer(order).data)
 
 
@@ -224,9 +224,9 @@ class OrderCancelView(EpgView):
         responses={200: OrderSerializer, 401: ERROR, 404: ERROR, 409: ERROR},
     )
     def post(self, request: Request, order_no: str) -> Response:
-        order = self.get_order(order_no)
-        order_cancel(order_id=order.pk, actor=self.actor())
-        return self.order_response(order.pk)
+        order_id = self.get_order_id(order_no)
+        order_cancel(order_id=order_id, actor=self.actor())
+        return self.order_response(order_id)
 
 
 class EntitlementsDoc(EpgView):
