@@ -119,7 +119,7 @@ class OrderCreateView(EpgView):
             message=_("Too many orders from this client; slow down."),
         )
         # docs/interfaces.md §9: the household's purchase PIN, after the input checks (an unknown product is 404).
-        selectors.product_for_sale(code=values["product_code"], channel=Channel.EPG)
+        product = selectors.product_for_sale(code=values["product_code"], channel=Channel.EPG)
         pin_check(tv_account=values["tv_account"], pin=purchase_pin, actor=self.actor(), channel="epg_api")
         try:
             with transaction.atomic():
@@ -130,6 +130,7 @@ class OrderCreateView(EpgView):
                     content_id=values.get("content_id", ""),
                     auto_renew=values["auto_renew"],
                     actor=self.actor(),
+                    product=product,
                 )
                 if key:
                     IdempotencyRecord.objects.create(client_id=client_id, key=key, fingerprint=fingerprint, order=order)

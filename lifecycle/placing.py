@@ -12,7 +12,7 @@ from ipvas.actors import Actor
 from ipvas.errors import InvalidInput
 from lifecycle.transitions import record_event, schedule_due
 from orders.constants import Channel, OrderStatus, ProductKind
-from orders.models import Order
+from orders.models import Order, Product
 from orders.numbers import new_order_no
 from orders.selectors import product_for_sale
 from orders.validation import CONTENT_ID_RE, TV_ACCOUNT_RE
@@ -29,6 +29,7 @@ def order_create(
     clerk: AbstractBaseUser | None = None,
     store_code: str = "",
     auto_renew: bool = False,
+    product: Product | None = None,
 ) -> Order:
     """Create an order in ``prechecking``; the SMP pre-check runs next, in a task.
 
@@ -36,6 +37,8 @@ def order_create(
     number (already normalised by the caller); the SMP's pre-check fills in
     the other one. ``auto_renew`` is the customer's explicit choice of automatic renewal
     (docs/interfaces.md §8): only for a renewable period product, never assumed.
+    ``product``: what the caller's ``product_for_sale(code=product_code, channel=channel)`` gave, when it
+    has asked already (the EPG API does, before the purchase PIN); else it is asked here.
     """
     if channel not in Channel.values:
         raise InvalidInput(fields={"channel": [_("Unknown channel.")]})
@@ -46,7 +49,8 @@ def order_create(
         fields["tv_account"] = [_("A TV account or a mobile number is required.")]
     if fields:
         raise InvalidInput(fields=fields)
-    product = product_for_sale(code=product_code, channel=channel)
+    if product is None or product.code != product_code:
+        product = product_for_sale(code=product_code, channel=channel)
     if product.kind == ProductKind.PER_VIEW:
         if not content_id:
             fields["content_id"] = [_("A per-view product needs the content_id of what is bought.")]
