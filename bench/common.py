@@ -127,11 +127,13 @@ def reset_metrics_dir() -> None:
 
 
 def flush_redis() -> None:
-    """Empty the bench's Redis databases (cache and broker), and only those."""
+    """Empty the bench's Redis databases (cache and broker), and only those. A RabbitMQ broker
+    (``BENCH_BROKER_URL=amqp://…``) is emptied by purging its queues (bench.data.purge_broker)."""
     import redis
 
     for url in (REDIS_CACHE_URL, REDIS_BROKER_URL):
-        redis.Redis.from_url(url).flushdb()
+        if url.startswith(("redis://", "rediss://")):
+            redis.Redis.from_url(url).flushdb()
 
 
 def machine(database_url: str = DATABASE_URL) -> dict[str, str]:
@@ -396,8 +398,12 @@ def redis_cpu_seconds(url: str = REDIS_CACHE_URL) -> float:
 
 def celery_worker(concurrency: int, **extra_env: str) -> Proc:
     """A Celery worker with ``concurrency`` processes on every queue, relaying the outbox on commit."""
+    import shlex
     import socket
 
+    from django.conf import settings
+
+    from ipvas.broker import INTERACTIVE_QUEUE
     from ipvas.celery import app
 
     name = f"bench-c{concurrency}-{int(time.time() * 1000) % 100000}@{socket.gethostname()}"
@@ -405,6 +411,13 @@ def celery_worker(concurrency: int, **extra_env: str) -> Proc:
     argv = [str(BIN / "celery"), "-A", "ipvas", "worker", "-P", pool, "-c", str(concurrency),
             "-n", name,
             "-l", "warning", "--without-gossip", "--without-mingle", "--without-heartbeat"]  # fmt: skip
+    interactive = os.environ.get("BENCH_INTERACTIVE_WORKER", "0")
+    if interactive != "0":
+        # As docs/operations.md says for RabbitMQ: the pre-checks' queue gets a worker of its own (this many
+        # processes) beside the others, in the same process group (so its CPU is counted with theirs).
+        own = [*argv[:6], "-c", interactive, "-Q", INTERACTIVE_QUEUE, "-n", f"interactive-{name}", *argv[10:]]
+        others = ",".join(q for q in settings.CELERY_QUEUE_NAMES if q != INTERACTIVE_QUEUE)
+        argv = ["sh", "-c", f"{shlex.join(own)} & exec {shlex.join([*argv, '-Q', others])}"]
     proc = Proc(f"worker-c{concurrency}", argv, bench_env(OUTBOX_RELAY_ON_COMMIT="1", **extra_env))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
