@@ -65,29 +65,42 @@ def transport_for(url: str) -> str | None:
 
 
 class InteractiveFirst(round_robin_cycle):
-    """The order a worker's Redis channel asks its queues in: the interactive queue always first, the others
-    in turn (kombu's round robin).
+    """The order a worker's Redis channel asks its queues in: the interactive queue first, the others in
+    turn (kombu's round robin), and after ``IN_A_ROW`` messages in a row from the interactive queue the
+    others get one turn before it.
 
     The channel sends one ``BRPOP`` over its queues' keys in this order, and Redis answers from the first
     key with a message, so a pre-check waits for no provisioning, deadline or SMS task queued before it,
-    only for a free process (the prefetch is one a process). The others keep their round robin among
-    themselves: the sweeps are not starved by a backlog of provisioning. kombu's ``priority`` order would
-    put every queue behind the one before it; its default ``round_robin`` puts a pre-check behind one task
-    of every other queue with a backlog.
+    only for a free process (the prefetch is one a process). The bound keeps the other queues moving
+    (paid orders' provisioning, refunds, the outbox relay, the sweeps) while pre-checks pour in: they get
+    at least one message in ``IN_A_ROW + 1``. kombu's ``priority`` order would starve them behind the
+    first queue; its default ``round_robin`` puts a pre-check behind one task of every other queue with a
+    backlog.
     """
+
+    IN_A_ROW = 4
+
+    def __init__(self, it: Any = None) -> None:
+        super().__init__(it)
+        self.in_a_row = 0
 
     def update(self, it: Any) -> None:
         super().update(it)
-        self._interactive_first()
+        self._reorder()
 
     def rotate(self, last_used: str) -> str:
         super().rotate(last_used)
-        self._interactive_first()
+        self.in_a_row = self.in_a_row + 1 if last_used == INTERACTIVE_QUEUE else 0
+        self._reorder()
         return last_used
 
-    def _interactive_first(self) -> None:
-        if INTERACTIVE_QUEUE in self.items[1:]:
-            self.items.remove(INTERACTIVE_QUEUE)
+    def _reorder(self) -> None:
+        if INTERACTIVE_QUEUE not in self.items:
+            return  # a worker started with -Q without it: plain round robin
+        self.items.remove(INTERACTIVE_QUEUE)
+        if self.in_a_row >= self.IN_A_ROW:
+            self.items.append(INTERACTIVE_QUEUE)  # one turn for the others (taken anyway if they are empty)
+        else:
             self.items.insert(0, INTERACTIVE_QUEUE)
 
 

@@ -145,6 +145,9 @@ if PRODUCTION and DATABASE_URL.startswith("sqlite"):
 _db = dj_database_url.parse(
     DATABASE_URL,
     conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0),
+    # A kept connection is checked on its first use in a request or a task. The workers rely on it: a task
+    # cut short mid-query by its time limit leaves its connection in the middle of a command, and the next
+    # task gets a new one (tests/ipvas/test_task_connections.py).
     conn_health_checks=True,
 )
 if _db["ENGINE"] == "django.db.backends.sqlite3":
@@ -335,6 +338,7 @@ else:
     CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in CELERY_QUEUE_NAMES]
 CELERY_TASK_ROUTES = {
     "lifecycle.tasks.precheck_order": {"queue": INTERACTIVE_QUEUE},
+    "lifecycle.tasks.precheck_renewal": {"queue": "default"},  # a renewal's: nobody waits for it
     "lifecycle.tasks.order_deadline": {"queue": "deadlines"},
     "lifecycle.tasks.sweep_deadlines": {"queue": "deadlines"},
     "lifecycle.tasks.provision_order": {"queue": "provisioning"},
@@ -347,9 +351,10 @@ CELERY_TASK_ROUTES = {
 }
 # Celery's Django fixup closes the database connections around every task (celery 5.6 went back to that:
 # celery/celery#9824), so each task opened a new PostgreSQL connection: ~2 ms of the worker's CPU, a backend
-# started by PostgreSQL, and the round trips of setting it up (issue #17, py-spy of the pipeline). Its close is
-# put off to every 2 x this many tasks; ipvas.signals gives each task a request's connection lifecycle instead
-# (Django's close_old_connections before and after it: DB_CONN_MAX_AGE and the health check hold).
+# started by PostgreSQL, and the round trips of setting it up (issue #17, py-spy of the pipeline). With this
+# set, the fixup closes them once in this many tasks; ipvas.signals gives each task a request's connection
+# lifecycle instead (Django's close_old_connections before and after it: DB_CONN_MAX_AGE and the health
+# check hold).
 CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

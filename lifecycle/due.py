@@ -38,6 +38,11 @@ class Step:
     handler: Callable[[int, datetime | None], str]  # (order id, the deadline it was scheduled for) -> what it did
     task: Task  # the due task that runs the handler at the deadline (its queue: settings.CELERY_TASK_ROUTES)
     inline: bool  # no outside call: the sweep may run it itself instead of queueing the task
+    # The same for a renewal order, when ``task``'s queue is for what a person waits for (the pre-check).
+    unattended: Task | None = None
+
+    def task_for(self, channel: str) -> Task:
+        return self.unattended if self.unattended is not None and channel == Channel.RENEWAL else self.task
 
 
 def payment_pending_due(order_id: int, due_at: datetime | None) -> str:
@@ -54,7 +59,9 @@ def payment_pending_due(order_id: int, due_at: datetime | None) -> str:
 
 STEPS: dict[str, Step] = {
     # The SMP's pre-check; retried until PRECHECK_DEADLINE_SECONDS, then rejected.
-    OrderStatus.PRECHECKING: Step(precheck.precheck_due, tasks.precheck_order, inline=False),
+    OrderStatus.PRECHECKING: Step(
+        precheck.precheck_due, tasks.precheck_order, inline=False, unattended=tasks.precheck_renewal
+    ),
     # No payment method chosen in ORDER_IDLE_SECONDS: expired.
     OrderStatus.AWAITING_PAYMENT: Step(paying.idle_due, tasks.order_deadline, inline=True),
     # The QR or SMS window ended (close at the provider, expire); a cash sale's CRM activity; a payment
@@ -89,14 +96,14 @@ def deadlines_sweep(*, batch_size: int | None = None) -> int:
     """
     batch_size = batch_size or settings.DEADLINE_SWEEP_BATCH
     now = timezone.now()
-    overdue: list[tuple[int, str, datetime]] = []
+    overdue: list[tuple[int, str, datetime, str]] = []
     try:
         with transaction.atomic():
             overdue = list(
                 Order.objects.select_for_update(skip_locked=True, of=("self",))
                 .filter(deadline_at__lte=now - SWEEP_GRACE, status__in=list(STEPS))
                 .order_by("deadline_at")
-                .values_list("pk", "status", "deadline_at")[:batch_size]
+                .values_list("pk", "status", "deadline_at", "channel")[:batch_size]
             )
             one_by_one = _move_in_sets(overdue, now)
     except Exception:
@@ -104,7 +111,7 @@ def deadlines_sweep(*, batch_size: int | None = None) -> int:
         # broken order neither stops the others nor stays at the head of every batch.
         logger.exception("sweep: the batch failed as a set; moving its orders one by one")
         one_by_one = overdue
-    for order_id, status, deadline_at in one_by_one:
+    for order_id, status, deadline_at, _channel in one_by_one:
         try:
             if STEPS[status].inline:
                 order_process_due(order_id=order_id, due_at=deadline_at)
@@ -120,9 +127,9 @@ def deadlines_sweep(*, batch_size: int | None = None) -> int:
     return len(overdue)
 
 
-def _move_in_sets(overdue: list[tuple[int, str, datetime]], now: datetime) -> list[tuple[int, str, datetime]]:
+def _move_in_sets(overdue: list[tuple[int, str, datetime, str]], now: datetime) -> list[tuple[int, str, datetime, str]]:
     """Expire the idle orders and hand the others to their due tasks, a statement each; returns the rest."""
-    idle = [pk for pk, status, _ in overdue if status == OrderStatus.AWAITING_PAYMENT]
+    idle = [pk for pk, status, _, _ in overdue if status == OrderStatus.AWAITING_PAYMENT]
     expired = set(
         transit_many(
             idle,
@@ -134,15 +141,13 @@ def _move_in_sets(overdue: list[tuple[int, str, datetime]], now: datetime) -> li
             now=now,
         )
     )
-    by_status: dict[str, list[int]] = {}
-    for pk, status, _ in overdue:
+    by_step: dict[tuple[str, Task], list[int]] = {}
+    for pk, status, _, channel in overdue:
         if not STEPS[status].inline:
-            by_status.setdefault(status, []).append(pk)
-    for status, order_ids in by_status.items():
+            by_step.setdefault((status, STEPS[status].task_for(channel)), []).append(pk)
+    for (status, task), order_ids in by_step.items():
         claimed = claim_many(order_ids, status)
-        outbox.enqueue_many(
-            STEPS[status].task, kwargs_list=[{"order_id": pk, "due_at": claimed.isoformat()} for pk in order_ids]
-        )
+        outbox.enqueue_many(task, kwargs_list=[{"order_id": pk, "due_at": claimed.isoformat()} for pk in order_ids])
     return [row for row in overdue if STEPS[row[1]].inline and row[0] not in expired]
 
 
@@ -157,4 +162,5 @@ def _requeue(order_id: int, status: str, deadline_at: datetime) -> None:
         if order is None:
             return  # moved on, or being handled right now
         claimed = claim(order)
-        outbox.enqueue(STEPS[status].task, kwargs={"order_id": order.pk, "due_at": claimed.isoformat()})
+        task = STEPS[status].task_for(order.channel)
+        outbox.enqueue(task, kwargs={"order_id": order.pk, "due_at": claimed.isoformat()})

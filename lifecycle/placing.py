@@ -49,8 +49,8 @@ def order_create(
         fields["tv_account"] = [_("A TV account or a mobile number is required.")]
     if fields:
         raise InvalidInput(fields=fields)
-    if product is None or product.code != product_code:
-        product = product_for_sale(code=product_code, channel=channel)
+    if product is None or product.code != product_code or not product.is_on_sale(channel):
+        product = product_for_sale(code=product_code, channel=channel)  # raises NotFound if not for sale
     if product.kind == ProductKind.PER_VIEW:
         if not content_id:
             fields["content_id"] = [_("A per-view product needs the content_id of what is bought.")]

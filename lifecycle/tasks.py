@@ -35,6 +35,13 @@ def precheck_order(order_id: int, due_at: str | None = None) -> str:
     return _process_due(order_id, due_at, OrderStatus.PRECHECKING)
 
 
+@ipvas_task(name="lifecycle.tasks.precheck_renewal")
+def precheck_renewal(order_id: int, due_at: str | None = None) -> str:
+    """A renewal order's pre-check: the same step, on a queue of background work (nobody waits at a screen
+    for it, and the renewal sweep makes them by the hundred): lifecycle.due.Step.unattended."""
+    return _process_due(order_id, due_at, OrderStatus.PRECHECKING)
+
+
 @ipvas_task(name="lifecycle.tasks.order_deadline")
 def order_deadline(order_id: int, due_at: str | None = None) -> str:
     return _process_due(order_id, due_at)

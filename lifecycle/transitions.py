@@ -96,7 +96,9 @@ def schedule_due(order: Order) -> None:
     if order.deadline_at is None or step is None:
         return
     outbox.enqueue(
-        step.task, kwargs={"order_id": order.pk, "due_at": order.deadline_at.isoformat()}, due_at=order.deadline_at
+        step.task_for(order.channel),
+        kwargs={"order_id": order.pk, "due_at": order.deadline_at.isoformat()},
+        due_at=order.deadline_at,
     )
 
 

@@ -259,10 +259,12 @@ def test_a_worker_with_a_task_in_hand_survives_its_redis_broker_killed_and_works
     assert in_hand.exists() and after.exists()
 
 
-def _take_in_order(broker_url: str, transport: str, queues: list[str], backlog: dict[str, int]) -> list[str]:
-    """Publish ``backlog`` (queue -> how many), then one message to "interactive"; consume one message at a
-    time from all of ``queues`` in one channel, as a worker with a prefetch of one does: the queues in the
-    order their messages came."""
+def _take_in_order(
+    broker_url: str, transport: str, queues: list[str], backlog: dict[str, int], interactive: int = 1
+) -> list[str]:
+    """Publish ``backlog`` (queue -> how many), then ``interactive`` messages to "interactive"; consume one
+    message at a time from all of ``queues`` in one channel, as a worker with a prefetch of one does: the
+    queues in the order their messages came."""
     from kombu import Connection, Consumer, Exchange, Producer, Queue
 
     exchange = Exchange("ipvas-test", type="direct")
@@ -276,13 +278,14 @@ def _take_in_order(broker_url: str, transport: str, queues: list[str], backlog: 
         for name, count in backlog.items():
             for i in range(count):
                 producer.publish({"n": i}, routing_key=name)
-        producer.publish({"n": 0}, routing_key="interactive")
+        for i in range(interactive):
+            producer.publish({"n": i}, routing_key="interactive")
 
         def on_message(body: dict, message) -> None:  # type: ignore[no-untyped-def]
             taken.append(message.delivery_info["routing_key"])
             message.ack()
 
-        total = sum(backlog.values()) + 1
+        total = sum(backlog.values()) + interactive
         with Consumer(conn.channel(), declared, callbacks=[on_message], prefetch_count=1):
             while len(taken) < total:
                 conn.drain_events(timeout=5)
@@ -309,3 +312,22 @@ def test_a_worker_on_redis_takes_the_interactive_queue_before_a_backlog_and_the_
     assert ours[1:] == ["deadlines", "provisioning"] * 4  # in turn: neither starves the other
     # kombu's own order (round robin) put it behind a task of each queue with a backlog, at best.
     assert stock.index("interactive") > 0, stock
+
+
+def test_a_stream_of_pre_checks_leaves_the_other_queues_a_turn_in_every_five():
+    """Pre-checks pouring in (a live event, the sweep handing back a batch after an outage) must not stop
+    the paid orders' provisioning, refunds and the sweeps: after four interactive messages in a row the
+    others get one turn."""
+    from ipvas.broker import InteractiveFirst
+    from tests.reliability.services import OwnRedis
+
+    broker = OwnRedis()
+    try:
+        queues = ["default", "deadlines", "provisioning", "interactive"]
+        taken = _take_in_order(broker.url(2), REDIS, queues, {"provisioning": 3, "deadlines": 3}, interactive=10)
+    finally:
+        broker.stop()
+
+    assert InteractiveFirst.IN_A_ROW == 4
+    assert taken[:10] == ["interactive"] * 4 + ["deadlines"] + ["interactive"] * 4 + ["provisioning"], taken
+    assert taken[10:] == ["interactive", "interactive", "deadlines", "provisioning", "deadlines", "provisioning"]

@@ -19,7 +19,7 @@ from ipvas.actors import Actor, ActorKind
 from ipvas.models import OutboxMessage
 from lifecycle.due import deadlines_sweep, order_process_due
 from lifecycle.placing import order_create
-from orders.constants import ACTIVE_STATUSES, TERMINAL_STATUSES, FailureCode, OrderStatus
+from orders.constants import ACTIVE_STATUSES, TERMINAL_STATUSES, Channel, FailureCode, OrderStatus
 from orders.models import Order, OrderEvent
 from sandbox import faults
 from tests.factories import OrderFactory, ProductFactory
@@ -297,6 +297,36 @@ class TestSweep:
             + [("lifecycle.tasks.provision_order", provisioning.pk, claimed.isoformat())]
         )
         assert deadlines_sweep() == 0
+
+    def test_a_renewal_orders_pre_check_goes_to_background_work_not_to_the_queue_people_wait_on(
+        self, db, time_machine, settings
+    ):
+        """A TV user waits for the pre-check (queue "interactive", asked first by the workers); a renewal
+        order's pre-check, which the renewal sweep makes by the hundred and nobody watches, is the same
+        step on "default", scheduled or handed back by the sweep."""
+        from django.db import transaction
+
+        from ipvas.celery import app
+        from lifecycle.transitions import schedule_due
+
+        time_machine.move_to(START, tick=False)
+        product = ProductFactory()
+        tv, renewal = (
+            OrderFactory(product=product, channel=channel, status=OrderStatus.PRECHECKING, deadline_at=timezone.now())
+            for channel in (Channel.EPG, Channel.RENEWAL)
+        )
+        with transaction.atomic():
+            for order in (tv, renewal):
+                schedule_due(order)
+        time_machine.move_to(timezone.now() + timedelta(minutes=1), tick=False)
+        assert deadlines_sweep() == 2
+
+        tasks = list(OutboxMessage.objects.order_by("pk").values_list("kwargs__order_id", "task_name"))
+        each = [(tv.pk, "lifecycle.tasks.precheck_order"), (renewal.pk, "lifecycle.tasks.precheck_renewal")]
+        assert tasks[:2] == each  # scheduled
+        assert sorted(tasks[2:]) == each  # handed back by the sweep
+        queue = {name: app.amqp.router.route({}, name)["queue"].name for _, name in tasks}
+        assert queue == {"lifecycle.tasks.precheck_order": "interactive", "lifecycle.tasks.precheck_renewal": "default"}
 
 
 class TestPrecheckDeadline:
