@@ -40,7 +40,8 @@ class EpgView(APIView):
         return self._found(order_no, selectors.order_for_epg_client)
 
     def get_order_id(self, order_no: str) -> int:
-        """``get_order``'s id only, for a view whose step locks and reads the order itself."""
+        """The id of the caller's own order ``order_no``, for a view that acts on it (its step locks and
+        reads the order itself); a renewal order, readable by any client, is not found here."""
         return self._found(order_no, selectors.order_id_for_epg_client)
 
     def _found(self, order_no: str, lookup: Callable[..., Any]) -> Any:

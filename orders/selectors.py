@@ -115,26 +115,29 @@ def products_on_sale(*, channel: str, kind: str = "") -> list[Product]:
     return [p for p in products.order_by("price_fen", "code") if channel in p.channels]
 
 
-def _epg_client_orders(*, order_no: str, client_id: str) -> QuerySet[Order]:
-    """The order ``order_no`` if this EPG client placed it, or if it renews a subscription (any EPG client
-    reads those, docs/interfaces.md §8); others' orders do not exist for it."""
-    return Order.objects.filter(
-        Q(origin_kind=ActorKind.EPG_CLIENT, origin_id=client_id) | Q(channel=Channel.RENEWAL), order_no=order_no
-    )
+def _epg_client_orders(*, order_no: str, client_id: str, renewals: bool) -> QuerySet[Order]:
+    """The order ``order_no`` if this EPG client placed it, or (``renewals``) if it renews a subscription;
+    others' orders do not exist for it."""
+    mine = Q(origin_kind=ActorKind.EPG_CLIENT, origin_id=client_id)
+    return Order.objects.filter(mine | Q(channel=Channel.RENEWAL) if renewals else mine, order_no=order_no)
 
 
 def order_for_epg_client(*, order_no: str, client_id: str) -> Order | None:
-    """The order, with what its answer shows."""
+    """An order the client may read, with what its answer shows: its own, or a renewal order (any EPG
+    client reads those, docs/interfaces.md §8)."""
     return (
-        _epg_client_orders(order_no=order_no, client_id=client_id)
+        _epg_client_orders(order_no=order_no, client_id=client_id, renewals=True)
         .select_related("product", "entitlement", "subscription")
         .first()
     )
 
 
 def order_id_for_epg_client(*, order_no: str, client_id: str) -> int | None:
-    """Its id only, for a step that locks and reads the order itself (the joins cost ~1 ms)."""
-    return _epg_client_orders(order_no=order_no, client_id=client_id).values_list("pk", flat=True).first()
+    """The id of an order the client may act on (choose a payment, cancel): its own only. A renewal order
+    is read by any client but acted on by none (its subscription is cancelled instead, §8). The id only: the
+    step locks and reads the order itself."""
+    orders = _epg_client_orders(order_no=order_no, client_id=client_id, renewals=False)
+    return orders.values_list("pk", flat=True).first()
 
 
 def product_for_sale(*, code: str, channel: str) -> Product:

@@ -184,6 +184,10 @@ def test_a_year_of_renewals_in_the_sandbox_and_renewal_orders_readable_by_any_cl
     assert newest["period_end"] == subscription["current_period_end"]
     seen_by_other = other_api.order(newest["order_no"])
     assert (seen_by_other["channel"], seen_by_other["status"]) == ("renewal", "completed")
+    # Read by any client, acted on by none: the subscription is what a customer cancels (§8).
+    for client in (api, other_api):
+        error_of(client.post(f"/orders/{newest['order_no']}/cancel/"), 404, "not_found")
+        error_of(client.post(f"/orders/{newest['order_no']}/payment/", {"method": "phone_bill"}), 404, "not_found")
     assert Order.objects.filter(channel=Channel.RENEWAL).count() == 3
 
 
