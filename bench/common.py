@@ -408,16 +408,20 @@ def celery_worker(concurrency: int, **extra_env: str) -> Proc:
 
     name = f"bench-c{concurrency}-{int(time.time() * 1000) % 100000}@{socket.gethostname()}"
     pool = os.environ.get("BENCH_WORKER_POOL", "prefork")  # to compare Celery's pools: threads, prefork
-    argv = [str(BIN / "celery"), "-A", "ipvas", "worker", "-P", pool, "-c", str(concurrency),
-            "-n", name,
-            "-l", "warning", "--without-gossip", "--without-mingle", "--without-heartbeat"]  # fmt: skip
+
+    def worker(processes: str, node: str, *queues: str) -> list[str]:
+        return [str(BIN / "celery"), "-A", "ipvas", "worker", "-P", pool, "-c", processes, "-n", node,
+                *(["-Q", ",".join(queues)] if queues else []),
+                "-l", "warning", "--without-gossip", "--without-mingle", "--without-heartbeat"]  # fmt: skip
+
+    argv = worker(str(concurrency), name)
     interactive = os.environ.get("BENCH_INTERACTIVE_WORKER", "0")
     if interactive != "0":
         # As docs/operations.md says for RabbitMQ: the pre-checks' queue gets a worker of its own (this many
         # processes) beside the others, in the same process group (so its CPU is counted with theirs).
-        own = [*argv[:6], "-c", interactive, "-Q", INTERACTIVE_QUEUE, "-n", f"interactive-{name}", *argv[10:]]
-        others = ",".join(q for q in settings.CELERY_QUEUE_NAMES if q != INTERACTIVE_QUEUE)
-        argv = ["sh", "-c", f"{shlex.join(own)} & exec {shlex.join([*argv, '-Q', others])}"]
+        own = worker(interactive, f"interactive-{name}", INTERACTIVE_QUEUE)
+        others = worker(str(concurrency), name, *(q for q in settings.CELERY_QUEUE_NAMES if q != INTERACTIVE_QUEUE))
+        argv = ["sh", "-c", f"{shlex.join(own)} & exec {shlex.join(others)}"]
     proc = Proc(f"worker-c{concurrency}", argv, bench_env(OUTBOX_RELAY_ON_COMMIT="1", **extra_env))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
