@@ -54,11 +54,20 @@ class Worker:
 def start_worker(
     *, concurrency: int = 2, extra_env: dict[str, str] | None = None, queues: str | None = QUEUES
 ) -> Worker:
-    """A worker process on the test database; ``queues`` None: a plain worker (no ``-Q``: every declared queue)."""
-    from ipvas.celery import app
+    """A worker process on the test database; ``queues`` None: a plain worker (no ``-Q``: every declared queue).
 
+    The test that starts it has the broker to itself: the session's shared worker, if it runs, is stopped
+    first (and started again by the next test that asks for it), so that it takes none of this one's work.
+    """
     if _services_missing():
         pytest.skip("integration services missing")
+    stop_session_worker()
+    return _start_worker(concurrency=concurrency, extra_env=extra_env, queues=queues)
+
+
+def _start_worker(*, concurrency: int, extra_env: dict[str, str] | None, queues: str | None) -> Worker:
+    from ipvas.celery import app
+
     ARTIFACTS.mkdir(exist_ok=True)
     name = f"test-{uuid.uuid4().hex[:8]}"
     log = ARTIFACTS / f"worker-{name}.log"
@@ -137,12 +146,43 @@ def _services_missing() -> str:
     return _integration_services_missing()
 
 
-@pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[Worker]:
-    """One real worker for the session, on the test database."""
-    worker = start_worker()
-    yield worker
-    stop_worker(worker)
+class _SessionWorker:
+    """The worker that the tests of the session share: started by the first test that asks for it, stopped
+    when a test starts a worker of its own or wants none, started again by the next test that asks."""
+
+    worker: Worker | None = None
+
+    def running(self) -> Worker:
+        if self.worker is None or self.worker.process.poll() is not None:
+            if _services_missing():
+                pytest.skip("integration services missing")
+            self.worker = _start_worker(concurrency=2, extra_env=None, queues=QUEUES)
+        return self.worker
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            stop_worker(self.worker)
+            self.worker = None
+
+
+_session_worker = _SessionWorker()
+
+
+def stop_session_worker() -> None:
+    """No worker of the session's runs after this (a test that counts on the broker's messages staying)."""
+    _session_worker.stop()
+
+
+@pytest.fixture
+def celery_worker_process(django_db_setup, django_db_blocker) -> Worker:
+    """The session's real worker on the test database, running (the only one: see start_worker)."""
+    return _session_worker.running()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_worker_stopped_at_the_end() -> Iterator[None]:
+    yield
+    _session_worker.stop()
 
 
 def wait_for(predicate: Callable[[], object], *, timeout: float = 20, interval: float = 0.1, what: str = "") -> object:

@@ -18,7 +18,7 @@ from ipvas.actors import Actor, ActorKind
 from lifecycle.placing import order_create
 from orders.constants import FailureCode, OrderStatus
 from orders.models import Order
-from tests.integration.conftest import start_worker, stop_worker, wait_for
+from tests.integration.conftest import start_worker, stop_session_worker, stop_worker, wait_for
 
 EPG = Actor(ActorKind.EPG_CLIENT, "integration")
 IDLE_SECONDS = 4
@@ -74,6 +74,7 @@ def test_metrics_show_how_many_messages_wait_in_each_queue(demo):
         (family,) = QueueCollector().collect()
         return {sample.labels["queue"]: sample.value for sample in family.samples}
 
+    stop_session_worker()
     app.control.purge()
     # No worker runs: the pre-checks of three new orders wait in their queue.
     for account in ("tv1001", "tv1002", "tv1003"):

@@ -6,7 +6,6 @@ check, and the figures that bench/reliability.py prints.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections import Counter, defaultdict
@@ -55,34 +54,6 @@ RICH = 10**9  # fen: a phone-bill balance that no run spends
 def size(short: int, soak: int) -> list[Any]:
     """The two sizes of a property, as pytest parameters: ``short`` runs by default, ``soak`` on demand."""
     return [pytest.param(short, id="short"), pytest.param(soak, id="soak", marks=pytest.mark.soak)]
-
-
-def stop_other_workers() -> list[int]:
-    """Stop the Celery workers this test process started earlier and left running (the integration
-    tier's session worker): a test that counts on its own worker must be the broker's only consumer.
-
-    They are this process's children; each is stopped by its id, the way stop_worker stops one.
-    """
-    import signal
-    import subprocess
-
-    found = subprocess.run(
-        ["pgrep", "-P", str(os.getpid()), "-f", "celery -A ipvas worker"], capture_output=True, text=True
-    ).stdout.split()
-    stopped = []
-    for pid in map(int, found):
-        try:
-            os.kill(pid, signal.SIGTERM)  # warm shutdown: its tasks in hand finish first
-            stopped.append(pid)
-        except ProcessLookupError:
-            continue
-    deadline = time.monotonic() + 20
-    while stopped and time.monotonic() < deadline:
-        alive = subprocess.run(["ps", "-o", "stat=", "-p", ",".join(map(str, stopped))], capture_output=True, text=True)
-        if all(state.startswith("Z") for state in alive.stdout.split()):  # exited (reaped by its owner later)
-            break
-        time.sleep(0.2)
-    return stopped
 
 
 # --- threads released at once ----------------------------------------------------------

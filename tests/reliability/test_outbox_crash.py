@@ -34,7 +34,6 @@ from tests.reliability.support import (
     race,
     record,
     run_due,
-    stop_other_workers,
 )
 from tests.support.concurrency import require_postgresql
 
@@ -44,7 +43,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 @pytest.fixture(scope="module")
 def worker(django_db_setup, django_db_blocker):
     """A real Celery worker on the test database and Redis, for this module's tests (and no other)."""
-    stop_other_workers()
     process = start_worker(concurrency=2)
     yield process
     stop_worker(process)

@@ -69,7 +69,6 @@ from tests.reliability.support import (
     said_success,
     size,
     sms_reply,
-    stop_other_workers,
     trade_of,
 )
 from tests.support.concurrency import require_postgresql
@@ -188,7 +187,6 @@ class Run:
         self.pending = list(self.schedule)
         self.plans = plans(self.rng, count, spread=cycles * CYCLE_SECONDS - 4)
         self.api = Api(new_api_key("reliability run"), client=client(raise_request_exception=False))
-        stop_other_workers()  # when the worker stops, no other may take its work
         self.worker = start_worker(concurrency=2, extra_env=worker_env)
         self.started = time.monotonic()
         self.faults: Counter = Counter()

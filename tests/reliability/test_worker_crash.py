@@ -33,7 +33,6 @@ from tests.reliability.support import (
     provisioned_once,
     record,
     size,
-    stop_other_workers,
 )
 from tests.support.concurrency import require_postgresql
 
@@ -52,7 +51,6 @@ def test_a_pool_process_killed_mid_provisioning_loses_nothing_and_charges_once(d
     settings.OUTBOX_RELAY_ON_COMMIT = True
     lease = 3
     settings.ORDER_CLAIM_LEASE_SECONDS = lease
-    stop_other_workers()  # the broker's only consumer is the worker whose process is killed
     crashed = start_worker(
         concurrency=1,
         extra_env={"SMP_SIMULATOR_SLOW_SECONDS": "4", "SMP_TIMEOUT_SECONDS": "10", "ORDER_CLAIM_LEASE_SECONDS": "3"},
