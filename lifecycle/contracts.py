@@ -25,7 +25,7 @@ import logging
 from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from adapters.providers import get_provider
@@ -157,7 +157,8 @@ def contract_attach(contract: ProviderContract, subscription: Subscription) -> N
 def contract_notification_accept(*, notice: ContractNotice, headers: dict[str, str], body: str) -> str:
     """Apply a verified signing or termination notification; returns what happened.
 
-    Stored under the provider's id first (a duplicate is an answer), then applied, in one transaction.
+    Applied, then stored under the provider's id, in one transaction (a duplicate is an answer: what it
+    did is rolled back; lifecycle.paid.notification_accept).
     Raises NotificationRejected for a contract we never offered, or one the provider names differently.
     """
     ref = (
@@ -177,25 +178,24 @@ def contract_notification_accept(*, notice: ContractNotice, headers: dict[str, s
         contract = ProviderContract.objects.select_for_update().select_related("payment").get(pk=ref["pk"])
         if contract.provider_contract_id and contract.provider_contract_id != notice.contract_id:
             raise NotificationRejected(f"contract id {notice.contract_id[:40]} is not the contract's")
-        try:
-            stored = notification_store(
-                provider=notice.provider,
-                notification_id=notice.notification_id,
-                payment=contract.payment,
-                contract=contract,
-                headers=headers,
-                body=body,
-                decoded=notice.decoded,
-            )
-        except IntegrityError:
-            return "duplicate"
         actor = Actor(ActorKind.PROVIDER, notice.provider)
         if notice.event == ContractEvent.SIGNED:
             outcome = _signed(contract, notice, actor=actor)
         else:
             outcome = _ended_by_provider(contract, notice, actor=actor)
-        stored.outcome = f"contract {outcome}"
-        stored.save(update_fields=["outcome"])
+        if not notification_store(
+            provider=notice.provider,
+            notification_id=notice.notification_id,
+            payment=contract.payment,
+            contract=contract,
+            headers=headers,
+            body=body,
+            decoded=notice.decoded,
+            outcome=f"contract {outcome}",
+        ):
+            # The provider sent this one before, and it was applied then: what it did now goes back.
+            transaction.set_rollback(True)
+            return "duplicate"
     return outcome
 
 

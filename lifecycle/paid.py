@@ -9,7 +9,7 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from adapters.providers.types import NotificationRejected, PaidNotice, RefundResult
 from billing.models import Payment, PaymentStatus, Refund
@@ -126,28 +126,18 @@ def _close_the_others(payments: Iterable[Payment], paid: Payment) -> None:
 def notification_accept(*, notice: PaidNotice, headers: dict[str, str], body: str) -> str:
     """Apply a verified payment notification; returns what happened.
 
-    Stored under the provider's id first (a duplicate is an answer, not an
-    error), then applied, in one transaction with the order and its payments
-    locked: when applying fails the provider's retry finds nothing stored.
-    Raises NotificationRejected when it does not match our payment (unknown
-    trade, other amount).
+    Applied, then stored under the provider's id with what it did, in one
+    transaction with the order and its payments locked: when applying fails
+    the provider's retry finds nothing stored. One the provider sent before
+    (stored already) is an answer, not an error: what it did is rolled back
+    and it is a "duplicate". Raises NotificationRejected when it does not
+    match our payment (unknown trade, other amount).
     """
     payment_id, order_id = _payment_ref(notice.provider, notice.out_trade_no)
     with transaction.atomic():
         order = lock_order(order_id, product=False)
         payments = lock_payments(order)
         payment = payments[payment_id]
-        try:
-            stored = notification_store(
-                provider=notice.provider,
-                notification_id=notice.notification_id,
-                payment=payment,
-                headers=headers,
-                body=body,
-                decoded=notice.decoded,
-            )
-        except IntegrityError:
-            return "duplicate"
         if notice.paid:
             outcome = _paid(
                 order,
@@ -165,9 +155,23 @@ def notification_accept(*, notice: PaidNotice, headers: dict[str, str], body: st
                 # A deduction the provider reports as failed: the renewal order fails and is retried.
                 detail = f"{state} {notice.decoded.get('trade_state_desc') or ''}".strip()
                 outcome = deductions.deduction_declined_by_notification(payment, detail=detail)
-        stored.outcome = outcome
-        stored.save(update_fields=["outcome"])
+        if not notification_store(
+            provider=notice.provider,
+            notification_id=notice.notification_id,
+            payment=payment,
+            headers=headers,
+            body=body,
+            decoded=notice.decoded,
+            outcome=outcome,
+        ):
+            return _duplicate()
     return outcome
+
+
+def _duplicate() -> str:
+    """The provider sent this notification before, and it was applied then: what it did now goes back."""
+    transaction.set_rollback(True)
+    return "duplicate"
 
 
 def refund_notification_accept(
@@ -180,23 +184,20 @@ def refund_notification_accept(
     body: str,
     decoded: dict[str, object],
 ) -> str:
-    """A provider's word on a refund (WeChat Pay's REFUND.* events): stored once, then settled."""
+    """A provider's word on a refund (WeChat Pay's REFUND.* events): settled, then stored once (as above)."""
     refund = Refund.objects.filter(provider=provider, out_refund_no=out_refund_no).select_related("payment").first()
     if refund is None:
         raise NotificationRejected(f"unknown out_refund_no {out_refund_no}")
     with transaction.atomic():
-        try:
-            stored = notification_store(
-                provider=provider,
-                notification_id=notification_id,
-                payment=refund.payment,
-                headers=headers,
-                body=body,
-                decoded=decoded,
-            )
-        except IntegrityError:
-            return "duplicate"
         outcome = refunds.refund_settled(refund_id=refund.pk, result=result)
-        stored.outcome = f"refund {outcome}"
-        stored.save(update_fields=["outcome"])
+        if not notification_store(
+            provider=provider,
+            notification_id=notification_id,
+            payment=refund.payment,
+            headers=headers,
+            body=body,
+            decoded=decoded,
+            outcome=f"refund {outcome}",
+        ):
+            return _duplicate()
     return outcome

@@ -9,6 +9,7 @@ are needed. Every refusal is checked to change nothing.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -28,9 +29,11 @@ from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
+from adapters.providers.types import PaidNotice
 from billing.models import LedgerEntry, Payment, PaymentNotification, Refund, SmsInbound
 from ipvas.keyfiles import sandbox_private_key_pem, sandbox_secret
 from ipvas.models import OutboxMessage
+from lifecycle.paid import notification_accept
 from orders.models import Order, OrderEvent
 from sandbox import faults
 from sandbox import payments as sandbox_payments
@@ -236,13 +239,13 @@ def test_wechat_notification_moves_the_order_on_once(pending):
 
 def test_a_payment_notification_is_stored_and_applied_in_few_statements(pending, django_assert_num_queries):
     """Issue #17 (docs/performance.md): our payment's ids; in one transaction the order and all its payments
-    locked, the notification stored (in a savepoint, for the duplicate), the payment paid, its ledger entry
-    written (one INSERT … ON CONFLICT DO NOTHING), the order moved on (its row, its event, its outbox message),
-    the outcome kept."""
+    locked, the payment paid, its ledger entry written (one INSERT … ON CONFLICT DO NOTHING), the order moved
+    on (its row, its event, its outbox message), the notification stored with its outcome (one INSERT … ON
+    CONFLICT DO NOTHING)."""
     trade = pending("wechat_qr")
     body, headers = sandbox_payments.wechatpay_notification(trade)
 
-    with django_assert_num_queries(14):
+    with django_assert_num_queries(11):
         wechat_accepted(post_wechat(body, headers))
 
     assert order_of(trade).status == "provisioning"
@@ -264,6 +267,33 @@ def test_alipay_notification_moves_the_order_on_once(pending):
     assert PaymentNotification.objects.count() == 1
     assert list(LedgerEntry.objects.values_list("kind", "amount_fen", "provider")) == [("payment", 2500, "alipay")]
     assert SimSmpSubscription.objects.count() == 1
+
+
+def test_a_notification_id_seen_before_answers_duplicate_and_what_it_did_goes_back(pending):
+    """A notification is applied, then stored under the provider's id: one whose id is there already is a
+    duplicate, and what applying it did is rolled back, whatever it would have done (here: paid another order,
+    as a notification replayed with another trade in it would)."""
+    first, second = pending("wechat_qr", "tv1001"), pending("wechat_qr", "tv1002")
+    notice = PaidNotice(
+        provider="wechatpay",
+        notification_id="EV-SAME",
+        out_trade_no=first.out_trade_no,
+        paid=True,
+        transaction_id=first.transaction_id,
+        amount_fen=first.amount_fen,
+        paid_at=timezone.now(),
+    )
+    assert notification_accept(notice=notice, headers={}, body="{}") == "confirmed"
+    before = state()
+
+    replayed = dataclasses.replace(
+        notice, out_trade_no=second.out_trade_no, transaction_id=second.transaction_id, amount_fen=second.amount_fen
+    )
+    assert notification_accept(notice=replayed, headers={}, body="{}") == "duplicate"
+
+    assert state() == before
+    assert order_of(second).status == "payment_pending"
+    assert PaymentNotification.objects.get().outcome == "confirmed"
 
 
 @pytest.mark.parametrize("method", ["wechat_qr", "alipay_qr"])
