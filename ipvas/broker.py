@@ -106,6 +106,20 @@ class InteractiveFirst(round_robin_cycle):
 
 class RedisChannel(redis.Channel):
     queue_order_strategy = "ipvas.broker:InteractiveFirst"
+    _shared_client: Any = None
+
+    def _create_client(self, asynchronous: bool = False) -> Any:
+        """kombu builds a ``redis.Redis`` for every publish and acknowledgement, whose ``__init__`` fills a
+        table of some 170 response callbacks: a sixth of Celery's ``send_task`` here (issue #17, cProfile of
+        the publish). One per connection pool does the same work: a client takes a connection from its pool
+        for each command, and is safe to share between threads (ipvas/redis_cache.py does the same for the
+        cache). The pool is new after the channel reconnects, and so is the client then."""
+        if asynchronous:  # the consumer's BRPOP client (kombu makes that one once per use of ``client``)
+            return super()._create_client(asynchronous=True)
+        client = self._shared_client
+        if client is None or client.connection_pool is not self.pool:
+            client = self._shared_client = super()._create_client()
+        return client
 
     def close(self) -> None:
         if self._in_poll:

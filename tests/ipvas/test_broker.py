@@ -331,3 +331,51 @@ def test_a_stream_of_pre_checks_leaves_the_other_queues_a_turn_in_every_five():
     assert InteractiveFirst.IN_A_ROW == 4
     assert taken[:10] == ["interactive"] * 4 + ["deadlines"] + ["interactive"] * 4 + ["provisioning"], taken
     assert taken[10:] == ["interactive", "interactive", "deadlines", "provisioning", "deadlines", "provisioning"]
+
+
+def test_a_redis_channel_publishes_and_acknowledges_through_one_client_and_goes_on_after_the_broker_returns(
+    monkeypatch,
+):
+    """kombu built a ``redis.Redis`` (some 170 response callbacks filled in) for every publish and every
+    acknowledgement, which cost more CPU than the LPUSH itself (issue #17); our channel keeps one per
+    connection pool, and a new channel (after the broker went and came back) a new one."""
+    import redis as redis_py
+    from kombu import Connection, Exchange, Queue
+
+    from tests.reliability.services import OwnRedis
+
+    built = Counter()
+    init = redis_py.Redis.__init__
+
+    def counted(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        built["clients"] += 1
+        init(self, *args, **kwargs)
+
+    queue = Queue("default", Exchange("ipvas-test", type="direct"), routing_key="default")
+
+    def round_trip(conn: Connection, count: int) -> list[int]:
+        producer = conn.Producer()
+        for n in range(count):
+            producer.publish({"n": n}, exchange=queue.exchange, routing_key="default", declare=[queue], retry=True)
+        taken = []
+        with conn.SimpleQueue(queue) as simple:
+            for _ in range(count):
+                message = simple.get(timeout=5)
+                taken.append(message.payload["n"])
+                message.ack()
+        return taken
+
+    broker = OwnRedis()
+    try:
+        with Connection(broker.url(2), transport=REDIS) as conn:
+            round_trip(conn, 1)  # the channels and their pools
+            monkeypatch.setattr(redis_py.Redis, "__init__", counted)
+            assert round_trip(conn, 20) == list(range(20))
+            assert built["clients"] <= 2, built  # kombu's own: one per publish, get and acknowledgement (60)
+
+            broker.stop()
+            broker.start()
+            conn.close()  # as a worker's consumer does on a connection error: new channels, new pools
+            assert round_trip(conn, 5) == list(range(5))
+    finally:
+        broker.stop()
