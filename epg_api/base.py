@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from epg_api.authentication import ApiKeyAuthentication, EpgPrincipal
-from epg_api.serializers import OrderSerializer
+from epg_api.serializers import OrderSerializer, serialized
 from ipvas.actors import Actor, ActorKind
 from ipvas.errors import NotFound
 from orders import selectors
@@ -54,4 +54,4 @@ class EpgView(APIView):
 
     def order_response(self, order_id: int, status: int = 200) -> Response:
         order = Order.objects.select_related("product", "entitlement", "subscription").get(pk=order_id)
-        return Response(OrderSerializer(order).data, status=status)
+        return Response(serialized(OrderSerializer, order), status=status)

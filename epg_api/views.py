@@ -40,6 +40,7 @@ from epg_api.serializers import (
     entitlement_query,
     etag_matches,
     order_etag,
+    serialized,
 )
 from ipvas import ratelimit
 from ipvas.errors import IdempotencyConflict, InvalidInput, NotFound
@@ -141,7 +142,7 @@ class OrderCreateView(EpgView):
                 raise
             return replay
         # The order just made is in memory: answered as it is, not read back.
-        return Response(OrderSerializer(order).data, status=201)
+        return Response(serialized(OrderSerializer, order), status=201)
 
     def _replay(self, client_id: str, key: str, fingerprint: str) -> Response | None:
         record = IdempotencyRecord.objects.filter(client_id=client_id, key=key).first()
@@ -172,7 +173,7 @@ class OrderDetailView(EpgView):
         etag = order_etag(order, get_language())
         if etag_matches(request.headers.get("If-None-Match", ""), etag):
             return Response(status=304, headers={"ETag": etag})
-        return Response(OrderSerializer(order).data, headers={"ETag": etag})
+        return Response(serialized(OrderSerializer, order), headers={"ETag": etag})
 
 
 class OrderPaymentView(EpgView):
@@ -188,7 +189,7 @@ class OrderPaymentView(EpgView):
         data.is_valid(raise_exception=True)
         # As it stood when the choice committed (not read back).
         order = payment_choose(order_id=order_id, method=data.validated_data["method"], actor=self.actor())
-        return Response(OrderSerializer(order).data)
+        return Response(serialized(OrderSerializer, order))
 
 
 class PngRenderer(BaseRenderer):
