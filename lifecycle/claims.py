@@ -22,7 +22,7 @@ from django.utils import timezone
 from ipvas.actors import Actor
 from ipvas.metrics import RETRIES
 from lifecycle.transitions import lock_order, record_event, schedule_due
-from orders.models import Order
+from orders.models import Order, Product
 
 MAX_BACKOFF_SECONDS = 30
 
@@ -59,10 +59,17 @@ def claim_many(order_ids: list[int], status: str) -> datetime:
     return claimed
 
 
-def lock_claimed(order_id: int, claimed: datetime, status: str) -> Order | None:
-    order = lock_order(order_id)
+def lock_claimed(order_id: int, claimed: datetime, status: str, *, product: Product | None = None) -> Order | None:
+    """The order locked again after the outside call, if the claim still stands (None: someone else acted).
+
+    ``product``: the order's product as read at the claim, not read again (an order's product does not
+    change, and the step goes on with what it sent; the join costs ~0.3 ms of CPU per task, issue #17).
+    """
+    order = lock_order(order_id, product=product is None)
     if order.status != status or order.deadline_at != claimed:
         return None  # someone else acted meanwhile: their answer stands
+    if product is not None:
+        order.product = product
     return order
 
 

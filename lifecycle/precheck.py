@@ -39,10 +39,10 @@ def precheck_due(order_id: int, due_at: datetime | None) -> str:
                 reason="the SMP did not answer before the pre-check deadline",
             )
             return "rejected"
-        claimed = claim(order)
+        claimed, product = claim(order), order.product
         request = PrecheckRequest(
-            product_code=order.product.smp_product_code,
-            kind=order.product.kind,
+            product_code=product.smp_product_code,
+            kind=product.kind,
             tv_account=order.tv_account,
             phone=order.phone,
             content_id=order.content_id,
@@ -53,7 +53,7 @@ def precheck_due(order_id: int, due_at: datetime | None) -> str:
     except SmpUnavailable as exc:
         result, error = None, str(exc)
     with transaction.atomic():
-        order = lock_claimed(order_id, claimed, OrderStatus.PRECHECKING)
+        order = lock_claimed(order_id, claimed, OrderStatus.PRECHECKING, product=product)
         if order is None:
             return "superseded"
         if result is None:

@@ -123,13 +123,13 @@ def provisioning_due(order_id: int, due_at: datetime | None) -> str:
         result = get_smp().subscribe(request)
     except SmpUnavailable as exc:
         with transaction.atomic():
-            order = lock_claimed(order_id, claimed, OrderStatus.PROVISIONING)
+            order = lock_claimed(order_id, claimed, OrderStatus.PROVISIONING, product=product)
             if order is None:
                 return "superseded"
             retry_later(order, actor=actor, why=str(exc), cutoff=provisioning_cutoff(order))
             return "retry"
     with transaction.atomic():
-        order = lock_claimed(order_id, claimed, OrderStatus.PROVISIONING)
+        order = lock_claimed(order_id, claimed, OrderStatus.PROVISIONING, product=product)
         if order is None:
             return "superseded"
         if result.ok:
