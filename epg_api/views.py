@@ -70,7 +70,7 @@ class ProductListView(EpgView):
         if kind and kind not in ProductKind.values:
             raise InvalidInput(fields={"kind": [_("One of: %(kinds)s.") % {"kinds": ", ".join(ProductKind.values)}]})
         products = selectors.products_on_sale(channel=Channel.EPG, kind=kind)
-        return Response({"results": ProductSerializer(products, many=True).data})
+        return Response({"results": [serialized(ProductSerializer, product) for product in products]})
 
 
 class OrderCreateView(EpgView):
