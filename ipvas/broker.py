@@ -109,11 +109,12 @@ class RedisChannel(redis.Channel):
     _shared_client: Any = None
 
     def _create_client(self, asynchronous: bool = False) -> Any:
-        """kombu builds a ``redis.Redis`` for every publish and acknowledgement, whose ``__init__`` fills a
-        table of some 170 response callbacks: a sixth of Celery's ``send_task`` here (issue #17, cProfile of
-        the publish). One per connection pool does the same work: a client takes a connection from its pool
-        for each command, and is safe to share between threads (ipvas/redis_cache.py does the same for the
-        cache). The pool is new after the channel reconnects, and so is the client then."""
+        """kombu builds a ``redis.Redis`` for every publish, fetch and acknowledgement, whose ``__init__``
+        fills a table of some 170 response callbacks: 164 µs of CPU here, more than the LPUSH it sends, and
+        29 % of the instructions of Celery's ``send_task`` (issue #17, docs/performance.md). One per
+        connection pool does the same work: a client takes a connection from its pool for each command, and
+        is safe to share between threads (ipvas/redis_cache.py does the same for the cache). A new channel
+        (after a reconnection) has a new pool, and gets a new client."""
         if asynchronous:  # the consumer's BRPOP client (kombu makes that one once per use of ``client``)
             return super()._create_client(asynchronous=True)
         client = self._shared_client

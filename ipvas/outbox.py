@@ -61,7 +61,7 @@ def _publish(message: OutboxMessage, now: datetime) -> None:
         eta += timedelta(seconds=1)
         prepare_rabbitmq_delays(app)  # routable even before a worker has started (ipvas/broker.py)
     # The representations the worker logs, made here: Celery's own (saferepr, written for any object of any
-    # size) cost a sixth of a publish (issue #17); these kwargs are ids and timestamps.
+    # size) cost a fifth of a publish's instructions (issue #17); these kwargs are ids and timestamps.
     app.send_task(message.task_name, kwargs=message.kwargs, eta=eta, argsrepr="()", kwargsrepr=repr(message.kwargs))
 
 
