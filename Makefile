@@ -1,7 +1,7 @@
 # Benchmarks: figures against baselines measured in the same run (bench/README.md).
 PYTHON ?= .venv/bin/python
 
-.PHONY: bench bench-quick bench-scale bench-reconcile bench-renewals
+.PHONY: bench bench-quick bench-scale bench-reconcile bench-renewals bench-instructions
 
 bench: $(PYTHON)        ## every figure over 100,000 orders and 10,000 entitlements (~15 min)
 	$(PYTHON) bench/run.py
@@ -17,6 +17,9 @@ bench-reconcile: $(PYTHON)  ## reconciling a day of 100,000 orders on PostgreSQL
 
 bench-renewals: $(PYTHON)  ## the day 30,000 of 1,000,000 subscriptions renew (issue #13): renewals/s, memory per batch (~1 h)
 	$(PYTHON) bench/renewals.py
+
+bench-instructions: $(PYTHON)  ## instructions per request and per task on the hot paths, counted by callgrind (~4 min)
+	$(PYTHON) bench/instructions.py
 
 $(PYTHON):              # a clean clone: the virtualenv with the pinned requirements
 	python3 dev.py setup-venv

@@ -486,16 +486,23 @@ def cpu_seconds(*, group: int | None = None, name: str | None = None) -> float:
 _SERVING: list[Proc] = []
 
 
-def have_wrk() -> bool:
-    if shutil.which("wrk"):
+def have_tool(command: str, package: str = "") -> bool:
+    """``command`` is on this machine, installed from Debian's ``package`` (default: its name) if it was missing
+    and we are root."""
+    if shutil.which(command):
         return True
+    package = package or command
     if os.geteuid() == 0 and shutil.which("apt-get"):
-        say("wrk is missing: installing Debian's package")
-        done = subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], capture_output=True, check=False)
+        say(f"{command} is missing: installing Debian's package {package}")
+        done = subprocess.run(["apt-get", "install", "-y", "-q", package], capture_output=True, check=False)
         if done.returncode != 0:
             subprocess.run(["apt-get", "update", "-q"], capture_output=True, check=False)
-            subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], capture_output=True, check=False)
-    return bool(shutil.which("wrk"))
+            subprocess.run(["apt-get", "install", "-y", "-q", package], capture_output=True, check=False)
+    return bool(shutil.which(command))
+
+
+def have_wrk() -> bool:
+    return have_tool("wrk")
 
 
 _WRK: bool | None = None
