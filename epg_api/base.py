@@ -39,6 +39,11 @@ class EpgView(APIView):
         """The caller's order ``order_no`` (NotFound if it is not one), with what its answer shows."""
         return self._found(order_no, selectors.order_for_epg_client)
 
+    def get_order_version(self, order_no: str) -> tuple:
+        """What the answer about the caller's order ``order_no`` can change with (orders.selectors.ORDER_VERSION),
+        for its ETag; NotFound as get_order."""
+        return self._found(order_no, selectors.order_version_for_epg_client)
+
     def get_order_id(self, order_no: str) -> int:
         """The id of the caller's own order ``order_no``, for a view that acts on it (its step locks and
         reads the order itself); a renewal order, readable by any client, is not found here."""

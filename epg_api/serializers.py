@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.validators import ProhibitNullCharactersValidator
+from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
@@ -18,6 +20,7 @@ from rest_framework.validators import ProhibitSurrogateCharactersValidator
 from billing.models import Payment
 from orders.constants import CHANNEL_METHODS, QR_METHODS, Channel, OrderStatus
 from orders.models import Order, Product
+from orders.selectors import ORDER_VERSION
 from orders.validation import CONTENT_ID_RE, TV_ACCOUNT_RE
 
 EPG_METHODS = CHANNEL_METHODS[Channel.EPG]
@@ -346,36 +349,68 @@ class OrderSerializer(ModelFieldsOnce):
         )
 
 
+# What of an order's shown payment its answer can change with (order_etag), in this order.
+PAYMENT_VERSION = ("pk", "status", "qr_code_url", "expires_at")
+
+
+def _followed(obj: Any, path: str) -> Any:
+    """``obj``'s value at an ORM lookup path (``"entitlement__pk"``) as values_list reads it: None past a
+    missing related object."""
+    for name in path.split("__"):
+        try:
+            obj = getattr(obj, name)
+        except ObjectDoesNotExist:
+            return None
+        if obj is None:
+            return None
+    return obj
+
+
+def _shown_payments(order_id: int, method: str) -> QuerySet[Payment]:
+    """The payments of an order's current method, the one its answer shows first."""
+    return Payment.objects.filter(order_id=order_id, method=method).order_by("-created_at", "-pk")
+
+
 def shown_payment(order: Order) -> Payment | None:
     """The payment an order's answer shows: the latest of its current method (read once per order object)."""
     if not order.payment_method:
         return None
     if not hasattr(order, "_shown_payment"):
-        order._shown_payment = (
-            Payment.objects.filter(order=order, method=order.payment_method).order_by("-created_at", "-pk").first()
-        )
+        order._shown_payment = _shown_payments(order.pk, order.payment_method).first()
     return order._shown_payment
 
 
-def order_etag(order: Order, language: str) -> str:
+def order_etag(order: Order | tuple, language: str) -> str:
     """A weak validator of the order's answer (OrderSerializer) in ``language``, without building it.
+
+    ``order`` is the order read for its answer (with its product, entitlement and subscription), or its
+    ``orders.selectors.ORDER_VERSION`` row: a poll that may be answered 304 reads that row and its payment's
+    instead (two rows, no objects built; issue #17). Both give the same tag: ORDER_VERSION and
+    PAYMENT_VERSION name what it is made of, read from the row or from the objects.
 
     It changes whenever the answer may: the order's own row (every transition saves it), its
     product's, its payment's, its entitlement's (a refunded period moves the periods after it) and its
     subscription. The EPG polls an order every 1-2 s; an unchanged one is answered 304 (issue #17).
     """
-    payment = shown_payment(order)
-    entitlement = getattr(order, "entitlement", None)
+    if isinstance(order, Order):
+        version = tuple(_followed(order, name) for name in ORDER_VERSION)
+        shown = shown_payment(order)
+        payment = tuple(getattr(shown, name) for name in PAYMENT_VERSION) if shown else None
+    else:
+        version = order
+        method = version[ORDER_VERSION.index("payment_method")]
+        payment = _shown_payments(version[0], method).values_list(*PAYMENT_VERSION).first() if method else None
+    (pk, updated_at, status, _method, product_updated_at, entitlement, starts_at, ends_at, revoked_at, subscription) = (
+        version
+    )
     parts = (
-        order.pk,
-        order.updated_at.isoformat(),
-        order.status,
-        order.product.updated_at.isoformat(),
-        (payment.pk, payment.status, payment.qr_code_url, str(payment.expires_at)) if payment else None,
-        (entitlement.pk, str(entitlement.starts_at), str(entitlement.ends_at), str(entitlement.revoked_at))
-        if entitlement
-        else None,
-        order.subscription.subscription_no if order.subscription_id else None,
+        pk,
+        updated_at.isoformat(),
+        status,
+        product_updated_at.isoformat(),
+        (payment[0], payment[1], payment[2], str(payment[3])) if payment else None,
+        (entitlement, str(starts_at), str(ends_at), str(revoked_at)) if entitlement else None,
+        subscription,
         language,
     )
     return 'W/"' + hashlib.sha256(repr(parts).encode()).hexdigest()[:32] + '"'

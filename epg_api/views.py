@@ -169,11 +169,15 @@ class OrderDetailView(EpgView):
         examples=[examples.ORDER_QR, examples.ORDER_COMPLETED, examples.ORDER_REJECTED],
     )
     def get(self, request: Request, order_no: str) -> Response:
+        # Asked whether it changed: the order's version first (two rows), the order itself only if it did.
+        language = get_language()
+        asked = request.headers.get("If-None-Match", "")
+        if asked:
+            etag = order_etag(self.get_order_version(order_no), language)
+            if etag_matches(asked, etag):
+                return Response(status=304, headers={"ETag": etag})
         order = self.get_order(order_no)
-        etag = order_etag(order, get_language())
-        if etag_matches(request.headers.get("If-None-Match", ""), etag):
-            return Response(status=304, headers={"ETag": etag})
-        return Response(serialized(OrderSerializer, order), headers={"ETag": etag})
+        return Response(serialized(OrderSerializer, order), headers={"ETag": order_etag(order, language)})
 
 
 class OrderPaymentView(EpgView):

@@ -132,6 +132,29 @@ def order_for_epg_client(*, order_no: str, client_id: str) -> Order | None:
     )
 
 
+# What an order's answer to the EPG can change with (epg_api.serializers.order_etag), in this order: read as
+# one row, without building the order, its product, entitlement and subscription (issue #17: a poll that
+# finds the order unchanged needs no more, and most polls do).
+ORDER_VERSION = (
+    "pk",
+    "updated_at",
+    "status",
+    "payment_method",
+    "product__updated_at",
+    "entitlement__pk",
+    "entitlement__starts_at",
+    "entitlement__ends_at",
+    "entitlement__revoked_at",
+    "subscription__subscription_no",
+)
+
+
+def order_version_for_epg_client(*, order_no: str, client_id: str) -> tuple | None:
+    """The ORDER_VERSION row of the order ``order_for_epg_client`` would give, or None."""
+    orders = _epg_client_orders(order_no=order_no, client_id=client_id, renewals=True)
+    return orders.values_list(*ORDER_VERSION).first()
+
+
 def order_id_for_epg_client(*, order_no: str, client_id: str) -> int | None:
     """The id of an order the client may act on (choose a payment, cancel): its own only. A renewal order
     is read by any client but acted on by none (its subscription is cancelled instead, §8). The id only: the

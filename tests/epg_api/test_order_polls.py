@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from orders.models import Entitlement
+from billing.models import Payment
+from orders.models import Entitlement, Order
 from tests.epg_api.support import Api, provider_pay, settle
 
 
@@ -85,3 +86,45 @@ def test_another_clients_order_is_404_whatever_the_etag(api, other_api):
     order_no = api.create().json()["order_no"]
     etag = poll(api, order_no)["ETag"]
     assert poll(other_api, order_no, etag).status_code == 404
+
+
+def test_a_payment_or_product_that_changes_without_the_order_changes_the_etag(api):
+    """A payment closed by a set-based UPDATE leaves the order's row (and updated_at) as it was; so does a
+    product renamed in admin: the answer shows both, so the ETag moves with them."""
+    order_no = api.create().json()["order_no"]
+    settle()
+    api.pay_with(order_no, "wechat_qr")
+    shown = poll(api, order_no)
+    assert shown.json()["payment"]["qr_code_url"]
+    etag = shown["ETag"]
+
+    Payment.objects.filter(order__order_no=order_no).update(status="closed")
+    closed = poll(api, order_no, etag)
+    assert closed.status_code == 200 and closed.json()["payment"]["qr_code_url"] is None  # no longer payable
+    assert poll(api, order_no, closed["ETag"]).status_code == 304
+
+    product = Order.objects.get(order_no=order_no).product
+    product.name = "VIP 影视会员（新）"
+    product.save()
+    renamed = poll(api, order_no, closed["ETag"])
+    assert renamed.status_code == 200 and renamed["ETag"] != closed["ETag"]
+
+
+def test_the_etag_of_the_version_row_is_the_etag_of_the_answer_in_every_state(api):
+    """A poll with If-None-Match tags the order from two rows read for it (no objects built), one without from
+    the order read for its answer: for each kind of order the two must agree, or every poll would be a 200."""
+    qr = api.place(product_code="VIP-QUARTER")["order_no"]
+    api.pay_with(qr, "wechat_qr")  # a QR payment waiting
+    bought = api.buy()["order_no"]  # completed, with its entitlement
+    renewing = api.post("/orders/", {"tv_account": "tv1001", "product_code": "VIP-YEAR", "auto_renew": True})
+    settle()
+    api.pay_with(renewing.json()["order_no"], "phone_bill")
+    settle()  # completed, with its subscription
+    assert api.order(renewing.json()["order_no"])["subscription_no"]
+
+    created = api.create(tv_account="tv1002").json()["order_no"]  # prechecking: no payment yet
+
+    for order_no in (created, qr, bought, renewing.json()["order_no"]):
+        answered = poll(api, order_no)  # tagged from the order read for the answer
+        assert answered.status_code == 200
+        assert poll(api, order_no, answered["ETag"]).status_code == 304, order_no  # tagged from its rows
