@@ -9,6 +9,7 @@ charges twice.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import asdict
 from datetime import date, datetime
@@ -32,11 +33,22 @@ logger = logging.getLogger(__name__)
 _local = threading.local()
 
 
-def _session() -> requests.Session:
-    # One keep-alive session per thread: workers and web threads reuse connections.
-    session = getattr(_local, "session", None)
+def _session(base_url: str) -> requests.Session:
+    """One keep-alive session per thread and SMP address: workers and web threads reuse connections.
+
+    The environment's proxy (``HTTPS_PROXY``, ``NO_PROXY``…) and CA bundle (``REQUESTS_CA_BUNDLE``) for the
+    address are read once here, as requests would read them, instead of on every call: with ``trust_env``
+    requests reads and matches the whole environment per request, a tenth of a pre-check's CPU (issue #17).
+    A change to them reaches a worker when it restarts.
+    """
+    sessions = _local.__dict__.setdefault("sessions", {})
+    session = sessions.get(base_url)
     if session is None:
-        session = _local.session = requests.Session()
+        session = requests.Session()
+        session.proxies = requests.utils.get_environ_proxies(base_url)
+        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        session.trust_env = False
+        sessions[base_url] = session
     return session
 
 
@@ -63,7 +75,7 @@ class HttpSmpClient:
     def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         url = f"{self.base_url}/{path}"
         try:
-            response = _session().post(
+            response = _session(self.base_url).post(
                 url,
                 json=payload,
                 headers={"Authorization": f"Bearer {self.token}"},
@@ -127,7 +139,7 @@ class HttpSmpClient:
         """``GET {SMP_URL}/provisioning-list?date=YYYY-MM-DD``: the SMP's subscriptions of the day (CSV)."""
         file = spool()
         try:
-            with _session().get(
+            with _session(self.base_url).get(
                 f"{self.base_url}/provisioning-list",
                 params={"date": day.isoformat()},
                 headers={"Authorization": f"Bearer {self.token}", "Accept": "text/csv"},

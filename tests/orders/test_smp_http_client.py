@@ -34,8 +34,7 @@ def smp_url(live_server, demo) -> Iterator[str]:
     # (else PostgreSQL waits for it before it drops the test database).
     from adapters.smp import http
 
-    session = getattr(http._local, "session", None)
-    if session is not None:
+    for session in http._local.__dict__.pop("sessions", {}).values():
         session.close()
 
 
@@ -406,3 +405,21 @@ def test_reschedule_moves_a_period_and_unsubscribe_without_reverse_moves_no_mone
     assert smp.unsubscribe(order_no=no, reverse=False).reversed_fen == 0
     assert SimSmpAccount.objects.get(tv_account="tv1001").balance_fen == balance
     assert SimSmpSubscription.objects.get(order_no=no).cancelled_at is not None
+
+
+def test_the_environments_proxy_is_used_and_no_proxy_is_honoured(smp_url, settings, monkeypatch):
+    """The proxy settings are read once per session (not per call, issue #17) but still as requests reads
+    them: a proxy named in the environment carries the calls, unless NO_PROXY names the SMP's host."""
+    from adapters.smp import http
+
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there: a call through it fails
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    proxied = HttpSmpClient(base_url=smp_url, token=settings.SMP_API_TOKEN, timeout=5)
+    with pytest.raises(SmpUnavailable, match=r"ProxyError|ConnectionError"):
+        proxied.precheck(PrecheckRequest(product_code=MONTH, kind=ProductKind.MONTHLY, tv_account="tv1001"))
+
+    http._local.__dict__.pop("sessions", None)  # a worker restarted with NO_PROXY set
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    direct = HttpSmpClient(base_url=smp_url, token=settings.SMP_API_TOKEN, timeout=5)
+    assert direct.precheck(PrecheckRequest(product_code=MONTH, kind=ProductKind.MONTHLY, tv_account="tv1001")).ok
