@@ -19,13 +19,16 @@ Without valgrind or gcc, the same runs are timed instead (CPU time of the N runs
 
     .venv/bin/python bench/instructions.py                 every path, 40 runs each
     .venv/bin/python bench/instructions.py --only bare,notification --runs 100
+    .venv/bin/python bench/instructions.py --only poll-304 --profile     where its instructions go (cProfile)
     make bench-instructions
+    bench/run.py --only instructions      the same as a piece of the benchmark (its own database)
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import json
 import os
 import pstats
@@ -254,6 +257,9 @@ def child(path: str, runs: int, api_key: str, accounts: list[str]) -> None:
     calls = prepare(path, WARM_UP + runs, api_key, accounts)
     for call in calls[:WARM_UP]:
         call()
+    # Each count starts from the same collector state: else a full collection of the objects the inputs
+    # made falls inside the counted runs or not by how many there are (some 58 million instructions).
+    gc.collect()
     if shim:
         shim.ipvas_count_start()
     profile = cProfile.Profile() if os.environ.get("IPVAS_BENCH_PROFILE") else None
@@ -316,7 +322,9 @@ def count(path: str, runs: int, api_key: str, env: dict[str, str], counting: boo
     return int(totals.group(1)) / runs, cpu_us
 
 
-def run(runs: int, only: list[str], *, profile: bool = False) -> list[Figure]:
+def measure(runs: int, only: list[str], *, profile: bool = False) -> tuple[dict[str, tuple[float, float]], bool]:
+    """Each path of ``only`` in a child process: {path: (instructions per run, CPU µs per run)}, and whether
+    the instructions were counted (valgrind) or only the time."""
     from bench import data
     from bench.pipeline import SMP_CLIENT_ENV, SMP_PORT, SMP_TOKEN
 
@@ -346,7 +354,25 @@ def run(runs: int, only: list[str], *, profile: bool = False) -> list[Figure]:
             instructions, cpu_us = results[path]
             say(f"  {path}: {instructions / 1e6:.2f} million instructions, {cpu_us:,.0f} µs CPU per run")
     data.purge_broker()
-    return figures(results, counting)
+    return results, counting
+
+
+def in_own_process(runs: int) -> list[Figure]:
+    """bench/run.py's piece: every path, in a process of its own on a database and Redis databases of its own
+    (its small data set must not replace the other pieces'), the figures read back from a file."""
+    out = BENCH_VAR / "instructions.json"
+    out.unlink(missing_ok=True)
+    env = dict(os.environ)
+    env.update(
+        BENCH_DATABASE_URL=common.DATABASE_URL + "_instructions",
+        BENCH_REDIS_URL=common.REDIS_CACHE_URL.rsplit("/", 1)[0] + "/7",
+        BENCH_BROKER_URL=common.REDIS_BROKER_URL.rsplit("/", 1)[0] + "/8",
+        BENCH_PORT=str(common.PORT + 10),
+    )
+    argv = [str(PYTHON), str(Path(__file__).resolve()), "--runs", str(runs), "--json", str(out)]
+    subprocess.run(argv, cwd=ROOT, env=env, check=True)
+    found = json.loads(out.read_text())
+    return figures({path: tuple(pair) for path, pair in found["results"].items()}, found["counting"])
 
 
 def figures(results: dict[str, tuple[float, float]], counting: bool) -> list[Figure]:
@@ -377,6 +403,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=40, help="runs counted per path (after 5 warm-up runs)")
     parser.add_argument("--only", default=",".join(PATHS), help="comma-separated: " + ", ".join(PATHS))
     parser.add_argument("--profile", action="store_true", help="no counting: cProfile's top lines of each path's runs")
+    parser.add_argument("--json", help="also write the figures to this file (bench/run.py reads them)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--api-key", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -392,10 +419,13 @@ def main() -> None:
     common.setup_django()
     started = time.monotonic()
     try:
-        found = run(args.runs, only, profile=args.profile)
+        results, counting = measure(args.runs, only, profile=args.profile)
     finally:
         common.stop_all()
-    common.print_figures(f"Instructions per run, {args.runs} runs each ({time.monotonic() - started:.0f} s)", found)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"counting": counting, "results": results}))
+    title = f"Instructions per run, {args.runs} runs each ({time.monotonic() - started:.0f} s)"
+    common.print_figures(title, figures(results, counting))
 
 
 if __name__ == "__main__":

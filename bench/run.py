@@ -26,9 +26,9 @@ from bench import common
 from bench.common import Figure, fmt, markdown_table, say
 
 LOADS: list[tuple[str, float, float]] = []
-PIECES = ("entitlements", "servers", "sweep", "notifications", "pipeline", "renewals")
-# The pieces that run in this process, over the data set of bench/data.py; renewals runs in a process of
-# its own, on its own database (bench/renewals.py).
+PIECES = ("entitlements", "servers", "sweep", "notifications", "pipeline", "renewals", "instructions")
+# The pieces that run in this process, over the data set of bench/data.py; renewals and instructions run in
+# processes of their own, on databases of their own (bench/renewals.py, bench/instructions.py).
 SHARED_DATA = ("entitlements", "servers", "sweep", "notifications", "pipeline")
 
 
@@ -46,6 +46,8 @@ class Size:
     # bench/renewals.py at its --quick size in every run; the full million: `make bench-renewals`.
     renewal_subscriptions: int = 100_000
     renewal_due: int = 3_000
+    # bench/instructions.py: runs counted per path.
+    instruction_runs: int = 40
 
 
 DEFAULT = Size(
@@ -69,6 +71,7 @@ QUICK = Size(
     connections=32,
     pipeline_orders=50,
     notifications_seconds=3,
+    instruction_runs=20,
 )
 
 
@@ -129,6 +132,10 @@ def run_piece(piece: str, size: Size, ds: object) -> list[Figure]:
         from bench import renewals
 
         return renewals.run(subscriptions=size.renewal_subscriptions, due=size.renewal_due, repeats=size.repeats)
+    if piece == "instructions":
+        from bench import instructions
+
+        return instructions.in_own_process(size.instruction_runs)
     raise ValueError(piece)
 
 
@@ -180,7 +187,7 @@ def main() -> int:
         common.setup_django()
         box, tool = common.machine(), common.loadgen_tool()
     else:
-        # renewals alone: its own process and database; the bench's database, Redis and var/ are left alone.
+        # renewals or instructions alone: their own processes and databases; the bench's are left alone.
         from bench import renewals
 
         box, tool = common.machine(database_url=renewals.DATABASE_URL), "none"
@@ -199,7 +206,7 @@ def main() -> int:
             )
             say(f"--scale: again at 10x the data ({bigger.orders:,} orders, {bigger.entitlements:,} entitlements)")
             # renewals measures its own 10x (against ten times fewer subscriptions) in every run.
-            big = run_pieces(bigger, [p for p in pieces if p != "renewals"], "10x")
+            big = run_pieces(bigger, [p for p in pieces if p not in ("renewals", "instructions")], "10x")
     finally:
         common.stop_all()
 
