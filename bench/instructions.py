@@ -147,12 +147,21 @@ class Wsgi:
         return json.loads(content) if content else {}
 
 
-def _task(name: str) -> Callable[[int], str]:
+def _task(name: str, expect: str) -> Callable[[int], str]:
+    """Run task ``name`` for an order as Celery's apply does; anything but ``expect`` stops the bench (it
+    would be counting another path)."""
     from ipvas.celery import app
 
     app.loader.import_default_modules()
     task = app.tasks[name]
-    return lambda order_id: task.apply(kwargs={"order_id": order_id}, throw=True).get()
+
+    def run(order_id: int) -> str:
+        outcome = task.apply(kwargs={"order_id": order_id}, throw=True).get()
+        if outcome != expect:
+            raise RuntimeError(f"{name} for order {order_id}: {outcome!r}, not {expect!r}")
+        return outcome
+
+    return run
 
 
 def _ordered(wsgi: Wsgi, count: int, accounts: list[str]) -> list[dict]:
@@ -169,11 +178,10 @@ def _order_id(order_no: str) -> int:
 
 
 def _prechecked(wsgi: Wsgi, count: int, accounts: list[str]) -> list[int]:
-    precheck = _task("lifecycle.tasks.precheck_order")
+    precheck = _task("lifecycle.tasks.precheck_order", "passed")
     ids = [_order_id(created["order_no"]) for created in _ordered(wsgi, count, accounts)]
     for order_id in ids:
-        if precheck(order_id) != "passed":
-            raise RuntimeError(f"order {order_id}: the pre-check did not pass")
+        precheck(order_id)
     return ids
 
 
@@ -211,7 +219,7 @@ def prepare(path: str, count: int, api_key: str, accounts: list[str]) -> list[Ca
         body = [json.dumps({"product_code": "VIP-MONTH", "tv_account": a}).encode() for a in accounts[:count]]
         return [expect(201, "POST", f"{API}/orders/", b) for b in body]
     if path == "precheck":
-        precheck = _task("lifecycle.tasks.precheck_order")
+        precheck = _task("lifecycle.tasks.precheck_order", "passed")
         ids = [_order_id(created["order_no"]) for created in _ordered(wsgi, count, accounts)]
         return [lambda order_id=order_id: precheck(order_id) for order_id in ids]
     if path == "payment":
@@ -220,7 +228,7 @@ def prepare(path: str, count: int, api_key: str, accounts: list[str]) -> list[Ca
         body = json.dumps({"method": "phone_bill"}).encode()
         return [expect(200, "POST", f"{API}/orders/{numbers[order_id]}/payment/", body) for order_id in ids]
     if path == "provision":
-        provision = _task("lifecycle.tasks.provision_order")
+        provision = _task("lifecycle.tasks.provision_order", "completed")
         ids = _prechecked(wsgi, count, accounts)
         numbers = dict(Order.objects.filter(pk__in=ids).values_list("pk", "order_no"))
         for order_id in ids:
