@@ -392,17 +392,16 @@ def order_etag(order: Order | tuple, language: str) -> str:
     product's, its payment's, its entitlement's (a refunded period moves the periods after it) and its
     subscription. The EPG polls an order every 1-2 s; an unchanged one is answered 304 (issue #17).
     """
-    if isinstance(order, Order):
-        version = tuple(_followed(order, name) for name in ORDER_VERSION)
+    from_objects = isinstance(order, Order)
+    version = tuple(_followed(order, name) for name in ORDER_VERSION) if from_objects else order
+    (pk, updated_at, status, method, product_updated_at, entitlement, starts_at, ends_at, revoked_at, subscription) = (
+        version
+    )
+    if from_objects:
         shown = shown_payment(order)
         payment = tuple(getattr(shown, name) for name in PAYMENT_VERSION) if shown else None
     else:
-        version = order
-        method = version[ORDER_VERSION.index("payment_method")]
-        payment = _shown_payments(version[0], method).values_list(*PAYMENT_VERSION).first() if method else None
-    (pk, updated_at, status, _method, product_updated_at, entitlement, starts_at, ends_at, revoked_at, subscription) = (
-        version
-    )
+        payment = _shown_payments(pk, method).values_list(*PAYMENT_VERSION).first() if method else None
     parts = (
         pk,
         updated_at.isoformat(),

@@ -9,7 +9,6 @@ charges twice.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import asdict
 from datetime import date, datetime
@@ -45,8 +44,8 @@ def _session(base_url: str) -> requests.Session:
     session = sessions.get(base_url)
     if session is None:
         session = requests.Session()
-        session.proxies = requests.utils.get_environ_proxies(base_url)
-        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        found = session.merge_environment_settings(base_url, {}, None, None, None)  # requests' own reading
+        session.proxies, session.verify = found["proxies"], found["verify"]
         session.trust_env = False
         sessions[base_url] = session
     return session
