@@ -33,6 +33,7 @@ def lock_order(order_id: int, *, product: bool = True) -> Order:
     """
     orders = Order.objects.select_for_update(of=("self",))
     order = (orders.select_related("product") if product else orders).get(pk=order_id)
+    order.remember_columns()  # transit() then writes only what its step changed
     logs.bind(order_no=order.order_no)
     return order
 
@@ -129,7 +130,7 @@ def transit(
             % {"status": OrderStatus(source).label, "action": ACTION_LABELS.get(step.__name__, step.__name__)},
             extra={"status": source},
         ) from exc
-    order.save()
+    order.save_changes()
     event = record_event(order, step.__name__, actor=actor, from_status=source, reason=reason, data=data, now=now)
     schedule_due(order)
     if order.is_terminal and (order.subscription_id or order.auto_renew):

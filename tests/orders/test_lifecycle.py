@@ -13,14 +13,16 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, InternalError, transaction
+from django.db import IntegrityError, InternalError, connection, transaction
 from django.db.models import ProtectedError, RestrictedError
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_fsm import ConcurrentTransition
 
 from ipvas.actors import Actor, ActorKind
 from ipvas.errors import ApplicationError, InvalidState
 from ipvas.models import OutboxMessage
+from lifecycle.claims import claim
 from lifecycle.transitions import lock_order, transit
 from orders.constants import FailureCode, OrderStatus, PaymentMethod
 from orders.models import Order, OrderEvent
@@ -316,6 +318,45 @@ def test_a_transition_saved_from_a_stale_copy_is_refused():
 
     assert (row(order)["status"], row(order)["failure_code"]) == (S.EXPIRED, FailureCode.PAYMENT_TIMEOUT)
     assert list(order.events.values_list("action", flat=True)) == ["expire"]
+
+
+def test_a_transition_writes_what_its_step_and_its_caller_changed_and_no_other_column():
+    order = order_in(S.AWAITING_PAYMENT)
+    before = row(order)
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        locked = lock_order(order.pk)
+        locked.content_id = "changed-by-the-caller"  # before the step, on the locked order
+        transit(locked, locked.expire, actor=ADMIN, code=FailureCode.PAYMENT_TIMEOUT)
+
+    after = row(order)
+    changed = {name for name in after if after[name] != before[name]}
+    assert changed == {"status", "deadline_at", "status_changed_at", "failure_code", "content_id", "updated_at"}
+    assert after["content_id"] == "changed-by-the-caller"
+    (update,) = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('UPDATE "orders_order"')]
+    assert '"order_no"' not in update and '"amount_fen"' not in update  # the columns nobody changed stay out
+
+
+def test_a_column_saved_between_the_lock_and_the_transition_is_not_undone_by_it():
+    # The step sets the deadline back to what it was when the order was locked; a save in between had
+    # moved it: the transition must write it, though it equals what the lock read.
+    order = order_in(S.PRECHECKING)
+    first_deadline = row(order)["deadline_at"]
+    with transaction.atomic():
+        locked = lock_order(order.pk)
+        claim(locked)  # deadline_at pushed a lease ahead, saved
+        kwargs = arguments("precheck_passed", timezone.now())
+        transit(locked, locked.precheck_passed, actor=ADMIN, **{**kwargs, "deadline_at": first_deadline})
+    assert (row(order)["status"], row(order)["deadline_at"]) == (S.AWAITING_PAYMENT, first_deadline)
+
+
+def test_a_second_transition_of_the_same_locked_order_writes_its_own_changes():
+    order = order_in(S.PRECHECKING)
+    with transaction.atomic():
+        locked = lock_order(order.pk)
+        transit(locked, locked.precheck_passed, actor=ADMIN, **arguments("precheck_passed", timezone.now()))
+        transit(locked, locked.cancel, actor=ADMIN)
+    after = row(order)
+    assert (after["status"], after["deadline_at"], after["tv_account"]) == (S.CANCELLED, None, "tv1001")
 
 
 @pytest.mark.parametrize(
