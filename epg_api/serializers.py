@@ -12,12 +12,11 @@ from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.validators import ProhibitNullCharactersValidator
-from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
-from billing.models import Payment
+from billing.services.payments import shown_payment, shown_payments
 from orders.constants import CHANNEL_METHODS, QR_METHODS, Channel, OrderStatus
 from orders.models import Order, Product
 from orders.selectors import ORDER_VERSION
@@ -366,20 +365,6 @@ def _followed(obj: Any, path: str) -> Any:
     return obj
 
 
-def _shown_payments(order_id: int, method: str) -> QuerySet[Payment]:
-    """The payments of an order's current method, the one its answer shows first."""
-    return Payment.objects.filter(order_id=order_id, method=method).order_by("-created_at", "-pk")
-
-
-def shown_payment(order: Order) -> Payment | None:
-    """The payment an order's answer shows: the latest of its current method (read once per order object)."""
-    if not order.payment_method:
-        return None
-    if not hasattr(order, "_shown_payment"):
-        order._shown_payment = _shown_payments(order.pk, order.payment_method).first()
-    return order._shown_payment
-
-
 def order_etag(order: Order | tuple, language: str) -> str:
     """A weak validator of the order's answer (OrderSerializer) in ``language``, without building it.
 
@@ -401,7 +386,7 @@ def order_etag(order: Order | tuple, language: str) -> str:
         shown = shown_payment(order)
         payment = tuple(getattr(shown, name) for name in PAYMENT_VERSION) if shown else None
     else:
-        payment = _shown_payments(pk, method).values_list(*PAYMENT_VERSION).first() if method else None
+        payment = shown_payments(pk, method).values_list(*PAYMENT_VERSION).first() if method else None
     parts = (
         pk,
         updated_at.isoformat(),

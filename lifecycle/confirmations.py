@@ -30,7 +30,7 @@ from ipvas.actors import Actor, ActorKind
 from ipvas.errors import InvalidState
 from ipvas.locks import lock_name
 from lifecycle import subscriptions, tasks
-from lifecycle.transitions import lock_order, transit
+from lifecycle.transitions import lock_order, lock_to_pay, transit
 from orders.constants import FailureCode, OrderStatus, PaymentMethod
 from orders.models import Order
 from orders.models.order import mask_phone
@@ -69,7 +69,7 @@ def _limit(order: Order, actor: Actor) -> None:
 def sms_confirmation_start(*, order_id: int, actor: Actor) -> Order:
     now = timezone.now()
     with transaction.atomic():
-        order = lock_order(order_id)
+        order = lock_to_pay(order_id, PaymentMethod.PHONE_BILL_SMS)
         if order.status != OrderStatus.AWAITING_PAYMENT:
             raise InvalidState(
                 _("A payment method cannot be chosen for an order that is %(status)s.")

@@ -26,6 +26,7 @@ from billing.services.payments import (
     lock_payment,
     next_out_trade_no,
     open_payment,
+    payment_shown,
     payment_window_end,
 )
 from billing.services.sms import sms_confirmation_expire
@@ -34,7 +35,7 @@ from ipvas.actors import Actor
 from ipvas.errors import ExternalServiceError, InvalidInput, InvalidState, RateLimited
 from lifecycle import confirmations, contracts, paid, payment_code, tasks
 from lifecycle.claims import lock_if_due
-from lifecycle.transitions import lock_order, transit
+from lifecycle.transitions import lock_order, lock_to_pay, transit
 from orders.constants import QR_METHODS, Channel, FailureCode, OrderStatus, PaymentMethod
 from orders.models import Order
 
@@ -56,12 +57,8 @@ def payment_choose(*, order_id: int, method: str, actor: Actor, code: str = "") 
     channel; ``payment_pending`` accepts a switch between the two QR methods.
     ``payment_code`` comes with the ``code`` the clerk scanned (lifecycle.payment_code).
     """
-    order = Order.objects.select_related("product").get(pk=order_id)
-    allowed = order.methods_allowed()
-    if method not in allowed:
-        raise InvalidInput(
-            fields={"method": [_("This product can be paid with: %(methods)s.") % {"methods": ", ".join(allowed)}]}
-        )
+    # Each way locks the order and checks there that the product may be paid with ``method`` (lock_to_pay):
+    # not read once more before (issue #17).
     if method in QR_METHODS:
         return _qr_start(order_id=order_id, method=method, actor=actor)
     if method == PaymentMethod.PHONE_BILL_SMS:
@@ -78,10 +75,10 @@ def payment_choose(*, order_id: int, method: str, actor: Actor, code: str = "") 
 def _phone_bill_start(*, order_id: int, actor: Actor) -> Order:
     """Phone bill without confirmation: the SMP charges as it subscribes, at once."""
     with transaction.atomic():
-        order = lock_order(order_id)
+        order = lock_to_pay(order_id, PaymentMethod.PHONE_BILL)
         if order.status != OrderStatus.AWAITING_PAYMENT:
             raise not_now(order)
-        Payment.objects.create(
+        payment = Payment.objects.create(
             order=order,
             method=PaymentMethod.PHONE_BILL,
             provider=Provider.SMP,
@@ -92,13 +89,14 @@ def _phone_bill_start(*, order_id: int, actor: Actor) -> Order:
         transit(
             order, order.payment_confirmed, payment_method=PaymentMethod.PHONE_BILL, actor=actor, reason="phone bill"
         )
+        payment_shown(order, payment)
     return order
 
 
 def _cash_received(*, order_id: int, actor: Actor) -> Order:
     """The clerk confirms the cash is in hand; the CRM activity runs next (lifecycle.payment_due)."""
     with transaction.atomic():
-        order = lock_order(order_id)
+        order = lock_to_pay(order_id, PaymentMethod.CASH)
         if order.channel != Channel.CRM:
             raise InvalidState(_("Cash is only taken in business halls."))
         if order.status != OrderStatus.AWAITING_PAYMENT:
@@ -129,7 +127,7 @@ def _qr_start(*, order_id: int, method: str, actor: Actor) -> Order:
     provider_name = PROVIDER_FOR_METHOD[method]
     now = timezone.now()
     with transaction.atomic():
-        order = lock_order(order_id)
+        order = lock_to_pay(order_id, method)
         previous = None
         if order.status == OrderStatus.PAYMENT_PENDING and order.payment_method in QR_METHODS:
             previous = open_payment(order)
@@ -214,6 +212,7 @@ def _qr_start(*, order_id: int, method: str, actor: Actor) -> Order:
             # Cancelled or expired while the provider answered: that QR code must not be payable.
             payment_close_later(payment)
             raise not_now(order)
+        payment_shown(order, payment)
     return order
 
 

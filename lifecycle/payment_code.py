@@ -29,7 +29,6 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from adapters.providers import get_provider
 from adapters.providers.types import CodePaymentRequest, CodeState, ProviderUnavailable, Trade, TradeState
@@ -45,10 +44,9 @@ from billing.services.payments import OPEN_STATUSES, next_out_trade_no
 from billing.services.work import work_item_open
 from ipvas import outbox
 from ipvas.actors import Actor
-from ipvas.errors import InvalidInput
 from lifecycle import paid, tasks
 from lifecycle.claims import claim, lock_claimed, lock_if_due
-from lifecycle.transitions import lock_order, record_event, schedule_due, transit
+from lifecycle.transitions import lock_to_pay, record_event, schedule_due, transit
 from orders.constants import FailureCode, OrderStatus, PaymentMethod
 from orders.models import Order
 
@@ -74,9 +72,7 @@ def payment_code_pay(*, order_id: int, code: str, actor: Actor) -> Order:
         raise used_already()
     now = timezone.now()
     with transaction.atomic():
-        order = lock_order(order_id)
-        if PaymentMethod.PAYMENT_CODE not in order.methods_allowed():
-            raise InvalidInput(fields={"method": [_("This product cannot be paid with a payment code.")]})
+        order = lock_to_pay(order_id, PaymentMethod.PAYMENT_CODE)
         payment = Payment.objects.create(
             order=order,
             method=PaymentMethod.PAYMENT_CODE,

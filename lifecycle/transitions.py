@@ -14,7 +14,7 @@ from django_fsm import TransitionNotAllowed
 
 from ipvas import logs, outbox
 from ipvas.actors import Actor
-from ipvas.errors import InvalidState
+from ipvas.errors import InvalidInput, InvalidState
 from orders.constants import OrderStatus
 from orders.models import Order, OrderEvent
 
@@ -35,6 +35,18 @@ def lock_order(order_id: int, *, product: bool = True) -> Order:
     order = (orders.select_related("product") if product else orders).get(pk=order_id)
     order.remember_columns()  # transit() then writes only what its step changed
     logs.bind(order_no=order.order_no)
+    return order
+
+
+def lock_to_pay(order_id: int, method: str) -> Order:
+    """``lock_order`` for a payment choice: refuses ``method`` (InvalidInput) unless the order's product may
+    be paid with it on the order's channel, checked under the lock before anything else of the choice."""
+    order = lock_order(order_id)
+    allowed = order.methods_allowed()
+    if method not in allowed:
+        raise InvalidInput(
+            fields={"method": [_("This product can be paid with: %(methods)s.") % {"methods": ", ".join(allowed)}]}
+        )
     return order
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from billing.models import LedgerKind, Payment, PaymentStatus
@@ -36,6 +37,27 @@ def open_payment(order: Order) -> Payment | None:
         .order_by("-created_at", "-pk")
         .first()
     )
+
+
+def shown_payments(order_id: int, method: str) -> QuerySet[Payment]:
+    """The payments of an order's current method, the one its answer shows first."""
+    return Payment.objects.filter(order_id=order_id, method=method).order_by("-created_at", "-pk")
+
+
+def shown_payment(order: Order) -> Payment | None:
+    """The payment an order's answer shows: the latest of its current method (read once per order object)."""
+    if not order.payment_method:
+        return None
+    if not hasattr(order, "_shown_payment"):
+        order._shown_payment = shown_payments(order.pk, order.payment_method).first()
+    return order._shown_payment
+
+
+def payment_shown(order: Order, payment: Payment) -> None:
+    """``payment``, just written under the order's lock with its current method, is the one its answer shows:
+    the answer is not read again for it (issue #17: a statement of the payment choice's ten)."""
+    assert payment.order_id == order.pk and payment.method == order.payment_method
+    order._shown_payment = payment
 
 
 def lock_payment(payment_id: int) -> Payment:

@@ -8,6 +8,7 @@ QR code of a new payment, the entitlement, the language of the answer.
 
 from __future__ import annotations
 
+import pytest
 from django.utils import timezone
 
 from billing.models import Payment
@@ -128,3 +129,18 @@ def test_the_etag_of_the_version_row_is_the_etag_of_the_answer_in_every_state(ap
         answered = poll(api, order_no)  # tagged from the order read for the answer
         assert answered.status_code == 200
         assert poll(api, order_no, answered["ETag"]).status_code == 304, order_no  # tagged from its rows
+
+
+@pytest.mark.parametrize("methods", [["phone_bill"], ["wechat_qr"], ["alipay_qr"], ["wechat_qr", "alipay_qr"]])
+def test_the_answer_to_a_payment_choice_is_what_the_next_poll_answers(api, methods):
+    """The choice answers with the payment it just wrote (not read again, issue #17): the same answer, field
+    for field, as a poll right after, and a switch between QR codes shows the new one, not the one before."""
+    order_no = api.place()["order_no"]
+    for method in methods:
+        chosen = api.pay_with(order_no, method)
+        polled = poll(api, order_no)
+        assert polled.status_code == 200
+        assert chosen == polled.json()
+        assert chosen["payment"]["method"] == method
+    if len(methods) > 1:
+        assert Payment.objects.filter(order__order_no=order_no).count() == 2
