@@ -26,6 +26,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ipvas.actors import Actor
 from ipvas.errors import ApplicationError, InvalidInput, RateLimited
+from ipvas.rows import the_row
 from orders.models import PinEventAction, PurchasePin, PurchasePinEvent
 from orders.validation import TV_ACCOUNT_RE
 
@@ -146,7 +147,7 @@ def pin_check(*, tv_account: str, pin: str | None, actor: Actor, channel: str) -
 
     ``channel`` (``epg_api`` or ``tv``) is written with a wrong entry, for the audit trail.
     """
-    row = PurchasePin.objects.filter(tv_account=tv_account).first()
+    row = the_row(PurchasePin.objects.filter(tv_account=tv_account))
     if row is None:
         return
     now = timezone.now()

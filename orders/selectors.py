@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from ipvas.actors import ActorKind
 from ipvas.cache_errors import CACHE_ERRORS
 from ipvas.errors import NotFound
+from ipvas.rows import the_row
 from orders.constants import ACTIVE_STATUSES, Channel, OrderStatus, ProductKind
 from orders.models import Entitlement, Order, Product
 
@@ -125,11 +126,8 @@ def _epg_client_orders(*, order_no: str, client_id: str, renewals: bool) -> Quer
 def order_for_epg_client(*, order_no: str, client_id: str) -> Order | None:
     """An order the client may read, with what its answer shows: its own, or a renewal order (any EPG
     client reads those, docs/interfaces.md §8)."""
-    return (
-        _epg_client_orders(order_no=order_no, client_id=client_id, renewals=True)
-        .select_related("product", "entitlement", "subscription")
-        .first()
-    )
+    orders = _epg_client_orders(order_no=order_no, client_id=client_id, renewals=True)
+    return the_row(orders.select_related("product", "entitlement", "subscription"))
 
 
 # What an order's answer to the EPG can change with (epg_api.serializers.order_etag), in this order: read as
@@ -152,7 +150,7 @@ ORDER_VERSION = (
 def order_version_for_epg_client(*, order_no: str, client_id: str) -> tuple | None:
     """The ORDER_VERSION row of the order ``order_for_epg_client`` would give, or None."""
     orders = _epg_client_orders(order_no=order_no, client_id=client_id, renewals=True)
-    return orders.values_list(*ORDER_VERSION).first()
+    return the_row(orders.values_list(*ORDER_VERSION))
 
 
 def order_id_for_epg_client(*, order_no: str, client_id: str) -> int | None:
@@ -160,11 +158,11 @@ def order_id_for_epg_client(*, order_no: str, client_id: str) -> int | None:
     is read by any client but acted on by none (its subscription is cancelled instead, §8). The id only: the
     step locks and reads the order itself."""
     orders = _epg_client_orders(order_no=order_no, client_id=client_id, renewals=False)
-    return orders.values_list("pk", flat=True).first()
+    return the_row(orders.values_list("pk", flat=True))
 
 
 def product_for_sale(*, code: str, channel: str) -> Product:
-    product = Product.objects.filter(code=code).first()
+    product = the_row(Product.objects.filter(code=code))
     if product is None or not product.is_on_sale(channel):
         raise NotFound(_("There is no product %(code)s on sale here.") % {"code": code}, code="product_not_found")
     return product
