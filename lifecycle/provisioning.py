@@ -15,6 +15,7 @@ from django.utils import timezone
 from adapters.smp import SmpCharge, SmpUnavailable, SubscribeRequest, get_smp
 from billing.models import LedgerKind, Payment, PaymentStatus, Provider, Refund, RefundStatus, WorkItemKind
 from billing.services.ledger import ledger_record, order_totals
+from billing.services.payments import lock_payments
 from billing.services.refunds import active_refund
 from billing.services.work import work_item_open
 from ipvas import outbox
@@ -59,12 +60,13 @@ def provisioning_cutoff(order: Order) -> datetime:
 
 
 def _paid_payment(order: Order) -> Payment | None:
-    return (
-        Payment.objects.filter(order=order, method=order.payment_method)
-        .exclude(status__in=[PaymentStatus.FAILED, PaymentStatus.CLOSED])
-        .order_by("-created_at", "-pk")
-        .first()
-    )
+    """The latest payment of the order's method that did not fail or close, locked (the order is)."""
+    payments = [
+        payment
+        for payment in lock_payments(order).values()
+        if payment.method == order.payment_method and payment.status not in (PaymentStatus.FAILED, PaymentStatus.CLOSED)
+    ]
+    return max(payments, key=lambda payment: (payment.created_at, payment.pk), default=None)
 
 
 def provisioning_due(order_id: int, due_at: datetime | None) -> str:

@@ -65,8 +65,10 @@ def lock_payment(payment_id: int) -> Payment:
 
 
 def lock_payments(order: Order) -> dict[int, Payment]:
-    """Every payment of the locked ``order``, locked, by id: one statement."""
-    return {payment.pk: payment for payment in Payment.objects.select_for_update().filter(order=order)}
+    """Every payment of the locked ``order``, locked, by id: one statement (in no order: the order's lock,
+    taken first, keeps two of these from waiting for each other)."""
+    payments = Payment.objects.select_for_update().filter(order=order).order_by()
+    return {payment.pk: payment for payment in payments}
 
 
 def next_out_trade_no(order: Order, provider: str) -> str:
