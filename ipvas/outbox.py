@@ -11,6 +11,7 @@ timeout.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,6 +28,18 @@ logger = logging.getLogger(__name__)
 
 # Messages due within this many seconds are published with an ETA; later ones wait here.
 RELAY_HORIZON_SECONDS = 60
+
+# By task name: which of its messages, waiting here until they are due, nobody needs any more (an order's
+# deadline when the order has ended: lifecycle.apps registers it). The beat relay marks those relayed
+# without publishing them (issue #17: most orders leave such a message behind, a task that would do nothing).
+Unneeded = Callable[[list[OutboxMessage]], set[int]]
+_unneeded_checks: dict[str, Unneeded] = {}
+
+
+def skip_unneeded(task_names: Iterable[str], check: Unneeded) -> None:
+    """``check(messages)`` gives the ids of those of ``task_names``' messages that need not be published."""
+    for name in task_names:
+        _unneeded_checks[name] = check
 
 
 def enqueue(task: Task, *, kwargs: dict[str, Any], due_at: datetime | None = None) -> OutboxMessage:
@@ -106,13 +119,30 @@ def relay_pending(*, batch_size: int = 500) -> int:
             .exclude(created_at__gt=stale_before)
             .order_by("due_at", "pk")[:batch_size]
         )
+        unneeded = _unneeded(messages)
         for message in messages:
-            _publish(message, now)
+            if message.pk not in unneeded:
+                _publish(message, now)
         if messages:
             OutboxMessage.objects.filter(pk__in=[m.pk for m in messages]).update(relayed_at=now)
     if messages:
-        logger.info("outbox: relayed %d pending message(s)", len(messages))
-    return len(messages)
+        logger.info(
+            "outbox: relayed %d pending message(s), and marked %d no longer needed",
+            len(messages) - len(unneeded),
+            len(unneeded),
+        )
+    return len(messages) - len(unneeded)
+
+
+def _unneeded(messages: list[OutboxMessage]) -> set[int]:
+    by_task: dict[str, list[OutboxMessage]] = {}
+    for message in messages:
+        if message.task_name in _unneeded_checks:
+            by_task.setdefault(message.task_name, []).append(message)
+    unneeded: set[int] = set()
+    for name, waiting in by_task.items():
+        unneeded |= _unneeded_checks[name](waiting)
+    return unneeded
 
 
 def purge_relayed(*, older_than: timedelta | None = None, batch_size: int = 5000) -> int:

@@ -5,3 +5,10 @@ from django.utils.translation import gettext_lazy as _
 class LifecycleConfig(AppConfig):
     name = "lifecycle"
     verbose_name = _("Order lifecycle")
+
+    def ready(self) -> None:
+        from ipvas import outbox
+        from lifecycle.due import deadlines_passed, due_task_names
+
+        # An order's deadline messages that its end (or a later deadline) made pointless stay unpublished.
+        outbox.skip_unneeded(due_task_names(), deadlines_passed)

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from ipvas import outbox
 from ipvas.actors import Actor
+from ipvas.models import OutboxMessage
 from lifecycle import deductions, paying, payment_code, payment_due, precheck, provisioning, tasks
 from lifecycle.claims import MAX_BACKOFF_SECONDS, claim, claim_many
 from lifecycle.transitions import transit_many
@@ -70,6 +71,30 @@ STEPS: dict[str, Step] = {
     # Subscribe on the SMP, retried until PROVISIONING_DEADLINE_SECONDS; then the money goes back.
     OrderStatus.PROVISIONING: Step(provisioning.provisioning_due, tasks.provision_order, inline=False),
 }
+
+
+def deadlines_passed(messages: list[OutboxMessage]) -> set[int]:
+    """Of these due tasks' messages waiting in the outbox, those whose order has ended, or has a later
+    deadline since they were written (its own message, or a claim's lease the sweep watches): their task
+    would find nothing due. ipvas.outbox's beat relay leaves them unpublished (lifecycle.apps)."""
+    deadlines = dict(
+        Order.objects.filter(pk__in={m.kwargs.get("order_id") for m in messages}).values_list("pk", "deadline_at")
+    )
+    unneeded = set()
+    for message in messages:
+        due_at = message.kwargs.get("due_at")
+        if not due_at or message.kwargs.get("order_id") not in deadlines:
+            continue  # not a deadline of ours to judge: published as written
+        deadline = deadlines[message.kwargs["order_id"]]
+        if deadline is None or deadline > datetime.fromisoformat(due_at):
+            unneeded.add(message.pk)
+    return unneeded
+
+
+def due_task_names() -> set[str]:
+    return {task.name for step in STEPS.values() for task in (step.task, step.unattended) if task is not None}
+
+
 # Before its deadline an order moves on what arrives: a payment (lifecycle.paid), an SMS reply
 # (lifecycle.confirmations), the customer's choice or cancel (lifecycle.paying), a refund (lifecycle.refunds).
 
