@@ -36,6 +36,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ipvas.cache_errors import CACHE_ERRORS
 from ipvas.errors import LimitUnavailable, RateLimited
+from ipvas.redis_cache import RedisCache
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,9 @@ def hit(scope: str, identity: str, *, limit: int, window_seconds: int, message: 
 
 
 def _count(key: str, window_seconds: int) -> int:
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        return backend.incr_expiring(key, window_seconds + 5)
     cache.add(key, 0, timeout=window_seconds + 5)
     try:
         return cache.incr(key)

@@ -63,3 +63,12 @@ def test_a_forked_child_uses_connections_of_its_own():
     assert answer == b"1"
     assert cache.get("redis-cache:from-child") == "child"
     assert cache.get("redis-cache:before-fork") == "parent"  # the parent's connections still work
+
+
+def test_a_rate_counter_counts_from_one_and_keeps_its_time_to_live():
+    key = "redis-cache:rate"
+    cache.delete(key)
+    assert [cache.incr_expiring(key, 30) for _ in range(3)] == [1, 2, 3]
+    client = cache._cache.get_client(key, write=True)
+    assert 25 <= client.ttl(cache.make_key(key)) <= 30  # a counter never outlives its window
+    assert cache.get(key) == 3  # the same value the cache's own calls read
