@@ -275,3 +275,32 @@ def test_no_retry_delay_outlives_the_visibility_timeout():
 
 def test_no_eta_published_by_the_outbox_outlives_the_visibility_timeout():
     assert outbox.RELAY_HORIZON_SECONDS < visibility_timeout()
+
+
+class TestUnneededMessages:
+    def test_messages_a_check_calls_unneeded_are_marked_relayed_and_not_published(
+        self, published, time_machine, monkeypatch
+    ):
+        time_machine.move_to(START, tick=False)
+        kept, dropped = probe(1), probe(2)
+        monkeypatch.setitem(outbox._unneeded_checks, PROBE, lambda messages: {dropped.pk})
+        time_machine.move_to(kept.created_at + timedelta(hours=1), tick=False)
+
+        assert outbox.relay_pending() == 1
+        assert published == [Published(task=PROBE, kwargs={"n": 1}, eta=None)]
+        assert unrelayed() == 0
+
+    def test_a_check_that_fails_publishes_every_message_as_before(self, published, time_machine, monkeypatch):
+        def broken(messages: list[OutboxMessage]) -> set[int]:
+            OutboxMessage.objects.raw("SELECT no_such_column FROM ipvas_outboxmessage")[0]  # a failed statement
+            raise AssertionError("not reached")
+
+        time_machine.move_to(START, tick=False)
+        first = probe(1)
+        probe(2)
+        monkeypatch.setitem(outbox._unneeded_checks, PROBE, broken)
+        time_machine.move_to(first.created_at + timedelta(hours=1), tick=False)
+
+        assert outbox.relay_pending() == 2  # the relay's own statements still run after the failed one
+        assert sorted(p.kwargs["n"] for p in published) == [1, 2]
+        assert unrelayed() == 0
