@@ -382,7 +382,8 @@ def postgres_ended_cpu_seconds(database_url: str = DATABASE_URL) -> float:
 
     with psycopg.connect(database_url, autocommit=True) as conn:
         (backend,) = conn.execute("select pg_backend_pid()").fetchone()
-    status = Path(f"/proc/{backend}/status").read_text()
+        # Read while the connection is open: its backend ends with it (a run once failed on that race).
+        status = Path(f"/proc/{backend}/status").read_text()
     postmaster = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
     fields = _proc_stat(postmaster)
     return (int(fields[13]) + int(fields[14])) / _TICK if fields else 0.0
