@@ -17,7 +17,7 @@ from billing.services.notifications import notification_store
 from billing.services.payments import OPEN_STATUSES, lock_payments, payment_record_paid
 from ipvas.actors import Actor, ActorKind
 from lifecycle import deductions, paying, refunds
-from lifecycle.transitions import lock_order, transit
+from lifecycle.transitions import lock_order_of_trade, transit
 from orders import selectors
 from orders.constants import Channel, FailureCode, OrderStatus
 from orders.models import Order
@@ -42,13 +42,11 @@ def payment_succeeded(
     The order is provisioned if it was waiting for this money; money that
     arrives for an order that was paid already or has ended goes back.
     """
-    payment_id, order_id = _payment_ref(provider, out_trade_no)
     with transaction.atomic():
-        order = lock_order(order_id)
-        payments = lock_payments(order)
+        order, payments, payment = _lock_trade(provider, out_trade_no, product=True)
         return _paid(
             order,
-            payments[payment_id],
+            payment,
             payments.values(),
             transaction_id=transaction_id,
             amount_fen=amount_fen,
@@ -57,12 +55,16 @@ def payment_succeeded(
         )
 
 
-def _payment_ref(provider: str, out_trade_no: str) -> tuple[int, int]:
-    """(payment id, order id) of our payment of this trade."""
+def _lock_trade(provider: str, out_trade_no: str, *, product: bool) -> tuple[Order, dict[int, Payment], Payment]:
+    """The order our payment of this trade belongs to and all its payments, locked (order first), and that
+    payment: two statements."""
     try:
-        return Payment.objects.values_list("pk", "order_id").get(provider=provider, out_trade_no=out_trade_no)
-    except Payment.DoesNotExist:
+        order = lock_order_of_trade(provider, out_trade_no, product=product)
+    except Order.DoesNotExist:
         raise NotificationRejected(f"unknown out_trade_no {out_trade_no}") from None
+    payments = lock_payments(order)
+    (payment,) = [p for p in payments.values() if p.provider == provider and p.out_trade_no == out_trade_no]
+    return order, payments, payment
 
 
 def _paid(
@@ -133,11 +135,8 @@ def notification_accept(*, notice: PaidNotice, headers: dict[str, str], body: st
     and it is a "duplicate". Raises NotificationRejected when it does not
     match our payment (unknown trade, other amount).
     """
-    payment_id, order_id = _payment_ref(notice.provider, notice.out_trade_no)
     with transaction.atomic():
-        order = lock_order(order_id, product=False)
-        payments = lock_payments(order)
-        payment = payments[payment_id]
+        order, payments, payment = _lock_trade(notice.provider, notice.out_trade_no, product=False)
         if notice.paid:
             outcome = _paid(
                 order,

@@ -238,14 +238,14 @@ def test_wechat_notification_moves_the_order_on_once(pending):
 
 
 def test_a_payment_notification_is_stored_and_applied_in_few_statements(pending, django_assert_num_queries):
-    """Issue #17 (docs/performance.md): our payment's ids; in one transaction the order and all its payments
-    locked, the payment paid, its ledger entry written (one INSERT … ON CONFLICT DO NOTHING), the order moved
-    on (its row, its event, its outbox message), the notification stored with its outcome (one INSERT … ON
-    CONFLICT DO NOTHING)."""
+    """Issue #17 (docs/performance.md): in one transaction the order found by its payment's trade and locked,
+    all its payments locked, the payment paid, its ledger entry written (one INSERT … ON CONFLICT DO NOTHING),
+    the order moved on (its row, its event, its outbox message), the notification stored with its outcome (one
+    INSERT … ON CONFLICT DO NOTHING)."""
     trade = pending("wechat_qr")
     body, headers = sandbox_payments.wechatpay_notification(trade)
 
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(10):
         wechat_accepted(post_wechat(body, headers))
 
     assert order_of(trade).status == "provisioning"
