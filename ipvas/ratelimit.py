@@ -1,8 +1,8 @@
 """Fixed-window counters in the shared cache (Redis in production).
 
-``hit`` counts one event and refuses it past the limit. On Redis, ``add``
-(SET NX) and ``incr`` (INCRBY) are atomic, so under any concurrency exactly
-``limit`` events in a window get through. The embedded file cache is not
+``hit`` counts one event and refuses it past the limit. On Redis, INCR and
+EXPIRE go in one MULTI/EXEC (``RedisCache.incr_expiring``: one round trip), so
+under any concurrency exactly ``limit`` events in a window get through. The embedded file cache is not
 atomic by itself; there every count is made under one file lock, which
 serialises the web server's threads and the worker's processes alike.
 

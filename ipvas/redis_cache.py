@@ -36,7 +36,8 @@ class RedisCache(django_redis.RedisCache):
         """Add 1 to the counter ``key`` (0 when missing) and keep it ``timeout`` seconds from now: INCR and
         EXPIRE in one round trip, where ``add`` then ``incr`` took two (ipvas.ratelimit, issue #17)."""
         key = self.make_and_validate_key(key)
-        pipeline = self._cache.get_client(key, write=True).pipeline(transaction=False)
+        # MULTI/EXEC: a counter is never left without its expiry, whatever happens to the connection.
+        pipeline = self._cache.get_client(key, write=True).pipeline(transaction=True)
         pipeline.incr(key)
         pipeline.expire(key, timeout)
         count, _ = pipeline.execute()

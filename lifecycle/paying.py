@@ -32,10 +32,10 @@ from billing.services.payments import (
 from billing.services.sms import sms_confirmation_expire
 from ipvas import outbox
 from ipvas.actors import Actor
-from ipvas.errors import ExternalServiceError, InvalidInput, InvalidState, RateLimited
+from ipvas.errors import ExternalServiceError, InvalidState, RateLimited
 from lifecycle import confirmations, contracts, paid, payment_code, tasks
 from lifecycle.claims import lock_if_due
-from lifecycle.transitions import lock_order, lock_to_pay, transit
+from lifecycle.transitions import lock_order, lock_to_pay, method_refused, transit
 from orders.constants import QR_METHODS, Channel, FailureCode, OrderStatus, PaymentMethod
 from orders.models import Order
 
@@ -69,7 +69,8 @@ def payment_choose(*, order_id: int, method: str, actor: Actor, code: str = "") 
         return _cash_received(order_id=order_id, actor=actor)
     if method == PaymentMethod.PAYMENT_CODE:
         return payment_code.payment_code_pay(order_id=order_id, code=code, actor=actor)
-    raise InvalidInput(fields={"method": [_("Unknown payment method.")]})
+    # No method of ours: the answer names this order's (read for it, on this error path only).
+    raise method_refused(Order.objects.select_related("product").get(pk=order_id).methods_allowed())
 
 
 def _phone_bill_start(*, order_id: int, actor: Actor) -> Order:

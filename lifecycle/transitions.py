@@ -55,10 +55,14 @@ def lock_to_pay(order_id: int, method: str) -> Order:
     order = lock_order(order_id)
     allowed = order.methods_allowed()
     if method not in allowed:
-        raise InvalidInput(
-            fields={"method": [_("This product can be paid with: %(methods)s.") % {"methods": ", ".join(allowed)}]}
-        )
+        raise method_refused(allowed)
     return order
+
+
+def method_refused(allowed: list[str]) -> InvalidInput:
+    return InvalidInput(
+        fields={"method": [_("This product can be paid with: %(methods)s.") % {"methods": ", ".join(allowed)}]}
+    )
 
 
 def record_event(
