@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -32,18 +31,18 @@ def lock_order(order_id: int, *, product: bool = True) -> Order:
     notification): its join costs ~0.3 ms of CPU, and ``order.product`` is read
     when needed.
     """
-    return _locked(Order.objects.filter(pk=order_id), product=product)
+    return _locked(product, pk=order_id)
 
 
 def lock_order_of_trade(provider: str, out_trade_no: str, *, product: bool = True) -> Order:
     """``lock_order`` for the order our payment of this provider's trade belongs to: found and locked in one
     statement (issue #17: a payment notification read the payment's ids first). Raises Order.DoesNotExist."""
-    return _locked(Order.objects.filter(payments__provider=provider, payments__out_trade_no=out_trade_no), product)
+    return _locked(product, payments__provider=provider, payments__out_trade_no=out_trade_no)
 
 
-def _locked(orders: QuerySet[Order], product: bool) -> Order:
-    orders = orders.select_for_update(of=("self",))
-    order = (orders.select_related("product") if product else orders).get()
+def _locked(product: bool, **lookup: Any) -> Order:
+    orders = Order.objects.select_for_update(of=("self",))
+    order = (orders.select_related("product") if product else orders).get(**lookup)
     order.remember_columns()  # transit() then writes only what its step changed
     logs.bind(order_no=order.order_no)
     return order
