@@ -22,13 +22,15 @@ def _apart(worker: str) -> None:
     os.environ["IPVAS_TEST_PROCESS"] = worker
     os.environ["IPVAS_VAR_DIR"] = str(_BASE / "var" / "test" / worker)
     index = int(worker.removeprefix("gw") or 0)
+    # Redis has 16 databases: each process gets a block of them, the base ones in the first block.
+    block = 16 // max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "2")))
     for name in ("REDIS_URL", "CELERY_BROKER_URL"):
         url = urlsplit(os.environ.get(name, ""))
         if url.scheme == "redis" and index:
-            db = int(url.path.strip("/") or 0) + 8 * index  # 16 databases: the base ones below 8
-            if db > 15:
-                raise RuntimeError(f"{name}: no Redis database {db} for test process {worker}")
-            os.environ[name] = urlunsplit(url._replace(path=f"/{db}"))
+            base = int(url.path.strip("/") or 0)
+            if base >= block:
+                raise RuntimeError(f"{name}: database {base} is past the first block of {block} of test process {worker}")
+            os.environ[name] = urlunsplit(url._replace(path=f"/{base + block * index}"))
 
 
 if os.environ.get("PYTEST_XDIST_WORKER"):

@@ -102,7 +102,7 @@ def test_flaky_fails_every_other_call(demo, system):
 
 @pytest.mark.parametrize("system", SYSTEMS)
 def test_slow_past_the_timeout_does_the_work_and_loses_the_answer(demo, settings, system):
-    settings.SIMULATOR_SLOW_SECONDS = 0.4
+    settings.SIMULATOR_SLOW_SECONDS = 2.0
     for name in ("WECHATPAY", "ALIPAY", "SMS", "CRM"):
         setattr(settings, f"{name}_TIMEOUT_SECONDS", 0.2)
     set_mode(system, "slow")
@@ -111,7 +111,7 @@ def test_slow_past_the_timeout_does_the_work_and_loses_the_answer(demo, settings
     started = time.monotonic()
     with pytest.raises(UNAVAILABLE[system]):
         work()
-    assert 0.2 <= time.monotonic() - started < 0.4  # the caller gave up at its timeout
+    assert 0.2 <= time.monotonic() - started < 1.5  # the caller gave up at its timeout, not at the answer's 2 s
     assert left()  # and yet it was done
 
 
