@@ -455,7 +455,7 @@ ENTITLEMENT_CACHE_SECONDS = env_int("ENTITLEMENT_CACHE_SECONDS", 300, minimum=0)
 # --- outside systems ----------------------------------------------------------------
 # Each adapter is "simulator" or its real client; production refuses simulators.
 SMP_ADAPTER = env_str("SMP_ADAPTER", "simulator")
-SMP_URL = env_str("SMP_URL", f"{PUBLIC_BASE_URL}/sandbox/smp/api")
+SMP_URL = env_str("SMP_URL", "" if PRODUCTION else f"{PUBLIC_BASE_URL}/sandbox/smp/api")
 SMP_API_TOKEN = env_str("SMP_API_TOKEN", "" if PRODUCTION else "sandbox-smp-token")
 SMP_TIMEOUT_SECONDS = float(env_str("SMP_TIMEOUT_SECONDS", "3"))
 SMP_SIMULATOR_SLOW_SECONDS = float(env_str("SMP_SIMULATOR_SLOW_SECONDS", "5"))
@@ -504,8 +504,8 @@ NOTIFICATION_MAX_SKEW_SECONDS = env_int("NOTIFICATION_MAX_SKEW_SECONDS", 300, mi
 
 # The SMS gateway: confirmations out (MT), replies in (MO) on /sms/inbound/.
 SMS_ADAPTER = env_str("SMS_ADAPTER", "simulator")
-SMS_GATEWAY_URL = env_str("SMS_GATEWAY_URL")
-SMS_GATEWAY_TOKEN = env_str("SMS_GATEWAY_TOKEN")
+SMS_GATEWAY_URL = env_str("SMS_GATEWAY_URL", "" if PRODUCTION else f"{PUBLIC_BASE_URL}/sandbox/sms/api")
+SMS_GATEWAY_TOKEN = env_str("SMS_GATEWAY_TOKEN", "" if PRODUCTION else "sandbox-sms-token")
 SMS_WEBHOOK_SECRET = env_str("SMS_WEBHOOK_SECRET")
 SMS_WEBHOOK_SECRET_FILE = env_str("SMS_WEBHOOK_SECRET_FILE")
 SMS_TIMEOUT_SECONDS = float(env_str("SMS_TIMEOUT_SECONDS", "5"))
@@ -524,8 +524,8 @@ EPG_ORDERS_PER_CLIENT_PER_MINUTE = env_int("EPG_ORDERS_PER_CLIENT_PER_MINUTE", 1
 
 # The CRM: marketing activities of cash sales; single sign-on of clerks.
 CRM_ADAPTER = env_str("CRM_ADAPTER", "simulator")
-CRM_URL = env_str("CRM_URL")
-CRM_API_TOKEN = env_str("CRM_API_TOKEN")
+CRM_URL = env_str("CRM_URL", "" if PRODUCTION else f"{PUBLIC_BASE_URL}/sandbox/crm/api")
+CRM_API_TOKEN = env_str("CRM_API_TOKEN", "" if PRODUCTION else "sandbox-crm-token")
 CRM_TIMEOUT_SECONDS = float(env_str("CRM_TIMEOUT_SECONDS", "5"))
 CRM_ACTIVITY_DEADLINE_SECONDS = env_int("CRM_ACTIVITY_DEADLINE_SECONDS", 120, minimum=1)
 # Single sign-on tickets: RS256 JWTs signed by the CRM (docs/interfaces.md §5).
@@ -577,6 +577,15 @@ WECHATPAY_ADAPTER = _adapter("WECHATPAY_ADAPTER", WECHATPAY_ADAPTER)
 ALIPAY_ADAPTER = _adapter("ALIPAY_ADAPTER", ALIPAY_ADAPTER)
 SMS_ADAPTER = _adapter("SMS_ADAPTER", SMS_ADAPTER)
 CRM_ADAPTER = _adapter("CRM_ADAPTER", CRM_ADAPTER)
+# The HTTP clients' addresses: outside production they default to the sandbox's served simulators; in
+# production one must be given (a client would otherwise call a URL that is not there).
+for _name, _path, _url_name, _url in (
+    ("SMP_ADAPTER", SMP_ADAPTER, "SMP_URL", SMP_URL),
+    ("SMS_ADAPTER", SMS_ADAPTER, "SMS_GATEWAY_URL", SMS_GATEWAY_URL),
+    ("CRM_ADAPTER", CRM_ADAPTER, "CRM_URL", CRM_URL),
+):
+    if _path == _ADAPTER_NAMES[_name]["http"] and not _url:
+        raise ImproperlyConfigured(f"{_url_name} must be set when {_name}=http.")
 
 # --- logging and metrics ------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")

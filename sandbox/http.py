@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime
 from functools import wraps
 from typing import Any
 
@@ -11,6 +14,8 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from ipvas import jsonparse
+from ipvas.secrets_compare import same_secret
+from sandbox import faults
 
 
 class BadRequest(Exception):
@@ -52,3 +57,29 @@ def text_field(body: dict[str, Any], name: str, *, required: bool = True, max_le
     if required and not value:
         raise BadRequest(f"{name} is required")
     return value
+
+
+def int_field(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadRequest(f"{name} must be an integer")
+    return value
+
+
+def serve_api(request: HttpRequest, *, system: str, token: str, work: Callable[[dict[str, Any]], Any]) -> HttpResponse:
+    """A simulated system's API call as a real one would answer it: the bearer token checked, the system's
+    fault mode honoured (``down`` is a 503, as a Django view cannot refuse the connection; ``slow`` does the
+    work and answers late), the answer (a dataclass or a dict) as JSON with times in ISO 8601."""
+    if not same_secret(request.headers.get("Authorization", ""), f"Bearer {token}"):
+        return JsonResponse({"error": "bad token"}, status=401)
+    try:
+        delay = faults.gate(system)
+    except faults.SimulatedOutage as exc:
+        return JsonResponse({"error": str(exc)}, status=503)
+    result = work(json_body(request))
+    if delay:
+        time.sleep(delay)
+    fields = result if isinstance(result, dict) else asdict(result)
+    return JsonResponse({k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in fields.items()})

@@ -1,6 +1,16 @@
 from django.urls import path
 
-from sandbox.views import crm, pins, provider_fakes_alipay, provider_fakes_wechatpay, providers, smp, subscriptions
+from sandbox.views import (
+    crm,
+    crm_api,
+    pins,
+    provider_fakes_alipay,
+    provider_fakes_wechatpay,
+    providers,
+    smp,
+    sms_gateway,
+    subscriptions,
+)
 
 app_name = "sandbox"
 
@@ -16,6 +26,9 @@ urlpatterns = [
     path("smp/api/reschedule", smp.reschedule, name="smp-reschedule"),
     path("smp/api/provisioning-list", smp.provisioning_list, name="smp-provisioning-list"),
     path("smp/faults/", smp.set_faults, name="smp-faults"),
+    path("sms/api/messages", sms_gateway.messages, name="sms-api-messages"),
+    path("crm/api/activities", crm_api.activities, name="crm-api-activities"),
+    path("crm/api/activities/reverse", crm_api.reverse, name="crm-api-reverse"),
     # The same fault modes for every other simulated system (sandbox/faults.py).
     path("wechatpay/faults/", smp.set_faults, {"system": "wechatpay"}, name="wechatpay-faults"),
     path("alipay/faults/", smp.set_faults, {"system": "alipay"}, name="alipay-faults"),

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from django.conf import settings
@@ -36,6 +37,17 @@ def _fresh_cache() -> None:
     from django.core.cache import cache
 
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _hang_up_after() -> Iterator[None]:
+    """The HTTP clients keep connections open between calls (adapters.http): hang up after each test, so that a
+    live server's request thread ends and closes its database connection (else PostgreSQL waits for it before
+    it drops the test database)."""
+    yield
+    from adapters.http import hang_up
+
+    hang_up()
 
 
 @pytest.fixture

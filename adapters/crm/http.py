@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import requests
 from django.conf import settings
 
 from adapters.crm.types import ActivityRequest, ActivityResult, CrmUnavailable
+from adapters.http import keep_alive_session
+
+logger = logging.getLogger(__name__)
 
 
 class HttpCrmClient:
@@ -18,7 +23,7 @@ class HttpCrmClient:
 
     def _post(self, path: str, payload: dict[str, object]) -> ActivityResult:
         try:
-            response = requests.post(
+            response = keep_alive_session(self.url).post(
                 f"{self.url}/{path}",
                 json=payload,
                 headers={"Authorization": f"Bearer {self.token}"},
@@ -28,14 +33,17 @@ class HttpCrmClient:
             raise CrmUnavailable(f"CRM {path}: {exc.__class__.__name__}") from exc
         if response.status_code >= 500 or response.status_code in (408, 429):
             raise CrmUnavailable(f"CRM {path}: HTTP {response.status_code}")
+        if response.status_code != 200:
+            # A 4xx is a fault on our side (token, protocol), not the CRM's answer about the sale; it will not
+            # heal by itself, but the order must still end, so it is reported as an outage (as the SMP's are).
+            logger.error("CRM %s refused our request: HTTP %s %s", path, response.status_code, response.text[:200])
+            raise CrmUnavailable(f"CRM {path}: HTTP {response.status_code}")
         try:
             body = response.json()
         except ValueError as exc:
             raise CrmUnavailable(f"CRM {path}: not JSON") from exc
-        if response.status_code != 200 or not isinstance(body, dict):
-            return ActivityResult(
-                ok=False, reason=str(body.get("reason") if isinstance(body, dict) else response.status_code)
-            )
+        if not isinstance(body, dict):
+            raise CrmUnavailable(f"CRM {path}: the answer is not a JSON object")
         return ActivityResult(
             ok=bool(body.get("ok")),
             activity_id=str(body.get("activity_id") or ""),

@@ -9,7 +9,6 @@ charges twice.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import requests
 from django.conf import settings
 
+from adapters.http import keep_alive_session
 from adapters.smp.types import (
     AuthorizeResult,
     PrecheckRequest,
@@ -29,26 +29,6 @@ from adapters.smp.types import (
 from adapters.statements import COPY_CHUNK, DOWNLOAD_TIMEOUT, StatementFile, StatementUnavailable, spool
 
 logger = logging.getLogger(__name__)
-_local = threading.local()
-
-
-def _session(base_url: str) -> requests.Session:
-    """One keep-alive session per thread and SMP address: workers and web threads reuse connections.
-
-    The environment's proxy (``HTTPS_PROXY``, ``NO_PROXY``…) and CA bundle (``REQUESTS_CA_BUNDLE``) for the
-    address are read once here, as requests would read them, instead of on every call: with ``trust_env``
-    requests reads and matches the whole environment per request, a tenth of a pre-check's CPU (issue #17).
-    A change to them reaches a worker when it restarts.
-    """
-    sessions = _local.__dict__.setdefault("sessions", {})
-    session = sessions.get(base_url)
-    if session is None:
-        session = requests.Session()
-        found = session.merge_environment_settings(base_url, {}, None, None, None)  # requests' own reading
-        session.proxies, session.verify = found["proxies"], found["verify"]
-        session.trust_env = False
-        sessions[base_url] = session
-    return session
 
 
 def _when(value: Any) -> datetime | None:
@@ -74,7 +54,7 @@ class HttpSmpClient:
     def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         url = f"{self.base_url}/{path}"
         try:
-            response = _session(self.base_url).post(
+            response = keep_alive_session(self.base_url).post(
                 url,
                 json=payload,
                 headers={"Authorization": f"Bearer {self.token}"},
@@ -138,7 +118,7 @@ class HttpSmpClient:
         """``GET {SMP_URL}/provisioning-list?date=YYYY-MM-DD``: the SMP's subscriptions of the day (CSV)."""
         file = spool()
         try:
-            with _session(self.base_url).get(
+            with keep_alive_session(self.base_url).get(
                 f"{self.base_url}/provisioning-list",
                 params={"date": day.isoformat()},
                 headers={"Authorization": f"Bearer {self.token}", "Accept": "text/csv"},

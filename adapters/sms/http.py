@@ -5,6 +5,7 @@ from __future__ import annotations
 import requests
 from django.conf import settings
 
+from adapters.http import keep_alive_session
 from adapters.sms.types import SmsMessage, SmsUnavailable
 
 
@@ -16,7 +17,7 @@ class HttpSmsGateway:
 
     def send(self, message: SmsMessage) -> str:
         try:
-            response = requests.post(
+            response = keep_alive_session(self.url).post(
                 f"{self.url}/messages",
                 json={"to": message.to, "text": message.text, "client_ref": message.reference},
                 headers={"Authorization": f"Bearer {self.token}"},

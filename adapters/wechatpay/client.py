@@ -33,6 +33,7 @@ from django.utils import timezone
 from wechatpayv3 import WeChatPay, WeChatPayType
 from wechatpayv3.type import RequestType
 
+from adapters.http import keep_alive_session
 from adapters.providers.types import (
     CloseResult,
     CodePaymentRequest,
@@ -284,10 +285,10 @@ class WechatPayClient:
         our keys or ids are wrong) or an answer whose signature does not verify is ``ProviderUnavailable``."""
         key = config.v2_key()
         body = v2.to_xml(v2.signed({**params, "nonce_str": uuid4().hex}, key))
-        url = settings.WECHATPAY_GATEWAY.rstrip("/") + path
+        gateway = settings.WECHATPAY_GATEWAY.rstrip("/")
         try:
-            response = requests.post(
-                url,
+            response = keep_alive_session(gateway).post(
+                gateway + path,
                 data=body,
                 headers={"Content-Type": "text/xml; charset=utf-8"},
                 timeout=(3, settings.WECHATPAY_TIMEOUT_SECONDS),

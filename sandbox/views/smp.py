@@ -7,8 +7,6 @@ refuse a TCP connection.
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -19,37 +17,12 @@ from django.views.decorators.http import require_POST
 from adapters.smp.types import PrecheckRequest, SubscribeRequest, UnsubscribeResult
 from ipvas.secrets_compare import same_secret
 from sandbox import faults, smp, subscriptions
-from sandbox.http import BadRequest, json_body, sandbox_view, text_field
+from sandbox.http import BadRequest, int_field, json_body, sandbox_view, serve_api, text_field
 from sandbox.models import FaultMode
 
 
-def _jsonable(result: Any) -> dict[str, Any]:
-    fields = result if isinstance(result, dict) else asdict(result)
-    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in fields.items()}
-
-
 def _serve(request: HttpRequest, work: Any) -> HttpResponse:
-    expected = f"Bearer {settings.SMP_API_TOKEN}"
-    if not same_secret(request.headers.get("Authorization", ""), expected):
-        return JsonResponse({"error": "bad token"}, status=401)
-    try:
-        delay = faults.gate("smp")
-    except faults.SimulatedOutage as exc:
-        return JsonResponse({"error": str(exc)}, status=503)
-    body = json_body(request)
-    result = work(body)
-    if delay:
-        time.sleep(delay)
-    return JsonResponse(_jsonable(result))
-
-
-def _int(body: dict[str, Any], name: str) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise BadRequest(f"{name} must be an integer")
-    return value
+    return serve_api(request, system="smp", token=settings.SMP_API_TOKEN, work=work)
 
 
 @sandbox_view
@@ -73,7 +46,7 @@ def precheck(request: HttpRequest) -> HttpResponse:
 @require_POST
 def subscribe(request: HttpRequest) -> HttpResponse:
     def work(b: dict[str, Any]) -> Any:
-        amount = _int(b, "amount_fen")
+        amount = int_field(b, "amount_fen")
         if amount is None or amount < 0:
             raise BadRequest("amount_fen must be a non-negative integer")
         return smp.subscribe(
@@ -85,8 +58,8 @@ def subscribe(request: HttpRequest) -> HttpResponse:
                 charge=text_field(b, "charge"),
                 amount_fen=amount,
                 kind=text_field(b, "kind"),
-                period_months=_int(b, "period_months"),
-                view_hours=_int(b, "view_hours"),
+                period_months=int_field(b, "period_months"),
+                view_hours=int_field(b, "view_hours"),
                 content_id=text_field(b, "content_id", required=False),
                 idempotency_key=text_field(b, "idempotency_key", required=False, max_length=64),
             )

@@ -28,12 +28,15 @@ PRODUCTION_ENV = {
     "REDIS_URL": "redis://127.0.0.1:6379/1",
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/2",
     "SMP_ADAPTER": "http",
+    "SMP_URL": "https://smp.operator.example/api",
     "IPVAS_SANDBOX": "0",
     # Every outside system's real client: production refuses the simulators.
     "WECHATPAY_ADAPTER": "sdk",
     "ALIPAY_ADAPTER": "sdk",
     "SMS_ADAPTER": "http",
+    "SMS_GATEWAY_URL": "https://sms.operator.example/api",
     "CRM_ADAPTER": "http",
+    "CRM_URL": "https://crm.operator.example/api",
     # /metrics/ answers only with this bearer token (404 without one; `check --deploy` warns).
     "METRICS_TOKEN": "metrics-token-for-the-deploy-checks",
 }
@@ -44,6 +47,9 @@ REFUSALS: dict[str, tuple[dict[str, str | None], str]] = {
     "sandbox-on": ({"IPVAS_SANDBOX": "1"}, "IPVAS_SANDBOX"),
     "smp-simulator": ({"SMP_ADAPTER": "simulator"}, "SMP_ADAPTER"),
     "smp-unset": ({"SMP_ADAPTER": None}, "SMP_ADAPTER"),
+    "smp-without-address": ({"SMP_URL": None}, "SMP_URL"),
+    "sms-gateway-without-address": ({"SMS_GATEWAY_URL": None}, "SMS_GATEWAY_URL"),
+    "crm-without-address": ({"CRM_URL": None}, "CRM_URL"),
     "sms-simulator-by-path": ({"SMS_ADAPTER": "sandbox.simulators.sms.SimulatedSmsGateway"}, "SMS_ADAPTER"),
     "sqlite-database": ({"DATABASE_URL": "sqlite:////tmp/ipvas.sqlite3"}, "DATABASE_URL"),
     "no-database-url": ({"DATABASE_URL": None}, "DATABASE_URL"),

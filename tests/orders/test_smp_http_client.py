@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
 import requests
 from django.urls import URLPattern, URLResolver
 
+from adapters.http import hang_up
 from adapters.smp import PrecheckRequest, SmpCharge, SmpUnavailable, SubscribeRequest, UnsubscribeResult
 from adapters.smp.http import HttpSmpClient
 from orders.constants import FailureCode, ProductKind
@@ -27,15 +27,8 @@ MONTH_ZERO_PRICE = "SMP-VIP-MONTH-0"
 
 
 @pytest.fixture
-def smp_url(live_server, demo) -> Iterator[str]:
-    yield f"{live_server.url}/sandbox/smp/api"
-    # The client keeps one keep-alive session per thread. Hang up, so that the
-    # live server's request thread ends and closes its database connection
-    # (else PostgreSQL waits for it before it drops the test database).
-    from adapters.smp import http
-
-    for session in http._local.__dict__.pop("sessions", {}).values():
-        session.close()
+def smp_url(live_server, demo) -> str:
+    return f"{live_server.url}/sandbox/smp/api"  # tests/conftest.py hangs up the client's sessions after each test
 
 
 @pytest.fixture
@@ -410,8 +403,6 @@ def test_reschedule_moves_a_period_and_unsubscribe_without_reverse_moves_no_mone
 def test_the_environments_proxy_is_used_and_no_proxy_is_honoured(smp_url, settings, monkeypatch):
     """The proxy settings are read once per session (not per call, issue #17) but still as requests reads
     them: a proxy named in the environment carries the calls, unless NO_PROXY names the SMP's host."""
-    from adapters.smp import http
-
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there: a call through it fails
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
@@ -419,7 +410,7 @@ def test_the_environments_proxy_is_used_and_no_proxy_is_honoured(smp_url, settin
     with pytest.raises(SmpUnavailable, match=r"ProxyError|ConnectionError"):
         proxied.precheck(PrecheckRequest(product_code=MONTH, kind=ProductKind.MONTHLY, tv_account="tv1001"))
 
-    http._local.__dict__.pop("sessions", None)  # a worker restarted with NO_PROXY set
+    hang_up()  # a worker restarted with NO_PROXY set
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     direct = HttpSmpClient(base_url=smp_url, token=settings.SMP_API_TOKEN, timeout=5)
     assert direct.precheck(PrecheckRequest(product_code=MONTH, kind=ProductKind.MONTHLY, tv_account="tv1001")).ok

@@ -73,7 +73,7 @@ NOT_SECRET: dict[tuple[str, str, str], str] = {
 # Sites that must verify with hmac.compare_digest: (file, function).
 MUST_COMPARE_DIGEST = [
     ("callbacks/views.py", "sms_inbound"),
-    ("sandbox/views/smp.py", "_serve"),
+    ("sandbox/http.py", "serve_api"),  # the simulated SMP, SMS gateway and CRM APIs
     ("ipvas/metrics.py", "metrics_view"),
 ]
 
@@ -354,8 +354,9 @@ def test_metrics_refuses_a_non_ascii_token_with_401(settings):
 
 
 @pytest.mark.django_db
-def test_the_sandbox_smp_refuses_a_non_ascii_token_with_401():
+@pytest.mark.parametrize("path", ["smp/api/precheck", "sms/api/messages", "crm/api/activities"])
+def test_the_sandbox_apis_refuse_a_non_ascii_token_with_401(path):
     response = Client(raise_request_exception=False).post(
-        "/sandbox/smp/api/precheck", data="{}", content_type="application/json", HTTP_AUTHORIZATION=NON_ASCII
+        f"/sandbox/{path}", data="{}", content_type="application/json", HTTP_AUTHORIZATION=NON_ASCII
     )
     assert response.status_code == 401
