@@ -521,6 +521,9 @@ SMS_CONFIRMATIONS_PER_CLIENT_PER_MINUTE = env_int(
     "SMS_CONFIRMATIONS_PER_CLIENT_PER_MINUTE", 600 if SANDBOX else 120, minimum=1
 )
 EPG_ORDERS_PER_CLIENT_PER_MINUTE = env_int("EPG_ORDERS_PER_CLIENT_PER_MINUTE", 1200 if SANDBOX else 300, minimum=1)
+# How often a TV page that waits for its order asks about it (/tv/): how soon the screen moves on, against
+# a request per waiting set-top box at this rate (twice as long after a failed ask).
+TV_POLL_MILLISECONDS = env_int("TV_POLL_MILLISECONDS", 1500, minimum=200)
 
 # The CRM: marketing activities of cash sales; single sign-on of clerks.
 CRM_ADAPTER = env_str("CRM_ADAPTER", "simulator")

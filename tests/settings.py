@@ -41,6 +41,9 @@ os.environ.setdefault("OUTBOX_RELAY_ON_COMMIT", "0")
 os.environ.setdefault("CELERY_BROKER_URL", "memory://")
 os.environ.setdefault("SMP_TIMEOUT_SECONDS", "0.5")
 os.environ.setdefault("SMP_SIMULATOR_SLOW_SECONDS", "1")
+# The TV pages waiting for their order ask every 0.3 s, not 1.5: the browser tests wait for them
+# (tests/tv/test_browser.py checks that the page keeps to the setting).
+os.environ.setdefault("TV_POLL_MILLISECONDS", "300")
 
 from ipvas.settings import *  # noqa: E402,F403
 from ipvas.settings import REDIS_URL  # noqa: E402

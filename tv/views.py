@@ -197,6 +197,7 @@ def _order_screen(
         "order": order,
         "screen_key": screens.screen_key(order),
         "poll_url": reverse("tv:order-status", args=[order.order_no]),
+        "poll_every_ms": settings.TV_POLL_MILLISECONDS,
         "back_url": start,
         "back_cancels": screen in ("checking", "confirm", "qr", "sms"),
         "focus_back": screen in ("checking", "qr", "sms", "waiting"),  # Back is all there is to do

@@ -10,12 +10,18 @@
     var url = el.getAttribute("data-poll");
     var seen = el.getAttribute("data-status");
     var round = 0;
+    // Once the page is being left (a form sent, a link followed), an answer that comes meanwhile must not
+    // reload it: that would cancel the navigation the clerk asked for (tests/tv/test_browser.py shows the case).
+    var leaving = false;
+    window.addEventListener("beforeunload", function () { leaving = true; });
     function later(ms) { window.setTimeout(tick, ms); }
     function next() { return POLL_DELAYS[Math.min(round++, POLL_DELAYS.length - 1)]; }
     function tick() {
+      if (leaving) { return; }
       fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (r) { return r.ok ? r.json() : null; })
         .then(function (data) {
+          if (leaving) { return; }
           if (data && data.status !== seen) { window.location.reload(); return; }
           if (data) { retrying(data.retries || 0); }
           later(next());

@@ -13,9 +13,11 @@ from django.utils import timezone, translation
 from billing.models import Payment
 from epg_api.models import TvSession
 from ipvas.actors import Actor, ActorKind
+from lifecycle.paying import order_cancel
 from lifecycle.placing import order_create
 from orders.constants import FailureCode, OrderStatus
 from orders.models import Order, PurchasePinEvent
+from tests.support.tasks import run_due_tasks
 from tests.tv.support import (
     SHOTS,
     active_id,
@@ -168,6 +170,77 @@ def test_a_session_for_one_product_starts_on_its_payment_method_screen(site, epg
 
     press_to_load(page, "Backspace")  # Back on the first screen: back to the EPG
     assert page.url == f"{return_url(site)}&result=cancel"
+
+
+def test_a_waiting_screen_asks_about_its_order_at_the_configured_rate(site, epg_key, tv, settings):
+    """TV_POLL_MILLISECONDS: the screen asks about its order that often, and moves on at the first answer that
+    needs another screen. The page's clock is Playwright's and stands still unless the test moves it."""
+    settings.TV_POLL_MILLISECONDS = 1500  # the default (the suite runs with 300)
+    page = tv
+    asks: list[str] = []
+    page.on("request", lambda request: asks.append(request.url) if request.url.endswith("/status.json") else None)
+    opened = 1_780_000_000_000  # ms since the epoch, any moment will do
+    page.context.clock.install(time=opened)
+    page.context.clock.pause_at(opened + 1000)
+    page.goto(new_session(site, epg_key, product_code="VIP-MONTH"))
+    page.locator(".screen-product").wait_for()
+    choose(page, "method:phone_bill")
+    press_to_load(page)
+    page.locator(".screen-checking").wait_for()
+    assert page.locator("body").get_attribute("data-poll-every") == "1500"
+
+    page.clock.run_for(1490)
+    page.wait_for_timeout(300)  # real time: an ask started by then would have been seen
+    assert asks == []
+    page.clock.run_for(20)  # 1.51 s: the first ask; the pre-check has not run, the screen stays
+    page.wait_for_timeout(300)
+    assert len(asks) == 1 and page.locator(".screen-checking").count() == 1
+
+    run_due_tasks()  # the pre-check passes
+    page.clock.run_for(1490)
+    page.wait_for_timeout(300)
+    assert len(asks) == 1 and page.locator(".screen-checking").count() == 1
+    page.clock.run_for(20)  # the second ask: the order is waiting for the confirmation
+    page.locator(".screen-confirm").wait_for(timeout=5000)
+
+
+def test_back_is_not_undone_by_an_answer_that_comes_while_the_page_is_being_left(site, epg_key, tv):
+    """The viewer presses Back on the QR screen; before the next page comes, the screen's ask about its order
+    answers that the order needs another screen. That answer must not reload the screen (which would cancel
+    the way back and show the cancelled order): the viewer lands where Back leads, the payment methods."""
+    page = tv
+    opened = 1_780_000_000_000
+    page.context.clock.install(time=opened)
+    page.context.clock.pause_at(opened + 1000)
+    page.goto(new_session(site, epg_key, product_code="VIP-MONTH"))
+    page.locator(".screen-product").wait_for()
+    choose(page, "method:wechat_qr")
+    press_to_load(page)
+    run_due_tasks()  # the pre-check passes
+    page.clock.run_for(310)  # the checking screen asks, and moves on
+    page.locator(".screen-confirm").wait_for(timeout=5000)
+    press_to_load(page)
+    page.locator(".screen-qr").wait_for()
+    order = Order.objects.get()
+
+    asked, left = [], []  # requests held on their way: the screen's ask about its order, and the way back
+    page.route("**/status.json", lambda route: asked.append(route))
+    page.route("**/back/", lambda route: left.append(route))
+    page.clock.run_for(310)  # the screen asks about its order...
+    page.wait_for_timeout(300)  # (real time, for the request to reach its route)
+    assert len(asked) == 1
+    press(page, "Backspace")  # ...and the viewer presses Back before the answer comes
+    page.wait_for_timeout(300)
+    assert len(left) == 1
+    order_cancel(order_id=order.pk, actor=Actor.system("test"))  # what the way back does at the server
+    asked[0].continue_()  # the answer: the order needs another screen
+    page.wait_for_timeout(500)
+    try:
+        left[0].continue_()
+    except Exception:  # noqa: S110  the page reloaded meanwhile and the way back was cancelled: checked below
+        pass
+    page.locator(".screen-product").wait_for(timeout=5000)
+    assert page.locator(".screen-product").count() == 1
 
 
 # --- Back, everywhere ------------------------------------------------------------------------

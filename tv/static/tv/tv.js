@@ -163,18 +163,28 @@
   function poll() {
     var url = body.getAttribute("data-poll");
     var shown = body.getAttribute("data-screen");
+    var every = parseInt(body.getAttribute("data-poll-every"), 10) || 1500;
     if (!url) {
       return;
     }
+    // Once the page is being left (Back, OK on a link or a form), an answer that comes meanwhile must not
+    // reload it: that would cancel the navigation the viewer asked for.
+    var leaving = false;
+    window.addEventListener("beforeunload", function () {
+      leaving = true;
+    });
     function again(delay) {
       window.setTimeout(ask, delay);
     }
     function ask() {
+      if (leaving) {
+        return;
+      }
       var xhr = new XMLHttpRequest();
       xhr.open("GET", url, true);
       xhr.setRequestHeader("Accept", "application/json");
       xhr.onreadystatechange = function () {
-        if (xhr.readyState !== 4) {
+        if (xhr.readyState !== 4 || leaving) {
           return;
         }
         var answer = null;
@@ -189,11 +199,11 @@
           window.location.reload();
           return;
         }
-        again(answer ? 1500 : 3000);
+        again(answer ? every : 2 * every);
       };
       xhr.send(null);
     }
-    again(1500);
+    again(every);
   }
 
   function countdown(el) {
