@@ -29,7 +29,7 @@ def _apart(worker: str) -> None:
         if url.scheme == "redis" and index:
             base = int(url.path.strip("/") or 0)
             if base >= block:
-                raise RuntimeError(f"{name}: database {base} is past the first block of {block} of test process {worker}")
+                raise RuntimeError(f"{name}: database {base} is past the first block ({block}) of process {worker}")
             os.environ[name] = urlunsplit(url._replace(path=f"/{base + block * index}"))
 
 
