@@ -68,6 +68,14 @@ def int_field(body: dict[str, Any], name: str) -> int | None:
     return value
 
 
+def fen_field(body: dict[str, Any], name: str) -> int:
+    """A required amount in fen: a non-negative integer."""
+    value = int_field(body, name)
+    if value is None or value < 0:
+        raise BadRequest(f"{name} must be a non-negative integer")
+    return value
+
+
 def serve_api(request: HttpRequest, *, system: str, token: str, work: Callable[[dict[str, Any]], Any]) -> HttpResponse:
     """A simulated system's API call as a real one would answer it: the bearer token checked, the system's
     fault mode honoured (``down`` is a 503, as a Django view cannot refuse the connection; ``slow`` does the

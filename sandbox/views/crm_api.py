@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from adapters.crm.types import ActivityRequest, ActivityResult
 from sandbox import crm
-from sandbox.http import BadRequest, int_field, sandbox_view, serve_api, text_field
+from sandbox.http import fen_field, sandbox_view, serve_api, text_field
 
 
 def _serve(request: HttpRequest, work: Any) -> HttpResponse:
@@ -25,16 +25,13 @@ def activities(request: HttpRequest) -> HttpResponse:
     """``POST /sandbox/crm/api/activities``: a cash sale's marketing activity, once per ``order_no``."""
 
     def work(body: dict[str, Any]) -> ActivityResult:
-        amount = int_field(body, "amount_fen")
-        if amount is None or amount < 0:
-            raise BadRequest("amount_fen must be a non-negative integer")
         return crm.handle_activity(
             ActivityRequest(
                 activity_code=text_field(body, "activity_code", max_length=64),
                 phone=text_field(body, "phone", max_length=20),
                 virtual_staff_id=text_field(body, "virtual_staff_id", required=False, max_length=32),
                 order_no=text_field(body, "order_no", max_length=32),
-                amount_fen=amount,
+                amount_fen=fen_field(body, "amount_fen"),
             )
         )
 

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from adapters.smp.types import PrecheckRequest, SubscribeRequest, UnsubscribeResult
 from ipvas.secrets_compare import same_secret
 from sandbox import faults, smp, subscriptions
-from sandbox.http import BadRequest, int_field, json_body, sandbox_view, serve_api, text_field
+from sandbox.http import BadRequest, fen_field, int_field, json_body, sandbox_view, serve_api, text_field
 from sandbox.models import FaultMode
 
 
@@ -46,9 +46,6 @@ def precheck(request: HttpRequest) -> HttpResponse:
 @require_POST
 def subscribe(request: HttpRequest) -> HttpResponse:
     def work(b: dict[str, Any]) -> Any:
-        amount = int_field(b, "amount_fen")
-        if amount is None or amount < 0:
-            raise BadRequest("amount_fen must be a non-negative integer")
         return smp.subscribe(
             SubscribeRequest(
                 order_no=text_field(b, "order_no", max_length=32),
@@ -56,7 +53,7 @@ def subscribe(request: HttpRequest) -> HttpResponse:
                 product_code=text_field(b, "product_code"),
                 package_code=text_field(b, "package_code", required=False),
                 charge=text_field(b, "charge"),
-                amount_fen=amount,
+                amount_fen=fen_field(b, "amount_fen"),
                 kind=text_field(b, "kind"),
                 period_months=int_field(b, "period_months"),
                 view_hours=int_field(b, "view_hours"),

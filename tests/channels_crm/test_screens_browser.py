@@ -18,6 +18,7 @@ from django.core.management import call_command
 from orders.models import Order
 from sandbox import faults
 from tests.channels_crm.support import cancel, new_order, pay, settle, sign_in
+from tests.support.page_clock import stop_the_page_clock
 from tests.support.tasks import run_due_tasks
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -171,9 +172,7 @@ def test_the_order_page_shows_the_pre_checks_answer_soon(chromium, live_server):
     session = clerk.cookies[settings.SESSION_COOKIE_NAME].value
     context = chromium.new_context(viewport={"width": 1024, "height": 780}, locale="zh-CN")
     context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}])
-    opened = 1_780_000_000_000  # ms since the epoch, any moment will do
-    context.clock.install(time=opened)
-    context.clock.pause_at(opened + 1000)
+    stop_the_page_clock(context)
     page = context.new_page()
     looks: list[str] = []
     page.on("request", lambda request: looks.append(request.url) if "/status" in request.url else None)

@@ -17,6 +17,7 @@ from lifecycle.paying import order_cancel
 from lifecycle.placing import order_create
 from orders.constants import FailureCode, OrderStatus
 from orders.models import Order, PurchasePinEvent
+from tests.support.page_clock import stop_the_page_clock
 from tests.support.tasks import run_due_tasks
 from tests.tv.support import (
     SHOTS,
@@ -179,9 +180,7 @@ def test_a_waiting_screen_asks_about_its_order_at_the_configured_rate(site, epg_
     page = tv
     asks: list[str] = []
     page.on("request", lambda request: asks.append(request.url) if request.url.endswith("/status.json") else None)
-    opened = 1_780_000_000_000  # ms since the epoch, any moment will do
-    page.context.clock.install(time=opened)
-    page.context.clock.pause_at(opened + 1000)
+    stop_the_page_clock(page.context)
     page.goto(new_session(site, epg_key, product_code="VIP-MONTH"))
     page.locator(".screen-product").wait_for()
     choose(page, "method:phone_bill")
@@ -209,9 +208,7 @@ def test_back_is_not_undone_by_an_answer_that_comes_while_the_page_is_being_left
     answers that the order needs another screen. That answer must not reload the screen (which would cancel
     the way back and show the cancelled order): the viewer lands where Back leads, the payment methods."""
     page = tv
-    opened = 1_780_000_000_000
-    page.context.clock.install(time=opened)
-    page.context.clock.pause_at(opened + 1000)
+    stop_the_page_clock(page.context)
     page.goto(new_session(site, epg_key, product_code="VIP-MONTH"))
     page.locator(".screen-product").wait_for()
     choose(page, "method:wechat_qr")
