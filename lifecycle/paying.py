@@ -9,10 +9,12 @@ first, then its payment.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+import math
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -40,6 +42,10 @@ from orders.constants import QR_METHODS, Channel, FailureCode, OrderStatus, Paym
 from orders.models import Order
 
 logger = logging.getLogger(__name__)
+
+# QR tries the provider did not take (it was down or refused): at most this many per order in a window, then 429.
+QR_FAILED_TRIES_PER_WINDOW = 5
+QR_FAILED_TRIES_WINDOW = timedelta(minutes=1)
 
 
 def not_now(order: Order) -> InvalidState:
@@ -136,16 +142,23 @@ def _qr_start(*, order_id: int, method: str, actor: Actor) -> Order:
                 return order  # the same QR code again: nothing to do
         elif order.status != OrderStatus.AWAITING_PAYMENT:
             raise not_now(order)
-        if Payment.objects.filter(
-            order=order, status=PaymentStatus.CREATING, created_at__gt=now - CREATING_GUARD
-        ).exists():
+        tries = _qr_tries(order, now)
+        if tries["being_created"]:
             raise InvalidState(_("A payment for this order is being created; try again in a moment."))
         # Every switch opens a provider trade: a bounded number per order (counted under the order's lock).
-        if Payment.objects.filter(order=order, method__in=QR_METHODS).count() > settings.QR_SWITCHES_PER_ORDER:
+        if tries["opened"] > settings.QR_SWITCHES_PER_ORDER:
             window_left = (order.deadline_at - now).total_seconds() if order.deadline_at else 60
             raise RateLimited(
                 _("The QR code was switched too often for this order; cancel it and start a new order."),
                 retry_after=max(1, int(window_left)),
+            )
+        # Tries the provider did not take (down, refusing) open no trade to show and are not switches; they are
+        # bounded per minute instead, so that an order is not locked out of QR codes by an outage it waited out.
+        if tries["failed_lately"] >= QR_FAILED_TRIES_PER_WINDOW:
+            window_left = (tries["first_failed_at"] + QR_FAILED_TRIES_WINDOW - now).total_seconds()
+            raise RateLimited(
+                _("The payment provider is not answering; choose another method or try again in a minute."),
+                retry_after=max(1, math.ceil(window_left)),
             )
         payment = Payment.objects.create(
             order=order,
@@ -215,6 +228,18 @@ def _qr_start(*, order_id: int, method: str, actor: Actor) -> Order:
             raise not_now(order)
         payment_shown(order, payment)
     return order
+
+
+def _qr_tries(order: Order, now: datetime) -> dict:
+    """The order's QR tries so far, in one statement: one being created now, the trades opened (shown, paid,
+    closed, or being created), and the tries that failed within the last ``QR_FAILED_TRIES_WINDOW``."""
+    lately = Q(status=PaymentStatus.FAILED, created_at__gt=now - QR_FAILED_TRIES_WINDOW, method__in=QR_METHODS)
+    return Payment.objects.filter(order=order).aggregate(
+        being_created=Count("pk", filter=Q(status=PaymentStatus.CREATING, created_at__gt=now - CREATING_GUARD)),
+        opened=Count("pk", filter=Q(method__in=QR_METHODS) & ~Q(status=PaymentStatus.FAILED)),
+        failed_lately=Count("pk", filter=lately),
+        first_failed_at=Min("created_at", filter=lately),
+    )
 
 
 def _close_before_switch(previous: Payment, *, new_payment: Payment, actor: Actor) -> None:

@@ -15,6 +15,7 @@ from datetime import timedelta
 import pytest
 
 from orders.models import Product
+from sandbox import faults
 from sandbox.models import SimSmpAccount, SimSmpSubscription, SimTrade
 from tests.epg_api.support import (
     API,
@@ -323,6 +324,46 @@ def test_choosing_the_same_qr_again_shows_the_same_code(api, awaiting):
 
     assert again == first
     assert SimTrade.objects.count() == 1
+
+
+@pytest.mark.parametrize("method", ["wechat_qr", "alipay_qr"])
+def test_tries_while_the_provider_is_down_do_not_lock_the_order_out_of_qr_codes(api, awaiting, frozen, method):
+    """An outage waited out: the tries the provider did not take are not switches (they used to count, and the
+    order was refused QR codes for the rest of its life, "switched too often"). Five in a minute are refused
+    with 429 and when to try again; once the minute has passed and the provider is back, the code is shown."""
+    no = awaiting["order_no"]
+    faults.set_mode(PROVIDER[method], "down")
+    for _ in range(5):
+        error_of(api.choose(no, method), 503, "service_unavailable")
+    refused = api.choose(no, method)
+    error = error_of(refused, 429, "rate_limited")
+    assert refused["Retry-After"] == "60"
+    assert error["message"] == "支付渠道暂无响应，请选择其他付款方式，或一分钟后再试。"
+    assert api.order(no)["status"] == "awaiting_payment"
+    assert not SimTrade.objects.exists()
+
+    frozen.shift(30)
+    error_of(api.choose(no, method), 429, "rate_limited")  # within the minute of the first failed try
+    faults.set_mode(PROVIDER[method], "ok")
+    frozen.shift(31)
+    order = api.pay_with(no, method)
+
+    assert order["status"] == "payment_pending"
+    assert QR_URL[method].match(order["payment"]["qr_code_url"])
+    assert provider_pay(method, order["payment"]["out_trade_no"])["delivered"] is True
+    settle()
+    assert api.order(no)["status"] == "completed"
+
+
+def test_the_phone_bill_stays_open_while_the_qr_provider_is_down(api, awaiting):
+    no = awaiting["order_no"]
+    faults.set_mode("wechatpay", "down")
+    for _ in range(6):
+        api.choose(no, "wechat_qr")
+
+    assert api.pay_with(no, "phone_bill")["status"] == "provisioning"
+    settle()
+    assert api.order(no)["status"] == "completed"
 
 
 # --- phone bill with SMS confirmation ---------------------------------------------------
