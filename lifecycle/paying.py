@@ -142,7 +142,7 @@ def _qr_start(*, order_id: int, method: str, actor: Actor) -> Order:
                 return order  # the same QR code again: nothing to do
         elif order.status != OrderStatus.AWAITING_PAYMENT:
             raise not_now(order)
-        tries = _qr_tries(order, now)
+        tries = _qr_tries(order, provider_name, now)
         if tries["being_created"]:
             raise InvalidState(_("A payment for this order is being created; try again in a moment."))
         # Every switch opens a provider trade: a bounded number per order (counted under the order's lock).
@@ -152,8 +152,10 @@ def _qr_start(*, order_id: int, method: str, actor: Actor) -> Order:
                 _("The QR code was switched too often for this order; cancel it and start a new order."),
                 retry_after=max(1, int(window_left)),
             )
-        # Tries the provider did not take (down, refusing) open no trade to show and are not switches; they are
-        # bounded per minute instead, so that an order is not locked out of QR codes by an outage it waited out.
+        # Tries the provider did not take (down, refusing, no answer in time) showed no code and are not switches;
+        # they are bounded per provider and minute instead, so that an order is not locked out of QR codes by an
+        # outage it waited out, nor out of the other provider by this one's outage. A try whose answer was lost
+        # may have opened a trade that nobody was shown: it expires at the provider with the payment's window.
         if tries["failed_lately"] >= QR_FAILED_TRIES_PER_WINDOW:
             window_left = (tries["first_failed_at"] + QR_FAILED_TRIES_WINDOW - now).total_seconds()
             raise RateLimited(
@@ -230,10 +232,10 @@ def _qr_start(*, order_id: int, method: str, actor: Actor) -> Order:
     return order
 
 
-def _qr_tries(order: Order, now: datetime) -> dict:
+def _qr_tries(order: Order, provider_name: str, now: datetime) -> dict:
     """The order's QR tries so far, in one statement: one being created now, the trades opened (shown, paid,
-    closed, or being created), and the tries that failed within the last ``QR_FAILED_TRIES_WINDOW``."""
-    lately = Q(status=PaymentStatus.FAILED, created_at__gt=now - QR_FAILED_TRIES_WINDOW, method__in=QR_METHODS)
+    closed, or being created), and the tries at ``provider_name`` that failed within ``QR_FAILED_TRIES_WINDOW``."""
+    lately = Q(status=PaymentStatus.FAILED, created_at__gt=now - QR_FAILED_TRIES_WINDOW, provider=provider_name)
     return Payment.objects.filter(order=order).aggregate(
         being_created=Count("pk", filter=Q(status=PaymentStatus.CREATING, created_at__gt=now - CREATING_GUARD)),
         opened=Count("pk", filter=Q(method__in=QR_METHODS) & ~Q(status=PaymentStatus.FAILED)),

@@ -355,15 +355,23 @@ def test_tries_while_the_provider_is_down_do_not_lock_the_order_out_of_qr_codes(
     assert api.order(no)["status"] == "completed"
 
 
-def test_the_phone_bill_stays_open_while_the_qr_provider_is_down(api, awaiting):
+def test_one_provider_down_leaves_the_other_and_the_phone_bill_open(api, awaiting):
     no = awaiting["order_no"]
     faults.set_mode("wechatpay", "down")
-    for _ in range(6):
-        api.choose(no, "wechat_qr")
+    for _ in range(5):
+        error_of(api.choose(no, "wechat_qr"), 503, "service_unavailable")
+    error_of(api.choose(no, "wechat_qr"), 429, "rate_limited")
 
-    assert api.pay_with(no, "phone_bill")["status"] == "provisioning"
+    alipay = api.pay_with(no, "alipay_qr")
+    assert alipay["status"] == "payment_pending" and QR_URL["alipay_qr"].match(alipay["payment"]["qr_code_url"])
+    error_of(api.choose(no, "wechat_qr"), 429, "rate_limited")  # no switch back to it within the minute
+    assert api.cancel(no).status_code == 200
+
+    other = api.place("tv1001", "VIP-MONTH")["order_no"]  # the limit is the order's: a new one may try at once
+    error_of(api.choose(other, "wechat_qr"), 503, "service_unavailable")
+    assert api.pay_with(other, "phone_bill")["status"] == "provisioning"
     settle()
-    assert api.order(no)["status"] == "completed"
+    assert api.order(other)["status"] == "completed"
 
 
 # --- phone bill with SMS confirmation ---------------------------------------------------

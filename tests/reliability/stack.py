@@ -483,8 +483,8 @@ class Customers:
         if isinstance(answer, requests.Response) and answer.status_code in (200, 302):
             plan.note(f"chose {plan.method}")
         elif isinstance(answer, requests.Response) and answer.status_code == 429 and plan.channel == "epg":
-            # Tried too often while the provider was down (five tries a minute): the customer gives up and cancels,
-            # as a viewer told to come back later does, rather than leaving the order to expire.
+            # Told to come back later (429: here, five tries in a minute at a provider that is down): the customer
+            # gives up and cancels, as a viewer does, rather than leaving the order to expire.
             plan.note("choosing: 429, cancels")
             self._call("POST", f"/api/epg/v1/orders/{plan.order_no}/cancel/", headers=self.api)
         elif isinstance(answer, requests.Response):
