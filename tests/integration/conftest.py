@@ -180,7 +180,9 @@ def celery_worker_process(django_db_setup, django_db_blocker) -> Worker:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _session_worker_stopped_at_the_end() -> Iterator[None]:
+def _session_worker_stopped_at_the_end(django_db_setup) -> Iterator[None]:
+    """After the last test; before the test database is dropped (set up after it, so torn down before it: the
+    worker's processes keep their connections, and PostgreSQL refuses to drop a database still in use)."""
     yield
     _session_worker.stop()
 
