@@ -43,7 +43,8 @@ from orders.models import Order
 
 logger = logging.getLogger(__name__)
 
-# QR tries the provider did not take (it was down or refused): at most this many per order in a window, then 429.
+# QR tries that failed at the provider (down, refusing, no answer): at most this many per order and provider in a
+# window, then 429.
 QR_FAILED_TRIES_PER_WINDOW = 5
 QR_FAILED_TRIES_WINDOW = timedelta(minutes=1)
 
