@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from django.conf import settings
@@ -83,6 +84,14 @@ def _hang_up_after() -> Iterator[None]:
     from adapters.http import hang_up
 
     hang_up()
+
+
+@pytest.fixture
+def window_start(time_machine) -> None:
+    """Now is one second into an hour (and so into a minute), the clock running: a test that counts up to a rate
+    limit stays in one of its fixed windows (ipvas.ratelimit), instead of failing when a minute turns mid-test."""
+    now = datetime.now(tz=UTC).timestamp()
+    time_machine.move_to(datetime.fromtimestamp(now - now % 3600 + 1, tz=UTC), tick=True)
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ def test_a_failed_order_carries_its_chinese_message(api):
 
 
 @pytest.mark.parametrize("language", [{}, {"Accept-Language": "zh-hans"}])
-def test_the_common_errors_of_section_2_are_chinese(api, settings, language):
+def test_the_common_errors_of_section_2_are_chinese(api, settings, window_start, language):
     # 401: no key, a wrong key.
     bare = type(api)("")
     no_english(error_of(bare.get("/products/", **language), 401, "unauthorized")["message"])

@@ -18,7 +18,6 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -71,13 +70,6 @@ def outcomes(results: list[tuple[str, Any]]) -> Counter[str]:
 
 def refusals(results: list[tuple[str, Any]]) -> list[RateLimited]:
     return [value for kind, value in results if isinstance(value, RateLimited)]
-
-
-@pytest.fixture
-def window_start(time_machine):
-    """Now is one second into an hour (and so into a minute): every window of the test is the same."""
-    now = datetime.now(tz=UTC).timestamp()
-    time_machine.move_to(datetime.fromtimestamp(now - now % 3600 + 1, tz=UTC), tick=True)
 
 
 # --- the counter ------------------------------------------------------------------------------
