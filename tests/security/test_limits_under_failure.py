@@ -25,7 +25,7 @@ def _fresh_local_counts(monkeypatch):
     monkeypatch.setattr(ratelimit, "_local_counts", {})
 
 
-def test_a_limit_that_fails_open_still_counts_in_the_process(settings):
+def test_a_limit_that_fails_open_still_counts_in_the_process(settings, window_start):
     settings.CACHES = DEAD_CACHE
     for _ in range(3):
         ratelimit.hit("epg-orders", "client-a", limit=3, window_seconds=60)
@@ -46,7 +46,7 @@ def test_a_limit_that_fails_closed_refuses_with_503_and_retry_after(settings, sc
     assert refused.value.retry_after == ratelimit.CLOSED_RETRY_AFTER_SECONDS
 
 
-def test_the_file_cache_lets_exactly_the_limit_through_under_concurrency(settings, tmp_path):
+def test_the_file_cache_lets_exactly_the_limit_through_under_concurrency(settings, tmp_path, window_start):
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(tmp_path)}
     }
