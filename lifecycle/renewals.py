@@ -283,14 +283,15 @@ def renewal_charge_start(order: Order, *, actor: Actor) -> None:
         return
     method = subscription.payment_method
     if method in PHONE_BILL_METHODS:
-        # The SMP deducts the phone bill as it subscribes the period (lifecycle.provisioning).
+        # The SMP deducts the phone bill as it subscribes the period (lifecycle.provisioning), which marks the
+        # payment pending when it sends the charge: until then a cancel stops it.
         Payment.objects.create(
             order=order,
             method=PaymentMethod.PHONE_BILL,
             provider=Provider.SMP,
             out_trade_no=order.order_no,
             amount_fen=order.amount_fen,
-            status=PaymentStatus.PENDING,
+            status=PaymentStatus.CREATING,
         )
         transit(
             order,
@@ -308,8 +309,8 @@ def renewal_charge_start(order: Order, *, actor: Actor) -> None:
 
 
 def renewal_stopped(order: Order) -> bool:
-    """Whether a renewal order (locked) must not be charged: its subscription was cancelled before the
-    charge was sent. Locks the subscription, after the order."""
+    """Whether a renewal order (locked) whose charge was not sent yet must not be charged: its subscription
+    was cancelled meanwhile. Locks the subscription, after the order."""
     subscription = subscriptions.lock_subscription(order.subscription_id)
     return subscription.status != SubscriptionStatus.ACTIVE
 

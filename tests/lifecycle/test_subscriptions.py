@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from billing.models import LedgerEntry
+from billing.models import LedgerEntry, Payment, PaymentStatus
 from ipvas.actors import Actor, ActorKind
 from lifecycle.confirmations import sms_reply_received
 from lifecycle.paying import payment_choose
@@ -26,6 +26,7 @@ EPG = Actor(ActorKind.EPG_CLIENT, "test-client")
 START = "2026-12-05 10:00:00+08:00"
 
 pytestmark = pytest.mark.django_db
+PROVISION = "lifecycle.tasks.provision_order"
 
 
 def balance(tv_account: str = "tv1001") -> int:
@@ -208,6 +209,62 @@ def test_cancel_before_the_charge_stops_it_and_keeps_the_paid_period(demo, run_t
     work(run_tasks, frozen, end)
     sub.refresh_from_db()
     assert sub.status == SubscriptionStatus.ENDED
+
+
+def _renewal_waiting_to_be_charged(run_tasks, frozen, sub) -> Order:
+    """The subscription's renewal pre-checked and paid for by phone bill, its charge not sent yet: the
+    provisioning task, which sends it with the subscribe, is held back."""
+    work(run_tasks, frozen, sub.next_reminder_at)
+    sub.refresh_from_db()
+    frozen.move_to(sub.next_renewal_at)
+    subscriptions_sweep()
+    run_tasks(holding=(PROVISION,))
+    renewal = Order.objects.get(subscription=sub, channel=Channel.RENEWAL)
+    assert renewal.status == OrderStatus.PROVISIONING
+    return renewal
+
+
+def test_cancel_after_the_renewal_is_paid_for_but_before_its_charge_is_sent_stops_it(demo, run_tasks, frozen):
+    _order, sub = subscribe(run_tasks)
+    renewal = _renewal_waiting_to_be_charged(run_tasks, frozen, sub)
+    before = balance()
+
+    subscription_cancel(subscription_id=sub.pk, channel=CancelChannel.SMS, actor=EPG)
+    run_tasks()
+
+    renewal.refresh_from_db()
+    assert (renewal.status, renewal.failure_code) == (OrderStatus.CANCELLED, FailureCode.CANCELLED)
+    assert balance() == before
+    assert not SimSmpSubscription.objects.filter(order_no=renewal.order_no).exists()
+    assert list(Payment.objects.filter(order=renewal).values_list("status", flat=True)) == [PaymentStatus.CLOSED]
+    assert not LedgerEntry.objects.filter(order=renewal).exists()
+
+
+def test_a_charge_sent_whose_answer_was_lost_completes_when_a_cancel_comes_before_its_retry(demo, run_tasks, frozen):
+    """docs/interfaces.md §8: a charge already sent completes, and the cancel stops the next one. The SMP
+    charged the phone bill but its answer came after the timeout; the customer cancels before the retry."""
+    _order, sub = subscribe(run_tasks)
+    renewal = _renewal_waiting_to_be_charged(run_tasks, frozen, sub)
+    before = balance()
+    faults.set_mode("smp", "slow")  # does the work, answers after the caller gave up
+    assert run_tasks() == [(PROVISION, "retry")]
+    assert before - balance() == renewal.amount_fen  # the phone bill was charged
+
+    faults.set_mode("smp", "ok")
+    subscription_cancel(subscription_id=sub.pk, channel=CancelChannel.EPG, actor=EPG)
+    frozen.shift(timedelta(seconds=40))
+    run_tasks()
+
+    renewal.refresh_from_db()
+    assert renewal.status == OrderStatus.COMPLETED, renewal.failure_code
+    assert before - balance() == renewal.amount_fen  # once
+    assert list(LedgerEntry.objects.filter(order=renewal).values_list("kind", "amount_fen")) == [
+        ("payment", renewal.amount_fen)
+    ]
+    assert SimSmpSubscription.objects.get(order_no=renewal.order_no).cancelled_at is None
+    sub.refresh_from_db()
+    assert sub.status == SubscriptionStatus.CANCELLED and sub.periods == 2
+    assert sub.current_period_end == renewal.entitlement.ends_at
 
 
 def test_a_cancelled_or_lapsed_subscription_cannot_be_cancelled_again_once_ended(demo, run_tasks, frozen):

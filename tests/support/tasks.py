@@ -8,17 +8,20 @@ from ipvas.celery import app
 from ipvas.models import OutboxMessage
 
 
-def run_due_tasks(*, max_rounds: int = 100) -> list[tuple[str, object]]:
+def run_due_tasks(*, max_rounds: int = 100, holding: tuple[str, ...] = ()) -> list[tuple[str, object]]:
     """Run every outbox message that is due now, and what they enqueue, until none is due.
 
     Returns (task name, result) in the order they ran. Messages due later
-    (deadlines, retries) stay until time travel makes them due.
+    (deadlines, retries) stay until time travel makes them due; so do those of the tasks named in
+    ``holding`` (a step held back, to act between two steps of an order).
     """
     app.loader.import_default_modules()
     ran: list[tuple[str, object]] = []
     for _ in range(max_rounds):
         due = list(
-            OutboxMessage.objects.filter(relayed_at__isnull=True, due_at__lte=timezone.now()).order_by("due_at", "pk")
+            OutboxMessage.objects.filter(relayed_at__isnull=True, due_at__lte=timezone.now())
+            .exclude(task_name__in=holding)
+            .order_by("due_at", "pk")
         )
         if not due:
             return ran
