@@ -163,15 +163,17 @@ def renewal_window_check(subscription: Subscription, now: datetime) -> datetime 
             now=now,
         )
         return later
-    if contract.provider == WECHATPAY:
+    if contract.provider == WECHATPAY and now < subscription.current_period_end:
         # No notice opens days for it (none sent, or its days passed): a new one, then the renewal follows it.
-        # One request at a time: the notice task retries by itself for hours before a person is asked.
+        # One request at a time: the notice task retries by itself for hours before a person is asked. Once
+        # the paid period has ended without one (WeChat Pay refusing or down all along), the renewal goes
+        # and fails without a call, as Alipay's below, and the subscription lapses (docs/interfaces.md §8).
         asked = subscription.events.filter(action="deduction_notice_asked", at__gt=now - NOTICE_ASKED_WAIT)
         if not asked.exists():
             outbox.enqueue(tasks.announce_deduction, kwargs={"subscription_id": subscription.pk})
             subscriptions.record(subscription, "deduction_notice_asked", actor=ACTOR, now=now)
         return now + WATCH
-    return None  # Alipay's days have passed: the renewal fails without a call, and the retries follow
+    return None  # Alipay's days (or WeChat Pay's paid period) have passed: the renewal fails without a call
 
 
 # --- WeChat Pay's pre-deduction notice, with the reminder ---------------------------------------

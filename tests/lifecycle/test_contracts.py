@@ -474,6 +474,39 @@ def test_a_renewal_past_the_notices_days_asks_for_a_new_notice_and_follows_it(de
     assert renewal_of(sub).status == OrderStatus.PAYMENT_PENDING  # sent within the new notice's days
 
 
+def test_a_wechatpay_notice_never_sent_lapses_the_subscription_when_its_paid_period_ends(demo, run_tasks, frozen):
+    """WeChat Pay down from the reminder on: no pre-deduction notice, so no deduction may be made. A new
+    notice is asked now and then while the paid period lasts; at its end the subscription lapses (with its
+    SMS and the contract ended), instead of staying active unpaid and being deducted when WeChat Pay is back."""
+    order, sub = subscribed(run_tasks, "wechat_qr")
+    end = sub.current_period_end
+    faults.set_mode("wechatpay", "down")
+    work(run_tasks, frozen, sub.next_reminder_at)
+    at = sub.next_reminder_at
+    while at < end + timedelta(days=2):
+        at += timedelta(hours=1)
+        work(run_tasks, frozen, at)
+    sub.refresh_from_db()
+
+    assert sub.status == SubscriptionStatus.ENDED  # lapsed, then ended with its paid period
+    assert sub.events.filter(action="deduction_notice_asked").exists()
+    assert sub.events.filter(action="lapse").exists()
+    contract = ProviderContract.objects.get(subscription=sub)
+    assert (contract.status, contract.ended_by) == (ContractStatus.UNSIGNING, ContractEnd.MERCHANT)  # still down
+    (renewal,) = Order.objects.filter(subscription=sub, channel=Channel.RENEWAL)
+    assert (renewal.status, renewal.failure_code) == (OrderStatus.FAILED, FailureCode.PAYMENT_DECLINED)
+    assert renewal.created_at >= end
+    assert not SimTrade.objects.filter(deducted_under=sub.contract_id).exists()  # never charged
+
+    faults.set_mode("wechatpay", "ok")  # back: nothing is deducted for the lapsed subscription
+    work(run_tasks, frozen, end + timedelta(days=20))
+    assert not SimTrade.objects.filter(deducted_under=sub.contract_id).exists()
+    # WeChat Pay was down for days: a person was asked to look at the order (the notice, then the unsign).
+    assert WorkItem.objects.filter(order=order, kind="provider_disagrees", resolved_at=None).exists()
+    again = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG, auto_renew=True)
+    assert again.status == OrderStatus.PRECHECKING  # the product can be bought again
+
+
 # --- 4. reconciliation ------------------------------------------------------------------------------
 
 
