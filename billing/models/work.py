@@ -20,7 +20,8 @@ class WorkItem(models.Model):
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="work_items", verbose_name=_("order"))
     kind = models.CharField(_("kind"), max_length=32, choices=WorkItemKind.choices)
-    detail = models.CharField(_("detail"), max_length=255, blank=True)
+    # One line per problem the item stands for (billing.services.work.work_item_open).
+    detail = models.CharField(_("detail"), max_length=1000, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
     resolved_by = models.CharField(_("resolved by"), max_length=150, blank=True)

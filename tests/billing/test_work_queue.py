@@ -24,6 +24,7 @@ from django.utils import timezone, translation
 
 from backoffice.history import change_text
 from billing.models import LedgerEntry, Refund, WorkItem, WorkItemKind
+from billing.services.work import work_item_open
 from ipvas.actors import Actor, ActorKind
 from lifecycle import manual
 from orders.models import Entitlement, Order, OrderEvent
@@ -32,6 +33,7 @@ from sandbox.models import SimCrmActivity, SimRefund, SimSmpProduct, SimSmpSubsc
 from tests import quick
 from tests.channels_crm.support import new_order, pay, sign_in
 from tests.epg_api.support import Api, new_api_key, provider_pay, settle
+from tests.factories import OrderFactory, ProductFactory
 
 NOW = "2026-11-25 12:00:00+08:00"
 ADMIN_NAME = "ops-lead"
@@ -184,6 +186,27 @@ def assert_audited(item: WorkItem, *, action: str, logged: str, note: str) -> Or
 
 
 # --- the queue ------------------------------------------------------------------------------------------
+
+
+def test_another_problem_of_the_same_kind_is_added_to_the_open_item_once(db):
+    order = OrderFactory(product=ProductFactory())
+    first = work_item_open(order=order, kind=WorkItemKind.PROVIDER_DISAGREES, detail="notice not sent: down")
+    assert work_item_open(order=order, kind=WorkItemKind.PROVIDER_DISAGREES, detail="notice not sent: down") == first
+    work_item_open(order=order, kind=WorkItemKind.PROVIDER_DISAGREES, detail="could not end the contract: down")
+    work_item_open(order=order, kind=WorkItemKind.PROVIDER_DISAGREES, detail="notice not sent: down")
+
+    (item,) = WorkItem.objects.filter(order=order)
+    assert item.detail.splitlines() == ["notice not sent: down", "could not end the contract: down"]
+    # Full, it keeps what it says (the log has the rest); another kind is an item of its own.
+    work_item_open(order=order, kind=WorkItemKind.PROVIDER_DISAGREES, detail="x" * 990)
+    item.refresh_from_db()
+    assert item.detail.splitlines() == ["notice not sent: down", "could not end the contract: down"]
+    work_item_open(order=order, kind=WorkItemKind.REFUND_FAILED, detail="refund refused")
+    assert WorkItem.objects.filter(order=order).count() == 2
+    # Once resolved, the next problem opens a new item.
+    WorkItem.objects.filter(pk=item.pk).update(resolved_at=timezone.now())
+    again = work_item_open(order=order, kind=WorkItemKind.PROVIDER_DISAGREES, detail="could not end the contract: down")
+    assert again.pk != item.pk and again.detail == "could not end the contract: down"
 
 
 def test_the_queue_lists_open_items_with_filters_by_kind_and_by_open(admin, refund_failed):

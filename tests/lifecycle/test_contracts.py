@@ -501,8 +501,9 @@ def test_a_wechatpay_notice_never_sent_lapses_the_subscription_when_its_paid_per
     faults.set_mode("wechatpay", "ok")  # back: nothing is deducted for the lapsed subscription
     work(run_tasks, frozen, end + timedelta(days=20))
     assert not SimTrade.objects.filter(deducted_under=sub.contract_id).exists()
-    # WeChat Pay was down for days: a person was asked to look at the order (the notice, then the unsign).
-    assert WorkItem.objects.filter(order=order, kind="provider_disagrees", resolved_at=None).exists()
+    # WeChat Pay was down for days: a person is asked to end the contract, on the item of the notice not sent.
+    item = WorkItem.objects.get(order=order, kind="provider_disagrees", resolved_at=None)
+    assert "pre-deduction notice" in item.detail and "could not end wechatpay deduction contract" in item.detail
     again = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG, auto_renew=True)
     assert again.status == OrderStatus.PRECHECKING  # the product can be bought again
 
