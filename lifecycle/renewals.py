@@ -267,11 +267,13 @@ def _renew(subscription: Subscription, now: datetime) -> str:
         return _look_again(subscription, now + WATCH, "renewing")
     record_event(order, "create", actor=ACTOR, from_status="", reason=f"renewal of {subscription}", now=now)
     schedule_due(order)
-    subscription.attempts += 1
+    subscription.attempts += 1  # of this period's renewal: admin shows it
     subscriptions.record(
         subscription, "renewal_started", actor=ACTOR, data={"order_no": order.order_no, "period": period}, now=now
     )
-    return _look_again(subscription, now + WATCH, "renewing")
+    subscription.due_at = now + WATCH
+    subscription.save(update_fields=["attempts", "due_at", "updated_at"])
+    return "renewing"
 
 
 def renewal_charge_start(order: Order, *, actor: Actor) -> None:

@@ -147,9 +147,13 @@ def test_a_failed_renewal_is_retried_then_the_subscription_lapses_and_ends(demo,
     sub.refresh_from_db()
     assert sub.status == SubscriptionStatus.ACTIVE
     assert sub.next_renewal_at == first.status_changed_at + timedelta(hours=8)
+    assert sub.attempts == 1  # admin's "attempts of the step due"
+    work(run_tasks, frozen, sub.next_renewal_at)
+    sub.refresh_from_db()
+    assert sub.attempts == 2
 
     # Every 8 hours until the paid period ends (24 h after the first try): 3 tries in all.
-    for _ in range(4):
+    for _ in range(3):
         sub.refresh_from_db()
         if sub.status != SubscriptionStatus.ACTIVE:
             break
