@@ -36,7 +36,6 @@ from orders.constants import (
     ACTIVE_STATUSES,
     DEDUCTION_METHODS,
     PHONE_BILL_METHODS,
-    TERMINAL_STATUSES,
     Channel,
     NoticeKind,
     OrderStatus,
@@ -83,10 +82,10 @@ def renewal_key(subscription: Subscription, period: int) -> str:
 def subscriptions_sweep(*, batch_size: int | None = None) -> int:
     """Act on every subscription whose ``due_at`` has come; one bounded batch. Returns how many.
 
-    At most ``batch_size`` renewal orders are in flight at a time: a renewal is started only when one
-    has ended. On the day thousands are due, the sweep would otherwise make renewal orders faster than
-    the workers pre-check them, and each not pre-checked within ``PRECHECK_DEADLINE_SECONDS`` of being
-    made is rejected (``smp_unavailable``) and tried again hours later (bench/renewals.py). The
+    At most ``batch_size`` renewal orders are in the workers' hands at a time: a renewal is started only
+    when one has moved on. On the day thousands are due, the sweep would otherwise make renewal orders
+    faster than the workers pre-check them, and each not pre-checked within ``PRECHECK_DEADLINE_SECONDS``
+    of being made is rejected (``smp_unavailable``) and tried again hours later (bench/renewals.py). The
     subscriptions left waiting stay due, oldest first; the sweep's other work goes on meanwhile.
     """
     batch_size = batch_size or settings.SUBSCRIPTION_SWEEP_BATCH
@@ -94,7 +93,7 @@ def subscriptions_sweep(*, batch_size: int | None = None) -> int:
     due_now = Subscription.objects.filter(due_at__lte=now).order_by("due_at").values_list("pk", flat=True)
     # What _active turns into a renewal order (unless one is in flight already).
     renewal = Q(status=SubscriptionStatus.ACTIVE, reminder_sent_at__isnull=False, next_renewal_at__lte=now)
-    room = max(0, batch_size - renewals_in_flight())
+    room = max(0, batch_size - renewals_in_flight(now))
     due = list(due_now.filter(renewal)[:room]) if room else []
     due += list(due_now.exclude(renewal)[: batch_size - len(due)])
     for subscription_id in due:
@@ -109,10 +108,16 @@ def subscriptions_sweep(*, batch_size: int | None = None) -> int:
     return len(due)
 
 
-def renewals_in_flight() -> int:
-    """Renewal orders not ended yet, of every subscription (the predicate of ``order_one_renewal_in_flight``,
-    whose index answers it)."""
-    return Order.objects.filter(Q(channel=Channel.RENEWAL) & ~Q(status__in=sorted(TERMINAL_STATUSES))).count()
+def renewals_in_flight(now: datetime) -> int:
+    """Renewal orders the workers have to move on soon, of every subscription: being pre-checked, starting
+    their charge, or provisioning within its deadline. Not those in a provider's hands (a deduction sent and
+    not answered) or a person's (provisioning given up, its refund failed): a provider's outage would
+    otherwise fill the bound with its renewals and hold every other subscription's back, past its period."""
+    provisioning_since = now - timedelta(seconds=settings.PROVISIONING_DEADLINE_SECONDS)
+    busy = Q(status__in=[OrderStatus.PRECHECKING, OrderStatus.AWAITING_PAYMENT]) | Q(
+        status=OrderStatus.PROVISIONING, status_changed_at__gt=provisioning_since
+    )
+    return Order.objects.filter(busy, channel=Channel.RENEWAL).count()
 
 
 def subscription_process_due(*, subscription_id: int) -> str:

@@ -594,6 +594,43 @@ def test_a_close_the_provider_does_not_confirm_keeps_the_deduction_open_and_neve
     assert Order.objects.filter(subscription=sub, channel=Channel.RENEWAL).count() == 1
 
 
+def test_deductions_stuck_at_a_provider_that_is_down_do_not_hold_back_other_renewals(demo, run_tasks, frozen, settings):
+    """The sweep bounds the renewals it starts by those the workers still have to move on (pre-checks):
+    a renewal whose deduction WeChat Pay holds, unanswered, does not count, or one provider's outage would
+    stop every other subscription's renewal (here the bound is 1 and WeChat Pay's renewal is stuck)."""
+    settings.SUBSCRIPTION_SWEEP_BATCH = 1
+    wechat = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1002", actor=EPG, auto_renew=True)
+    run_tasks()
+    payment_choose(order_id=wechat.pk, method="wechat_qr", actor=EPG)
+    _order, stuck_sub = subscribed(run_tasks, "wechat_qr", (wechat, Payment.objects.get(order=wechat)))
+    frozen.shift(timedelta(days=1))
+    phone_bill = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG, auto_renew=True)
+    run_tasks()
+    payment_choose(order_id=phone_bill.pk, method="phone_bill", actor=EPG)
+    run_tasks()
+    phone_bill.refresh_from_db()
+    assert phone_bill.status == OrderStatus.COMPLETED
+    sub = phone_bill.subscription
+
+    stuck_sub = to_reminder_and_renewal(run_tasks, frozen, stuck_sub)
+    stuck = renewal_of(stuck_sub)
+    assert stuck.status == OrderStatus.PAYMENT_PENDING  # the deduction is at WeChat Pay
+    faults.set_mode("wechatpay", "down")  # and it answers nothing from now on
+    sub.refresh_from_db()
+    work(run_tasks, frozen, sub.next_reminder_at)
+    sub.refresh_from_db()
+    work(run_tasks, frozen, sub.next_renewal_at)
+    for _ in range(6):
+        work(run_tasks, frozen, timezone.now() + timedelta(minutes=10))
+
+    stuck.refresh_from_db()
+    assert stuck.status == OrderStatus.PAYMENT_PENDING
+    renewal = renewal_of(sub)
+    assert renewal is not None and renewal.status == OrderStatus.COMPLETED
+    sub.refresh_from_db()
+    assert sub.periods == 2
+
+
 def test_a_deduction_sent_late_is_queried_before_it_is_closed(demo, run_tasks, frozen):
     """The renewal's deduction is sent 40 minutes after its intent was written (a backlog): the answer window
     starts when it is sent, so the deduction is queried and completes, not closed unanswered at once."""
