@@ -309,6 +309,7 @@ def payment_code_reverse(*, payment_id: int, attempt: int = 0) -> str:
     if payment.status not in OPEN_STATUSES:
         return "done"  # paid (a refund follows) or closed already
     provider = get_provider(payment.provider)
+    not_found = False
     try:
         trade = provider.query(payment.out_trade_no)
         if trade.state == TradeState.PAID:
@@ -316,13 +317,20 @@ def payment_code_reverse(*, payment_id: int, attempt: int = 0) -> str:
         if _paid_meanwhile(payment):
             return "done"
         result = provider.reverse(payment.out_trade_no)
-        reversed_, again, why = result.reversed, result.again, result.message
+        reversed_, again, why, not_found = result.reversed, result.again, result.message, result.not_found
     except ProviderUnavailable as exc:
         reversed_, again, why = False, True, str(exc)
     if reversed_:
         if _paid_meanwhile(payment):
             _reversed_while_paid(payment)
             return "reversed_while_paid"
+        if not_found and payment.status == PaymentStatus.PENDING and timezone.now() < payment.expires_at:
+            # No trade yet, though the charge was sent: it may still be on its way (the clerk cancelled during
+            # the call). Closed now, the trade it makes would stay payable; reversed again until the scan's
+            # window is over, by when a charge that has not arrived never will.
+            with transaction.atomic():
+                payment_code_reverse_later(payment, attempt=attempt + 1)
+            return "not_there_yet"
         Payment.objects.filter(pk=payment_id, status__in=OPEN_STATUSES).update(status=PaymentStatus.CLOSED)
         return "reversed"
     if not again or attempt + 1 >= settings.PAYMENT_CODE_REVERSE_ATTEMPTS:

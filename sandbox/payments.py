@@ -268,7 +268,7 @@ def reverse_trade(provider: str, out_trade_no: str) -> tuple[SimTrade | None, Re
     with transaction.atomic():
         trade = SimTrade.objects.select_for_update().filter(provider=provider, out_trade_no=out_trade_no).first()
         if trade is None:
-            return None, ReverseResult(reversed=True, message="no such trade")
+            return None, ReverseResult(reversed=True, message="no such trade", not_found=True)
         refunded = trade.status == SimTradeStatus.PAID
         if trade.status != SimTradeStatus.REVOKED:
             trade.status = SimTradeStatus.REVOKED

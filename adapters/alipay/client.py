@@ -255,7 +255,7 @@ class AlipayClient:
             return ReverseResult(reversed=True, refunded=answer.get("action") == "refund")
         sub_code = str(answer.get("sub_code") or answer.get("code"))
         if sub_code == "ACQ.TRADE_NOT_EXIST":
-            return ReverseResult(reversed=True, message=sub_code)
+            return ReverseResult(reversed=True, message=sub_code, not_found=True)
         again = answer.get("retry_flag") == "Y"
         return ReverseResult(reversed=False, again=again, message=f"{sub_code} {answer.get('sub_msg') or ''}".strip())
 

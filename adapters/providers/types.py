@@ -148,6 +148,7 @@ class ReverseResult:
     again: bool = False
     refunded: bool = False  # the provider says it gave money back (Alipay action "refund")
     message: str = ""
+    not_found: bool = False  # the provider has no such trade (yet: a charge may still be on its way)
 
 
 # --- deduction contracts (docs/interfaces.md §8): pay and sign in one scan, deduct each period ------------

@@ -270,7 +270,7 @@ class WechatPayClient:
             return ReverseResult(reversed=True)
         code, message = str(body.get("code") or status), str(body.get("message") or "")
         if code in REVERSE_NOTHING_ERRORS or status == 404:
-            return ReverseResult(reversed=True, message=code)
+            return ReverseResult(reversed=True, message=code, not_found=True)
         return ReverseResult(reversed=False, again=code in REVERSE_AGAIN_ERRORS, message=f"{code} {message}".strip())
 
     # --- 委托代扣: deduction contracts ---------------------------------------------------------

@@ -104,7 +104,7 @@ def test_no_answer_times_out_and_the_trade_is_reversed(provider, settings, gatew
 
     assert client.query(request.out_trade_no).state == TradeState.NOT_PAID  # the provider has it, waiting
     reversed_ = client.reverse(request.out_trade_no)
-    assert (reversed_.reversed, reversed_.again, reversed_.refunded) == (True, False, False)
+    assert (reversed_.reversed, reversed_.again, reversed_.refunded, reversed_.not_found) == (True, False, False, False)
     assert client.query(request.out_trade_no).state == TradeState.CLOSED
     assert client.reverse(request.out_trade_no).reversed is True  # reversing twice is harmless
     with pytest.raises(payments.SandboxRefusal):
@@ -122,7 +122,9 @@ def test_reversing_a_paid_trade_gives_the_money_back_and_nothing_is_harmless(pro
         assert result.refunded is True  # Alipay says so (action "refund"); WeChat Pay does not say
     trade = SimTrade.objects.get(provider=provider, out_trade_no=request.out_trade_no)
     assert (trade.status, trade.refunded_fen) == (SimTradeStatus.REVOKED, 2500)
-    assert client.reverse("T" + uuid.uuid4().hex[:20].upper()).reversed is True  # nothing there: nothing payable
+    nothing = client.reverse("T" + uuid.uuid4().hex[:20].upper())
+    assert (nothing.reversed, nothing.not_found) == (True, True)  # nothing there (yet): nothing payable now
+    assert result.not_found is False
 
 
 def test_another_code_under_the_same_number_is_refused(provider, client):

@@ -405,6 +405,39 @@ def test_cancel_while_the_customer_confirms_reverses_the_trade(demo, run_tasks, 
     assert not LedgerEntry.objects.filter(order=order).exists()
 
 
+def test_cancel_while_the_charge_is_on_its_way_reverses_the_trade_once_it_arrives(
+    demo, run_tasks, frozen, provider, monkeypatch
+):
+    """The clerk cancels while the charge is still on its way to the provider: the reverse finds no trade
+    yet. It must not take that for "nothing to reverse" while the charge may still arrive; when it does (the
+    customer confirming in the app), the trade is reversed, and nothing is taken."""
+    from sandbox.simulators.providers import SimulatedProvider
+
+    order = scan(counter_order(run_tasks), code(provider, "0001"))
+    charge = SimulatedProvider.pay_code
+    found = []
+
+    def on_its_way(self, request):  # type: ignore[no-untyped-def]
+        order_cancel(order_id=order.pk, actor=CLERK)
+        found.extend(result for _, result in run_tasks())  # the reverse runs before the charge arrives
+        return charge(self, request)
+
+    monkeypatch.setattr(SimulatedProvider, "pay_code", on_its_way)
+    run_tasks()
+    monkeypatch.setattr(SimulatedProvider, "pay_code", charge)
+    assert "not_there_yet" in found
+    for _ in range(30):
+        later(run_tasks, frozen, 10)
+    payments.confirmed_in_app(provider, Payment.objects.get(order=order).out_trade_no)
+
+    order.refresh_from_db()
+    assert (order.status, order.failure_code) == (OrderStatus.CANCELLED, FailureCode.CANCELLED)
+    assert trade_of(order).status == SimTradeStatus.REVOKED
+    assert Payment.objects.get(order=order).status == "closed"
+    assert not LedgerEntry.objects.filter(order=order).exists()
+    assert not WorkItem.objects.filter(order=order).exists()
+
+
 def test_cancel_before_the_charge_was_sent_sends_nothing(demo, run_tasks, frozen):
     order = scan(counter_order(run_tasks), code("wechatpay", "0000"))
 
