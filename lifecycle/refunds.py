@@ -29,7 +29,7 @@ from orders.services import entitlement_revoke
 
 logger = logging.getLogger(__name__)
 
-MAX_REFUND_ATTEMPTS = 12
+MAX_REFUND_ATTEMPTS = 12  # tries without an answer before a person is told (the refund is still asked after)
 REFUND_BACKOFF_CAP_SECONDS = 300
 PROCESSING_CHECK_SECONDS = 30
 # Orders whose money may go back; from the others the refund never changes the status.
@@ -96,14 +96,18 @@ def _retry(refund_id: int, error: str) -> str:
         if refund.status not in ACTIVE:
             return "done"
         refund.last_error = error[:255]
-        if refund.attempts >= MAX_REFUND_ATTEMPTS:
-            refund.status = RefundStatus.FAILED
-            refund.save(update_fields=["status", "last_error", "updated_at"])
+        if refund.attempts == MAX_REFUND_ATTEMPTS:
+            # No answer is not a refusal: each call may have reached the provider and given the money back.
+            # Marked failed, the refund would let another be started on top of it (an admin's, a retry of
+            # the provisioning); it stays under way, asked again at the longest backoff (the provider refunds
+            # an out_refund_no once), and a person is told.
             work_item_open(
-                order=refund.order, kind=WorkItemKind.REFUND_FAILED, detail=f"{refund.out_refund_no}: {error}"
+                order=refund.order,
+                kind=WorkItemKind.REFUND_FAILED,
+                detail=f"{refund.out_refund_no}: no answer from {refund.provider} after {refund.attempts} tries; "
+                f"asked again every {REFUND_BACKOFF_CAP_SECONDS // 60} minutes until it answers",
             )
-            logger.error("refund %s gave up after %d attempts: %s", refund.out_refund_no, refund.attempts, error)
-            return "failed"
+            logger.error("refund %s: no answer after %d attempts: %s", refund.out_refund_no, refund.attempts, error)
         refund.save(update_fields=["last_error", "updated_at"])
         delay = min(2**refund.attempts, REFUND_BACKOFF_CAP_SECONDS)
         outbox.enqueue(

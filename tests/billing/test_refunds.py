@@ -280,6 +280,41 @@ def test_a_ten_minute_wechat_pay_outage_is_ridden_out_without_a_person(api, froz
     assert_refunded_once(Order.objects.get(order_no=no), "wechat_qr", out_trade_no)
 
 
+def test_a_refund_whose_answers_are_all_lost_is_never_taken_for_failed_nor_made_twice(api, frozen, settings):
+    """Every call of an admin's partial refund reaches WeChat Pay, which refunds it, but no answer comes back
+    (slow: after the client's timeout). It is not marked failed after the last of its quick retries (the
+    money may be back already), so another refund cannot be started on top of it; a person is told, it is
+    asked again every few minutes, and when WeChat Pay answers it is recorded once."""
+    no, out_trade_no = qr_shown(api, "wechat_qr")
+    customer_pays("wechat_qr", out_trade_no)
+    settle()
+    order = Order.objects.get(order_no=no)
+    assert order.status == "completed"
+    admin = Actor(ActorKind.ADMIN, "ops-lead")
+    settings.WECHATPAY_TIMEOUT_SECONDS, settings.SIMULATOR_SLOW_SECONDS = 0.05, 0.1  # each answer comes too late
+    faults.set_mode("wechatpay", "slow")
+    manual.refund_by_admin(order_id=order.pk, reason="goodwill", actor=admin, amount_fen=1000)
+    settle()
+    for _ in range(20):  # the quick retries and more: about an hour
+        frozen.move_to(next_due("lifecycle.tasks.process_refund"))
+        settle()
+
+    refund = Refund.objects.get()
+    assert refund.status in ("requested", "processing") and refund.attempts > 12
+    assert trade_of("wechat_qr", out_trade_no).refunded_fen == 1000  # WeChat Pay did refund, unheard
+    assert "no answer" in WorkItem.objects.get(order=order, kind="refund_failed").detail
+    again = manual.refund_by_admin(order_id=order.pk, reason="goodwill, again", actor=admin, amount_fen=1000)
+    assert again == "already_under_way" and Refund.objects.count() == 1
+
+    faults.set_mode("wechatpay", "ok")
+    frozen.move_to(next_due("lifecycle.tasks.process_refund"))
+    settle()
+    refund.refresh_from_db()
+    assert refund.status == "succeeded"
+    assert trade_of("wechat_qr", out_trade_no).refunded_fen == 1000
+    assert ledger(order) == [("payment", PRICE), ("refund", -1000)]
+
+
 def test_refund_the_provider_refuses_waits_for_a_person_then_retry_refund_returns_the_money(api, frozen):
     no, out_trade_no = qr_shown(api, "wechat_qr")
     smp_stops_selling()
