@@ -204,6 +204,11 @@ def _reverse_at_the_end(order_id: int, claimed: datetime, payment: Payment) -> s
     actor = _actor()
     with transaction.atomic():
         order = lock_claimed(order_id, claimed, OrderStatus.PAYMENT_PENDING)
+        if reversed_ and _paid_meanwhile(payment):
+            # Recorded paid after the look above, before this lock (a notification applies under the order's
+            # lock, so now it is settled): the order went on while the reverse gave the money back.
+            _reversed_while_paid(payment)
+            return "paid"
         if reversed_:
             Payment.objects.filter(pk=payment.pk, status__in=OPEN_STATUSES).update(status=PaymentStatus.CLOSED)
         else:

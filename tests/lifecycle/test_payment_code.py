@@ -284,6 +284,46 @@ def test_money_found_by_the_last_look_is_kept(demo, run_tasks, frozen, provider)
     assert trade_of(order).status == SimTradeStatus.PAID  # not reversed
 
 
+def test_a_payment_recorded_while_the_last_reverse_settles_is_told_to_a_person(
+    demo, run_tasks, frozen, provider, monkeypatch
+):
+    """At the window's end the trade is reversed; the customer had paid at the last second, and the
+    provider's paid notification is applied just after the reverse's last look and before it settles the
+    order: the order is provisioned while the reverse gave the money back. A person must be told."""
+    from lifecycle import paid
+    from lifecycle import payment_code as lifecycle_payment_code
+    from sandbox.simulators.providers import SimulatedProvider
+
+    order = scan(counter_order(run_tasks), code(provider, "0003"))
+    run_tasks()
+    trade_no = Payment.objects.get(order=order).out_trade_no
+    reverse, looked = SimulatedProvider.reverse, lifecycle_payment_code._paid_meanwhile
+    looks = []
+
+    def paid_first(self, out_trade_no):  # type: ignore[no-untyped-def]
+        payments.pay_trade(provider, out_trade_no)  # the customer confirms at the last second
+        return reverse(self, out_trade_no)  # and the reverse gives that money back
+
+    def look(payment):  # type: ignore[no-untyped-def]
+        answer = looked(payment)
+        looks.append(answer)
+        if len(looks) == 2:  # the notification is applied right after the reverse's last look
+            paid.payment_succeeded(
+                provider=provider, out_trade_no=trade_no, transaction_id="T-LATE", amount_fen=2500,
+                paid_at=timezone.now(), actor=CLERK,
+            )  # fmt: skip
+        return answer
+
+    monkeypatch.setattr(SimulatedProvider, "reverse", paid_first)
+    monkeypatch.setattr(lifecycle_payment_code, "_paid_meanwhile", look)
+    later(run_tasks, frozen, 61)
+
+    assert looks[:2] == [False, False]
+    assert trade_of(order).refunded_fen == 2500  # the reverse gave it back
+    item = WorkItem.objects.get(order=order, kind="provider_disagrees")
+    assert "reversed while it was paid" in item.detail
+
+
 # --- codes refused at once -------------------------------------------------------------------------------
 
 
