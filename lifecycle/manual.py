@@ -134,9 +134,22 @@ def work_item_retry_refund(*, item_id: int, note: str, actor: Actor) -> int:
     note = _reason(note)
     with transaction.atomic():
         order, item = _lock_item(item_id)
-        failed = list(Refund.objects.select_for_update().filter(order=order, status=RefundStatus.FAILED))
+        refunds_ = list(Refund.objects.select_for_update().filter(order=order).order_by("pk"))
+        failed = [refund for refund in refunds_ if refund.status == RefundStatus.FAILED]
         if not failed:
             raise InvalidState(_("This order has no failed refund to retry."))
+        # A failed refund that a later one of the same payment replaced (an admin refunded again, and it went
+        # or is going through) is not asked again: that would give the same money back twice.
+        failed = [
+            refund
+            for refund in failed
+            if not any(
+                later.pk > refund.pk and later.payment_id == refund.payment_id and later.status != RefundStatus.FAILED
+                for later in refunds_
+            )
+        ]
+        if not failed:
+            raise InvalidState(_("Later refunds replaced this order's failed ones: resolve the item instead."))
         for refund in failed:
             refund.status = RefundStatus.REQUESTED
             refund.attempts = 0

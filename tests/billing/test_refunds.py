@@ -315,6 +315,35 @@ def test_a_refund_whose_answers_are_all_lost_is_never_taken_for_failed_nor_made_
     assert ledger(order) == [("payment", PRICE), ("refund", -1000)]
 
 
+def test_retry_refund_does_not_revive_a_failed_refund_that_a_later_one_replaced(api, frozen):
+    """An admin's partial refund is refused and fails (a person is asked); the admin refunds the same amount
+    again, which goes through. Retrying the failed one from the work queue would pay it out a second time:
+    it is refused, and the item can only be resolved."""
+    no, out_trade_no = qr_shown(api, "wechat_qr")
+    customer_pays("wechat_qr", out_trade_no)
+    settle()
+    order = Order.objects.get(order_no=no)
+    admin = Actor(ActorKind.ADMIN, "ops-lead")
+    trade = trade_of("wechat_qr", out_trade_no)
+    SimTrade.objects.filter(pk=trade.pk).update(status=SimTradeStatus.NOT_PAID)  # WeChat Pay refuses for now
+    manual.refund_by_admin(order_id=order.pk, reason="goodwill", actor=admin, amount_fen=1000)
+    settle()
+    item = WorkItem.objects.get(order=order, kind="refund_failed")
+    SimTrade.objects.filter(pk=trade.pk).update(status=SimTradeStatus.PAID)
+    assert manual.refund_by_admin(order_id=order.pk, reason="goodwill", actor=admin, amount_fen=1000) == (
+        "provider_refund"
+    )
+    settle()
+    assert list(Refund.objects.order_by("pk").values_list("status", flat=True)) == ["failed", "succeeded"]
+
+    with pytest.raises(InvalidState):
+        manual.work_item_retry_refund(item_id=item.pk, note="retry", actor=admin)
+    settle()
+    assert trade_of("wechat_qr", out_trade_no).refunded_fen == 1000
+    assert ledger(order) == [("payment", PRICE), ("refund", -1000)]
+    manual.work_item_resolve(item_id=item.pk, note="refunded by the second refund", actor=admin)
+
+
 def test_refund_the_provider_refuses_waits_for_a_person_then_retry_refund_returns_the_money(api, frozen):
     no, out_trade_no = qr_shown(api, "wechat_qr")
     smp_stops_selling()
