@@ -176,7 +176,8 @@ def test_an_unticked_order_is_a_plain_one(clerk):
     assert (order.status, order.subscription) == (OrderStatus.COMPLETED, None)
     assert not Subscription.objects.exists()
     receipt = text_of(clerk.get(f"/crm/orders/{order.order_no}/receipt/", **EN).content.decode())
-    assert "Renews automatically" not in receipt and "TD" not in receipt
+    # Not the bare "TD": a random order number holds it one time in a few hundred (a CI flake).
+    assert "Renews automatically" not in receipt and "reply TD" not in receipt
 
 
 def test_an_auto_renewing_order_offers_only_the_methods_that_renew(clerk):
