@@ -203,6 +203,14 @@ NOTES: list[tuple[str, Promise]] = [
         _("Could not close the %(provider)s order %(no)s: %(rest)s"),
     ),
     (r"SMP reversal not confirmed: (?P<rest>.+)", _("The SMP did not confirm the reversal: %(rest)s")),
+    (
+        r"(?P<no>\S+): no answer from (?P<provider>\w+) after (?P<tries>\d+) tries; "
+        r"asked again every (?P<minutes>\d+) minutes until it answers",
+        _(
+            "Refund %(no)s: %(provider)s has not answered %(tries)s tries; it is asked again every %(minutes)s "
+            "minutes until it answers."
+        ),
+    ),
     (r"SMP unsubscribe failed: (?P<rest>.+)", _("Unsubscribing on the SMP failed: %(rest)s")),
     (
         r"SMP unsubscribe at the end of subscription (?P<no>\S+) failed: (?P<rest>.+)",

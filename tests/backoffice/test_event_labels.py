@@ -82,6 +82,11 @@ def test_every_action_has_a_label_in_both_languages(actions, labels):
         ("paid twice: order was completed", "重复支付（订单当时为“已完成”），款项将退回。"),
         ("refund by admin:root: 顾客误购", "由管理员 root 发起退款：顾客误购"),
         ("wechatpay: not imported, not fetched", "微信支付交易账单：未导入，也未自动下载。"),
+        (
+            "20261125120000xickHemvt1F1: no answer from wechatpay after 12 tries; asked again every 5 minutes until"
+            " it answers",
+            "退款 20261125120000xickHemvt1F1：微信支付已 12 次未应答；系统每 5 分钟再问一次，直到应答为止。",
+        ),
         ("a note in the words staff typed", "a note in the words staff typed"),
     ],
 )
