@@ -84,13 +84,13 @@ def provisioning_due(order_id: int, due_at: datetime | None) -> str:
             if refund.updated_at < timezone.now() - REFUND_CHAIN_LOST:
                 outbox.enqueue(tasks.process_refund, kwargs={"refund_id": refund.pk})
             return "refunding"
-        renewal_charge = _renewal_charge(order)
-        if renewal_charge is not None and renewal_charge.status == PaymentStatus.CREATING:
+        unsent_charge = _unsent_renewal_charge(order)
+        if unsent_charge is not None:
             if renewals.renewal_stopped(order):
                 # Cancelled before its phone-bill charge was sent: that charge never happens. (A deduction was
                 # taken already: its period is provisioned, and the cancel stops the next one.)
-                renewal_charge.status = PaymentStatus.CLOSED
-                renewal_charge.save(update_fields=["status", "updated_at"])
+                unsent_charge.status = PaymentStatus.CLOSED
+                unsent_charge.save(update_fields=["status", "updated_at"])
                 transit(order, order.cancel_renewal, actor=actor, reason="the subscription was cancelled")
                 return "cancelled"
         if timezone.now() >= provisioning_cutoff(order):
@@ -120,12 +120,12 @@ def provisioning_due(order_id: int, due_at: datetime | None) -> str:
             content_id=order.content_id,
             idempotency_key=order.smp_idempotency_key,
         )
-        if renewal_charge is not None and renewal_charge.status == PaymentStatus.CREATING:
+        if unsent_charge is not None:
             # Sent from now on, with the claim: a cancel that comes later, or a run after this one dies in the
             # call or loses its answer, no longer stops it; the idempotent subscribe is retried until it
             # completes (docs/interfaces.md §8: a charge already sent completes).
-            renewal_charge.status = PaymentStatus.PENDING
-            renewal_charge.save(update_fields=["status", "updated_at"])
+            unsent_charge.status = PaymentStatus.PENDING
+            unsent_charge.save(update_fields=["status", "updated_at"])
         claimed = claim(order)
     try:
         result = get_smp().subscribe(request)
@@ -165,12 +165,13 @@ def provisioning_due(order_id: int, due_at: datetime | None) -> str:
         return _give_up(order, why=f"the SMP refused: {result.reason} {result.message}".strip(), actor=actor)
 
 
-def _renewal_charge(order: Order) -> Payment | None:
-    """A renewal's phone-bill payment (order locked): ``creating`` until its charge is sent to the SMP with
-    the subscribe, ``pending`` from then on. None for any other order."""
+def _unsent_renewal_charge(order: Order) -> Payment | None:
+    """A renewal's phone-bill payment whose charge was not sent to the SMP yet (order locked): it is
+    ``creating`` until then, ``pending`` from then on. None for a charge sent already, or any other order."""
     if order.channel != Channel.RENEWAL or order.payment_method not in PHONE_BILL_METHODS:
         return None
-    return _paid_payment(order)
+    payment = _paid_payment(order)
+    return payment if payment is not None and payment.status == PaymentStatus.CREATING else None
 
 
 def _refused_without_charge(order: Order, reason: str) -> bool:
