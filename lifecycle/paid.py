@@ -14,7 +14,12 @@ from django.db import transaction
 from adapters.providers.types import NotificationRejected, PaidNotice, RefundResult
 from billing.models import Payment, PaymentStatus, Refund
 from billing.services.notifications import notification_store
-from billing.services.payments import OPEN_STATUSES, lock_payments, payment_record_paid
+from billing.services.payments import (
+    OPEN_STATUSES,
+    lock_payments,
+    payment_record_paid,
+    payment_record_paid_and_reversed,
+)
 from ipvas.actors import Actor, ActorKind
 from lifecycle import deductions, paying, refunds
 from lifecycle.transitions import lock_order_of_trade, transit
@@ -82,6 +87,11 @@ def _paid(
         raise NotificationRejected(f"amount {amount_fen} differs from the order's {payment.amount_fen}")
     if payment.status == PaymentStatus.PAID:
         return "duplicate"
+    if payment.status == PaymentStatus.REVERSED:
+        # A payment code's trade, paid a moment before we reversed it (the order ended then): the reverse
+        # gave this money back already. A refund now would be refused by the provider.
+        payment_record_paid_and_reversed(order, payment, transaction_id=transaction_id, paid_at=paid_at, actor=actor)
+        return "given back by the reverse"
     provider = payment.provider
     payment_record_paid(order, payment, transaction_id=transaction_id, paid_at=paid_at, actor=actor)
     taken = selectors.per_view_taken(order)

@@ -17,7 +17,8 @@ the provider, one outside call per run, with the order claimed (lifecycle.claims
 
 The clerk may cancel while the customer confirms: the order ends ``cancelled`` and its trade is reversed
 the same way. Money that still arrives for an ended order (a late notification, a query) is refunded
-(lifecycle.paid), never kept without the product.
+(lifecycle.paid), never kept without the product; a reversed trade's paid notification is booked as money
+the reverse gave back, since a paid trade's reverse is the provider's own refund.
 """
 
 from __future__ import annotations
@@ -195,9 +196,9 @@ def _reverse_at_the_end(order_id: int, claimed: datetime, payment: Payment) -> s
         return "paid"  # a notification came between the last look and now: the order is provisioned
     try:
         result = provider.reverse(payment.out_trade_no)
-        reversed_, why = result.reversed, result.message
+        reversed_, why, not_found = result.reversed, result.message, result.not_found
     except ProviderUnavailable as exc:
-        reversed_, why = False, str(exc)
+        reversed_, why, not_found = False, str(exc), False
     if reversed_ and _paid_meanwhile(payment):
         _reversed_while_paid(payment)
         return "paid"
@@ -210,7 +211,7 @@ def _reverse_at_the_end(order_id: int, claimed: datetime, payment: Payment) -> s
             _reversed_while_paid(payment)
             return "paid"
         if reversed_:
-            Payment.objects.filter(pk=payment.pk, status__in=OPEN_STATUSES).update(status=PaymentStatus.CLOSED)
+            _settle_reversed(payment, not_found=not_found)
         else:
             payment_code_reverse_later(payment, attempt=1)
         if order is None:
@@ -242,6 +243,13 @@ def _paid(payment: Payment, *, transaction_id: str, amount_fen: int, at: datetim
 
 def _paid_meanwhile(payment: Payment) -> bool:
     return Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PAID).exists()
+
+
+def _settle_reversed(payment: Payment, *, not_found: bool) -> None:
+    """The provider reversed the trade: ``reversed``, so that a paid notification still on its way is booked as
+    money the reverse gave back (lifecycle.paid); closed when the provider had no such trade."""
+    status = PaymentStatus.CLOSED if not_found else PaymentStatus.REVERSED
+    Payment.objects.filter(pk=payment.pk, status__in=OPEN_STATUSES).update(status=status)
 
 
 def _reversed_while_paid(payment: Payment) -> None:
@@ -336,7 +344,7 @@ def payment_code_reverse(*, payment_id: int, attempt: int = 0) -> str:
             with transaction.atomic():
                 payment_code_reverse_later(payment, attempt=attempt + 1)
             return "not_there_yet"
-        Payment.objects.filter(pk=payment_id, status__in=OPEN_STATUSES).update(status=PaymentStatus.CLOSED)
+        _settle_reversed(payment, not_found=not_found)
         return "reversed"
     if not again or attempt + 1 >= settings.PAYMENT_CODE_REVERSE_ATTEMPTS:
         # The provider will not reverse it, or never answered: a person checks the trade in its merchant

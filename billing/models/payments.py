@@ -21,6 +21,9 @@ class PaymentStatus(models.TextChoices):
     PAID = "paid", _("paid")
     CLOSED = "closed", _("closed unpaid")
     FAILED = "failed", _("failed")
+    # A payment code's trade reversed at the provider (WeChat Pay reverse, Alipay cancel): it can no longer
+    # be paid, and money it took went back to the customer by the provider itself.
+    REVERSED = "reversed", _("reversed at the provider")
 
 
 class Payment(models.Model):
