@@ -141,6 +141,24 @@ def allowed_now(contract: ProviderContract, now: datetime) -> tuple[bool, dateti
     return True, None
 
 
+def ahead_of_the_paid_period(subscription: Subscription) -> str:
+    """Why the subscription's contract cannot deduct its next period in time after one of its periods was
+    refunded ('' when it can). Alipay's agreed day moves one period on with each deduction and never back
+    (``alipay.user.agreement.executionplan.modify`` only postpones it), so a refunded period leaves it a
+    period ahead of the paid one: the deduction would be refused until then, and the customer left without
+    the product for a period, then charged. WeChat Pay has no agreed day: a new notice opens days for it."""
+    contract = contracts.signed_contract(subscription)
+    if contract is None or contract.provider != ALIPAY or contract.plan_at is None:
+        return ""
+    opens, _closes = alipay_window(contract.plan_at)
+    if opens <= subscription.current_period_end:
+        return ""
+    return (
+        f"a paid period was refunded and Alipay's agreed deduction day does not move back: it allows the next "
+        f"deduction from {timezone.localtime(opens).date().isoformat()}, after the paid period ends"
+    )
+
+
 def renewal_window_check(subscription: Subscription, now: datetime) -> datetime | None:
     """The renewal of a subscription that deducts is due (subscription locked): None when it may go now;
     else when to look again. A renewal before the allowed days moves to their first moment (the subscription's

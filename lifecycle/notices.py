@@ -57,6 +57,13 @@ def lapsed_text(subscription: Subscription) -> str:
     )
 
 
+def lapsed_after_refund_text(subscription: Subscription) -> str:
+    return (
+        f"{PREFIX}您订购的「{subscription.product.name}」有一期费用已退款，支付宝的约定扣款日无法提前，"
+        f"自动续费已停止；已付费的内容可观看至{_day(subscription.current_period_end)}。"
+    )
+
+
 def cancelled_text(cancelled: list[Subscription]) -> str:
     what = "；".join(f"「{s.product.name}」可观看至{_day(s.current_period_end)}" for s in cancelled)
     return f"{PREFIX}已为您取消自动续费：{what}。到期后不再扣费。"

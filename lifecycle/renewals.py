@@ -387,7 +387,7 @@ def _renewal_failed(subscription: Subscription, order: Order, *, actor: Actor, n
     _lapse(subscription, now, why=why)
 
 
-def _lapse(subscription: Subscription, now: datetime, *, why: str) -> str:
+def _lapse(subscription: Subscription, now: datetime, *, why: str, text: str = "") -> str:
     source = subscription.status
     subscription.lapse(now=now)
     subscription.save()
@@ -396,7 +396,7 @@ def _lapse(subscription: Subscription, now: datetime, *, why: str) -> str:
     notices.notice_create(
         kind=NoticeKind.LAPSED,
         phone=subscription.phone,
-        text=notices.lapsed_text(subscription),
+        text=text or notices.lapsed_text(subscription),
         subscription=subscription,
         period=subscription.periods + 1,
     )
@@ -426,6 +426,10 @@ def period_refunded(subscription: Subscription, order: Order, *, actor: Actor, n
         data={"period_end": subscription.current_period_end.isoformat()},
         now=now,
     )
+    if subscription.status == SubscriptionStatus.ACTIVE:
+        why = deductions.ahead_of_the_paid_period(subscription)
+        if why:
+            _lapse(subscription, now, why=why, text=notices.lapsed_after_refund_text(subscription))
 
 
 def order_ended(order: Order, *, actor: Actor, now: datetime) -> None:

@@ -508,6 +508,43 @@ def test_a_wechatpay_notice_never_sent_lapses_the_subscription_when_its_paid_per
     assert again.status == OrderStatus.PRECHECKING  # the product can be bought again
 
 
+def test_a_refunded_alipay_period_lapses_the_subscription_instead_of_deducting_a_period_late(demo, run_tasks, frozen):
+    """Alipay's agreed day moves one period on with each deduction and never back. Once a deducted period is
+    refunded, the next deduction is refused until a period after the paid one ends: the subscription used to
+    stay active, unpaid and unwatched for that period, refusing a new order, then deducted. It lapses at
+    once: the paid days stay, the contract is ended at Alipay, the customer is told why, nothing more is
+    deducted, and the product can be bought again."""
+    from lifecycle import manual
+    from orders.models.subscription import SubscriptionNotice
+
+    _order, sub = subscribed(run_tasks, "alipay_qr")
+    first_end = sub.current_period_end
+    sub = to_reminder_and_renewal(run_tasks, frozen, sub)
+    renewal = renewal_of(sub)
+    assert renewal.status == OrderStatus.COMPLETED  # period 2 deducted a day before period 1 ends
+    admin = Actor(ActorKind.ADMIN, "finance")
+    assert manual.refund_by_admin(order_id=renewal.pk, reason="customer asked", actor=admin) == "provider_refund"
+    run_tasks()
+    renewal.refresh_from_db()
+    sub.refresh_from_db()
+
+    assert renewal.status == OrderStatus.REFUNDED
+    assert (sub.status, sub.current_period_end) == (SubscriptionStatus.LAPSED, first_end)  # period 1 stays paid
+    lapse = sub.events.get(action="lapse")
+    assert "Alipay's agreed deduction day does not move back" in lapse.reason
+    assert sim_contract(sub).status == SimContractStatus.TERMINATED
+    told = SubscriptionNotice.objects.filter(subscription=sub, kind="lapsed").values_list("text", flat=True)
+    assert [text for text in told if "有一期费用已退款" in text]
+
+    work(run_tasks, frozen, first_end + timedelta(days=40))
+    sub.refresh_from_db()
+    assert sub.status == SubscriptionStatus.ENDED
+    assert Order.objects.filter(subscription=sub, channel=Channel.RENEWAL).count() == 1  # nothing tried again
+    assert SimTrade.objects.filter(deducted_under=sub.contract_id).count() == 1  # the refunded one only
+    again = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG, auto_renew=True)
+    assert again.status == OrderStatus.PRECHECKING
+
+
 # --- 4. reconciliation ------------------------------------------------------------------------------
 
 
