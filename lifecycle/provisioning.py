@@ -60,11 +60,12 @@ def provisioning_cutoff(order: Order) -> datetime:
 
 
 def _paid_payment(order: Order) -> Payment | None:
-    """The latest payment of the order's method that did not fail or close, locked (the order is)."""
+    """The latest payment of the order's method that did not fail, close or reverse, locked (the order is)."""
+    ended = (PaymentStatus.FAILED, PaymentStatus.CLOSED, PaymentStatus.REVERSED)
     payments = [
         payment
         for payment in lock_payments(order).values()
-        if payment.method == order.payment_method and payment.status not in (PaymentStatus.FAILED, PaymentStatus.CLOSED)
+        if payment.method == order.payment_method and payment.status not in ended
     ]
     return max(payments, key=lambda payment: (payment.created_at, payment.pk), default=None)
 
