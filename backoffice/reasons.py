@@ -167,6 +167,14 @@ NOTES: list[tuple[str, Promise]] = [
         _("The renewal could not be charged before the paid period ended (%(code)s)."),
     ),
     (
+        r"a paid period was refunded and Alipay's agreed deduction day does not move back: it allows the next "
+        r"deduction from (?P<day>[\d-]+), after the paid period ends",
+        _(
+            "A paid period was refunded and Alipay's agreed deduction day does not move back: it allows the next "
+            "deduction from %(day)s, after the paid period ends."
+        ),
+    ),
+    (
         r"no reminder could be sent before the paid period ended",
         _("No reminder could be sent before the paid period ended."),
     ),
@@ -210,6 +218,23 @@ NOTES: list[tuple[str, Promise]] = [
             "Refund %(no)s: %(provider)s has not answered %(tries)s tries; it is asked again every %(minutes)s "
             "minutes until it answers."
         ),
+    ),
+    (
+        r"period (?P<n>\d+) was paid since by renewal order (?P<no>\S+), which the SMP answered with the period's "
+        r"one charge: nothing of this order is to be reversed",
+        _(
+            "Period %(n)s was paid since by renewal order %(no)s, which the SMP answered with the period's one "
+            "charge: nothing of this order is to be reversed."
+        ),
+    ),
+    (
+        r"SMP reversal waits: another renewal order of the period is at the SMP",
+        _("The SMP reversal waits: another renewal order of the period is at the SMP."),
+    ),
+    (
+        r"the SMP gave nothing back for (?P<no>\S+), charged (?P<fen>\d+) fen to the phone bill: refund it at the "
+        r"SMP by hand",
+        _("The SMP gave nothing back for %(no)s, charged %(fen)s fen to the phone bill: refund it at the SMP by hand."),
     ),
     (r"SMP unsubscribe failed: (?P<rest>.+)", _("Unsubscribing on the SMP failed: %(rest)s")),
     (
@@ -313,6 +338,7 @@ OUTCOMES = {
     "declined": _("declined the order"),
     "duplicate": _("seen before: changed nothing"),
     "refunding": _("paid late or twice: the money goes back"),
+    "given back by the reverse": _("paid before its reverse, which gave the money back"),
     "too_late": _("came too late: the confirmation had ended"),
     "not_a_mobile": _("not from a mobile number"),
     "none_pending": _("no confirmation was waiting"),

@@ -23,7 +23,7 @@ from billing.services.ledger import ledger_record
 from billing.services.work import work_item_open
 from ipvas import outbox
 from ipvas.actors import Actor
-from lifecycle import paid, refunds, tasks
+from lifecycle import paid, refunds, renewals, tasks
 from lifecycle.transitions import lock_order
 from orders.constants import OrderStatus
 from orders.models import Order, Subscription
@@ -76,6 +76,18 @@ def provider_order_close(*, payment_id: int, attempt: int = 0) -> str:
 
 def phone_bill_reverse(*, order_id: int, attempt: int = 0) -> str:
     order = Order.objects.get(pk=order_id)
+    if order.status != OrderStatus.COMPLETED:
+        # A renewal try that failed: the SMP keeps one charge per period, so another try of the period that
+        # was answered with it owns it now; one still at the SMP may be answered with it.
+        later = renewals.same_period(order)
+        if later.filter(entitlement__isnull=False).exists():
+            return "paid_by_a_later_try"
+        if later.filter(status=OrderStatus.PROVISIONING).exists():
+            return _again_or_ask(
+                tasks.reverse_phone_bill, {"order_id": order_id}, attempt,
+                order=order, kind=WorkItemKind.PROVISIONING_UNCERTAIN,
+                detail="SMP reversal waits: another renewal order of the period is at the SMP",
+            )  # fmt: skip
     try:
         result = get_smp().unsubscribe(order_no=order.order_no)
     except SmpUnavailable as exc:
@@ -83,6 +95,14 @@ def phone_bill_reverse(*, order_id: int, attempt: int = 0) -> str:
             tasks.reverse_phone_bill, {"order_id": order_id}, attempt,
             order=order, kind=WorkItemKind.PROVISIONING_UNCERTAIN, detail=f"SMP reversal not confirmed: {exc}",
         )  # fmt: skip
+    if not result.reversed_fen and order.status == OrderStatus.COMPLETED:
+        # Refunded by an admin: our ledger says the SMP charged it, the SMP gave nothing back.
+        work_item_open(
+            order=order, kind=WorkItemKind.PROVIDER_DISAGREES,
+            detail=f"the SMP gave nothing back for {order.order_no}, charged {order.amount_fen} fen to the phone "
+            "bill: refund it at the SMP by hand",
+        )  # fmt: skip
+        return "nothing_given_back"
     if result.reversed_fen:
         with transaction.atomic():
             order = lock_order(order_id)

@@ -24,10 +24,11 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from billing.models import Payment, PaymentStatus, Provider
+from billing.models import Payment, PaymentStatus, Provider, WorkItemKind
+from billing.services.work import work_item_add
 from ipvas import outbox
 from ipvas.actors import Actor
 from lifecycle import contracts, deductions, notices, subscriptions, tasks
@@ -315,6 +316,28 @@ def renewal_charge_start(order: Order, *, actor: Actor) -> None:
     raise NotImplementedError(f"no renewal by {method}")
 
 
+def same_period(order: Order) -> QuerySet[Order]:
+    """The other renewal orders of the subscription for the period ``order`` renews (none for other orders)."""
+    if order.channel != Channel.RENEWAL or not order.subscription_id or order.renewal_period is None:
+        return Order.objects.none()
+    return Order.objects.filter(
+        subscription_id=order.subscription_id, channel=Channel.RENEWAL, renewal_period=order.renewal_period
+    ).exclude(pk=order.pk)
+
+
+def _tell_the_earlier_tries(order: Order) -> None:
+    """A renewal completed: an earlier try of its period whose phone-bill charge is uncertain (its reversal
+    never answered) is settled by it. The SMP keeps one charge per period (its key): what that try may have
+    charged is the one this order was answered with, and reversing it now would take this period back."""
+    if order.payment_method in PHONE_BILL_METHODS:
+        work_item_add(
+            orders=same_period(order),
+            kind=WorkItemKind.PROVISIONING_UNCERTAIN,
+            detail=f"period {order.renewal_period} was paid since by renewal order {order.order_no}, which the SMP "
+            "answered with the period's one charge: nothing of this order is to be reversed",
+        )
+
+
 def renewal_stopped(order: Order) -> bool:
     """Whether a renewal order (locked) whose charge was not sent yet must not be charged: its subscription
     was cancelled meanwhile. Locks the subscription, after the order."""
@@ -337,6 +360,7 @@ def renewal_order_ended(order: Order, *, actor: Actor, now: datetime) -> None:
 
 
 def _renewed(subscription: Subscription, order: Order, *, actor: Actor, now: datetime) -> None:
+    _tell_the_earlier_tries(order)
     new_end = order.entitlement.ends_at
     subscription.periods = max(subscription.periods, order.renewal_period or subscription.periods + 1)
     subscription.current_period_end = max(subscription.current_period_end, new_end)

@@ -88,6 +88,22 @@ class SimSmpSubscription(models.Model):
         return f"{self.order_no} {self.tv_account} {self.product_code}"
 
 
+class SimSmpAnswer(models.Model):
+    """An order the simulated SMP answered with another order's subscription: a renewal whose subscribe its
+    period key de-duplicated. The SMP knows the subscription by this order's number too (docs/protocols.md)."""
+
+    order_no = models.CharField(_("order number"), max_length=32, unique=True)
+    subscription = models.ForeignKey(SimSmpSubscription, on_delete=models.CASCADE, related_name="answers")
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("simulated SMP answer from a period's subscription")
+        verbose_name_plural = _("simulated SMP answers from a period's subscription")
+
+    def __str__(self) -> str:
+        return f"{self.order_no} → {self.subscription.order_no}"
+
+
 class SimTradeStatus(models.TextChoices):
     """WeChat Pay's names of a trade's states (Alipay's fake translates them)."""
 

@@ -25,7 +25,7 @@ from adapters.smp.types import (
 )
 from orders.constants import FailureCode, ProductKind
 from orders.periods import period_end
-from sandbox.models import SimSmpAccount, SimSmpProduct, SimSmpSubscription, SmpAccountStatus
+from sandbox.models import SimSmpAccount, SimSmpAnswer, SimSmpProduct, SimSmpSubscription, SmpAccountStatus
 
 _STATUS_REASON = {
     SmpAccountStatus.SUSPENDED: FailureCode.ACCOUNT_SUSPENDED,
@@ -96,15 +96,27 @@ def _result(subscription: SimSmpSubscription) -> SubscribeResult:
     )
 
 
+def subscription_of(order_no: str) -> SimSmpSubscription | None:
+    """The subscription the SMP answered the order with: its own, or its period's (docs/protocols.md)."""
+    own = SimSmpSubscription.objects.filter(order_no=order_no).first()
+    if own is not None:
+        return own
+    answer = SimSmpAnswer.objects.select_related("subscription").filter(order_no=order_no).first()
+    return answer.subscription if answer is not None else None
+
+
 def subscribe(request: SubscribeRequest) -> SubscribeResult:
     with transaction.atomic():
         account = SimSmpAccount.objects.select_for_update().filter(tv_account=request.tv_account).first()
-        done = SimSmpSubscription.objects.filter(order_no=request.order_no).first()
+        done = subscription_of(request.order_no)
         if done is None and request.idempotency_key and request.idempotency_key != request.order_no:
-            # A renewal's period is charged once, whichever renewal order asks (docs/protocols.md).
+            # A renewal's period is charged once, whichever renewal order asks (docs/protocols.md); the order
+            # names that subscription from now on (unsubscribe, reschedule).
             done = SimSmpSubscription.objects.filter(
                 idempotency_key=request.idempotency_key, cancelled_at__isnull=True
             ).first()
+            if done is not None:
+                SimSmpAnswer.objects.get_or_create(order_no=request.order_no, defaults={"subscription": done})
         if done is not None:
             return _result(done)
         reason = _refusal(account, request.product_code)
@@ -164,9 +176,10 @@ def authorize(*, tv_account: str, product_code: str, content_id: str = "") -> Au
 
 def unsubscribe(*, order_no: str) -> UnsubscribeResult:
     with transaction.atomic():
-        subscription = SimSmpSubscription.objects.select_for_update().filter(order_no=order_no).first()
-        if subscription is None:
+        found = subscription_of(order_no)
+        if found is None:
             return UnsubscribeResult(ok=True, reversed_fen=0)
+        subscription = SimSmpSubscription.objects.select_for_update().get(pk=found.pk)
         if subscription.cancelled_at is None:
             subscription.cancelled_at = timezone.now()
             if subscription.charge == SmpCharge.PHONE_BILL:

@@ -22,6 +22,7 @@ from lifecycle.subscriptions import lock_subscription
 from orders.constants import SubscriptionStatus
 from orders.models import Entitlement, Order, Subscription
 from orders.services import entitlements_changed
+from sandbox import smp
 from sandbox.models import SimContract, SimSmpAccount, SimSmpSubscription, SmpAccountStatus
 
 EVENTS = ("reminder", "renewal", "end")
@@ -91,15 +92,18 @@ def _shift(subscription: Subscription, shift: timedelta) -> None:
 
 def smp_end(order_no: str) -> None:
     """The simulated SMP ends a continuous subscription at the end of its paid period: no money moves."""
-    SimSmpSubscription.objects.filter(order_no=order_no, cancelled_at__isnull=True).update(cancelled_at=timezone.now())
+    _live_of(order_no).update(cancelled_at=timezone.now())
 
 
 def smp_reschedule(order_no: str, *, starts_at: datetime, ends_at: datetime) -> bool:
     """The simulated SMP moves an order's subscription to a new period (nothing else changes)."""
-    moved = SimSmpSubscription.objects.filter(order_no=order_no, cancelled_at__isnull=True).update(
-        starts_at=starts_at, ends_at=ends_at
-    )
-    return bool(moved)
+    return bool(_live_of(order_no).update(starts_at=starts_at, ends_at=ends_at))
+
+
+def _live_of(order_no: str):  # type: ignore[no-untyped-def]
+    """The order's subscription at the simulated SMP (its own or its period's), while not ended."""
+    found = smp.subscription_of(order_no)
+    return SimSmpSubscription.objects.filter(pk=found.pk if found else None, cancelled_at__isnull=True)
 
 
 def account_set(tv_account: str, *, status: str | None, balance_fen: int | None, phone: str | None) -> SimSmpAccount:

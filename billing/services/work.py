@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 
 from billing.models import WorkItem
 from orders.models import Order
@@ -37,6 +38,16 @@ def work_item_open(*, order: Order, kind: str, detail: str) -> WorkItem | None:
         if existing is not None:
             _add_detail(existing, detail)
         return existing
+
+
+def work_item_add(*, orders: QuerySet[Order], kind: str, detail: str) -> int:
+    """Add ``detail`` to the open items of this kind of these orders, if any (none is opened); how many."""
+    items = WorkItem.objects.select_for_update().filter(order__in=orders, kind=kind, resolved_at__isnull=True)
+    with transaction.atomic():
+        found = list(items)
+        for item in found:
+            _add_detail(item, detail[:DETAIL_LENGTH])
+    return len(found)
 
 
 def _add_detail(item: WorkItem, detail: str) -> None:

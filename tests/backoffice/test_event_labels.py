@@ -87,6 +87,17 @@ def test_every_action_has_a_label_in_both_languages(actions, labels):
             " it answers",
             "退款 20261125120000xickHemvt1F1：微信支付已 12 次未应答；系统每 5 分钟再问一次，直到应答为止。",
         ),
+        (
+            "period 2 was paid since by renewal order 20270104181500u7gnz5epQM, which the SMP answered with the "
+            "period's one charge: nothing of this order is to be reversed",
+            "第 2 期已由续费订单 20270104181500u7gnz5epQM 支付：业管平台每期只扣一次费，并以这笔扣费应答了该订单；"
+            "本订单没有需要冲正的款项。",
+        ),
+        (
+            "a paid period was refunded and Alipay's agreed deduction day does not move back: it allows the next "
+            "deduction from 2027-02-02, after the paid period ends",
+            "有一期已付费用已退款，而支付宝的约定扣款日不能提前：下次最早 2027-02-02 才能扣款，晚于已付费期的结束。",
+        ),
         ("a note in the words staff typed", "a note in the words staff typed"),
     ],
 )

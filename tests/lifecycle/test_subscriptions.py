@@ -414,3 +414,74 @@ def test_refunding_a_renewal_period_removes_exactly_that_period(demo, run_tasks,
     assert Entitlement.objects.filter(order__subscription=sub, revoked_at__isnull=True).count() == 2
     assert sub.events.filter(action="period_refunded").exists()
     assert sub.next_renewal_at == sub.current_period_end - timedelta(hours=24)
+
+
+def test_a_later_try_answered_with_the_periods_charge_owns_it_and_is_refunded_with_it(demo, run_tasks, frozen):
+    """A renewal's phone-bill charge is made at the SMP, its answer lost, the SMP down past the order's
+    provisioning deadline: the order fails and its reversal, never answered, goes to a person. The next try of
+    the period is answered (the SMP keeps one charge per period, by its key) with that charge. It owns it:
+    the earlier try's item says so, its reversal (run again, late) takes nothing back, and a refund of the later
+    try gives the money back at the SMP (which used to find nothing under its number, and do nothing)."""
+    from billing.models import WorkItem
+    from lifecycle import followups, manual
+    from lifecycle.due import deadlines_sweep
+
+    _order, sub = subscribe(run_tasks)
+    first = _renewal_waiting_to_be_charged(run_tasks, frozen, sub)
+    before = balance()
+    faults.set_mode("smp", "slow")  # charges, answers after the caller gave up
+    assert run_tasks() == [(PROVISION, "retry")]
+    faults.set_mode("smp", "down")
+    for _ in range(60):
+        frozen.shift(timedelta(minutes=1))
+        deadlines_sweep()
+        run_tasks()
+    first.refresh_from_db()
+    assert (first.status, first.failure_code) == (OrderStatus.FAILED, FailureCode.PROVISIONING_FAILED)
+    item = WorkItem.objects.get(order=first, kind="provisioning_uncertain", resolved_at=None)
+    assert "SMP reversal not confirmed" in item.detail
+    assert before - balance() == first.amount_fen  # charged, not given back
+
+    faults.set_mode("smp", "ok")
+    sub.refresh_from_db()
+    work(run_tasks, frozen, sub.next_renewal_at)
+    later = Order.objects.filter(subscription=sub, channel=Channel.RENEWAL).exclude(pk=first.pk).get()
+    assert (later.status, later.renewal_period) == (OrderStatus.COMPLETED, first.renewal_period)
+    assert before - balance() == first.amount_fen  # the period charged once
+    item.refresh_from_db()
+    assert f"paid since by renewal order {later.order_no}" in item.detail
+    assert followups.phone_bill_reverse(order_id=first.pk) == "paid_by_a_later_try"  # the reversal, late
+    assert before - balance() == first.amount_fen
+    assert SimSmpSubscription.objects.get(order_no=first.order_no).cancelled_at is None
+
+    admin = Actor(ActorKind.ADMIN, "finance")
+    assert manual.refund_by_admin(order_id=later.pk, reason="customer asked", actor=admin) == "smp_reversal"
+    run_tasks()
+    later.refresh_from_db()
+    assert later.status == OrderStatus.REFUNDED
+    assert balance() == before  # given back at the SMP
+    assert SimSmpSubscription.objects.get(order_no=first.order_no).reversed_fen == first.amount_fen
+    assert sorted(LedgerEntry.objects.filter(order=later).values_list("kind", "amount_fen")) == [
+        ("payment", later.amount_fen),
+        ("reversal", -later.amount_fen),
+    ]
+    assert not LedgerEntry.objects.filter(order=first).exists()
+    assert not WorkItem.objects.filter(order=later).exists()
+
+
+def test_a_refund_the_smp_gives_nothing_back_for_is_told_to_a_person(demo, run_tasks, frozen):
+    """An admin refunds a completed phone-bill order and the SMP gives nothing back (it has no charge under
+    the order): the order stays completed and a person is told, instead of nothing at all."""
+    from billing.models import WorkItem
+    from lifecycle import manual
+
+    order, _sub = subscribe(run_tasks)
+    SimSmpSubscription.objects.filter(order_no=order.order_no).update(order_no="SOMETHING-ELSE")
+    admin = Actor(ActorKind.ADMIN, "finance")
+    assert manual.refund_by_admin(order_id=order.pk, reason="customer asked", actor=admin) == "smp_reversal"
+    run_tasks()
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED
+    item = WorkItem.objects.get(order=order, kind="provider_disagrees")
+    assert "the SMP gave nothing back" in item.detail
