@@ -17,8 +17,8 @@ from billing.services.notifications import notification_store
 from billing.services.payments import (
     OPEN_STATUSES,
     lock_payments,
+    payment_paid_before_its_reverse,
     payment_record_paid,
-    payment_record_paid_and_reversed,
 )
 from ipvas.actors import Actor, ActorKind
 from lifecycle import deductions, paying, refunds
@@ -90,7 +90,7 @@ def _paid(
     if payment.status == PaymentStatus.REVERSED:
         # A payment code's trade, paid a moment before we reversed it (the order ended then): the reverse
         # gave this money back already. A refund now would be refused by the provider.
-        payment_record_paid_and_reversed(order, payment, transaction_id=transaction_id, paid_at=paid_at, actor=actor)
+        payment_paid_before_its_reverse(payment, transaction_id=transaction_id, paid_at=paid_at)
         return "given back by the reverse"
     provider = payment.provider
     payment_record_paid(order, payment, transaction_id=transaction_id, paid_at=paid_at, actor=actor)

@@ -17,8 +17,8 @@ the provider, one outside call per run, with the order claimed (lifecycle.claims
 
 The clerk may cancel while the customer confirms: the order ends ``cancelled`` and its trade is reversed
 the same way. Money that still arrives for an ended order (a late notification, a query) is refunded
-(lifecycle.paid), never kept without the product; a reversed trade's paid notification is booked as money
-the reverse gave back, since a paid trade's reverse is the provider's own refund.
+(lifecycle.paid), never kept without the product; a reversed trade's paid notification is only noted, since
+a paid trade's reverse is the provider's own refund.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from ipvas import outbox
 from ipvas.actors import Actor
 from lifecycle import paid, tasks
 from lifecycle.claims import claim, lock_claimed, lock_if_due
-from lifecycle.transitions import lock_to_pay, record_event, schedule_due, transit
+from lifecycle.transitions import lock_order, lock_to_pay, record_event, schedule_due, transit
 from orders.constants import FailureCode, OrderStatus, PaymentMethod
 from orders.models import Order
 
@@ -334,18 +334,19 @@ def payment_code_reverse(*, payment_id: int, attempt: int = 0) -> str:
     except ProviderUnavailable as exc:
         reversed_, again, why = False, True, str(exc)
     if reversed_:
-        if _paid_meanwhile(payment):
-            _reversed_while_paid(payment)
-            return "reversed_while_paid"
-        if not_found and payment.status == PaymentStatus.PENDING and timezone.now() < payment.expires_at:
-            # No trade yet, though the charge was sent: it may still be on its way (the clerk cancelled during
-            # the call). Closed now, the trade it makes would stay payable; reversed again until the scan's
-            # window is over, by when a charge that has not arrived never will.
-            with transaction.atomic():
+        with transaction.atomic():
+            lock_order(payment.order_id)  # a paid notification applies under it: before this, or it sees the end
+            if _paid_meanwhile(payment):
+                _reversed_while_paid(payment)
+                return "reversed_while_paid"
+            if not_found and payment.status == PaymentStatus.PENDING and timezone.now() < payment.expires_at:
+                # No trade yet, though the charge was sent: it may still be on its way (the clerk cancelled
+                # during the call). Closed now, the trade it makes would stay payable; reversed again until the
+                # scan's window is over, by when a charge that has not arrived never will.
                 payment_code_reverse_later(payment, attempt=attempt + 1)
-            return "not_there_yet"
-        _settle_reversed(payment, not_found=not_found)
-        return "reversed"
+                return "not_there_yet"
+            _settle_reversed(payment, not_found=not_found)
+            return "reversed"
     if not again or attempt + 1 >= settings.PAYMENT_CODE_REVERSE_ATTEMPTS:
         # The provider will not reverse it, or never answered: a person checks the trade in its merchant
         # platform (money it took is refunded from admin).

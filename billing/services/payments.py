@@ -82,33 +82,6 @@ def payment_record_paid(
 ) -> None:
     """A provider took the money of ``payment`` (locked): the payment is paid and the ledger says so, once."""
     payment.status = PaymentStatus.PAID
-    _record_taken(order, payment, transaction_id=transaction_id, paid_at=paid_at, actor=actor)
-
-
-def payment_record_paid_and_reversed(
-    order: Order, payment: Payment, *, transaction_id: str, paid_at: datetime | None, actor: Actor
-) -> None:
-    """A provider says ``payment`` (locked, ``reversed``) was paid: paid before its reverse, which gave the
-    money back (WeChat Pay's reverse and Alipay's cancel refund a paid trade themselves). The ledger says
-    both, once; the payment stays reversed, and there is nothing left to refund."""
-    _record_taken(order, payment, transaction_id=transaction_id, paid_at=paid_at, actor=actor)
-    ledger_record(
-        order=order,
-        payment=payment,
-        kind=LedgerKind.REFUND,
-        amount_fen=-payment.amount_fen,
-        method=payment.method,
-        provider=payment.provider,
-        provider_ref=transaction_id or payment.out_trade_no,
-        idempotency_key=f"{payment.provider}:reverse:{payment.out_trade_no}",
-        actor=actor,
-        note="given back by the trade's reverse",
-    )
-
-
-def _record_taken(
-    order: Order, payment: Payment, *, transaction_id: str, paid_at: datetime | None, actor: Actor
-) -> None:
     payment.provider_txn_id = transaction_id
     payment.paid_at = paid_at or timezone.now()
     payment.save(update_fields=["status", "provider_txn_id", "paid_at", "updated_at"])
@@ -123,3 +96,14 @@ def _record_taken(
         idempotency_key=f"{payment.provider}:payment:{transaction_id or payment.out_trade_no}",
         actor=actor,
     )
+
+
+def payment_paid_before_its_reverse(payment: Payment, *, transaction_id: str, paid_at: datetime | None) -> None:
+    """A provider says ``payment`` (locked, ``reversed``) was paid: paid a moment before its reverse, which gave
+    the money back within the trade (WeChat Pay's reverse and Alipay's cancel refund a paid trade themselves).
+    The payment keeps the provider's reference and time, and stays reversed; the ledger has nothing to say:
+    no money stayed with us, no refund of ours is made, and the providers' bills (as the sandbox makes
+    them) list no line for it (docs/decisions.md)."""
+    payment.provider_txn_id = transaction_id
+    payment.paid_at = paid_at or timezone.now()
+    payment.save(update_fields=["provider_txn_id", "paid_at", "updated_at"])

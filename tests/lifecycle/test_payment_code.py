@@ -260,15 +260,19 @@ def post(notification: tuple):  # type: ignore[no-untyped-def]
     return Client().post(url, data=body, content_type=content_type, **meta)
 
 
-def test_a_paid_notification_after_the_reverse_gave_the_money_back_is_booked_not_refunded(
-    demo, run_tasks, frozen, provider, monkeypatch
+def test_a_paid_notification_after_the_reverse_gave_the_money_back_is_noted_not_refunded(
+    demo, run_tasks, time_machine, provider, monkeypatch
 ):
     """The customer confirms in the app a moment before the window's end; the reverse then gives the money
     back (a paid trade's reverse is the provider's own refund), and the paid notification of that moment
     arrives after it. A refund now would be refused (the trade is reversed) and leave the ledger holding money
-    the customer has back: the ledger says the money came and went back, nothing is asked of anyone."""
+    the customer has back: the payment notes it, the ledger holds nothing, nothing is asked of anyone, and the
+    day reconciles clean against the provider's bill."""
     from sandbox.simulators.providers import SimulatedProvider
 
+    frozen = time_machine
+    frozen.move_to("2026-11-25 10:00:00+08:00", tick=False)
+    day = timezone.localdate()
     order = scan(counter_order(run_tasks), code(provider, "0003"))
     run_tasks()
     reverse, sent = SimulatedProvider.reverse, []
@@ -293,13 +297,19 @@ def test_a_paid_notification_after_the_reverse_gave_the_money_back_is_booked_not
     assert (order.status, order.failure_code) == (OrderStatus.EXPIRED, FailureCode.PAYMENT_TIMEOUT)
     payment = Payment.objects.get(order=order)
     assert payment.status == "reversed" and payment.provider_txn_id == trade_of(order).transaction_id
-    booked = LedgerEntry.objects.filter(order=order).order_by("amount_fen").values_list("kind", "amount_fen")
-    assert list(booked) == [("refund", -2500), ("payment", 2500)]
+    assert payment.paid_at is not None
+    assert not LedgerEntry.objects.filter(order=order).exists()  # no money of ours moved
     assert not Refund.objects.filter(order=order).exists()  # nothing asked of the provider again
     assert trade_of(order).refunded_fen == 2500  # given back once, by the reverse
     assert not WorkItem.objects.filter(order=order).exists()
     assert list(notification_outcomes(order)) == ["given back by the reverse"]
     assert not SimSmpSubscription.objects.filter(order_no=order.order_no).exists()  # never provisioned
+
+    frozen.move_to("2026-11-26 09:00:00+08:00", tick=False)
+    bill = sandbox_statements.statement_file(provider, day).read()
+    statement_import(source=provider, day=day, stream=io.BytesIO(bill), file_name="bill.csv")
+    run = reconcile_day(day)
+    assert not [item for item in run.items.all() if item.order_no == order.order_no and item.outcome != "matched"]
 
 
 def notification_outcomes(order: Order):  # type: ignore[no-untyped-def]
