@@ -228,8 +228,12 @@ NOTES: list[tuple[str, Promise]] = [
         ),
     ),
     (
-        r"SMP reversal waits: another renewal order of the period is at the SMP",
-        _("The SMP reversal waits: another renewal order of the period is at the SMP."),
+        r"the SMP reversed (?P<fen>\d+) fen for (?P<no>\S+), a failed try of the period that (?P<holder>\S+) was "
+        r"answered with: check at the SMP whether this order's period is still paid",
+        _(
+            "The SMP reversed %(fen)s fen for %(no)s, a failed try of the period that %(holder)s was answered "
+            "with: check at the SMP whether this order's period is still paid."
+        ),
     ),
     (
         r"the SMP gave nothing back for (?P<no>\S+), charged (?P<fen>\d+) fen to the phone bill: refund it at the "

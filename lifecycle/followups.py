@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from celery import Task
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from adapters.crm import CrmUnavailable, get_crm
@@ -23,13 +24,15 @@ from billing.services.ledger import ledger_record
 from billing.services.work import work_item_open
 from ipvas import outbox
 from ipvas.actors import Actor
-from lifecycle import paid, refunds, renewals, tasks
+from lifecycle import paid, refunds, renewals, subscriptions, tasks
 from lifecycle.transitions import lock_order
 from orders.constants import OrderStatus
 from orders.models import Order, Subscription
 
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 10
+# A failed renewal try's reversal waits this long for another try of the period that is at the SMP.
+PERIOD_WAIT = timedelta(minutes=1)
 
 
 def _again_or_ask(task: Task, kwargs: dict[str, int], attempt: int, *, order: Order, kind: str, detail: str) -> str:
@@ -77,17 +80,20 @@ def provider_order_close(*, payment_id: int, attempt: int = 0) -> str:
 def phone_bill_reverse(*, order_id: int, attempt: int = 0) -> str:
     order = Order.objects.get(pk=order_id)
     if order.status != OrderStatus.COMPLETED:
-        # A renewal try that failed: the SMP keeps one charge per period, so another try of the period that
-        # was answered with it owns it now; one still at the SMP may be answered with it.
-        later = renewals.same_period(order)
-        if later.filter(entitlement__isnull=False).exists():
-            return "paid_by_a_later_try"
-        if later.filter(status=OrderStatus.PROVISIONING).exists():
-            return _again_or_ask(
-                tasks.reverse_phone_bill, {"order_id": order_id}, attempt,
-                order=order, kind=WorkItemKind.PROVISIONING_UNCERTAIN,
-                detail="SMP reversal waits: another renewal order of the period is at the SMP",
-            )  # fmt: skip
+        # A renewal try that failed. The SMP keeps one charge per period: another try of the period that was
+        # answered with it owns it now, or reversed it already; one still at the SMP may be answered with it
+        # (waited for, without counting tries: its provisioning deadline ends the wait).
+        others = renewals.same_period(order)
+        if others.filter(Q(entitlement__isnull=False) | Q(ledger__kind=LedgerKind.REVERSAL)).exists():
+            return "settled_by_another_try"
+        if others.filter(status=OrderStatus.PROVISIONING).exists():
+            with transaction.atomic():
+                outbox.enqueue(
+                    tasks.reverse_phone_bill,
+                    kwargs={"order_id": order_id, "attempt": attempt},
+                    due_at=timezone.now() + PERIOD_WAIT,
+                )
+            return "waiting_for_another_try"
     try:
         result = get_smp().unsubscribe(order_no=order.order_no)
     except SmpUnavailable as exc:
@@ -106,6 +112,11 @@ def phone_bill_reverse(*, order_id: int, attempt: int = 0) -> str:
     if result.reversed_fen:
         with transaction.atomic():
             order = lock_order(order_id)
+            if order.subscription_id:
+                subscriptions.lock_subscription(order.subscription_id)  # what its period's tries decide, one at a time
+                settled = _settled_by_another_try(order, result.reversed_fen)
+                if settled:
+                    return settled
             # A charge we never heard of (the SMP answered too late) is in the
             # ledger too, so that charge and reversal both show.
             ledger_record(
@@ -134,6 +145,25 @@ def phone_bill_reverse(*, order_id: int, attempt: int = 0) -> str:
                 order, actor=Actor.task("reverse-phone-bill"), reason="phone-bill charge reversed", smp_cancelled=True
             )
     return "reversed" if result.reversed_fen else "nothing_to_reverse"
+
+
+def _settled_by_another_try(order: Order, reversed_fen: int) -> str:
+    """The SMP reversed the period's one charge for a renewal try (its subscription locked): already booked by
+    another try of the period, or held by one that completed meanwhile (a person sees whose it was)."""
+    if order.status == OrderStatus.COMPLETED:
+        return ""
+    others = renewals.same_period(order)
+    if others.filter(ledger__kind=LedgerKind.REVERSAL).exists():
+        return "reversed_by_another_try"  # the same reversal, answered again: booked once
+    holder = others.filter(entitlement__isnull=False, entitlement__revoked_at__isnull=True).first()
+    if holder is None:
+        return ""
+    work_item_open(
+        order=holder, kind=WorkItemKind.PROVIDER_DISAGREES,
+        detail=f"the SMP reversed {reversed_fen} fen for {order.order_no}, a failed try of the period that "
+        f"{holder.order_no} was answered with: check at the SMP whether this order's period is still paid",
+    )  # fmt: skip
+    return "reversed_under_another_try"
 
 
 def smp_revoke(*, order_id: int, attempt: int = 0) -> str:

@@ -109,6 +109,8 @@ def subscribe(request: SubscribeRequest) -> SubscribeResult:
     with transaction.atomic():
         account = SimSmpAccount.objects.select_for_update().filter(tv_account=request.tv_account).first()
         done = subscription_of(request.order_no)
+        if done is not None and done.order_no != request.order_no and done.cancelled_at is not None:
+            done = None  # the period's subscription this order was answered with was reversed since: not an answer
         if done is None and request.idempotency_key and request.idempotency_key != request.order_no:
             # A renewal's period is charged once, whichever renewal order asks (docs/protocols.md); the order
             # names that subscription from now on (unsubscribe, reschedule).
@@ -116,7 +118,7 @@ def subscribe(request: SubscribeRequest) -> SubscribeResult:
                 idempotency_key=request.idempotency_key, cancelled_at__isnull=True
             ).first()
             if done is not None:
-                SimSmpAnswer.objects.get_or_create(order_no=request.order_no, defaults={"subscription": done})
+                SimSmpAnswer.objects.update_or_create(order_no=request.order_no, defaults={"subscription": done})
         if done is not None:
             return _result(done)
         reason = _refusal(account, request.product_code)

@@ -21,6 +21,7 @@ from orders.models import Entitlement, Order, Subscription
 from orders.selectors import entitlement_check
 from sandbox import faults, sms
 from sandbox.models import SimSmpAccount, SimSmpSubscription
+from tests.support.tasks import pending_tasks
 
 EPG = Actor(ActorKind.EPG_CLIENT, "test-client")
 START = "2026-12-05 10:00:00+08:00"
@@ -450,7 +451,7 @@ def test_a_later_try_answered_with_the_periods_charge_owns_it_and_is_refunded_wi
     assert before - balance() == first.amount_fen  # the period charged once
     item.refresh_from_db()
     assert f"paid since by renewal order {later.order_no}" in item.detail
-    assert followups.phone_bill_reverse(order_id=first.pk) == "paid_by_a_later_try"  # the reversal, late
+    assert followups.phone_bill_reverse(order_id=first.pk) == "settled_by_another_try"  # the reversal, late
     assert before - balance() == first.amount_fen
     assert SimSmpSubscription.objects.get(order_no=first.order_no).cancelled_at is None
 
@@ -467,6 +468,89 @@ def test_a_later_try_answered_with_the_periods_charge_owns_it_and_is_refunded_wi
     ]
     assert not LedgerEntry.objects.filter(order=first).exists()
     assert not WorkItem.objects.filter(order=later).exists()
+
+
+def _fails_at_the_smp(run_tasks, frozen) -> None:
+    """The held provisioning of a renewal goes: the SMP charges and its answer is lost, then it is down past the
+    order's provisioning deadline and past every try of the reversal that follows."""
+    from lifecycle.due import deadlines_sweep
+
+    faults.set_mode("smp", "slow")
+    assert run_tasks() == [(PROVISION, "retry")]
+    faults.set_mode("smp", "down")
+    for _ in range(60):
+        frozen.shift(timedelta(minutes=1))
+        deadlines_sweep()
+        run_tasks()
+    faults.set_mode("smp", "ok")
+
+
+def _two_failed_tries(run_tasks, frozen) -> tuple[Order, Order, int]:
+    """Two tries of one renewal period fail alike; the later one was answered with the earlier one's charge."""
+    _order, sub = subscribe(run_tasks)
+    first = _renewal_waiting_to_be_charged(run_tasks, frozen, sub)
+    before = balance()
+    _fails_at_the_smp(run_tasks, frozen)
+    sub.refresh_from_db()
+    frozen.move_to(sub.next_renewal_at)
+    subscriptions_sweep()
+    run_tasks(holding=(PROVISION,))
+    second = Order.objects.filter(subscription=sub, channel=Channel.RENEWAL).exclude(pk=first.pk).get()
+    _fails_at_the_smp(run_tasks, frozen)
+    for order in (first, second):
+        order.refresh_from_db()
+        assert (order.status, order.renewal_period) == (OrderStatus.FAILED, first.renewal_period)
+    assert before - balance() == first.amount_fen  # one charge for the period
+    return first, second, before
+
+
+@pytest.mark.parametrize("later_first", [True, False], ids=["later-try-first", "earlier-try-first"])
+def test_the_periods_one_reversal_is_booked_once_whichever_try_reverses_it(demo, run_tasks, frozen, later_first):
+    """Both tries' reversals, run late (the SMP was down through their retries): the SMP reverses the one
+    charge once, and answers the second call with the same reversal. It is booked on one try only."""
+    from lifecycle import followups
+
+    first, second, before = _two_failed_tries(run_tasks, frozen)
+    tries = [second, first] if later_first else [first, second]
+
+    results = [followups.phone_bill_reverse(order_id=order.pk) for order in tries]
+
+    assert results == ["reversed", "settled_by_another_try"]
+    assert balance() == before
+    booked = LedgerEntry.objects.filter(order__in=tries).values_list("order_id", "kind", "amount_fen")
+    assert sorted(booked) == [(tries[0].pk, "payment", 2500), (tries[0].pk, "reversal", -2500)]
+
+
+def test_a_failed_tries_reversal_waits_for_a_try_of_the_period_at_the_smp(demo, run_tasks, frozen):
+    """The earlier try's reversal runs while the later try is at the SMP (it may be answered with the charge
+    the reversal would take back): it waits, without spending its tries, and leaves the charge to it."""
+    from lifecycle import followups
+
+    _order, sub = subscribe(run_tasks)
+    first = _renewal_waiting_to_be_charged(run_tasks, frozen, sub)
+    before = balance()
+    _fails_at_the_smp(run_tasks, frozen)
+    sub.refresh_from_db()
+    frozen.move_to(sub.next_renewal_at)
+    subscriptions_sweep()
+    run_tasks(holding=(PROVISION,))
+    later = Order.objects.filter(subscription=sub, channel=Channel.RENEWAL).exclude(pk=first.pk).get()
+    assert later.status == OrderStatus.PROVISIONING
+
+    assert followups.phone_bill_reverse(order_id=first.pk, attempt=7) == "waiting_for_another_try"
+    frozen.shift(timedelta(minutes=1))
+    assert ("lifecycle.tasks.reverse_phone_bill", "waiting_for_another_try") in run_tasks(holding=(PROVISION,))
+    assert ("lifecycle.tasks.reverse_phone_bill", {"order_id": first.pk, "attempt": 7}) in pending_tasks()
+
+    run_tasks()  # the later try is answered with the period's charge
+    frozen.shift(timedelta(minutes=1))
+    ran = run_tasks()
+
+    later.refresh_from_db()
+    assert later.status == OrderStatus.COMPLETED
+    assert ("lifecycle.tasks.reverse_phone_bill", "settled_by_another_try") in ran
+    assert before - balance() == later.amount_fen  # charged once, kept
+    assert SimSmpSubscription.objects.get(order_no=first.order_no).cancelled_at is None
 
 
 def test_a_refund_the_smp_gives_nothing_back_for_is_told_to_a_person(demo, run_tasks, frozen):

@@ -197,6 +197,28 @@ def test_unsubscribe_reverses_a_phone_bill_charge_once(smp):
     assert balance("tv1001") == start
 
 
+def test_a_period_is_charged_once_and_each_try_answered_with_it_names_it(smp):
+    """docs/protocols.md: a renewal's subscribe names its period's key; a later try of the period is answered
+    with the period's subscription (no second charge) and names it by its own number from then on; once that
+    charge is reversed it is no answer, and a try asking again is charged anew."""
+    start = balance("tv1001")
+    first, later, last = order_no(), order_no(), order_no()
+    made = smp.subscribe(monthly(first, idempotency_key="S1P2"))
+    answered = smp.subscribe(monthly(later, idempotency_key="S1P2"))
+    assert answered.subscription_id == made.subscription_id and balance("tv1001") == start - 2500
+
+    assert smp.reschedule(order_no=later, starts_at=made.starts_at, ends_at=made.ends_at + timedelta(days=1))
+    assert smp.unsubscribe(order_no=later) == UnsubscribeResult(ok=True, reversed_fen=2500)  # by its own number
+    assert balance("tv1001") == start
+    assert smp.unsubscribe(order_no=first) == UnsubscribeResult(ok=True, reversed_fen=2500)  # the same reversal
+
+    again = smp.subscribe(monthly(later, idempotency_key="S1P2"))  # its retry: the reversed charge is no answer
+    assert again.ok and again.subscription_id != made.subscription_id
+    assert balance("tv1001") == start - 2500
+    assert smp.subscribe(monthly(last, idempotency_key="S1P2")).subscription_id == again.subscription_id
+    assert balance("tv1001") == start - 2500
+
+
 def test_connection_refused_is_unavailable():
     closed = HttpSmpClient(base_url="http://127.0.0.1:9/", token="x", timeout=2)
     with pytest.raises(SmpUnavailable):
