@@ -553,6 +553,40 @@ def test_a_failed_tries_reversal_waits_for_a_try_of_the_period_at_the_smp(demo, 
     assert SimSmpSubscription.objects.get(order_no=first.order_no).cancelled_at is None
 
 
+def test_a_reversal_that_races_a_try_answered_with_the_same_charge_is_told_to_a_person(
+    demo, run_tasks, frozen, monkeypatch
+):
+    """The earlier try's reversal looks (no other try yet), then, while its call is on the way, the next try is
+    made and answered with the period's charge and completes; the reversal then takes that charge back. It is
+    not booked as the earlier try's, and a person is told on the try that holds the period."""
+    from billing.models import WorkItem
+    from lifecycle import followups
+    from sandbox.simulators.smp import SimulatedSmp
+
+    _order, sub = subscribe(run_tasks)
+    first = _renewal_waiting_to_be_charged(run_tasks, frozen, sub)
+    before = balance()
+    _fails_at_the_smp(run_tasks, frozen)
+    sub.refresh_from_db()
+    frozen.move_to(sub.next_renewal_at)
+    unsubscribe = SimulatedSmp.unsubscribe
+
+    def the_next_try_first(self, **kwargs):  # type: ignore[no-untyped-def]
+        subscriptions_sweep()
+        run_tasks()  # the next try, answered with the period's charge
+        return unsubscribe(self, **kwargs)
+
+    monkeypatch.setattr(SimulatedSmp, "unsubscribe", the_next_try_first)
+    assert followups.phone_bill_reverse(order_id=first.pk) == "reversed_under_another_try"
+
+    later = Order.objects.filter(subscription=sub, channel=Channel.RENEWAL).exclude(pk=first.pk).get()
+    assert later.status == OrderStatus.COMPLETED
+    assert balance() == before  # the SMP gave the period's charge back
+    assert not LedgerEntry.objects.filter(order=first).exists()
+    item = WorkItem.objects.get(order=later, kind="provider_disagrees")
+    assert f"the SMP reversed 2500 fen for {first.order_no}" in item.detail
+
+
 def test_a_refund_the_smp_gives_nothing_back_for_is_told_to_a_person(demo, run_tasks, frozen):
     """An admin refunds a completed phone-bill order and the SMP gives nothing back (it has no charge under
     the order): the order stays completed and a person is told, instead of nothing at all."""
