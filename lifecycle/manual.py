@@ -134,19 +134,21 @@ def work_item_retry_refund(*, item_id: int, note: str, actor: Actor) -> int:
     note = _reason(note)
     with transaction.atomic():
         order, item = _lock_item(item_id)
-        refunds_ = list(Refund.objects.select_for_update().filter(order=order).order_by("pk"))
+        refunds_ = list(
+            Refund.objects.select_for_update(of=("self",)).filter(order=order).select_related("payment").order_by("pk")
+        )
         failed = [refund for refund in refunds_ if refund.status == RefundStatus.FAILED]
         if not failed:
             raise InvalidState(_("This order has no failed refund to retry."))
-        # A failed refund that a later one of the same payment replaced (an admin refunded again, and it went
-        # or is going through) is not asked again: that would give the same money back twice.
+        # Only the latest refund of a payment stands for what was decided about its money: an earlier one that
+        # failed was replaced (an admin refunded again; provisioning was retried and the order completed, then
+        # a smaller refund was asked), and asking it again would give money back twice or against a later
+        # decision. And never more than the payment still holds.
+        latest = {refund.payment_id: refund for refund in refunds_}
         failed = [
             refund
-            for refund in failed
-            if not any(
-                later.pk > refund.pk and later.payment_id == refund.payment_id and later.status != RefundStatus.FAILED
-                for later in refunds_
-            )
+            for refund in latest.values()
+            if refund.status == RefundStatus.FAILED and refund.amount_fen <= payment_refundable_fen(refund.payment)
         ]
         if not failed:
             raise InvalidState(_("Later refunds replaced this order's failed ones: resolve the item instead."))

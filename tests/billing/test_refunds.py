@@ -344,6 +344,63 @@ def test_retry_refund_does_not_revive_a_failed_refund_that_a_later_one_replaced(
     manual.work_item_resolve(item_id=item.pk, note="refunded by the second refund", actor=admin)
 
 
+def test_retry_refund_asks_again_only_for_the_latest_refund_of_a_payment(api, frozen):
+    """An admin's partial refund is refused; the admin asks for it again, refused too (both on one item).
+    Retrying from the work queue asks once more for the latest only: the money goes back once."""
+    no, out_trade_no = qr_shown(api, "wechat_qr")
+    customer_pays("wechat_qr", out_trade_no)
+    settle()
+    order = Order.objects.get(order_no=no)
+    trade = trade_of("wechat_qr", out_trade_no)
+    SimTrade.objects.filter(pk=trade.pk).update(status=SimTradeStatus.NOT_PAID)  # WeChat Pay refuses for now
+    for _ in range(2):
+        assert manual.refund_by_admin(order_id=order.pk, reason="goodwill", actor=OPS, amount_fen=1000) == (
+            "provider_refund"
+        )
+        settle()
+    assert list(Refund.objects.order_by("pk").values_list("status", flat=True)) == ["failed", "failed"]
+    item = WorkItem.objects.get(order=order, kind="refund_failed")
+    SimTrade.objects.filter(pk=trade.pk).update(status=SimTradeStatus.PAID)
+
+    assert manual.work_item_retry_refund(item_id=item.pk, note="WeChat Pay repaired", actor=OPS) == 1
+    settle()
+
+    assert list(Refund.objects.order_by("pk").values_list("status", flat=True)) == ["failed", "succeeded"]
+    assert trade_of("wechat_qr", out_trade_no).refunded_fen == 1000
+    assert ledger(order) == [("payment", PRICE), ("refund", -1000)]
+
+
+def test_retry_refund_does_not_revive_a_refund_that_retried_provisioning_overruled(api, frozen):
+    """The SMP refuses, the automatic refund is refused too; ops repair the SMP and retry provisioning: the
+    order completes. Later a goodwill refund is refused. Retrying it asks for the goodwill amount only, not the
+    whole payment that the first, overruled refund asked for (which would end the product too)."""
+    no, out_trade_no = qr_shown(api, "wechat_qr")
+    smp_stops_selling()
+    customer_pays("wechat_qr", out_trade_no)
+    trade = trade_of("wechat_qr", out_trade_no)
+    SimTrade.objects.filter(pk=trade.pk).update(status=SimTradeStatus.NOT_PAID)
+    settle()
+    order = Order.objects.get(order_no=no)
+    first_item = WorkItem.objects.get(order=order, kind="refund_failed")
+    SimSmpProduct.objects.filter(code="SMP-VIP-MONTH").update(active=True)
+    manual.work_item_retry_provisioning(item_id=first_item.pk, note="SMP repaired", actor=OPS)
+    settle()
+    order.refresh_from_db()
+    assert order.status == "completed"
+    manual.refund_by_admin(order_id=order.pk, reason="goodwill", actor=OPS, amount_fen=1000)
+    settle()
+    second_item = WorkItem.objects.get(order=order, kind="refund_failed", resolved_at=None)
+    SimTrade.objects.filter(pk=trade.pk).update(status=SimTradeStatus.PAID)
+
+    assert manual.work_item_retry_refund(item_id=second_item.pk, note="WeChat Pay repaired", actor=OPS) == 1
+    settle()
+
+    order.refresh_from_db()
+    assert order.status == "completed" and order.entitlement.revoked_at is None
+    assert trade_of("wechat_qr", out_trade_no).refunded_fen == 1000
+    assert ledger(order) == [("payment", PRICE), ("refund", -1000)]
+
+
 def test_refund_the_provider_refuses_waits_for_a_person_then_retry_refund_returns_the_money(api, frozen):
     no, out_trade_no = qr_shown(api, "wechat_qr")
     smp_stops_selling()
