@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from adapters.smp import SmpCharge, SmpUnavailable, SubscribeRequest, get_smp
 from billing.models import LedgerKind, Payment, PaymentStatus, Provider, Refund, RefundStatus, WorkItemKind
-from billing.services.ledger import ledger_record, order_totals
+from billing.services.ledger import ledger_record, order_totals, payment_refundable_fen
 from billing.services.payments import lock_payments
 from billing.services.refunds import active_refund
 from billing.services.work import work_item_open
@@ -175,6 +175,18 @@ def _unsent_renewal_charge(order: Order) -> Payment | None:
     return payment if payment is not None and payment.status == PaymentStatus.CREATING else None
 
 
+def _provider_payments_holding_money(order: Order) -> list[Payment]:
+    """The order's WeChat Pay and Alipay payments (locked) that took money not given back yet: the one that
+    paid for it, and any that paid it twice and are not refunded yet (whichever was made last)."""
+    return [
+        payment
+        for payment in lock_payments(order).values()
+        if payment.status == PaymentStatus.PAID
+        and payment.provider in (Provider.WECHATPAY, Provider.ALIPAY)
+        and payment_refundable_fen(payment) > 0
+    ]
+
+
 def _refused_without_charge(order: Order, reason: str) -> bool:
     """An SMP refusal that is an answer about the customer, not a fault: insufficient balance; for a
     renewal also a suspended or in-arrears account (the subscription retries, docs/interfaces.md §8)."""
@@ -215,9 +227,9 @@ def _phone_bill_charged(order: Order, subscription_id: str, actor: Actor) -> Non
 
 def _give_up(order: Order, *, why: str, actor: Actor) -> str:
     """The product cannot be provisioned: return the money the way it came (order locked)."""
-    payment = _paid_payment(order)
     method = order.payment_method
-    if method in PROVIDER_METHODS and payment is not None and payment.status == PaymentStatus.PAID:
+    held = _provider_payments_holding_money(order) if method in PROVIDER_METHODS else []
+    if held:
         if Refund.objects.filter(
             order=order, status=RefundStatus.FAILED, created_at__gte=order.status_changed_at
         ).exists():
@@ -226,11 +238,13 @@ def _give_up(order: Order, *, why: str, actor: Actor) -> str:
             work_item_open(order=order, kind=WorkItemKind.REFUND_FAILED, detail=why)
             look_again(order, after=NEEDS_PERSON_WATCH)
             return "needs_person"
-        refunds.refund_request(order=order, payment=payment, reason=f"not provisioned: {why}", actor=actor)
+        for payment in held:
+            refunds.refund_request(order=order, payment=payment, reason=f"not provisioned: {why}", actor=actor)
         # The SMP may have subscribed without our hearing it: take that back too (idempotent).
         outbox.enqueue(tasks.revoke_on_smp, kwargs={"order_id": order.pk})
         look_again(order, after=REFUND_WATCH)
         return "refunding"
+    payment = _paid_payment(order)
     if payment is not None and payment.status in (PaymentStatus.CREATING, PaymentStatus.PENDING):
         payment.status = PaymentStatus.FAILED
         payment.failure_reason = why[:255]

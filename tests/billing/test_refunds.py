@@ -344,6 +344,40 @@ def test_retry_refund_does_not_revive_a_failed_refund_that_a_later_one_replaced(
     manual.work_item_resolve(item_id=item.pk, note="refunded by the second refund", actor=admin)
 
 
+def test_an_order_paid_twice_that_cannot_be_provisioned_gives_back_both_payments(api, frozen):
+    """The customer switches from Alipay to WeChat Pay and back; the first Alipay code is still payable (a
+    precreated code never scanned has no trade to close at Alipay: it lives until its expiry) and pays the
+    order, the second pays it twice and is refunded. The SMP then cannot provision: the payment that paid for
+    the order goes back too. (It used to refund the newest payment, refunded already: refused every sweep, the
+    order stuck in provisioning with the customer's money.)"""
+    no = api.place("tv1001", "VIP-MONTH")["order_no"]
+    first = api.pay_with(no, "alipay_qr")["payment"]["out_trade_no"]
+    api.pay_with(no, "wechat_qr")
+    second = api.pay_with(no, "alipay_qr")["payment"]["out_trade_no"]
+    SimTrade.objects.filter(provider="alipay", out_trade_no=first).update(status=SimTradeStatus.NOT_PAID)
+    smp_stops_selling()
+    faults.set_mode("smp", "down")  # no answer at all for now: the order waits in provisioning
+    customer_pays("alipay_qr", first)
+    customer_pays("alipay_qr", second)
+    settle()
+    order = Order.objects.get(order_no=no)
+    assert order.status == "provisioning"
+    assert trade_of("alipay_qr", second).refunded_fen == PRICE  # paid twice: back at once
+
+    faults.set_mode("smp", "ok")  # it answers now: the product is not sold any more
+    frozen.shift(timedelta(seconds=django_settings.PROVISIONING_DEADLINE_SECONDS))
+    for _ in range(3):
+        frozen.shift(timedelta(minutes=2))
+        settle()
+
+    order.refresh_from_db()
+    assert (order.status, order.failure_code) == ("refunded", "provisioning_failed")
+    assert trade_of("alipay_qr", first).refunded_fen == PRICE
+    assert trade_of("alipay_qr", second).refunded_fen == PRICE
+    assert sorted(ledger(order)) == [("payment", PRICE), ("payment", PRICE), ("refund", -PRICE), ("refund", -PRICE)]
+    assert not WorkItem.objects.filter(order=order).exists()
+
+
 def test_retry_refund_asks_again_only_for_the_latest_refund_of_a_payment(api, frozen):
     """An admin's partial refund is refused; the admin asks for it again, refused too (both on one item).
     Retrying from the work queue asks once more for the latest only: the money goes back once."""
