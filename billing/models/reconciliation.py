@@ -15,6 +15,7 @@ history. Amounts are integer fen, signed: money going back is negative.
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from ipvas.appendonly import AppendOnlyModel
@@ -82,7 +83,11 @@ class Statement(models.Model):
         verbose_name_plural = _("statements")
         ordering = ["-day", "source"]
         constraints = [
-            models.UniqueConstraint(fields=["source", "sha256"], name="statement_unique_file"),
+            # A file with rows is imported once, whatever the day; one without (a day without trades) is the
+            # same bytes every quiet day.
+            models.UniqueConstraint(
+                fields=["source", "sha256"], condition=Q(row_count__gt=0), name="statement_unique_file"
+            ),
             models.UniqueConstraint(fields=["source", "day"], name="statement_one_per_day"),
         ]
 

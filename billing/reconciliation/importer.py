@@ -63,7 +63,7 @@ def statement_import(
 ) -> Statement:
     """Import ``stream`` (a seekable binary file) as the ``source`` statement of ``day``.
 
-    Refuses (``StatementError``) a file imported before, a statement of
+    Refuses (``StatementError``) a file with rows imported before, a statement of
     another day, a file in another format and any row that cannot be read.
     With ``replace`` a statement already imported for that source and day is
     replaced in the same transaction; without it, it is refused.
@@ -75,7 +75,8 @@ def statement_import(
     label = StatementSource(source).label
     try:
         with transaction.atomic():
-            seen = Statement.objects.filter(source=source, sha256=sha256).first()
+            # Refused when it has rows: the same bytes with none are every quiet day's statement.
+            seen = Statement.objects.filter(source=source, sha256=sha256, row_count__gt=0).first()
             if seen is not None:
                 raise StatementError(
                     None,

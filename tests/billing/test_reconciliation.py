@@ -248,6 +248,18 @@ def test_a_day_with_nothing_is_all_matched_and_empty(db):
     assert run.clean
 
 
+def test_quiet_days_in_a_row_are_each_compared(db):
+    """A day without trades gives the same bytes every time (WeChat Pay's bill and the SMP's list carry no date
+    of their own): the next quiet day's file is not "imported already", it is that day's statement. A file
+    with rows still is, whatever the day (below)."""
+    for day in (date(2026, 1, 5), date(2026, 1, 6), date(2026, 1, 7)):
+        run = reconcile_day(day)
+        assert run.source_states() == {"wechatpay": "compared", "alipay": "compared", "smp": "compared"}, day
+        assert run.clean and run.notes == "", day
+    shas = Statement.objects.filter(source="smp").values_list("sha256", flat=True)
+    assert len(shas) == 3 and len(set(shas)) == 1
+
+
 # --- the parsers, on files in the real layouts -------------------------------------------------
 
 
