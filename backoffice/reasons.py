@@ -111,6 +111,10 @@ NOTES: list[tuple[str, Promise]] = [
         _("A newer confirmation SMS to the same number replaced this one."),
     ),
     (r"no QR code was ever shown for this order", _("No QR code was ever shown for this order.")),
+    (
+        r"the payment window ended while the QR code was being switched",
+        _("The payment window ended while the QR code was being switched."),
+    ),
     (r"closed at (?P<provider>\w+)", _("Closed unpaid at %(provider)s.")),
     (r"closing at (?P<provider>\w+): (?P<rest>.+)", _("Closing at %(provider)s did not go through: %(rest)s")),
     (

@@ -200,36 +200,46 @@ def _qr_start(*, order_id: int, method: str, actor: Actor) -> Order:
     with transaction.atomic():
         order = lock_order(order_id)
         payment = lock_payment(payment.pk)
-        if payment.status != PaymentStatus.CREATING:
+        if payment.status == PaymentStatus.PAID:
             return order  # paid before we got here: the notification already moved the order on
-        payment.status = PaymentStatus.PENDING
-        payment.qr_code_url = code_url
-        payment.save(update_fields=["status", "qr_code_url", "updated_at"])
-        if order.status == OrderStatus.AWAITING_PAYMENT:
-            transit(
-                order,
-                order.start_payment,
-                payment_method=method,
-                deadline_at=payment.expires_at,
-                actor=actor,
-                reason=f"QR code shown ({payment.provider} {payment.out_trade_no})",
-                data={"method": method},
-            )
-        elif order.status == OrderStatus.PAYMENT_PENDING and order.payment_method in QR_METHODS:
-            transit(
-                order,
-                order.switch_payment,
-                payment_method=method,
-                deadline_at=payment.expires_at,
-                actor=actor,
-                reason=f"switched to {payment.provider} ({payment.out_trade_no})",
-                data={"method": method},
-            )
-        else:
-            # Cancelled or expired while the provider answered: that QR code must not be payable.
-            payment_close_later(payment)
-            raise not_now(order)
-        payment_shown(order, payment)
+        if payment.status == PaymentStatus.CREATING and (
+            order.status == OrderStatus.AWAITING_PAYMENT
+            or (order.status == OrderStatus.PAYMENT_PENDING and order.payment_method in QR_METHODS)
+        ):
+            return _qr_shown(order, payment, code_url, method=method, actor=actor)
+        # Cancelled or expired while the provider answered (a close that ran then found no trade yet): the
+        # trade it has just opened must not stay payable. Closed here, at the provider after the commit.
+        Payment.objects.filter(pk=payment.pk, status__in=OPEN_STATUSES).update(status=PaymentStatus.CLOSED)
+        payment_close_later(payment)
+    raise not_now(order)
+
+
+def _qr_shown(order: Order, payment: Payment, code_url: str, *, method: str, actor: Actor) -> Order:
+    """The provider opened the trade of ``payment`` (locked, with its order): its QR code is the order's now."""
+    payment.status = PaymentStatus.PENDING
+    payment.qr_code_url = code_url
+    payment.save(update_fields=["status", "qr_code_url", "updated_at"])
+    if order.status == OrderStatus.AWAITING_PAYMENT:
+        transit(
+            order,
+            order.start_payment,
+            payment_method=method,
+            deadline_at=payment.expires_at,
+            actor=actor,
+            reason=f"QR code shown ({payment.provider} {payment.out_trade_no})",
+            data={"method": method},
+        )
+    else:
+        transit(
+            order,
+            order.switch_payment,
+            payment_method=method,
+            deadline_at=payment.expires_at,
+            actor=actor,
+            reason=f"switched to {payment.provider} ({payment.out_trade_no})",
+            data={"method": method},
+        )
+    payment_shown(order, payment)
     return order
 
 
@@ -252,7 +262,16 @@ def _close_before_switch(previous: Payment, *, new_payment: Payment, actor: Acto
         result = provider.close(previous.out_trade_no)
         trade = provider.query(previous.out_trade_no) if result.already_paid else None
     except ProviderUnavailable as exc:
-        Payment.objects.filter(pk=new_payment.pk).update(status=PaymentStatus.FAILED, failure_reason="switch aborted")
+        # The close may have gone through: the code shown before is no longer offered (choosing its method
+        # again opens a new trade), and the close is tried again after this. Money that still arrives on it
+        # pays the order, or goes back (lifecycle.paid).
+        with transaction.atomic():
+            lock_order(previous.order_id)
+            Payment.objects.filter(pk=new_payment.pk).update(
+                status=PaymentStatus.FAILED, failure_reason="switch aborted"
+            )
+            if Payment.objects.filter(pk=previous.pk, status__in=OPEN_STATUSES).update(status=PaymentStatus.CLOSED):
+                payment_close_later(previous)
         raise ExternalServiceError(_("The payment provider is not answering; please try again.")) from exc
     if trade is not None:
         # Paid just before the switch: that payment stands, the switch does not happen.

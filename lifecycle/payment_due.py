@@ -34,7 +34,7 @@ from ipvas.actors import Actor
 from lifecycle import paid
 from lifecycle.claims import claim, lock_claimed, lock_if_due, retry_later
 from lifecycle.transitions import transit
-from orders.constants import FailureCode, OrderStatus, PaymentMethod
+from orders.constants import QR_METHODS, FailureCode, OrderStatus, PaymentMethod
 from orders.models import Order
 from orders.models.order import SMS_REPLACED
 
@@ -84,16 +84,20 @@ def payment_due(order_id: int, due_at: datetime | None) -> str:
         else:
             payment = open_payment(order)
             if payment is None or payment.status == PaymentStatus.CREATING:
-                # Nothing the customer could have paid (the QR order was never created).
+                # Nothing the customer can pay now: the QR order was never created, or the one shown was closed
+                # for a switch whose new code is still being made (that one is closed when it comes back).
                 if payment is not None:
                     payment.status = PaymentStatus.FAILED
                     payment.save(update_fields=["status", "updated_at"])
+                shown = Payment.objects.filter(order=order, method__in=QR_METHODS).exclude(qr_code_url="").exists()
                 transit(
                     order,
                     order.expire,
                     code=FailureCode.PAYMENT_TIMEOUT,
                     actor=Actor.task("payment-deadline"),
-                    reason="no QR code was ever shown for this order",
+                    reason="the payment window ended while the QR code was being switched"
+                    if shown
+                    else "no QR code was ever shown for this order",
                 )
                 return "expired"
             claimed = claim(order)
