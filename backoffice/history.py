@@ -46,6 +46,7 @@ OUTCOMES: dict[str, Any] = {
     "resolve": gettext_lazy("marked resolved"),
     "resolved": gettext_lazy("marked resolved"),
     "cash_paid_back": gettext_lazy("the store paid the cash back"),
+    "paid_back_by_hand": gettext_lazy("paid back by hand, outside the provider"),
     "retry_refund": gettext_lazy("refund retried"),
     "retry_provisioning": gettext_lazy("activation retried"),
     "retried_refund": gettext_lazy("refund retried"),

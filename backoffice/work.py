@@ -20,6 +20,9 @@ ADMIN_REFUND_PREFIX = "refund by "
 ACTIONS: dict[str, Promise] = {
     "cash_paid_back": _("The store paid the cash back (then the CRM activity is reversed)"),
     "retry_refund": _("Retry the refund"),
+    "paid_back_by_hand": _(
+        "The customer was paid back by other means (the provider refused for good): record it; the product stops"
+    ),
     "retry_provisioning": _("Try the activation on the SMP again"),
     "resolve": _("Mark resolved (nothing more to do, for the reason in the note)"),
 }
@@ -49,7 +52,7 @@ def actions_for(item: WorkItem) -> list[tuple[str, str]]:
     if item.kind == WorkItemKind.CASH_PAYBACK:
         codes.append("cash_paid_back")
     if item.kind == WorkItemKind.REFUND_FAILED:
-        codes.append("retry_refund")
+        codes += ["retry_refund", "paid_back_by_hand"]
     if item.kind in RETRY_PROVISIONING_KINDS and item.order.status == OrderStatus.PROVISIONING:
         codes.append("retry_provisioning")
     codes.append("resolve")

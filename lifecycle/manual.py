@@ -162,6 +162,43 @@ def work_item_retry_refund(*, item_id: int, note: str, actor: Actor) -> int:
         return len(failed)
 
 
+def work_item_paid_back_by_hand(*, item_id: int, note: str, actor: Actor) -> int:
+    """The provider refused a refund for good and the customer was paid back by other means (a bank
+    transfer): the ledger says so, for the latest failed refund of each payment (what was decided), and an
+    order with nothing left paid ends ``refunded`` (the product stops), as if the provider had refunded it.
+    Returns the fen recorded."""
+    note = _reason(note)
+    with transaction.atomic():
+        order, item = _lock_item(item_id)
+        if item.kind != WorkItemKind.REFUND_FAILED:
+            raise InvalidState(_("Only a refund that failed is recorded as paid back by hand."))
+        refunds_ = Refund.objects.select_for_update(of=("self",)).filter(order=order).select_related("payment")
+        latest = {refund.payment_id: refund for refund in refunds_.order_by("pk")}
+        recorded = 0
+        for refund in latest.values():
+            amount = min(refund.amount_fen, payment_refundable_fen(refund.payment))
+            if refund.status != RefundStatus.FAILED or amount <= 0:
+                continue
+            ledger_record(
+                order=order,
+                payment=refund.payment,
+                kind=LedgerKind.HAND_PAYBACK,
+                amount_fen=-amount,
+                method=refund.payment.method,
+                provider=refund.provider,
+                provider_ref=refund.out_refund_no,
+                idempotency_key=f"hand:payback:{refund.out_refund_no}",
+                actor=actor,
+                note=note,
+            )
+            recorded += amount
+        if not recorded:
+            raise InvalidState(_("This order has no failed refund to record."))
+        refunds.order_money_returned(order, actor=actor, reason=note)
+        _close(item, order, actor=actor, note=note, action="paid_back_by_hand")
+        return recorded
+
+
 def work_item_retry_provisioning(*, item_id: int, note: str, actor: Actor) -> None:
     """Try the SMP again for an order still waiting in provisioning (a new provisioning window)."""
     note = _reason(note)

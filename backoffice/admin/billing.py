@@ -251,6 +251,8 @@ class WorkItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             try:
                 if action == "retry_refund":
                     manual.work_item_retry_refund(item_id=item.pk, note=note, actor=actor)
+                elif action == "paid_back_by_hand":
+                    manual.work_item_paid_back_by_hand(item_id=item.pk, note=note, actor=actor)
                 elif action == "retry_provisioning":
                     manual.work_item_retry_provisioning(item_id=item.pk, note=note, actor=actor)
                 else:

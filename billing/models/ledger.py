@@ -16,6 +16,8 @@ class LedgerKind(models.TextChoices):
     REFUND = "refund", _("refund")
     REVERSAL = "reversal", _("phone-bill charge reversed")
     CASH_PAYBACK = "cash_payback", _("cash paid back by the store")
+    # A refund the provider refused for good, made by other means (a bank transfer): a person records it.
+    HAND_PAYBACK = "hand_payback", _("paid back by hand, outside the provider")
 
 
 class LedgerEntry(AppendOnlyModel):

@@ -46,7 +46,7 @@ from orders.models import Order
 SMP = StatementSource.SMP.value
 SUBSCRIPTION = StatementLineKind.SUBSCRIPTION.value
 UNSUBSCRIPTION = StatementLineKind.UNSUBSCRIPTION.value
-MONEY_BACK = (LedgerKind.REFUND, LedgerKind.REVERSAL, LedgerKind.CASH_PAYBACK)
+MONEY_BACK = (LedgerKind.REFUND, LedgerKind.REVERSAL, LedgerKind.CASH_PAYBACK, LedgerKind.HAND_PAYBACK)
 # How much earlier than our entitlement's end the SMP may end a subscription (clocks differ by a little).
 END_GRACE = timedelta(minutes=5)
 
@@ -105,7 +105,9 @@ def _orders_with_returns(orders: QuerySet[Order], start: datetime, end: datetime
         reversed=Sum("ledger__amount_fen", filter=Q(ledger__kind=LedgerKind.REVERSAL)),
         refunded_on_day=Count("ledger", filter=on_day & Q(ledger__kind=LedgerKind.REFUND)),
         reversed_on_day=Count("ledger", filter=on_day & Q(ledger__kind=LedgerKind.REVERSAL)),
-        paid_back_on_day=Count("ledger", filter=on_day & Q(ledger__kind=LedgerKind.CASH_PAYBACK)),
+        paid_back_on_day=Count(
+            "ledger", filter=on_day & Q(ledger__kind__in=[LedgerKind.CASH_PAYBACK, LedgerKind.HAND_PAYBACK])
+        ),
         returned_at=Max("ledger__created_at", filter=back),
     )  # fmt: skip
 

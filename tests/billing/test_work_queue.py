@@ -26,6 +26,7 @@ from backoffice.history import change_text
 from billing.models import LedgerEntry, Refund, WorkItem, WorkItemKind
 from billing.services.work import work_item_open
 from ipvas.actors import Actor, ActorKind
+from ipvas.errors import InvalidState
 from lifecycle import manual
 from orders.models import Entitlement, Order, OrderEvent
 from sandbox import faults
@@ -257,7 +258,12 @@ def test_the_act_page_shows_the_item_its_order_and_the_actions(admin, refund_fai
     assert "refund failed" in text and refund_failed.detail in text
     assert f'href="/admin/orders/order/{refund_failed.order_id}/change/"' in page
     # Only what fits the item (issue #12, item 7): a failed refund of an order still waiting for the SMP.
-    assert re.findall(r'name="action" value="([a-z_]+)"', page) == ["retry_refund", "retry_provisioning", "resolve"]
+    assert re.findall(r'name="action" value="([a-z_]+)"', page) == [
+        "retry_refund",
+        "paid_back_by_hand",
+        "retry_provisioning",
+        "resolve",
+    ]
     assert 'name="note"' in page
 
 
@@ -326,6 +332,48 @@ def test_cash_paid_back_records_the_money_and_reverses_the_crm_activity(admin, c
         f"crm:payback:{order.order_no}",
     )
     assert SimCrmActivity.objects.get(order_no=order.order_no).reversed_at is not None
+
+
+def test_paid_back_by_hand_records_the_money_and_ends_the_order_refunded(admin, refund_failed, frozen):
+    """WeChat Pay refuses the refund for good; the customer is paid back by bank transfer. Recorded from the
+    queue, the ledger says so and the order ends refunded: it no longer waits in provisioning, reopening its
+    item every hour (as merely resolving it left it)."""
+    order = refund_failed.order
+
+    response = act(admin, refund_failed, "paid_back_by_hand", "paid back by bank transfer, ref. 88231")
+    settle()
+
+    assert response.status_code == 302
+    assert_audited(
+        refund_failed,
+        action="paid_back_by_hand",
+        logged="paid back by hand, outside the provider",
+        note="paid back by bank transfer, ref. 88231",
+    )
+    order.refresh_from_db()
+    assert (order.status, order.failure_code) == ("refunded", "provisioning_failed")
+    refund = Refund.objects.get()
+    assert list(LedgerEntry.objects.filter(order=order).order_by("pk").values_list("kind", "amount_fen")) == [
+        ("payment", PRICE),
+        ("hand_payback", -PRICE),
+    ]
+    payback = LedgerEntry.objects.get(order=order, kind="hand_payback")
+    assert (payback.actor_kind, payback.idempotency_key) == ("admin", f"hand:payback:{refund.out_refund_no}")
+    assert not SimRefund.objects.exists()  # nothing asked of WeChat Pay
+    for _ in range(3):
+        frozen.shift(timedelta(hours=1))
+        settle()
+    assert not WorkItem.objects.filter(order=order, resolved_at=None).exists()
+    with pytest.raises(InvalidState):  # and once only
+        manual.work_item_paid_back_by_hand(item_id=refund_failed.pk, note="again", actor=OPS)
+
+
+def test_resolving_a_failed_refund_of_an_order_in_provisioning_asks_again_later(admin, refund_failed, frozen):
+    """Only resolving it (no money recorded) leaves the customer's money held: the item comes back."""
+    manual.work_item_resolve(item_id=refund_failed.pk, note="looked at it", actor=OPS)
+    frozen.shift(timedelta(hours=2))
+    settle()
+    assert WorkItem.objects.filter(order=refund_failed.order, kind="refund_failed", resolved_at=None).exists()
 
 
 def test_retry_refund_returns_the_money_once_the_provider_is_repaired(admin, refund_failed):
