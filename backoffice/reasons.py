@@ -246,6 +246,14 @@ NOTES: list[tuple[str, Promise]] = [
     ),
     (r"SMP unsubscribe failed: (?P<rest>.+)", _("Unsubscribing on the SMP failed: %(rest)s")),
     (
+        r"the SMP refused to end the subscription of (?P<no>\S+), whose money went back: end it there by hand",
+        _("The SMP refused to end the subscription of %(no)s, whose money went back: end it there by hand."),
+    ),
+    (
+        r"(?P<no>\S+): still processing at (?P<provider>\w+) after (?P<days>\d+) days; asked again every hour",
+        _("Refund %(no)s: still processing at %(provider)s after %(days)s days; it is asked again every hour."),
+    ),
+    (
         r"SMP unsubscribe at the end of subscription (?P<no>\S+) failed: (?P<rest>.+)",
         _("Unsubscribing on the SMP at the end of subscription %(no)s failed: %(rest)s"),
     ),

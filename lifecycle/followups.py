@@ -176,6 +176,14 @@ def smp_revoke(*, order_id: int, attempt: int = 0) -> str:
             tasks.revoke_on_smp, {"order_id": order_id}, attempt,
             order=order, kind=WorkItemKind.PROVIDER_DISAGREES, detail=f"SMP unsubscribe failed: {exc}",
         )  # fmt: skip
+    if not result.ok and hasattr(order, "entitlement"):
+        # The SMP would not end what it provisioned for an order whose money went back: the customer may still
+        # be watching it.
+        work_item_open(
+            order=order, kind=WorkItemKind.PROVIDER_DISAGREES,
+            detail=f"the SMP refused to end the subscription of {order.order_no}, whose money went back: end it "
+            "there by hand",
+        )  # fmt: skip
     return "revoked" if result.ok else "refused"
 
 

@@ -49,8 +49,10 @@ CHARGE_FOR_METHOD: dict[str, str] = {
 }
 # While a refund is under way, how often the order looks at it.
 REFUND_WATCH = timedelta(seconds=60)
-# A refund not touched for this long has lost its retry chain (its backoff is at most 5 minutes).
-REFUND_CHAIN_LOST = timedelta(seconds=refunds.REFUND_BACKOFF_CAP_SECONDS + 120)
+# A refund not touched for this long has lost its retry chain (its longest wait: an hour while processing).
+REFUND_CHAIN_LOST = timedelta(
+    seconds=max(refunds.REFUND_BACKOFF_CAP_SECONDS, refunds.PROCESSING_CHECK_CAP_SECONDS) + 120
+)
 # While a person must decide, how often the order is looked at again.
 NEEDS_PERSON_WATCH = timedelta(hours=1)
 

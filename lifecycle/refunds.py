@@ -32,6 +32,10 @@ logger = logging.getLogger(__name__)
 MAX_REFUND_ATTEMPTS = 12  # tries without an answer before a person is told (the refund is still asked after)
 REFUND_BACKOFF_CAP_SECONDS = 300
 PROCESSING_CHECK_SECONDS = 30
+# A refund the provider is still processing (a bank card's refund takes days) is asked about less and less often,
+# at most every hour; after this long a person is told, and it is still asked.
+PROCESSING_CHECK_CAP_SECONDS = 3600
+PROCESSING_TELL_A_PERSON = timedelta(days=3)
 # Orders whose money may go back; from the others the refund never changes the status.
 REFUNDABLE_ORDER_STATUSES = {
     OrderStatus.PROVISIONING,
@@ -61,6 +65,13 @@ def refund_process(*, refund_id: int) -> str:
         refund = Refund.objects.select_for_update().filter(pk=refund_id).select_related("payment").first()
         if refund is None or refund.status not in ACTIVE:
             return "done"
+        if (
+            refund.status == RefundStatus.PROCESSING
+            and timezone.now() - refund.updated_at < _processing_wait(refund) / 2
+        ):
+            # Asked a moment ago by another run, which asks again in its time: this one is a second chain (a
+            # refund notification's, or a restart of one thought lost) and ends here.
+            return "asked_lately"
         refund.attempts += 1
         refund.save(update_fields=["attempts", "updated_at"])
     payment = refund.payment
@@ -118,6 +129,12 @@ def _retry(refund_id: int, error: str) -> str:
     return "retry"
 
 
+def _processing_wait(refund: Refund) -> timedelta:
+    """How long after its last question a refund the provider is processing is asked again."""
+    seconds = PROCESSING_CHECK_SECONDS * 2 ** max(refund.attempts - 1, 0)
+    return timedelta(seconds=min(seconds, PROCESSING_CHECK_CAP_SECONDS))
+
+
 def refund_settled(*, refund_id: int, result: RefundResult) -> str:
     """Record the provider's answer (from our call, a query, or a refund notification)."""
     with transaction.atomic():
@@ -127,10 +144,15 @@ def refund_settled(*, refund_id: int, result: RefundResult) -> str:
         outcome = refund_record_result(refund, result)
         if outcome == "processing":
             outbox.enqueue(
-                tasks.process_refund,
-                kwargs={"refund_id": refund.pk},
-                due_at=timezone.now() + timedelta(seconds=PROCESSING_CHECK_SECONDS),
+                tasks.process_refund, kwargs={"refund_id": refund.pk}, due_at=timezone.now() + _processing_wait(refund)
             )
+            if timezone.now() - refund.created_at >= PROCESSING_TELL_A_PERSON:
+                work_item_open(
+                    order=order,
+                    kind=WorkItemKind.REFUND_FAILED,
+                    detail=f"{refund.out_refund_no}: still processing at {refund.provider} after "
+                    f"{PROCESSING_TELL_A_PERSON.days} days; asked again every hour",
+                )
         elif outcome == "failed":
             work_item_open(
                 order=order, kind=WorkItemKind.REFUND_FAILED, detail=f"{refund.out_refund_no}: {refund.last_error}"

@@ -562,6 +562,54 @@ def test_refund_abnormal_notification_fails_the_refund_and_asks_a_person(refund_
     assert ledger(order) == [("payment", PRICE)]
 
 
+def test_a_refund_processing_for_days_is_asked_less_often_and_told_to_a_person(refund_processing, frozen, monkeypatch):
+    """WeChat Pay answers PROCESSING for days (a bank card's refund): asked again with a growing wait, at most
+    every hour, not every 30 s; after three days a person is told, and it is still asked."""
+    from sandbox.simulators.providers import SimulatedProvider
+
+    order, refund, _sim_refund = refund_processing
+    asked = []
+
+    def still_processing(self, out_refund_no, *, out_trade_no):  # type: ignore[no-untyped-def]
+        asked.append(timezone.now())
+        return RefundResult(RefundState.PROCESSING, out_refund_no)
+
+    monkeypatch.setattr(SimulatedProvider, "query_refund", still_processing)
+    faults.set_mode("wechatpay", "ok")
+    start = timezone.now()
+    while timezone.now() < start + timedelta(days=4):
+        frozen.shift(timedelta(minutes=10))
+        settle()
+
+    gaps = [later - earlier for earlier, later in pairwise(asked)]
+    assert 96 <= len(asked) <= 110  # hourly once the wait reached its cap, not 11,520 times
+    assert timedelta(hours=1) <= gaps[-1] and max(gaps) <= timedelta(hours=1, minutes=10)
+    refund.refresh_from_db()
+    assert refund.status == "processing"
+    item = WorkItem.objects.get(order=order, kind="refund_failed")
+    assert item.detail == f"{refund.out_refund_no}: still processing at wechatpay after 3 days; asked again every hour"
+
+
+def test_a_refunded_orders_subscription_the_smp_will_not_end_is_told_to_a_person(api, frozen, monkeypatch):
+    from adapters.smp import UnsubscribeResult
+    from sandbox.simulators.smp import SimulatedSmp
+
+    no, out_trade_no = qr_shown(api, "wechat_qr")
+    customer_pays("wechat_qr", out_trade_no)
+    settle()
+    order = Order.objects.get(order_no=no)
+    assert order.status == "completed"
+    monkeypatch.setattr(SimulatedSmp, "unsubscribe", lambda self, **kwargs: UnsubscribeResult(ok=False))
+
+    manual.refund_by_admin(order_id=order.pk, reason="customer asked", actor=OPS)
+    settle()
+
+    order.refresh_from_db()
+    assert order.status == "refunded"
+    item = WorkItem.objects.get(order=order, kind="provider_disagrees")
+    assert "the SMP refused to end the subscription" in item.detail
+
+
 # --- phone bill: the SMP is the charge -----------------------------------------------------------------
 
 
