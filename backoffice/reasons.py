@@ -258,6 +258,10 @@ NOTES: list[tuple[str, Promise]] = [
         _("Unsubscribing on the SMP at the end of subscription %(no)s failed: %(rest)s"),
     ),
     (r"CRM reversal failed: (?P<rest>.+)", _("Reversing the CRM activity failed: %(rest)s")),
+    (
+        r"the CRM refused to reverse the activity of (?P<no>\S+): reverse it there by hand",
+        _("The CRM refused to reverse the activity of %(no)s: reverse it there by hand."),
+    ),
     (r"SMP period not moved: (?P<rest>.+)", _("The SMP did not move the period: %(rest)s")),
     (
         r"(?P<provider>\w+) payment code (?P<no>\S+) was reversed while it was paid",

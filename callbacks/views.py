@@ -188,8 +188,9 @@ def sms_inbound(request: HttpRequest) -> HttpResponse:
         text = payload["text"]
         if not isinstance(sender, str) or not isinstance(text, str):
             raise TypeError
-        received_raw = payload.get("received_at")
-        received_at = datetime.fromisoformat(received_raw) if received_raw else timezone.now()
+        # Part of the body (docs/interfaces.md §4), and of what tells a retried delivery from a new reply: two
+        # replies "Y" from one number differ by it alone.
+        received_at = datetime.fromisoformat(payload["received_at"])
         if timezone.is_naive(received_at):
             received_at = timezone.make_aware(received_at)
     except (ValueError, KeyError, TypeError):

@@ -42,6 +42,7 @@ from orders.constants import (
     SubscriptionStatus,
 )
 from orders.models import Order, Product
+from orders.models.order import CRM_NO_ANSWER
 from orders.validation import CONTENT_ID_RE, ORDER_NO_RE, normalize_mainland_mobile
 
 View = Callable[..., HttpResponse]
@@ -256,6 +257,8 @@ def _what_to_do(order: Order) -> str:
     if order.payment_method == PaymentMethod.CASH and order.failure_code == FailureCode.PROVISIONING_FAILED:
         return _("Give the cash back to the customer. The CRM activity is flagged for reversal in admin.")
     if order.payment_method == PaymentMethod.CASH and order.failure_code == FailureCode.CRM_ACTIVITY_FAILED:
+        if order.failure_detail == CRM_NO_ANSWER:
+            return _("Give the cash back to the customer: the CRM did not answer, and the activity is reversed there.")
         return _("Give the cash back to the customer: the CRM did not take the sale.")
     if order.status == OrderStatus.REFUNDED:
         return _("The money went back to the customer's WeChat or Alipay account.")

@@ -166,8 +166,12 @@ def sms_reply_received(*, sender: str, text: str, received_at: datetime, raw: by
         except IntegrityError:
             return "duplicate"
         now = timezone.now()
+        # Only a confirmation whose SMS went out can be answered: a Y to an earlier SMS must not confirm a newer
+        # order the customer never saw (its SMS not sent yet, the gateway down).
         confirmation = (
-            SmsConfirmation.objects.filter(phone=phone, status=SmsConfirmationStatus.PENDING, expires_at__gt=now)
+            SmsConfirmation.objects.filter(
+                phone=phone, status=SmsConfirmationStatus.PENDING, expires_at__gt=now, sent_at__isnull=False
+            )
             .order_by("-created_at", "-pk")
             .first()
         )

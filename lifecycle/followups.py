@@ -197,7 +197,13 @@ def crm_reverse(*, order_id: int, attempt: int = 0) -> str:
             tasks.reverse_crm_activity, {"order_id": order_id}, attempt,
             order=order, kind=WorkItemKind.CRM_UNCERTAIN, detail=f"CRM reversal failed: {exc}",
         )  # fmt: skip
-    return "reversed" if result.ok else "refused"
+    if not result.ok:
+        work_item_open(
+            order=order, kind=WorkItemKind.CRM_UNCERTAIN,
+            detail=f"the CRM refused to reverse the activity of {order.order_no}: reverse it there by hand",
+        )  # fmt: skip
+        return "refused"
+    return "reversed"
 
 
 def smp_subscription_end(*, subscription_id: int, attempt: int = 0) -> str:

@@ -30,13 +30,14 @@ from billing.services.ledger import ledger_record
 from billing.services.payments import OPEN_STATUSES, open_payment
 from billing.services.sms import sms_confirmation_expire
 from billing.services.work import work_item_open
+from ipvas import outbox
 from ipvas.actors import Actor
-from lifecycle import paid
+from lifecycle import paid, tasks
 from lifecycle.claims import claim, lock_claimed, lock_if_due, retry_later
 from lifecycle.transitions import transit
 from orders.constants import QR_METHODS, FailureCode, OrderStatus, PaymentMethod
 from orders.models import Order
-from orders.models.order import SMS_REPLACED
+from orders.models.order import CRM_NO_ANSWER, SMS_REPLACED
 
 logger = logging.getLogger(__name__)
 
@@ -167,8 +168,17 @@ def _cash_activity(order_id: int, claimed: datetime, payment: Payment | None, re
             Payment.objects.filter(order=order, method=PaymentMethod.CASH, status=PaymentStatus.PENDING).update(
                 status=PaymentStatus.FAILED, failure_reason="CRM did not answer"
             )
-            transit(order, order.fail, code=FailureCode.CRM_ACTIVITY_FAILED, actor=actor, reason=str(exc))
-            # It may have been handled without our hearing it: someone must check and reverse it.
+            transit(
+                order,
+                order.fail,
+                code=FailureCode.CRM_ACTIVITY_FAILED,
+                detail=CRM_NO_ANSWER,
+                actor=actor,
+                reason=str(exc),
+            )
+            # It may have been handled without our hearing it: reversed (harmless if it was not), and a person
+            # checks.
+            outbox.enqueue(tasks.reverse_crm_activity, kwargs={"order_id": order.pk})
             work_item_open(order=order, kind=WorkItemKind.CRM_UNCERTAIN, detail=f"CRM did not answer: {exc}")
             return "failed"
     with transaction.atomic():

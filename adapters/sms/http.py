@@ -24,6 +24,10 @@ class HttpSmsGateway:
                 timeout=self.timeout,
             )
             response.raise_for_status()
-            return str(response.json()["message_id"])
-        except (requests.RequestException, ValueError, KeyError) as exc:
+            body = response.json()
+            message_id = body.get("message_id") if isinstance(body, dict) else None
+            if not isinstance(message_id, str | int) or isinstance(message_id, bool) or message_id == "":
+                raise ValueError("no message_id in the answer")  # not sent, as far as we know: sent again
+            return str(message_id)
+        except (requests.RequestException, ValueError) as exc:
             raise SmsUnavailable(f"SMS gateway: {exc.__class__.__name__}") from exc

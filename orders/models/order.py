@@ -35,6 +35,8 @@ CANCELLABLE_PENDING_METHODS = QR_METHODS | {PaymentMethod.PHONE_BILL_SMS, Paymen
 # An SMS confirmation that a newer one to the same number replaced (docs/interfaces.md §4): the code
 # stays sms_timeout (§1), the message says what happened.
 SMS_REPLACED = "replaced by a newer confirmation"
+# A cash sale's failure_detail when the CRM never answered (its activity is reversed in case it was handled).
+CRM_NO_ANSWER = "the CRM did not answer"
 SMS_REPLACED_MESSAGE = _("A newer SMS confirmation to this number replaced this one; please order again.")
 # account_not_found for an order placed by mobile number (the counter): the code stays (§1), the message is its own.
 PHONE_NOT_FOUND_MESSAGE = _("The SMP knows no TV account bound to this mobile number.")

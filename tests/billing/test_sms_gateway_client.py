@@ -88,3 +88,33 @@ def test_an_order_confirmed_by_sms_through_the_real_client(api, gateway_url, set
     sms_reply(order_phone(order), "Y")
     settle()
     assert api.order(order["order_no"])["status"] == "completed"
+
+
+@pytest.mark.parametrize("answer", [b"[]", b"null", b'"queued"', b'{"message_id": null}', b'{"message_id": ""}', b"{}"])
+def test_a_2xx_without_a_message_id_is_not_taken_for_sent(answer):
+    """docs/protocols.md: any answer but a 2xx with a message_id is "unavailable, try again" (a gateway behind
+    a proxy answering 200 with something else, say): never a crash of the send task, never 'sent'."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):  # quiet
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        gateway = HttpSmsGateway(url=f"http://127.0.0.1:{server.server_port}", token="t", timeout=5)
+        with pytest.raises(SmsUnavailable):
+            gateway.send(SmsMessage(to="13800000001", text="x", reference="ipvas-sms-1"))
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -471,6 +471,35 @@ def test_a_new_confirmation_to_the_number_expires_the_older_one(api, frozen):
     assert balance() == 100000 - 6800
 
 
+def test_a_y_to_an_earlier_sms_never_confirms_a_newer_order_whose_sms_did_not_go_out(api, frozen):
+    """A 25.00 order's SMS goes out; a 248.00 order for the same number replaces it while the gateway is down,
+    so its SMS never reaches the phone. The customer's Y to the only SMS they got confirms nothing: the newer
+    order was never shown to them (it used to be confirmed and charged)."""
+    older = api.place("tv1001", "VIP-MONTH")
+    api.pay_with(older["order_no"], "phone_bill_sms")
+    settle()
+    frozen.shift(20)
+    faults.set_mode("sms", "down")
+    newer = api.place("tv1001", "VIP-YEAR")
+    api.pay_with(newer["order_no"], "phone_bill_sms")
+    settle()
+    assert len(sms_outbox("13800000001")) == 1
+
+    sms_reply("13800000001", "Y")
+    settle()
+
+    assert api.order(newer["order_no"])["status"] == "payment_pending"
+    assert not SimSmpSubscription.objects.exists() and balance() == 100000
+    faults.set_mode("sms", "ok")  # its SMS goes out at last; a Y to it confirms it
+    frozen.shift(5)
+    settle()
+    assert len(sms_outbox("13800000001")) == 2
+    sms_reply("13800000001", "Y")
+    settle()
+    assert api.order(newer["order_no"])["status"] == "completed"
+    assert balance() == 100000 - 24800
+
+
 def test_a_reply_with_no_confirmation_pending_changes_nothing(api, awaiting):
     assert sms_reply("13800000001", "Y")["delivered"] is True
     settle()

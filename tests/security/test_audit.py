@@ -38,6 +38,7 @@ from channels_crm.models import SsoLogin
 from ipvas.actors import Actor, ActorKind
 from lifecycle import manual
 from orders.models import Order, OrderEvent, Product
+from sandbox.models import SimTrade, SimTradeStatus
 from tests.channels_crm.support import claims, new_order, pay, sign, ticket
 from tests.channels_crm.support import sign_in as clerk_sign_in
 from tests.epg_api.support import Api, provider_pay, settle, sms_reply
@@ -272,14 +273,33 @@ def test_every_money_movement_names_its_actor_and_every_admin_action_is_logged_w
     )
     assert acted.status_code == 302, acted.content.decode()[-2000:]
     settle()
+    # QR again, the provider refusing the refund for good: paid back by hand, recorded from the work queue.
+    by_hand = Order.objects.get(order_no=api.buy("tv1001", "VIP-MONTH", method="wechat_qr")["order_no"])
+    SimTrade.objects.filter(out_trade_no=by_hand.order_no).update(status=SimTradeStatus.NOT_PAID)
+    _refund_page(admin, by_hand, "customer complaint 4")
+    settle()
+    refused = WorkItem.objects.get(order=by_hand, kind="refund_failed", resolved_at__isnull=True)
+    acted = admin.post(
+        f"/admin/billing/workitem/{refused.pk}/act/",
+        {"action": "paid_back_by_hand", "note": "bank transfer 7731"},
+        **EN,
+    )
+    assert acted.status_code == 302, acted.content.decode()[-2000:]
+    settle()
 
     entries = list(LedgerEntry.objects.order_by("pk"))
     assert {e.kind for e in entries} == set(LedgerKind.values)
+    [by_hand_back] = [e for e in entries if e.kind == LedgerKind.HAND_PAYBACK]
+    assert (by_hand_back.actor_kind, by_hand_back.actor_id, by_hand_back.note) == (
+        "admin",
+        ADMIN_NAME,
+        "bank transfer 7731",
+    )
     for entry in entries:
         assert_actor(entry.actor_kind, entry.actor_id)
     [payback] = [e for e in entries if e.kind == LedgerKind.CASH_PAYBACK]
     assert (payback.actor_kind, payback.actor_id) == ("admin", ADMIN_NAME)
-    for order in (by_qr, by_phone, by_cash):
+    for order in (by_qr, by_phone, by_cash, by_hand):
         order.refresh_from_db()
         assert order.status == "refunded", (order.order_no, order.status)
         assert sum(e.amount_fen for e in entries if e.order_id == order.pk) == 0

@@ -68,6 +68,16 @@ NOT_SECRET: dict[tuple[str, str, str], str] = {
         "_wap_pay_page",
         "agreement.get('personal_product_code') != 'CYCLE_PAY_AUTH_P'",
     ): "a product code inside Alipay's agreement_sign_params (the terms of the agreement to sign), not a signature",
+    (
+        "channels_crm/sso.py",
+        "_clerk_for",
+        "clerk.store_id != store.pk",
+    ): "the store a verified ticket names against the clerk's last one: ids, not a secret",
+    (
+        "channels_crm/sso.py",
+        "_clerk_for",
+        "clerk.role != ClerkRole.CLERK",
+    ): "the clerk's role, set in admin: not a secret",
 }
 
 # Sites that must verify with hmac.compare_digest: (file, function).
@@ -335,7 +345,7 @@ def test_sms_inbound_refuses_a_non_ascii_signature_with_403():
 
 @pytest.mark.django_db
 def test_sms_inbound_still_accepts_the_right_signature_and_refuses_a_wrong_one():
-    body = json.dumps({"from": "13800000009", "text": "Y"}).encode()
+    body = json.dumps({"from": "13800000009", "text": "Y", "received_at": "2026-11-25T12:00:00+08:00"}).encode()
     key = secret("SMS_WEBHOOK_SECRET", sandbox_file="sms_webhook_secret.txt").encode()
     good = hmac.new(key, body, hashlib.sha256).hexdigest()
     client = Client()
