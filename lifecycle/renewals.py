@@ -438,7 +438,17 @@ def period_refunded(subscription: Subscription, order: Order, *, actor: Actor, n
     )
     subscription.current_period_end = remaining or now
     if subscription.status == SubscriptionStatus.ACTIVE:
+        reminded = subscription.reminder_sent_at
         schedule_next_period(subscription)
+        if reminded is not None:
+            # The reminder of the coming period went out already, and there is one per period: the renewal
+            # follows it as it did (not earlier than its days), at the end as it now is.
+            subscription.reminder_sent_at = reminded
+            earliest = reminded + timedelta(days=settings.RENEWAL_REMINDER_DAYS)
+            if earliest > subscription.next_renewal_at:
+                subscription.next_renewal_at = earliest
+                subscription.renewal_moved = True
+            subscription.due_at = subscription.next_renewal_at
     else:
         subscription.due_at = subscription.current_period_end
     subscription.save()

@@ -603,3 +603,38 @@ def test_a_refund_the_smp_gives_nothing_back_for_is_told_to_a_person(demo, run_t
     assert order.status == OrderStatus.COMPLETED
     item = WorkItem.objects.get(order=order, kind="provider_disagrees")
     assert "the SMP gave nothing back" in item.detail
+
+
+def test_refunding_a_past_period_after_the_next_reminder_keeps_the_renewal(demo, run_tasks, frozen):
+    """A goodwill refund of a period long over, after the next period's reminder went out: the paid-until date
+    stays, and the renewal still happens (the reminder, one per period, was not asked for again and lost)."""
+    from lifecycle import manual
+    from orders.models.subscription import SubscriptionNotice
+
+    admin = Actor(ActorKind.ADMIN, "finance")
+    first, sub = subscribe(run_tasks)  # period 1: 12-05 -> 01-05
+    work(run_tasks, frozen, sub.next_reminder_at)
+    sub.refresh_from_db()
+    work(run_tasks, frozen, sub.next_renewal_at)  # period 2: 01-05 -> 02-05
+    sub.refresh_from_db()
+    assert sub.periods == 2
+    work(run_tasks, frozen, sub.next_reminder_at)  # the reminder of period 3 goes out (01-30)
+    sub.refresh_from_db()
+    assert sub.reminder_sent_at is not None
+    paid_until = sub.current_period_end
+
+    # A goodwill refund of period 1 (long over), asked by the customer.
+    assert manual.refund_by_admin(order_id=first.pk, reason="complaint about December", actor=admin)
+    run_tasks()
+    first.refresh_from_db()
+    sub.refresh_from_db()
+    assert first.status == OrderStatus.REFUNDED and sub.current_period_end == paid_until  # period 2 still paid
+
+    work(run_tasks, frozen, paid_until + timedelta(hours=1))
+    sub.refresh_from_db()
+    renewals = list(
+        Order.objects.filter(subscription=sub, channel=Channel.RENEWAL).values_list("renewal_period", "status")
+    )
+    reminders = SubscriptionNotice.objects.filter(subscription=sub, kind="reminder").values_list("period", flat=True)
+    assert sub.status == SubscriptionStatus.ACTIVE and (3, OrderStatus.COMPLETED) in renewals
+    assert sorted(reminders) == [2, 3] and not sub.events.filter(action="lapse").exists()
