@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, time, timedelta
 
+from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -112,13 +113,19 @@ def estimated_first_end(order: Order) -> datetime:
 
 
 def agreed_day(period_end: datetime) -> date:
-    """Alipay's agreed deduction day for a period that ends at ``period_end``: its day when 1–28, else the 1st
-    of the next month. A deduction is allowed from 3 days before that day to that day, so the renewal (a day
-    before the end) and its retries fall in (or the renewal moves to its first day)."""
+    """Alipay's agreed deduction day for a period that ends at ``period_end``: its day when 1–28, else the 28th
+    (Alipay refuses the 29th–31st). Never after the period's end, also once February has moved the periods'
+    ends to the 28th: the renewal is charged in the 3 days before it, or on it (renewals.schedule_next_period
+    moves it no later than that day)."""
     day = timezone.localtime(period_end).date()
-    if day.day <= LAST_AGREED_DAY:
-        return day
-    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+    return day.replace(day=min(day.day, LAST_AGREED_DAY))
+
+
+def next_agreed(plan_at: datetime, months: int) -> datetime:
+    """Alipay's agreed day ``months`` on: the same day of the month, in Beijing's calendar (where it is a day
+    1–28), at its midnight; not ``plan_at`` plus months in UTC, where that midnight is the evening before."""
+    day = timezone.localtime(plan_at).date() + relativedelta(months=months)
+    return _local_midnight(day)
 
 
 def _local_midnight(day: date) -> datetime:

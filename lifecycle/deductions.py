@@ -27,7 +27,6 @@ import enum
 import logging
 from datetime import date, datetime, time, timedelta
 
-from dateutil.relativedelta import relativedelta
 from django.db import transaction
 from django.utils import timezone
 
@@ -532,5 +531,5 @@ def period_deducted(subscription: Subscription) -> None:
     if contract.provider == WECHATPAY:
         contract.notice_sent_at = contract.deduct_from = contract.deduct_until = None
     elif contract.plan_at is not None:
-        contract.plan_at = contract.plan_at + relativedelta(months=contract.period_months)
+        contract.plan_at = contracts.next_agreed(contract.plan_at, contract.period_months)
     contract.save()

@@ -61,9 +61,18 @@ def usual_renewal_at(subscription: Subscription) -> datetime:
     return subscription.current_period_end - timedelta(hours=settings.RENEWAL_LEAD_HOURS)
 
 
-def schedule_next_period(subscription: Subscription) -> None:
-    """The reminder and renewal times of the coming period (the subscription is active, not saved here)."""
+def schedule_next_period(subscription: Subscription, *, agreed: datetime | None = None) -> None:
+    """The reminder and renewal times of the coming period (the subscription is active, not saved here).
+
+    Deducted by Alipay, the renewal goes no later than the agreed day's start (``agreed``, else the signed
+    contract's), so that it and its retries fall in Alipay's days even when the period ends after that day
+    (on the 29th–31st)."""
     renewal_at = usual_renewal_at(subscription)
+    if agreed is None and subscription.payment_method == PaymentMethod.ALIPAY_QR and subscription.pk:
+        contract = contracts.signed_contract(subscription)
+        agreed = contract.plan_at if contract is not None else None
+    if agreed is not None:
+        renewal_at = min(renewal_at, agreed)
     subscription.next_renewal_at = renewal_at
     subscription.next_reminder_at = renewal_at - timedelta(days=settings.RENEWAL_REMINDER_DAYS)
     subscription.reminder_sent_at = None

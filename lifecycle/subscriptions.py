@@ -105,7 +105,7 @@ def subscription_start(order: Order, *, actor: Actor, now: datetime) -> Subscrip
             "contract_id": contract.provider_contract_id,
             "signed_at": contract.signed_at.isoformat() if contract.signed_at else None,
         }
-    renewals.schedule_next_period(subscription)
+    renewals.schedule_next_period(subscription, agreed=contract.plan_at if contract is not None else None)
     with transaction.atomic():
         subscription.save()
     order.subscription = subscription

@@ -247,7 +247,9 @@ def deduct(provider: str, request: DeductionRequest) -> tuple[SimTrade | None, D
             contract.deduct_from = contract.deduct_until = None
             contract.save(update_fields=["deduct_from", "deduct_until"])
         else:
-            contract.plan_at = contract.plan_at + relativedelta(months=contract.period_months)
+            # The same day of the month in Beijing's calendar, as Alipay counts it.
+            day = timezone.localtime(contract.plan_at).date() + relativedelta(months=contract.period_months)
+            contract.plan_at = timezone.make_aware(datetime.combine(day, time(0)))
             contract.save(update_fields=["plan_at"])
         return trade, _answer(provider, trade)
 

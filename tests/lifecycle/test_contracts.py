@@ -269,6 +269,36 @@ def test_alipay_deducts_within_its_days_before_the_agreed_day(demo, run_tasks, f
     assert ProviderContract.objects.get(pk=contract.pk).plan_at == sim_contract(sub).plan_at
 
 
+def test_an_alipay_subscription_that_started_on_the_30th_is_deducted_in_alipays_days_every_month(
+    demo, run_tasks, time_machine
+):
+    """Started on the 30th: Alipay's agreed day is the 28th (it refuses the 29th–31st), and it stays the 28th in
+    Beijing's calendar month after month (stepped in UTC it was the evening before: 03-29, 04-29, out of
+    Alipay's days). Each renewal falls in Alipay's days, the first one a day earlier than usual: deducted at
+    the first try, the periods end to end, Alipay's plan and ours the same."""
+    time_machine.move_to("2026-12-30 10:00:00+08:00", tick=False)
+    _order, sub = subscribed(run_tasks, "alipay_qr")
+    contract = ProviderContract.objects.get(subscription=sub)
+    days, ends = [timezone.localtime(contract.plan_at).date().isoformat()], [sub.current_period_end]
+    for _ in range(3):
+        sub = to_reminder_and_renewal(run_tasks, time_machine, sub)
+        assert renewal_of(sub).status == OrderStatus.COMPLETED, renewal_of(sub).failure_detail
+        contract.refresh_from_db()
+        assert contract.plan_at == sim_contract(sub).plan_at
+        days.append(timezone.localtime(contract.plan_at).date().isoformat())
+        ends.append(sub.current_period_end)
+
+    assert days == ["2027-01-28", "2027-02-28", "2027-03-28", "2027-04-28"]
+    assert [timezone.localtime(end).date().isoformat() for end in ends] == [
+        "2027-01-30",
+        "2027-02-28",
+        "2027-03-28",
+        "2027-04-28",
+    ]
+    assert Order.objects.filter(subscription=sub, channel=Channel.RENEWAL).count() == 3  # no retry needed
+    assert sub.status == SubscriptionStatus.ACTIVE
+
+
 def test_an_alipay_renewal_before_its_days_moves_to_their_first(demo, run_tasks, frozen):
     _order, sub = subscribed(run_tasks, "alipay_qr")
     contract = ProviderContract.objects.get(subscription=sub)
