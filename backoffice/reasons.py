@@ -171,10 +171,10 @@ NOTES: list[tuple[str, Promise]] = [
         _("The renewal could not be charged before the paid period ended (%(code)s)."),
     ),
     (
-        r"a paid period was refunded and Alipay's agreed deduction day does not move back: it allows the next "
+        r"a deduction went back and Alipay's agreed deduction day does not move back: it allows the next "
         r"deduction from (?P<day>[\d-]+), after the paid period ends",
         _(
-            "A paid period was refunded and Alipay's agreed deduction day does not move back: it allows the next "
+            "A deduction went back and Alipay's agreed deduction day does not move back: it allows the next "
             "deduction from %(day)s, after the paid period ends."
         ),
     ),

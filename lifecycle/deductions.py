@@ -141,11 +141,12 @@ def allowed_now(contract: ProviderContract, now: datetime) -> tuple[bool, dateti
 
 
 def ahead_of_the_paid_period(subscription: Subscription) -> str:
-    """Why the subscription's contract cannot deduct its next period in time after one of its periods was
-    refunded ('' when it can). Alipay's agreed day moves one period on with each deduction and never back
-    (``alipay.user.agreement.executionplan.modify`` only postpones it), so a refunded period leaves it a
-    period ahead of the paid one: the deduction would be refused until then, and the customer left without
-    the product for a period, then charged. WeChat Pay has no agreed day: a new notice opens days for it."""
+    """Why the subscription's contract cannot deduct its next period in time after a deduction went back ('' when
+    it can): a period refunded, or a renewal deducted and not provisioned. Alipay's agreed day moves one period
+    on with each deduction and never back (``alipay.user.agreement.executionplan.modify`` only postpones it),
+    so it is left a period ahead of the paid one: the deduction would be refused until then, and the customer
+    left without the product for a period, then charged. WeChat Pay has no agreed day: a new notice opens days
+    for it."""
     contract = contracts.signed_contract(subscription)
     if contract is None or contract.provider != ALIPAY or contract.plan_at is None:
         return ""
@@ -153,7 +154,7 @@ def ahead_of_the_paid_period(subscription: Subscription) -> str:
     if opens <= subscription.current_period_end:
         return ""
     return (
-        f"a paid period was refunded and Alipay's agreed deduction day does not move back: it allows the next "
+        f"a deduction went back and Alipay's agreed deduction day does not move back: it allows the next "
         f"deduction from {timezone.localtime(opens).date().isoformat()}, after the paid period ends"
     )
 
@@ -518,9 +519,15 @@ def deduction_declined_by_notification(payment: Payment, *, detail: str) -> str:
 # --- after a period is paid ----------------------------------------------------------------------
 
 
+def deduction_paid(order: Order) -> None:
+    """A renewal's deduction is recorded paid (order locked): its period is spent at the provider, whether the
+    renewal completes or its money goes back (not provisioned)."""
+    period_deducted(subscriptions.lock_subscription(order.subscription_id))
+
+
 def period_deducted(subscription: Subscription) -> None:
-    """A renewal by deduction completed (subscription locked): WeChat Pay's notice is spent (the next period needs
-    its own), Alipay's agreed day moves one period on, as theirs does."""
+    """A deduction was taken (subscription locked): WeChat Pay's notice is spent (the next period needs its own),
+    Alipay's agreed day moves one period on, as theirs does."""
     contract = (
         ProviderContract.objects.select_for_update()
         .filter(subscription=subscription, status=ContractStatus.SIGNED)

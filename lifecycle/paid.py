@@ -94,6 +94,8 @@ def _paid(
         return "given back by the reverse"
     provider = payment.provider
     payment_record_paid(order, payment, transaction_id=transaction_id, paid_at=paid_at, actor=actor)
+    if deductions.is_deduction(order):
+        deductions.deduction_paid(order)
     taken = selectors.per_view_taken(order)
     if taken and order.status == OrderStatus.PAYMENT_PENDING:
         # Paid for content the account owns already (or is buying in another order): the order

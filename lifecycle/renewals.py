@@ -373,8 +373,6 @@ def _renewed(subscription: Subscription, order: Order, *, actor: Actor, now: dat
     new_end = order.entitlement.ends_at
     subscription.periods = max(subscription.periods, order.renewal_period or subscription.periods + 1)
     subscription.current_period_end = max(subscription.current_period_end, new_end)
-    if order.payment_method in DEDUCTION_METHODS:
-        deductions.period_deducted(subscription)
     if subscription.status == SubscriptionStatus.ACTIVE:
         schedule_next_period(subscription)
     else:
@@ -409,6 +407,10 @@ def _renewal_failed(subscription: Subscription, order: Order, *, actor: Actor, n
     if subscription.status != SubscriptionStatus.ACTIVE:
         subscription.due_at = subscription.current_period_end
         subscription.save(update_fields=["due_at", "updated_at"])
+        return
+    ahead = deductions.ahead_of_the_paid_period(subscription)
+    if ahead:  # deducted, then not provisioned and given back: Alipay allows no retry in time
+        _lapse(subscription, now, why=ahead, text=notices.lapsed_after_refund_text(subscription))
         return
     retry_at = now + timedelta(hours=settings.RENEWAL_RETRY_HOURS)
     if retry_at < subscription.current_period_end:

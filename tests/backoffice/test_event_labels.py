@@ -94,9 +94,9 @@ def test_every_action_has_a_label_in_both_languages(actions, labels):
             "本订单没有需要冲正的款项。",
         ),
         (
-            "a paid period was refunded and Alipay's agreed deduction day does not move back: it allows the next "
+            "a deduction went back and Alipay's agreed deduction day does not move back: it allows the next "
             "deduction from 2027-02-02, after the paid period ends",
-            "有一期已付费用已退款，而支付宝的约定扣款日不能提前：下次最早 2027-02-02 才能扣款，晚于已付费期的结束。",
+            "一笔扣款已退回，而支付宝的约定扣款日不能提前：下次最早 2027-02-02 才能扣款，晚于已付费期的结束。",
         ),
         ("a note in the words staff typed", "a note in the words staff typed"),
     ],

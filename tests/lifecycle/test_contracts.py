@@ -41,6 +41,7 @@ EPG = Actor(ActorKind.EPG_CLIENT, "test-client")
 START = "2026-12-05 10:00:00+08:00"
 PROVIDER = {"wechat_qr": "wechatpay", "alipay_qr": "alipay"}
 METHODS = ["wechat_qr", "alipay_qr"]
+PROVISION = "lifecycle.tasks.provision_order"
 
 pytestmark = pytest.mark.django_db
 
@@ -573,6 +574,61 @@ def test_a_refunded_alipay_period_lapses_the_subscription_instead_of_deducting_a
     assert SimTrade.objects.filter(deducted_under=sub.contract_id).count() == 1  # the refunded one only
     again = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG, auto_renew=True)
     assert again.status == OrderStatus.PRECHECKING
+
+
+def _deducted_then_not_provisioned(run_tasks, frozen, method: str) -> tuple[Subscription, Order]:
+    """The renewal is deducted, then the SMP is down past the provisioning deadline: its money goes back."""
+    _order, sub = subscribed(run_tasks, method)
+    work(run_tasks, frozen, sub.next_reminder_at)
+    sub.refresh_from_db()
+    frozen.move_to(sub.next_renewal_at)
+    subscriptions_sweep()
+    run_tasks(holding=(PROVISION,))
+    frozen.shift(timedelta(seconds=31))
+    run_tasks(holding=(PROVISION,))  # WeChat Pay's result: by the query
+    first = renewal_of(sub)
+    assert first.status == OrderStatus.PROVISIONING
+    faults.set_mode("smp", "down")
+    for _ in range(40):
+        frozen.shift(timedelta(seconds=60))
+        run_tasks()
+    faults.set_mode("smp", "ok")
+    for _ in range(5):
+        frozen.shift(timedelta(seconds=60))
+        run_tasks()
+    first.refresh_from_db()
+    assert (first.status, first.failure_code) == (OrderStatus.REFUNDED, FailureCode.PROVISIONING_FAILED)
+    sub.refresh_from_db()
+    return sub, first
+
+
+def test_a_wechatpay_deduction_given_back_spends_its_notice_and_the_retry_asks_for_a_new_one(demo, run_tasks, frozen):
+    """WeChat Pay's notice allows one deduction: once taken, given back or not, the retry needs a new notice
+    (it used to count the spent one as valid: every retry refused, RULE_LIMIT, and the subscription lapsed)."""
+    sub, first = _deducted_then_not_provisioned(run_tasks, frozen, "wechat_qr")
+    assert ProviderContract.objects.get(subscription=sub).deduct_until is None  # spent
+    for _ in range(6):
+        sub.refresh_from_db()
+        if sub.status != SubscriptionStatus.ACTIVE or renewal_of(sub).status == OrderStatus.COMPLETED:
+            break
+        work(run_tasks, frozen, sub.next_renewal_at)
+        frozen.shift(timedelta(seconds=31))
+        run_tasks()
+    sub.refresh_from_db()
+    assert sub.status == SubscriptionStatus.ACTIVE and renewal_of(sub).status == OrderStatus.COMPLETED
+    assert sub.events.filter(action="deduction_notice_asked").exists()
+    assert "RULE_LIMIT" not in " ".join(Order.objects.filter(subscription=sub).values_list("failure_detail", flat=True))
+
+
+def test_an_alipay_deduction_given_back_lapses_the_subscription(demo, run_tasks, frozen):
+    """Alipay's agreed day moved on with the deduction and does not move back: no retry can be deducted before
+    the paid period ends, so the subscription lapses at once, as after a refunded period (not three retries
+    refused, nor a month unpaid)."""
+    sub, first = _deducted_then_not_provisioned(run_tasks, frozen, "alipay_qr")
+    assert sub.status == SubscriptionStatus.LAPSED
+    assert "Alipay's agreed deduction day does not move back" in sub.events.get(action="lapse").reason
+    assert Order.objects.filter(subscription=sub, channel=Channel.RENEWAL).count() == 1
+    assert ProviderContract.objects.get(subscription=sub).plan_at == sim_contract(sub).plan_at
 
 
 # --- 4. reconciliation ------------------------------------------------------------------------------
