@@ -605,7 +605,7 @@ def _deducted_then_not_provisioned(run_tasks, frozen, method: str) -> tuple[Subs
 def test_a_wechatpay_deduction_given_back_spends_its_notice_and_the_retry_asks_for_a_new_one(demo, run_tasks, frozen):
     """WeChat Pay's notice allows one deduction: once taken, given back or not, the retry needs a new notice
     (it used to count the spent one as valid: every retry refused, RULE_LIMIT, and the subscription lapsed)."""
-    sub, first = _deducted_then_not_provisioned(run_tasks, frozen, "wechat_qr")
+    sub, _first = _deducted_then_not_provisioned(run_tasks, frozen, "wechat_qr")
     assert ProviderContract.objects.get(subscription=sub).deduct_until is None  # spent
     for _ in range(6):
         sub.refresh_from_db()
@@ -624,7 +624,7 @@ def test_an_alipay_deduction_given_back_lapses_the_subscription(demo, run_tasks,
     """Alipay's agreed day moved on with the deduction and does not move back: no retry can be deducted before
     the paid period ends, so the subscription lapses at once, as after a refunded period (not three retries
     refused, nor a month unpaid)."""
-    sub, first = _deducted_then_not_provisioned(run_tasks, frozen, "alipay_qr")
+    sub, _first = _deducted_then_not_provisioned(run_tasks, frozen, "alipay_qr")
     assert sub.status == SubscriptionStatus.LAPSED
     assert "Alipay's agreed deduction day does not move back" in sub.events.get(action="lapse").reason
     assert Order.objects.filter(subscription=sub, channel=Channel.RENEWAL).count() == 1
