@@ -21,7 +21,7 @@ from billing.services.refunds import ACTIVE, refund_create, refund_record_result
 from billing.services.work import work_item_open
 from ipvas import outbox
 from ipvas.actors import Actor
-from lifecycle import tasks
+from lifecycle import renewals, tasks
 from lifecycle.transitions import lock_order, transit
 from orders.constants import FailureCode, OrderStatus
 from orders.models import Order
@@ -180,6 +180,7 @@ def order_money_returned(order: Order, *, actor: Actor, reason: str, smp_cancell
             outbox.enqueue(tasks.revoke_on_smp, kwargs={"order_id": order.pk})
         for entitlement in moved:
             outbox.enqueue(tasks.reschedule_on_smp, kwargs={"order_id": entitlement.order_id})
+        renewals.periods_moved(order, moved, actor=actor, now=timezone.now())
     elif not code:
         code = FailureCode.PROVISIONING_FAILED
     transit(order, order.refunded, code=code, actor=actor, reason=reason)

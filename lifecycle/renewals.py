@@ -441,6 +441,49 @@ def _lapse(subscription: Subscription, now: datetime, *, why: str, text: str = "
 def period_refunded(subscription: Subscription, order: Order, *, actor: Actor, now: datetime) -> None:
     """A paid period of the subscription was refunded: it comes off the end (its entitlement is revoked
     and the later ones moved earlier already); the subscription is paid until what remains."""
+    _paid_until_what_remains(subscription, now)
+    subscriptions.record(
+        subscription,
+        "period_refunded",
+        actor=actor,
+        reason=f"order {order.order_no}",
+        data={"period_end": subscription.current_period_end.isoformat()},
+        now=now,
+    )
+    _lapse_if_the_provider_is_ahead(subscription, now)
+
+
+def periods_moved(order: Order, moved: list[Entitlement], *, actor: Actor, now: datetime) -> None:
+    """A refund of ``order`` (locked) moved these later periods of the account earlier: a subscription whose
+    periods they are is paid until an earlier end now, and renews before it (its own periods' refunds are
+    ``period_refunded``'s)."""
+    if not moved:
+        return
+    of_subscriptions = Order.objects.filter(pk__in=[e.order_id for e in moved], subscription__isnull=False)
+    ids = set(of_subscriptions.values_list("subscription_id", flat=True)) - {order.subscription_id}
+    for subscription_id in sorted(ids):
+        subscription = subscriptions.lock_subscription(subscription_id)
+        _paid_until_what_remains(subscription, now)
+        subscriptions.record(
+            subscription,
+            "periods_moved",
+            actor=actor,
+            reason=f"order {order.order_no}",
+            data={"period_end": subscription.current_period_end.isoformat()},
+            now=now,
+        )
+        _lapse_if_the_provider_is_ahead(subscription, now)
+
+
+def _lapse_if_the_provider_is_ahead(subscription: Subscription, now: datetime) -> None:
+    if subscription.status == SubscriptionStatus.ACTIVE:
+        why = deductions.ahead_of_the_paid_period(subscription)
+        if why:
+            _lapse(subscription, now, why=why, text=notices.lapsed_after_refund_text(subscription))
+
+
+def _paid_until_what_remains(subscription: Subscription, now: datetime) -> None:
+    """The subscription (locked) is paid until the end of its periods that remain; its timetable follows."""
     remaining = (
         Entitlement.objects.filter(order__subscription=subscription, revoked_at__isnull=True)
         .order_by("-ends_at")
@@ -463,18 +506,6 @@ def period_refunded(subscription: Subscription, order: Order, *, actor: Actor, n
     else:
         subscription.due_at = subscription.current_period_end
     subscription.save()
-    subscriptions.record(
-        subscription,
-        "period_refunded",
-        actor=actor,
-        reason=f"order {order.order_no}",
-        data={"period_end": subscription.current_period_end.isoformat()},
-        now=now,
-    )
-    if subscription.status == SubscriptionStatus.ACTIVE:
-        why = deductions.ahead_of_the_paid_period(subscription)
-        if why:
-            _lapse(subscription, now, why=why, text=notices.lapsed_after_refund_text(subscription))
 
 
 def order_ended(order: Order, *, actor: Actor, now: datetime) -> None:

@@ -48,6 +48,7 @@ SUBSCRIPTION_ACTIONS: dict[str, Promise] = {
     "renewed": _("Renewed"),
     "renewal_failed": _("Renewal failed"),
     "period_refunded": _("A paid period was refunded"),
+    "periods_moved": _("Its periods moved earlier: another period of the account was refunded"),
     "cancel": _("Renewal cancelled"),
     "deduction_notice_asked": _("Pre-deduction notice requested"),
     "deduction_announced": _("Deduction announced to the provider"),

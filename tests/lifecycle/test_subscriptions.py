@@ -638,3 +638,37 @@ def test_refunding_a_past_period_after_the_next_reminder_keeps_the_renewal(demo,
     reminders = SubscriptionNotice.objects.filter(subscription=sub, kind="reminder").values_list("period", flat=True)
     assert sub.status == SubscriptionStatus.ACTIVE and (3, OrderStatus.COMPLETED) in renewals
     assert sorted(reminders) == [2, 3] and not sub.events.filter(action="lapse").exists()
+
+
+def test_refunding_a_plain_period_a_renewal_was_stacked_behind_moves_the_subscription_s_end(demo, run_tasks, frozen):
+    """A plain month bought beside the subscription stacks, and the renewal after it. Refunding the plain month
+    moves the renewal's period into its place (the stack has no hole): the subscription is paid until that
+    earlier end and renews before it (it stayed 'paid' a month too long, active and not entitled)."""
+    from lifecycle import manual
+
+    _first, sub = subscribe(run_tasks)  # period 1: 12-05 -> 01-05
+    plain = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG)
+    run_tasks()
+    payment_choose(order_id=plain.pk, method="phone_bill", actor=EPG)
+    run_tasks()  # stacked: 01-05 -> 02-05
+    work(run_tasks, frozen, sub.next_reminder_at)
+    sub.refresh_from_db()
+    work(run_tasks, frozen, sub.next_renewal_at)  # period 2, stacked after the plain month: 02-05 -> 03-05
+    renewal = Order.objects.get(subscription=sub, channel=Channel.RENEWAL)
+
+    manual.refund_by_admin(order_id=plain.pk, reason="bought by mistake", actor=Actor(ActorKind.ADMIN, "finance"))
+    run_tasks()
+
+    renewal.entitlement.refresh_from_db()
+    sub.refresh_from_db()
+    assert sub.current_period_end == renewal.entitlement.ends_at  # 02-05, where the renewal's period is now
+    assert sub.next_renewal_at == sub.current_period_end - timedelta(hours=24)
+    assert sub.events.filter(action="periods_moved").exists()
+    paid_until = sub.current_period_end
+    work(run_tasks, frozen, sub.next_reminder_at)
+    sub.refresh_from_db()
+    work(run_tasks, frozen, sub.next_renewal_at)
+    work(run_tasks, frozen, paid_until + timedelta(hours=1))
+    sub.refresh_from_db()
+    assert sub.status == SubscriptionStatus.ACTIVE and sub.periods == 3
+    assert entitlement_check(tv_account="tv1001", product_code="VIP-MONTH")[0]
