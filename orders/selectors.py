@@ -93,11 +93,11 @@ def entitlement_check(
     return entitled, matching
 
 
-def forget_entitlements(tv_account: str) -> None:
+def forget_entitlements(tv_account: str) -> bool:
     """The account's entitlements changed (called after the change commits): its entry becomes ``STALE``.
 
-    With the cache unreachable it is logged, not raised: this runs among the commit's other follow-ups
-    (the outbox relay), which must still run; the entry, if the cache kept it, ends by its own timeout.
+    With the cache unreachable it is logged, not raised, and False: this runs among the commit's other
+    follow-ups (the outbox relay), which must still run; the caller asks again (orders.services).
     """
     try:
         if settings.ENTITLEMENT_CACHE_SECONDS:
@@ -106,6 +106,8 @@ def forget_entitlements(tv_account: str) -> None:
             cache.delete(entitlements_cache_key(tv_account))
     except CACHE_ERRORS:
         logger.warning("cache unreachable: the cached entitlements of %s were not marked stale", tv_account)
+        return False
+    return True
 
 
 def products_on_sale(*, channel: str, kind: str = "") -> list[Product]:

@@ -7,11 +7,13 @@ every change forgets it after its transaction commits, and again a moment later.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from ipvas import outbox
 from orders import selectors
 from orders.constants import ProductKind
 from orders.models import Entitlement, Order
@@ -102,6 +104,37 @@ def _restack(removed: Entitlement, now: datetime) -> list[Entitlement]:
     return moved
 
 
+# A stale mark the cache did not take is asked again, growing to this wait, until the entry it must end has
+# ended by its own timeout (ENTITLEMENT_CACHE_SECONDS after the change).
+FORGET_AGAIN_MAX_SECONDS = 30
+
+
 def entitlements_changed(tv_account: str) -> None:
-    """Forget the cached entitlements of an account; called after the change commits."""
-    selectors.forget_entitlements(tv_account)
+    """Forget the cached entitlements of an account; called after the change commits. When the cache cannot
+    be reached, asked again through the outbox until it is, or until an entry cached before the change has
+    timed out: the check must not answer from before a refund or a purchase once the cache is back."""
+    if selectors.forget_entitlements(tv_account) or not settings.ENTITLEMENT_CACHE_SECONDS:
+        return
+    until = timezone.now() + timedelta(seconds=settings.ENTITLEMENT_CACHE_SECONDS)
+    _forget_later(tv_account, until, attempt=0)
+
+
+def entitlements_forget_again(*, tv_account: str, until: str, attempt: int) -> str:
+    if selectors.forget_entitlements(tv_account):
+        return "forgotten"
+    if timezone.now() >= datetime.fromisoformat(until):
+        return "timed_out"  # what the cache holds from before the change has ended by itself
+    _forget_later(tv_account, datetime.fromisoformat(until), attempt=attempt + 1)
+    return "again"
+
+
+def _forget_later(tv_account: str, until: datetime, *, attempt: int) -> None:
+    from orders import tasks
+
+    wait = timedelta(seconds=min(2**attempt, FORGET_AGAIN_MAX_SECONDS))
+    with transaction.atomic():
+        outbox.enqueue(
+            tasks.forget_entitlements,
+            kwargs={"tv_account": tv_account, "until": until.isoformat(), "attempt": attempt},
+            due_at=timezone.now() + wait,
+        )

@@ -12,6 +12,7 @@ refused at once; a cached answer costs one round trip to the cache.
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 from typing import Any, ClassVar
 
 import pytest
@@ -22,6 +23,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.management import call_command
 from django.db import transaction
+from django.utils import timezone
 from redis.connection import AbstractConnection
 
 from epg_api import authentication
@@ -306,3 +308,26 @@ def test_a_change_with_the_cache_down_still_runs_the_commits_other_follow_ups(ve
         transaction.on_commit(lambda: ran.append("the next follow-up"))
     assert ran == ["the next follow-up"]
     assert Entitlement.objects.get(order=bought).revoked_at is not None
+
+
+def test_a_change_the_cache_missed_is_marked_stale_once_the_cache_is_back(vendor, settings, time_machine):
+    """A refund commits while this process cannot reach the cache, which still holds the 'entitled' answer:
+    the stale mark is asked again through the outbox and written once the cache answers (it used to wait for
+    the entry's own timeout, ENTITLEMENT_CACHE_SECONDS: 'entitled' after the refund all that while)."""
+    order = buy(vendor)
+    cache.delete(selectors.entitlements_cache_key("tv1001"))  # the purchase's own stale mark has ended
+    assert entitled(vendor, tv_account="tv1001", product_code="VIP-MONTH") is True
+    assert cache.get(selectors.entitlements_cache_key("tv1001"))  # cached: entitled
+    working = settings.CACHES
+    settings.CACHES = CACHE_DOWN
+    with transaction.atomic():
+        entitlement_revoke(order=Order.objects.select_for_update().get(pk=order.pk))
+    settings.CACHES = working
+    assert entitled(vendor, tv_account="tv1001", product_code="VIP-MONTH") is True  # the old answer, for now
+
+    time_machine.move_to(timezone.now() + timedelta(seconds=2), tick=True)  # its first try again is due
+    ran = run_due_tasks()
+
+    assert ("orders.tasks.forget_entitlements", "forgotten") in ran
+    assert cache.get(selectors.entitlements_cache_key("tv1001")) == selectors.STALE
+    assert entitled(vendor, tv_account="tv1001", product_code="VIP-MONTH") is False
