@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -17,6 +18,7 @@ from lifecycle.transitions import transit
 from orders import selectors
 from orders.constants import PRECHECK_FAILURES, Channel, FailureCode, OrderStatus, ProductKind
 from orders.models import Order
+from orders.validation import normalize_mainland_mobile
 
 
 def precheck_cutoff(order: Order) -> datetime:
@@ -90,7 +92,7 @@ def precheck_due(order_id: int, due_at: datetime | None) -> str:
                 order,
                 order.precheck_passed,
                 tv_account=result.tv_account or order.tv_account,
-                phone=result.phone,
+                phone=_as_we_write_it(result.phone),
                 deadline_at=now + timedelta(seconds=settings.ORDER_IDLE_SECONDS),
                 now=now,
                 actor=actor,
@@ -105,3 +107,14 @@ def precheck_due(order_id: int, due_at: datetime | None) -> str:
             order, order.reject, code=code, detail=result.message or result.reason, actor=actor, reason=result.reason
         )
         return "rejected"
+
+
+def _as_we_write_it(phone: str) -> str:
+    """The account's bound mobile as we write every number ('13800000001'), whatever form the SMP gives it in
+    ('+86 138 0000 0001'): an SMS reply comes from the normalised number and must find its confirmation. A
+    value that is no mainland mobile is kept as given (no SMS can be sent to it)."""
+    text = (phone or "").strip()
+    try:
+        return normalize_mainland_mobile(text) if text else ""
+    except ValidationError:
+        return text

@@ -500,6 +500,21 @@ def test_a_y_to_an_earlier_sms_never_confirms_a_newer_order_whose_sms_did_not_go
     assert balance() == 100000 - 24800
 
 
+def test_an_smp_giving_the_bound_mobile_in_another_form_still_gets_its_reply_matched(api, frozen):
+    """The SMP answers the pre-check with '+86 138 0000 0001': the order keeps it as we write every number, so
+    the SMS goes to it and the customer's reply (from 13800000001) finds its confirmation."""
+    SimSmpAccount.objects.filter(tv_account="tv1001").update(phone="+86 138 0000 0001")
+    order = api.place("tv1001", "VIP-MONTH")
+    api.pay_with(order["order_no"], "phone_bill_sms")
+    settle()
+    assert len(sms_outbox("13800000001")) == 1
+
+    sms_reply("13800000001", "Y")
+    settle()
+
+    assert api.order(order["order_no"])["status"] == "completed"
+
+
 def test_a_reply_with_no_confirmation_pending_changes_nothing(api, awaiting):
     assert sms_reply("13800000001", "Y")["delivered"] is True
     settle()
