@@ -194,7 +194,7 @@ def refund_notification_accept(
     if refund is None:
         raise NotificationRejected(f"unknown out_refund_no {out_refund_no}")
     with transaction.atomic():
-        outcome = refunds.refund_settled(refund_id=refund.pk, result=result)
+        outcome = refunds.refund_settled(refund_id=refund.pk, result=result, ask_again=False)
         if not notification_store(
             provider=provider,
             notification_id=notification_id,

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from adapters.providers import get_provider
 from adapters.providers.types import ProviderRefused, ProviderUnavailable, RefundRequest, RefundResult, RefundState
-from billing.models import Payment, Refund, RefundStatus, WorkItemKind
+from billing.models import Payment, Refund, RefundStatus, WorkItem, WorkItemKind
 from billing.services.ledger import order_totals
 from billing.services.refunds import ACTIVE, refund_create, refund_record_result
 from billing.services.work import work_item_open
@@ -65,13 +65,6 @@ def refund_process(*, refund_id: int) -> str:
         refund = Refund.objects.select_for_update().filter(pk=refund_id).select_related("payment").first()
         if refund is None or refund.status not in ACTIVE:
             return "done"
-        if (
-            refund.status == RefundStatus.PROCESSING
-            and timezone.now() - refund.updated_at < _processing_wait(refund) / 2
-        ):
-            # Asked a moment ago by another run, which asks again in its time: this one is a second chain (a
-            # refund notification's, or a restart of one thought lost) and ends here.
-            return "asked_lately"
         refund.attempts += 1
         refund.save(update_fields=["attempts", "updated_at"])
     payment = refund.payment
@@ -135,18 +128,24 @@ def _processing_wait(refund: Refund) -> timedelta:
     return timedelta(seconds=min(seconds, PROCESSING_CHECK_CAP_SECONDS))
 
 
-def refund_settled(*, refund_id: int, result: RefundResult) -> str:
-    """Record the provider's answer (from our call, a query, or a refund notification)."""
+def refund_settled(*, refund_id: int, result: RefundResult, ask_again: bool = True) -> str:
+    """Record the provider's answer (from our call, a query, or a refund notification). A refund the provider
+    is processing is asked about again later (``ask_again``): not when a notification says so, since the
+    refund's own chain of questions (refund_process, _retry) is under way already."""
     with transaction.atomic():
         order_id = Refund.objects.values_list("order_id", flat=True).get(pk=refund_id)
         order = lock_order(order_id)
         refund = Refund.objects.select_for_update().select_related("payment").get(pk=refund_id)
         outcome = refund_record_result(refund, result)
-        if outcome == "processing":
+        if outcome == "processing" and ask_again:
             outbox.enqueue(
                 tasks.process_refund, kwargs={"refund_id": refund.pk}, due_at=timezone.now() + _processing_wait(refund)
             )
-            if timezone.now() - refund.created_at >= PROCESSING_TELL_A_PERSON:
+            told = WorkItem.objects.filter(
+                order=order, kind=WorkItemKind.REFUND_FAILED, detail__contains=f"{refund.out_refund_no}: still"
+            )
+            if timezone.now() - refund.created_at >= PROCESSING_TELL_A_PERSON and not told.exists():
+                # Once: an item a person resolved is not opened again at the next question.
                 work_item_open(
                     order=order,
                     kind=WorkItemKind.REFUND_FAILED,

@@ -18,7 +18,7 @@ from django.conf import settings as django_settings
 from django.test import Client
 from django.utils import timezone
 
-from adapters.providers.types import RefundRequest, RefundResult, RefundState
+from adapters.providers.types import ProviderUnavailable, RefundRequest, RefundResult, RefundState
 from billing.models import LedgerEntry, Payment, PaymentNotification, Refund, WorkItem
 from ipvas.actors import Actor, ActorKind
 from ipvas.errors import InvalidState
@@ -502,9 +502,10 @@ def refund_processing(api, frozen) -> tuple[Order, Refund, SimRefund]:
         ),
     )
     sim_refund = SimRefund.objects.get()
-    outcome = refund_settled(
+    outcome = refund_settled(  # WeChat Pay's answer: the refund's own chain (retrying meanwhile) goes on
         refund_id=refund.pk,
         result=RefundResult(RefundState.PROCESSING, refund.out_refund_no, refund_id=sim_refund.refund_id),
+        ask_again=False,
     )
     assert outcome == "processing"
     refund.refresh_from_db()
@@ -588,6 +589,49 @@ def test_a_refund_processing_for_days_is_asked_less_often_and_told_to_a_person(r
     assert refund.status == "processing"
     item = WorkItem.objects.get(order=order, kind="refund_failed")
     assert item.detail == f"{refund.out_refund_no}: still processing at wechatpay after 3 days; asked again every hour"
+    manual.work_item_resolve(item_id=item.pk, note="WeChat Pay says the bank takes a week", actor=OPS)
+    for _ in range(18):  # three hours more: resolved, it stays resolved
+        frozen.shift(timedelta(minutes=10))
+        settle()
+    assert not WorkItem.objects.filter(order=order, resolved_at=None).exists()
+
+
+def test_a_refund_processing_whose_question_gets_no_answer_is_asked_again(api, frozen, monkeypatch):
+    """A refund an admin asked for is PROCESSING at WeChat Pay; one question about it gets no answer (WeChat Pay
+    down for a minute). It is asked again, and settles when WeChat Pay says it is done: the order ends refunded.
+    (A guard against a second chain of questions used to take the retry for one and end the only chain.)"""
+    from sandbox.simulators.providers import SimulatedProvider
+
+    no, out_trade_no = qr_shown(api, "wechat_qr")
+    customer_pays("wechat_qr", out_trade_no)
+    settle()
+    order = Order.objects.get(order_no=no)
+    refund_call, query = SimulatedProvider.refund, SimulatedProvider.query_refund
+    answers = ["processing", "down"]
+
+    def accepted(self, request):  # type: ignore[no-untyped-def]
+        refund_call(self, request)
+        return RefundResult(RefundState.PROCESSING, request.out_refund_no)
+
+    def later(self, out_refund_no, *, out_trade_no):  # type: ignore[no-untyped-def]
+        answer = answers.pop(0) if answers else "done"
+        if answer == "down":
+            raise ProviderUnavailable("wechatpay did not answer")
+        if answer == "processing":
+            return RefundResult(RefundState.PROCESSING, out_refund_no)
+        return query(self, out_refund_no, out_trade_no=out_trade_no)
+
+    monkeypatch.setattr(SimulatedProvider, "refund", accepted)
+    monkeypatch.setattr(SimulatedProvider, "query_refund", later)
+    assert manual.refund_by_admin(order_id=order.pk, reason="customer asked", actor=OPS) == "provider_refund"
+    for _ in range(30):
+        frozen.shift(timedelta(seconds=30))
+        settle()
+
+    order.refresh_from_db()
+    assert Refund.objects.get().status == "succeeded"
+    assert order.status == "refunded"
+    assert ledger(order) == [("payment", PRICE), ("refund", -PRICE)]
 
 
 def test_a_refunded_orders_subscription_the_smp_will_not_end_is_told_to_a_person(api, frozen, monkeypatch):
