@@ -129,6 +129,14 @@ def work_item_resolve(*, item_id: int, note: str, actor: Actor, cash_paid_back: 
         _close(item, order, actor=actor, note=note, action="cash_paid_back" if cash_paid_back else "resolved")
 
 
+def _standing(order: Order, refunds_: list[Refund]) -> dict[int, Refund]:
+    """The refunds that stand for what was decided about the order's money, by payment: the latest of each
+    payment, asked since the order's last change of status (retrying provisioning restarts it, and overrules
+    the refunds its failure asked for)."""
+    since = order.status_changed_at
+    return {refund.payment_id: refund for refund in refunds_ if refund.created_at >= since}
+
+
 def work_item_retry_refund(*, item_id: int, note: str, actor: Actor) -> int:
     """Ask the provider again for the order's failed refunds."""
     note = _reason(note)
@@ -144,7 +152,7 @@ def work_item_retry_refund(*, item_id: int, note: str, actor: Actor) -> int:
         # failed was replaced (an admin refunded again; provisioning was retried and the order completed, then
         # a smaller refund was asked), and asking it again would give money back twice or against a later
         # decision. And never more than the payment still holds.
-        latest = {refund.payment_id: refund for refund in refunds_}
+        latest = _standing(order, refunds_)
         failed = [
             refund
             for refund in latest.values()
@@ -173,7 +181,7 @@ def work_item_paid_back_by_hand(*, item_id: int, note: str, actor: Actor) -> int
         if item.kind != WorkItemKind.REFUND_FAILED:
             raise InvalidState(_("Only a refund that failed is recorded as paid back by hand."))
         refunds_ = Refund.objects.select_for_update(of=("self",)).filter(order=order).select_related("payment")
-        latest = {refund.payment_id: refund for refund in refunds_.order_by("pk")}
+        latest = _standing(order, list(refunds_.order_by("pk")))
         recorded = 0
         for refund in latest.values():
             amount = min(refund.amount_fen, payment_refundable_fen(refund.payment))

@@ -68,7 +68,9 @@ def schedule_next_period(subscription: Subscription, *, agreed: datetime | None 
     contract's), so that it and its retries fall in Alipay's days even when the period ends after that day
     (on the 29th–31st)."""
     renewal_at = usual_renewal_at(subscription)
-    if agreed is None and subscription.payment_method == PaymentMethod.ALIPAY_QR and subscription.pk:
+    if subscription.payment_method != PaymentMethod.ALIPAY_QR:
+        agreed = None  # WeChat Pay has no agreed day; the phone bill no provider
+    elif agreed is None and subscription.pk:
         contract = contracts.signed_contract(subscription)
         agreed = contract.plan_at if contract is not None else None
     if agreed is not None:
@@ -476,7 +478,9 @@ def periods_moved(order: Order, moved: list[Entitlement], *, actor: Actor, now: 
 
 
 def _lapse_if_the_provider_is_ahead(subscription: Subscription, now: datetime) -> None:
-    if subscription.status == SubscriptionStatus.ACTIVE:
+    """Lapse an Alipay subscription whose agreed day is left a period ahead of the paid one; not while a renewal
+    is in flight: its deduction may be the one that moved it (its end decides)."""
+    if subscription.status == SubscriptionStatus.ACTIVE and renewal_in_flight(subscription) is None:
         why = deductions.ahead_of_the_paid_period(subscription)
         if why:
             _lapse(subscription, now, why=why, text=notices.lapsed_after_refund_text(subscription))

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_fsm import TransitionNotAllowed
 
-from billing.models import SmsConfirmation, SmsConfirmationStatus
+from billing.models import Provider, SmsConfirmation, SmsConfirmationStatus
 from ipvas.actors import Actor
 from ipvas.errors import InvalidState
 from lifecycle import contracts, notices, renewals
@@ -105,7 +105,8 @@ def subscription_start(order: Order, *, actor: Actor, now: datetime) -> Subscrip
             "contract_id": contract.provider_contract_id,
             "signed_at": contract.signed_at.isoformat() if contract.signed_at else None,
         }
-    renewals.schedule_next_period(subscription, agreed=contract.plan_at if contract is not None else None)
+    alipay = contract is not None and contract.provider == Provider.ALIPAY
+    renewals.schedule_next_period(subscription, agreed=contract.plan_at if alipay else None)
     with transaction.atomic():
         subscription.save()
     order.subscription = subscription

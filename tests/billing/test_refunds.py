@@ -435,6 +435,49 @@ def test_retry_refund_does_not_revive_a_refund_that_retried_provisioning_overrul
     assert ledger(order) == [("payment", PRICE), ("refund", -1000)]
 
 
+@pytest.mark.parametrize("action", ["retry_refund", "paid_back_by_hand"])
+def test_a_refund_of_another_payment_that_retried_provisioning_overruled_stays_overruled(api, frozen, action):
+    """The order is paid by a second Alipay code; the SMP refuses, its refund is refused too; ops repair the SMP
+    and retry provisioning: the order completes, overruling that refund. The first code, still payable, pays
+    the order twice; that refund is refused too. Acting on its item gives back that payment only, never the one
+    the completed order stands on."""
+    no = api.place("tv1001", "VIP-MONTH")["order_no"]
+    first = api.pay_with(no, "alipay_qr")["payment"]["out_trade_no"]
+    api.pay_with(no, "wechat_qr")
+    second = api.pay_with(no, "alipay_qr")["payment"]["out_trade_no"]
+    SimTrade.objects.filter(provider="alipay", out_trade_no=first).update(status=SimTradeStatus.NOT_PAID)
+    smp_stops_selling()
+    customer_pays("alipay_qr", second)
+    SimTrade.objects.filter(provider="alipay", out_trade_no=second).update(status=SimTradeStatus.NOT_PAID)
+    settle()
+    order = Order.objects.get(order_no=no)
+    overruled = WorkItem.objects.get(order=order, kind="refund_failed")
+    frozen.shift(timedelta(seconds=20))  # ops repair the SMP a moment later
+    SimSmpProduct.objects.filter(code="SMP-VIP-MONTH").update(active=True)
+    manual.work_item_retry_provisioning(item_id=overruled.pk, note="SMP repaired", actor=OPS)
+    settle()
+    order.refresh_from_db()
+    assert order.status == "completed"
+    SimTrade.objects.filter(provider="alipay", out_trade_no=second).update(status=SimTradeStatus.PAID)
+    frozen.shift(timedelta(seconds=10))
+    customer_pays("alipay_qr", first)  # paid twice
+    SimTrade.objects.filter(provider="alipay", out_trade_no=first).update(status=SimTradeStatus.NOT_PAID)
+    settle()
+    item = WorkItem.objects.get(order=order, kind="refund_failed", resolved_at=None)
+    SimTrade.objects.filter(provider="alipay", out_trade_no=first).update(status=SimTradeStatus.PAID)
+
+    if action == "retry_refund":
+        assert manual.work_item_retry_refund(item_id=item.pk, note="Alipay repaired", actor=OPS) == 1
+    else:
+        assert manual.work_item_paid_back_by_hand(item_id=item.pk, note="bank transfer", actor=OPS) == PRICE
+    settle()
+
+    order.refresh_from_db()
+    assert order.status == "completed" and order.entitlement.revoked_at is None
+    assert trade_of("alipay_qr", second).refunded_fen == 0  # the payment the order stands on
+    assert sorted(amount for _kind, amount in ledger(order)) == [-PRICE, PRICE, PRICE]
+
+
 def test_refund_the_provider_refuses_waits_for_a_person_then_retry_refund_returns_the_money(api, frozen):
     no, out_trade_no = qr_shown(api, "wechat_qr")
     smp_stops_selling()

@@ -300,6 +300,38 @@ def test_an_alipay_subscription_that_started_on_the_30th_is_deducted_in_alipays_
     assert sub.status == SubscriptionStatus.ACTIVE
 
 
+def test_a_wechatpay_subscription_that_started_on_the_30th_renews_a_day_before_its_end(demo, run_tasks, time_machine):
+    """Only Alipay has an agreed day: a WeChat Pay subscription's renewal is a day before its period's end."""
+    time_machine.move_to("2026-12-30 10:00:00+08:00", tick=False)
+    _order, sub = subscribed(run_tasks, "wechat_qr")
+    assert sub.next_renewal_at == sub.current_period_end - timedelta(hours=24)
+
+
+def test_refunding_an_earlier_period_while_a_paid_renewal_is_provisioned_does_not_lapse_it(demo, run_tasks, frozen):
+    """The renewal is deducted (Alipay's agreed day moves on with it) and is being provisioned when an admin
+    refunds the first period: the renewal in flight decides, not the agreed day it moved. It completes, and
+    the subscription stays active."""
+    from lifecycle import manual
+
+    order, sub = subscribed(run_tasks, "alipay_qr")
+    work(run_tasks, frozen, sub.next_reminder_at)
+    sub.refresh_from_db()
+    frozen.move_to(sub.next_renewal_at)
+    subscriptions_sweep()
+    run_tasks(holding=(PROVISION,))
+    assert renewal_of(sub).status == OrderStatus.PROVISIONING  # deducted, at the SMP
+
+    manual.refund_by_admin(order_id=order.pk, reason="complaint", actor=Actor(ActorKind.ADMIN, "finance"))
+    run_tasks(holding=(PROVISION,))
+    sub.refresh_from_db()
+    assert sub.status == SubscriptionStatus.ACTIVE
+    run_tasks()
+
+    sub.refresh_from_db()
+    assert renewal_of(sub).status == OrderStatus.COMPLETED
+    assert sub.status == SubscriptionStatus.ACTIVE and not sub.events.filter(action="lapse").exists()
+
+
 def test_an_alipay_renewal_before_its_days_moves_to_their_first(demo, run_tasks, frozen):
     _order, sub = subscribed(run_tasks, "alipay_qr")
     contract = ProviderContract.objects.get(subscription=sub)
