@@ -18,7 +18,7 @@ class StoreAdmin(admin.ModelAdmin):
 
 @admin.register(Clerk)
 class ClerkAdmin(admin.ModelAdmin):
-    list_display = ["staff_id", "name", "store", "virtual_staff_id", "role"]
+    list_display = ["staff_id", "name", "store", "virtual_staff_id", "role", "managed_store"]
     list_filter = ["role", "store"]
     search_fields = ["staff_id", "name", "virtual_staff_id"]
     list_select_related = ["store"]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -34,6 +36,16 @@ class Clerk(models.Model):
     store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="clerks", verbose_name=_("store"))
     virtual_staff_id = models.CharField(_("virtual staff id"), max_length=32)
     role = models.CharField(_("role"), max_length=16, choices=ClerkRole.choices, default=ClerkRole.CLERK)
+    # The store a manager's role was granted for: at another store (the CRM's ticket names where the clerk
+    # signs in today) they are a clerk. Set to their store when the role is given, if left empty.
+    managed_store = models.ForeignKey(
+        Store,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("store managed"),
+    )
 
     class Meta:
         verbose_name = _("clerk")
@@ -43,9 +55,17 @@ class Clerk(models.Model):
     def __str__(self) -> str:
         return f"{self.staff_id} {self.name}".strip()
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.role == ClerkRole.MANAGER and self.managed_store_id is None:
+            self.managed_store_id = self.store_id
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "managed_store"}
+        super().save(*args, **kwargs)
+
     @property
     def is_manager(self) -> bool:
-        return self.role == ClerkRole.MANAGER
+        """A manager at the store they manage; a clerk anywhere else."""
+        return self.role == ClerkRole.MANAGER and self.managed_store_id == self.store_id
 
 
 class SsoTicketUse(models.Model):

@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from channels_crm.models import Clerk, ClerkRole, SsoLogin, SsoTicketUse, Store
+from channels_crm.models import Clerk, SsoLogin, SsoTicketUse, Store
 from ipvas.credentials import load_public_key, public_key_pem
 from ipvas.purge import purge_in_batches
 
@@ -139,14 +139,11 @@ def _clerk_for(ticket: Ticket) -> Clerk:
             store=store,
             virtual_staff_id=ticket.virtual_staff_id,
         )
-    if clerk.store_id != store.pk and clerk.role != ClerkRole.CLERK:
-        # A manager of one store sent to help at another is a clerk there: the role was granted for that store.
-        logger.warning("clerk %s: %s of %s, signed in at %s as a clerk", clerk.staff_id, clerk.role, clerk.store, store)
-        clerk.role = ClerkRole.CLERK
+    # A manager of one store sent to help at another is a clerk there, a manager again back home (is_manager).
     clerk.name = ticket.name
     clerk.store = store
     clerk.virtual_staff_id = ticket.virtual_staff_id
-    clerk.save(update_fields=["name", "store", "virtual_staff_id", "role"])
+    clerk.save(update_fields=["name", "store", "virtual_staff_id"])
     return clerk
 
 

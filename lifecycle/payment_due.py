@@ -152,6 +152,10 @@ def _close_unpaid_qr(order_id: int, claimed: datetime, payment: Payment) -> str:
         return "expired"
 
 
+# How long after giving up on the CRM's answer its activity is reversed (lifecycle.followups.crm_reverse).
+CRM_REVERSE_DELAY = timedelta(minutes=1)
+
+
 def _cash_activity(order_id: int, claimed: datetime, payment: Payment | None, request: ActivityRequest) -> str:
     actor = Actor.task("crm-activity")
     try:
@@ -177,8 +181,10 @@ def _cash_activity(order_id: int, claimed: datetime, payment: Payment | None, re
                 reason=str(exc),
             )
             # It may have been handled without our hearing it: reversed (harmless if it was not), and a person
-            # checks.
-            outbox.enqueue(tasks.reverse_crm_activity, kwargs={"order_id": order.pk})
+            # checks. A minute later, so that a call of ours still on its way there is not overtaken.
+            outbox.enqueue(
+                tasks.reverse_crm_activity, kwargs={"order_id": order.pk}, due_at=timezone.now() + CRM_REVERSE_DELAY
+            )
             work_item_open(order=order, kind=WorkItemKind.CRM_UNCERTAIN, detail=f"CRM did not answer: {exc}")
             return "failed"
     with transaction.atomic():

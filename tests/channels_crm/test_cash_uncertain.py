@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db.models import F
 from django.utils import timezone
 
 from adapters.crm import ActivityResult
@@ -43,6 +44,7 @@ def test_a_cash_sale_the_crm_never_answered_is_reversed_there_and_the_clerk_give
         clock.shift(timedelta(seconds=31))
         settle()
     faults.set_mode("crm", "ok")
+    clock.shift(timedelta(seconds=61))  # the reversal waits a minute, not to overtake a call still on its way
     settle()
 
     order.refresh_from_db()
@@ -81,16 +83,19 @@ def test_a_crm_reversal_the_crm_refuses_is_told_to_a_person(demo, clock, monkeyp
     assert "the CRM refused to reverse the activity" in told.detail
 
 
-def test_a_manager_signed_in_at_another_store_is_a_clerk_there(demo):
+def test_a_manager_signed_in_at_another_store_is_a_clerk_there_and_a_manager_back_home(demo):
     other = sign_in(sub="clerk09", name="外店营业员", store_code="NX-YC-002", virtual_staff_id="V0009")
     theirs = new_order(other, "13800000001")
+    home = new_order(sign_in(sub="clerk02", name="同店营业员", virtual_staff_id="V0002"), "13800000002")
     sign_in()  # clerk01 of NX-YC-001
-    Clerk.objects.filter(staff_id="clerk01").update(role="manager")  # made manager of NX-YC-001 in admin
+    Clerk.objects.filter(staff_id="clerk01").update(role="manager", managed_store=F("store"))  # made so in admin
 
     visiting = sign_in(store_code="NX-YC-002")  # sent to help at NX-YC-002 for a day
 
-    assert Clerk.objects.get(staff_id="clerk01").role == "clerk"
-    assert visiting.get(f"/crm/orders/{theirs.order_no}/").status_code == 404  # another clerk's order
+    assert visiting.get(f"/crm/orders/{theirs.order_no}/").status_code == 404  # another clerk's order there
     visiting.post(f"/crm/orders/{theirs.order_no}/cancel/", {"confirm": "yes"})
     theirs.refresh_from_db()
     assert theirs.status != "cancelled"
+    back = sign_in()  # back at NX-YC-001 the next day: its manager again
+    assert Clerk.objects.get(staff_id="clerk01").role == "manager"
+    assert back.get(f"/crm/orders/{home.order_no}/").status_code == 200  # another clerk's order, their store

@@ -13,6 +13,7 @@ from datetime import timedelta
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
+from django.db.models import F
 from django.test import Client
 from django.utils import timezone
 
@@ -489,7 +490,7 @@ def test_a_clerk_sees_only_their_own_orders_and_a_manager_the_whole_store(demo):
     assert "现金 · 需上缴 1 ¥25.00" in totals_text(own)
     assert clerk01.get(f"/crm/orders/{theirs.order_no}/").status_code == 404
 
-    Clerk.objects.filter(staff_id="clerk01").update(role="manager")
+    Clerk.objects.filter(staff_id="clerk01").update(role="manager", managed_store=F("store"))
     store = history(clerk01)
     assert listed(store) == [theirs.order_no, mine.order_no]
     totals = totals_text(store)
@@ -502,7 +503,7 @@ def test_a_clerk_sees_only_their_own_orders_and_a_manager_the_whole_store(demo):
 def test_a_manager_sees_nothing_of_another_store(demo):
     order = completed_cash_sale(other_store_clerk())
     manager = same_store_clerk()
-    Clerk.objects.filter(staff_id="clerk02").update(role="manager")
+    Clerk.objects.filter(staff_id="clerk02").update(role="manager", managed_store=F("store"))
     assert listed(history(manager)) == []
     assert listed(history(manager, order.order_no)) == []
     assert listed(history(manager, "13800000001")) == []

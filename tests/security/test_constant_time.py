@@ -68,16 +68,6 @@ NOT_SECRET: dict[tuple[str, str, str], str] = {
         "_wap_pay_page",
         "agreement.get('personal_product_code') != 'CYCLE_PAY_AUTH_P'",
     ): "a product code inside Alipay's agreement_sign_params (the terms of the agreement to sign), not a signature",
-    (
-        "channels_crm/sso.py",
-        "_clerk_for",
-        "clerk.store_id != store.pk",
-    ): "the store a verified ticket names against the clerk's last one: ids, not a secret",
-    (
-        "channels_crm/sso.py",
-        "_clerk_for",
-        "clerk.role != ClerkRole.CLERK",
-    ): "the clerk's role, set in admin: not a secret",
 }
 
 # Sites that must verify with hmac.compare_digest: (file, function).
