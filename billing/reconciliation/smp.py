@@ -105,9 +105,8 @@ def _orders_with_returns(orders: QuerySet[Order], start: datetime, end: datetime
         reversed=Sum("ledger__amount_fen", filter=Q(ledger__kind=LedgerKind.REVERSAL)),
         refunded_on_day=Count("ledger", filter=on_day & Q(ledger__kind=LedgerKind.REFUND)),
         reversed_on_day=Count("ledger", filter=on_day & Q(ledger__kind=LedgerKind.REVERSAL)),
-        paid_back_on_day=Count(
-            "ledger", filter=on_day & Q(ledger__kind__in=[LedgerKind.CASH_PAYBACK, LedgerKind.HAND_PAYBACK])
-        ),
+        paid_back_on_day=Count("ledger", filter=on_day & Q(ledger__kind=LedgerKind.CASH_PAYBACK)),
+        by_hand_on_day=Count("ledger", filter=on_day & Q(ledger__kind=LedgerKind.HAND_PAYBACK)),
         returned_at=Max("ledger__created_at", filter=back),
     )  # fmt: skip
 
@@ -409,6 +408,7 @@ class SmpComparison:
                     (LedgerKind.REFUND, order["refunded_on_day"]),
                     (LedgerKind.REVERSAL, order["reversed_on_day"]),
                     (LedgerKind.CASH_PAYBACK, order["paid_back_on_day"]),
+                    (LedgerKind.HAND_PAYBACK, order["by_hand_on_day"]),
                 )
                 if count
             ]
