@@ -230,13 +230,7 @@ def reminder_sent(*, subscription_id: int, notice_id: int) -> None:
         or notice.period != subscription.periods + 1
     ):
         return
-    sent_at = notice.sent_at or timezone.now()
-    earliest = sent_at + timedelta(days=settings.RENEWAL_REMINDER_DAYS)
-    subscription.reminder_sent_at = sent_at
-    if earliest > subscription.next_renewal_at:
-        subscription.next_renewal_at = earliest
-        subscription.renewal_moved = True
-    subscription.due_at = subscription.next_renewal_at
+    _after_the_reminder(subscription, notice.sent_at or timezone.now())
     subscription.save()
     subscriptions.record(
         subscription,
@@ -250,6 +244,17 @@ def reminder_sent(*, subscription_id: int, notice_id: int) -> None:
 
 
 # --- 2. the renewal order ---------------------------------------------------------------------
+
+
+def _after_the_reminder(subscription: Subscription, sent_at: datetime) -> None:
+    """The reminder of the coming period went out at ``sent_at``: the renewal is due, not earlier than
+    ``RENEWAL_REMINDER_DAYS`` after it (not saved here)."""
+    earliest = sent_at + timedelta(days=settings.RENEWAL_REMINDER_DAYS)
+    subscription.reminder_sent_at = sent_at
+    if earliest > subscription.next_renewal_at:
+        subscription.next_renewal_at = earliest
+        subscription.renewal_moved = True
+    subscription.due_at = subscription.next_renewal_at
 
 
 def renewal_in_flight(subscription: Subscription) -> Order | None:
@@ -443,16 +448,7 @@ def _lapse(subscription: Subscription, now: datetime, *, why: str, text: str = "
 def period_refunded(subscription: Subscription, order: Order, *, actor: Actor, now: datetime) -> None:
     """A paid period of the subscription was refunded: it comes off the end (its entitlement is revoked
     and the later ones moved earlier already); the subscription is paid until what remains."""
-    _paid_until_what_remains(subscription, now)
-    subscriptions.record(
-        subscription,
-        "period_refunded",
-        actor=actor,
-        reason=f"order {order.order_no}",
-        data={"period_end": subscription.current_period_end.isoformat()},
-        now=now,
-    )
-    _lapse_if_the_provider_is_ahead(subscription, now)
+    _periods_changed(subscription, "period_refunded", order, actor=actor, now=now)
 
 
 def periods_moved(order: Order, moved: list[Entitlement], *, actor: Actor, now: datetime) -> None:
@@ -465,21 +461,22 @@ def periods_moved(order: Order, moved: list[Entitlement], *, actor: Actor, now: 
     ids = set(of_subscriptions.values_list("subscription_id", flat=True)) - {order.subscription_id}
     for subscription_id in sorted(ids):
         subscription = subscriptions.lock_subscription(subscription_id)
-        _paid_until_what_remains(subscription, now)
-        subscriptions.record(
-            subscription,
-            "periods_moved",
-            actor=actor,
-            reason=f"order {order.order_no}",
-            data={"period_end": subscription.current_period_end.isoformat()},
-            now=now,
-        )
-        _lapse_if_the_provider_is_ahead(subscription, now)
+        _periods_changed(subscription, "periods_moved", order, actor=actor, now=now)
 
 
-def _lapse_if_the_provider_is_ahead(subscription: Subscription, now: datetime) -> None:
-    """Lapse an Alipay subscription whose agreed day is left a period ahead of the paid one; not while a renewal
-    is in flight: its deduction may be the one that moved it (its end decides)."""
+def _periods_changed(subscription: Subscription, action: str, order: Order, *, actor: Actor, now: datetime) -> None:
+    """A refund of ``order`` changed the subscription's (locked) periods: it is paid until what remains, the
+    change is recorded, and an Alipay subscription whose agreed day is left a period ahead of the paid one
+    lapses; not while a renewal is in flight: its deduction may be the one that moved it (its end decides)."""
+    _paid_until_what_remains(subscription, now)
+    subscriptions.record(
+        subscription,
+        action,
+        actor=actor,
+        reason=f"order {order.order_no}",
+        data={"period_end": subscription.current_period_end.isoformat()},
+        now=now,
+    )
     if subscription.status == SubscriptionStatus.ACTIVE and renewal_in_flight(subscription) is None:
         why = deductions.ahead_of_the_paid_period(subscription)
         if why:
@@ -501,12 +498,7 @@ def _paid_until_what_remains(subscription: Subscription, now: datetime) -> None:
         if reminded is not None:
             # The reminder of the coming period went out already, and there is one per period: the renewal
             # follows it as it did (not earlier than its days), at the end as it now is.
-            subscription.reminder_sent_at = reminded
-            earliest = reminded + timedelta(days=settings.RENEWAL_REMINDER_DAYS)
-            if earliest > subscription.next_renewal_at:
-                subscription.next_renewal_at = earliest
-                subscription.renewal_moved = True
-            subscription.due_at = subscription.next_renewal_at
+            _after_the_reminder(subscription, reminded)
     else:
         subscription.due_at = subscription.current_period_end
     subscription.save()
