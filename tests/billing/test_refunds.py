@@ -98,6 +98,18 @@ def trade_of(method: str, out_trade_no: str) -> SimTrade:
     return SimTrade.objects.get(provider=PROVIDER[method], out_trade_no=out_trade_no)
 
 
+def not_provisioned_and_its_refund_refused(api: Api) -> tuple[Order, SimTrade]:
+    """A WeChat Pay order the SMP will not provision, whose refund WeChat Pay refuses (it no longer has the trade
+    as paid): the order waits in provisioning for a person."""
+    no, out_trade_no = qr_shown(api, "wechat_qr")
+    smp_stops_selling()
+    customer_pays("wechat_qr", out_trade_no)
+    trade = trade_of("wechat_qr", out_trade_no)
+    SimTrade.objects.filter(pk=trade.pk).update(status=SimTradeStatus.NOT_PAID)
+    settle()
+    return Order.objects.get(order_no=no), trade
+
+
 def next_due(task_name: str) -> Any:
     message = (
         OutboxMessage.objects.filter(relayed_at__isnull=True, task_name=task_name).order_by("due_at", "pk").first()
@@ -408,13 +420,7 @@ def test_retry_refund_does_not_revive_a_refund_that_retried_provisioning_overrul
     """The SMP refuses, the automatic refund is refused too; ops repair the SMP and retry provisioning: the
     order completes. Later a goodwill refund is refused. Retrying it asks for the goodwill amount only, not the
     whole payment that the first, overruled refund asked for (which would end the product too)."""
-    no, out_trade_no = qr_shown(api, "wechat_qr")
-    smp_stops_selling()
-    customer_pays("wechat_qr", out_trade_no)
-    trade = trade_of("wechat_qr", out_trade_no)
-    SimTrade.objects.filter(pk=trade.pk).update(status=SimTradeStatus.NOT_PAID)
-    settle()
-    order = Order.objects.get(order_no=no)
+    order, trade = not_provisioned_and_its_refund_refused(api)
     first_item = WorkItem.objects.get(order=order, kind="refund_failed")
     SimSmpProduct.objects.filter(code="SMP-VIP-MONTH").update(active=True)
     manual.work_item_retry_provisioning(item_id=first_item.pk, note="SMP repaired", actor=OPS)
@@ -431,7 +437,7 @@ def test_retry_refund_does_not_revive_a_refund_that_retried_provisioning_overrul
 
     order.refresh_from_db()
     assert order.status == "completed" and order.entitlement.revoked_at is None
-    assert trade_of("wechat_qr", out_trade_no).refunded_fen == 1000
+    assert trade_of("wechat_qr", trade.out_trade_no).refunded_fen == 1000
     assert ledger(order) == [("payment", PRICE), ("refund", -1000)]
 
 
@@ -479,16 +485,9 @@ def test_a_refund_of_another_payment_that_retried_provisioning_overruled_stays_o
 
 
 def test_refund_the_provider_refuses_waits_for_a_person_then_retry_refund_returns_the_money(api, frozen):
-    no, out_trade_no = qr_shown(api, "wechat_qr")
-    smp_stops_selling()
-    customer_pays("wechat_qr", out_trade_no)
-    # WeChat Pay no longer has the trade as paid: it refuses any refund of it.
-    trade = trade_of("wechat_qr", out_trade_no)
-    SimTrade.objects.filter(pk=trade.pk).update(status=SimTradeStatus.NOT_PAID)
+    order, trade = not_provisioned_and_its_refund_refused(api)
+    out_trade_no = trade.out_trade_no
 
-    settle()
-
-    order = Order.objects.get(order_no=no)
     refund = Refund.objects.get()
     assert refund.status == "failed" and "TRADE_NOT_PAID" in refund.last_error
     item = WorkItem.objects.get()

@@ -30,6 +30,16 @@ def clock(time_machine):
     return time_machine
 
 
+def _while(order, status: str, clock, *, rounds: int) -> None:  # type: ignore[no-untyped-def]
+    """Time passes by 31 s and the worker runs what is due, while the order stays in ``status``."""
+    for _ in range(rounds):
+        order.refresh_from_db()
+        if order.status != status:
+            return
+        clock.shift(timedelta(seconds=31))
+        settle()
+
+
 def test_a_cash_sale_the_crm_never_answered_is_reversed_there_and_the_clerk_gives_the_cash_back(demo, clock, settings):
     settings.CRM_TIMEOUT_SECONDS = 0.2  # the simulated CRM does the work, then answers after the timeout
     clerk = sign_in()
@@ -37,12 +47,7 @@ def test_a_cash_sale_the_crm_never_answered_is_reversed_there_and_the_clerk_give
     faults.set_mode("crm", "slow")
     pay(clerk, order, "cash", cash_received="yes")
     settle()
-    for _ in range(20):
-        order.refresh_from_db()
-        if order.status != "payment_pending":
-            break
-        clock.shift(timedelta(seconds=31))
-        settle()
+    _while(order, "payment_pending", clock, rounds=20)
     faults.set_mode("crm", "ok")
     clock.shift(timedelta(seconds=61))  # the reversal waits a minute, not to overtake a call still on its way
     settle()
@@ -62,12 +67,7 @@ def test_a_crm_reversal_the_crm_refuses_is_told_to_a_person(demo, clock, monkeyp
     faults.set_mode("smp", "down")
     pay(clerk, order, "cash", cash_received="yes")
     settle()
-    for _ in range(40):
-        order.refresh_from_db()
-        if order.status != "provisioning":
-            break
-        clock.shift(timedelta(seconds=31))
-        settle()
+    _while(order, "provisioning", clock, rounds=40)
     assert (order.status, order.failure_code) == ("failed", "provisioning_failed")
     faults.set_mode("smp", "ok")
     item = WorkItem.objects.get(order=order, kind="cash_payback")

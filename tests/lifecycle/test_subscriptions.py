@@ -417,6 +417,52 @@ def test_refunding_a_renewal_period_removes_exactly_that_period(demo, run_tasks,
     assert sub.next_renewal_at == sub.current_period_end - timedelta(hours=24)
 
 
+def _fails_at_the_smp(run_tasks, frozen) -> None:
+    """The held provisioning of a renewal goes: the SMP charges and its answer is lost, then it is down past the
+    order's provisioning deadline and past every try of the reversal that follows."""
+    from lifecycle.due import deadlines_sweep
+
+    faults.set_mode("smp", "slow")
+    assert run_tasks() == [(PROVISION, "retry")]
+    faults.set_mode("smp", "down")
+    for _ in range(60):
+        frozen.shift(timedelta(minutes=1))
+        deadlines_sweep()
+        run_tasks()
+    faults.set_mode("smp", "ok")
+
+
+def _a_failed_try(run_tasks, frozen) -> tuple[Subscription, Order, int]:
+    """A renewal whose charge the SMP made and never confirmed (``_fails_at_the_smp``): the subscription, that
+    try, and the phone-bill balance before it."""
+    _order, sub = subscribe(run_tasks)
+    first = _renewal_waiting_to_be_charged(run_tasks, frozen, sub)
+    before = balance()
+    _fails_at_the_smp(run_tasks, frozen)
+    sub.refresh_from_db()
+    return sub, first, before
+
+
+def _the_next_try_held(run_tasks, frozen, sub: Subscription, first: Order) -> Order:
+    """The next try of the period, made at its renewal time, pre-checked, its provisioning held back."""
+    frozen.move_to(sub.next_renewal_at)
+    subscriptions_sweep()
+    run_tasks(holding=(PROVISION,))
+    return Order.objects.filter(subscription=sub, channel=Channel.RENEWAL).exclude(pk=first.pk).get()
+
+
+def _two_failed_tries(run_tasks, frozen) -> tuple[Order, Order, int]:
+    """Two tries of one renewal period fail alike; the later one was answered with the earlier one's charge."""
+    sub, first, before = _a_failed_try(run_tasks, frozen)
+    second = _the_next_try_held(run_tasks, frozen, sub, first)
+    _fails_at_the_smp(run_tasks, frozen)
+    for order in (first, second):
+        order.refresh_from_db()
+        assert (order.status, order.renewal_period) == (OrderStatus.FAILED, first.renewal_period)
+    assert before - balance() == first.amount_fen  # one charge for the period
+    return first, second, before
+
+
 def test_a_later_try_answered_with_the_periods_charge_owns_it_and_is_refunded_with_it(demo, run_tasks, frozen):
     """A renewal's phone-bill charge is made at the SMP, its answer lost, the SMP down past the order's
     provisioning deadline: the order fails and its reversal, never answered, goes to a person. The next try of
@@ -425,26 +471,14 @@ def test_a_later_try_answered_with_the_periods_charge_owns_it_and_is_refunded_wi
     try gives the money back at the SMP (which used to find nothing under its number, and do nothing)."""
     from billing.models import WorkItem
     from lifecycle import followups, manual
-    from lifecycle.due import deadlines_sweep
 
-    _order, sub = subscribe(run_tasks)
-    first = _renewal_waiting_to_be_charged(run_tasks, frozen, sub)
-    before = balance()
-    faults.set_mode("smp", "slow")  # charges, answers after the caller gave up
-    assert run_tasks() == [(PROVISION, "retry")]
-    faults.set_mode("smp", "down")
-    for _ in range(60):
-        frozen.shift(timedelta(minutes=1))
-        deadlines_sweep()
-        run_tasks()
+    sub, first, before = _a_failed_try(run_tasks, frozen)
     first.refresh_from_db()
     assert (first.status, first.failure_code) == (OrderStatus.FAILED, FailureCode.PROVISIONING_FAILED)
     item = WorkItem.objects.get(order=first, kind="provisioning_uncertain", resolved_at=None)
     assert "SMP reversal not confirmed" in item.detail
     assert before - balance() == first.amount_fen  # charged, not given back
 
-    faults.set_mode("smp", "ok")
-    sub.refresh_from_db()
     work(run_tasks, frozen, sub.next_renewal_at)
     later = Order.objects.filter(subscription=sub, channel=Channel.RENEWAL).exclude(pk=first.pk).get()
     assert (later.status, later.renewal_period) == (OrderStatus.COMPLETED, first.renewal_period)
@@ -470,40 +504,6 @@ def test_a_later_try_answered_with_the_periods_charge_owns_it_and_is_refunded_wi
     assert not WorkItem.objects.filter(order=later).exists()
 
 
-def _fails_at_the_smp(run_tasks, frozen) -> None:
-    """The held provisioning of a renewal goes: the SMP charges and its answer is lost, then it is down past the
-    order's provisioning deadline and past every try of the reversal that follows."""
-    from lifecycle.due import deadlines_sweep
-
-    faults.set_mode("smp", "slow")
-    assert run_tasks() == [(PROVISION, "retry")]
-    faults.set_mode("smp", "down")
-    for _ in range(60):
-        frozen.shift(timedelta(minutes=1))
-        deadlines_sweep()
-        run_tasks()
-    faults.set_mode("smp", "ok")
-
-
-def _two_failed_tries(run_tasks, frozen) -> tuple[Order, Order, int]:
-    """Two tries of one renewal period fail alike; the later one was answered with the earlier one's charge."""
-    _order, sub = subscribe(run_tasks)
-    first = _renewal_waiting_to_be_charged(run_tasks, frozen, sub)
-    before = balance()
-    _fails_at_the_smp(run_tasks, frozen)
-    sub.refresh_from_db()
-    frozen.move_to(sub.next_renewal_at)
-    subscriptions_sweep()
-    run_tasks(holding=(PROVISION,))
-    second = Order.objects.filter(subscription=sub, channel=Channel.RENEWAL).exclude(pk=first.pk).get()
-    _fails_at_the_smp(run_tasks, frozen)
-    for order in (first, second):
-        order.refresh_from_db()
-        assert (order.status, order.renewal_period) == (OrderStatus.FAILED, first.renewal_period)
-    assert before - balance() == first.amount_fen  # one charge for the period
-    return first, second, before
-
-
 @pytest.mark.parametrize("later_first", [True, False], ids=["later-try-first", "earlier-try-first"])
 def test_the_periods_one_reversal_is_booked_once_whichever_try_reverses_it(demo, run_tasks, frozen, later_first):
     """Both tries' reversals, run late (the SMP was down through their retries): the SMP reverses the one
@@ -526,15 +526,8 @@ def test_a_failed_tries_reversal_waits_for_a_try_of_the_period_at_the_smp(demo, 
     the reversal would take back): it waits, without spending its tries, and leaves the charge to it."""
     from lifecycle import followups
 
-    _order, sub = subscribe(run_tasks)
-    first = _renewal_waiting_to_be_charged(run_tasks, frozen, sub)
-    before = balance()
-    _fails_at_the_smp(run_tasks, frozen)
-    sub.refresh_from_db()
-    frozen.move_to(sub.next_renewal_at)
-    subscriptions_sweep()
-    run_tasks(holding=(PROVISION,))
-    later = Order.objects.filter(subscription=sub, channel=Channel.RENEWAL).exclude(pk=first.pk).get()
+    sub, first, before = _a_failed_try(run_tasks, frozen)
+    later = _the_next_try_held(run_tasks, frozen, sub, first)
     assert later.status == OrderStatus.PROVISIONING
 
     assert followups.phone_bill_reverse(order_id=first.pk, attempt=7) == "waiting_for_another_try"
@@ -563,11 +556,7 @@ def test_a_reversal_that_races_a_try_answered_with_the_same_charge_is_told_to_a_
     from lifecycle import followups
     from sandbox.simulators.smp import SimulatedSmp
 
-    _order, sub = subscribe(run_tasks)
-    first = _renewal_waiting_to_be_charged(run_tasks, frozen, sub)
-    before = balance()
-    _fails_at_the_smp(run_tasks, frozen)
-    sub.refresh_from_db()
+    sub, first, before = _a_failed_try(run_tasks, frozen)
     frozen.move_to(sub.next_renewal_at)
     unsubscribe = SimulatedSmp.unsubscribe
 
