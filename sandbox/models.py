@@ -134,6 +134,8 @@ class SimTrade(models.Model):
     expires_at = models.DateTimeField(_("expires at"))
     paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
     refunded_fen = models.IntegerField(_("refunded (fen)"), default=0)
+    # When a reverse ended the trade; a paid one's money went back then (WeChat Pay lists it as REVOKED).
+    reversed_at = models.DateTimeField(_("reversed at"), null=True, blank=True)
     # A deduction under a contract (WeChat Pay 委托代扣, Alipay 周期扣款): the contract's id at the provider.
     deducted_under = models.CharField(_("deducted under contract"), max_length=64, blank=True)
     # The account's own data sent with the trade (WeChat Pay attach: shown in the bill's 商户数据包).

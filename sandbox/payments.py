@@ -273,9 +273,10 @@ def reverse_trade(provider: str, out_trade_no: str) -> tuple[SimTrade | None, Re
         if trade.status != SimTradeStatus.REVOKED:
             trade.status = SimTradeStatus.REVOKED
             trade.pays_at = None
+            trade.reversed_at = timezone.now()
             if refunded:
                 trade.refunded_fen = trade.amount_fen
-            trade.save(update_fields=["status", "pays_at", "refunded_fen"])
+            trade.save(update_fields=["status", "pays_at", "refunded_fen", "reversed_at"])
         return trade, ReverseResult(reversed=True, refunded=refunded)
 
 

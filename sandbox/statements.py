@@ -62,26 +62,46 @@ def _fee_yuan(fen: int, places: str) -> Decimal:
     return (Decimal(fen) * FEE_RATE / 100).quantize(Decimal(places), rounding=ROUND_HALF_UP)
 
 
-def _trades(provider: str, day: date) -> Iterator[tuple[datetime, int, tuple]]:
+TRADE_COLUMNS = (
+    "pk",
+    "created_at",
+    "transaction_id",
+    "out_trade_no",
+    "amount_fen",
+    "description",
+    "auth_code",
+    "deducted_under",
+    "attach",
+)
+
+
+def _trades(provider: str, day: date, *, reversed_too: bool = False) -> Iterator[tuple[datetime, int, tuple]]:
+    """Trades paid on the day; with ``reversed_too``, also those a reverse gave back afterwards (WeChat Pay
+    lists a payment reversed after it was paid under its own order number, and its reverse on its own row)."""
     start, end = day_bounds(day)
+    statuses = [SimTradeStatus.PAID, SimTradeStatus.REVOKED] if reversed_too else [SimTradeStatus.PAID]
     rows = (
-        SimTrade.objects.filter(provider=provider, status=SimTradeStatus.PAID, paid_at__gte=start, paid_at__lt=end)
+        SimTrade.objects.filter(provider=provider, status__in=statuses, paid_at__gte=start, paid_at__lt=end)
         .order_by("paid_at", "pk")
-        .values_list(
-            "paid_at",
-            "pk",
-            "created_at",
-            "transaction_id",
-            "out_trade_no",
-            "amount_fen",
-            "description",
-            "auth_code",
-            "deducted_under",
-            "attach",
-        )
+        .values_list("paid_at", *TRADE_COLUMNS)
     )
     for paid_at, pk, *rest in rows.iterator(chunk_size=CHUNK):
         yield paid_at, 0, (pk, *rest)
+
+
+def _reversals(provider: str, day: date) -> Iterator[tuple[datetime, int, tuple]]:
+    """Paid trades a reverse gave back on the day (a payment code's reverse after the customer paid)."""
+    start, end = day_bounds(day)
+    rows = (
+        SimTrade.objects.filter(
+            provider=provider, status=SimTradeStatus.REVOKED, refunded_fen__gt=0, reversed_at__gte=start,
+            reversed_at__lt=end,
+        )
+        .order_by("reversed_at", "pk")
+        .values_list("reversed_at", *TRADE_COLUMNS, "refunded_fen")
+    )  # fmt: skip
+    for reversed_at, pk, *rest in rows.iterator(chunk_size=CHUNK):
+        yield reversed_at, 2, (pk, *rest)
 
 
 def _refunds(provider: str, day: date) -> Iterator[tuple[datetime, int, tuple]]:
@@ -110,8 +130,11 @@ def _refunds(provider: str, day: date) -> Iterator[tuple[datetime, int, tuple]]:
 
 
 def _rows_by_time(provider: str, day: date) -> Iterator[tuple[datetime, int, tuple]]:
-    """Payments and refunds of the day in time order, as the providers list them."""
-    return heapq.merge(_trades(provider, day), _refunds(provider, day), key=lambda row: (row[0], row[1], row[2][0]))
+    """Payments and refunds of the day in time order, as the providers list them (WeChat Pay: and reverses)."""
+    parts = [_trades(provider, day, reversed_too=provider == WECHATPAY), _refunds(provider, day)]
+    if provider == WECHATPAY:
+        parts.append(_reversals(provider, day))
+    return heapq.merge(*parts, key=lambda row: (row[0], row[1], row[2][0]))
 
 
 # --- WeChat Pay ------------------------------------------------------------------------
@@ -142,6 +165,19 @@ def write_wechatpay_trade_bill(day: date, out: BinaryIO) -> int:
             ]  # fmt: skip
             settle += amount
             order_total += amount
+        elif kind == 2:
+            _pk, _created, transaction_id, out_trade_no, total, description, auth_code, under, _attach, amount = data
+            fee = -_fee_yuan(amount, "0.00001")
+            # As a refund row, under the trade's own number: the reverse is WeChat Pay's refund, not ours.
+            fields = [
+                _local(at), appid, mchid, "0", "", transaction_id, out_trade_no, "oSandbox" + transaction_id[-12:],
+                _trade_type(auth_code, under), "REVOKED", "OTHERS", "CNY", "0.00", "0.00", "5" + transaction_id[1:],
+                "", fen_to_yuan(amount), "0.00", "ORIGINAL", "SUCCESS", description, "", f"{fee}", "0.60%",
+                fen_to_yuan(total), fen_to_yuan(amount), "",
+            ]  # fmt: skip
+            refunded += amount
+            order_total += total
+            applied += amount
         else:
             _pk, _created, transaction_id, out_trade_no, total, description, auth_code, under, _attach, *refund = data
             refund_id, out_refund_no, amount = refund

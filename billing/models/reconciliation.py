@@ -32,6 +32,8 @@ class StatementLineKind(models.TextChoices):
     REFUND = "refund", _("refund")
     SUBSCRIPTION = "subscription", _("subscription")
     UNSUBSCRIPTION = "unsubscription", _("unsubscription")
+    # WeChat Pay's REVOKED row: a payment code's trade given back by its reverse after it was paid.
+    REVERSAL = "reversal", _("reversal")
 
 
 class Outcome(models.TextChoices):

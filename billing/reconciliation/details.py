@@ -43,6 +43,8 @@ MESSAGES: dict[str, Promise] = {
         "The order's entitlement is still active (until %(ends)s, SMP subscription %(subscription)s)."
     ),
     "no_ledger_entry": _("Our %(what)s is %(status)s, with no ledger entry."),
+    "paid_then_reversed": _("Paid just before our reverse, listed giving it back; our ledger never held it."),
+    "given_back_by_reverse": _("Given back by our reverse after the customer paid; our ledger never held it."),
     # --- the SMP: subscriptions
     "no_order": _("No order %(order)s here."),
     "subscribed_unpaid": _("Subscribed (%(charge)s) for an order that is %(status)s, with no %(way)s in our ledger."),

@@ -53,6 +53,7 @@ PAYMENT = StatementLineKind.PAYMENT.value
 REFUND = StatementLineKind.REFUND.value
 SUBSCRIPTION = StatementLineKind.SUBSCRIPTION.value
 UNSUBSCRIPTION = StatementLineKind.UNSUBSCRIPTION.value
+REVERSAL = StatementLineKind.REVERSAL.value
 
 
 class StatementError(Exception):
@@ -72,7 +73,7 @@ class StatementError(Exception):
 class ParsedLine:
     line_no: int
     kind: str
-    match_key: str  # out_trade_no (payment), out_refund_no (refund), order_no (subscription)
+    match_key: str  # out_trade_no (payment, reversal), out_refund_no (refund), order_no (subscription)
     out_trade_no: str
     transaction_id: str
     amount_fen: int  # signed: refunds are negative
@@ -179,11 +180,13 @@ WECHAT_TOTALS = {
 
 
 def parse_wechatpay(stream: BinaryIO, day: date) -> Iterator[ParsedLine]:
-    """WeChat Pay's trade bill of ``day`` (bill_type ALL, SUCCESS or REFUND; columns by name).
+    """WeChat Pay's trade bill of ``day`` (bill_type ALL, SUCCESS, REFUND or REVOKED; columns by name).
 
     A payment row (交易状态 SUCCESS) is matched on 商户订单号 with 订单金额, the
     amount we asked for (应结订单金额 is less when a coupon paid part). A refund
-    row (REFUND) on 商户退款单号 with 申请退款金额, negative.
+    row (REFUND) on 商户退款单号 with 申请退款金额, negative. A reversed row
+    (REVOKED: a payment code's trade reversed after it was paid, which WeChat
+    Pay lists under the trade's own number) on 商户订单号, negative.
     """
     lines = _lines(stream, "utf-8", WECHAT_WHAT)
     first = next(lines, None)
@@ -245,7 +248,7 @@ def _wechat_row(fields: list[str], index: dict[str, int], *, line_no: int, day: 
 
     status = field("交易状态")
     refund_time = next((name for name in WECHAT_REFUND_TIMES if name in index and field(name)), None)
-    if status == "REFUND" and refund_time is not None:
+    if status in ("REFUND", "REVOKED") and refund_time is not None:
         # The REFUND bill: 交易时间 is the payment's (any day up to this one), the refund's time is its own.
         _local_time(field("交易时间"), line_no=line_no, column="交易时间", day=day, on_day=False)
         occurred_at = _local_time(field(refund_time), line_no=line_no, column=refund_time, day=day)
@@ -281,7 +284,24 @@ def _wechat_row(fields: list[str], index: dict[str, int], *, line_no: int, day: 
             occurred_at=occurred_at,
             raw=raw,
         )
-    raise StatementError(line_no, f"交易状态 {status!r} is neither SUCCESS nor REFUND")
+    if status == "REVOKED":
+        # A payment code's trade reversed after it was paid: the reverse gave the money back (WeChat Pay's own
+        # refund, with no 商户退款单号 of ours), listed under the trade's number.
+        amounts = [name for name in ("申请退款金额", "退款金额") if name in index and field(name)]
+        if not amounts:
+            raise StatementError(line_no, "a reversed trade's row, and the header has no 申请退款金额 or 退款金额")
+        return ParsedLine(
+            line_no=line_no,
+            kind=REVERSAL,
+            match_key=out_trade_no,
+            out_trade_no=out_trade_no,
+            transaction_id=transaction_id,
+            refund_id=field("微信退款单号")[:KEY_MAX] if "微信退款单号" in index else "",
+            amount_fen=-_fen(field(amounts[0]), line_no=line_no, column=amounts[0]),
+            occurred_at=occurred_at,
+            raw=raw,
+        )
+    raise StatementError(line_no, f"交易状态 {status!r} is none of SUCCESS, REFUND, REVOKED")
 
 
 # --- Alipay: the trade bill's business detail (业务明细) ----------------------------------

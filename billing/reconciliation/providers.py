@@ -21,7 +21,7 @@ from django.db.models import Case, Expression, F, When
 from django.db.models.functions import Coalesce, Substr
 from django.utils import timezone
 
-from billing.models import LedgerEntry, LedgerKind, Payment, Refund, StatementLine
+from billing.models import LedgerEntry, LedgerKind, Payment, PaymentStatus, Refund, StatementLine
 from billing.models.reconciliation import Outcome, Statement, StatementLineKind
 from billing.reconciliation import compare
 from billing.reconciliation.compare import Batched, ItemWriter, adjacent, local_day, merge_join, neighbours, ordered
@@ -30,6 +30,7 @@ from orders.models import Entitlement, Order
 
 PAYMENT = StatementLineKind.PAYMENT.value
 REFUND = StatementLineKind.REFUND.value
+REVERSAL = StatementLineKind.REVERSAL.value
 
 # A row of each side: ours (key, amount, order_no, provider_ref),
 # theirs (key, amount, transaction id, line, out_trade_no).
@@ -38,6 +39,9 @@ Theirs = tuple[str, int, str, int, str]
 
 
 def _ledger_rows(provider: str, kind: str, start: datetime, end: datetime):  # type: ignore[no-untyped-def]
+    if kind == REVERSAL:
+        # A reverse after the customer paid is the provider's own refund: our ledger never held that money.
+        return iter(())
     entries = LedgerEntry.objects.filter(provider=provider, created_at__gte=start, created_at__lt=end)
     if kind == PAYMENT:
         entries = entries.filter(kind=LedgerKind.PAYMENT)
@@ -105,7 +109,7 @@ class ProviderComparison:
         self.neighbours = neighbours(provider, day)
 
     def run(self) -> None:
-        for kind in (PAYMENT, REFUND):
+        for kind in (PAYMENT, REFUND, REVERSAL):
             ours_only = Batched(lambda rows, kind=kind: self._ours_only(kind, rows))
             theirs_only = Batched(lambda rows, kind=kind: self._theirs_only(kind, rows))
             for key, mine, listed in merge_join(
@@ -193,12 +197,17 @@ class ProviderComparison:
         keys = [key for key, _ in rows]
         known, booked = self._known(kind, keys)
         traced = self._trace([listed[0] for key, listed in rows if key not in known and key not in booked], kind)
-        what = "payment" if kind == PAYMENT else "refund"
+        reversed_there = self._reversals_listed([key for key, _ in rows]) if kind == PAYMENT else set()
+        what = REFUND if kind == REFUND else PAYMENT  # a reversal is known here by its payment
         for key, listed in rows:
             line = listed[0]
             order_no, status = known.get(key, ("", ""))
             common = {"kind": kind, "reference": key, "their_amount_fen": line[1], "statement_line_no": line[3]}
-            if key in booked:
+            if status == PaymentStatus.REVERSED and (kind == REVERSAL or key in reversed_there):
+                # Paid a moment before our reverse, which gave the money back: it never was ours to book.
+                explained = "given_back_by_reverse" if kind == REVERSAL else "paid_then_reversed"
+                self._add(outcome=Outcome.MATCHED, order_no=order_no, explanation=[note(explained)], **common)
+            elif key in booked:
                 at, amount, booked_order = booked[key]
                 other_day = local_day(at)
                 if adjacent(other_day, self.day):
@@ -222,9 +231,22 @@ class ProviderComparison:
             for extra in listed[1:]:
                 self._listed_again(kind, key, order_no, extra, line[3])
 
+    def _reversals_listed(self, keys: list[str]) -> set[str]:
+        """The trades among ``keys`` that this day's statement, or the day's before or after, lists reversed."""
+        statements = [*self.neighbours, *([self.statement.pk] if self.statement else [])]
+        return set(
+            StatementLine.objects.filter(statement_id__in=statements, kind=REVERSAL, match_key__in=keys).values_list(
+                "match_key", flat=True
+            )
+        )
+
     def _known(self, kind: str, keys: list[str]) -> tuple[dict[str, tuple[str, str]], dict[str, tuple]]:
         """What we hold of these keys: {key: (order_no, status)} of the payment or refund, and
-        {key: (ledger time, amount, order_no)} of its ledger entry on any day."""
+        {key: (ledger time, amount, order_no)} of its ledger entry on any day (none for a reversal)."""
+        if kind == REVERSAL:
+            payments = Payment.objects.filter(provider=self.provider, out_trade_no__in=keys)
+            return {key: (order_no, status) for key, order_no, status in payments.values_list(
+                "out_trade_no", "order__order_no", "status")}, {}  # fmt: skip
         if kind == PAYMENT:
             known = {
                 key: (order_no, status)
@@ -283,7 +305,7 @@ class ProviderComparison:
             order_no = orders.get(trade_no)
             if not order_no:
                 continue
-            if kind == PAYMENT:
+            if kind != REFUND:
                 traced[key] = (order_no, [note("unknown_payment_of_order", key=key, order=order_no)])
                 continue
             notes = [note("unknown_refund_of_order", key=key, out_trade_no=trade_no, order=order_no)]

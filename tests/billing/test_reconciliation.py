@@ -377,7 +377,7 @@ def test_a_second_statement_for_a_day_replaces_the_first_only_when_asked():
             4,
             "`REFUND,",
             "`CLOSED,",
-            "line 4: 交易状态 'CLOSED' is neither SUCCESS nor REFUND",
+            "line 4: 交易状态 'CLOSED' is none of SUCCESS, REFUND, REVOKED",
         ),
         ("wechatpay", WECHAT_FILE, 3, ",`CNY,", ",`CNY,`extra,", "line 3: 28 fields where the header has 27"),
         ("wechatpay", WECHAT_FILE, 6, "`3,", "`4,", "line 6: the summary counts 4 rows, the file has 3"),

@@ -190,3 +190,27 @@ def test_the_smp_list_in_its_first_layout_is_refused_for_it_cannot_say_what_was_
 )
 def test_an_smp_row_that_cannot_be_read_names_its_line(line, old, new, message):
     assert refused("smp", edit(SMP_FILE.read_bytes(), line, old, new)).startswith(message)
+
+
+def test_a_payment_code_trade_reversed_after_it_was_paid_is_read_as_a_reversal():
+    """WeChat Pay lists a trade reversed after it was paid in the bill, under the trade's own number
+    (交易状态 REVOKED, the money given back in the refund columns); a file with one used to be refused whole."""
+    header = WECHAT_FILE.read_bytes().decode().split("\r\n")[0]
+    row = (
+        "`2026-11-25 10:01:00,`wx8888888888888888,`1900000001,`0,`,`4200002931202611251234567890,"
+        "`20261125100000aZ3kQ9mWx1,`oSandbox1234567890,`MICROPAY,`REVOKED,`OTHERS,`CNY,`0.00,`0.00,"
+        "`5200002931202611251234567890,`,`25.00,`0.00,`ORIGINAL,`SUCCESS,`VIP 影视会员 · 包月,`,`-0.15000,`0.60%,"
+        "`25.00,`25.00,`"
+    )
+    summary = "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额"
+    content = "\r\n".join([header, row, summary, "`1,`0.00,`25.00,`0.00,`-0.15000,`25.00,`25.00", ""]).encode()
+    (line,) = parsed("wechatpay", content)
+    assert (line.kind, line.match_key, line.amount_fen, line.out_trade_no, line.refund_id) == (
+        "reversal", "20261125100000aZ3kQ9mWx1", -2500, "20261125100000aZ3kQ9mWx1", "5200002931202611251234567890",
+    )  # fmt: skip
+    # Its amounts count in the summary's refund totals like a refund's.
+    edited = content.replace(b"`1,`0.00,`25.00,", b"`1,`0.00,`24.00,")
+    assert "the summary's 退款总金额 is 24.00, the rows' 退款金额 add up to 25.00" in refused("wechatpay", edited)
+    # A status still unknown refuses the file, naming it.
+    closed = content.replace(b"`REVOKED,", b"`CLOSED,")
+    assert refused("wechatpay", closed).startswith("line 2: 交易状态 'CLOSED' is none of SUCCESS, REFUND, REVOKED")

@@ -312,6 +312,110 @@ def test_a_paid_notification_after_the_reverse_gave_the_money_back_is_noted_not_
     assert not [item for item in run.items.all() if item.order_no == order.order_no and item.outcome != "matched"]
 
 
+def paid_then_reversed(run_tasks, frozen, monkeypatch, provider: str) -> Order:  # type: ignore[no-untyped-def]
+    """A payment code's trade the customer pays a moment before the window's end; our reverse then gives the
+    money back, and no paid notification ever comes (WeChat Pay sends none for payment codes)."""
+    from sandbox.simulators.providers import SimulatedProvider
+
+    order = scan(counter_order(run_tasks), code(provider, "0003"))
+    run_tasks()
+    reverse = SimulatedProvider.reverse
+
+    def paid_first(self, out_trade_no):  # type: ignore[no-untyped-def]
+        payments.pay_trade(provider, out_trade_no)
+        return reverse(self, out_trade_no)
+
+    monkeypatch.setattr(SimulatedProvider, "reverse", paid_first)
+    later(run_tasks, frozen, 60)
+    monkeypatch.setattr(SimulatedProvider, "reverse", reverse)
+    order.refresh_from_db()
+    assert (order.status, Payment.objects.get(order=order).status) == (OrderStatus.EXPIRED, "reversed")
+    assert (trade_of(order).status, trade_of(order).refunded_fen) == (SimTradeStatus.REVOKED, 2500)
+    assert not LedgerEntry.objects.filter(order=order).exists()
+    return order
+
+
+def reconciled(provider: str, *days) -> dict[str, list]:  # type: ignore[no-untyped-def]
+    """The provider's bills of ``days`` imported, each day reconciled: {order_no: [(outcome, kind, codes)]}."""
+    from billing.models import ReconciliationItem
+
+    for day in days:
+        bill = sandbox_statements.statement_file(provider, day).read()
+        statement_import(source=provider, day=day, stream=io.BytesIO(bill), file_name=f"bill-{day}.csv")
+    found: dict[str, list] = {}
+    for day in days:
+        reconcile_day(day)
+    for item in ReconciliationItem.objects.filter(source=provider).order_by("pk"):
+        codes = [code for code, _facts in item.explanation or []]
+        found.setdefault(item.order_no, []).append((item.outcome, item.kind, codes))
+    return found
+
+
+def test_wechat_pay_lists_a_trade_paid_then_reversed_and_the_day_reconciles_clean(demo, run_tasks, frozen, monkeypatch):
+    """WeChat Pay lists a trade reversed after it was paid, under its own number: its payment (SUCCESS) and the
+    reverse giving it back (REVOKED). The file used to be refused whole, and the day went uncompared; now both
+    rows are explained by our reversed payment, and nothing is asked of anyone."""
+    day = timezone.localdate()
+    order = paid_then_reversed(run_tasks, frozen, monkeypatch, "wechatpay")
+    frozen.move_to("2026-12-06 09:00:00+08:00", tick=False)
+
+    bill = sandbox_statements.statement_file("wechatpay", day).read().decode()
+    rows = [row for row in bill.split("\r\n") if f"`{order.order_no}," in row]
+    assert [row.split(",`")[9] for row in rows] == ["SUCCESS", "REVOKED"]
+
+    assert reconciled("wechatpay", day)[order.order_no] == [
+        ("matched", "payment", ["paid_then_reversed"]),
+        ("matched", "reversal", ["given_back_by_reverse"]),
+    ]
+
+
+def test_a_trade_paid_before_midnight_and_reversed_after_it_is_paired_across_the_two_bills(
+    demo, run_tasks, time_machine, monkeypatch
+):
+    time_machine.move_to("2026-12-05 23:59:30+08:00", tick=False)
+    first = timezone.localdate()
+    order = paid_then_reversed(run_tasks, time_machine, monkeypatch, "wechatpay")
+    # The customer confirmed at 23:59:50; the reverse came at 00:00:30.
+    SimTrade.objects.filter(out_trade_no=order.order_no).update(paid_at=timezone.now() - timedelta(seconds=40))
+    second = timezone.localdate()
+    assert second == first + timedelta(days=1)
+    time_machine.move_to("2026-12-07 09:00:00+08:00", tick=False)
+
+    assert reconciled("wechatpay", first, second)[order.order_no] == [
+        ("matched", "payment", ["paid_then_reversed"]),
+        ("matched", "reversal", ["given_back_by_reverse"]),
+    ]
+
+
+def test_a_reversed_trade_the_provider_lists_paid_and_never_given_back_is_a_discrepancy(
+    demo, run_tasks, frozen, monkeypatch
+):
+    """Our reverse said done, yet the bill lists the trade paid and no reverse: the provider holds the money."""
+    day = timezone.localdate()
+    order = paid_then_reversed(run_tasks, frozen, monkeypatch, "wechatpay")
+    SimTrade.objects.filter(out_trade_no=order.order_no).update(refunded_fen=0, reversed_at=None)
+    frozen.move_to("2026-12-06 09:00:00+08:00", tick=False)
+
+    assert reconciled("wechatpay", day)[order.order_no] == [("missing_here", "payment", ["no_ledger_entry"])]
+
+
+def test_a_reverse_the_provider_lists_for_a_payment_we_hold_paid_is_a_discrepancy(demo, run_tasks, frozen):
+    """The trade was reversed at WeChat Pay (the customer has the money back) while the order was paid and
+    provisioned here: the payment matches our ledger, the reverse is missing here."""
+    day = timezone.localdate()
+    order = scan(counter_order(run_tasks), code("wechatpay", "0000"))
+    run_tasks()
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED
+    payments.reverse_trade("wechatpay", order.order_no)
+    frozen.move_to("2026-12-06 09:00:00+08:00", tick=False)
+
+    assert reconciled("wechatpay", day)[order.order_no] == [
+        ("matched", "payment", []),
+        ("missing_here", "reversal", ["no_ledger_entry"]),
+    ]
+
+
 def notification_outcomes(order: Order):  # type: ignore[no-untyped-def]
     from billing.models import PaymentNotification
 
