@@ -152,7 +152,9 @@ def _upsert(
 
 
 def _close(discrepancies: QuerySet[Discrepancy], action: str, now: datetime, *, note: str) -> int:
-    closed = list(discrepancies.values_list("pk", flat=True))
+    # Locked and read open again: a person's resolve committed meanwhile stays theirs.
+    open_ = discrepancies.filter(status=DiscrepancyStatus.OPEN).select_for_update().order_by("pk")
+    closed = list(open_.values_list("pk", flat=True))
     Discrepancy.objects.filter(pk__in=closed).update(
         status=DiscrepancyStatus.MATCHED_LATER, closed_at=now, closed_by=str(RUN_ACTOR), resolution=note[:255]
     )

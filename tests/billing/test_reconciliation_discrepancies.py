@@ -101,6 +101,50 @@ def test_a_discrepancy_opens_once_stays_open_across_runs_and_closes_when_a_later
     assert list(discrepancy.events.values_list("action", flat=True)) == ["opened", "matched", "reopened"]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_run_that_matches_a_discrepancy_a_person_is_resolving_leaves_it_resolved(lost_subscription):
+    """A person resolves while a run finds the line matched: the run waits for the person's commit and leaves
+    the resolution alone (it used to overwrite it with 'matched later' and its own note)."""
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    from tests.support.concurrency import require_postgresql
+
+    require_postgresql()
+    reconcile_day(DAY)
+    (discrepancy,) = Discrepancy.objects.all()
+    SimSmpSubscription.objects.filter(order_no=lost_subscription.order_no).update(
+        created_at=local("2026-11-25 10:01:00")
+    )
+    corrected = sandbox_statements.statement_file("smp", DAY)
+    statement_import(source="smp", day=DAY, stream=corrected, file_name="corrected.csv", replace=True)
+    resolving, errors = threading.Event(), []
+
+    def person() -> None:
+        try:
+            with transaction.atomic():
+                discrepancy_resolve(discrepancy_id=discrepancy.pk, note="subscribed by hand, ticket 4712", actor=PERSON)
+                resolving.set()
+                time.sleep(1.5)  # the run meanwhile reaches the discrepancy and waits for this commit
+        except BaseException as exc:
+            errors.append(exc)
+            resolving.set()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=person)
+    thread.start()
+    assert resolving.wait(30)
+    run = reconcile_day(DAY, fetch=False, triggered_by="admin:finance")
+    thread.join(30)
+    assert not errors and run.clean
+    discrepancy.refresh_from_db()
+    assert (discrepancy.status, discrepancy.resolution) == ("resolved", "subscribed by hand, ticket 4712")
+    assert list(discrepancy.events.values_list("action", flat=True)) == ["opened", "resolved"]
+
+
 def test_a_person_resolves_or_annotates_with_a_reason_and_it_is_kept(lost_subscription):
     reconcile_day(DAY)
     discrepancy = Discrepancy.objects.get()
