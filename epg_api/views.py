@@ -46,7 +46,7 @@ from ipvas import ratelimit
 from ipvas.errors import IdempotencyConflict, InvalidInput, NotFound
 from lifecycle.paying import order_cancel, payment_choose
 from lifecycle.pins import pin_check
-from lifecycle.placing import order_create
+from lifecycle.placing import order_create, order_input_check
 from orders import selectors
 from orders.constants import Channel, ProductKind
 
@@ -120,7 +120,10 @@ class OrderCreateView(EpgView):
             message=_("Too many orders from this client; slow down."),
         )
         # docs/interfaces.md §9: the household's purchase PIN, after the input checks (an unknown product is 404).
-        product = selectors.product_for_sale(code=values["product_code"], channel=Channel.EPG)
+        product = order_input_check(
+            channel=Channel.EPG, product_code=values["product_code"], tv_account=values["tv_account"],
+            content_id=values.get("content_id", ""), auto_renew=values["auto_renew"],
+        )  # fmt: skip
         pin_check(tv_account=values["tv_account"], pin=purchase_pin, actor=self.actor(), channel="epg_api")
         try:
             with transaction.atomic():

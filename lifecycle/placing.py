@@ -37,33 +37,13 @@ def order_create(
     number (already normalised by the caller); the SMP's pre-check fills in
     the other one. ``auto_renew`` is the customer's explicit choice of automatic renewal
     (docs/interfaces.md §8): only for a renewable period product, never assumed.
-    ``product``: what the caller's ``product_for_sale(code=product_code, channel=channel)`` gave, when it
-    has asked already (the EPG API does, before the purchase PIN); else it is asked here.
+    ``product``: what the caller's ``order_input_check`` gave, when it has checked already (the EPG API
+    does, before the purchase PIN); else it is asked here.
     """
-    if channel not in Channel.values:
-        raise InvalidInput(fields={"channel": [_("Unknown channel.")]})
-    fields: dict[str, list[str]] = {}
-    if tv_account and not TV_ACCOUNT_RE.match(tv_account):
-        fields["tv_account"] = [_("A TV account is 1-64 letters, digits, '_', '.', '-' or '@'.")]
-    if not tv_account and not phone:
-        fields["tv_account"] = [_("A TV account or a mobile number is required.")]
-    if fields:
-        raise InvalidInput(fields=fields)
-    if product is None or product.code != product_code or not product.is_on_sale(channel):
-        product = product_for_sale(code=product_code, channel=channel)  # raises NotFound if not for sale
-    if product.kind == ProductKind.PER_VIEW:
-        if not content_id:
-            fields["content_id"] = [_("A per-view product needs the content_id of what is bought.")]
-        elif not CONTENT_ID_RE.match(content_id):
-            fields["content_id"] = [_("A content id is 1-64 letters, digits, '_', '.', ':' or '-'.")]
-    elif content_id:
-        fields["content_id"] = [_("Only per-view products take a content_id.")]
-    if not isinstance(auto_renew, bool):
-        fields["auto_renew"] = [_("auto_renew is true or false.")]
-    elif auto_renew and not product.renewable:
-        fields["auto_renew"] = [_("This product does not renew automatically.")]
-    if fields:
-        raise InvalidInput(fields=fields)
+    product = order_input_check(
+        channel=channel, product_code=product_code, tv_account=tv_account, phone=phone, content_id=content_id,
+        auto_renew=auto_renew, product=product,
+    )  # fmt: skip
 
     now = timezone.now()
     # No savepoint inside a caller's transaction (the EPG API's, with its Idempotency-Key): nobody
@@ -91,3 +71,43 @@ def order_create(
         record_event(order, "create", actor=actor, from_status="", now=now, data={"auto_renew": auto_renew})
         schedule_due(order)
     return order
+
+
+def order_input_check(
+    *,
+    channel: str,
+    product_code: str,
+    tv_account: str = "",
+    phone: str = "",
+    content_id: str = "",
+    auto_renew: bool = False,
+    product: Product | None = None,
+) -> Product:
+    """The input checks of an order (docs/interfaces.md §2, §8), nothing written: the product for sale, or
+    ``InvalidInput`` (400) / ``NotFound`` (404). The EPG API asks them before the purchase PIN (§9), so that
+    bad input is a 400 whether a PIN is set or not, and never counts as a wrong PIN."""
+    if channel not in Channel.values:
+        raise InvalidInput(fields={"channel": [_("Unknown channel.")]})
+    fields: dict[str, list[str]] = {}
+    if tv_account and not TV_ACCOUNT_RE.match(tv_account):
+        fields["tv_account"] = [_("A TV account is 1-64 letters, digits, '_', '.', '-' or '@'.")]
+    if not tv_account and not phone:
+        fields["tv_account"] = [_("A TV account or a mobile number is required.")]
+    if fields:
+        raise InvalidInput(fields=fields)
+    if product is None or product.code != product_code or not product.is_on_sale(channel):
+        product = product_for_sale(code=product_code, channel=channel)  # raises NotFound if not for sale
+    if product.kind == ProductKind.PER_VIEW:
+        if not content_id:
+            fields["content_id"] = [_("A per-view product needs the content_id of what is bought.")]
+        elif not CONTENT_ID_RE.match(content_id):
+            fields["content_id"] = [_("A content id is 1-64 letters, digits, '_', '.', ':' or '-'.")]
+    elif content_id:
+        fields["content_id"] = [_("Only per-view products take a content_id.")]
+    if not isinstance(auto_renew, bool):
+        fields["auto_renew"] = [_("auto_renew is true or false.")]
+    elif auto_renew and not product.renewable:
+        fields["auto_renew"] = [_("This product does not renew automatically.")]
+    if fields:
+        raise InvalidInput(fields=fields)
+    return product

@@ -76,6 +76,26 @@ def test_the_input_checks_come_first(api):
     assert actions() == ["set"]
 
 
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"product_code": "PPV-MOVIE"}, "content_id"),  # §2: a per-view product needs its content_id
+        ({"content_id": "MOVIE-1"}, "content_id"),  # §2: refused for a period product
+        ({"product_code": "PPV-MOVIE", "content_id": "MOVIE-1", "auto_renew": True}, "auto_renew"),  # §8
+    ],
+)
+def test_the_products_own_input_checks_come_before_the_pin_too(api, extra, field):
+    """The checks that need the product (§2's content_id, §8's auto_renew) are input checks as well: a 400
+    with or without a PIN typed, and a PIN sent with bad input is not judged, so five of them lock nothing."""
+    set_pin("tv1001", "1234")
+
+    assert field in error_of(create(api, **extra), 400, "invalid")["fields"]
+    for _ in range(5):
+        assert field in error_of(create(api, pin="0000", **extra), 400, "invalid")["fields"]
+    assert actions() == ["set"] and not Order.objects.exists()
+    assert create(api, pin="1234").status_code == 201  # not locked
+
+
 def test_the_fifth_wrong_entry_locks_purchases_for_15_minutes(api, time_machine):
     time_machine.move_to(timezone.now(), tick=False)
     set_pin("tv1001", "1234")
