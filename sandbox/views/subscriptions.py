@@ -31,6 +31,10 @@ def advance(request: HttpRequest, subscription_no: str) -> HttpResponse:
     return JsonResponse(SubscriptionSerializer(subscription).data)
 
 
+# The column is a 32-bit integer: 21,474,836.47 yuan is more than any phone bill holds.
+MAX_BALANCE_FEN = 2**31 - 1
+
+
 @sandbox_view
 @require_POST
 def smp_account(request: HttpRequest, tv_account: str) -> HttpResponse:
@@ -41,8 +45,10 @@ def smp_account(request: HttpRequest, tv_account: str) -> HttpResponse:
     if status is not None and status not in subscriptions.ACCOUNT_STATUSES:
         raise BadRequest(f"status is one of {', '.join(subscriptions.ACCOUNT_STATUSES)}")
     balance = body.get("balance_fen")
-    if balance is not None and (not isinstance(balance, int) or isinstance(balance, bool) or balance < 0):
-        raise BadRequest("balance_fen must be a whole number of fen, not negative")
+    if balance is not None and (
+        not isinstance(balance, int) or isinstance(balance, bool) or not 0 <= balance <= MAX_BALANCE_FEN
+    ):
+        raise BadRequest(f"balance_fen must be a whole number of fen, 0 to {MAX_BALANCE_FEN}")
     phone = text_field(body, "phone", required=False, max_length=20) or None
     if phone is not None:
         try:

@@ -219,6 +219,9 @@ def test_the_sandbox_smp_accounts(api, demo):
     }
     assert sandbox("/smp/accounts/tv1001/", {"status": "broken"})[0] == 400
     assert sandbox("/smp/accounts/tv1001/", {"balance_fen": "5"})[0] == 400
+    for too_large in (2**31, 2**63, 10**30):  # more than the column holds: 400, not a 500
+        assert sandbox("/smp/accounts/tv1001/", {"balance_fen": too_large})[0] == 400
+    assert sandbox("/smp/accounts/tv1001/", {"balance_fen": 2**31 - 1})[1]["balance_fen"] == 2**31 - 1
     assert sandbox("/smp/accounts/tv1001/", {"phone": "123"})[0] == 400
 
 
