@@ -19,7 +19,7 @@ from adapters.sms import SmsMessage, SmsUnavailable, get_sms_gateway
 from ipvas import outbox
 from ipvas.money import fen_to_yuan
 from lifecycle import renewals, tasks
-from orders.constants import NoticeKind
+from orders.constants import NoticeKind, SubscriptionStatus
 from orders.models import Subscription, SubscriptionNotice
 
 logger = logging.getLogger(__name__)
@@ -43,10 +43,16 @@ def reminder_text(subscription: Subscription, *, renews_on: datetime) -> str:
 
 
 def renewed_text(subscription: Subscription) -> str:
+    # A charge sent before a cancel still completes (§8): then renewal is off, and TD has nothing to do.
+    after = (
+        "如需取消自动续费，请回复 TD。"
+        if subscription.status == SubscriptionStatus.ACTIVE
+        else "自动续费已取消，到期后不再扣费。"
+    )
     return (
         f"{PREFIX}您订购的「{subscription.product.name}」已续费成功，"
         f"费用{fen_to_yuan(subscription.renewal_price_fen)}元，有效期至{_day(subscription.current_period_end)}。"
-        f"如需取消自动续费，请回复 TD。"
+        f"{after}"
     )
 
 
@@ -95,11 +101,36 @@ def notice_create(
     return notice
 
 
+def _void(notice: SubscriptionNotice) -> str:
+    """Why a notice must no longer go out, or ''."""
+    if not notice.phone:
+        return "no mobile number to send it to"
+    subscription = notice.subscription
+    if notice.kind == NoticeKind.REMINDER and subscription is not None:
+        if subscription.status != SubscriptionStatus.ACTIVE:
+            return f"the subscription is {subscription.status}: no renewal to remind of"
+        if notice.period != subscription.periods + 1:
+            return f"period {notice.period} is not the coming one"
+    return ""
+
+
 def notice_send(*, notice_id: int, attempt: int = 0) -> str:
     """Hand the notice to the gateway; retried with backoff. Safe to run twice: sent once."""
-    notice = SubscriptionNotice.objects.filter(pk=notice_id).first()
+    notice = SubscriptionNotice.objects.select_related("subscription__product").filter(pk=notice_id).first()
     if notice is None or notice.sent_at or notice.gave_up_at:
         return "nothing_to_send"
+    now = timezone.now()
+    void = _void(notice)
+    if void:
+        SubscriptionNotice.objects.filter(pk=notice_id, sent_at__isnull=True).update(gave_up_at=now)
+        logger.info("notice %s (%s) not sent: %s", notice.pk, notice.kind, void)
+        return "void"
+    if notice.kind == NoticeKind.REMINDER and notice.subscription is not None:
+        # Written when it was decided; sent later (the gateway was down), it names the day the renewal moves to.
+        text = reminder_text(notice.subscription, renews_on=renewals.renews_on(notice.subscription, now))
+        if text != notice.text:
+            notice.text = text
+            SubscriptionNotice.objects.filter(pk=notice_id).update(text=text)
     try:
         message_id = get_sms_gateway().send(
             SmsMessage(to=notice.phone, text=notice.text, reference=f"ipvas-notice-{notice.pk}")

@@ -44,6 +44,7 @@ from orders.constants import (
     SubscriptionStatus,
 )
 from orders.models import Entitlement, Order, Subscription
+from orders.models.order import mask_phone
 from orders.numbers import new_order_no
 
 logger = logging.getLogger(__name__)
@@ -207,16 +208,23 @@ def _look_again(subscription: Subscription, at: datetime, outcome: str) -> str:
 
 def _remind(subscription: Subscription, now: datetime) -> str:
     period = subscription.periods + 1
-    notices.notice_create(
+    queued = notices.notice_create(
         kind=NoticeKind.REMINDER,
         phone=subscription.phone,
-        text=notices.reminder_text(subscription, renews_on=max(subscription.next_renewal_at, now)),
+        text=notices.reminder_text(subscription, renews_on=renews_on(subscription, now)),
         subscription=subscription,
         period=period,
     )
-    subscriptions.record(subscription, "reminder_queued", actor=ACTOR, data={"period": period}, now=now)
+    if queued is not None:  # looked at again while the gateway is down: queued once
+        subscriptions.record(subscription, "reminder_queued", actor=ACTOR, data={"period": period}, now=now)
     # The notice reports back when the gateway took it (reminder_sent); until then, look now and then.
     return _look_again(subscription, now + WATCH, "reminding")
+
+
+def renews_on(subscription: Subscription, sent_at: datetime) -> datetime:
+    """When the renewal is charged if the reminder goes out at ``sent_at`` (what ``_after_the_reminder``
+    makes of it): the day a reminder names."""
+    return max(subscription.next_renewal_at, sent_at + timedelta(days=settings.RENEWAL_REMINDER_DAYS))
 
 
 def reminder_sent(*, subscription_id: int, notice_id: int) -> None:
@@ -305,6 +313,17 @@ def renewal_charge_start(order: Order, *, actor: Actor) -> None:
     if subscription.status != SubscriptionStatus.ACTIVE:
         transit(order, order.cancel_renewal, actor=actor, reason=f"the subscription is {subscription.status}")
         return
+    if order.phone and order.phone != subscription.phone:
+        # The customer bound another mobile at the SMP: the notices go there from now on, and TD comes from it.
+        subscriptions.record(
+            subscription,
+            "phone_changed",
+            actor=actor,
+            reason=f"the SMP's pre-check of {order.order_no}",
+            data={"from": mask_phone(subscription.phone), "to": mask_phone(order.phone)},
+        )
+        subscription.phone = order.phone
+        subscription.save(update_fields=["phone", "updated_at"])
     method = subscription.payment_method
     if method in PHONE_BILL_METHODS:
         # The SMP deducts the phone bill as it subscribes the period (lifecycle.provisioning), which marks the

@@ -55,6 +55,14 @@ def lock_to_pay(order_id: int, method: str) -> Order:
     allowed = order.methods_allowed()
     if method not in allowed:
         raise method_refused(allowed)
+    if order.auto_renew and not order.phone and order.status == OrderStatus.AWAITING_PAYMENT:
+        # docs/interfaces.md §8: no renewal is charged unless its reminder SMS went to the bound number.
+        raise InvalidState(
+            _(
+                "The SMP gave no mobile number for this account, and automatic renewal sends its reminders "
+                "there; order without automatic renewal."
+            )
+        )
     return order
 
 

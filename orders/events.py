@@ -43,6 +43,7 @@ ORDER_ACTIONS: dict[str, Promise] = {
 SUBSCRIPTION_ACTIONS: dict[str, Promise] = {
     "start": _("Started"),
     "reminder_queued": _("Reminder SMS queued"),
+    "phone_changed": _("Bound mobile number changed at the SMP"),
     "reminder_sent": _("Reminder SMS sent"),
     "renewal_started": _("Renewal started"),
     "renewed": _("Renewed"),

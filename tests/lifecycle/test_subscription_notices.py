@@ -1,0 +1,166 @@
+"""The SMS a subscriber gets (docs/interfaces.md §8), where they go and what they say: the reminder names the
+day the renewal is charged, even sent late; a reminder no renewal follows is never sent; the renewed SMS of a
+cancelled subscription offers no TD; notices follow the mobile number the SMP binds to the account; and
+auto-renewal needs a mobile number for its reminders.
+
+Each case was found by a review of the subscriptions (2026-12-06); each test fails on the code before it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from ipvas.errors import InvalidState
+from lifecycle.confirmations import sms_reply_received
+from lifecycle.notices import notice_create, notice_send
+from lifecycle.paying import payment_choose
+from lifecycle.placing import order_create
+from lifecycle.renewals import subscriptions_sweep
+from lifecycle.subscriptions import subscription_cancel
+from orders.constants import CancelChannel, Channel, NoticeKind, OrderStatus, SubscriptionStatus
+from orders.models import Order
+from sandbox import faults
+from sandbox.subscriptions import account_set
+from tests.lifecycle.test_subscriptions import EPG, frozen, subscribe, texts, work  # noqa: F401  (frozen)
+
+pytestmark = pytest.mark.django_db
+OLD, NEW = "13800000001", "13900000009"
+
+
+def _day(moment) -> str:  # type: ignore[no-untyped-def]
+    return timezone.localtime(moment).strftime("%Y年%m月%d日")
+
+
+def reminders(phone: str = OLD) -> list[str]:
+    return [text for text in texts(phone) if "将于" in text]
+
+
+@pytest.mark.parametrize("late", ["the beat", "the gateway"])
+def test_a_late_reminder_names_the_day_the_renewal_is_charged(demo, run_tasks, frozen, late):  # noqa: F811
+    """A reminder that goes out two days late moves the renewal two days later (§8); its text named the day
+    the renewal was first due, two days before the customer is charged."""
+    _order, sub = subscribe(run_tasks)
+    if late == "the beat":  # nothing ran for two days
+        work(run_tasks, frozen, sub.next_reminder_at + timedelta(days=2))
+    else:  # written on time, the gateway down for two days
+        faults.set_mode("sms", "down")
+        work(run_tasks, frozen, sub.next_reminder_at)
+        frozen.shift(timedelta(days=2))
+        faults.set_mode("sms", "ok")
+        work(run_tasks, frozen, timezone.now() + timedelta(minutes=10))
+    sub.refresh_from_db()
+    assert sub.reminder_sent_at is not None and sub.renewal_moved
+
+    (reminder,) = reminders()
+    assert _day(sub.next_renewal_at) in reminder, reminder
+    assert sub.notices.get(kind=NoticeKind.REMINDER).text == reminder  # the record says what was sent
+    work(run_tasks, frozen, sub.next_renewal_at)
+    renewal = Order.objects.get(subscription=sub, channel=Channel.RENEWAL)
+    assert renewal.status == OrderStatus.COMPLETED and _day(renewal.created_at) in reminder
+
+
+@pytest.mark.parametrize("ended", ["cancelled", "lapsed"])
+def test_a_reminder_still_queued_when_renewal_stops_is_never_sent(demo, run_tasks, frozen, ended):  # noqa: F811
+    """Written while the gateway was down; the customer then cancels (or the subscription lapses): the
+    reminder of a renewal that will never come is not sent when the gateway is back."""
+    _order, sub = subscribe(run_tasks)
+    faults.set_mode("sms", "down")
+    work(run_tasks, frozen, sub.next_reminder_at)
+    assert sub.notices.filter(kind=NoticeKind.REMINDER, sent_at__isnull=True).exists()
+    if ended == "cancelled":
+        subscription_cancel(subscription_id=sub.pk, channel=CancelChannel.EPG, actor=EPG)
+    else:
+        work(run_tasks, frozen, sub.current_period_end + timedelta(minutes=1))  # never reminded: lapses
+    sub.refresh_from_db()
+    assert sub.status == ended or (ended, sub.status) == ("lapsed", SubscriptionStatus.ENDED)
+
+    faults.set_mode("sms", "ok")
+    work(run_tasks, frozen, timezone.now() + timedelta(minutes=10))
+
+    assert reminders() == []
+    notice = sub.notices.get(kind=NoticeKind.REMINDER)
+    assert notice.sent_at is None and notice.gave_up_at is not None
+
+
+def test_a_reminder_waiting_for_the_gateway_is_recorded_queued_once(demo, run_tasks, frozen):  # noqa: F811
+    _order, sub = subscribe(run_tasks)
+    faults.set_mode("sms", "down")
+    at = sub.next_reminder_at
+    for _ in range(6):  # the sweep looks again every 30 minutes, for three hours
+        work(run_tasks, frozen, at)
+        at += timedelta(minutes=31)
+    assert sub.notices.filter(kind=NoticeKind.REMINDER).count() == 1
+    assert sub.events.filter(action="reminder_queued").count() == 1
+
+
+def test_the_renewed_sms_after_a_cancel_says_renewal_is_off(demo, run_tasks, frozen):  # noqa: F811
+    """§8: a charge already sent completes after a cancel; its SMS says so and offers no TD."""
+    _order, sub = subscribe(run_tasks)
+    work(run_tasks, frozen, sub.next_reminder_at)
+    sub.refresh_from_db()
+    frozen.move_to(sub.next_renewal_at)
+    subscriptions_sweep()
+    run_tasks(holding=("lifecycle.tasks.provision_order",))
+    faults.set_mode("smp", "slow")  # the charge is made, its answer lost: it was sent
+    run_tasks()
+    faults.set_mode("smp", "ok")
+    subscription_cancel(subscription_id=sub.pk, channel=CancelChannel.EPG, actor=EPG)
+    frozen.shift(timedelta(seconds=40))
+    run_tasks()
+
+    renewed = sub.notices.get(kind=NoticeKind.RENEWED)
+    assert renewed.sent_at is not None
+    assert "已续费成功" in renewed.text and "自动续费已取消" in renewed.text and "TD" not in renewed.text
+
+
+def test_notices_follow_the_mobile_number_the_smp_binds_now(demo, run_tasks, frozen):  # noqa: F811
+    """The customer bound another mobile to the TV account at the SMP. The renewal's pre-check gives the new
+    number: the renewed SMS and later notices go there, and a TD from it cancels."""
+    _order, sub = subscribe(run_tasks)
+    account_set("tv1001", status=None, balance_fen=None, phone=NEW)
+    work(run_tasks, frozen, sub.next_reminder_at)
+    sub.refresh_from_db()
+    work(run_tasks, frozen, sub.next_renewal_at)
+
+    renewal = Order.objects.get(subscription=sub, channel=Channel.RENEWAL)
+    assert (renewal.status, renewal.phone) == (OrderStatus.COMPLETED, NEW)
+    sub.refresh_from_db()
+    assert sub.phone == NEW
+    assert sub.notices.get(kind=NoticeKind.RENEWED).phone == NEW
+    event = sub.events.get(action="phone_changed")
+    assert event.data == {"from": "138****0001", "to": "139****0009"}
+
+    outcome = sms_reply_received(sender=NEW, text="TD", received_at=timezone.now(), raw=b"td from the new number")
+    sub.refresh_from_db()
+    assert sub.status == SubscriptionStatus.CANCELLED, outcome
+
+
+def test_auto_renewal_needs_a_mobile_number_for_its_reminders(demo, run_tasks, frozen):  # noqa: F811
+    """§8: no renewal is charged unless its reminder was sent. An account the SMP binds no mobile to cannot
+    be reminded: auto-renewal is refused at the payment choice (a plain order is not), and a notice with no
+    number is never counted sent."""
+    account_set("tv2001", status="active", balance_fen=100000, phone=None)
+    order = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv2001", actor=EPG, auto_renew=True)
+    run_tasks()
+    order.refresh_from_db()
+    assert (order.status, order.phone) == (OrderStatus.AWAITING_PAYMENT, "")
+    for method in ("phone_bill", "wechat_qr", "alipay_qr"):
+        with pytest.raises(InvalidState, match="SMP 未返回该账号绑定的手机号"):
+            payment_choose(order_id=order.pk, method=method, actor=EPG)
+    order.refresh_from_db()
+    assert order.status == OrderStatus.AWAITING_PAYMENT and not order.payments.exists()
+
+    plain = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv2001", actor=EPG)
+    run_tasks()
+    payment_choose(order_id=plain.pk, method="phone_bill", actor=EPG)
+    run_tasks()
+    plain.refresh_from_db()
+    assert plain.status == OrderStatus.COMPLETED
+
+    notice = notice_create(kind=NoticeKind.REMINDER, phone="", text="…", subscription=None, period=None)
+    assert notice_send(notice_id=notice.pk) == "void"
+    notice.refresh_from_db()
+    assert notice.sent_at is None and notice.gave_up_at is not None
