@@ -140,6 +140,9 @@ def signed_contract(subscription: Subscription) -> ProviderContract | None:
     return ProviderContract.objects.filter(subscription=subscription, status=ContractStatus.SIGNED).first()
 
 
+WAITING_FOR_SIGNING = "waiting for the provider's deduction contract to be signed"
+
+
 def contract_to_start(order: Order) -> tuple[ProviderContract | None, str]:
     """The signed contract of the auto-renewing ``order``'s paid QR payment (locked), or None and why not."""
     paid = Payment.objects.filter(order=order, method=order.payment_method, status=PaymentStatus.PAID).first()
@@ -149,7 +152,7 @@ def contract_to_start(order: Order) -> tuple[ProviderContract | None, str]:
     if contract.status == ContractStatus.SIGNED and contract.subscription_id is None:
         return contract, ""
     if contract.status == ContractStatus.PENDING:
-        return None, "waiting for the provider's deduction contract to be signed"
+        return None, WAITING_FOR_SIGNING
     return None, f"the deduction contract is {contract.status}"
 
 
@@ -387,6 +390,38 @@ def subscription_ended(subscription: Subscription, *, channel: str, reason: str)
         subscription=subscription, status=ContractStatus.SIGNED
     ):
         _unsign_later(contract, by=ContractEnd.MERCHANT, reason=reason)
+
+
+def contracts_given_up_by_td(*, phone: str, product_code: str, actor: Actor) -> list[Order]:
+    """A ``TD`` from ``phone`` (inside its transaction): the auto-renewing orders of the number whose deduction
+    contract was offered or signed but whose subscription has not started (the signing, or the payment, still
+    on the way) start none. Their contract is ended at the provider now, and again if its signing comes later
+    (``_signed``); the order, once paid, stays a plain period. Returns those orders."""
+    waiting = ProviderContract.objects.filter(
+        status__in=(ContractStatus.PENDING, ContractStatus.SIGNED),
+        subscription__isnull=True,
+        order__phone=phone,
+        order__auto_renew=True,
+        order__status__in=[*ACTIVE_STATUSES, OrderStatus.COMPLETED],
+    )
+    if product_code:
+        waiting = waiting.filter(order__product__code__iexact=product_code)
+    given_up = []
+    for contract_id, order_id in waiting.order_by("order_id").values_list("pk", "order_id"):
+        order = lock_order(order_id)  # the order before its contract, as the notifications lock them
+        contract = ProviderContract.objects.select_for_update().get(pk=contract_id)
+        if contract.status not in (ContractStatus.PENDING, ContractStatus.SIGNED) or contract.subscription_id:
+            continue
+        _unsign_later(contract, by=ContractEnd.MERCHANT, reason="SMS reply TD before the subscription started")
+        record_event(
+            order,
+            "auto_renew_cancelled",
+            actor=actor,
+            from_status=order.status,
+            reason="SMS reply TD before its deduction contract started a subscription",
+        )
+        given_up.append(order)
+    return given_up
 
 
 def _unsign_later(contract: ProviderContract, *, by: str, reason: str) -> None:

@@ -10,6 +10,7 @@ nor wait for, the confirmation limits of §7. When the reminder is out, the rene
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
@@ -20,7 +21,7 @@ from ipvas import outbox
 from ipvas.money import fen_to_yuan
 from lifecycle import renewals, tasks
 from orders.constants import NoticeKind, SubscriptionStatus
-from orders.models import Subscription, SubscriptionNotice
+from orders.models import Product, Subscription, SubscriptionNotice
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +71,10 @@ def lapsed_after_refund_text(subscription: Subscription) -> str:
     )
 
 
-def cancelled_text(cancelled: list[Subscription]) -> str:
-    what = "；".join(f"「{s.product.name}」可观看至{_day(s.current_period_end)}" for s in cancelled)
-    return f"{PREFIX}已为您取消自动续费：{what}。到期后不再扣费。"
+def cancelled_text(cancelled: list[Subscription], *, not_started: Iterable[Product] = ()) -> str:
+    what = [f"「{s.product.name}」可观看至{_day(s.current_period_end)}" for s in cancelled]
+    what += [f"「{product.name}」（刚订购，自动续费不再开通）" for product in not_started]
+    return f"{PREFIX}已为您取消自动续费：{'；'.join(what)}。到期后不再扣费。"
 
 
 def nothing_to_cancel_text() -> str:

@@ -77,7 +77,8 @@ def subscription_start(order: Order, *, actor: Actor, now: datetime) -> Subscrip
     if order.payment_method in DEDUCTION_METHODS:
         contract, why_not = contracts.contract_to_start(order)
         if contract is None:
-            order_note(order, "auto_renew_waiting", actor=actor, reason=why_not)
+            waiting = why_not == contracts.WAITING_FOR_SIGNING
+            order_note(order, "auto_renew_waiting" if waiting else "auto_renew_not_started", actor=actor, reason=why_not)
             return None
     if active_subscription_exists(tv_account=order.tv_account, product_id=order.product_id):
         order_note(order, "auto_renew_not_started", actor=actor, reason="the account renews this product already")
@@ -188,8 +189,11 @@ def is_td(text: str) -> tuple[bool, str]:
     return True, (words[1].upper() if len(words) == 2 else "")
 
 
-def cancel_by_sms(*, phone: str, product_code: str, actor: Actor) -> list[Subscription]:
+def cancel_by_sms(*, phone: str, product_code: str, actor: Actor) -> list[Subscription | Order]:
     """A ``TD`` reply: cancel every active subscription of the number (or the named product's), and answer.
+    An auto-renewing order whose subscription has not started yet (its deduction contract's signing, or its
+    payment, still on the way) starts none (lifecycle.contracts.contracts_given_up_by_td). Returns what it
+    cancelled: the subscriptions, then those orders.
 
     Call inside the transaction that stores the reply.
     """
@@ -200,11 +204,13 @@ def cancel_by_sms(*, phone: str, product_code: str, actor: Actor) -> list[Subscr
         subscription_cancel(subscription_id=s.pk, channel=CancelChannel.SMS, actor=actor, reason="SMS reply TD")
         for s in candidates
     ]
-    if cancelled:
-        notices.notice_create(kind=NoticeKind.CANCELLED, phone=phone, text=notices.cancelled_text(cancelled))
+    not_started = contracts.contracts_given_up_by_td(phone=phone, product_code=product_code, actor=actor)
+    if cancelled or not_started:
+        text = notices.cancelled_text(cancelled, not_started=[order.product for order in not_started])
+        notices.notice_create(kind=NoticeKind.CANCELLED, phone=phone, text=text)
     else:
         notices.notice_create(kind=NoticeKind.NOTHING_TO_CANCEL, phone=phone, text=notices.nothing_to_cancel_text())
-    return cancelled
+    return [*cancelled, *not_started]
 
 
 def renewal_orders(subscription: Subscription) -> list[Order]:

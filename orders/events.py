@@ -19,6 +19,7 @@ ORDER_ACTIONS: dict[str, Promise] = {
     "refund_requested": _("Refund requested"),
     "auto_renew_not_started": _("Automatic renewal not started"),
     "auto_renew_waiting": _("Automatic renewal waits for the deduction contract"),
+    "auto_renew_cancelled": _("Automatic renewal cancelled before it started"),
     "contract_signed": _("Deduction contract signed"),
     "deduction_sent": _("Deduction under the contract sent"),
     "work_resolved": _("Work item resolved"),

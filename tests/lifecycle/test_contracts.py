@@ -153,6 +153,76 @@ def _deliver_payment(provider: str, trade: SimTrade) -> tuple[bool, int]:
     return deliver("/billing/notify/alipay/", body=form, content_type="application/x-www-form-urlencoded", headers={})
 
 
+def td(text: str = "TD") -> str:
+    """The customer's SMS reply; each one another message (its own raw body)."""
+    from lifecycle.confirmations import sms_reply_received
+
+    raw = f"{text}@{PaymentNotification.objects.count()}-{OrderEvent.objects.count()}".encode()
+    return sms_reply_received(sender="13800000001", text=text, received_at=timezone.now(), raw=raw)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_td_after_the_payment_and_before_the_signing_starts_no_subscription(demo, run_tasks, frozen, method):
+    """Paid, the order completed, the subscription waits for the signing; the customer replies TD meanwhile.
+    It used to answer 'nothing to cancel', and the signing then started a subscription to be deducted next
+    month. TD now says renewal will not start; the signing, when it comes, is ended at the provider."""
+    from sandbox import sms
+
+    order, payment = scan(run_tasks, method)
+    trade = payments.pay_trade(PROVIDER[method], payment.out_trade_no)
+    signed = sim.sign_paid(trade)
+    assert _deliver_payment(PROVIDER[method], trade)[0]
+    run_tasks()
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED and order.subscription is None  # waiting for the signing
+
+    assert td().endswith("td cancelled 1")
+    run_tasks()
+    (answer,) = [text for text in (m.text for m in sms.outbox("13800000001")) if "取消自动续费" in text]
+    assert "VIP" in answer and "不再开通" in answer
+    assert "auto_renew_cancelled" in OrderEvent.objects.filter(order=order).values_list("action", flat=True)
+
+    assert deliver_contract(signed)[0]  # the signing, a moment later
+    run_tasks()
+    order.refresh_from_db()
+    contract = ProviderContract.objects.get(order=order)
+    assert order.subscription is None and not Subscription.objects.exists()
+    assert (contract.status, contract.ended_by) == (ContractStatus.TERMINATED, ContractEnd.MERCHANT)
+    assert SimContract.objects.get(contract_code=contract.contract_code).status == SimContractStatus.TERMINATED
+    assert order.entitlement.ends_at > timezone.now()  # the paid period stays
+    assert td().endswith("td cancelled 0")  # nothing left to cancel
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_td_after_the_signing_and_before_the_payment_leaves_a_plain_period(demo, run_tasks, frozen, method):
+    order, payment = scan(run_tasks, method)
+    trade = payments.pay_trade(PROVIDER[method], payment.out_trade_no)
+    assert deliver_contract(sim.sign_paid(trade))[0]  # signed; the payment notification on its way
+    assert td("td vip-month").endswith("td cancelled 1")
+    run_tasks()
+
+    assert _deliver_payment(PROVIDER[method], trade)[0]
+    run_tasks()
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED and order.subscription is None
+    actions = list(OrderEvent.objects.filter(order=order).values_list("action", flat=True))
+    assert "auto_renew_cancelled" in actions and "auto_renew_not_started" in actions
+    contract = ProviderContract.objects.get(order=order)
+    assert contract.status == ContractStatus.TERMINATED
+    assert SimContract.objects.get(contract_code=contract.contract_code).status == SimContractStatus.TERMINATED
+
+
+def test_a_td_naming_another_product_leaves_the_waiting_subscription_alone(demo, run_tasks, frozen):
+    order, payment = scan(run_tasks, "alipay_qr")
+    trade = payments.pay_trade("alipay", payment.out_trade_no)
+    signed = sim.sign_paid(trade)
+    assert td("TD VIP-YEAR").endswith("td cancelled 0")
+    assert _deliver_payment("alipay", trade)[0] and deliver_contract(signed)[0]
+    run_tasks()
+    order.refresh_from_db()
+    assert order.subscription is not None and order.subscription.status == SubscriptionStatus.ACTIVE
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_a_lost_payment_notification_is_found_by_the_deadline(demo, run_tasks, frozen, method):
     order, payment = scan(run_tasks, method)
