@@ -77,8 +77,8 @@ def subscription_start(order: Order, *, actor: Actor, now: datetime) -> Subscrip
     if order.payment_method in DEDUCTION_METHODS:
         contract, why_not = contracts.contract_to_start(order)
         if contract is None:
-            waiting = why_not == contracts.WAITING_FOR_SIGNING
-            order_note(order, "auto_renew_waiting" if waiting else "auto_renew_not_started", actor=actor, reason=why_not)
+            note = "auto_renew_waiting" if why_not == contracts.WAITING_FOR_SIGNING else "auto_renew_not_started"
+            order_note(order, note, actor=actor, reason=why_not)
             return None
     if active_subscription_exists(tv_account=order.tv_account, product_id=order.product_id):
         order_note(order, "auto_renew_not_started", actor=actor, reason="the account renews this product already")
