@@ -30,7 +30,7 @@ from ipvas.errors import InvalidInput, InvalidState
 from lifecycle import refunds, tasks
 from lifecycle.transitions import lock_order, record_event, schedule_due
 from orders.constants import PROVIDER_METHODS, OrderStatus, PaymentMethod
-from orders.models import Order
+from orders.models import Order, OrderEvent
 
 
 def _reason(reason: str) -> str:
@@ -49,32 +49,53 @@ def refund_by_admin(*, order_id: int, reason: str, actor: Actor, amount_fen: int
             raise InvalidState(_("This order has been refunded already."))
         if order.status != OrderStatus.COMPLETED:
             raise InvalidState(_("Only completed orders are refunded by hand; the others settle by themselves."))
-        net = order_totals(order)["net_fen"]
+        # What is being given back already (a payment made twice, refunded by itself) is not refunded again.
+        under_way = Refund.objects.filter(order=order, status__in=ACTIVE)
+        net = order_totals(order)["net_fen"] - sum(under_way.values_list("amount_fen", flat=True))
+        if net <= 0 and under_way.exists():
+            return "already_under_way"
         amount = net if amount_fen is None else amount_fen
         if amount <= 0 or amount > net:
             raise InvalidInput(
                 fields={"amount": [_("At most %(net)s fen can be refunded.") % {"net": net}]},
             )
-        if Refund.objects.filter(order=order, status__in=ACTIVE).exists():
+        method = order.payment_method
+        if method in PROVIDER_METHODS:
+            # Taken from the payments that still hold money and are not being refunded already, oldest first
+            # (a second payment of the same order may have been refunded, or be on its way back).
+            busy = set(under_way.values_list("payment_id", flat=True))
+            plan, left = [], amount
+            for payment in Payment.objects.filter(
+                order=order, provider__in=[Provider.WECHATPAY, Provider.ALIPAY], status=PaymentStatus.PAID
+            ).order_by("paid_at", "pk"):
+                share = 0 if payment.pk in busy else min(left, payment_refundable_fen(payment))
+                if share > 0:
+                    plan.append((payment, share))
+                    left -= share
+            if not plan:
+                return "already_under_way"
+            if left:
+                free = amount - left
+                raise InvalidInput(
+                    fields={
+                        "amount": [
+                            _("At most %(free)s fen can be refunded until the refund under way is done.")
+                            % {"free": free}
+                        ]
+                    }
+                )
+            record_event(
+                order, "refund_requested", actor=actor, from_status=order.status, reason=reason,
+                data={"amount_fen": amount},
+            )  # fmt: skip
+            for payment, share in plan:
+                refunds.refund_request(order=order, payment=payment, reason=reason, actor=actor, amount_fen=share)
+            return "provider_refund"
+        if under_way.exists():
             return "already_under_way"
         record_event(
             order, "refund_requested", actor=actor, from_status=order.status, reason=reason, data={"amount_fen": amount}
         )
-        method = order.payment_method
-        if method in PROVIDER_METHODS:
-            # Taken from the payments that still hold money, oldest first (a second
-            # payment of the same order may have been refunded already).
-            left = amount
-            for payment in Payment.objects.filter(
-                order=order, provider__in=[Provider.WECHATPAY, Provider.ALIPAY], status=PaymentStatus.PAID
-            ).order_by("paid_at", "pk"):
-                share = min(left, payment_refundable_fen(payment))
-                if share > 0:
-                    refunds.refund_request(order=order, payment=payment, reason=reason, actor=actor, amount_fen=share)
-                    left -= share
-                if left == 0:
-                    break
-            return "provider_refund"
         if amount != net:
             raise InvalidInput(fields={"amount": [_("Phone-bill and cash orders are refunded in full.")]})
         if method in (PaymentMethod.PHONE_BILL, PaymentMethod.PHONE_BILL_SMS):
@@ -131,10 +152,16 @@ def work_item_resolve(*, item_id: int, note: str, actor: Actor, cash_paid_back: 
 
 def _standing(order: Order, refunds_: list[Refund]) -> dict[int, Refund]:
     """The refunds that stand for what was decided about the order's money, by payment: the latest of each
-    payment, asked since the order's last change of status (retrying provisioning restarts it, and overrules
-    the refunds its failure asked for)."""
-    since = order.status_changed_at
-    return {refund.payment_id: refund for refund in refunds_ if refund.created_at >= since}
+    payment, asked since provisioning was last retried by hand (which overrules the refunds its failure asked
+    for). Not since the order's last change of status: a duplicate payment's refund that failed while the
+    order was provisioning still stands once the order has completed."""
+    retried = (
+        OrderEvent.objects.filter(order=order, action="work_retried_provisioning")
+        .order_by("-at")
+        .values_list("at", flat=True)
+        .first()
+    )
+    return {refund.payment_id: refund for refund in refunds_ if retried is None or refund.created_at >= retried}
 
 
 def work_item_retry_refund(*, item_id: int, note: str, actor: Actor) -> int:
