@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from backoffice.history import outcome_text
 from billing.models import WorkItem, WorkItemKind
-from orders.constants import OrderStatus
+from orders.constants import PHONE_BILL_METHODS, OrderStatus
 
 ADMIN_REFUND_PREFIX = "refund by "
 
@@ -24,6 +24,9 @@ ACTIONS: dict[str, Promise] = {
         "The customer was paid back by other means (the provider refused for good): record it; the product stops"
     ),
     "retry_provisioning": _("Try the activation on the SMP again"),
+    "refunded_at_smp_by_hand": _(
+        "The phone-bill charge was refunded in the SMP's console by hand: record it; the product stops"
+    ),
     "resolve": _("Mark resolved (nothing more to do, for the reason in the note)"),
 }
 
@@ -55,6 +58,12 @@ def actions_for(item: WorkItem) -> list[tuple[str, str]]:
         codes += ["retry_refund", "paid_back_by_hand"]
     if item.kind in RETRY_PROVISIONING_KINDS and item.order.status == OrderStatus.PROVISIONING:
         codes.append("retry_provisioning")
+    if (
+        item.kind == WorkItemKind.PROVIDER_DISAGREES
+        and item.order.payment_method in PHONE_BILL_METHODS
+        and item.order.status == OrderStatus.COMPLETED
+    ):
+        codes.append("refunded_at_smp_by_hand")
     codes.append("resolve")
     return [(code, str(ACTIONS[code])) for code in codes]
 

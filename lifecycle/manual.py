@@ -29,7 +29,7 @@ from ipvas.actors import Actor
 from ipvas.errors import InvalidInput, InvalidState
 from lifecycle import refunds, tasks
 from lifecycle.transitions import lock_order, record_event, schedule_due
-from orders.constants import PROVIDER_METHODS, OrderStatus, PaymentMethod
+from orders.constants import PHONE_BILL_METHODS, PROVIDER_METHODS, OrderStatus, PaymentMethod
 from orders.models import Order, OrderEvent
 
 
@@ -232,6 +232,35 @@ def work_item_paid_back_by_hand(*, item_id: int, note: str, actor: Actor) -> int
         refunds.order_money_returned(order, actor=actor, reason=note)
         _close(item, order, actor=actor, note=note, action="paid_back_by_hand")
         return recorded
+
+
+def work_item_refunded_at_smp_by_hand(*, item_id: int, note: str, actor: Actor) -> int:
+    """The SMP gave nothing back for a phone-bill order refunded in admin (followups: "refund it at the SMP
+    by hand"), and a person has since made the refund in the SMP's own console: the ledger books the
+    reversal (under the key the SMP's own reversal would have, so never twice) and the order ends
+    ``refunded``, its product stopped. Returns the fen recorded."""
+    note = _reason(note)
+    with transaction.atomic():
+        order, item = _lock_item(item_id)
+        if item.kind != WorkItemKind.PROVIDER_DISAGREES or order.payment_method not in PHONE_BILL_METHODS:
+            raise InvalidState(_("Only a phone-bill order the SMP disagrees about is refunded at the SMP by hand."))
+        held = order_totals(order)["net_fen"]
+        if order.status != OrderStatus.COMPLETED or held <= 0:
+            raise InvalidState(_("This order holds no phone-bill money to record as given back."))
+        ledger_record(
+            order=order,
+            kind=LedgerKind.REVERSAL,
+            amount_fen=-held,
+            method=order.payment_method,
+            provider=Provider.SMP,
+            provider_ref=order.order_no,
+            idempotency_key=f"smp:reversal:{order.order_no}",
+            actor=actor,
+            note=note,
+        )
+        refunds.order_money_returned(order, actor=actor, reason=note)
+        _close(item, order, actor=actor, note=note, action="refunded_at_smp_by_hand")
+        return held
 
 
 def work_item_retry_provisioning(*, item_id: int, note: str, actor: Actor) -> None:

@@ -253,6 +253,8 @@ class WorkItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                     manual.work_item_retry_refund(item_id=item.pk, note=note, actor=actor)
                 elif action == "paid_back_by_hand":
                     manual.work_item_paid_back_by_hand(item_id=item.pk, note=note, actor=actor)
+                elif action == "refunded_at_smp_by_hand":
+                    manual.work_item_refunded_at_smp_by_hand(item_id=item.pk, note=note, actor=actor)
                 elif action == "retry_provisioning":
                     manual.work_item_retry_provisioning(item_id=item.pk, note=note, actor=actor)
                 else:

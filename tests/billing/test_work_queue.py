@@ -368,6 +368,57 @@ def test_paid_back_by_hand_records_the_money_and_ends_the_order_refunded(admin, 
         manual.work_item_paid_back_by_hand(item_id=refund_failed.pk, note="again", actor=OPS)
 
 
+def test_a_phone_bill_refund_made_at_the_smp_by_hand_is_recorded_and_the_product_stops(admin, demo, frozen):
+    """An admin refunds a completed phone-bill order; the SMP gives nothing back (it has no charge under the
+    order), and its item says to refund it at the SMP by hand. Once done there, the queue records it: the
+    ledger books the reversal, the order ends refunded and its product stops. 'Resolved' alone booked
+    nothing: the ledger kept the charge, and the customer the product."""
+    api = Api(new_api_key("work queue"))
+    no = api.place("tv1001", "VIP-MONTH")["order_no"]
+    api.pay_with(no, "phone_bill")
+    settle()
+    order = Order.objects.get(order_no=no)
+    assert order.status == "completed"
+    SimSmpSubscription.objects.filter(order_no=no).update(order_no="SOMETHING-ELSE")  # the SMP lost its charge
+    assert manual.refund_by_admin(order_id=order.pk, reason="customer asked", actor=OPS) == "smp_reversal"
+    settle()
+    item = WorkItem.objects.get(order=order, kind="provider_disagrees", resolved_at=None)
+    assert "refund it at the SMP by hand" in item.detail
+    page = admin.get(act_url(item), **EN).content.decode()
+    assert "refunded in the SMP&#x27;s console by hand" in page
+
+    response = act(admin, item, "refunded_at_smp_by_hand", "refunded in the SMP console, ticket 5521")
+    settle()
+
+    assert response.status_code == 302
+    assert_audited(
+        item,
+        action="refunded_at_smp_by_hand",
+        logged="refunded in the SMP's console by hand",
+        note="refunded in the SMP console, ticket 5521",
+    )
+    order.refresh_from_db()
+    assert (order.status, order.failure_code) == ("refunded", "")
+    assert list(LedgerEntry.objects.filter(order=order).order_by("pk").values_list("kind", "amount_fen")) == [
+        ("payment", PRICE),
+        ("reversal", -PRICE),
+    ]
+    assert LedgerEntry.objects.get(kind="reversal").idempotency_key == f"smp:reversal:{no}"
+    assert Entitlement.objects.get(order=order).revoked_at is not None
+    with pytest.raises(InvalidState):  # once only
+        manual.work_item_refunded_at_smp_by_hand(item_id=item.pk, note="again", actor=OPS)
+
+
+def test_the_smp_hand_refund_is_offered_only_for_a_completed_phone_bill_order(admin, refund_failed):
+    """A WeChat Pay order's item of the same kind does not offer it, and the service refuses it."""
+    item = work_item_open(order=refund_failed.order, kind=WorkItemKind.PROVIDER_DISAGREES, detail="the provider says")
+    assert "refunded_at_smp_by_hand" not in admin.get(act_url(item), **EN).content.decode()
+    before = audit(item)
+    with pytest.raises(InvalidState):
+        manual.work_item_refunded_at_smp_by_hand(item_id=item.pk, note="no", actor=OPS)
+    assert audit(item) == before
+
+
 def test_resolving_a_failed_refund_of_an_order_in_provisioning_asks_again_later(admin, refund_failed, frozen):
     """Only resolving it (no money recorded) leaves the customer's money held: the item comes back."""
     manual.work_item_resolve(item_id=refund_failed.pk, note="looked at it", actor=OPS)
