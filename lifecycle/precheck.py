@@ -35,7 +35,7 @@ def precheck_due(order_id: int, due_at: datetime | None) -> str:
         if timezone.now() >= precheck_cutoff(order):
             transit(
                 order,
-                order.reject,
+                _refused(order),
                 code=FailureCode.SMP_UNAVAILABLE,
                 actor=actor,
                 reason="the SMP did not answer before the pre-check deadline",
@@ -68,7 +68,7 @@ def precheck_due(order_id: int, due_at: datetime | None) -> str:
                 lock_name(f"per-view:{order.tv_account}:{order.content_id}")
             taken = selectors.per_view_taken(order)
             if taken:
-                transit(order, order.reject, code=FailureCode.ALREADY_SUBSCRIBED, actor=actor, reason=taken)
+                transit(order, _refused(order), code=FailureCode.ALREADY_SUBSCRIBED, actor=actor, reason=taken)
                 return "rejected"
         if (
             result.ok
@@ -80,7 +80,7 @@ def precheck_due(order_id: int, due_at: datetime | None) -> str:
             # docs/interfaces.md §8: one active subscription per account and product.
             transit(
                 order,
-                order.reject,
+                _refused(order),
                 code=FailureCode.ALREADY_SUBSCRIBED,
                 actor=actor,
                 reason="the account renews this product already",
@@ -104,9 +104,15 @@ def precheck_due(order_id: int, due_at: datetime | None) -> str:
         # The SMP's reason codes that are failure codes of ours too; any other is "not available".
         code = result.reason if result.reason in PRECHECK_FAILURES else FailureCode.PRODUCT_NOT_AVAILABLE
         transit(
-            order, order.reject, code=code, detail=result.message or result.reason, actor=actor, reason=result.reason
+            order, _refused(order), code=code, detail=result.message or result.reason, actor=actor, reason=result.reason
         )
         return "rejected"
+
+
+def _refused(order: Order):  # type: ignore[no-untyped-def]
+    """The transition of a failed pre-check: a customer's order is ``rejected``; a renewal order ``failed``
+    with the same code (docs/interfaces.md §8: "the renewal order ends failed with its §1 code")."""
+    return order.renewal_refused if order.channel == Channel.RENEWAL else order.reject
 
 
 def _as_we_write_it(phone: str) -> str:

@@ -215,6 +215,7 @@ BATCH_FIELDS = ("status", "deadline_at", "status_changed_at", "attempts", "failu
 ACTION_LABELS = {
     "precheck_passed": gettext_lazy("pass its pre-check"),
     "reject": gettext_lazy("be rejected"),
+    "renewal_refused": gettext_lazy("fail"),
     "start_payment": gettext_lazy("start a payment"),
     "switch_payment": gettext_lazy("switch its payment method"),
     "payment_confirmed": gettext_lazy("be paid"),

@@ -31,6 +31,7 @@ ORDER_ACTIONS: dict[str, Promise] = {
     # The transitions of the order (orders.models.Order).
     "precheck_passed": _("Pre-check passed"),
     "reject": _("Rejected at pre-check"),
+    "renewal_refused": _("Renewal refused at pre-check"),
     "start_payment": _("Payment started"),
     "switch_payment": _("Payment method switched"),
     "payment_confirmed": _("Paid or confirmed"),

@@ -61,6 +61,10 @@ def _switching_between_qr(order: Order) -> bool:
     return order.payment_method in QR_METHODS
 
 
+def _a_renewal(order: Order) -> bool:
+    return order.channel == Channel.RENEWAL
+
+
 class Order(ConcurrentTransitionMixin, models.Model):
     """One purchase of one product for one TV account.
 
@@ -238,6 +242,12 @@ class Order(ConcurrentTransitionMixin, models.Model):
 
     @transition(field=status, source=S.PRECHECKING, target=S.REJECTED)
     def reject(self, *, code: str, detail: str = "", now: datetime) -> None:
+        self._end(now=now, code=code, detail=detail)
+
+    @transition(field=status, source=S.PRECHECKING, target=S.FAILED, conditions=[_a_renewal])
+    def renewal_refused(self, *, code: str, detail: str = "", now: datetime) -> None:
+        """A renewal's pre-check failed: §8 ends the renewal order ``failed`` with its §1 code (a customer's
+        order ends ``rejected``)."""
         self._end(now=now, code=code, detail=detail)
 
     @transition(field=status, source=S.AWAITING_PAYMENT, target=S.PAYMENT_PENDING)

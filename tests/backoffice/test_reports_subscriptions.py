@@ -250,9 +250,9 @@ def test_the_timeline_happened_as_written(lived):
         (at(2026, 2, 9, 11), "failed", "insufficient_balance"),
         (at(2026, 2, 9, 19), "failed", "insufficient_balance"),
         (at(2026, 2, 10, 3), "failed", "insufficient_balance"),
-        (at(2026, 2, 10, 12), "rejected", "account_suspended"),
-        (at(2026, 2, 10, 20), "rejected", "account_suspended"),
-        (at(2026, 2, 11, 4), "rejected", "account_suspended"),
+        (at(2026, 2, 10, 12), "failed", "account_suspended"),
+        (at(2026, 2, 10, 20), "failed", "account_suspended"),
+        (at(2026, 2, 11, 4), "failed", "account_suspended"),
         (at(2026, 2, 11, 14), "cancelled", "cancelled"),
         (at(2026, 2, 13, 10), "completed", ""),
     ]

@@ -182,7 +182,9 @@ def test_a_suspended_account_fails_the_renewal_with_its_code(demo, run_tasks, fr
     SimSmpAccount.objects.filter(tv_account="tv1001").update(status="suspended")
     work(run_tasks, frozen, sub.next_renewal_at)
     renewal = Order.objects.get(subscription=sub, channel=Channel.RENEWAL)
-    assert (renewal.status, renewal.failure_code) == (OrderStatus.REJECTED, FailureCode.ACCOUNT_SUSPENDED)
+    # §8: "the renewal order ends failed with its §1 code" (a customer's order refused at pre-check is rejected)
+    assert (renewal.status, renewal.failure_code) == (OrderStatus.FAILED, FailureCode.ACCOUNT_SUSPENDED)
+    assert list(renewal.events.values_list("action", flat=True))[-1] == "renewal_refused"
 
 
 def test_cancel_before_the_charge_stops_it_and_keeps_the_paid_period(demo, run_tasks, frozen):
