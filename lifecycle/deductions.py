@@ -169,6 +169,11 @@ def renewal_window_check(subscription: Subscription, now: datetime) -> datetime 
     allowed, later = allowed_now(contract, now)
     if allowed:
         return None
+    if later is not None and later >= subscription.current_period_end and contract.provider == WECHATPAY:
+        # Tries go on until the paid period ends (§8), not after it: a try whose hours open after the end fails
+        # without a call (WeChat Pay's rules refuse it now), and the subscription lapses. (Alipay's days are
+        # the agreed day's, which the contract fixes: its renewal follows them.)
+        return None
     if later is not None:
         subscription.next_renewal_at = later
         subscription.renewal_moved = True

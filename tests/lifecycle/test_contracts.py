@@ -449,6 +449,40 @@ def test_a_declined_deduction_is_retried_then_the_subscription_lapses(demo, run_
     assert not SimTrade.objects.filter(deducted_under=sub.contract_id).exists()  # never charged
 
 
+def test_a_wechatpay_retry_its_hours_would_push_past_the_paid_period_lapses_instead(demo, run_tasks, time_machine):
+    """§8: a failed renewal is tried again every RENEWAL_RETRY_HOURS *until current_period_end*; then the
+    subscription lapses. A period ending at 04:00: the try of 23:00 falls outside WeChat Pay's 07:00–22:00,
+    whose next opening (07:00) is after the end. It used to move there and deduct a period three hours after
+    the paid one had ended; it now fails at once, and the subscription lapses."""
+    time_machine.move_to("2026-12-05 04:00:00+08:00", tick=False)
+    _order, sub = subscribed(run_tasks, "wechat_qr")
+    end = sub.current_period_end
+    assert timezone.localtime(end).hour == 4
+    SimContract.objects.filter(contract_id=sub.contract_id).update(decline_with="NOTENOUGH")
+    work(run_tasks, time_machine, sub.next_reminder_at)
+    work(run_tasks, time_machine, sub.next_reminder_at + timedelta(hours=3))  # the notice waits for 07:00
+    assert ProviderContract.objects.get(subscription=sub).deduct_from is not None
+    while timezone.now() < end + timedelta(hours=6):
+        sub.refresh_from_db()
+        if sub.status != SubscriptionStatus.ACTIVE:
+            break
+        if timezone.localtime(sub.next_renewal_at).hour >= 22:  # the customer tops up before the night's try
+            SimContract.objects.filter(contract_id=sub.contract_id).update(decline_with="")
+        work(run_tasks, time_machine, max(sub.next_renewal_at, timezone.now() + timedelta(minutes=30)))
+    sub.refresh_from_db()
+    tries = Order.objects.filter(subscription=sub, channel=Channel.RENEWAL).order_by("pk")
+    assert [(timezone.localtime(o.created_at).strftime("%d %H:%M"), o.status) for o in tries] == [
+        ("04 07:00", "failed"),  # 04:00 is outside WeChat Pay's hours: moved to their opening
+        ("04 15:00", "failed"),
+        ("04 23:00", "failed"),  # its hours open again after the paid period ends: no call
+    ]
+    assert "outside the days" in tries.last().failure_detail
+    assert not tries.filter(status=OrderStatus.COMPLETED).exists()
+    assert not SimTrade.objects.filter(deducted_under=sub.contract_id, status="SUCCESS").exists()
+    assert all(order.created_at < end for order in tries)
+    assert sub.status == SubscriptionStatus.LAPSED and sub.current_period_end == end
+
+
 # --- 3. termination -------------------------------------------------------------------------------
 
 
