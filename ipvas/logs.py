@@ -96,6 +96,7 @@ QUIET_PERIODIC_TASKS = frozenset(
         "lifecycle.tasks.sweep_deadlines",
         "lifecycle.tasks.sweep_subscriptions",
         "lifecycle.tasks.sweep_contracts",
+        "lifecycle.tasks.sweep_stalled",
     }
 )
 NOTHING_DONE = frozenset({"0", "None", "[]", "{}"})

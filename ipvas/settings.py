@@ -347,6 +347,7 @@ CELERY_TASK_ROUTES = {
     "lifecycle.tasks.sweep_subscriptions": {"queue": "deadlines"},
     "lifecycle.tasks.subscription_due": {"queue": "deadlines"},
     "lifecycle.tasks.sweep_contracts": {"queue": "deadlines"},
+    "lifecycle.tasks.sweep_stalled": {"queue": "deadlines"},
     "lifecycle.tasks.contract_due": {"queue": "deadlines"},
 }
 # Celery's Django fixup closes the database connections around every task (celery 5.6 went back to that:
@@ -374,6 +375,11 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-contracts": {
         "task": "lifecycle.tasks.sweep_contracts",
         "schedule": float(env_int("CONTRACT_SWEEP_INTERVAL_SECONDS", 30, minimum=1)),
+    },
+    # Refunds and subscribers' SMS whose own retry chain was lost (a message the broker lost).
+    "sweep-stalled": {
+        "task": "lifecycle.tasks.sweep_stalled",
+        "schedule": float(env_int("STALLED_SWEEP_INTERVAL_SECONDS", 60, minimum=1)),
     },
     "sweep-deadlines": {
         "task": "lifecycle.tasks.sweep_deadlines",

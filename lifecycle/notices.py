@@ -147,7 +147,7 @@ def notice_send(*, notice_id: int, attempt: int = 0) -> str:
             return "gave_up"
         delay = SEND_BACKOFF_SECONDS[min(attempt, len(SEND_BACKOFF_SECONDS) - 1)]
         with transaction.atomic():
-            SubscriptionNotice.objects.filter(pk=notice_id).update(attempts=attempt + 1)
+            SubscriptionNotice.objects.filter(pk=notice_id).update(attempts=attempt + 1, tried_at=now)
             outbox.enqueue(
                 tasks.send_notice,
                 kwargs={"notice_id": notice_id, "attempt": attempt + 1},

@@ -49,10 +49,6 @@ CHARGE_FOR_METHOD: dict[str, str] = {
 }
 # While a refund is under way, how often the order looks at it.
 REFUND_WATCH = timedelta(seconds=60)
-# A refund not touched for this long has lost its chain of questions: its longest wait (5 minutes between
-# tries while it is not answered, an hour between questions while the provider processes it), and two more.
-REQUESTED_CHAIN_LOST = timedelta(seconds=refunds.REFUND_BACKOFF_CAP_SECONDS + 120)
-REFUND_CHAIN_LOST = timedelta(seconds=refunds.PROCESSING_CHECK_CAP_SECONDS + 120)
 # While a person must decide, how often the order is looked at again.
 NEEDS_PERSON_WATCH = timedelta(hours=1)
 
@@ -80,13 +76,9 @@ def provisioning_due(order_id: int, due_at: datetime | None) -> str:
             return "not_due"
         refund = active_refund(order)
         if refund is not None and _left_after_refunds(order) <= 0:
-            # The money is on its way back and the refund drives itself (its own
-            # retries); the order only keeps an eye on it, and restarts a refund
-            # whose retry chain was lost (nothing moved for longer than any backoff).
+            # The money is on its way back and the refund drives itself (its own retries; a chain that was
+            # lost is started again by lifecycle.stalled); the order only keeps an eye on it.
             look_again(order, after=REFUND_WATCH)
-            lost = REFUND_CHAIN_LOST if refund.status == RefundStatus.PROCESSING else REQUESTED_CHAIN_LOST
-            if refund.updated_at < timezone.now() - lost:
-                outbox.enqueue(tasks.process_refund, kwargs={"refund_id": refund.pk})
             return "refunding"
         unsent_charge = _unsent_renewal_charge(order)
         if unsent_charge is not None:

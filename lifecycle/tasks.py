@@ -149,6 +149,16 @@ def announce_deduction(subscription_id: int, attempt: int = 0) -> str:
     return deduction_announce(subscription_id=subscription_id, attempt=attempt)
 
 
+# --- follow-ups whose chain was lost (lifecycle.stalled) -------------------------------------------
+
+
+@ipvas_task(name="lifecycle.tasks.sweep_stalled")
+def sweep_stalled() -> int:
+    from lifecycle.stalled import stalled_sweep
+
+    return stalled_sweep()
+
+
 # --- deduction contracts (lifecycle.contracts) ----------------------------------------------------
 
 

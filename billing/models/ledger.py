@@ -87,6 +87,14 @@ class Refund(models.Model):
             models.UniqueConstraint(fields=["provider", "out_refund_no"], name="refund_unique_out_refund_no"),
             models.CheckConstraint(condition=Q(amount_fen__gt=0), name="refund_amount_positive"),
         ]
+        indexes = [
+            # The stalled-work sweep's look for refunds under way (lifecycle.stalled).
+            models.Index(
+                fields=["updated_at"],
+                condition=Q(status__in=["requested", "processing"]),
+                name="refund_under_way_updated",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_provider_display()} {self.out_refund_no} {self.get_status_display()}"

@@ -4,6 +4,7 @@ from datetime import datetime
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
@@ -171,6 +172,8 @@ class SubscriptionNotice(models.Model):
     gateway_message_id = models.CharField(_("gateway message id"), max_length=64, blank=True)
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     gave_up_at = models.DateTimeField(_("given up at"), null=True, blank=True)
+    # When its send was last tried or asked for: one untouched for long lost its chain (lifecycle.stalled).
+    tried_at = models.DateTimeField(_("last tried at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("subscription notice")
@@ -181,6 +184,14 @@ class SubscriptionNotice(models.Model):
                 fields=["subscription", "kind", "period"],
                 condition=Q(kind__in=[NoticeKind.REMINDER, NoticeKind.RENEWED, NoticeKind.LAPSED]),
                 name="notice_once_per_period",
+            ),
+        ]
+        indexes = [
+            # The stalled-work sweep's look for notices neither sent nor given up (a few among millions).
+            models.Index(
+                fields=["tried_at"],
+                condition=Q(sent_at__isnull=True, gave_up_at__isnull=True),
+                name="notice_unsent_tried",
             ),
         ]
 

@@ -1,0 +1,83 @@
+"""Follow-ups whose own retry chain was lost, found by a beat sweep and started again.
+
+A refund and a subscriber's SMS are driven by their own task: each run that cannot finish enqueues the next
+(through the outbox, after its commit). The outbox publishes every message at least once, but a broker can
+still lose one it accepted (Redis restarted without persistence, a failover), and a task can die for good
+(out of its database retries during an outage). An order's due work is found again by the deadline sweep;
+these are found here: a refund under way, or a notice neither sent nor given up, that nothing has touched
+for longer than its longest wait between two runs. Each is touched and enqueued again under its row lock,
+so that two sweeps (or a late link of the old chain) do not start two chains; the provider refunds an
+``out_refund_no`` once and the SMS gateway sends a reference once, so a chain that was only slow does no
+harm when it goes on beside the new one.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing.models import Refund, RefundStatus
+from billing.services.refunds import ACTIVE
+from ipvas import outbox
+from lifecycle import notices, refunds, tasks
+from orders.models import SubscriptionNotice
+
+logger = logging.getLogger(__name__)
+
+# Longer than any wait between two runs of a live chain (its backoff's cap: 5 minutes between tries while a
+# refund is not answered, an hour between questions while the provider processes it), and two minutes more.
+REFUND_REQUESTED_LOST = timedelta(seconds=refunds.REFUND_BACKOFF_CAP_SECONDS + 120)
+REFUND_PROCESSING_LOST = timedelta(seconds=refunds.PROCESSING_CHECK_CAP_SECONDS + 120)
+NOTICE_LOST = timedelta(seconds=max(notices.SEND_BACKOFF_SECONDS) + 300)
+BATCH = 200
+
+
+def stalled_sweep(*, batch_size: int = BATCH) -> int:
+    """Start again the refunds and notices whose chain was lost; one bounded batch of each. Returns how many."""
+    return _refunds(batch_size) + _notices(batch_size)
+
+
+def refund_stalled(refund: Refund, now: object | None = None) -> bool:
+    now = now or timezone.now()
+    lost = REFUND_PROCESSING_LOST if refund.status == RefundStatus.PROCESSING else REFUND_REQUESTED_LOST
+    return refund.status in ACTIVE and refund.updated_at < now - lost  # type: ignore[operator]
+
+
+def _refunds(batch_size: int) -> int:
+    now = timezone.now()
+    candidates = Refund.objects.filter(
+        status__in=list(ACTIVE), updated_at__lt=now - min(REFUND_REQUESTED_LOST, REFUND_PROCESSING_LOST)
+    ).order_by("updated_at")
+    started = 0
+    for refund_id in candidates.values_list("pk", flat=True)[:batch_size]:
+        with transaction.atomic():
+            refund = Refund.objects.select_for_update(skip_locked=True).filter(pk=refund_id).first()
+            if refund is None or not refund_stalled(refund, now):
+                continue  # its chain has it now, or it ended
+            refund.save(update_fields=["updated_at"])
+            outbox.enqueue(tasks.process_refund, kwargs={"refund_id": refund.pk})
+            started += 1
+        logger.warning("refund %s: its retry chain was lost; asked again", refund.out_refund_no)
+    return started
+
+
+def _notices(batch_size: int) -> int:
+    now = timezone.now()
+    candidates = SubscriptionNotice.objects.filter(
+        sent_at__isnull=True, gave_up_at__isnull=True, tried_at__lt=now - NOTICE_LOST
+    ).order_by("tried_at")
+    started = 0
+    for notice_id in candidates.values_list("pk", flat=True)[:batch_size]:
+        with transaction.atomic():
+            notice = SubscriptionNotice.objects.select_for_update(skip_locked=True).filter(pk=notice_id).first()
+            if notice is None or notice.sent_at or notice.gave_up_at or notice.tried_at >= now - NOTICE_LOST:
+                continue
+            notice.tried_at = now
+            notice.save(update_fields=["tried_at"])
+            outbox.enqueue(tasks.send_notice, kwargs={"notice_id": notice.pk, "attempt": notice.attempts})
+            started += 1
+        logger.warning("notice %s (%s): its send chain was lost; sent again", notice.pk, notice.kind)
+    return started

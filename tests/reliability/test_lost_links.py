@@ -1,0 +1,179 @@
+"""Follow-ups whose own retry chain was lost (issue of exactly-once, a review of 2026-12-06): each link of a
+refund's or a subscriber's SMS's chain is a message, and the broker can lose one it accepted (Redis restarted
+without persistence, a failover). The deadline sweep finds an order's due work again; lifecycle.stalled, a
+sweep of its own on beat, finds these.
+
+Each test loses one link on purpose (the message is marked relayed and never runs), then lets every beat task
+run for days of simulated time, and checks that the work got done anyway; the controls lose nothing. Before
+lifecycle.stalled, a refund of an ended order was never asked again (the customer's money stayed with us),
+and a reminder never sent (the subscription lapsed unreminded).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from billing.models import Refund, RefundStatus
+from ipvas.actors import Actor, ActorKind
+from ipvas.models import OutboxMessage
+from ipvas.outbox import relay_pending
+from lifecycle.contracts import contracts_sweep
+from lifecycle.due import deadlines_sweep
+from lifecycle.paying import order_cancel, payment_choose
+from lifecycle.placing import order_create
+from lifecycle.renewals import subscriptions_sweep
+from lifecycle.stalled import stalled_sweep
+from orders.constants import SubscriptionStatus
+from orders.models import Order, SubscriptionNotice
+from sandbox import faults
+from sandbox import payments as sandbox_payments
+from sandbox.models import SimRefund, SimSmsMessage
+from tests.reliability.support import paid_notification, said_success, trade_of
+from tests.support.tasks import run_due_tasks
+
+EPG = Actor(ActorKind.EPG_CLIENT, "review-client")
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def lose(task_name: str) -> int:
+    """The broker took these messages and lost them: relayed, never run."""
+    return OutboxMessage.objects.filter(task_name=task_name, relayed_at__isnull=True).update(relayed_at=timezone.now())
+
+
+def every_beat_for(time_machine, *, days: int, step_hours: int = 1) -> None:
+    """Every beat task (and what it enqueues), hour after hour, for ``days`` days of simulated time."""
+    now = timezone.now()
+    for hour in range(0, days * 24 + 1, step_hours):
+        time_machine.move_to(now + timedelta(hours=hour), tick=False)
+        relay_pending()
+        deadlines_sweep()
+        subscriptions_sweep()
+        contracts_sweep()
+        stalled_sweep()
+        run_due_tasks()
+
+
+def test_a_late_payments_refund_whose_message_is_lost_is_asked_again(demo, time_machine):
+    """Money paid for a cancelled order goes back, even when one link of the refund's chain is lost."""
+    order = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG)
+    run_due_tasks()
+    payment_choose(order_id=order.pk, method="wechat_qr", actor=EPG)
+    order_cancel(order_id=order.pk, actor=EPG)
+    # The customer paid a moment before the cancel's close reached WeChat Pay.
+    trade = trade_of(order)
+    trade = sandbox_payments.pay_trade(trade.provider, trade.out_trade_no)
+    delivery = paid_notification(trade)
+    assert said_success(delivery, delivery.post())
+    refund = Refund.objects.get(order=order)
+    assert refund.status == RefundStatus.REQUESTED
+    assert lose("lifecycle.tasks.process_refund") == 1
+
+    every_beat_for(time_machine, days=3)
+
+    refund.refresh_from_db()
+    assert SimRefund.objects.filter(out_refund_no=refund.out_refund_no).exists(), (
+        "the customer's money was never given back: the refund is still "
+        f"{refund.status} after 3 days and nothing asked the provider again"
+    )
+    assert refund.status == RefundStatus.SUCCEEDED
+
+
+def test_a_refund_retry_lost_while_the_provider_was_down_is_asked_again(demo, time_machine):
+    """The same with the retry link: the provider was down at the first try, its retry message is lost."""
+    order = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG)
+    run_due_tasks()
+    payment_choose(order_id=order.pk, method="wechat_qr", actor=EPG)
+    order_cancel(order_id=order.pk, actor=EPG)
+    trade = trade_of(order)
+    trade = sandbox_payments.pay_trade(trade.provider, trade.out_trade_no)
+    delivery = paid_notification(trade)
+    assert said_success(delivery, delivery.post())
+    faults.set_mode("wechatpay", "down")
+    run_due_tasks()  # the refund's first try: no answer, a retry is enqueued (due in 2 s)
+    refund = Refund.objects.get(order=order)
+    assert refund.attempts == 1
+    faults.set_mode("wechatpay", "ok")
+    assert lose("lifecycle.tasks.process_refund") == 1
+
+    every_beat_for(time_machine, days=3)
+
+    refund.refresh_from_db()
+    assert refund.status == RefundStatus.SUCCEEDED, f"refund still {refund.status} after 3 days"
+
+
+def test_a_reminder_whose_send_message_is_lost_is_sent_all_the_same(demo, time_machine):
+    """The reminder SMS before a renewal: its notice is written once per period; if its send is lost the
+    sweep must queue it again, or the subscription lapses without the customer ever being reminded."""
+    order = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG, auto_renew=True)
+    run_due_tasks()
+    payment_choose(order_id=order.pk, method="phone_bill", actor=EPG)
+    run_due_tasks()
+    subscription = Order.objects.get(pk=order.pk).subscription
+    assert subscription is not None
+    time_machine.move_to(subscription.next_reminder_at, tick=False)
+    subscriptions_sweep()
+    notice = SubscriptionNotice.objects.get(subscription=subscription, kind="reminder")
+    assert lose("lifecycle.tasks.send_notice") == 1
+
+    every_beat_for(time_machine, days=2)
+
+    notice.refresh_from_db()
+    subscription.refresh_from_db()
+    assert notice.sent_at is not None, (
+        f"the reminder was never sent (attempts {notice.attempts}); the subscription is {subscription.status}, "
+        f"reminder_sent_at={subscription.reminder_sent_at}: it will lapse at the period's end"
+    )
+
+
+def test_a_reminder_lost_means_a_lapse_nobody_was_told_about(demo, time_machine):
+    """The consequence, to the end of the period (daily beats): the subscription lapses unreminded."""
+    order = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG, auto_renew=True)
+    run_due_tasks()
+    payment_choose(order_id=order.pk, method="phone_bill", actor=EPG)
+    run_due_tasks()
+    subscription = Order.objects.get(pk=order.pk).subscription
+    time_machine.move_to(subscription.next_reminder_at, tick=False)
+    subscriptions_sweep()
+    lose("lifecycle.tasks.send_notice")
+
+    every_beat_for(time_machine, days=8, step_hours=6)
+
+    subscription.refresh_from_db()
+    reminders = SimSmsMessage.objects.filter(reference__startswith="ipvas-notice-", text__contains="自动续费，费用")
+    assert subscription.status == SubscriptionStatus.ACTIVE, (
+        f"subscription {subscription.status} (periods {subscription.periods}); reminders sent: {reminders.count()}"
+    )
+
+
+# --- controls: the harness above does get the work done when no link is lost ----------------------
+
+
+def test_control_the_late_payments_refund_completes_when_nothing_is_lost(demo, time_machine):
+    order = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG)
+    run_due_tasks()
+    payment_choose(order_id=order.pk, method="wechat_qr", actor=EPG)
+    order_cancel(order_id=order.pk, actor=EPG)
+    trade = trade_of(order)
+    trade = sandbox_payments.pay_trade(trade.provider, trade.out_trade_no)
+    delivery = paid_notification(trade)
+    assert said_success(delivery, delivery.post())
+    every_beat_for(time_machine, days=1)
+    assert Refund.objects.get(order=order).status == RefundStatus.SUCCEEDED
+
+
+def test_control_the_subscription_stays_active_when_nothing_is_lost(demo, time_machine):
+    order = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG, auto_renew=True)
+    run_due_tasks()
+    payment_choose(order_id=order.pk, method="phone_bill", actor=EPG)
+    run_due_tasks()
+    subscription = Order.objects.get(pk=order.pk).subscription
+    time_machine.move_to(subscription.next_reminder_at, tick=False)
+    subscriptions_sweep()
+    every_beat_for(time_machine, days=8, step_hours=6)
+    subscription.refresh_from_db()
+    assert subscription.status == SubscriptionStatus.ACTIVE
+    assert subscription.periods == 2
