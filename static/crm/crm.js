@@ -145,8 +145,11 @@
       form.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = true; });
     });
     document.addEventListener("keydown", function (event) {
+      // Typing is a field that takes text: a ticked checkbox or a button with the focus must not swallow
+      // a scanner's digits (its Enter would then submit that form: cash, or the phone bill).
       var where = document.activeElement;
-      var typing = where && /^(INPUT|TEXTAREA|SELECT)$/.test(where.tagName);
+      var typing = where && (/^(TEXTAREA|SELECT)$/.test(where.tagName) ||
+        (where.tagName === "INPUT" && /^(text|search|tel|number|password|email|url)$/.test(where.type)));
       if (!typing && /^[0-9]$/.test(event.key) && !event.ctrlKey && !event.metaKey && !event.altKey) {
         input.focus();
       }
