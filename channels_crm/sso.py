@@ -139,6 +139,9 @@ def _clerk_for(ticket: Ticket) -> Clerk:
             store=store,
             virtual_staff_id=ticket.virtual_staff_id,
         )
+    if clerk.user.is_staff or clerk.user.is_superuser or not clerk.user.is_active:
+        # Whoever linked a clerk to it, a ticket never opens an operator's (or a disabled) account's session.
+        raise TicketRefused("the staff id's clerk is an account that a ticket may not sign in")
     # A manager of one store sent to help at another is a clerk there, a manager again back home (is_manager).
     clerk.name = ticket.name
     clerk.store = store

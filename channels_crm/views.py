@@ -8,6 +8,7 @@ from functools import wraps
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.core.exceptions import ValidationError
@@ -24,7 +25,7 @@ from billing.qr import qr_png, showing_qr_content
 from billing.services.ledger import order_totals
 from billing.services.payment_codes import ALIPAY_CODE, WECHATPAY_CODE
 from channels_crm import renewal, selectors
-from channels_crm.models import Clerk
+from channels_crm.models import Clerk, Store
 from channels_crm.sso import TicketRefused, sso_login
 from ipvas.actors import Actor, ActorKind
 from ipvas.errors import ApplicationError
@@ -62,9 +63,24 @@ def clerk_page(view: View) -> View:
         clerk = Clerk.objects.select_related("store").filter(user=request.user).first()
         if clerk is None:
             return render(request, "crm/not_clerk.html", status=403)
+        at_ticket_store(request, clerk)
         return view(request, clerk, *args, **kwargs)
 
     return wrapper
+
+
+# What the ticket that opened this session said (a clerk's row holds their latest ticket's): a browser left
+# signed in at another store acts for that store, with that virtual staff id, whatever the clerk signed in
+# to since (a manager back home is not the home store's manager in the browser they left elsewhere).
+SESSION_STORE, SESSION_VIRTUAL_STAFF_ID = "crm_store_id", "crm_virtual_staff_id"
+
+
+def at_ticket_store(request: HttpRequest, clerk: Clerk) -> None:
+    """``clerk`` as the session's ticket made them (in memory, not saved): its store and virtual staff id."""
+    store_id = request.session.get(SESSION_STORE)
+    if store_id and store_id != clerk.store_id:
+        clerk.store = Store.objects.get(pk=store_id)
+    clerk.virtual_staff_id = request.session.get(SESSION_VIRTUAL_STAFF_ID, clerk.virtual_staff_id)
 
 
 def clerk_actor(clerk: Clerk) -> Actor:
@@ -89,6 +105,10 @@ def sso(request: HttpRequest) -> HttpResponse:
         context = {"reason": str(exc), "said": refusal_words(str(exc))}
         return render(request, "crm/sso_refused.html", context, status=403)
     login(request, clerk.user, backend="django.contrib.auth.backends.ModelBackend")
+    request.session[SESSION_STORE] = clerk.store_id
+    request.session[SESSION_VIRTUAL_STAFF_ID] = clerk.virtual_staff_id
+    # A counter's PC is shared and a ticket lives two minutes: the session lasts a shift, not Django's two weeks.
+    request.session.set_expiry(settings.CRM_SESSION_SECONDS)
     return redirect("crm:order-new")
 
 

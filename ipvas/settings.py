@@ -543,6 +543,8 @@ CRM_SSO_PUBLIC_KEY_FILE = env_str("CRM_SSO_PUBLIC_KEY_FILE")
 CRM_SSO_ISSUER = env_str("CRM_SSO_ISSUER", "crm")
 CRM_SSO_AUDIENCE = env_str("CRM_SSO_AUDIENCE", "ipvas")
 CRM_SSO_MAX_TICKET_SECONDS = env_int("CRM_SSO_MAX_TICKET_SECONDS", 120, minimum=1)
+# How long a clerk's session opened by a ticket lasts (a shift); the CRM opens the pages with a new ticket.
+CRM_SESSION_SECONDS = env_int("CRM_SESSION_SECONDS", 12 * 3600, minimum=60)
 # Origins allowed to frame the clerk pages (Content-Security-Policy: frame-ancestors).
 CRM_FRAME_ORIGINS = env_list("CRM_FRAME_ORIGINS", [])
 

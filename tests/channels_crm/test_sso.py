@@ -231,6 +231,25 @@ def test_a_ticket_never_signs_in_as_an_existing_staff_account(demo):
     assert client.get("/admin/").status_code != 200
 
 
+@pytest.mark.parametrize("made", ["staff", "superuser", "disabled"])
+def test_a_ticket_never_signs_in_as_a_staff_account_even_with_a_clerk(demo, made):
+    """An admin linked a clerk row to an operator's account (or gave a clerk's account admin rights, or
+    disabled it): the check used to be made only when the staff id had no clerk yet, and a ticket the CRM
+    signed opened that superuser's session without its password (found by a counter review)."""
+    user = get_user_model().objects.create_user("ops-wang", password="x-Strong-Pass-123")
+    user.is_staff, user.is_superuser, user.is_active = made == "staff", made == "superuser", made != "disabled"
+    user.save()
+    store = Store.objects.get(code="NX-YC-001")
+    Clerk.objects.create(user=user, staff_id="wang", name="王", store=store, virtual_staff_id="V0077")
+    client = Client()
+
+    response = sso(client, ticket(sub="wang", name="王", virtual_staff_id="V0077"))
+
+    assert response.status_code == 403
+    assert client.session.get("_auth_user_id") is None
+    assert not SsoLogin.objects.filter(accepted=True).exists()
+
+
 def test_a_clerk_cannot_reach_admin(clerk):
     response = clerk.get("/admin/")
     assert response.status_code in (302, 403)
@@ -298,3 +317,43 @@ def test_sandbox_frame_embeds_the_launch_url(demo):
 def test_sandbox_crm_is_404_when_the_sandbox_is_off(demo, settings, path):
     settings.SANDBOX = False
     assert Client().get(path, LAUNCH).status_code == 404
+
+
+# --- what a session opened by a ticket is (found by a counter review, 2026-12-06) -----------------------------
+
+
+def test_a_session_acts_for_the_store_its_ticket_named(demo):
+    """A manager helps at NX-YC-002 in the morning, then signs in at home (NX-YC-001). The browser left at
+    NX-YC-002 used to take the clerk's latest store: it became the home store's manager (its orders shown)
+    and booked its sales to NX-YC-001. It stays what its own ticket said."""
+    from django.db.models import F
+
+    from orders.models import Order
+    from tests.channels_crm.support import new_order
+
+    home_order = new_order(sign_in(sub="clerk02", name="同店营业员", virtual_staff_id="V0002"), "13800000002")
+    sign_in()  # clerk01 of NX-YC-001
+    Clerk.objects.filter(staff_id="clerk01").update(role="manager", managed_store=F("store"))
+
+    elsewhere = sign_in(store_code="NX-YC-002")
+    at_home = sign_in()
+
+    assert elsewhere.get(f"/crm/orders/{home_order.order_no}/").status_code == 404
+    assert at_home.get(f"/crm/orders/{home_order.order_no}/").status_code == 200  # the manager, at home
+    sale = new_order(elsewhere, "13800000001")
+    assert Order.objects.get(pk=sale.pk).store_code == "NX-YC-002"
+
+
+def test_a_ticket_signs_a_clerk_in_for_a_shift_not_for_days(demo, time_machine, settings):
+    """A ticket lives two minutes; the session it opened lived Django's two weeks on a shared counter PC."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    time_machine.move_to(timezone.now(), tick=True)
+    clerk = sign_in()
+    assert clerk.get(NEW_ORDER).status_code == 200
+    time_machine.shift(timedelta(seconds=settings.CRM_SESSION_SECONDS - 60))
+    assert clerk.get(NEW_ORDER).status_code == 200
+    time_machine.shift(timedelta(seconds=120))
+    assert clerk.get(NEW_ORDER).status_code == 401
