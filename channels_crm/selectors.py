@@ -14,7 +14,7 @@ from channels_crm.models import Clerk
 from orders import subscription_selectors
 from orders.constants import Channel, PaymentMethod
 from orders.models import Order, Subscription
-from orders.validation import normalize_mainland_mobile
+from orders.validation import ORDER_NO_RE, normalize_mainland_mobile
 
 
 def visible_orders(clerk: Clerk) -> QuerySet[Order]:
@@ -40,10 +40,10 @@ def order_history(clerk: Clerk, *, query: str = "", limit: int = 100) -> list[Or
     query = query.strip()
     if query:
         try:
-            phone = normalize_mainland_mobile(query)
+            orders = orders.filter(phone=normalize_mainland_mobile(query))
         except ValidationError:
-            phone = query
-        orders = orders.filter(Q(phone=phone) | Q(order_no=query))
+            # Not a number: an order number, or nothing (what is typed never reaches the query as it is).
+            orders = orders.filter(order_no=query) if ORDER_NO_RE.match(query) else orders.none()
     else:
         start, end = today_bounds()
         orders = orders.filter(created_at__gte=start, created_at__lt=end)

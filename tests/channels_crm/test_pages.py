@@ -460,6 +460,15 @@ def test_history_search_takes_the_number_as_the_new_order_page_does(clerk, typed
     assert listed(history(clerk, typed)) == [order.order_no]
 
 
+@pytest.mark.parametrize("typed", ["\x00", "138\x0000000001", "2026\x00", "<script>", "x" * 500])
+def test_history_search_for_anything_else_matches_nothing(clerk, typed):
+    """Neither a number nor an order number: no match. What was typed used to reach the query as it was, and
+    a NUL character made PostgreSQL refuse it: a 500 (found by a counter review)."""
+    new_order(clerk, "13800000001")
+    page = history(clerk, typed)
+    assert listed(page) == [] and "没有匹配的订单。" in page
+
+
 def test_shift_totals_per_payment_method(clerk):
     completed_cash_sale(clerk)
     completed_cash_sale(clerk, product="VIP-QUARTER")
