@@ -27,7 +27,7 @@ from django.utils.translation import gettext_lazy as _
 from ipvas.actors import Actor
 from ipvas.errors import ApplicationError, InvalidInput, RateLimited
 from ipvas.rows import the_row
-from orders.models import PinEventAction, PurchasePin, PurchasePinEvent
+from orders.models import Order, PinEventAction, PurchasePin, PurchasePinEvent
 from orders.validation import TV_ACCOUNT_RE
 
 PIN_RE = re.compile(r"^[0-9]{4}\Z")
@@ -133,6 +133,12 @@ def pin_clear(*, tv_account: str, actor: Actor, reason: str = "") -> bool:
         row.delete()
         _event(tv_account, PinEventAction.CLEARED, actor=actor, now=now, reason=reason)
     return True
+
+
+def pin_entered(*, order_id: int) -> None:
+    """The household's PIN was entered right for an order placed before it was asked (the TV pages): its
+    payment may start now (lifecycle.transitions.lock_to_pay refused it until then)."""
+    Order.objects.filter(pk=order_id, pin_pending=True).update(pin_pending=False)
 
 
 def _locked(until: datetime, now: datetime) -> PurchasePinLocked:

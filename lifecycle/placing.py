@@ -30,6 +30,7 @@ def order_create(
     store_code: str = "",
     auto_renew: bool = False,
     product: Product | None = None,
+    pin_pending: bool = False,
 ) -> Order:
     """Create an order in ``prechecking``; the SMP pre-check runs next, in a task.
 
@@ -38,7 +39,8 @@ def order_create(
     the other one. ``auto_renew`` is the customer's explicit choice of automatic renewal
     (docs/interfaces.md §8): only for a renewable period product, never assumed.
     ``product``: what the caller's ``order_input_check`` gave, when it has checked already (the EPG API
-    does, before the purchase PIN); else it is asked here.
+    does, before the purchase PIN); else it is asked here. ``pin_pending``: placed before the household's
+    purchase PIN was asked (the TV pages ask it on the next screen); no payment starts until it was entered.
     """
     product = order_input_check(
         channel=channel, product_code=product_code, tv_account=tv_account, phone=phone, content_id=content_id,
@@ -65,6 +67,7 @@ def order_create(
             clerk=clerk,
             store_code=store_code,
             auto_renew=auto_renew,
+            pin_pending=pin_pending,
         )
         logs.bind(order_no=order.order_no)
         # The event keeps the customer's choice of automatic renewal: the evidence of consent.

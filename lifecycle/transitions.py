@@ -15,6 +15,7 @@ from django_fsm import TransitionNotAllowed
 from ipvas import logs, outbox
 from ipvas.actors import Actor
 from ipvas.errors import InvalidInput, InvalidState
+from lifecycle.pins import PurchasePinRequired, pin_required
 from orders.constants import OrderStatus
 from orders.models import Order, OrderEvent
 
@@ -55,6 +56,9 @@ def lock_to_pay(order_id: int, method: str) -> Order:
     allowed = order.methods_allowed()
     if method not in allowed:
         raise method_refused(allowed)
+    if order.pin_pending and pin_required(tv_account=order.tv_account):
+        # Placed on the TV pages, which ask the household's purchase PIN before any payment: not paid around it.
+        raise PurchasePinRequired()
     if order.auto_renew and not order.phone and order.status == OrderStatus.AWAITING_PAYMENT:
         # docs/interfaces.md §8: no renewal is charged unless its reminder SMS went to the bound number.
         raise InvalidState(

@@ -26,7 +26,15 @@ from ipvas import ratelimit
 from ipvas.actors import Actor, ActorKind
 from ipvas.errors import ApplicationError, RateLimited
 from lifecycle.paying import order_cancel, payment_choose
-from lifecycle.pins import PurchasePinLocked, PurchasePinRequired, PurchasePinWrong, pin_check, pin_state
+from lifecycle.pins import (
+    PurchasePinLocked,
+    PurchasePinRequired,
+    PurchasePinWrong,
+    pin_check,
+    pin_entered,
+    pin_required,
+    pin_state,
+)
 from lifecycle.placing import order_create
 from orders import selectors
 from orders.constants import Channel, OrderStatus, ProductKind
@@ -158,6 +166,7 @@ def order_start(request: HttpRequest, session: TvSession, code: str) -> HttpResp
             content_id=session.content_id if found.kind == ProductKind.PER_VIEW else "",
             auto_renew=auto_renew,
             actor=_actor(session),
+            pin_pending=pin_required(tv_account=session.tv_account),  # asked on the next screen
         )
     except ApplicationError as exc:
         return _problem(request, session, str(exc.message), status=429 if isinstance(exc, RateLimited) else 200)
@@ -271,6 +280,7 @@ def confirm(request: HttpRequest, session: TvSession, order_no: str) -> HttpResp
             else _("Wrong PIN. Try again.")
         )
         return _order_screen(request, session, order, method=method, pin_error=message)
+    pin_entered(order_id=order.pk)
     try:
         payment_choose(order_id=order.pk, method=method, actor=_actor(session))
     except ApplicationError as exc:

@@ -106,6 +106,9 @@ class Order(ConcurrentTransitionMixin, models.Model):
     store_code = models.CharField(_("store"), max_length=32, blank=True)
     # docs/interfaces.md §8: an order that starts a subscription when it completes (never on by default).
     auto_renew = models.BooleanField(_("renews automatically"), default=False)
+    # Placed on the TV pages of a household with a purchase PIN, which asks for it on the next screen
+    # (docs/interfaces.md §9): no payment starts until it was entered there (lifecycle.pins.pin_entered).
+    pin_pending = models.BooleanField(_("purchase PIN still to be entered"), default=False)
     # The subscription it started (auto_renew) or renews (channel renewal), and the period a renewal pays for.
     subscription = models.ForeignKey(
         "orders.Subscription",

@@ -195,3 +195,34 @@ def test_the_sandbox_sets_and_clears(demo):
     )
     assert actions() == ["set", "changed", "cleared"]
     assert pin_clear(tv_account="tv1001", actor=Actor.system()) is False
+
+
+def test_an_order_placed_on_the_tv_is_not_paid_through_the_api_around_the_pin(api):
+    """§9: the TV pages ask the PIN before any payment, on the screen after the method's. An order placed there
+    is an EPG order of the session's client, and its payment through §2 (POST payment/) asked for nothing: the
+    phone bill was charged without the PIN (found by a review of the TV pages). It is 403 until the PIN was
+    entered on the TV."""
+    import re
+    from urllib.parse import urlsplit
+
+    set_pin("tv1001", "1234")
+    answer = api.post("/tv-sessions/", {"tv_account": "tv1001", "return_url": "https://epg.example.com/b"})
+    box = Client()
+    box.get(urlsplit(answer.json()["url"]).path)
+    token = re.search(r'name="token" value="([0-9a-f]+)"', box.get("/tv/products/VIP-YEAR/").content.decode())[1]
+    box.post("/tv/products/VIP-YEAR/order/", {"method": "phone_bill", "token": token})
+    settle()
+    order = Order.objects.get()
+    assert order.status == "awaiting_payment" and order.pin_pending
+
+    error_of(api.post(f"/orders/{order.order_no}/payment/", {"method": "phone_bill"}), 403, "purchase_pin_required")
+    order.refresh_from_db()
+    assert order.status == "awaiting_payment" and not order.payments.exists()
+
+    confirmed = box.post(
+        f"/tv/orders/{order.order_no}/confirm/", {"method": "phone_bill", "pin": "1234", "token": token}
+    )
+    assert confirmed.status_code == 302
+    settle()
+    order.refresh_from_db()
+    assert order.status == "completed" and not order.pin_pending
