@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import wraps
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -46,10 +46,12 @@ class Refusal:
 
 
 def with_query(url: str, **params: str) -> str:
-    """``url`` with ``params`` added to its query (replacing any of the same names)."""
+    """``url`` with ``params`` added to its query (replacing any of the same names). The EPG's own pairs stay
+    byte for byte as it wrote them: a GBK page's ``%D6%D0``, a bare flag, its choice of ``%20`` (decoding and
+    encoding them again would change them); only pairs named like ours are left out."""
     parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
-    return urlunsplit(parts._replace(query=urlencode([*query, *params.items()])))
+    kept = [pair for pair in parts.query.split("&") if pair and unquote_plus(pair.split("=", 1)[0]) not in params]
+    return urlunsplit(parts._replace(query="&".join([*kept, urlencode(list(params.items()))])))
 
 
 def exit_url(session: TvSession, result: str, order_no: str = "") -> str:

@@ -124,6 +124,27 @@ def place_renewing(browser: Client, page: str) -> Order:
 # --- framing, headers, the markup -----------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("query", "result"),
+    [
+        ("title=%D6%D0%CE%C4", "title=%D6%D0%CE%C4&result=cancel"),  # 中文 as a GBK page's form encodes it
+        ("vod&from=menu", "vod&from=menu&result=cancel"),  # a bare flag
+        ("path=a%2Fb%20c", "path=a%2Fb%20c&result=cancel"),  # the EPG's own choice of encoding
+        ("result=old&x=1", "x=1&result=cancel"),  # ours replaces a pair of the same name
+        ("", "result=cancel"),
+    ],
+)
+def test_the_way_back_adds_to_the_epgs_query_and_changes_nothing_of_it(api, query, result):
+    """§9: return_url "with result=cancel added to its query". The query used to be decoded and encoded again:
+    a GBK page's text came back as U+FFFD, a bare flag as 'vod=', %20 as '+' (found by a TV review)."""
+    import html
+
+    browser = launch(api, return_url=f"https://epg.example.com/vas/back.jsp?{query}".rstrip("?"))
+    page = browser.get("/tv/").content.decode()
+    href = html.unescape(re.search(r'<a class="back" href="([^"]+)" data-action="back"', page)[1])
+    assert href == f"https://epg.example.com/vas/back.jsp?{result}"
+
+
 def test_the_pages_may_be_framed_by_their_epg_clients_origins_only(api):
     browser = launch(api)
     bare = browser.get("/tv/")
