@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
@@ -10,6 +13,7 @@ from django.utils.translation import gettext as _
 from ipvas import logs
 from ipvas.actors import Actor
 from ipvas.errors import InvalidInput
+from ipvas.locks import lock_name
 from lifecycle.transitions import record_event, schedule_due
 from orders.constants import Channel, OrderStatus, ProductKind
 from orders.models import Order, Product
@@ -74,6 +78,34 @@ def order_create(
         record_event(order, "create", actor=actor, from_status="", now=now, data={"auto_renew": auto_renew})
         schedule_due(order)
     return order
+
+
+# The same order asked for again this soon, from the same screen (a remote's OK pressed twice), is the first one.
+REPEAT_WINDOW = timedelta(seconds=30)
+
+
+def order_create_or_repeat(*, screen: str, actor: Actor, **order: Any) -> Order:
+    """``order_create``, unless the same screen (``screen``: a TV session, say) asked for the same order
+    (account, product, content, renewal choice) by the same actor within ``REPEAT_WINDOW`` and it is still
+    waiting for its payment: then that one. One at a time per screen, so that two presses racing place one."""
+    with transaction.atomic():
+        lock_name(f"order-screen:{screen}")
+        earlier = (
+            Order.objects.filter(
+                channel=order["channel"],
+                tv_account=order.get("tv_account", ""),
+                product__code=order["product_code"],
+                content_id=order.get("content_id", ""),
+                auto_renew=order.get("auto_renew", False),
+                origin_kind=actor.kind,
+                origin_id=actor.id,
+                status__in=[OrderStatus.PRECHECKING, OrderStatus.AWAITING_PAYMENT],
+                created_at__gte=timezone.now() - REPEAT_WINDOW,
+            )
+            .order_by("-pk")
+            .first()
+        )
+        return earlier or order_create(actor=actor, **order)
 
 
 def order_input_check(

@@ -35,7 +35,7 @@ from lifecycle.pins import (
     pin_required,
     pin_state,
 )
-from lifecycle.placing import order_create
+from lifecycle.placing import order_create_or_repeat
 from orders import selectors
 from orders.constants import Channel, OrderStatus, ProductKind
 from orders.models import Order, Product
@@ -159,7 +159,8 @@ def order_start(request: HttpRequest, session: TvSession, code: str) -> HttpResp
             window_seconds=60,
             message=_("Too many orders from this client; slow down."),
         )
-        order = order_create(
+        order = order_create_or_repeat(
+            screen=f"tv-session:{session.pk}",
             channel=Channel.EPG,
             product_code=found.code,
             tv_account=session.tv_account,

@@ -544,3 +544,31 @@ def test_each_screen_is_light(site, epg_key, tv):
     for name, weight in weights.items():
         assert weight["bytes"] < 30_000, (name, weight)
         assert weight["files"] <= 5, (name, weight)  # the page, its style, its script, the QR code, the favicon
+
+
+def test_ok_pressed_twice_on_a_payment_method_places_one_order(site, epg_key, tv, monkeypatch):
+    """The remote's OK bounces, or is pressed again while the next screen is slow to come: each press used to
+    place an order (both pre-checked at the SMP, one left waiting for a payment); the second is the first
+    (lifecycle.placing.order_create_or_repeat). Placing takes 0.4 s here, so that the race is not left to
+    chance (found by a TV review)."""
+    import time
+
+    from lifecycle import placing
+
+    create = placing.order_create
+
+    def slow_order_create(**kwargs):  # type: ignore[no-untyped-def]
+        time.sleep(0.4)
+        return create(**kwargs)
+
+    monkeypatch.setattr(placing, "order_create", slow_order_create)
+    tv.goto(new_session(site, epg_key, product_code="VIP-MONTH"))
+    tv.locator(".screen-product").wait_for()
+    assert focused(tv) == "method:wechat_qr"
+    press(tv, "Enter")
+    tv.wait_for_timeout(100)
+    press(tv, "Enter")  # OK again: the next screen has not come yet
+    tv.locator(".screen-checking, .screen-confirm").first.wait_for()
+    tv.wait_for_timeout(1000)
+
+    assert Order.objects.count() == 1, [(o.order_no, o.status) for o in Order.objects.all()]

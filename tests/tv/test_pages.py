@@ -145,6 +145,19 @@ def test_the_way_back_adds_to_the_epgs_query_and_changes_nothing_of_it(api, quer
     assert href == f"https://epg.example.com/vas/back.jsp?{result}"
 
 
+def test_the_same_method_posted_twice_places_one_order(api):
+    """A double OK (the form sent twice): one order, and both answers lead to it (found by a TV review)."""
+    browser = launch(api)
+    token = token_of(browser.get("/tv/products/VIP-MONTH/").content.decode())
+    first = browser.post("/tv/products/VIP-MONTH/order/", {"method": "phone_bill", "token": token})
+    again = browser.post("/tv/products/VIP-MONTH/order/", {"method": "phone_bill", "token": token})
+    settle()
+    assert Order.objects.count() == 1 and first["Location"] == again["Location"]
+    # Another choice (auto-renewal on) is another order.
+    browser.post("/tv/products/VIP-MONTH/order/", {"method": "phone_bill", "token": token, "renew": "1"})
+    assert Order.objects.count() == 2
+
+
 def test_the_pages_may_be_framed_by_their_epg_clients_origins_only(api):
     browser = launch(api)
     bare = browser.get("/tv/")
