@@ -12,7 +12,7 @@ from django.utils import timezone
 from billing.models import LedgerEntry, LedgerKind, Provider
 from channels_crm.models import Clerk
 from orders import subscription_selectors
-from orders.constants import Channel, PaymentMethod
+from orders.constants import Channel, OrderStatus, PaymentMethod
 from orders.models import Order, Subscription
 from orders.validation import ORDER_NO_RE, normalize_mainland_mobile
 
@@ -59,10 +59,13 @@ def _method_label(method: str, provider: str) -> str:
 
 def shift_totals(clerk: Clerk) -> list[dict[str, object]]:
     """Today's money per payment method and provider (and per clerk for a manager), from the ledger:
-    what was taken minus what went back, so the cash line is the cash to hand over."""
+    what was taken minus what went back, so the cash line is the cash to hand over. A cash sale that failed is
+    not in it: its page told the clerk to give the cash back to the customer at the counter (the ledger says so
+    only when someone confirms it in admin, lifecycle.manual)."""
     start, end = today_bounds()
     rows = (
         LedgerEntry.objects.filter(order__in=visible_orders(clerk), created_at__gte=start, created_at__lt=end)
+        .exclude(order__status=OrderStatus.FAILED, order__payment_method=PaymentMethod.CASH)
         .values("method", "provider", "order__clerk__clerk__name", "order__clerk__clerk__staff_id")
         .annotate(count=Count("pk", filter=Q(kind=LedgerKind.PAYMENT)), amount_fen=Sum("amount_fen"))
         .order_by("order__clerk__clerk__staff_id", "method", "provider")
