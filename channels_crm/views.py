@@ -336,7 +336,9 @@ def _renewal_terms(order: Order) -> list[str]:
         )
     if order.is_terminal:
         return []  # it did not start one (failed, or the account renews this product already)
-    return renewal.terms(kind=order.product.kind, price_yuan=order.amount_yuan, methods=order.methods_allowed())
+    # Once a method was chosen, each renewal is paid by it: the terms name it, not every one that could be.
+    methods = [order.payment_method] if order.payment_method else order.methods_allowed()
+    return renewal.terms(kind=order.product.kind, price_yuan=order.amount_yuan, methods=methods)
 
 
 @clerk_page

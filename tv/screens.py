@@ -74,10 +74,10 @@ def renews_on_tv(product: Product) -> bool:
     return product.renewable and product.kind in EVERY_PERIOD and bool(methods_for(product, auto_renew=True))
 
 
-def renewal_terms(product: Product, *, price_yuan: str | None = None) -> list[str]:
-    """The terms of automatic renewal in plain words: how often and how much, how it is paid, the reminder,
-    how to cancel."""
-    methods = methods_for(product, auto_renew=True)
+def renewal_terms(product: Product, *, price_yuan: str | None = None, methods: list[str] | None = None) -> list[str]:
+    """The terms of automatic renewal in plain words: how often and how much, how it is paid (by ``methods``:
+    the one chosen, once it is; else each that can be), the reminder, how to cancel."""
+    methods = methods or methods_for(product, auto_renew=True)
     days = settings.RENEWAL_REMINDER_DAYS
     return [
         str(EVERY_PERIOD[product.kind]) % {"price": price_yuan or product.price_yuan},

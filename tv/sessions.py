@@ -177,8 +177,11 @@ def tv_page(view: View) -> View:
         assert session is not None
         if request.method == "POST" and not form_token_ok(request, session):
             return refusal_page(request, Refusal("forged", 403, session))
-        with translation.override(language_of(session)):
+        language = language_of(session)
+        with translation.override(language):
             response = view(request, session, *args, **kwargs)
+        # Said here: LocaleMiddleware labels the answer after the override has ended, in the browser's language.
+        response.headers.setdefault("Content-Language", language)
         return secure_headers(response, session)
 
     return wrapper

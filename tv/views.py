@@ -226,7 +226,11 @@ def _order_screen(
             locked_minutes=_minutes_left(state.locked_until),
             pin_error=pin_error,
             error=error,
-            terms=screens.renewal_terms(order.product, price_yuan=order.amount_yuan) if order.auto_renew else [],
+            terms=(
+                screens.renewal_terms(order.product, price_yuan=order.amount_yuan, methods=[method])
+                if order.auto_renew
+                else []
+            ),  # the consent names the method each renewal is paid by: the one being chosen
         )
         return _page(request, session, "tv/confirm.html", context)
     if screen in ("qr", "sms"):

@@ -469,6 +469,22 @@ def test_history_search_for_anything_else_matches_nothing(clerk, typed):
     assert listed(page) == [] and "没有匹配的订单。" in page
 
 
+def test_the_renewal_terms_name_the_method_chosen_once_it_is_chosen(clerk):
+    """§8: a subscription renews by the method that paid its first period. Paid by phone bill and waiting for
+    a slow SMP, the page still read "each renewal: phone bill, WeChat Pay QR code, Alipay QR code" (found by
+    a counter review)."""
+    response = clerk.post("/crm/orders/new/", {"product": "VIP-MONTH", "phone": "13800000001", "auto_renew": "yes"})
+    settle()
+    order = Order.objects.get(order_no=response["Location"].rstrip("/").rsplit("/", 1)[-1])
+    faults.set_mode("smp", "down")  # the SMP is slow to subscribe: the order waits in provisioning
+    pay(clerk, order, "phone_bill")
+    settle()
+    order.refresh_from_db()
+    assert (order.status, order.payment_method) == ("provisioning", "phone_bill")
+    terms = re.search(r"每次续费的付款方式：([^，]*)，", text_of(page(clerk, order)))
+    assert terms and terms[1] == "话费支付", text_of(page(clerk, order))
+
+
 def test_cash_the_page_says_to_give_back_is_not_cash_to_hand_over(clerk, time_machine):
     """A cash sale the SMP never provisions ends failed, and its page says "give the cash back to the
     customer"; the clerk does, at the counter. The shift totals still counted it as cash to hand over (the

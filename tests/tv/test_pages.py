@@ -158,6 +158,49 @@ def test_the_same_method_posted_twice_places_one_order(api):
     assert Order.objects.count() == 2
 
 
+# --- found by a review of the TV pages (2026-12-06) ---------------------------------------------------------
+
+
+def _terms_of(page: str) -> str:
+    return re.sub(r"<[^>]+>", " ", re.search(r'<ul class="terms">(.*?)</ul>', page, re.S)[1])
+
+
+@pytest.mark.parametrize(("locale", "others"), [("en", ("WeChat", "Alipay")), ("zh-Hans", ("微信", "支付宝"))])
+def test_the_renewal_terms_consented_to_name_the_method_chosen(api, locale, others):
+    """The confirmation screen is where the viewer consents to automatic renewal, after choosing how to pay:
+    its terms said each renewal is paid by every method the product offers, not by the one chosen."""
+    browser = launch(api, locale=locale)
+    token = token_of(browser.get("/tv/products/VIP-MONTH/?renew=1").content.decode())
+    browser.post("/tv/products/VIP-MONTH/order/", {"method": "phone_bill", "token": token, "renew": "1"})
+    settle()
+    order = Order.objects.get()
+    assert order.auto_renew and order.status == "awaiting_payment"
+    terms = _terms_of(browser.get(f"/tv/orders/{order.order_no}/?method=phone_bill").content.decode())
+    assert not any(word in terms for word in others), terms  # renewals charge the phone bill, nothing else
+
+
+def test_the_result_screens_have_a_visible_back_item_and_the_language_is_said(api):
+    """docs/interfaces.md §9: "Every screen also has a visible Back item, data-action="back"": the result
+    screens of an order had none. And an English session's pages said Content-Language: zh-hans."""
+    browser = launch(api, locale="en")
+    token = token_of(browser.get("/tv/products/VIP-MONTH/").content.decode())
+    browser.post("/tv/products/VIP-MONTH/order/", {"method": "phone_bill", "token": token})
+    settle()
+    done = Order.objects.get()
+    browser.post(f"/tv/orders/{done.order_no}/confirm/", {"method": "phone_bill", "token": token})
+    settle()
+    browser.post("/tv/products/VIP-QUARTER/order/", {"method": "wechat_qr", "token": token})
+    settle()
+    failed = Order.objects.exclude(pk=done.pk).get()
+    browser.post(f"/tv/orders/{failed.order_no}/back/", {"token": token})  # cancelled
+
+    for order, screen in ((done, "screen-success"), (failed, "screen-failure")):
+        answer = browser.get(f"/tv/orders/{order.order_no}/")
+        page = answer.content.decode()
+        assert screen in page and 'data-action="back"' in page, (Order.objects.get(pk=order.pk).status, screen)
+        assert '<html lang="en">' in page and answer["Content-Language"] == "en"
+
+
 def test_the_pages_may_be_framed_by_their_epg_clients_origins_only(api):
     browser = launch(api)
     bare = browser.get("/tv/")
