@@ -116,8 +116,10 @@ def screen_of(order: Order) -> str:
 
 
 def screen_key(order: Order) -> str:
-    """What the polling script compares: the page reloads when it changes."""
-    return f"{screen_of(order)}:{order.payment_method}"
+    """What the polling script compares: the page reloads when it changes (a paid auto-renewing order's
+    success screen, too, when its subscription starts: its deduction contract's signing may come after)."""
+    key = f"{screen_of(order)}:{order.payment_method}"
+    return f"{key}:renews" if order.subscription_id else key
 
 
 def seconds_left(order: Order, now: datetime | None = None) -> int:

@@ -195,7 +195,8 @@
             answer = null;
           }
         }
-        if (answer && answer.screen && answer.screen !== shown) {
+        if ((answer && answer.screen && answer.screen !== shown) || xhr.status === 403 || xhr.status === 410) {
+          // A new screen; or the session ended (403, 410): the page then says so, with the way back.
           window.location.reload();
           return;
         }
