@@ -281,6 +281,10 @@ def _what_to_do(order: Order) -> str:
             return _("Give the cash back to the customer: the CRM did not answer, and the activity is reversed there.")
         return _("Give the cash back to the customer: the CRM did not take the sale.")
     if order.status == OrderStatus.REFUNDED:
+        if order.payment_method in (PaymentMethod.PHONE_BILL, PaymentMethod.PHONE_BILL_SMS):
+            return _("The phone-bill charge was reversed: it comes off the customer's phone bill.")
+        if order.payment_method == PaymentMethod.CASH:
+            return _("The cash was paid back to the customer.")
         return _("The money went back to the customer's WeChat or Alipay account.")
     if order.payment_method == PaymentMethod.PAYMENT_CODE and order.status in (
         OrderStatus.EXPIRED,

@@ -485,6 +485,28 @@ def test_the_renewal_terms_name_the_method_chosen_once_it_is_chosen(clerk):
     assert terms and terms[1] == "话费支付", text_of(page(clerk, order))
 
 
+@pytest.mark.parametrize(("method", "says"), [("phone_bill", "话费扣款已冲正"), ("cash", "现金已退还给客户")])
+def test_a_refunded_sale_says_where_its_money_went(clerk, method, says):
+    """Every refunded order said the money was back in the customer's WeChat or Alipay account; a phone-bill
+    sale's went back through the SMP's reversal, a cash sale's in cash (found by a counter review)."""
+    from ipvas.actors import Actor
+    from lifecycle.manual import refund_by_admin, work_item_resolve
+
+    admin = Actor.task("test-admin")
+    order = new_order(clerk, "13800000001")
+    pay(clerk, order, method, **({"cash_received": "yes"} if method == "cash" else {}))
+    settle()
+    refund_by_admin(order_id=order.pk, reason="customer complained", actor=admin)
+    if method == "cash":
+        item = WorkItem.objects.get(order=order, kind="cash_payback")
+        work_item_resolve(item_id=item.pk, note="paid back at the counter", actor=admin, cash_paid_back=True)
+    settle()
+    order.refresh_from_db()
+    assert order.status == "refunded"
+    text = text_of(page(clerk, order))
+    assert says in text and "微信或支付宝" not in text, text
+
+
 def test_cash_the_page_says_to_give_back_is_not_cash_to_hand_over(clerk, time_machine):
     """A cash sale the SMP never provisions ends failed, and its page says "give the cash back to the
     customer"; the clerk does, at the counter. The shift totals still counted it as cash to hand over (the
