@@ -507,6 +507,20 @@ def test_a_refunded_sale_says_where_its_money_went(clerk, method, says):
     assert says in text and "微信或支付宝" not in text, text
 
 
+def test_a_failed_switch_of_qr_code_says_there_is_no_code_and_offers_the_cancel(clerk):
+    """The provider switched to does not answer: the earlier QR is closed already, and the order stays
+    payment_pending with no code. The page said "charging the phone bill" with no cancel, and the clerk waited
+    out the window (found by a counter review)."""
+    order = new_order(clerk, "13800000001")
+    assert pay(clerk, order, "wechat_qr").status_code == 302
+    faults.set_mode("alipay", "down")
+    assert pay(clerk, order, "alipay_qr").status_code == 302  # refused: the provider does not answer
+    order.refresh_from_db()
+    assert (order.status, order.payment_method) == ("payment_pending", "wechat_qr")
+    text = text_of(page(clerk, order))
+    assert "正在扣除话费" not in text and "暂无可显示的二维码" in text and "取消此订单" in text, text
+
+
 def test_cash_the_page_says_to_give_back_is_not_cash_to_hand_over(clerk, time_machine):
     """A cash sale the SMP never provisions ends failed, and its page says "give the cash back to the
     customer"; the clerk does, at the counter. The shift totals still counted it as cash to hand over (the
