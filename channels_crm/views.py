@@ -30,6 +30,7 @@ from channels_crm.sso import TicketRefused, sso_login
 from ipvas.actors import Actor, ActorKind
 from ipvas.errors import ApplicationError
 from ipvas.phrases import Phrases
+from lifecycle import contracts
 from lifecycle.paying import order_cancel, payment_choose
 from lifecycle.placing import order_create
 from orders import selectors as order_selectors
@@ -308,6 +309,8 @@ def order_detail(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpRespo
     payment = None
     if order.payment_method:
         payment = order.payments.filter(method=order.payment_method).order_by("-created_at", "-pk").first()
+    followed = _followed_status(order)
+    waiting = followed.endswith(":waiting_for_signing")
     context = {
         "clerk": clerk,
         "order": order,
@@ -315,6 +318,7 @@ def order_detail(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpRespo
         "payment": payment,
         "qr": bool(showing_qr_content(order)),
         "terminal": order.status in TERMINAL_STATUSES,
+        "follow": "" if order.status in TERMINAL_STATUSES and not waiting else followed,
         "what_to_do": _what_to_do(order) if order.status in TERMINAL_STATUSES else "",
         "entitlement": getattr(order, "entitlement", None),
         "renewal_terms": _renewal_terms(order),
@@ -352,8 +356,16 @@ def order_status(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpRespo
     says that it is retrying)."""
     order = _order_or_404(clerk, order_no)
     return JsonResponse(
-        {"status": order.status, "updated_at": order.updated_at.isoformat(), "retries": _retries(order)}
+        {"status": _followed_status(order), "updated_at": order.updated_at.isoformat(), "retries": _retries(order)}
     )
+
+
+def _followed_status(order: Order) -> str:
+    """What the page follows (it reloads when it changes): the order's status, and for a paid auto-renewing QR
+    order, whether its subscription still waits for the contract's signing."""
+    if order.status in TERMINAL_STATUSES and contracts.waiting_for_signing(order):
+        return f"{order.status}:waiting_for_signing"
+    return order.status
 
 
 # What the page says while an outside system does not answer; ``{n}`` is the attempt (crm.js counts on).

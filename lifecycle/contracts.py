@@ -143,6 +143,16 @@ def signed_contract(subscription: Subscription) -> ProviderContract | None:
 WAITING_FOR_SIGNING = "waiting for the provider's deduction contract to be signed"
 
 
+def waiting_for_signing(order: Order) -> bool:
+    """A paid auto-renewing QR order whose subscription waits for its deduction contract's signing."""
+    return (
+        order.auto_renew
+        and order.status == OrderStatus.COMPLETED
+        and order.subscription_id is None
+        and ProviderContract.objects.filter(order=order, status=ContractStatus.PENDING).exists()
+    )
+
+
 def contract_to_start(order: Order) -> tuple[ProviderContract | None, str]:
     """The signed contract of the auto-renewing ``order``'s paid QR payment (locked), or None and why not."""
     paid = Payment.objects.filter(order=order, method=order.payment_method, status=PaymentStatus.PAID).first()

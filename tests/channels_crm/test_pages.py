@@ -521,6 +521,38 @@ def test_a_failed_switch_of_qr_code_says_there_is_no_code_and_offers_the_cancel(
     assert "正在扣除话费" not in text and "暂无可显示的二维码" in text and "取消此订单" in text, text
 
 
+@pytest.mark.parametrize(("method", "provider"), [("wechat_qr", "wechatpay"), ("alipay_qr", "alipay")])
+def test_paid_before_its_contract_is_signed_the_page_waits_for_the_signing(clerk, method, provider):
+    """Paid by a QR code that also signs a deduction contract, the payment notification first: the order
+    completes and its subscription waits for the signing. The page said "this account renews this product
+    already" (it renews nothing) and stopped following the order; it now says it waits, and moves on when the
+    signing comes (found by a counter review)."""
+    from sandbox import contracts as sim
+    from sandbox import payments
+    from sandbox.views.providers import deliver_contract
+    from tests.lifecycle.test_contracts import _deliver_payment
+
+    response = clerk.post("/crm/orders/new/", {"product": "VIP-MONTH", "phone": "13800000001", "auto_renew": "yes"})
+    settle()
+    order = Order.objects.get(order_no=response["Location"].rstrip("/").rsplit("/", 1)[-1])
+    assert pay(clerk, order, method).status_code == 302
+    trade = payments.pay_trade(provider, Payment.objects.get(order=order).out_trade_no)
+    _deliver_payment(provider, trade)
+    settle()
+    order.refresh_from_db()
+    assert order.status == "completed" and order.subscription is None
+
+    text = text_of(page(clerk, order))
+    assert "该账号已开通此产品的自动续费" not in text and "确认后即开通自动续费" in text, text
+    status = f"/crm/orders/{order.order_no}/status.json"
+    assert clerk.get(status).json()["status"] == "completed:waiting_for_signing"  # the page keeps following
+
+    assert deliver_contract(sim.sign_paid(trade))[0]
+    settle()
+    assert clerk.get(status).json()["status"] == "completed"  # changed: the page reloads, and it is over
+    assert "已开通自动续费" in text_of(page(clerk, order))
+
+
 def test_cash_the_page_says_to_give_back_is_not_cash_to_hand_over(clerk, time_machine):
     """A cash sale the SMP never provisions ends failed, and its page says "give the cash back to the
     customer"; the clerk does, at the counter. The shift totals still counted it as cash to hand over (the
