@@ -572,3 +572,42 @@ def test_ok_pressed_twice_on_a_payment_method_places_one_order(site, epg_key, tv
     tv.wait_for_timeout(1000)
 
     assert Order.objects.count() == 1, [(o.order_no, o.status) for o in Order.objects.all()]
+
+
+FOCUSED_VISIBLE = """() => {
+  const el = document.activeElement;
+  const r = el.getBoundingClientRect();
+  const inside = r.top >= 0 && r.left >= 0 && r.bottom <= window.innerHeight && r.right <= window.innerWidth;
+  // what the viewer sees at the item's centre and near its bottom edge: the item itself, not something on top
+  const x = r.left + r.width / 2;
+  const hits = [r.top + r.height / 2, r.bottom - 2].map(y => {
+    const top = document.elementFromPoint(x, y);
+    return !!top && (top === el || el.contains(top));
+  });
+  return {inside, uncovered: hits.every(Boolean), rect: [r.top, r.bottom], vh: window.innerHeight,
+          action: el.getAttribute('data-action')};
+}"""
+
+
+@pytest.mark.parametrize("locale", ["zh-Hans", "en"])
+def test_every_payment_method_is_visible_when_focused_with_auto_renew_on(site, epg_key, tv, locale):
+    """§9: "the focused item ... is always visible". With automatic renewal on, the last payment method sat under
+    the fixed key help (and in English below the screen); the content now scrolls between header and key help
+    (found by a TV review)."""
+    page = tv
+    page.goto(new_session(site, epg_key, product_code="VIP-MONTH", locale=locale))
+    page.locator(".screen-product").wait_for()
+    press(page, "ArrowUp")
+    assert focused(page) == "auto-renew"
+    press_to_load(page)  # turn automatic renewal on
+    assert page.locator("[data-action=auto-renew]").get_attribute("aria-checked") == "true"
+    seen = []
+    for _ in range(8):
+        press(page, "ArrowDown")
+        state = page.evaluate(FOCUSED_VISIBLE)
+        seen.append(state)
+        if state["action"] == "method:phone_bill_sms":
+            break
+    assert seen[-1]["action"] == "method:phone_bill_sms", seen
+    hidden = [s for s in seen if not (s["inside"] and s["uncovered"])]
+    assert hidden == [], hidden
