@@ -415,7 +415,7 @@ def order_pay(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpResponse
         messages.error(request, _("Confirm that the customer agrees to the charge on the phone bill first."))
         return redirect("crm:order", order_no=order.order_no)
     try:
-        payment_choose(order_id=order.pk, method=method, actor=clerk_actor(clerk))
+        payment_choose(order_id=order.pk, method=method, actor=clerk_actor(clerk), clerk=clerk.user)
     except ApplicationError as exc:
         # A second click on the same button lands here (the order moved on): show the order as it is.
         order.refresh_from_db()

@@ -13,6 +13,7 @@ import math
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Count, Min, Q
 from django.utils import timezone
@@ -57,12 +58,16 @@ def not_now(order: Order) -> InvalidState:
     )
 
 
-def payment_choose(*, order_id: int, method: str, actor: Actor, code: str = "") -> Order:
+def payment_choose(
+    *, order_id: int, method: str, actor: Actor, code: str = "", clerk: AbstractBaseUser | None = None
+) -> Order:
     """The customer (on the TV) or the clerk chose how to pay.
 
     ``awaiting_payment`` accepts any method the product allows on the order's
     channel; ``payment_pending`` accepts a switch between the two QR methods.
-    ``payment_code`` comes with the ``code`` the clerk scanned (lifecycle.payment_code).
+    ``payment_code`` comes with the ``code`` the clerk scanned (lifecycle.payment_code). ``clerk``: who takes
+    the payment at the counter; cash taken by another than the clerk who made the sale (their store's manager)
+    is theirs: the sale becomes theirs (the CRM bills it under their virtual staff id, their shift counts it).
     """
     # Each way locks the order and checks there that the product may be paid with ``method`` (lock_to_pay):
     # not read once more before (issue #17).
@@ -73,7 +78,7 @@ def payment_choose(*, order_id: int, method: str, actor: Actor, code: str = "") 
     if method == PaymentMethod.PHONE_BILL:
         return _phone_bill_start(order_id=order_id, actor=actor)
     if method == PaymentMethod.CASH:
-        return _cash_received(order_id=order_id, actor=actor)
+        return _cash_received(order_id=order_id, actor=actor, clerk=clerk)
     if method == PaymentMethod.PAYMENT_CODE:
         return payment_code.payment_code_pay(order_id=order_id, code=code, actor=actor)
     # No method of ours: the answer names this order's (read for it, on this error path only).
@@ -101,7 +106,7 @@ def _phone_bill_start(*, order_id: int, actor: Actor) -> Order:
     return order
 
 
-def _cash_received(*, order_id: int, actor: Actor) -> Order:
+def _cash_received(*, order_id: int, actor: Actor, clerk: AbstractBaseUser | None = None) -> Order:
     """The clerk confirms the cash is in hand; the CRM activity runs next (lifecycle.payment_due)."""
     with transaction.atomic():
         order = lock_to_pay(order_id, PaymentMethod.CASH)
@@ -109,6 +114,9 @@ def _cash_received(*, order_id: int, actor: Actor) -> Order:
             raise InvalidState(_("Cash is only taken in business halls."))
         if order.status != OrderStatus.AWAITING_PAYMENT:
             raise not_now(order)
+        if clerk is not None and order.clerk_id != clerk.pk:
+            order.clerk = clerk  # the cash is in their hands: the sale is theirs
+            order.save(update_fields=["clerk", "updated_at"])
         Payment.objects.create(
             order=order,
             method=PaymentMethod.CASH,

@@ -553,6 +553,24 @@ def test_paid_before_its_contract_is_signed_the_page_waits_for_the_signing(clerk
     assert "已开通自动续费" in text_of(page(clerk, order))
 
 
+def test_cash_a_manager_takes_on_a_clerks_sale_is_the_managers(demo):
+    """The store's manager takes the cash on clerk02's sale: it was booked to clerk02 (their cash to hand over)
+    and billed by the CRM under clerk02's virtual staff id. The sale is now the manager's (found by a counter
+    review)."""
+    clerk02 = sign_in(sub="clerk02", name="李四", virtual_staff_id="V0002")
+    order = new_order(clerk02, "13800000001")
+    manager = sign_in()  # clerk01, V0001
+    Clerk.objects.filter(staff_id="clerk01").update(role="manager", managed_store=F("store"))
+
+    assert pay(manager, order, "cash", cash_received="yes").status_code == 302
+    settle()
+    order.refresh_from_db()
+    assert order.status == "completed" and order.clerk.clerk.staff_id == "clerk01"
+    assert "现金 · 需上缴" not in totals_text(history(clerk02))
+    assert "现金 · 需上缴 1 ¥25.00" in totals_text(history(manager))
+    assert SimCrmActivity.objects.get(order_no=order.order_no).virtual_staff_id == "V0001"
+
+
 def test_cash_the_page_says_to_give_back_is_not_cash_to_hand_over(clerk, time_machine):
     """A cash sale the SMP never provisions ends failed, and its page says "give the cash back to the
     customer"; the clerk does, at the counter. The shift totals still counted it as cash to hand over (the
