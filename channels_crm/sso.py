@@ -53,8 +53,10 @@ def _text(claims: dict[str, object], name: str, max_length: int) -> str:
 
 
 def verify_ticket(token: str) -> Ticket:
-    if not token or len(token) > 4096:
+    if not token:
         raise TicketRefused("no ticket")
+    if len(token) > 4096:
+        raise TicketRefused("the ticket is longer than 4096 characters")
     try:
         claims = jwt.decode(
             token,

@@ -124,6 +124,10 @@ REFUSALS = Phrases(
         (r"the ticket lacks the claim (?P<x>\S+)", gettext_lazy("The ticket lacks its field %(x)s.")),
         (r"the ticket's signature is not the CRM's", gettext_lazy("The ticket's signature is not the CRM's.")),
         (r"the ticket is not valid: (?P<x>\S+)", gettext_lazy("The ticket is not valid (%(x)s).")),
+        (
+            r"the ticket is longer than (?P<x>\d+) characters",
+            gettext_lazy("The ticket is longer than %(x)s characters."),
+        ),
         (r"iat and exp must be numbers", gettext_lazy("The ticket's times are not numbers.")),
         (
             r"the ticket lives longer than (?P<x>\d+) s",

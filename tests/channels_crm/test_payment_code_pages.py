@@ -105,6 +105,8 @@ def test_while_the_customer_confirms_the_clerk_can_cancel(clerk):
     html = page(clerk, order)
     assert 'class="code-box"' in html and "data-expires-at" in html
     assert f'action="/crm/orders/{order.order_no}/cancel/"' in html
+    # Not "nothing has been charged": the code may be charged by now (found by a counter review).
+    assert "正在扣款付款码" in text_of(html) and "尚未扣费" not in text_of(html)
     clerk.post(f"/crm/orders/{order.order_no}/cancel/", {"confirm": "yes"})
     settle()
 

@@ -156,7 +156,7 @@ def _refusals() -> list:
         pytest.param(lambda: "garbage", "", id="garbage"),
         pytest.param(lambda: "a.b.c", "", id="three-garbage-segments"),
         pytest.param(lambda: "", "", id="empty"),
-        pytest.param(lambda: "x" * 5000, "", id="oversized"),
+        pytest.param(lambda: "x" * 5000, "longer than 4096", id="oversized"),
     ]
 
 
