@@ -14,7 +14,7 @@ harm when it goes on beside the new one.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -40,10 +40,9 @@ def stalled_sweep(*, batch_size: int = BATCH) -> int:
     return _refunds(batch_size) + _notices(batch_size)
 
 
-def refund_stalled(refund: Refund, now: object | None = None) -> bool:
-    now = now or timezone.now()
+def refund_stalled(refund: Refund, now: datetime) -> bool:
     lost = REFUND_PROCESSING_LOST if refund.status == RefundStatus.PROCESSING else REFUND_REQUESTED_LOST
-    return refund.status in ACTIVE and refund.updated_at < now - lost  # type: ignore[operator]
+    return refund.status in ACTIVE and refund.updated_at < now - lost
 
 
 def _refunds(batch_size: int) -> int:

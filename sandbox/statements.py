@@ -165,26 +165,18 @@ def write_wechatpay_trade_bill(day: date, out: BinaryIO) -> int:
             ]  # fmt: skip
             settle += amount
             order_total += amount
-        elif kind == 2:
-            _pk, _created, transaction_id, out_trade_no, total, description, auth_code, under, _attach, amount = data
-            fee = -_fee_yuan(amount, "0.00001")
-            # As a refund row, under the trade's own number: the reverse is WeChat Pay's refund, not ours.
-            fields = [
-                _local(at), appid, mchid, "0", "", transaction_id, out_trade_no, "oSandbox" + transaction_id[-12:],
-                _trade_type(auth_code, under), "REVOKED", "OTHERS", "CNY", "0.00", "0.00", "5" + transaction_id[1:],
-                "", fen_to_yuan(amount), "0.00", "ORIGINAL", "SUCCESS", description, "", f"{fee}", "0.60%",
-                fen_to_yuan(total), fen_to_yuan(amount), "",
-            ]  # fmt: skip
-            refunded += amount
-            order_total += total
-            applied += amount
         else:
-            _pk, _created, transaction_id, out_trade_no, total, description, auth_code, under, _attach, *refund = data
-            refund_id, out_refund_no, amount = refund
+            if kind == 2:  # a reverse after the payment: WeChat Pay's own refund, under the trade's own number
+                *trade, amount = data
+                status, refund_id, out_refund_no = "REVOKED", "5" + trade[2][1:], ""
+            else:
+                *trade, refund_id, out_refund_no, amount = data
+                status = "REFUND"
+            _pk, _created, transaction_id, out_trade_no, total, description, auth_code, under, _attach = trade
             fee = -_fee_yuan(amount, "0.00001")
             fields = [
                 _local(at), appid, mchid, "0", "", transaction_id, out_trade_no, "oSandbox" + transaction_id[-12:],
-                _trade_type(auth_code, under), "REFUND", "OTHERS", "CNY", "0.00", "0.00", refund_id, out_refund_no,
+                _trade_type(auth_code, under), status, "OTHERS", "CNY", "0.00", "0.00", refund_id, out_refund_no,
                 fen_to_yuan(amount), "0.00", "ORIGINAL", "SUCCESS", description, "", f"{fee}", "0.60%",
                 fen_to_yuan(total), fen_to_yuan(amount), "",
             ]  # fmt: skip
