@@ -449,6 +449,13 @@ ORDER_CLAIM_LEASE_SECONDS = env_int("ORDER_CLAIM_LEASE_SECONDS", 30, minimum=1)
 RENEWAL_REMINDER_DAYS = env_int("RENEWAL_REMINDER_DAYS", 5, minimum=0)
 RENEWAL_LEAD_HOURS = env_int("RENEWAL_LEAD_HOURS", 24, minimum=0)
 RENEWAL_RETRY_HOURS = env_int("RENEWAL_RETRY_HOURS", 8, minimum=1)
+# The reminder SMS is planned between REMINDER_HOURS_START:00 and REMINDER_HOURS_END:00 local time: one that
+# would fall at night goes out at REMINDER_HOURS_END:00 the evening before (earlier, so the renewal keeps its
+# time). 0 and 24 plan it at any hour (docs/decisions.md, "Reminders by day").
+REMINDER_HOURS_START = env_int("REMINDER_HOURS_START", 8, minimum=0)
+REMINDER_HOURS_END = env_int("REMINDER_HOURS_END", 21, minimum=REMINDER_HOURS_START + 1)
+if REMINDER_HOURS_END > 24:
+    raise ImproperlyConfigured(f"REMINDER_HOURS_END must be at most 24, not {REMINDER_HOURS_END}")
 SUBSCRIPTION_SWEEP_BATCH = env_int("SUBSCRIPTION_SWEEP_BATCH", 500, minimum=1)
 # A deduction contract offered in the QR of an auto-renewing order waits this long after the QR window for
 # its other half (the payment, or the signing); then it is ended at the provider, never left half.

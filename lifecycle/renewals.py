@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -77,11 +77,23 @@ def schedule_next_period(subscription: Subscription, *, agreed: datetime | None 
     if agreed is not None:
         renewal_at = min(renewal_at, agreed)
     subscription.next_renewal_at = renewal_at
-    subscription.next_reminder_at = renewal_at - timedelta(days=settings.RENEWAL_REMINDER_DAYS)
+    subscription.next_reminder_at = reminder_at(renewal_at)
     subscription.reminder_sent_at = None
     subscription.renewal_moved = False
     subscription.attempts = 0
     subscription.due_at = subscription.next_reminder_at
+
+
+def reminder_at(renewal_at: datetime) -> datetime:
+    """``RENEWAL_REMINDER_DAYS`` before the renewal, unless that is at night: then the evening before, at
+    ``REMINDER_HOURS_END`` (the latest moment of the reminder hours before it). Never later: the renewal
+    waits for its reminder, and keeps its time."""
+    at = timezone.localtime(renewal_at - timedelta(days=settings.RENEWAL_REMINDER_DAYS))
+    start, end = settings.REMINDER_HOURS_START, settings.REMINDER_HOURS_END
+    if time(start) <= at.time() and (end == 24 or at.time() <= time(end)):
+        return at
+    day = at.date() if at.hour >= start else at.date() - timedelta(days=1)
+    return timezone.make_aware(datetime.combine(day, time(end % 24)) + timedelta(days=end // 24))
 
 
 def renewal_key(subscription: Subscription, period: int) -> str:
