@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
@@ -57,6 +58,8 @@ def clerk_page(view: View) -> View:
     @never_cache
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.user.is_authenticated and _shift_over(request):
+            logout(request)
         if not request.user.is_authenticated:
             # Inside the CRM's frame the sign-in page cannot be shown (it refuses
             # framing): say how to come back, with a way out to sign in with a password.
@@ -74,6 +77,14 @@ def clerk_page(view: View) -> View:
 # signed in at another store acts for that store, with that virtual staff id, whatever the clerk signed in
 # to since (a manager back home is not the home store's manager in the browser they left elsewhere).
 SESSION_STORE, SESSION_VIRTUAL_STAFF_ID = "crm_store_id", "crm_virtual_staff_id"
+SESSION_SIGNED_IN_AT = "crm_signed_in_at"
+
+
+def _shift_over(request: HttpRequest) -> bool:
+    """A session a ticket opened lasts CRM_SESSION_SECONDS from the ticket, however busy: Django's expiry counts
+    from the session's last save, which every message and every language switch renews."""
+    signed_in_at = request.session.get(SESSION_SIGNED_IN_AT)
+    return signed_in_at is not None and timezone.now().timestamp() - signed_in_at > settings.CRM_SESSION_SECONDS
 
 
 def at_ticket_store(request: HttpRequest, clerk: Clerk) -> None:
@@ -108,6 +119,7 @@ def sso(request: HttpRequest) -> HttpResponse:
     login(request, clerk.user, backend="django.contrib.auth.backends.ModelBackend")
     request.session[SESSION_STORE] = clerk.store_id
     request.session[SESSION_VIRTUAL_STAFF_ID] = clerk.virtual_staff_id
+    request.session[SESSION_SIGNED_IN_AT] = timezone.now().timestamp()
     # A counter's PC is shared and a ticket lives two minutes: the session lasts a shift, not Django's two weeks.
     request.session.set_expiry(settings.CRM_SESSION_SECONDS)
     return redirect("crm:order-new")
@@ -419,7 +431,13 @@ def order_pay(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpResponse
         messages.error(request, _("Confirm that the customer agrees to the charge on the phone bill first."))
         return redirect("crm:order", order_no=order.order_no)
     try:
-        payment_choose(order_id=order.pk, method=method, actor=clerk_actor(clerk), clerk=clerk.user)
+        payment_choose(
+            order_id=order.pk,
+            method=method,
+            actor=clerk_actor(clerk),
+            clerk=clerk.user,
+            virtual_staff_id=clerk.virtual_staff_id,
+        )
     except ApplicationError as exc:
         # A second click on the same button lands here (the order moved on): show the order as it is.
         order.refresh_from_db()

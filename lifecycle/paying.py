@@ -59,7 +59,13 @@ def not_now(order: Order) -> InvalidState:
 
 
 def payment_choose(
-    *, order_id: int, method: str, actor: Actor, code: str = "", clerk: AbstractBaseUser | None = None
+    *,
+    order_id: int,
+    method: str,
+    actor: Actor,
+    code: str = "",
+    clerk: AbstractBaseUser | None = None,
+    virtual_staff_id: str = "",
 ) -> Order:
     """The customer (on the TV) or the clerk chose how to pay.
 
@@ -68,6 +74,7 @@ def payment_choose(
     ``payment_code`` comes with the ``code`` the clerk scanned (lifecycle.payment_code). ``clerk``: who takes
     the payment at the counter; cash taken by another than the clerk who made the sale (their store's manager)
     is theirs: the sale becomes theirs (the CRM bills it under their virtual staff id, their shift counts it).
+    ``virtual_staff_id``: the one of the clerk's session at the counter, which the CRM bills cash under.
     """
     # Each way locks the order and checks there that the product may be paid with ``method`` (lock_to_pay):
     # not read once more before (issue #17).
@@ -78,7 +85,7 @@ def payment_choose(
     if method == PaymentMethod.PHONE_BILL:
         return _phone_bill_start(order_id=order_id, actor=actor)
     if method == PaymentMethod.CASH:
-        return _cash_received(order_id=order_id, actor=actor, clerk=clerk)
+        return _cash_received(order_id=order_id, actor=actor, clerk=clerk, virtual_staff_id=virtual_staff_id)
     if method == PaymentMethod.PAYMENT_CODE:
         return payment_code.payment_code_pay(order_id=order_id, code=code, actor=actor)
     # No method of ours: the answer names this order's (read for it, on this error path only).
@@ -106,8 +113,11 @@ def _phone_bill_start(*, order_id: int, actor: Actor) -> Order:
     return order
 
 
-def _cash_received(*, order_id: int, actor: Actor, clerk: AbstractBaseUser | None = None) -> Order:
-    """The clerk confirms the cash is in hand; the CRM activity runs next (lifecycle.payment_due)."""
+def _cash_received(
+    *, order_id: int, actor: Actor, clerk: AbstractBaseUser | None = None, virtual_staff_id: str = ""
+) -> Order:
+    """The clerk confirms the cash is in hand; the CRM activity runs next (lifecycle.payment_due), billed under
+    ``virtual_staff_id`` (else the clerk's)."""
     with transaction.atomic():
         order = lock_to_pay(order_id, PaymentMethod.CASH)
         if order.channel != Channel.CRM:
@@ -116,7 +126,10 @@ def _cash_received(*, order_id: int, actor: Actor, clerk: AbstractBaseUser | Non
             raise not_now(order)
         if clerk is not None and order.clerk_id != clerk.pk:
             order.clerk = clerk  # the cash is in their hands: the sale is theirs
-            order.save(update_fields=["clerk", "updated_at"])
+        if virtual_staff_id:
+            order.virtual_staff_id = virtual_staff_id
+        if clerk is not None or virtual_staff_id:
+            order.save(update_fields=["clerk", "virtual_staff_id", "updated_at"])
         Payment.objects.create(
             order=order,
             method=PaymentMethod.CASH,

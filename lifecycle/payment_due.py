@@ -47,7 +47,10 @@ CLOSE_GRACE = timedelta(minutes=10)
 
 
 def virtual_staff_id_of(order: Order) -> str:
-    """The CRM bills a cash sale under the virtual staff id of the clerk who made it."""
+    """The CRM bills a cash sale under the virtual staff id of the session that took the cash (else, for a
+    sale confirmed elsewhere, of the clerk's latest ticket)."""
+    if order.virtual_staff_id:
+        return order.virtual_staff_id
     clerk = getattr(order.clerk, "clerk", None) if order.clerk_id else None
     return clerk.virtual_staff_id if clerk else ""
 

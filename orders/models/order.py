@@ -104,6 +104,9 @@ class Order(ConcurrentTransitionMixin, models.Model):
         verbose_name=_("clerk"),
     )
     store_code = models.CharField(_("store"), max_length=32, blank=True)
+    # The CRM bills a cash sale under this id: the one of the ticket that opened the session in which the cash
+    # was taken (a clerk's row holds their latest ticket's, perhaps of another store).
+    virtual_staff_id = models.CharField(_("virtual staff id"), max_length=32, blank=True)
     # docs/interfaces.md §8: an order that starts a subscription when it completes (never on by default).
     auto_renew = models.BooleanField(_("renews automatically"), default=False)
     # Placed on the TV pages of a household with a purchase PIN, which asks for it on the next screen

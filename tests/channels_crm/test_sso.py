@@ -357,3 +357,40 @@ def test_a_ticket_signs_a_clerk_in_for_a_shift_not_for_days(demo, time_machine, 
     assert clerk.get(NEW_ORDER).status_code == 200
     time_machine.shift(timedelta(seconds=120))
     assert clerk.get(NEW_ORDER).status_code == 401
+
+
+def test_a_session_in_use_still_ends_a_shift_after_its_ticket(demo, time_machine, settings):
+    """Django's expiry counts from the session's last save, which every message renews: a counter PC in use
+    stayed signed in for good. The shift counts from the ticket (found by a review, 2026-12-06 night)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.channels_crm.support import new_order
+
+    time_machine.move_to(timezone.now(), tick=False)
+    clerk = sign_in()
+    step = timedelta(seconds=settings.CRM_SESSION_SECONDS * 0.6)
+    time_machine.shift(step)
+    order = new_order(clerk, "13800000001")
+    clerk.post(f"/crm/orders/{order.order_no}/pay/", {"method": "cash"})  # refused (no "received"): a message
+    time_machine.shift(step)  # 1.2 shifts after the ticket, 0.6 after the last save
+    assert clerk.get(NEW_ORDER).status_code == 401
+    assert clerk.get(f"/crm/orders/{order.order_no}/").status_code == 401  # signed out, not only refused once
+    assert sign_in().get(NEW_ORDER).status_code == 200  # a new ticket opens a new shift
+
+
+def test_cash_is_billed_under_the_virtual_staff_id_of_the_session_that_took_it(demo, settings, monkeypatch):
+    """clerk01 opened the pages at NX-YC-001 as V0001, then at NX-YC-002 as V0009 in another browser. Cash
+    taken in the first browser was billed at the CRM under V0009, the clerk's latest ticket's."""
+    from sandbox.models import SimCrmActivity
+    from tests import quick
+    from tests.channels_crm.support import new_order, pay, settle
+
+    quick.speed_up(monkeypatch, settings)
+    home = sign_in()
+    sign_in(store_code="NX-YC-002", virtual_staff_id="V0009")
+    order = new_order(home, "13800000001")
+    pay(home, order, "cash", cash_received="yes")
+    settle()
+    assert SimCrmActivity.objects.get(order_no=order.order_no).virtual_staff_id == "V0001"
