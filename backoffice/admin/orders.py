@@ -306,6 +306,9 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 problems = [message for field_messages in exc.fields.values() for message in field_messages]
                 form.add_error(None, "; ".join(problems) if problems else str(exc.message))
             else:
+                if started == "already_under_way":  # a second click, or another admin's: nothing new started
+                    messages.warning(request, _("A refund of this order is under way."))
+                    return redirect("admin:orders_order_change", order.pk)
                 self.log_change(
                     request, order, note_message("refund_requested", how=started, why=form.cleaned_data["reason"])
                 )

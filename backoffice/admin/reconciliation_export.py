@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
+from typing import Any
 
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 
+from backoffice.spreadsheet import csv_lines
 from billing.models import ReconciliationItem
 from billing.reconciliation.details import render
 from ipvas.money import fen_to_yuan
@@ -30,13 +31,6 @@ HEADER = [
 ]
 
 
-class _Echo:
-    """A file-like object whose write returns the line, for csv.writer in a generator."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
 def _yuan(fen: int | None) -> str:
     return "" if fen is None else fen_to_yuan(fen)
 
@@ -47,8 +41,6 @@ def item_rows(items: QuerySet[ReconciliationItem]) -> Iterator[str]:
     Codes stay codes (outcome, source, kind: what a spreadsheet filters on); the detail is
     written in the language of the request.
     """
-    writer = csv.writer(_Echo())
-    yield "\ufeff" + writer.writerow(HEADER)
     rows = items.order_by("run__day", "pk").values_list(
         "run__day",
         "outcome",
@@ -62,26 +54,26 @@ def item_rows(items: QuerySet[ReconciliationItem]) -> Iterator[str]:
         "paired_day",
         "explanation",
     )
-    for day, outcome, source, kind, order_no, reference, ours, theirs, line_no, paired, explanation in rows.iterator(
-        chunk_size=CHUNK
-    ):
-        yield writer.writerow(
-            [
-                day.isoformat(),
-                outcome,
-                source,
-                kind,
-                order_no,
-                reference,
-                "" if ours is None else ours,
-                "" if theirs is None else theirs,
-                _yuan(ours),
-                _yuan(theirs),
-                "" if line_no is None else line_no,
-                paired.isoformat() if paired else "",
-                render(explanation),
-            ]
-        )
+    return csv_lines(HEADER, (_item_row(row) for row in rows.iterator(chunk_size=CHUNK)))
+
+
+def _item_row(row: tuple[Any, ...]) -> list[object]:
+    day, outcome, source, kind, order_no, reference, ours, theirs, line_no, paired, explanation = row
+    return [
+        day.isoformat(),
+        outcome,
+        source,
+        kind,
+        order_no,
+        reference,
+        "" if ours is None else ours,
+        "" if theirs is None else theirs,
+        _yuan(ours),
+        _yuan(theirs),
+        "" if line_no is None else line_no,
+        paired.isoformat() if paired else "",
+        render(explanation),
+    ]
 
 
 def items_csv_response(items: QuerySet[ReconciliationItem], *, filename: str) -> StreamingHttpResponse:

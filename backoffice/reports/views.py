@@ -9,7 +9,6 @@ cash table, the range's last day by default); the same with
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
@@ -27,6 +26,7 @@ from django.utils.translation import gettext_lazy, pgettext
 
 from backoffice.reports import charts, queries
 from backoffice.reports.tables import TABLES, ReportData, Table
+from backoffice.spreadsheet import csv_lines
 from billing.reconciliation.selectors import latest_run_summary
 from ipvas.money import fen_to_yuan
 
@@ -78,20 +78,8 @@ def read_range(request: HttpRequest) -> tuple[ReportRangeForm, dict[str, date]]:
 # --- CSV -----------------------------------------------------------------------------
 
 
-class _Echo:
-    """A file-like object whose write() hands the line back, for csv.writer in a stream."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def csv_lines(table: Table) -> Iterator[str]:
-    # The byte-order mark makes Excel read the file as UTF-8 (Chinese labels).
-    yield "\ufeff"
-    writer = csv.writer(_Echo())
-    yield writer.writerow(table.headers)
-    for row in table.rows:
-        yield writer.writerow([c.text for c in row])
+def table_lines(table: Table) -> Iterator[str]:
+    return csv_lines(table.headers, ([c.text for c in row] for row in table.rows))
 
 
 def export_csv(table: Table, r: dict[str, date]) -> StreamingHttpResponse:
@@ -99,7 +87,7 @@ def export_csv(table: Table, r: dict[str, date]) -> StreamingHttpResponse:
         stem = f"ipvas-{table.key}-{r['day'].isoformat()}"
     else:
         stem = f"ipvas-{table.key}-{r['start'].isoformat()}-{r['end'].isoformat()}"
-    response = StreamingHttpResponse(csv_lines(table), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(table_lines(table), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{stem}.csv"'
     return response
 
