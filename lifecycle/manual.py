@@ -91,7 +91,7 @@ def refund_by_admin(*, order_id: int, reason: str, actor: Actor, amount_fen: int
             for payment, share in plan:
                 refunds.refund_request(order=order, payment=payment, reason=reason, actor=actor, amount_fen=share)
             return "provider_refund"
-        if under_way.exists():
+        if under_way.exists() or _asked_and_standing(order):
             return "already_under_way"
         record_event(
             order, "refund_requested", actor=actor, from_status=order.status, reason=reason, data={"amount_fen": amount}
@@ -105,6 +105,13 @@ def refund_by_admin(*, order_id: int, reason: str, actor: Actor, amount_fen: int
         # as it stops for the other methods when their money is back.
         work_item_open(order=order, kind=WorkItemKind.CASH_PAYBACK, detail=f"refund by {actor}: {reason}")
         return "cash_payback"
+
+
+def _asked_and_standing(order: Order) -> bool:
+    """A phone-bill reversal or a cash payback asked for by hand before (the order is still completed): it
+    stands until the money is back (the order is refunded) or a person closed the work item it came to."""
+    asked = order.events.filter(action="refund_requested").order_by("-at").values_list("at", flat=True).first()
+    return asked is not None and not WorkItem.objects.filter(order=order, resolved_at__gte=asked).exists()
 
 
 def _lock_item(item_id: int) -> tuple[Order, WorkItem]:
