@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
@@ -188,12 +188,17 @@ def sms_inbound(request: HttpRequest) -> HttpResponse:
         text = payload["text"]
         if not isinstance(sender, str) or not isinstance(text, str):
             raise TypeError
+        # Text a database can hold: no NUL, no lone surrogate (a reply answered 503 is retried for ever).
+        if "\x00" in sender + text:
+            raise ValueError("NUL")
+        (sender + text).encode()  # UnicodeEncodeError (a ValueError) for a lone surrogate
         # Part of the body (docs/interfaces.md §4), and of what tells a retried delivery from a new reply: two
         # replies "Y" from one number differ by it alone.
         received_at = datetime.fromisoformat(payload["received_at"])
         if timezone.is_naive(received_at):
             received_at = timezone.make_aware(received_at)
-    except (ValueError, KeyError, TypeError):
+        received_at = received_at.astimezone(UTC)  # OverflowError at the ends of the calendar
+    except (ValueError, KeyError, TypeError, OverflowError):
         return JsonResponse(
             {"error": {"code": "invalid", "message": "expected JSON {from, text, received_at}"}}, status=400
         )

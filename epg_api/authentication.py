@@ -179,7 +179,8 @@ def key_from_header(header: str) -> str:
         raise NotAuthenticated()
     scheme, _sep, key = header.partition(" ")
     key = key.strip()
-    if scheme != KEYWORD or not key or len(key) > 200:
+    # The scheme in any case (RFC 9110 §11.1); a key is printable ASCII (PostgreSQL refuses a NUL in a lookup).
+    if scheme.lower() != "api-key" or not key or len(key) > 200 or not (key.isascii() and key.isprintable()):
         raise AuthenticationFailed(_("Use 'Authorization: Api-Key <key>'."))
     return key
 

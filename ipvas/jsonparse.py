@@ -59,5 +59,7 @@ class BoundedJSONParser(parsers.JSONParser):
         try:
             text = stream.read().decode(encoding)
             return loads(text, parse_constant=drf_json.strict_constant if self.strict else None)
+        except LookupError:  # charset=rot13, base64...: not a text encoding
+            raise ParseError(f"JSON parse error - unknown charset {encoding!r}") from None
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None

@@ -39,6 +39,7 @@ from lifecycle.placing import order_create_or_repeat
 from orders import selectors
 from orders.constants import Channel, OrderStatus, ProductKind
 from orders.models import Order, Product
+from orders.models.product import code_validator
 from orders.validation import ORDER_NO_RE
 from tv import screens, sessions
 from tv.sessions import exit_url, form_token, tv_page
@@ -65,6 +66,8 @@ def _product(session: TvSession, code: str) -> Product | None:
     """The product if this session may buy it now: on sale on the EPG, the session's own when it named one,
     and a per-view product only for the content the EPG named."""
     if session.product_code and code != session.product_code:
+        return None
+    if not code_validator.regex.match(code):  # no product has it (and PostgreSQL refuses a NUL in a lookup)
         return None
     product = Product.objects.filter(code=code).first()
     if product is None or not product.is_on_sale(Channel.EPG):

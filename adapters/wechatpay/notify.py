@@ -15,7 +15,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -95,9 +95,13 @@ def verify_event(headers: Mapping[str, str], body: bytes) -> WechatEvent:
 
 
 def _parse_time(value: Any) -> datetime | None:
+    """The time WeChat Pay says, or None for one we cannot read or store (then the time it is applied)."""
     try:
-        return datetime.fromisoformat(str(value)) if value else None
-    except ValueError:
+        parsed = datetime.fromisoformat(str(value)) if value else None
+        if parsed is not None and parsed.tzinfo is not None:
+            parsed.astimezone(UTC)  # OverflowError at the ends of the calendar
+        return parsed
+    except (ValueError, OverflowError):
         return None
 
 
@@ -147,6 +151,8 @@ def refund_result(event: WechatEvent) -> tuple[str, RefundResult]:
     state = REFUND_EVENT_STATES.get(event.event_type)
     if state is None:
         raise NotificationRejected(f"not a refund notification: {event.event_type}")
+    if not isinstance(resource, dict):
+        raise NotificationRejected("the resource is not a JSON object")
     if str(resource.get("mchid") or "") != settings.WECHATPAY_MCHID:
         raise NotificationRejected("merchant id is not ours")
     out_refund_no = str(resource.get("out_refund_no") or "")

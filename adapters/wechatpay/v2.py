@@ -73,7 +73,7 @@ def parse_xml(body: bytes | str) -> dict[str, str]:
     try:
         # Safe here: declarations are refused above (no entity can expand), and expat fetches nothing.
         root = ElementTree.fromstring(raw)  # noqa: S314
-    except ElementTree.ParseError as exc:
+    except (ElementTree.ParseError, LookupError) as exc:  # LookupError: an encoding expat does not know
         raise ValueError(f"not XML: {exc}") from None
     if root.tag != "xml":
         raise ValueError("the root element must be <xml>")

@@ -56,10 +56,24 @@ def notification_store(
 
 
 def _jsonable(value: Any) -> Any:
+    """``value`` as JSON PostgreSQL's jsonb takes: a NUL or a lone surrogate in a string (which it refuses, so
+    that the payment was never applied) is written as its escape; the body keeps what came, byte for byte."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {_text(str(k)): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
-    if isinstance(value, str | int | float | bool) or value is None:
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, int | float | bool) or value is None:
         return value
-    return str(value)
+    return _text(str(value))
+
+
+def _text(value: str) -> str:
+    if "\x00" in value:
+        value = value.replace("\x00", "\\u0000")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        value = value.encode(errors="backslashreplace").decode()
+    return value

@@ -42,7 +42,7 @@ def smp_account(request: HttpRequest, tv_account: str) -> HttpResponse:
         raise BadRequest("a TV account is 1-64 letters, digits, '_', '.', '-' or '@'")
     body = json_body(request)
     status = body.get("status")
-    if status is not None and status not in subscriptions.ACCOUNT_STATUSES:
+    if status is not None and (not isinstance(status, str) or status not in subscriptions.ACCOUNT_STATUSES):
         raise BadRequest(f"status is one of {', '.join(subscriptions.ACCOUNT_STATUSES)}")
     balance = body.get("balance_fen")
     if balance is not None and (
