@@ -34,6 +34,14 @@ MESSAGES: dict[str, Promise] = {
     "transaction_differs": _("Transaction id %(theirs)s there, %(ours)s here."),
     "listed_again": _("Listed again in the %(source)s (line %(line)s); the first listing is line %(first_line)s."),
     "booked_again": _("Recorded again in our ledger (%(reference)s), listed once by the provider."),
+    "booked_other_day_too": _(
+        "Recorded in our ledger on %(other_day)s too, where line %(line)s of that day's statement pairs it: "
+        "booked twice."
+    ),
+    "listed_other_day_too": _(
+        "Listed in the %(source)s of %(other_day)s too (line %(line)s), with our ledger's row of that day: "
+        "listed twice."
+    ),
     "unknown": _("No %(what)s %(key)s here."),
     "unknown_refund_of_order": _(
         "Refund %(key)s is not known here; it refunds payment %(out_trade_no)s of order %(order)s."

@@ -38,6 +38,8 @@ from decimal import Decimal, InvalidOperation
 from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
+
 from adapters.smp import SmpCharge
 from billing.models.reconciliation import StatementLineKind, StatementSource
 from ipvas.money import yuan_to_fen
@@ -246,6 +248,11 @@ def _wechat_row(fields: list[str], index: dict[str, int], *, line_no: int, day: 
     def field(name: str) -> str:
         return fields[index[name]].strip()
 
+    merchant = field("商户号")
+    if merchant != settings.WECHATPAY_MCHID:
+        raise StatementError(
+            line_no, f"商户号 {merchant[:32]!r} is not ours ({settings.WECHATPAY_MCHID}): another merchant's bill"
+        )
     status = field("交易状态")
     refund_time = next((name for name in WECHAT_REFUND_TIMES if name in index and field(name)), None)
     if status in ("REFUND", "REVOKED") and refund_time is not None:
@@ -321,6 +328,8 @@ ALIPAY_REQUIRED = (
     "退款批次号/请求号",
 )
 ALIPAY_PERIOD = re.compile(r"起始日期：\[(\d{4})年(\d{2})月(\d{2})日")
+# The account the statement is of: our partner id (ALIPAY_SELLER_ID, 2088…) and the account's four-digit suffix.
+ALIPAY_ACCOUNT = re.compile(r"#账号：\[(\d+)\]")
 ALIPAY_TOTAL = re.compile(r"^#(交易|退款)合计：(\d+)笔")
 # The totals line's amounts: what the merchant received (商家实收) and its own discounts (商家优惠).
 ALIPAY_TOTAL_AMOUNTS = re.compile(r"商家实收(?:退款)?共(-?[0-9.]+)元.*?商家优惠(?:退款)?共(-?[0-9.]+)元")
@@ -346,6 +355,11 @@ def parse_alipay(stream: BinaryIO, day: date) -> Iterator[ParsedLine]:
         last = line_no
         if not text.startswith("#"):
             raise StatementError(line_no, f"expected the {ALIPAY_LIST_START} marker line, found a row")
+        account = ALIPAY_ACCOUNT.search(text)
+        if account and not account[1].startswith(settings.ALIPAY_SELLER_ID):
+            raise StatementError(
+                line_no, f"the statement of Alipay account {account[1]}, not ours ({settings.ALIPAY_SELLER_ID}…)"
+            )
         period = ALIPAY_PERIOD.search(text)
         if period:
             period_seen = True

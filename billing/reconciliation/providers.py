@@ -5,9 +5,11 @@ out_trade_no, refunds by out_refund_no) against the statement's lines, a
 key's rows paired line by line (by transaction id first). A pair →
 ``matched`` or ``amount_differs``; a line or ledger row left over beside a
 pair → ``duplicate``; ours alone → ``missing_at_provider``, unless the
-statement of the day before or after lists it (paired across midnight);
-theirs alone → ``missing_here``, unless our ledger has it on the day before
-or after (paired: the amounts are compared here). A line unknown here is
+statement of the day before or after lists it (paired across midnight: the
+amounts are compared here); theirs alone → ``missing_here``, unless our
+ledger has it on the day before or after (paired, the same way). Paired
+across midnight with what the other day pairs already, it is a
+``duplicate``: booked, or listed, on both days. A line unknown here is
 traced to its order by its out_trade_no, and a refund we never recorded says
 whether the order's entitlement is still active.
 """
@@ -15,9 +17,9 @@ whether the order's entitlement is still active.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
-from django.db.models import Case, Expression, F, When
+from django.db.models import Case, Expression, F, QuerySet, When
 from django.db.models.functions import Coalesce, Substr
 from django.utils import timezone
 
@@ -35,6 +37,7 @@ REVERSAL = StatementLineKind.REVERSAL.value
 # A row of each side: ours (key, amount, order_no, provider_ref),
 # theirs (key, amount, transaction id, line, out_trade_no).
 Ours = tuple[str, int, str, str]
+ONE_DAY = timedelta(days=1)
 Theirs = tuple[str, int, str, int, str]
 
 
@@ -42,7 +45,18 @@ def _ledger_rows(provider: str, kind: str, start: datetime, end: datetime):  # t
     if kind == REVERSAL:
         # A reverse after the customer paid is the provider's own refund: our ledger never held that money.
         return iter(())
-    entries = LedgerEntry.objects.filter(provider=provider, created_at__gte=start, created_at__lt=end)
+    rows = (
+        _ledger(provider, kind)
+        .filter(created_at__gte=start, created_at__lt=end)
+        .order_by(ordered("key"), "pk")
+        .values_list("key", "amount_fen", "order__order_no", "provider_ref")
+    )
+    return rows.iterator(chunk_size=compare.CHUNK)
+
+
+def _ledger(provider: str, kind: str) -> QuerySet[LedgerEntry]:
+    """Our ledger entries of ``kind`` at ``provider``, each with the ``key`` its statement line has."""
+    entries = LedgerEntry.objects.filter(provider=provider)
     if kind == PAYMENT:
         entries = entries.filter(kind=LedgerKind.PAYMENT)
         key: Expression = Coalesce(F("payment__out_trade_no"), F("provider_ref"))
@@ -54,12 +68,7 @@ def _ledger_rows(provider: str, kind: str, start: datetime, end: datetime):  # t
             When(idempotency_key__startswith=prefix, then=Substr("idempotency_key", len(prefix) + 1)),
             default=F("provider_ref"),
         )
-    rows = (
-        entries.annotate(key=key)
-        .order_by(ordered("key"), "pk")
-        .values_list("key", "amount_fen", "order__order_no", "provider_ref")
-    )
-    return rows.iterator(chunk_size=compare.CHUNK)
+    return entries.annotate(key=key)
 
 
 def _statement_rows(statement: Statement | None, kind: str):  # type: ignore[no-untyped-def]
@@ -158,27 +167,38 @@ class ProviderComparison:
 
     def _ours_only(self, kind: str, rows: list[tuple[str, list[Ours]]]) -> None:
         """Ledger rows of the day that the day's statement does not list: listed the day before or after?"""
-        elsewhere: dict[str, tuple[int, date]] = {}
+        elsewhere: dict[str, tuple[int, date, int]] = {}
         if self.neighbours:
             lines = (
                 StatementLine.objects.filter(
                     statement_id__in=self.neighbours, kind=kind, match_key__in=[key for key, _ in rows]
                 )
                 .order_by("line_no")
-                .values_list("match_key", "line_no", "statement_id")
+                .values_list("match_key", "line_no", "statement_id", "amount_fen")
             )
-            for key, line_no, statement_id in lines:
-                elsewhere.setdefault(key, (line_no, self.neighbours[statement_id]))
+            for key, line_no, statement_id, amount in lines:
+                elsewhere.setdefault(key, (line_no, self.neighbours[statement_id], amount))
+        booked_there = self._booked_next_door(kind, list(elsewhere))
         for key, mine in rows:
             first = mine[0]
-            if key in elsewhere:
-                # The statement line's own day compares the pair (its run has our row on this day).
-                line_no, other_day = elsewhere[key]
+            if key in elsewhere and (key, elsewhere[key][1]) in booked_there:
+                # That line is our row's of its own day: this one is booked a second time.
+                line_no, other_day, _amount = elsewhere[key]
                 self._add(
-                    outcome=Outcome.MATCHED, kind=kind, order_no=first[2], reference=key, our_amount_fen=first[1],
-                    explanation=[note("listed_other_day", source=self.provider, other_day=other_day.isoformat(),
-                                      line=line_no)],
-                    paired_day=other_day,
+                    outcome=Outcome.DUPLICATE, kind=kind, order_no=first[2], reference=key, our_amount_fen=first[1],
+                    explanation=[note("booked_other_day_too", other_day=other_day.isoformat(), line=line_no)],
+                )  # fmt: skip
+            elif key in elsewhere:
+                # Paired across midnight, and compared here too: the line's own day may have been compared before
+                # this row was booked (it said missing_here then, and this pair closes that).
+                line_no, other_day, amount = elsewhere[key]
+                outcome = Outcome.MATCHED if first[1] == amount else Outcome.AMOUNT_DIFFERS
+                notes = [note("listed_other_day", source=self.provider, other_day=other_day.isoformat(), line=line_no)]
+                if outcome == Outcome.AMOUNT_DIFFERS:
+                    notes.insert(0, note("amounts", ours_fen=first[1], theirs_fen=amount))
+                self._add(
+                    outcome=outcome, kind=kind, order_no=first[2], reference=key, our_amount_fen=first[1],
+                    their_amount_fen=amount, explanation=notes, paired_day=other_day,
                 )  # fmt: skip
             else:
                 self._add(
@@ -198,6 +218,7 @@ class ProviderComparison:
         known, booked = self._known(kind, keys)
         traced = self._trace([listed[0] for key, listed in rows if key not in known and key not in booked], kind)
         reversed_there = self._reversals_listed([key for key, _ in rows]) if kind == PAYMENT else set()
+        listed_there = self._listed_next_door(kind, list(booked))
         what = REFUND if kind == REFUND else PAYMENT  # a reversal is known here by its payment
         for key, listed in rows:
             line = listed[0]
@@ -210,7 +231,12 @@ class ProviderComparison:
             elif key in booked:
                 at, amount, booked_order = booked[key]
                 other_day = local_day(at)
-                if adjacent(other_day, self.day):
+                if (key, other_day) in listed_there:
+                    # Our row's own day lists it and pairs them: the provider lists the trade a second time here.
+                    notes = [note("listed_other_day_too", source=self.provider, other_day=other_day.isoformat(),
+                                  line=listed_there[key, other_day])]  # fmt: skip
+                    self._add(outcome=Outcome.DUPLICATE, order_no=booked_order, explanation=notes, **common)
+                elif adjacent(other_day, self.day):
                     outcome = Outcome.MATCHED if amount == line[1] else Outcome.AMOUNT_DIFFERS
                     notes = [note("booked_other_day", other_day=other_day.isoformat())]
                     if outcome == Outcome.AMOUNT_DIFFERS:
@@ -230,6 +256,28 @@ class ProviderComparison:
                 self._add(outcome=Outcome.MISSING_HERE, order_no=order_no, explanation=notes, **common)
             for extra in listed[1:]:
                 self._listed_again(kind, key, order_no, extra, line[3])
+
+    def _booked_next_door(self, kind: str, keys: list[str]) -> set[tuple[str, date]]:
+        """(key, day) of our ledger rows of these keys on the day before and the day after."""
+        if not keys:
+            return set()
+        entries = (
+            _ledger(self.provider, kind)
+            .filter(key__in=keys, created_at__gte=self.start - ONE_DAY, created_at__lt=self.end + ONE_DAY)
+            .exclude(created_at__gte=self.start, created_at__lt=self.end)
+            .values_list("key", "created_at")
+        )
+        return {(key, local_day(at)) for key, at in entries}
+
+    def _listed_next_door(self, kind: str, keys: list[str]) -> dict[tuple[str, date], int]:
+        """{(key, day): line} of these keys in the statements of the day before and the day after."""
+        if not keys or not self.neighbours:
+            return {}
+        lines = StatementLine.objects.filter(statement_id__in=self.neighbours, kind=kind, match_key__in=keys)
+        listed: dict[tuple[str, date], int] = {}
+        for key, statement_id, line_no in lines.order_by("line_no").values_list("match_key", "statement_id", "line_no"):
+            listed.setdefault((key, self.neighbours[statement_id]), line_no)
+        return listed
 
     def _reversals_listed(self, keys: list[str]) -> set[str]:
         """The trades among ``keys`` that this day's statement, or the day's before or after, lists reversed."""
