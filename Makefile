@@ -27,7 +27,7 @@ $(PYTHON):              # a clean clone: the virtualenv with the pinned requirem
 # Reliability (issue #6): the soak versions of tests/reliability against PostgreSQL and Redis, and their figures.
 .PHONY: reliability reliability-short
 
-reliability: $(PYTHON)  ## the long runs of every reliability property and the fault campaign (issue #11), then the tables (~25 min)
+reliability: $(PYTHON)  ## the long runs of every reliability property and the fault campaign (issue #11), then the tables (~15–25 min, by the machine)
 	$(PYTHON) bench/reliability.py
 
 reliability-short: $(PYTHON)  ## the same tables from the short versions that the test suite runs (~6 min)
