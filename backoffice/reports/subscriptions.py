@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import BooleanField, Case, Count, Q, QuerySet, Sum, When
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils.translation import gettext as _
 
@@ -131,8 +131,20 @@ def renewals(start: date, end: date) -> Renewals:
     zone = local_zone()
     orders = (
         _renewal_orders_in(start, end)
-        .annotate(day=TruncDate("created_at", tzinfo=zone))
-        .values("day", "status", "failure_code")
+        .annotate(
+            day=TruncDate("created_at", tzinfo=zone),
+            # Refunded after it completed (an admin gave the period back; its entitlement stays, revoked): it
+            # renewed, it did not fail.
+            renewed=Case(
+                When(
+                    Q(status=OrderStatus.COMPLETED) | Q(status=OrderStatus.REFUNDED, entitlement__isnull=False),
+                    then=True,
+                ),
+                default=False,
+                output_field=BooleanField(),
+            ),
+        )
+        .values("day", "status", "failure_code", "renewed")
         .annotate(n=Count("pk"))
     )
     ledger = (
@@ -151,7 +163,7 @@ def renewals(start: date, end: date) -> Renewals:
         slot["orders"] += row["n"]
         if row["status"] in TERMINAL_STATUSES:
             slot["ended"] += row["n"]
-            if row["status"] == OrderStatus.COMPLETED:
+            if row["renewed"]:
                 slot["completed"] += row["n"]
             else:
                 failures[row["failure_code"]] = failures.get(row["failure_code"], 0) + row["n"]
@@ -266,7 +278,7 @@ def subscriptions_by_day(start: date, end: date) -> SubscriptionDays:
     stops.append(
         RenewalStop(
             key=LAPSE,
-            label=_("Lapsed: the renewal could not be charged"),
+            label=_("Lapsed: renewal stopped without a cancel (not charged, no reminder, or the paid period refunded)"),
             subscriptions=sum(lapsed_on.values()),
             short_label=_("Lapsed"),
         )

@@ -33,6 +33,7 @@ from ipvas.money import fen_to_yuan
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
 FOLD_ROWS = 14  # a longer table folds away under its charts
+EARLIEST, LATEST = date(2000, 1, 1), date(2099, 12, 31)
 
 
 class ReportRangeForm(forms.Form):
@@ -48,6 +49,11 @@ class ReportRangeForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         start, end = data.get("start"), data.get("end")
+        if any(value and not EARLIEST <= value <= LATEST for value in (start, end, data.get("day"))):
+            # 0001-01-01 and 9999-12-31 are dates, but no instant of Beijing's day before or after them is.
+            raise forms.ValidationError(
+                _("Choose days from %(first)s to %(last)s.") % {"first": EARLIEST, "last": LATEST}
+            )
         if start and end:
             if end < start:
                 raise forms.ValidationError(_("The range must end on or after its first day."))

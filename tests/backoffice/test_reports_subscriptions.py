@@ -228,7 +228,12 @@ STOPS = [
     RenewalStop("crm", "Cancelled: Business hall (CRM)", 1, "Business hall (CRM)"),
     RenewalStop("admin", "Cancelled: Admin", 0, "Admin"),
     RenewalStop("provider", "Cancelled: Payment app (contract ended)", 0, "Payment app (contract ended)"),
-    RenewalStop("lapse", "Lapsed: the renewal could not be charged", 2, "Lapsed"),
+    RenewalStop(
+        "lapse",
+        "Lapsed: renewal stopped without a cancel (not charged, no reminder, or the paid period refunded)",
+        2,
+        "Lapsed",
+    ),
 ]
 
 
@@ -385,7 +390,7 @@ def test_the_dashboard_shows_renewals_and_subscriptions_and_exports_them(staff_c
         ["Cancelled: Business hall (CRM)", "1"],
         ["Cancelled: Admin", "0"],
         ["Cancelled: Payment app (contract ended)", "0"],
-        ["Lapsed: the renewal could not be charged", "2"],
+        ["Lapsed: renewal stopped without a cancel (not charged, no reminder, or the paid period refunded)", "2"],
     ]
 
 
