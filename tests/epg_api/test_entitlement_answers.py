@@ -237,8 +237,9 @@ UNKNOWN_KEY = "Unknown or revoked API key."
         ("", NO_CREDENTIALS),
         ("Api-Key", USE_API_KEY),
         ("Api-Key ", USE_API_KEY),
-        ("api-key {key}", USE_API_KEY),
+        ("Api-Key-{key}", USE_API_KEY),  # the scheme is in any case (RFC 9110 §11.1), but a word of its own
         ("Bearer {key}", USE_API_KEY),
+        ("Api-Key ab\x00cd.ef", USE_API_KEY),  # a NUL reached PostgreSQL's lookup: a 500 there
         ("Token {key}", USE_API_KEY),
         ("{key}", USE_API_KEY),
         ("Api-Key " + "k" * 300, USE_API_KEY),
