@@ -274,7 +274,8 @@ def _v2_time(value: datetime | None) -> str:
 
 
 def wechatpay_v2_payment_notification(trade: SimTrade) -> bytes:
-    """The APIv2 payment notification (支付结果通知) of a pay-and-sign trade, XML signed with the APIv2 key."""
+    """The APIv2 payment notification of a pay-and-sign trade (支付结果通知) or of a deduction (扣款结果通知, trade_type
+    PAP, with its contract and ``trade_state``), XML signed with the APIv2 key."""
     from adapters.wechatpay import v2
 
     params = {
@@ -285,7 +286,7 @@ def wechatpay_v2_payment_notification(trade: SimTrade) -> bytes:
         "result_code": "SUCCESS",
         "openid": "oSandbox" + trade.transaction_id[-12:],
         "is_subscribe": "N",
-        "trade_type": "NATIVE",
+        "trade_type": payments.trade_type(trade),
         "bank_type": "OTHERS",
         "total_fee": str(trade.amount_fen),
         "fee_type": "CNY",
@@ -294,6 +295,10 @@ def wechatpay_v2_payment_notification(trade: SimTrade) -> bytes:
         "out_trade_no": trade.out_trade_no,
         "time_end": _v2_time(trade.paid_at),
     }
+    if trade.deducted_under:
+        params.update(contract_id=trade.deducted_under, trade_state="SUCCESS")
+        if trade.attach:
+            params["attach"] = trade.attach
     return v2.to_xml(v2.signed(params, sandbox_secret("wechatpay_apiv2_key.txt")))
 
 

@@ -77,15 +77,11 @@ urlpatterns = [
         provider_fakes_wechatpay.deduct_notice,
         name="wechatpay-fake-deduct-notice",
     ),
-    path(
-        f"{WECHATPAY_FAKE}/papay/pay/transactions/apply",
-        provider_fakes_wechatpay.deduct_apply,
-        name="wechatpay-fake-deduct-apply",
-    ),
-    # WeChat Pay APIv2 (委托代扣's pay and sign, and termination): below the gateway, without /v3.
+    # WeChat Pay APIv2 (委托代扣's pay and sign, deduction and termination): below the gateway, without /v3.
     path(
         "wechatpay/fake/pay/contractorder", provider_fakes_wechatpay.contract_order, name="wechatpay-fake-contractorder"
     ),
+    path("wechatpay/fake/pay/pappayapply", provider_fakes_wechatpay.pappay_apply, name="wechatpay-fake-pappayapply"),
     path(
         "wechatpay/fake/papay/deletecontract",
         provider_fakes_wechatpay.delete_contract,

@@ -11,10 +11,12 @@ why APIv3 rather than the XML micropay of APIv2).
 委托代扣 (deduction contracts, docs/protocols.md): pay and sign is APIv2 ``POST /pay/contractorder`` (XML, signed
 with the APIv2 key; the SDK speaks only APIv3) and so is the merchant's termination
 ``POST /papay/deletecontract`` (by template and our contract code, which works even when the signing
-notification never came); the pre-deduction notice ``POST /v3/papay/contracts/{contract_id}/notify`` and the
-deduction ``POST /v3/papay/pay/transactions/apply`` are APIv3, through the SDK's own request machinery
-(``_core.request``: it signs the request and verifies the answer). The pay-and-sign trade is one trade at WeChat
-Pay: it is queried, closed and refunded with the APIv3 calls above.
+notification never came); so is the deduction ``POST /pay/pappayapply`` (申请扣款: the call 周期扣费's rules and the
+pre-deduction notice govern; APIv3's ``/v3/papay/pay/transactions/apply`` is another product's, 预约扣费, which
+needs a schedule first), its result the APIv2 payment notification. The pre-deduction notice
+``POST /v3/papay/contracts/{contract_id}/notify`` is APIv3, through the SDK's own request machinery
+(``_core.request``: it signs the request and verifies the answer). The pay-and-sign trade and the deductions are
+trades at WeChat Pay like any other: they are queried, closed and refunded with the APIv3 calls above.
 """
 
 from __future__ import annotations
@@ -101,8 +103,6 @@ REVERSE_NOTHING_ERRORS = {"ORDER_NOT_EXIST", "ORDERNOTEXIST", "RESOURCE_NOT_EXIS
 V2_RETRY_CODES = {"SYSTEMERROR", "SYSTEM_ERROR", "FREQUENCY_LIMITED", "FREQ_LIMIT", "ORDERPAID"}
 # The contract is gone at WeChat Pay (the user ended it, or it never existed): nothing to deduct, nothing to end.
 CONTRACT_GONE_CODES = {"CONTRACT_NOT_EXIST", "CONTRACTNOTEXIST", "CONTRACT_ERROR", "CONTRACT_TERMINATED"}
-# How many days after the waiting period a pre-deduction notice allows the deduction (WeChat Pay's default, 7).
-DEDUCT_DURATION_DAYS = 7
 
 
 def _iso(value: datetime) -> str:
@@ -346,14 +346,15 @@ class WechatPayClient:
 
     def announce_deduction(self, request: DeductionNoticeRequest) -> bool:
         """预扣费通知 ``POST /v3/papay/contracts/{contract_id}/notify``: only 07:00–22:00 Beijing time; the deduction
-        may then be made from the 3rd to the 9th natural day (the notice's day is the 1st), up to this amount."""
+        may then be made from the 3rd to the 9th natural day (the notice's day is the 1st), up to this amount.
+        ``deduct_duration`` is left out: it takes 1–3 days only, and without it the deduction has WeChat Pay's
+        default of 7 days, which the 3rd–9th day rule (lifecycle.deductions) counts on."""
         status, body = self._post_v3(
             "pre-deduction notice",
             f"/v3/papay/contracts/{request.contract_id}/notify",
             {
                 "mchid": settings.WECHATPAY_MCHID,
                 "appid": settings.WECHATPAY_APPID,
-                "deduct_duration": {"count": DEDUCT_DURATION_DAYS, "unit": "DAY"},
                 "estimated_amount": {"amount": request.amount_fen, "currency": "CNY"},
             },
         )
@@ -365,31 +366,38 @@ class WechatPayClient:
         raise ProviderRefused(code, str(body.get("message") or ""))
 
     def deduct(self, request: DeductionRequest) -> DeductionResult:
-        """受理扣款 ``POST /v3/papay/pay/transactions/apply``: accepted now, the result comes by the payment
-        notification (``TRANSACTION.SUCCESS`` at our notify URL) or the query."""
-        status, body = self._post_v3(
+        """申请扣款 ``POST /pay/pappayapply`` (APIv2, trade_type PAP): accepted now, the result comes by the APIv2
+        payment notification (at ``notify_url``, as the pay-and-sign order's) or the query."""
+        answer = self._v2(
             "deduction",
-            "/v3/papay/pay/transactions/apply",
+            "/pay/pappayapply",
             {
                 "appid": settings.WECHATPAY_APPID,
+                "mch_id": settings.WECHATPAY_MCHID,
+                "body": request.description[:32],
+                "attach": request.period_key[:127],
                 "out_trade_no": request.out_trade_no,
-                "description": request.description[:127],
-                "transaction_notify_url": config.notify_url(),
+                "total_fee": str(request.amount_fen),
+                "fee_type": "CNY",
+                "spbill_create_ip": settings.WECHATPAY_SPBILL_CREATE_IP,
+                "notify_url": config.v2_notify_url(),
+                "trade_type": "PAP",
                 "contract_id": request.contract_id,
-                "amount": {"total": request.amount_fen, "currency": "CNY"},
-                "attach": request.period_key[:128],
             },
         )
-        if status in (200, 202, 204):
-            return DeductionResult(state=DeductionState.ACCEPTED, out_trade_no=request.out_trade_no, raw=body)
-        code, message = str(body.get("code") or status), str(body.get("message") or "")
+        if answer.get("result_code") == "SUCCESS":
+            return DeductionResult(state=DeductionState.ACCEPTED, out_trade_no=request.out_trade_no, raw=answer)
+        code, message = answer.get("err_code") or "FAIL", answer.get("err_code_des") or ""
+        if code in V2_RETRY_CODES - {"ORDERPAID"}:
+            # 系统超时 and the like: asked again with the same out_trade_no, WeChat Pay takes it once.
+            raise ProviderUnavailable(f"WeChat Pay deduction: {code}")
         if code in CONTRACT_GONE_CODES:
             state = DeductionState.CONTRACT_GONE
-        elif code in V2_RETRY_CODES:
+        elif code == "ORDERPAID":  # asked before and paid: the query says so
             state = DeductionState.UNKNOWN
         else:
             state = DeductionState.DECLINED
-        return DeductionResult(state=state, out_trade_no=request.out_trade_no, code=code, message=message, raw=body)
+        return DeductionResult(state=state, out_trade_no=request.out_trade_no, code=code, message=message, raw=answer)
 
     def unsign(self, request: UnsignRequest) -> UnsignResult:
         """申请解约 ``POST /papay/deletecontract`` (APIv2) by template and contract code: it ends a contract whose

@@ -196,22 +196,26 @@ def _v2_time(value: str) -> datetime | None:
 
 
 def v2_paid_notice(params: dict[str, str]) -> PaidNotice:
-    """The APIv2 payment notification of a pay-and-sign order (支付结果通知) as IPVAS's PaidNotice."""
+    """The APIv2 payment notification of a pay-and-sign order (支付结果通知) or of a deduction (扣款结果通知,
+    trade_type PAP) as IPVAS's PaidNotice. A deduction that did not go through is ``result_code`` FAIL, or its
+    ``trade_state`` another than SUCCESS (PAYERROR...): not paid, and its state is in ``decoded``."""
     if params.get("appid") != settings.WECHATPAY_APPID:
         raise NotificationRejected(f"app id {params.get('appid', '')[:32]!r} is not ours")
-    for name in ("out_trade_no", "transaction_id", "total_fee", "result_code"):
+    paid = params.get("result_code") == "SUCCESS" and params.get("trade_state", "SUCCESS") == "SUCCESS"
+    for name in ("out_trade_no", "total_fee", "result_code", *(("transaction_id",) if paid else ())):
         if not params.get(name):
             raise NotificationRejected(f"missing {name}")
     try:
         total = int(params["total_fee"])
     except ValueError:
         raise NotificationRejected("total_fee is not a whole number of fen") from None
+    reference = params.get("transaction_id") or f"{params['out_trade_no']}:{params['result_code']}"
     return PaidNotice(
         provider=PROVIDER,
-        notification_id=f"v2-pay:{params['transaction_id']}",
+        notification_id=f"v2-pay:{reference}",
         out_trade_no=params["out_trade_no"],
-        paid=params["result_code"] == "SUCCESS",
-        transaction_id=params["transaction_id"],
+        paid=paid,
+        transaction_id=params.get("transaction_id", ""),
         amount_fen=total,
         paid_at=_v2_time(params.get("time_end", "")),
         merchant_id=params["mch_id"],

@@ -15,9 +15,9 @@ Payment codes (付款码支付, ``/v3/pay/transactions/codepay`` and ``…/out-t
 the code's last four digits (sandbox.payments.CODE_OUTCOMES); a code ending 0003 holds the connection
 longer than the client waits (``WECHATPAY_TIMEOUT_SECONDS``), as a provider that never answers.
 
-委托代扣: the APIv3 pre-deduction notice and deduction (``/v3/papay/…``) are checked like the calls above; the
-APIv2 pay-and-sign (``/pay/contractorder``) and termination (``/papay/deletecontract``) take XML signed with the
-APIv2 key (``wechatpay_apiv2_key.txt``) and answer XML signed with it, as WeChat Pay does.
+委托代扣: the APIv3 pre-deduction notice (``/v3/papay/…``) is checked like the calls above; the APIv2 pay-and-sign
+(``/pay/contractorder``), deduction (``/pay/pappayapply``) and termination (``/papay/deletecontract``) take XML
+signed with the APIv2 key (``wechatpay_apiv2_key.txt``) and answer XML signed with it, as WeChat Pay does.
 """
 
 from __future__ import annotations
@@ -417,7 +417,7 @@ def query_refund(request: HttpRequest, out_refund_no: str) -> HttpResponse:
     return _serve(request, lambda: _query_refund(out_refund_no))
 
 
-# --- 委托代扣: APIv3 (pre-deduction notice, deduction) -------------------------------------------
+# --- 委托代扣: APIv3 (the pre-deduction notice) -------------------------------------------
 
 
 def _deduct_notice(request: HttpRequest, contract_id: str) -> Answer:
@@ -426,43 +426,19 @@ def _deduct_notice(request: HttpRequest, contract_id: str) -> Answer:
     if body.get("appid") != settings.WECHATPAY_APPID:
         raise WechatError(400, "APPID_MCHID_NOT_MATCH", "appid 和 mch_id 不匹配")
     amount = body.get("estimated_amount")
-    if not isinstance(amount, dict) or not isinstance(body.get("deduct_duration"), dict):
-        raise WechatError(400, "PARAM_ERROR", "estimated_amount / deduct_duration 缺失")
+    if not isinstance(amount, dict):
+        raise WechatError(400, "PARAM_ERROR", "estimated_amount 缺失")
+    duration = body.get("deduct_duration")  # optional: 1–3 DAY; without it WeChat Pay's default, 7 days
+    if duration is not None and (not isinstance(duration, dict) or duration.get("count") not in (1, 2, 3)):
+        raise WechatError(400, "PARAM_ERROR", "deduct_duration.count 取值 1、2、3")
     contracts.announce(SYSTEM, DeductionNoticeRequest(contract_id=contract_id, amount_fen=_fen(amount, "amount")))
     return 204, None
-
-
-def _deduct_apply(request: HttpRequest) -> Answer:
-    body = _json(request)
-    if body.get("appid") != settings.WECHATPAY_APPID:
-        raise WechatError(400, "APPID_MCHID_NOT_MATCH", "appid 和 mch_id 不匹配")
-    _text(body, "transaction_notify_url", max_length=256)
-    _trade, result = contracts.deduct(
-        SYSTEM,
-        DeductionRequest(
-            out_trade_no=_text(body, "out_trade_no", OUT_NO),
-            contract_id=_text(body, "contract_id", max_length=64),
-            amount_fen=_fen(_amount(body), "total"),
-            description=_text(body, "description"),
-            period_key=str(body.get("attach") or ""),
-        ),
-    )
-    if result.state in (DeductionState.ACCEPTED, DeductionState.PAID):
-        return 204, None
-    status = 404 if result.state == DeductionState.CONTRACT_GONE else 403
-    return status, {"code": result.code, "message": result.message}
 
 
 @sandbox_view
 @require_POST
 def deduct_notice(request: HttpRequest, contract_id: str) -> HttpResponse:
     return _serve(request, lambda: _deduct_notice(request, contract_id))
-
-
-@sandbox_view
-@require_POST
-def deduct_apply(request: HttpRequest) -> HttpResponse:
-    return _serve(request, lambda: _deduct_apply(request))
 
 
 # --- 委托代扣: APIv2 (pay and sign, the merchant's termination), XML signed with the APIv2 key ------------
@@ -544,6 +520,37 @@ def _contract_order(params: dict[str, str]) -> dict[str, str]:
     }
 
 
+def _pappay_apply(params: dict[str, str]) -> dict[str, str]:
+    """申请扣款: accepted (the result comes by the APIv2 notification once the sandbox's ``pay/`` says so), or
+    refused with WeChat Pay's err_code."""
+    for name in ("body", "out_trade_no", "total_fee", "spbill_create_ip", "notify_url", "trade_type", "contract_id"):
+        if not params.get(name):
+            raise ProviderRefused("PARAM_ERROR", f"{name} 缺失")
+    if params["trade_type"] != "PAP":
+        raise ProviderRefused("PARAM_ERROR", "trade_type 应为 PAP")
+    if not OUT_NO.fullmatch(params["out_trade_no"]):
+        raise ProviderRefused("PARAM_ERROR", "out_trade_no 格式错误")
+    try:
+        total = int(params["total_fee"])
+    except ValueError:
+        raise ProviderRefused("PARAM_ERROR", "total_fee 格式错误") from None
+    _trade, result = contracts.deduct(
+        SYSTEM,
+        DeductionRequest(
+            out_trade_no=params["out_trade_no"],
+            contract_id=params["contract_id"],
+            amount_fen=total,
+            description=params["body"],
+            period_key=params.get("attach", ""),
+        ),
+    )
+    if result.state in (DeductionState.ACCEPTED, DeductionState.PAID):
+        return {"result_code": "SUCCESS", "out_trade_no": params["out_trade_no"], "contract_id": params["contract_id"]}
+    raise ProviderRefused(
+        "CONTRACT_NOT_EXIST" if result.state == DeductionState.CONTRACT_GONE else result.code, result.message
+    )
+
+
 def _delete_contract(params: dict[str, str]) -> dict[str, str]:
     if params.get("version") != "1.0" or not params.get("contract_termination_remark"):
         raise ProviderRefused("PARAM_ERROR", "version / contract_termination_remark 缺失")
@@ -562,6 +569,12 @@ def _delete_contract(params: dict[str, str]) -> dict[str, str]:
 @require_POST
 def contract_order(request: HttpRequest) -> HttpResponse:
     return _v2_serve(request, _contract_order)
+
+
+@sandbox_view
+@require_POST
+def pappay_apply(request: HttpRequest) -> HttpResponse:
+    return _v2_serve(request, _pappay_apply)
 
 
 @sandbox_view

@@ -26,7 +26,11 @@ def _pay(request: HttpRequest, provider: str) -> HttpResponse:
     contract = contracts.sign_paid(trade)
     if contract is not None:
         return _pay_and_sign(provider, trade, contract)
-    if provider == payments.WECHATPAY:
+    if provider == payments.WECHATPAY and trade.deducted_under:
+        # A deduction was asked for with APIv2 (申请扣款): its result is the APIv2 notification.
+        body = contracts.wechatpay_v2_payment_notification(trade)
+        delivered, status = deliver("/billing/notify/wechatpay/v2/", body=body, content_type="text/xml", headers={})
+    elif provider == payments.WECHATPAY:
         body, headers = payments.wechatpay_notification(trade)
         delivered, status = deliver(
             "/billing/notify/wechatpay/", body=body, content_type="application/json", headers=headers
