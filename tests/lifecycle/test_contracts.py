@@ -316,6 +316,36 @@ def test_wechatpay_announces_with_the_reminder_and_deducts_in_its_window(demo, r
     assert contract.notice_sent_at is None  # spent: the next period needs its own notice
 
 
+def test_a_wechatpay_deduction_declined_in_its_apiv2_notification_fails_the_renewal(demo, run_tasks, frozen):
+    """申请扣款's result is the APIv2 扣款结果通知: a PAYERROR (the user's balance, say) fails the renewal order, which
+    is tried again later; nothing is booked."""
+    from django.conf import settings
+
+    from adapters.wechatpay import v2
+    from ipvas.keyfiles import sandbox_secret
+
+    _order, sub = subscribed(run_tasks, "wechat_qr")
+    sub = to_reminder_and_renewal(run_tasks, frozen, sub)
+    renewal = renewal_of(sub)
+    assert renewal.status == OrderStatus.PAYMENT_PENDING
+    params = {
+        "return_code": "SUCCESS", "appid": settings.WECHATPAY_APPID, "mch_id": settings.WECHATPAY_MCHID,
+        "nonce_str": "n" * 32, "result_code": "FAIL", "err_code": "NOTENOUGH", "err_code_des": "余额不足",
+        "trade_state": "PAYERROR", "trade_type": "PAP", "out_trade_no": renewal.order_no, "total_fee": "2500",
+        "contract_id": sub.contract_id,
+    }  # fmt: skip
+    body = v2.to_xml(v2.signed(params, sandbox_secret("wechatpay_apiv2_key.txt")))
+    delivered, status = deliver("/billing/notify/wechatpay/v2/", body=body, content_type="text/xml", headers={})
+    assert delivered and status == 200
+    run_tasks()
+    renewal.refresh_from_db()
+    sub.refresh_from_db()
+    assert (renewal.status, renewal.failure_code) == (OrderStatus.FAILED, FailureCode.PAYMENT_DECLINED)
+    assert "PAYERROR" in renewal.failure_detail
+    assert not LedgerEntry.objects.filter(order=renewal).exists()
+    assert sub.status == SubscriptionStatus.ACTIVE and sub.next_renewal_at > timezone.now()  # tried again later
+
+
 def test_a_wechatpay_deduction_whose_notification_is_lost_is_found_by_the_query(demo, run_tasks, frozen):
     _order, sub = subscribed(run_tasks, "wechat_qr")
     sub = to_reminder_and_renewal(run_tasks, frozen, sub)
