@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Collection
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from itertools import islice
 from typing import Any
 
@@ -71,14 +71,17 @@ def discrepancies_sync(run: ReconciliationRun, *, compared: Collection[str], rep
     found = (
         run.items.exclude(outcome=Outcome.MATCHED)
         .order_by("pk")
-        .values_list("source", "kind", "outcome", "order_no", "reference", *FACTS)
+        .values_list("source", "kind", "outcome", "order_no", "reference", *FACTS, "paired_day")
     )
+    owned = _differences_owned_next_door(run)
     rows = found.iterator(chunk_size=compare.BATCH)
     while chunk := list(islice(rows, compare.BATCH)):
         batch: dict[Identity, dict[str, Any]] = {}
         for row in chunk:
+            if (row[0], row[1], row[4], row[-1]) in owned:
+                continue  # the pair's difference is the other day's discrepancy already: one, not two
             # A key listed three times is one discrepancy: the first item of an identity speaks for it.
-            batch.setdefault(row[:5], dict(zip(FACTS, row[5:], strict=True)))
+            batch.setdefault(row[:5], dict(zip(FACTS, row[5:-1], strict=True)))
         _upsert(run, batch, now, changes)
     for source in report:
         _upsert(run, {(source, "", NOT_COMPARED, "", ""): dict.fromkeys(FACTS)}, now, changes)
@@ -166,6 +169,17 @@ def _close(discrepancies: QuerySet[Discrepancy], action: str, now: datetime, *, 
         for pk in closed
     )  # fmt: skip
     return len(closed)
+
+
+def _differences_owned_next_door(run: ReconciliationRun) -> set[tuple[str, str, str, date]]:
+    """(source, kind, reference, day) of the amount differences that a pair across midnight opened on the day
+    before or after: both days compare the pair, and the day that found the difference first keeps it."""
+    days = [run.day - timedelta(days=1), run.day + timedelta(days=1)]
+    return set(
+        Discrepancy.objects.filter(day__in=days, outcome=Outcome.AMOUNT_DIFFERS).values_list(
+            "source", "kind", "reference", "day"
+        )
+    )
 
 
 def _close_paired(run: ReconciliationRun, chunk: list[tuple], now: datetime) -> int:
