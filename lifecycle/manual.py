@@ -107,11 +107,22 @@ def refund_by_admin(*, order_id: int, reason: str, actor: Actor, amount_fen: int
         return "cash_payback"
 
 
+# The work items a refund by hand of a phone-bill or cash sale comes to: the store's payback, or the SMP's
+# reversal given up (no answer) or refused (nothing given back).
+REFUND_BY_HAND_ITEMS = (WorkItemKind.CASH_PAYBACK, WorkItemKind.PROVISIONING_UNCERTAIN, WorkItemKind.PROVIDER_DISAGREES)
+
+
 def _asked_and_standing(order: Order) -> bool:
     """A phone-bill reversal or a cash payback asked for by hand before (the order is still completed): it
-    stands until the money is back (the order is refunded) or a person closed the work item it came to."""
+    stands until the money is back (the order is refunded) or a person closed the work item it came to (one
+    opened since; an older item of the order closed meanwhile says nothing of it)."""
     asked = order.events.filter(action="refund_requested").order_by("-at").values_list("at", flat=True).first()
-    return asked is not None and not WorkItem.objects.filter(order=order, resolved_at__gte=asked).exists()
+    if asked is None:
+        return False
+    closed = WorkItem.objects.filter(
+        order=order, kind__in=REFUND_BY_HAND_ITEMS, created_at__gte=asked, resolved_at__isnull=False
+    )
+    return not closed.exists()
 
 
 def _lock_item(item_id: int) -> tuple[Order, WorkItem]:

@@ -173,3 +173,21 @@ def test_a_nul_in_an_admin_address_is_a_400(admin, url):
     response = admin.get(url)
     assert response.status_code == 400
     assert "NUL" in response.content.decode()
+
+
+def test_an_older_work_item_closed_meanwhile_does_not_release_the_request(demo):
+    """A phone-bill sale with an older, unrelated work item open. A refund is asked for (the reversal queued);
+    someone closes the old item; a second click must still find the first request standing (a review of the
+    double-click fix found any item of the order closed since released it)."""
+    from billing.models import WorkItemKind
+    from ipvas.actors import Actor, ActorKind
+    from lifecycle.manual import refund_by_admin, work_item_resolve
+
+    admin_actor = Actor(ActorKind.ADMIN, "ops-lead")
+    order = completed_sale("phone_bill")
+    old = WorkItem.objects.create(order=order, kind=WorkItemKind.PROVIDER_DISAGREES, detail="an older matter")
+    assert refund_by_admin(order_id=order.pk, reason="customer changed mind", actor=admin_actor) == "smp_reversal"
+    work_item_resolve(item_id=old.pk, note="the older matter is settled", actor=admin_actor)
+    again = refund_by_admin(order_id=order.pk, reason="customer changed mind", actor=admin_actor)
+    assert again == "already_under_way"
+    assert OutboxMessage.objects.filter(task_name="lifecycle.tasks.reverse_phone_bill").count() == 1
