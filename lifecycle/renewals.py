@@ -77,11 +77,16 @@ def schedule_next_period(subscription: Subscription, *, agreed: datetime | None 
     if agreed is not None:
         renewal_at = min(renewal_at, agreed)
     subscription.next_renewal_at = renewal_at
-    subscription.next_reminder_at = reminder_at(renewal_at)
+    subscription.next_reminder_at = max(reminder_at(renewal_at), first_by_day(timezone.now()))
     subscription.reminder_sent_at = None
     subscription.renewal_moved = False
     subscription.attempts = 0
     subscription.due_at = subscription.next_reminder_at
+
+
+def _by_day(at: datetime) -> bool:
+    start, end = settings.REMINDER_HOURS_START, settings.REMINDER_HOURS_END
+    return time(start) <= at.time() and (end == 24 or at.time() <= time(end))
 
 
 def reminder_at(renewal_at: datetime) -> datetime:
@@ -89,11 +94,22 @@ def reminder_at(renewal_at: datetime) -> datetime:
     ``REMINDER_HOURS_END`` (the latest moment of the reminder hours before it). Never later: the renewal
     waits for its reminder, and keeps its time."""
     at = timezone.localtime(renewal_at - timedelta(days=settings.RENEWAL_REMINDER_DAYS))
-    start, end = settings.REMINDER_HOURS_START, settings.REMINDER_HOURS_END
-    if time(start) <= at.time() and (end == 24 or at.time() <= time(end)):
+    if _by_day(at):
         return at
+    start, end = settings.REMINDER_HOURS_START, settings.REMINDER_HOURS_END
     day = at.date() if at.hour >= start else at.date() - timedelta(days=1)
     return timezone.make_aware(datetime.combine(day, time(end % 24)) + timedelta(days=end // 24))
+
+
+def first_by_day(now: datetime) -> datetime:
+    """``now`` in the reminder hours, else their next start: a reminder is never planned before it could be
+    sent (a period shorter than ``RENEWAL_REMINDER_DAYS``), nor, then, at night."""
+    at = timezone.localtime(now)
+    if _by_day(at):
+        return at
+    start = settings.REMINDER_HOURS_START
+    day = at.date() if at.hour < start else at.date() + timedelta(days=1)
+    return timezone.make_aware(datetime.combine(day, time(start)))
 
 
 def renewal_key(subscription: Subscription, period: int) -> str:

@@ -104,3 +104,18 @@ def test_hours_0_to_24_remind_at_any_hour():
 def test_hours_to_midnight_remind_at_midnight_before_a_small_hour():
     renewal = timezone.make_aware(datetime(2027, 1, 20, 3, 0))
     assert local(reminder_at(renewal)) == timezone.make_aware(datetime(2027, 1, 15, 0, 0))
+
+
+def test_a_reminder_is_never_planned_before_its_subscription_exists(demo, run_tasks, time_machine, settings):
+    """With RENEWAL_REMINDER_DAYS=27 a monthly subscription bought on 2027-02-01 at 23:30 renews on 02-28 at 23:30:
+    27 days before is its own purchase, at night. Planned "the evening before" it was 21:00, before the
+    subscription existed, and the sweep sent it at once, at 23:30 (found by a review). It goes at 08:00."""
+    settings.RENEWAL_REMINDER_DAYS = 27
+    time_machine.move_to("2027-02-01 23:30:00+08:00", tick=False)
+    _order, sub = subscribe(run_tasks)
+    assert local(sub.next_reminder_at) == timezone.make_aware(datetime(2027, 2, 2, 8, 0))
+    work(run_tasks, time_machine, timezone.now() + timedelta(minutes=1))
+    assert not sub.notices.filter(kind=NoticeKind.REMINDER).exists()  # nothing at night
+    work(run_tasks, time_machine, sub.next_reminder_at)
+    sub.refresh_from_db()
+    assert reminder_sent_at(sub, 2) == local(sub.next_reminder_at)
