@@ -105,11 +105,29 @@ def _parse_time(value: Any) -> datetime | None:
         return None
 
 
+def _storable(**values: str) -> None:
+    """Identifiers we keep as they come (the notification's id, the trade's numbers): a NUL (PostgreSQL refuses
+    it) or a lone surrogate (no encoding writes it) is refused, a 400, not a 500 retried for ever."""
+    for name, value in values.items():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise NotificationRejected(f"{name} holds a lone surrogate") from None
+        if "\x00" in value:
+            raise NotificationRejected(f"{name} holds a NUL")
+
+
 def paid_notice(event: WechatEvent) -> PaidNotice:
     """A TRANSACTION.* event as IPVAS's PaidNotice."""
     resource = event.resource
     if not event.event_type.startswith("TRANSACTION."):
         raise NotificationRejected(f"not a payment notification: {event.event_type}")
+    if isinstance(resource, dict):
+        _storable(
+            id=event.id,
+            out_trade_no=str(resource.get("out_trade_no") or ""),
+            transaction_id=str(resource.get("transaction_id") or ""),
+        )
     try:
         amount = resource.get("amount") or {}
         total = amount.get("total")
@@ -158,6 +176,7 @@ def refund_result(event: WechatEvent) -> tuple[str, RefundResult]:
     out_refund_no = str(resource.get("out_refund_no") or "")
     if not out_refund_no:
         raise NotificationRejected("missing out_refund_no")
+    _storable(id=event.id, out_refund_no=out_refund_no, refund_id=str(resource.get("refund_id") or ""))
     return out_refund_no, RefundResult(
         state=state,
         out_refund_no=out_refund_no,
