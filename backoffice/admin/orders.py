@@ -273,7 +273,8 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
         extra_context = extra_context or {}
-        order = Order.objects.filter(pk=object_id).only("status").first()
+        # Admin's own lookup answers an id that is no number ("abc", a NUL) with "does not exist"; this one too.
+        order = Order.objects.filter(pk=object_id).only("status").first() if str(object_id).isdigit() else None
         if order is not None and order.status == OrderStatus.COMPLETED:
             extra_context["refund_url"] = reverse("admin:orders_order_refund", args=[object_id])
         return super().change_view(request, object_id, form_url, extra_context)

@@ -191,3 +191,12 @@ def test_an_older_work_item_closed_meanwhile_does_not_release_the_request(demo):
     again = refund_by_admin(order_id=order.pk, reason="customer changed mind", actor=admin_actor)
     assert again == "already_under_way"
     assert OutboxMessage.objects.filter(task_name="lifecycle.tasks.reverse_phone_bill").count() == 1
+
+
+@pytest.mark.parametrize(
+    "url", ["/admin/orders/order/%00/change/", "/admin/orders/order/_00/change/", "/admin/orders/order/abc/change/"]
+)
+def test_an_order_id_that_is_no_number_is_not_a_500(admin, url):
+    """Admin unquotes ``_00`` into a NUL; the order page read the id before admin's own lookup did (a review)."""
+    response = admin.get(url)
+    assert response.status_code == 302  # admin's "does not exist", back to the list
