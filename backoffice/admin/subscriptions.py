@@ -402,7 +402,9 @@ class SubscriptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
         extra_context = extra_context or {}
-        subscription = Subscription.objects.filter(pk=object_id).only("status").first()
+        subscription = (
+            Subscription.objects.filter(pk=object_id).only("status").first() if str(object_id).isdigit() else None
+        )
         if (
             subscription is not None
             and subscription.status == SubscriptionStatus.ACTIVE

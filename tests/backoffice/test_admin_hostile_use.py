@@ -194,7 +194,14 @@ def test_an_older_work_item_closed_meanwhile_does_not_release_the_request(demo):
 
 
 @pytest.mark.parametrize(
-    "url", ["/admin/orders/order/%00/change/", "/admin/orders/order/_00/change/", "/admin/orders/order/abc/change/"]
+    "url",
+    [
+        "/admin/orders/order/%00/change/",
+        "/admin/orders/order/_00/change/",
+        "/admin/orders/order/abc/change/",
+        "/admin/orders/subscription/abc/change/",
+        "/admin/orders/subscription/_00/change/",
+    ],
 )
 def test_an_order_id_that_is_no_number_is_not_a_500(admin, url):
     """Admin unquotes ``_00`` into a NUL; the order page read the id before admin's own lookup did (a review)."""
