@@ -405,7 +405,7 @@ def _charge(
 
 def _query(order_id: int, claimed: datetime, payment: Payment) -> str:
     try:
-        trade = get_provider(payment.provider).query(payment.out_trade_no)
+        trade = get_provider(payment.provider).query_deduction(payment.out_trade_no)
     except ProviderUnavailable as exc:
         return _wait(order_id, claimed, payment, why=f"query: {exc}")
     if trade.state == TradeState.PAID:
@@ -425,8 +425,8 @@ def _close(order_id: int, claimed: datetime, payment: Payment) -> str:
     """
     provider = get_provider(payment.provider)
     try:
-        result = provider.close(payment.out_trade_no)
-        trade = provider.query(payment.out_trade_no) if result.already_paid else None
+        result = provider.close_deduction(payment.out_trade_no)
+        trade = provider.query_deduction(payment.out_trade_no) if result.already_paid else None
     except ProviderUnavailable as exc:
         return _close_again(order_id, claimed, why=f"{payment.provider} did not confirm the close: {exc}")
     if trade is not None and trade.state == TradeState.PAID:

@@ -29,8 +29,9 @@ from orders.models import Order
 
 logger = logging.getLogger(__name__)
 
-# A WeChat Pay payment notification of a deduction that did not go through (委托代扣支付结果通知).
-DEDUCTION_FAILED_STATES = {"PAYERROR", "CLOSED", "REVOKED"}
+# A WeChat Pay payment notification of a deduction that did not go through (扣款结果通知: APIv2 PAY_FAIL, or
+# result_code FAIL with no trade_state at all, as for CONTRACT_NOT_EXIST).
+DEDUCTION_FAILED_STATES = {"PAYERROR", "PAY_FAIL", "CLOSED", "REVOKED"}
 
 
 def payment_succeeded(
@@ -162,9 +163,12 @@ def notification_accept(*, notice: PaidNotice, headers: dict[str, str], body: st
         else:
             outcome = "not a payment"
             state = str(notice.decoded.get("trade_state") or "")
+            if not state and notice.decoded.get("result_code") == "FAIL":
+                state = "PAY_FAIL"
             if state in DEDUCTION_FAILED_STATES and order.channel == Channel.RENEWAL:
                 # A deduction the provider reports as failed: the renewal order fails and is retried.
-                detail = f"{state} {notice.decoded.get('trade_state_desc') or ''}".strip()
+                why = notice.decoded.get("trade_state_desc") or notice.decoded.get("err_code") or ""
+                detail = f"{state} {why}".strip()
                 outcome = deductions.deduction_declined_by_notification(payment, detail=detail)
         if not notification_store(
             provider=notice.provider,

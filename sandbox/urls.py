@@ -83,6 +83,11 @@ urlpatterns = [
     ),
     path("wechatpay/fake/pay/pappayapply", provider_fakes_wechatpay.pappay_apply, name="wechatpay-fake-pappayapply"),
     path(
+        "wechatpay/fake/pay/paporderquery",
+        provider_fakes_wechatpay.pap_order_query,
+        name="wechatpay-fake-paporderquery",
+    ),
+    path(
         "wechatpay/fake/papay/deletecontract",
         provider_fakes_wechatpay.delete_contract,
         name="wechatpay-fake-deletecontract",

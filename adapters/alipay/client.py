@@ -334,6 +334,13 @@ class AlipayClient:
             raw=answer,
         )
 
+    def query_deduction(self, out_trade_no: str) -> Trade:
+        """A deduction (alipay.trade.pay under the agreement) is a trade like any: alipay.trade.query."""
+        return self.query(out_trade_no)
+
+    def close_deduction(self, out_trade_no: str) -> CloseResult:
+        return self.close(out_trade_no)
+
     def unsign(self, request: UnsignRequest) -> UnsignResult:
         """``alipay.user.agreement.unsign`` by our external_agreement_no (and the agreement_no when known)."""
         biz: dict[str, Any] = {

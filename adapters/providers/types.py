@@ -262,6 +262,15 @@ class ContractProvider(Protocol):
         """End the contract at the provider (the merchant's termination); ``ProviderUnavailable`` as usual."""
         ...
 
+    def query_deduction(self, out_trade_no: str) -> Trade:
+        """A deduction's trade, asked with the query the provider gives its deductions."""
+        ...
+
+    def close_deduction(self, out_trade_no: str) -> CloseResult:
+        """End a deduction that was never answered: ``closed`` once it will not be paid, ``already_paid`` when it
+        was; ``ProviderUnavailable`` while it may still be."""
+        ...
+
 
 class QrPaymentProvider(Protocol):
     name: str

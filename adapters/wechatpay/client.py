@@ -72,6 +72,15 @@ TRADE_STATES = {
     "REVOKED": TradeState.CLOSED,
     "PAYERROR": TradeState.FAILED,
 }
+# 查询订单 of 申请扣款's orders (paporderquery): ACCEPT and NOTPAY are on their way to SUCCESS or PAY_FAIL.
+PAP_TRADE_STATES = {
+    "SUCCESS": TradeState.PAID,
+    "REFUND": TradeState.PAID,
+    "ACCEPT": TradeState.NOT_PAID,
+    "NOTPAY": TradeState.NOT_PAID,
+    "PAY_FAIL": TradeState.FAILED,
+    "CLOSED": TradeState.CLOSED,
+}
 # Refund answers that mean "not now": the merchant account is short, or WeChat is busy.
 RETRY_LATER_CODES = {"NOT_ENOUGH", "FREQUENCY_LIMITED", "SYSTEM_ERROR"}
 REFUND_STATES = {
@@ -101,8 +110,15 @@ REVERSE_NOTHING_ERRORS = {"ORDER_NOT_EXIST", "ORDERNOTEXIST", "RESOURCE_NOT_EXIS
 
 # 委托代扣: error codes (APIv2 err_code, APIv3 code) that mean "not now, the outcome is unknown".
 V2_RETRY_CODES = {"SYSTEMERROR", "SYSTEM_ERROR", "FREQUENCY_LIMITED", "FREQ_LIMIT", "ORDERPAID"}
-# The contract is gone at WeChat Pay (the user ended it, or it never existed): nothing to deduct, nothing to end.
-CONTRACT_GONE_CODES = {"CONTRACT_NOT_EXIST", "CONTRACTNOTEXIST", "CONTRACT_ERROR", "CONTRACT_TERMINATED"}
+# The contract is gone at WeChat Pay (the user ended it, or it never existed, or it expired: CONTRACTERROR
+# 协议已过期): nothing to deduct, nothing to end.
+CONTRACT_GONE_CODES = {
+    "CONTRACT_NOT_EXIST",
+    "CONTRACTNOTEXIST",
+    "CONTRACT_ERROR",
+    "CONTRACTERROR",
+    "CONTRACT_TERMINATED",
+}
 
 
 def _iso(value: datetime) -> str:
@@ -111,6 +127,14 @@ def _iso(value: datetime) -> str:
 
 def _v2_time(value: datetime) -> str:
     return timezone.localtime(value).strftime("%Y%m%d%H%M%S")
+
+
+def _v2_parsed_time(value: str) -> datetime | None:
+    """APIv2's ``yyyyMMddHHmmss``, Beijing time; None for anything else."""
+    try:
+        return timezone.make_aware(datetime.strptime(value, "%Y%m%d%H%M%S")) if value else None
+    except ValueError:
+        return None
 
 
 class WechatPayClient:
@@ -385,9 +409,9 @@ class WechatPayClient:
                 "contract_id": request.contract_id,
             },
         )
-        if answer.get("result_code") == "SUCCESS":
-            return DeductionResult(state=DeductionState.ACCEPTED, out_trade_no=request.out_trade_no, raw=answer)
         code, message = answer.get("err_code") or "FAIL", answer.get("err_code_des") or ""
+        if answer.get("result_code") == "SUCCESS" or code == "ORDER_ACCEPTED":  # 扣款请求已受理，请勿重复发起
+            return DeductionResult(state=DeductionState.ACCEPTED, out_trade_no=request.out_trade_no, raw=answer)
         if code in V2_RETRY_CODES - {"ORDERPAID"}:
             # 系统超时 and the like: asked again with the same out_trade_no, WeChat Pay takes it once.
             raise ProviderUnavailable(f"WeChat Pay deduction: {code}")
@@ -398,6 +422,40 @@ class WechatPayClient:
         else:
             state = DeductionState.DECLINED
         return DeductionResult(state=state, out_trade_no=request.out_trade_no, code=code, message=message, raw=answer)
+
+    def query_deduction(self, out_trade_no: str) -> Trade:
+        """查询订单 ``POST /pay/paporderquery`` (APIv2): "该接口仅提供微信扣款服务申请扣款接口创建的订单进行查询"; the
+        general query does not see 申请扣款's orders. ``trade_state`` decides: ACCEPT and NOTPAY are on their way
+        (NOTPAY "很快会进入终态"), SUCCESS paid (REFUND paid, then refunded), PAY_FAIL failed, CLOSED closed."""
+        answer = self._v2(
+            "deduction query",
+            "/pay/paporderquery",
+            {"appid": settings.WECHATPAY_APPID, "mch_id": settings.WECHATPAY_MCHID, "out_trade_no": out_trade_no},
+        )
+        if answer.get("result_code") != "SUCCESS":
+            code = answer.get("err_code") or "FAIL"
+            if code in ("ORDERNOTEXIST", "ORDER_NOT_EXIST"):
+                return Trade(state=TradeState.NOT_FOUND, out_trade_no=out_trade_no, raw=answer)
+            raise ProviderUnavailable(f"WeChat Pay deduction query: {code}")
+        state = PAP_TRADE_STATES.get(answer.get("trade_state", ""), TradeState.NOT_PAID)
+        return Trade(
+            state=state,
+            out_trade_no=out_trade_no,
+            transaction_id=answer.get("transaction_id", ""),
+            amount_fen=int(answer["total_fee"]) if answer.get("total_fee", "").isdigit() else 0,
+            paid_at=_v2_parsed_time(answer.get("time_end", "")) if state == TradeState.PAID else None,
+            raw=answer,
+        )
+
+    def close_deduction(self, out_trade_no: str) -> CloseResult:
+        """申请扣款's orders have no close: WeChat Pay takes them to a final state itself, soon. Its query says
+        which; one still on its way is ``ProviderUnavailable`` (asked again later, then a person)."""
+        trade = self.query_deduction(out_trade_no)
+        if trade.state == TradeState.PAID:
+            return CloseResult(closed=False, already_paid=True)
+        if trade.state in (TradeState.FAILED, TradeState.CLOSED, TradeState.NOT_FOUND):
+            return CloseResult(closed=True)
+        raise ProviderUnavailable(f"WeChat Pay deduction {out_trade_no} still {trade.raw.get('trade_state')}")
 
     def unsign(self, request: UnsignRequest) -> UnsignResult:
         """申请解约 ``POST /papay/deletecontract`` (APIv2) by template and contract code: it ends a contract whose

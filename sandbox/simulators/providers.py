@@ -117,6 +117,12 @@ class SimulatedProvider:
     def deduct(self, request: DeductionRequest) -> DeductionResult:
         return self._call(lambda: contracts.deduct(self.name, request)[1])
 
+    def query_deduction(self, out_trade_no: str) -> Trade:
+        return self.query(out_trade_no)
+
+    def close_deduction(self, out_trade_no: str) -> CloseResult:
+        return self.close(out_trade_no)
+
     def unsign(self, request: UnsignRequest) -> UnsignResult:
         return self._call(lambda: contracts.unsign(self.name, request))
 

@@ -16,7 +16,8 @@ the code's last four digits (sandbox.payments.CODE_OUTCOMES); a code ending 0003
 longer than the client waits (``WECHATPAY_TIMEOUT_SECONDS``), as a provider that never answers.
 
 委托代扣: the APIv3 pre-deduction notice (``/v3/papay/…``) is checked like the calls above; the APIv2 pay-and-sign
-(``/pay/contractorder``), deduction (``/pay/pappayapply``) and termination (``/papay/deletecontract``) take XML
+(``/pay/contractorder``), deduction (``/pay/pappayapply``), its query (``/pay/paporderquery``) and termination
+(``/papay/deletecontract``) take XML
 signed with the APIv2 key (``wechatpay_apiv2_key.txt``) and answer XML signed with it, as WeChat Pay does.
 """
 
@@ -56,7 +57,7 @@ from ipvas.credentials import load_private_key, load_public_key
 from ipvas.keyfiles import sandbox_private_key_pem, sandbox_public_key_pem, sandbox_secret
 from sandbox import contracts, payments
 from sandbox.http import sandbox_view
-from sandbox.models import SimContract, SimContractStatus, SimRefund
+from sandbox.models import SimContract, SimContractStatus, SimRefund, SimTrade, SimTradeStatus
 from sandbox.views.provider_fakes import Outage, compact_json, fault_delay, nonce, pause
 
 SYSTEM = payments.WECHATPAY
@@ -551,6 +552,38 @@ def _pappay_apply(params: dict[str, str]) -> dict[str, str]:
     )
 
 
+# 查询订单 of 申请扣款's orders: the sandbox's trade states in the names paporderquery uses.
+PAP_STATES = {
+    SimTradeStatus.PAID: "SUCCESS",
+    SimTradeStatus.USER_PAYING: "ACCEPT",
+    SimTradeStatus.NOT_PAID: "NOTPAY",
+    SimTradeStatus.FAILED: "PAY_FAIL",
+    SimTradeStatus.CLOSED: "CLOSED",
+    SimTradeStatus.REVOKED: "CLOSED",
+}
+
+
+def _pap_order_query(params: dict[str, str]) -> dict[str, str]:
+    """查询订单 (paporderquery): only 申请扣款's orders; any other is ORDERNOTEXIST, as WeChat Pay says of it."""
+    trade = SimTrade.objects.filter(provider=SYSTEM, out_trade_no=params.get("out_trade_no", "")).first()
+    if trade is None or not trade.deducted_under:
+        raise ProviderRefused("ORDERNOTEXIST", "此订单号不存在")
+    answer = {
+        "result_code": "SUCCESS",
+        "trade_type": "PAP",
+        "trade_state": PAP_STATES.get(trade.status, "NOTPAY"),
+        "out_trade_no": trade.out_trade_no,
+        "contract_id": trade.deducted_under,
+        "total_fee": str(trade.amount_fen),
+    }
+    if trade.status == SimTradeStatus.PAID:
+        answer.update(
+            transaction_id=trade.transaction_id,
+            time_end=timezone.localtime(trade.paid_at or timezone.now()).strftime(V2_TIME),
+        )
+    return answer
+
+
 def _delete_contract(params: dict[str, str]) -> dict[str, str]:
     if params.get("version") != "1.0" or not params.get("contract_termination_remark"):
         raise ProviderRefused("PARAM_ERROR", "version / contract_termination_remark 缺失")
@@ -575,6 +608,12 @@ def contract_order(request: HttpRequest) -> HttpResponse:
 @require_POST
 def pappay_apply(request: HttpRequest) -> HttpResponse:
     return _v2_serve(request, _pappay_apply)
+
+
+@sandbox_view
+@require_POST
+def pap_order_query(request: HttpRequest) -> HttpResponse:
+    return _v2_serve(request, _pap_order_query)
 
 
 @sandbox_view

@@ -115,8 +115,19 @@ def test_wechatpay_pay_and_sign_notice_deduction_and_termination(gateways, dayti
     assert accepted.state == DeductionState.ACCEPTED
     trade = SimTrade.objects.get(out_trade_no=deduction.out_trade_no)
     assert (trade.deducted_under, trade.attach, trade.status) == (contract.contract_id, "S1P2", "USERPAYING")
+    # 申请扣款's orders are asked with their own query (paporderquery), and have no close: it waits for WeChat Pay.
+    waiting = client.query_deduction(deduction.out_trade_no)
+    assert (waiting.state, waiting.raw["trade_state"]) == (TradeState.NOT_PAID, "ACCEPT")
+    with pytest.raises(ProviderUnavailable, match="still ACCEPT"):
+        client.close_deduction(deduction.out_trade_no)
     payments.pay_trade("wechatpay", deduction.out_trade_no)
-    assert client.query(deduction.out_trade_no).state == TradeState.PAID
+    paid = client.query_deduction(deduction.out_trade_no)
+    trade.refresh_from_db()
+    assert (paid.state, paid.transaction_id, paid.amount_fen) == (TradeState.PAID, trade.transaction_id, 2500)
+    assert paid.paid_at is not None
+    assert client.close_deduction(deduction.out_trade_no).already_paid
+    assert client.query_deduction(out_no()).state == TradeState.NOT_FOUND
+    assert client.close_deduction(request.out_trade_no).closed  # the first period's trade is no deduction
 
     assert client.unsign(UnsignRequest(contract_code=contract.contract_code, reason="cancelled")).ended
     contract.refresh_from_db()

@@ -25,7 +25,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.hashes import SHA256
 
-from adapters.providers.types import DeductionNoticeRequest, DeductionRequest, DeductionState, ProviderUnavailable
+from adapters.providers.types import (
+    DeductionNoticeRequest,
+    DeductionRequest,
+    DeductionState,
+    ProviderUnavailable,
+    TradeState,
+)
 from adapters.wechatpay import v2
 
 PLATFORM_KEY_ID = "PUB_KEY_ID_0119000000012026112500000000000001"
@@ -147,3 +153,40 @@ def test_the_pre_deduction_notice_leaves_the_duration_to_wechat_pays_default(wir
         "appid": settings.WECHATPAY_APPID,
         "estimated_amount": {"amount": 2500, "currency": "CNY"},
     }
+
+
+@pytest.mark.parametrize(
+    ("trade_state", "state"),
+    [
+        ("SUCCESS", TradeState.PAID),
+        ("REFUND", TradeState.PAID),
+        ("ACCEPT", TradeState.NOT_PAID),
+        ("NOTPAY", TradeState.NOT_PAID),
+        ("PAY_FAIL", TradeState.FAILED),
+        ("CLOSED", TradeState.CLOSED),
+    ],
+)
+def test_a_deduction_is_asked_with_paporderquery(wire, settings, trade_state, state):
+    """查询订单 of 申请扣款's orders is APIv2 ``/pay/paporderquery`` ("该接口仅提供微信扣款服务申请扣款接口创建的订单
+    进行查询"); the APIv3 query the client used does not see them."""
+    client, sent, next_v2 = wire
+    next_v2.update(
+        trade_state=trade_state, out_trade_no=REQUEST.out_trade_no, total_fee="2500",
+        transaction_id="4200000001202611250000000001", time_end="20261125100005",
+    )  # fmt: skip
+    trade = client.query_deduction(REQUEST.out_trade_no)
+    (request,) = sent
+    assert urlsplit(request["url"]).path == "/pay/paporderquery"
+    assert v2.verify(request["xml"], settings.WECHATPAY_V2_KEY)
+    assert request["xml"]["out_trade_no"] == REQUEST.out_trade_no
+    assert trade.state == state
+    if state == TradeState.PAID:
+        assert (trade.transaction_id, trade.amount_fen) == ("4200000001202611250000000001", 2500)
+        assert trade.paid_at is not None and trade.paid_at.isoformat().startswith("2026-11-25T10:00:05")
+
+
+def test_a_deduction_wechat_pay_does_not_have_is_not_found(wire):
+    client, _sent, next_v2 = wire
+    next_v2.update(result_code="FAIL", err_code="ORDERNOTEXIST", err_code_des="此订单号不存在")
+    assert client.query_deduction(REQUEST.out_trade_no).state == TradeState.NOT_FOUND
+    assert client.close_deduction(REQUEST.out_trade_no).closed

@@ -316,7 +316,17 @@ def test_wechatpay_announces_with_the_reminder_and_deducts_in_its_window(demo, r
     assert contract.notice_sent_at is None  # spent: the next period needs its own notice
 
 
-def test_a_wechatpay_deduction_declined_in_its_apiv2_notification_fails_the_renewal(demo, run_tasks, frozen):
+@pytest.mark.parametrize(
+    ("failure", "named"),
+    [
+        ({"trade_state": "PAYERROR", "err_code": "NOTENOUGH"}, "PAYERROR"),
+        ({"trade_state": "PAY_FAIL", "trade_state_desc": "银行返回失败"}, "PAY_FAIL 银行返回失败"),
+        ({"err_code": "CONTRACT_NOT_EXIST"}, "PAY_FAIL CONTRACT_NOT_EXIST"),  # a real one has no trade_state
+    ],
+)
+def test_a_wechatpay_deduction_declined_in_its_apiv2_notification_fails_the_renewal(
+    demo, run_tasks, frozen, failure, named
+):
     """申请扣款's result is the APIv2 扣款结果通知: a PAYERROR (the user's balance, say) fails the renewal order, which
     is tried again later; nothing is booked."""
     from django.conf import settings
@@ -330,9 +340,8 @@ def test_a_wechatpay_deduction_declined_in_its_apiv2_notification_fails_the_rene
     assert renewal.status == OrderStatus.PAYMENT_PENDING
     params = {
         "return_code": "SUCCESS", "appid": settings.WECHATPAY_APPID, "mch_id": settings.WECHATPAY_MCHID,
-        "nonce_str": "n" * 32, "result_code": "FAIL", "err_code": "NOTENOUGH", "err_code_des": "余额不足",
-        "trade_state": "PAYERROR", "trade_type": "PAP", "out_trade_no": renewal.order_no, "total_fee": "2500",
-        "contract_id": sub.contract_id,
+        "nonce_str": "n" * 32, "result_code": "FAIL", "trade_type": "PAP", "out_trade_no": renewal.order_no,
+        "total_fee": "2500", "contract_id": sub.contract_id, **failure,
     }  # fmt: skip
     body = v2.to_xml(v2.signed(params, sandbox_secret("wechatpay_apiv2_key.txt")))
     delivered, status = deliver("/billing/notify/wechatpay/v2/", body=body, content_type="text/xml", headers={})
@@ -341,7 +350,7 @@ def test_a_wechatpay_deduction_declined_in_its_apiv2_notification_fails_the_rene
     renewal.refresh_from_db()
     sub.refresh_from_db()
     assert (renewal.status, renewal.failure_code) == (OrderStatus.FAILED, FailureCode.PAYMENT_DECLINED)
-    assert "PAYERROR" in renewal.failure_detail
+    assert named in renewal.failure_detail
     assert not LedgerEntry.objects.filter(order=renewal).exists()
     assert sub.status == SubscriptionStatus.ACTIVE and sub.next_renewal_at > timezone.now()  # tried again later
 
