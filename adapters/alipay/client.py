@@ -198,7 +198,9 @@ class AlipayClient:
         )
         if answer.get("code") != SUCCESS:
             raise ProviderRefused(str(answer.get("sub_code") or answer.get("code")), str(answer.get("sub_msg") or ""))
-        done = answer.get("refund_status") == "REFUND_SUCCESS" or bool(answer.get("refund_amount"))
+        # "refund_status … 未返回该字段表示退款请求未收到或者退款失败": an echoed refund_amount alone is not a refund
+        # done (the older wording said so; Alipay's current one does not).
+        done = answer.get("refund_status") == "REFUND_SUCCESS"
         return RefundResult(
             state=RefundState.SUCCEEDED if done else RefundState.PROCESSING,
             out_refund_no=out_refund_no,
@@ -369,7 +371,9 @@ class AlipayClient:
                 "alipay.data.dataservice.bill.downloadurl.query",
                 biz_content={"bill_type": "trade", "bill_date": day.isoformat()},
             )
-        except (AliPayException, OSError, ValueError) as exc:
+        except (AliPayException, AliPayValidationError, OSError, ValueError, AttributeError) as exc:
+            # AliPayValidationError (an answer whose signature does not verify) is no AliPayException; an answer
+            # with neither its response nor an error_response is an AttributeError inside the SDK.
             raise StatementUnavailable(f"Alipay bill download URL: {exc.__class__.__name__}: {exc}") from exc
         if not isinstance(answer, dict) or answer.get("code") != "10000":
             sub_code = answer.get("sub_code", "") if isinstance(answer, dict) else ""
