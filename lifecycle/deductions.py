@@ -514,11 +514,16 @@ def _wait(
         return "waiting"
 
 
-def deduction_declined_by_notification(payment: Payment, *, detail: str) -> str:
-    """The provider's payment notification says the deduction failed (WeChat Pay PAYERROR)."""
+def deduction_declined_by_notification(payment: Payment, *, detail: str, contract_gone: bool = False) -> str:
+    """The provider's payment notification says the deduction failed (WeChat Pay PAYERROR, PAY_FAIL); with
+    ``contract_gone`` (CONTRACT_NOT_EXIST) the user ended the contract, as when the deduction call says so."""
     if payment.status not in OPEN_STATUSES:
         return "settled already"
-    return _declined(payment.order_id, None, payment, detail=detail)
+    gone = None
+    if contract_gone:
+        subscription = Order.objects.select_related("subscription").get(pk=payment.order_id).subscription
+        gone = contracts.signed_contract(subscription) if subscription is not None else None
+    return _declined(payment.order_id, None, payment, detail=detail, gone=gone)
 
 
 # --- after a period is paid ----------------------------------------------------------------------

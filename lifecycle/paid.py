@@ -169,7 +169,9 @@ def notification_accept(*, notice: PaidNotice, headers: dict[str, str], body: st
                 # A deduction the provider reports as failed: the renewal order fails and is retried.
                 why = notice.decoded.get("trade_state_desc") or notice.decoded.get("err_code") or ""
                 detail = f"{state} {why}".strip()
-                outcome = deductions.deduction_declined_by_notification(payment, detail=detail)
+                outcome = deductions.deduction_declined_by_notification(
+                    payment, detail=detail, contract_gone=notice.contract_gone
+                )
         if not notification_store(
             provider=notice.provider,
             notification_id=notice.notification_id,

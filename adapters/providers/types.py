@@ -111,6 +111,8 @@ class PaidNotice:
     merchant_id: str = ""  # WeChat mchid / Alipay seller_id
     app_id: str = ""
     decoded: dict[str, Any] = field(default_factory=dict, compare=False)
+    # Not paid because the user ended the deduction contract (WeChat Pay's CONTRACT_NOT_EXIST).
+    contract_gone: bool = False
 
 
 @dataclass(frozen=True)
@@ -240,6 +242,16 @@ class ContractNotice:
     at: datetime | None = None
     by_user: bool = False  # the user ended it in the payment app
     decoded: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def settled_by_its_state(trade: Trade) -> CloseResult | None:
+    """What a trade's state says where there is no close to call (WeChat Pay's 申请扣款 orders): paid, or final
+    (as good as closed); None while it is still on its way."""
+    if trade.state == TradeState.PAID:
+        return CloseResult(closed=False, already_paid=True)
+    if trade.state in (TradeState.FAILED, TradeState.CLOSED, TradeState.NOT_FOUND):
+        return CloseResult(closed=True)
+    return None
 
 
 class ContractProvider(Protocol):

@@ -15,8 +15,9 @@ notification never came); so is the deduction ``POST /pay/pappayapply`` (申请�
 pre-deduction notice govern; APIv3's ``/v3/papay/pay/transactions/apply`` is another product's, 预约扣费, which
 needs a schedule first), its result the APIv2 payment notification. The pre-deduction notice
 ``POST /v3/papay/contracts/{contract_id}/notify`` is APIv3, through the SDK's own request machinery
-(``_core.request``: it signs the request and verifies the answer). The pay-and-sign trade and the deductions are
-trades at WeChat Pay like any other: they are queried, closed and refunded with the APIv3 calls above.
+(``_core.request``: it signs the request and verifies the answer). The pay-and-sign trade is a NATIVE trade, queried,
+closed and refunded with the APIv3 calls above; a deduction is asked with APIv2 ``/pay/paporderquery`` (the only
+query of 申请扣款's orders) and has no close; its refund is the APIv3 one (docs/decisions.md: to be confirmed).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from adapters.providers.types import (
     TradeState,
     UnsignRequest,
     UnsignResult,
+    settled_by_its_state,
 )
 from adapters.statements import COPY_CHUNK, StatementFile, StatementUnavailable, spool, spooled
 from adapters.wechatpay import config, v2
@@ -110,15 +112,6 @@ REVERSE_NOTHING_ERRORS = {"ORDER_NOT_EXIST", "ORDERNOTEXIST", "RESOURCE_NOT_EXIS
 
 # 委托代扣: error codes (APIv2 err_code, APIv3 code) that mean "not now, the outcome is unknown".
 V2_RETRY_CODES = {"SYSTEMERROR", "SYSTEM_ERROR", "FREQUENCY_LIMITED", "FREQ_LIMIT", "ORDERPAID"}
-# The contract is gone at WeChat Pay (the user ended it, or it never existed, or it expired: CONTRACTERROR
-# 协议已过期): nothing to deduct, nothing to end.
-CONTRACT_GONE_CODES = {
-    "CONTRACT_NOT_EXIST",
-    "CONTRACTNOTEXIST",
-    "CONTRACT_ERROR",
-    "CONTRACTERROR",
-    "CONTRACT_TERMINATED",
-}
 
 
 def _iso(value: datetime) -> str:
@@ -415,7 +408,7 @@ class WechatPayClient:
         if code in V2_RETRY_CODES - {"ORDERPAID"}:
             # 系统超时 and the like: asked again with the same out_trade_no, WeChat Pay takes it once.
             raise ProviderUnavailable(f"WeChat Pay deduction: {code}")
-        if code in CONTRACT_GONE_CODES:
+        if code in v2.CONTRACT_GONE_CODES:
             state = DeductionState.CONTRACT_GONE
         elif code == "ORDERPAID":  # asked before and paid: the query says so
             state = DeductionState.UNKNOWN
@@ -451,11 +444,10 @@ class WechatPayClient:
         """申请扣款's orders have no close: WeChat Pay takes them to a final state itself, soon. Its query says
         which; one still on its way is ``ProviderUnavailable`` (asked again later, then a person)."""
         trade = self.query_deduction(out_trade_no)
-        if trade.state == TradeState.PAID:
-            return CloseResult(closed=False, already_paid=True)
-        if trade.state in (TradeState.FAILED, TradeState.CLOSED, TradeState.NOT_FOUND):
-            return CloseResult(closed=True)
-        raise ProviderUnavailable(f"WeChat Pay deduction {out_trade_no} still {trade.raw.get('trade_state')}")
+        settled = settled_by_its_state(trade)
+        if settled is None:
+            raise ProviderUnavailable(f"WeChat Pay deduction {out_trade_no} still {trade.raw.get('trade_state')}")
+        return settled
 
     def unsign(self, request: UnsignRequest) -> UnsignResult:
         """申请解约 ``POST /papay/deletecontract`` (APIv2) by template and contract code: it ends a contract whose
@@ -475,7 +467,7 @@ class WechatPayClient:
         if answer.get("result_code") == "SUCCESS":
             return UnsignResult(ended=True)
         code = answer.get("err_code") or "FAIL"
-        if code in CONTRACT_GONE_CODES:
+        if code in v2.CONTRACT_GONE_CODES:
             return UnsignResult(ended=True, message=code)
         if code in V2_RETRY_CODES:
             raise ProviderUnavailable(f"WeChat Pay termination: {code}")

@@ -228,10 +228,13 @@ def v2_paid_notice(params: dict[str, str]) -> PaidNotice:
         total = int(params["total_fee"])
     except ValueError:
         raise NotificationRejected("total_fee is not a whole number of fen") from None
-    reference = params.get("transaction_id") or f"{params['out_trade_no']}:{params['result_code']}"
+    # One id per trade and state: a deduction's ACCEPT or NOTPAY notice is followed by its SUCCESS or PAY_FAIL,
+    # which must not be taken for a repeat of it.
+    reference = params.get("transaction_id") or params["out_trade_no"]
+    state = params.get("trade_state") or params["result_code"]
     return PaidNotice(
         provider=PROVIDER,
-        notification_id=f"v2-pay:{reference}",
+        notification_id=f"v2-pay:{reference}:{state}",
         out_trade_no=params["out_trade_no"],
         paid=paid,
         transaction_id=params.get("transaction_id", ""),
@@ -240,6 +243,7 @@ def v2_paid_notice(params: dict[str, str]) -> PaidNotice:
         merchant_id=params["mch_id"],
         app_id=params["appid"],
         decoded=dict(params),
+        contract_gone=not paid and params.get("err_code", "") in v2.CONTRACT_GONE_CODES,
     )
 
 

@@ -24,6 +24,17 @@ MAX_BYTES = 64 * 1024
 _UNSAFE = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
+# The contract is gone at WeChat Pay (the user ended it, or it never existed, or it expired: CONTRACTERROR
+# 协议已过期): nothing to deduct, nothing to end.
+CONTRACT_GONE_CODES = {
+    "CONTRACT_NOT_EXIST",
+    "CONTRACTNOTEXIST",
+    "CONTRACT_ERROR",
+    "CONTRACTERROR",
+    "CONTRACT_TERMINATED",
+}
+
+
 def signing_string(params: Mapping[str, str], key: str) -> str:
     pairs = "&".join(f"{k}={params[k]}" for k in sorted(params) if k != "sign" and params[k] not in ("", None))
     return f"{pairs}&key={key}"

@@ -38,11 +38,14 @@ from adapters.providers.types import (
     RefundResult,
     ReverseResult,
     Trade,
+    TradeState,
     UnsignRequest,
     UnsignResult,
+    settled_by_its_state,
 )
 from adapters.statements import StatementFile
 from sandbox import contracts, faults, payments, statements
+from sandbox.models import SimTrade
 
 T = TypeVar("T")
 
@@ -133,6 +136,25 @@ class SimulatedProvider:
 class SimulatedWechatPay(SimulatedProvider):
     def __init__(self) -> None:
         super().__init__("wechatpay")
+
+    def query_deduction(self, out_trade_no: str) -> Trade:
+        """As paporderquery: 申请扣款's orders only; any other trade is not found there."""
+        trade = self.query(out_trade_no)
+        if (
+            trade.state != TradeState.NOT_FOUND
+            and not SimTrade.objects.filter(provider=self.name, out_trade_no=out_trade_no)
+            .exclude(deducted_under="")
+            .exists()
+        ):
+            return Trade(state=TradeState.NOT_FOUND, out_trade_no=out_trade_no)
+        return trade
+
+    def close_deduction(self, out_trade_no: str) -> CloseResult:
+        """As WeChat Pay: no close for 申请扣款's orders; the query says whether one is final."""
+        settled = settled_by_its_state(self.query_deduction(out_trade_no))
+        if settled is None:
+            raise ProviderUnavailable(f"WeChat Pay deduction {out_trade_no} still on its way")
+        return settled
 
 
 class SimulatedAlipay(SimulatedProvider):

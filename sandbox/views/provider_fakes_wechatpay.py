@@ -565,6 +565,7 @@ PAP_STATES = {
 
 def _pap_order_query(params: dict[str, str]) -> dict[str, str]:
     """查询订单 (paporderquery): only 申请扣款's orders; any other is ORDERNOTEXIST, as WeChat Pay says of it."""
+    payments.confirmed_in_app(SYSTEM, params.get("out_trade_no", ""))
     trade = SimTrade.objects.filter(provider=SYSTEM, out_trade_no=params.get("out_trade_no", "")).first()
     if trade is None or not trade.deducted_under:
         raise ProviderRefused("ORDERNOTEXIST", "此订单号不存在")

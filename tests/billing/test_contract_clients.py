@@ -28,6 +28,7 @@ from adapters.wechatpay.client import WechatPayClient
 from sandbox import contracts as sim
 from sandbox import faults, payments
 from sandbox.models import SimContract, SimContractStatus, SimTrade, SimTradeStatus
+from sandbox.simulators.providers import SimulatedWechatPay
 
 KEY_SETTINGS = [
     "WECHATPAY_MERCHANT_PRIVATE_KEY",
@@ -205,3 +206,49 @@ def test_alipay_faults_are_unavailable(gateways, db, settings):
     with pytest.raises(ProviderUnavailable):
         client.deduct(DeductionRequest(out_no(), "2026", 2500, "续费", "S1P2"))  # type: ignore[call-arg]
     assert urlsplit(client.create_with_contract(signing())).path == "/gateway.do"  # signing needs no call
+
+
+# --- 申请扣款's orders: the simulator as WeChat Pay (a review of the change to 申请扣款) -------------------------
+
+
+def _accepted_deduction(client) -> str:
+    request = signing()
+    client.create_with_contract(request)
+    contract = signed_at_the_provider("wechatpay", request)
+    client.announce_deduction(DeductionNoticeRequest(contract_id=contract.contract_id, amount_fen=2500))
+    SimContract.objects.filter(pk=contract.pk).update(deduct_from=timezone.now() - timedelta(minutes=1))
+    number = out_no()
+    client.deduct(DeductionRequest(number, contract.contract_id, 2500, "续费", "S1P2"))  # type: ignore[call-arg]
+    return number
+
+
+def test_fake_paporderquery_confirms_like_the_simulator_after_10_s(gateways, daytime, time_machine, db):
+    """README: "the renewal completed (or within 10 s by the query)": the served paporderquery confirms in the app
+    after 10 s as the simulator does (it did not: with the real client a deduction was ACCEPT for ever)."""
+    client = WechatPayClient()
+    number = _accepted_deduction(client)
+    time_machine.shift(timedelta(seconds=11))
+    trade = client.query_deduction(number)  # asked first: the simulator's own query would confirm it in the DB
+    assert trade.state == TradeState.PAID, trade.raw
+    assert SimulatedWechatPay().query_deduction(number).state == TradeState.PAID
+
+
+def test_simulator_has_no_close_for_deductions_either(gateways, daytime, db):
+    """WeChat Pay has no close for 申请扣款's orders; the simulator closed them (the QR close), so the lifecycle under
+    it never met what the real client does: a deduction on its way is asked again, then a person."""
+    client = WechatPayClient()
+    number = _accepted_deduction(client)
+    with pytest.raises(ProviderUnavailable):
+        client.close_deduction(number)
+    with pytest.raises(ProviderUnavailable):
+        SimulatedWechatPay().close_deduction(number)
+    assert SimTrade.objects.get(out_trade_no=number).status != "CLOSED"
+
+
+def test_simulator_query_deduction_does_not_see_a_pay_and_sign_trade(gateways, daytime, db):
+    """paporderquery sees 申请扣款's orders only; the simulator's query of deductions does the same."""
+    client = WechatPayClient()
+    request = signing()
+    client.create_with_contract(request)
+    assert client.query_deduction(request.out_trade_no).state == TradeState.NOT_FOUND
+    assert SimulatedWechatPay().query_deduction(request.out_trade_no).state == TradeState.NOT_FOUND

@@ -321,7 +321,7 @@ def test_wechatpay_announces_with_the_reminder_and_deducts_in_its_window(demo, r
     [
         ({"trade_state": "PAYERROR", "err_code": "NOTENOUGH"}, "PAYERROR"),
         ({"trade_state": "PAY_FAIL", "trade_state_desc": "银行返回失败"}, "PAY_FAIL 银行返回失败"),
-        ({"err_code": "CONTRACT_NOT_EXIST"}, "PAY_FAIL CONTRACT_NOT_EXIST"),  # a real one has no trade_state
+        ({"err_code": "NOTENOUGH"}, "PAY_FAIL NOTENOUGH"),  # result_code FAIL alone: a real one has no trade_state
     ],
 )
 def test_a_wechatpay_deduction_declined_in_its_apiv2_notification_fails_the_renewal(
