@@ -124,11 +124,10 @@ def _cash_received(
             raise InvalidState(_("Cash is only taken in business halls."))
         if order.status != OrderStatus.AWAITING_PAYMENT:
             raise not_now(order)
-        if clerk is not None and order.clerk_id != clerk.pk:
-            order.clerk = clerk  # the cash is in their hands: the sale is theirs
-        if virtual_staff_id:
-            order.virtual_staff_id = virtual_staff_id
-        if clerk is not None or virtual_staff_id:
+        taken_by = (clerk.pk if clerk is not None else order.clerk_id, virtual_staff_id or order.virtual_staff_id)
+        if taken_by != (order.clerk_id, order.virtual_staff_id):
+            # The cash is in their hands: the sale is theirs, billed under their session's virtual staff id.
+            order.clerk_id, order.virtual_staff_id = taken_by
             order.save(update_fields=["clerk", "virtual_staff_id", "updated_at"])
         Payment.objects.create(
             order=order,
