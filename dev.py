@@ -216,7 +216,7 @@ def _banner(base: str, key_file: Path) -> list[str]:
     lines = [
         f"home        {base}/",
         f"admin       {base}/admin/   (user 'admin', password in var/demo_admin_password.txt)",
-        f"EPG API     {base}/api/epg/v1/   docs {base}/api/epg/v1/docs/",
+        f"EPG API     docs {base}/api/epg/v1/docs/   OpenAPI {base}/api/epg/v1/schema/",
         f"clerk (CRM) {base}/sandbox/crm/frame/?staff_id=clerk01&store_code=NX-YC-001&virtual_staff_id=V0001&name=demo",
         f"health      {base}/healthz/   metrics {base}/metrics/",
     ]
