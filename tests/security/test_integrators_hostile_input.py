@@ -66,7 +66,7 @@ def wechat_resource(out_trade_no: str, **extra):
 @pytest.mark.parametrize("route", ["orders", "payment", "tv-sessions"])
 def test_epg_non_text_charset_is_a_400_not_a_500(api, charset, route):
     """Content-Type: application/json; charset=rot13 (a codec Python knows but that is not a text encoding):
-    DRF's parser raises LookupError -> 500 server_error. §2: "Never a 500 for bad input"."""
+    DRF's parser raised LookupError: a 500 server_error. §2: "Never a 500 for bad input"."""
     order = api.place()
     path = {
         "orders": "/orders/",
@@ -83,7 +83,7 @@ def test_epg_non_text_charset_is_a_400_not_a_500(api, charset, route):
 
 
 def test_epg_auth_scheme_is_case_insensitive(api):
-    """RFC 9110 §11.1: the authentication scheme is a case-insensitive token. 'api-key <valid key>' -> 401."""
+    """RFC 9110 §11.1: the authentication scheme is a case-insensitive token. 'api-key <valid key>' was a 401."""
     for scheme in ("api-key", "API-KEY"):
         response = api.client.get(API + "/products/", HTTP_AUTHORIZATION=f"{scheme} {api.key}")
         assert response.status_code == 200, (scheme, response.status_code)
@@ -91,7 +91,7 @@ def test_epg_auth_scheme_is_case_insensitive(api):
 
 @pytest.mark.parametrize("path", ["/products/", "/entitlements/?tv_account=tv1001", "/orders/"])
 def test_epg_api_key_with_nul_is_a_401_not_a_500(api, path):
-    """Authorization: Api-Key ab\\x00cd.ef -> the key's prefix goes to PostgreSQL -> DataError -> 500 on every
+    """Authorization: Api-Key ab\\x00cd.ef -> the key's prefix went to PostgreSQL: a DataError, a 500 on every
     route (the hot path too). §2: "A missing or wrong key -> 401"."""
     method = api.client.post if path == "/orders/" else api.client.get
     response = method(API + path, HTTP_AUTHORIZATION="Api-Key ab\x00cd.ef")
@@ -111,8 +111,8 @@ def test_epg_api_key_with_nul_is_a_401_not_a_500(api, path):
     ids=["lone-surrogate-text", "received_at-past-9999", "received_at-before-year-1"],
 )
 def test_sms_inbound_unstorable_reply_is_a_400_not_a_503(demo, body):
-    """A signed, well-formed JSON reply that can never be stored answers 503 "try again": the gateway retries
-    the same bytes forever. Bad input is the documented 400 (docs/interfaces.md, SMS notes)."""
+    """A signed, well-formed JSON reply that can never be stored was answered 503 "try again": the gateway
+    retried the same bytes for ever. Bad input is the documented 400 (docs/interfaces.md, SMS notes)."""
     response = signed_sms(body)
     assert response.status_code == 400, (response.status_code, response.content)
     assert SmsInbound.objects.count() == 0
@@ -130,7 +130,7 @@ def test_sms_inbound_nul_in_text_is_a_400_not_a_503(demo):
 
 @pytest.mark.parametrize("url", ["/billing/notify/wechatpay/v2/", "/billing/notify/wechatpay/contract/"])
 def test_wechat_v2_unknown_xml_encoding_is_a_400_fail_not_a_500(db, url):
-    """<?xml encoding='rot13'?> -> LookupError escapes parse_xml -> 500 'temporarily unable to process' and an
+    """Was: <?xml encoding='rot13'?> -> LookupError escapes parse_xml -> 500 'temporarily unable to process' and an
     ERROR traceback in the log; a malformed body is a 400 FAIL like every other malformed XML."""
     response = client().post(url, data=b"<?xml version='1.0' encoding='rot13'?><xml/>", content_type="text/xml")
     assert response.status_code == 400, response.status_code
@@ -154,7 +154,7 @@ def wechat_pending(api) -> str:
 
 
 def test_wechat_v3_success_time_out_of_range_does_not_500(wechat_pending, db):
-    """SQLite: success_time '9999-12-31T23:59:59-14:00' in a signed payment notification -> OverflowError -> 500
+    """Was: SQLite: success_time '9999-12-31T23:59:59-14:00' in a signed payment notification -> OverflowError -> 500
     for ever; the money taken is never applied (PostgreSQL takes the same notification and completes)."""
     body, headers = wechat_notification(wechat_resource(wechat_pending, success_time="9999-12-31T23:59:59-14:00"))
     response = post_wechat(body, headers)
@@ -178,7 +178,7 @@ def test_wechat_v3_payment_with_nul_in_resource_is_applied(wechat_pending, attac
 
 @pytest.mark.parametrize("status", [["active"], {"a": 1}], ids=["list", "object"])
 def test_sandbox_smp_account_status_not_a_string_is_a_400(demo, status):
-    """POST /sandbox/smp/accounts/tv1001/ {"status": ["active"]} -> TypeError unhashable -> 500."""
+    """Was: POST /sandbox/smp/accounts/tv1001/ {"status": ["active"]} -> TypeError unhashable -> 500."""
     response = client().post(
         "/sandbox/smp/accounts/tv1001/", data=json.dumps({"status": status}), content_type="application/json"
     )
@@ -186,7 +186,7 @@ def test_sandbox_smp_account_status_not_a_string_is_a_400(demo, status):
 
 
 def test_sandbox_sms_reply_with_lone_surrogate_is_a_400(demo):
-    """POST /sandbox/sms/reply/ {"from": "13800000001", "text": "\\ud800"} -> UnicodeEncodeError -> 500."""
+    """Was: POST /sandbox/sms/reply/ {"from": "13800000001", "text": "\\ud800"} -> UnicodeEncodeError -> 500."""
     response = client().post(
         "/sandbox/sms/reply/", data=b'{"from":"13800000001","text":"\\ud800"}', content_type="application/json"
     )
@@ -205,7 +205,7 @@ def test_sandbox_sms_reply_with_lone_surrogate_is_a_400(demo):
     ],
 )
 def test_sandbox_nul_is_a_4xx_not_a_500(demo, method, path, body):
-    """NUL in a JSON string, a path or a query reaches PostgreSQL -> DataError -> 500."""
+    """Was: NUL in a JSON string, a path or a query reaches PostgreSQL -> DataError -> 500."""
     data = json.dumps(body).encode() if body is not None else b""
     response = client().generic(method, path, data=data, content_type="application/json")
     assert 400 <= response.status_code < 500, response.status_code
@@ -215,7 +215,7 @@ def test_sandbox_nul_is_a_4xx_not_a_500(demo, method, path, body):
 
 
 def test_tv_product_page_with_nul_is_the_tv_sized_404(api):
-    """With a live TV session, GET /tv/products/a%00b/ -> Product lookup with NUL -> 500 Django 'Server Error'
+    """Was: With a live TV session, GET /tv/products/a%00b/ -> Product lookup with NUL -> 500 Django 'Server Error'
     page (English, not TV-sized); any other unknown product code gets the TV page's 404."""
     url = api.post("/tv-sessions/", {"tv_account": "tv1001", "return_url": "https://epg.example.com/"}).json()["url"]
     browser = client()
