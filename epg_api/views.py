@@ -266,6 +266,9 @@ JSON_MEDIA_TYPE = "application/json"
 # What DRF's JSONRenderer writes (compact, UTF-8), made once.
 _json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 _negotiation = DefaultContentNegotiation()
+ENTITLEMENTS_OPTIONS = _json(
+    {"name": "Entitlements", "description": "", "renders": [JSON_MEDIA_TYPE], "parses": [JSON_MEDIA_TYPE]}
+)
 
 
 @csrf_exempt
@@ -284,8 +287,10 @@ def entitlements(request: HttpRequest) -> HttpResponse:
         query, errors = entitlement_query(request.GET)
         entries = [] if errors else [selectors.entitlements_cache_key(query["tv_account"])]
         _principal, found = principal_and_entries(key, entries)
-        if request.method == "OPTIONS":
-            return HttpResponse(headers={"Allow": ENTITLEMENTS_ALLOW})
+        if request.method == "OPTIONS":  # what DRF's metadata answers for the API's other views
+            return HttpResponse(
+                ENTITLEMENTS_OPTIONS, content_type=JSON_MEDIA_TYPE, headers={"Allow": ENTITLEMENTS_ALLOW}
+            )
         if request.method not in ("GET", "HEAD"):
             raise MethodNotAllowed(request.method)
         if errors:

@@ -139,9 +139,13 @@ def test_head_answers_as_get_without_the_body(api):
 
 
 def test_options_with_a_key_answers_the_allowed_methods(api):
+    """As the API's DRF views answer OPTIONS: their metadata in JSON (it was an empty text/html answer)."""
     response = check(api.client, method="options", HTTP_AUTHORIZATION=f"Api-Key {api.key}")
+    other = api.client.options(f"{API}/subscriptions/?tv_account=tv1001", HTTP_AUTHORIZATION=f"Api-Key {api.key}")
 
-    assert (response.status_code, response.content, response["Allow"]) == (200, b"", "GET, HEAD, OPTIONS")
+    assert (response.status_code, response["Allow"]) == (200, "GET, HEAD, OPTIONS")
+    assert response["Content-Type"] == other["Content-Type"] == "application/json"
+    assert response.json() == {**other.json(), "name": "Entitlements"}
 
 
 # --- 400 ------------------------------------------------------------------------------------
