@@ -46,7 +46,7 @@ from billing.services.work import work_item_open
 from ipvas import outbox
 from ipvas.actors import Actor
 from lifecycle import contracts, paid, renewals, subscriptions, tasks
-from lifecycle.claims import claim, lock_claimed, lock_if_due, retry_later
+from lifecycle.claims import claim, lock_claimed, lock_if_due, look_again, retry_later
 from lifecycle.transitions import lock_order, record_event, schedule_due, transit
 from orders.constants import DEDUCTION_METHODS, FailureCode, OrderStatus, SubscriptionStatus
 from orders.models import Order, Subscription
@@ -66,6 +66,9 @@ ANSWER_WINDOW = timedelta(minutes=30)
 # A close of an unanswered deduction that the provider does not confirm is tried again (with the claims'
 # backoff) for ever; after this many tries a person is asked too.
 CLOSE_ATTEMPTS_BEFORE_A_PERSON = 8
+# A deduction still on its way after that (WeChat Pay's have no close): asked every hour, a person told each day.
+STUCK_LOOK_AGAIN = timedelta(hours=1)
+STUCK_TELL_AGAIN_EVERY = 24
 # The provider's refusal of a notice because it has no such contract (the user ended it).
 CONTRACT_GONE_CODES = {"CONTRACT_NOT_EXIST", "CONTRACTNOTEXIST", "CONTRACT_ERROR", "CONTRACT_TERMINATED"}
 # A notice that cannot be sent now is tried again with backoff, then a person is asked.
@@ -425,11 +428,17 @@ def _close(order_id: int, claimed: datetime, payment: Payment) -> str:
     """
     provider = get_provider(payment.provider)
     try:
+        # Its final answer first: a deduction the provider declined is declined, with the provider's reason,
+        # not "no answer" (WeChat Pay has no close for its deductions: there its query is all there is).
+        trade = provider.query_deduction(payment.out_trade_no)
+        if trade.state == TradeState.FAILED:
+            detail = str(trade.raw.get("trade_state_desc") or trade.raw.get("trade_state") or trade.state)
+            return _declined(order_id, claimed, payment, detail=detail)
         result = provider.close_deduction(payment.out_trade_no)
-        trade = provider.query_deduction(payment.out_trade_no) if result.already_paid else None
+        trade = provider.query_deduction(payment.out_trade_no) if result.already_paid else trade
     except ProviderUnavailable as exc:
         return _close_again(order_id, claimed, why=f"{payment.provider} did not confirm the close: {exc}")
-    if trade is not None and trade.state == TradeState.PAID:
+    if trade.state == TradeState.PAID:
         return _paid(payment, trade.transaction_id, trade.amount_fen, trade.paid_at)
     why = f"no answer from {payment.provider} in {int(ANSWER_WINDOW.total_seconds() // 60)} minutes"
     with transaction.atomic():
@@ -443,12 +452,18 @@ def _close(order_id: int, claimed: datetime, payment: Payment) -> str:
 
 
 def _close_again(order_id: int, claimed: datetime, *, why: str) -> str:
+    """The deduction is still on its way: asked again with backoff; after a few tries a person is told, and
+    then it is asked every hour (no event each time), the person told again each day while it lasts."""
     with transaction.atomic():
         order = lock_claimed(order_id, claimed, OrderStatus.PAYMENT_PENDING)
         if order is None:
             return "superseded"
-        retry_later(order, actor=ACTOR, why=why)
-        if order.attempts == CLOSE_ATTEMPTS_BEFORE_A_PERSON:
+        if order.attempts < CLOSE_ATTEMPTS_BEFORE_A_PERSON:
+            retry_later(order, actor=ACTOR, why=why)
+        else:
+            look_again(order, after=STUCK_LOOK_AGAIN)
+        past = order.attempts - CLOSE_ATTEMPTS_BEFORE_A_PERSON
+        if past >= 0 and past % STUCK_TELL_AGAIN_EVERY == 0:
             work_item_open(
                 order=order,
                 kind=WorkItemKind.PROVIDER_DISAGREES,
