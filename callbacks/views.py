@@ -21,6 +21,7 @@ from ipvas import jsonparse
 from ipvas.credentials import secret
 from ipvas.metrics import NOTIFICATIONS
 from ipvas.secrets_compare import same_secret
+from ipvas.text import storable
 from lifecycle.confirmations import sms_reply_received
 from lifecycle.contracts import contract_notification_accept
 from lifecycle.paid import notification_accept, refund_notification_accept
@@ -188,10 +189,9 @@ def sms_inbound(request: HttpRequest) -> HttpResponse:
         text = payload["text"]
         if not isinstance(sender, str) or not isinstance(text, str):
             raise TypeError
-        # Text a database can hold: no NUL, no lone surrogate (a reply answered 503 is retried for ever).
-        if "\x00" in sender + text:
-            raise ValueError("NUL")
-        (sender + text).encode()  # UnicodeEncodeError (a ValueError) for a lone surrogate
+        # Text a database can hold (a reply answered 503 is retried for ever).
+        if not storable(sender + text):
+            raise ValueError("a NUL or a lone surrogate")
         # Part of the body (docs/interfaces.md §4), and of what tells a retried delivery from a new reply: two
         # replies "Y" from one number differ by it alone.
         received_at = datetime.fromisoformat(payload["received_at"])

@@ -15,6 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from ipvas import jsonparse
 from ipvas.secrets_compare import same_secret
+from ipvas.text import storable
 from sandbox import faults
 
 
@@ -31,7 +32,8 @@ def sandbox_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
         if not settings.SANDBOX:
             raise Http404("the sandbox is off")
         try:
-            if any(_unstorable(str(value)) for value in [*kwargs.values(), *request.GET.keys(), *request.GET.values()]):
+            address = [*kwargs.values(), *request.GET.keys(), *request.GET.values()]
+            if not all(storable(str(value)) for value in address):
                 raise BadRequest("the address holds a character no record can (a NUL, a lone surrogate)")
             return view(request, *args, **kwargs)
         except BadRequest as exc:
@@ -50,22 +52,13 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
     return body
 
 
-def _unstorable(text: str) -> bool:
-    """A NUL (PostgreSQL refuses it in text) or a lone surrogate (no encoding writes it)."""
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return True
-    return "\x00" in text
-
-
 def text_field(body: dict[str, Any], name: str, *, required: bool = True, max_length: int = 128) -> str:
     value = body.get(name, "")
     if value is None:
         value = ""
     if not isinstance(value, str) or len(value) > max_length:
         raise BadRequest(f"{name} must be a string of at most {max_length} characters")
-    if _unstorable(value):
+    if not storable(value):
         raise BadRequest(f"{name} holds a character no record can (a NUL, a lone surrogate)")
     if required and not value:
         raise BadRequest(f"{name} is required")

@@ -31,6 +31,7 @@ from adapters.providers.types import (
     RefundState,
 )
 from adapters.wechatpay import config, crypto, v2
+from ipvas.text import storable
 
 PROVIDER = "wechatpay"
 
@@ -109,12 +110,8 @@ def _storable(**values: str) -> None:
     """Identifiers we keep as they come (the notification's id, the trade's numbers): a NUL (PostgreSQL refuses
     it) or a lone surrogate (no encoding writes it) is refused, a 400, not a 500 retried for ever."""
     for name, value in values.items():
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            raise NotificationRejected(f"{name} holds a lone surrogate") from None
-        if "\x00" in value:
-            raise NotificationRejected(f"{name} holds a NUL")
+        if not storable(value):
+            raise NotificationRejected(f"{name} holds a NUL or a lone surrogate")
 
 
 def paid_notice(event: WechatEvent) -> PaidNotice:

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models.constants import OnConflict
 
 from billing.models import Payment, PaymentNotification, ProviderContract
+from ipvas.text import storable
 
 
 def notification_store(
@@ -70,10 +71,6 @@ def _jsonable(value: Any) -> Any:
 
 
 def _text(value: str) -> str:
-    if "\x00" in value:
-        value = value.replace("\x00", "\\u0000")
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        value = value.encode(errors="backslashreplace").decode()
-    return value
+    if storable(value):
+        return value
+    return value.replace("\x00", "\\u0000").encode(errors="backslashreplace").decode()
