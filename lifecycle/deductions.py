@@ -38,6 +38,7 @@ from adapters.providers.types import (
     DeductionState,
     ProviderRefused,
     ProviderUnavailable,
+    Trade,
     TradeState,
 )
 from billing.models import ContractStatus, Payment, PaymentStatus, ProviderContract, WorkItemKind
@@ -414,9 +415,15 @@ def _query(order_id: int, claimed: datetime, payment: Payment) -> str:
     if trade.state == TradeState.PAID:
         return _paid(payment, trade.transaction_id, trade.amount_fen, trade.paid_at)
     if trade.state in (TradeState.FAILED, TradeState.CLOSED):
-        detail = str(trade.raw.get("trade_state_desc") or trade.raw.get("trade_status") or trade.state)
-        return _declined(order_id, claimed, payment, detail=detail)
+        return _declined(order_id, claimed, payment, detail=_as_the_provider_says(trade))
     return _wait(order_id, claimed, payment, why=f"still {trade.state}")
+
+
+def _as_the_provider_says(trade: Trade) -> str:
+    """Why the provider says a deduction failed: its description, else its own state's name (Alipay's
+    trade_status, WeChat Pay's trade_state), else ours."""
+    raw = trade.raw
+    return str(raw.get("trade_state_desc") or raw.get("trade_status") or raw.get("trade_state") or trade.state)
 
 
 def _close(order_id: int, claimed: datetime, payment: Payment) -> str:
@@ -428,14 +435,13 @@ def _close(order_id: int, claimed: datetime, payment: Payment) -> str:
     """
     provider = get_provider(payment.provider)
     try:
-        # Its final answer first: a deduction the provider declined is declined, with the provider's reason,
-        # not "no answer" (WeChat Pay has no close for its deductions: there its query is all there is).
+        # Its final answer first: paid, or declined with the provider's reason, not "no answer" (WeChat Pay has
+        # no close for its deductions: there its query is all there is).
         trade = provider.query_deduction(payment.out_trade_no)
         if trade.state == TradeState.FAILED:
-            detail = str(trade.raw.get("trade_state_desc") or trade.raw.get("trade_state") or trade.state)
-            return _declined(order_id, claimed, payment, detail=detail)
-        result = provider.close_deduction(payment.out_trade_no)
-        trade = provider.query_deduction(payment.out_trade_no) if result.already_paid else trade
+            return _declined(order_id, claimed, payment, detail=_as_the_provider_says(trade))
+        if trade.state != TradeState.PAID and provider.close_deduction(payment.out_trade_no).already_paid:
+            trade = provider.query_deduction(payment.out_trade_no)  # paid a moment before the close
     except ProviderUnavailable as exc:
         return _close_again(order_id, claimed, why=f"{payment.provider} did not confirm the close: {exc}")
     if trade.state == TradeState.PAID:

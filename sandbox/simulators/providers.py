@@ -139,15 +139,9 @@ class SimulatedWechatPay(SimulatedProvider):
 
     def query_deduction(self, out_trade_no: str) -> Trade:
         """As paporderquery: 申请扣款's orders only; any other trade is not found there."""
-        trade = self.query(out_trade_no)
-        if (
-            trade.state != TradeState.NOT_FOUND
-            and not SimTrade.objects.filter(provider=self.name, out_trade_no=out_trade_no)
-            .exclude(deducted_under="")
-            .exists()
-        ):
-            return Trade(state=TradeState.NOT_FOUND, out_trade_no=out_trade_no)
-        return trade
+        trade = self.query(out_trade_no)  # as any call: the simulated faults first
+        deductions = SimTrade.objects.filter(provider=self.name, out_trade_no=out_trade_no).exclude(deducted_under="")
+        return trade if deductions.exists() else Trade(state=TradeState.NOT_FOUND, out_trade_no=out_trade_no)
 
     def close_deduction(self, out_trade_no: str) -> CloseResult:
         """As WeChat Pay: no close for 申请扣款's orders; the query says whether one is final."""
