@@ -27,7 +27,7 @@ from ipvas.actors import Actor, ActorKind
 from lifecycle.paying import payment_choose
 from lifecycle.placing import order_create
 from orders.constants import OrderStatus
-from orders.models import Entitlement, Order, OrderEvent
+from orders.models import Entitlement, Order, OrderEvent, Subscription
 from sandbox import payments as sandbox_payments
 from sandbox.models import SimCrmActivity, SimSmpAccount, SimSmpSubscription, SimTrade
 
@@ -466,3 +466,20 @@ def record(name: str, **figures: Any) -> None:
     FIGURES.mkdir(parents=True, exist_ok=True)
     figures.setdefault("recorded_at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     (FIGURES / f"{name}.json").write_text(json.dumps(figures, indent=2, default=str, ensure_ascii=False))
+
+
+def at_its_first_reminder(time_machine) -> Subscription:  # type: ignore[no-untyped-def]
+    """An auto-renewing VIP-MONTH of tv1001 paid by phone bill, at the moment its first reminder is due: the
+    beat's sweep has queued it (the task that sends it is not run)."""
+    from lifecycle.renewals import subscriptions_sweep
+    from tests.support.tasks import run_due_tasks
+
+    order = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG, auto_renew=True)
+    run_due_tasks()
+    payment_choose(order_id=order.pk, method="phone_bill", actor=EPG)
+    run_due_tasks()
+    subscription = Order.objects.get(pk=order.pk).subscription
+    assert subscription is not None
+    time_machine.move_to(subscription.next_reminder_at, tick=False)
+    subscriptions_sweep()
+    return subscription

@@ -31,7 +31,7 @@ from orders.models import Order, SubscriptionNotice
 from sandbox import faults
 from sandbox import payments as sandbox_payments
 from sandbox.models import SimRefund, SimSmsMessage
-from tests.reliability.support import paid_notification, said_success, trade_of
+from tests.reliability.support import at_its_first_reminder, paid_notification, said_success, trade_of
 from tests.support.tasks import run_due_tasks
 
 EPG = Actor(ActorKind.EPG_CLIENT, "review-client")
@@ -57,17 +57,23 @@ def every_beat_for(time_machine, *, days: int, step_hours: int = 1) -> None:
         run_due_tasks()
 
 
-def test_a_late_payments_refund_whose_message_is_lost_is_asked_again(demo, time_machine):
-    """Money paid for a cancelled order goes back, even when one link of the refund's chain is lost."""
+def paid_after_its_cancel() -> Order:
+    """A WeChat Pay QR order cancelled, whose customer paid a moment before the cancel's close reached WeChat
+    Pay: the notification is taken, and the money is to go back."""
     order = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG)
     run_due_tasks()
     payment_choose(order_id=order.pk, method="wechat_qr", actor=EPG)
     order_cancel(order_id=order.pk, actor=EPG)
-    # The customer paid a moment before the cancel's close reached WeChat Pay.
     trade = trade_of(order)
     trade = sandbox_payments.pay_trade(trade.provider, trade.out_trade_no)
     delivery = paid_notification(trade)
     assert said_success(delivery, delivery.post())
+    return order
+
+
+def test_a_late_payments_refund_whose_message_is_lost_is_asked_again(demo, time_machine):
+    """Money paid for a cancelled order goes back, even when one link of the refund's chain is lost."""
+    order = paid_after_its_cancel()
     refund = Refund.objects.get(order=order)
     assert refund.status == RefundStatus.REQUESTED
     assert lose("lifecycle.tasks.process_refund") == 1
@@ -84,14 +90,7 @@ def test_a_late_payments_refund_whose_message_is_lost_is_asked_again(demo, time_
 
 def test_a_refund_retry_lost_while_the_provider_was_down_is_asked_again(demo, time_machine):
     """The same with the retry link: the provider was down at the first try, its retry message is lost."""
-    order = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG)
-    run_due_tasks()
-    payment_choose(order_id=order.pk, method="wechat_qr", actor=EPG)
-    order_cancel(order_id=order.pk, actor=EPG)
-    trade = trade_of(order)
-    trade = sandbox_payments.pay_trade(trade.provider, trade.out_trade_no)
-    delivery = paid_notification(trade)
-    assert said_success(delivery, delivery.post())
+    order = paid_after_its_cancel()
     faults.set_mode("wechatpay", "down")
     run_due_tasks()  # the refund's first try: no answer, a retry is enqueued (due in 2 s)
     refund = Refund.objects.get(order=order)
@@ -108,14 +107,7 @@ def test_a_refund_retry_lost_while_the_provider_was_down_is_asked_again(demo, ti
 def test_a_reminder_whose_send_message_is_lost_is_sent_all_the_same(demo, time_machine):
     """The reminder SMS before a renewal: its notice is written once per period; if its send is lost the
     sweep must queue it again, or the subscription lapses without the customer ever being reminded."""
-    order = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG, auto_renew=True)
-    run_due_tasks()
-    payment_choose(order_id=order.pk, method="phone_bill", actor=EPG)
-    run_due_tasks()
-    subscription = Order.objects.get(pk=order.pk).subscription
-    assert subscription is not None
-    time_machine.move_to(subscription.next_reminder_at, tick=False)
-    subscriptions_sweep()
+    subscription = at_its_first_reminder(time_machine)
     notice = SubscriptionNotice.objects.get(subscription=subscription, kind="reminder")
     assert lose("lifecycle.tasks.send_notice") == 1
 
@@ -131,13 +123,7 @@ def test_a_reminder_whose_send_message_is_lost_is_sent_all_the_same(demo, time_m
 
 def test_a_reminder_lost_means_a_lapse_nobody_was_told_about(demo, time_machine):
     """The consequence, to the end of the period (daily beats): the subscription lapses unreminded."""
-    order = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG, auto_renew=True)
-    run_due_tasks()
-    payment_choose(order_id=order.pk, method="phone_bill", actor=EPG)
-    run_due_tasks()
-    subscription = Order.objects.get(pk=order.pk).subscription
-    time_machine.move_to(subscription.next_reminder_at, tick=False)
-    subscriptions_sweep()
+    subscription = at_its_first_reminder(time_machine)
     lose("lifecycle.tasks.send_notice")
 
     every_beat_for(time_machine, days=8, step_hours=6)
@@ -153,26 +139,13 @@ def test_a_reminder_lost_means_a_lapse_nobody_was_told_about(demo, time_machine)
 
 
 def test_control_the_late_payments_refund_completes_when_nothing_is_lost(demo, time_machine):
-    order = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG)
-    run_due_tasks()
-    payment_choose(order_id=order.pk, method="wechat_qr", actor=EPG)
-    order_cancel(order_id=order.pk, actor=EPG)
-    trade = trade_of(order)
-    trade = sandbox_payments.pay_trade(trade.provider, trade.out_trade_no)
-    delivery = paid_notification(trade)
-    assert said_success(delivery, delivery.post())
+    order = paid_after_its_cancel()
     every_beat_for(time_machine, days=1)
     assert Refund.objects.get(order=order).status == RefundStatus.SUCCEEDED
 
 
 def test_control_the_subscription_stays_active_when_nothing_is_lost(demo, time_machine):
-    order = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG, auto_renew=True)
-    run_due_tasks()
-    payment_choose(order_id=order.pk, method="phone_bill", actor=EPG)
-    run_due_tasks()
-    subscription = Order.objects.get(pk=order.pk).subscription
-    time_machine.move_to(subscription.next_reminder_at, tick=False)
-    subscriptions_sweep()
+    subscription = at_its_first_reminder(time_machine)
     every_beat_for(time_machine, days=8, step_hours=6)
     subscription.refresh_from_db()
     assert subscription.status == SubscriptionStatus.ACTIVE

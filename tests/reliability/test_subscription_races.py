@@ -12,13 +12,12 @@ from django.utils import timezone
 
 from ipvas.actors import Actor, ActorKind
 from lifecycle.due import order_process_due
-from lifecycle.paying import payment_choose
-from lifecycle.placing import order_create
 from lifecycle.renewals import subscription_process_due, subscriptions_sweep
 from lifecycle.subscriptions import subscription_cancel
 from orders.constants import CancelChannel, Channel, OrderStatus, SubscriptionStatus
 from orders.models import Order, Subscription
 from sandbox.models import SimSmpAccount, SimSmpSubscription
+from tests.reliability.support import at_its_first_reminder
 from tests.support.concurrency import require_postgresql, run_in_threads
 from tests.support.tasks import run_due_tasks
 
@@ -33,13 +32,7 @@ def balance() -> int:
 
 def renewal_due(time_machine) -> Subscription:
     """A subscription whose reminder went out, at the moment its renewal is due."""
-    order = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG, auto_renew=True)
-    run_due_tasks()
-    payment_choose(order_id=order.pk, method="phone_bill", actor=EPG)
-    run_due_tasks()
-    subscription = Order.objects.get(pk=order.pk).subscription
-    time_machine.move_to(subscription.next_reminder_at, tick=False)
-    subscriptions_sweep()
+    subscription = at_its_first_reminder(time_machine)
     run_due_tasks()
     subscription.refresh_from_db()
     assert subscription.reminder_sent_at is not None
