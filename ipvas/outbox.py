@@ -6,6 +6,12 @@ message that was not (the process died after COMMIT, the broker was down) is
 published by the beat task ``relay_outbox``. Messages due far ahead stay here
 until they are close, so that no Celery ETA outlives the broker's visibility
 timeout.
+
+A message is published under the task id ``outbox-<its id>``. Most work is found again without its message
+when a broker loses one (an order's deadline by the deadline sweep, a refund by lifecycle.stalled); a
+follow-up that has no row of its own (``must_finish``) is found by its message: it awaits its task's
+success, and one relayed ``OUTBOX_UNFINISHED_SECONDS`` ago whose task has not succeeded is enqueued again
+(``republish_unfinished``).
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ RELAY_HORIZON_SECONDS = 60
 # without publishing them (issue #17: most orders leave such a message behind, a task that would do nothing).
 Unneeded = Callable[[list[OutboxMessage]], set[int]]
 _unneeded_checks: dict[str, Unneeded] = {}
+# Task names whose messages await their task's success (must_finish).
+_must_finish: set[str] = set()
+TASK_ID_PREFIX = "outbox-"
 
 
 def skip_unneeded(task_names: Iterable[str], check: Unneeded) -> None:
@@ -42,12 +51,22 @@ def skip_unneeded(task_names: Iterable[str], check: Unneeded) -> None:
         _unneeded_checks[name] = check
 
 
+def must_finish(task_names: Iterable[str]) -> None:
+    """These tasks' messages are their work's only record: each is enqueued again until its task succeeds."""
+    _must_finish.update(task_names)
+
+
 def enqueue(task: Task, *, kwargs: dict[str, Any], due_at: datetime | None = None) -> OutboxMessage:
     """Ask for ``task(**kwargs)`` to run at ``due_at`` (now by default) once this commits.
 
     The task is named by reference (the task object); its registered name is what the outbox keeps.
     """
-    message = OutboxMessage.objects.create(task_name=task.name, kwargs=kwargs, due_at=due_at or timezone.now())
+    message = OutboxMessage.objects.create(
+        task_name=task.name,
+        kwargs=kwargs,
+        due_at=due_at or timezone.now(),
+        awaits_finish=task.name in _must_finish,
+    )
     if settings.OUTBOX_RELAY_ON_COMMIT:
         transaction.on_commit(lambda: relay_committed([message]))
     return message
@@ -56,12 +75,23 @@ def enqueue(task: Task, *, kwargs: dict[str, Any], due_at: datetime | None = Non
 def enqueue_many(task: Task, *, kwargs_list: list[dict[str, Any]], due_at: datetime | None = None) -> int:
     """``enqueue`` for a batch: one INSERT for all the messages, relayed together once this commits."""
     due_at = due_at or timezone.now()
-    messages = OutboxMessage.objects.bulk_create(
-        OutboxMessage(task_name=task.name, kwargs=kwargs, due_at=due_at) for kwargs in kwargs_list
+    awaits_finish = task.name in _must_finish
+    return len(
+        _write(
+            [
+                OutboxMessage(task_name=task.name, kwargs=kwargs, due_at=due_at, awaits_finish=awaits_finish)
+                for kwargs in kwargs_list
+            ]
+        )
     )
+
+
+def _write(messages: list[OutboxMessage]) -> list[OutboxMessage]:
+    """One INSERT for them all, relayed together once this commits."""
+    messages = OutboxMessage.objects.bulk_create(messages)
     if messages and settings.OUTBOX_RELAY_ON_COMMIT:
         transaction.on_commit(lambda: relay_committed(messages))
-    return len(messages)
+    return messages
 
 
 def _publish(message: OutboxMessage, now: datetime) -> None:
@@ -75,7 +105,59 @@ def _publish(message: OutboxMessage, now: datetime) -> None:
         prepare_rabbitmq_delays(app)  # routable even before a worker has started (ipvas/broker.py)
     # The representations the worker logs, made here: Celery's own (saferepr, written for any object of any
     # size) cost a fifth of a publish's instructions (issue #17); these kwargs are ids and timestamps.
-    app.send_task(message.task_name, kwargs=message.kwargs, eta=eta, argsrepr="()", kwargsrepr=repr(message.kwargs))
+    app.send_task(
+        message.task_name,
+        kwargs=message.kwargs,
+        eta=eta,
+        task_id=task_id(message),
+        argsrepr="()",
+        kwargsrepr=repr(message.kwargs),
+    )
+
+
+def task_id(message: OutboxMessage) -> str:
+    """The Celery task id a message is published under, every time: a worker's log names the message."""
+    return f"{TASK_ID_PREFIX}{message.pk}"
+
+
+def task_succeeded(task_name: str, celery_task_id: str | None) -> None:
+    """A task has succeeded: if its message awaited that (must_finish), it awaits no more."""
+    if task_name not in _must_finish or not celery_task_id or not celery_task_id.startswith(TASK_ID_PREFIX):
+        return
+    message_id = celery_task_id.removeprefix(TASK_ID_PREFIX)
+    if message_id.isdigit():
+        OutboxMessage.objects.filter(pk=int(message_id), awaits_finish=True).update(awaits_finish=False)
+
+
+def republish_unfinished(*, batch_size: int = 200) -> int:
+    """Enqueue again the must_finish messages relayed ``OUTBOX_UNFINISHED_SECONDS`` ago whose task has not
+    succeeded: the broker lost them, or the task failed for good (beat, with lifecycle.stalled's sweep).
+
+    Each is written again as a new message (relayed on commit, as any other) and the old one awaits no more,
+    under its row lock, so two sweeps do not both do it; a task only slow runs twice, which every task allows
+    (the outside systems take each follow-up's reference once).
+    """
+    now = timezone.now()
+    lost_before = now - timedelta(seconds=settings.OUTBOX_UNFINISHED_SECONDS)
+    with transaction.atomic():
+        lost = list(
+            OutboxMessage.objects.select_for_update(skip_locked=True)
+            .filter(awaits_finish=True, relayed_at__lt=lost_before)
+            .order_by("relayed_at")[:batch_size]
+        )
+        if not lost:
+            return 0
+        OutboxMessage.objects.filter(pk__in=[m.pk for m in lost]).update(awaits_finish=False)
+        _write([OutboxMessage(task_name=m.task_name, kwargs=m.kwargs, due_at=now, awaits_finish=True) for m in lost])
+    for message in lost:
+        logger.warning(
+            "outbox: %s %s (message %d, relayed %s) has not finished; enqueued again",
+            message.task_name,
+            message.kwargs,
+            message.pk,
+            message.relayed_at.isoformat() if message.relayed_at else "-",
+        )
+    return len(lost)
 
 
 def relay_committed(messages: list[OutboxMessage]) -> int:

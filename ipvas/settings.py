@@ -423,6 +423,9 @@ IDEMPOTENCY_RETENTION_HOURS = env_int("IDEMPOTENCY_RETENTION_HOURS", 48, minimum
 OUTBOX_RELAY_ON_COMMIT = env_bool("OUTBOX_RELAY_ON_COMMIT", True)
 # A message not relayed this long after it became due is relayed by beat.
 OUTBOX_STALE_SECONDS = env_int("OUTBOX_STALE_SECONDS", 10, minimum=1)
+# A follow-up's message (outbox.must_finish) whose task has not succeeded this long after it was relayed
+# is published again: longer than a queue's backlog at a peak, shorter than a customer's patience.
+OUTBOX_UNFINISHED_SECONDS = env_int("OUTBOX_UNFINISHED_SECONDS", 900, minimum=60)
 
 # --- the business's deadlines (seconds) ---------------------------------------------
 ORDER_IDLE_SECONDS = env_int("ORDER_IDLE_SECONDS", 900, minimum=1)

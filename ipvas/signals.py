@@ -1,13 +1,14 @@
-"""Celery signal handlers: a clean log context per task, the database connections' lifecycle, and retry counts."""
+"""Celery signal handlers: a clean log context per task, the database connections' lifecycle, retry counts,
+and a follow-up's outbox message marked finished when its task succeeds."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from celery.signals import task_postrun, task_prerun, task_retry
+from celery.signals import task_postrun, task_prerun, task_retry, task_success
 from django.db import close_old_connections
 
-from ipvas import logs
+from ipvas import logs, outbox
 from ipvas.metrics import TASK_RETRIES
 
 
@@ -34,3 +35,9 @@ def _task_db_connections(task: Any = None, **_: Any) -> None:
 @task_retry.connect(dispatch_uid="ipvas-task-retry-count")
 def _task_retry(sender: Any = None, **_: Any) -> None:
     TASK_RETRIES.labels(task=getattr(sender, "name", "unknown")).inc()
+
+
+@task_success.connect(dispatch_uid="ipvas-task-outbox-finished")
+def _task_finished(sender: Any = None, **_: Any) -> None:
+    """Its message awaits no more (outbox.must_finish). A failure to mark it only publishes it again later."""
+    outbox.task_succeeded(getattr(sender, "name", ""), getattr(getattr(sender, "request", None), "id", None))

@@ -9,6 +9,10 @@ for longer than its longest wait between two runs. Each is touched and enqueued 
 so that two sweeps (or a late link of the old chain) do not start two chains; the provider refunds an
 ``out_refund_no`` once and the SMS gateway sends a reference once, so a chain that was only slow does no
 harm when it goes on beside the new one.
+
+The follow-ups that have no row of their own (a reversal, a close, an unsubscribe, a contract's end: the
+tasks of ``FOLLOW_UPS``) are found by their outbox message, which awaits its task's success
+(``outbox.must_finish``); the same sweep publishes again those that never finished.
 """
 
 from __future__ import annotations
@@ -33,11 +37,24 @@ REFUND_REQUESTED_LOST = timedelta(seconds=refunds.REFUND_BACKOFF_CAP_SECONDS + 1
 REFUND_PROCESSING_LOST = timedelta(seconds=refunds.PROCESSING_CHECK_CAP_SECONDS + 120)
 NOTICE_LOST = timedelta(seconds=max(notices.SEND_BACKOFF_SECONDS) + 300)
 BATCH = 200
+# Tasks whose message is their work's only record: nothing else would find a lost one again.
+FOLLOW_UPS = (
+    tasks.close_provider_order,
+    tasks.reverse_payment_code,
+    tasks.reverse_phone_bill,
+    tasks.reverse_crm_activity,
+    tasks.reschedule_on_smp,
+    tasks.revoke_on_smp,
+    tasks.unsign_contract,
+    tasks.end_subscription_on_smp,
+    tasks.announce_deduction,
+)
 
 
 def stalled_sweep(*, batch_size: int = BATCH) -> int:
-    """Start again the refunds and notices whose chain was lost; one bounded batch of each. Returns how many."""
-    return _refunds(batch_size) + _notices(batch_size)
+    """Start again the refunds, notices and follow-ups whose chain was lost; one bounded batch of each.
+    Returns how many."""
+    return _refunds(batch_size) + _notices(batch_size) + outbox.republish_unfinished(batch_size=batch_size)
 
 
 def refund_stalled(refund: Refund, now: datetime) -> bool:

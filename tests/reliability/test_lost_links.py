@@ -1,7 +1,8 @@
 """Follow-ups whose own retry chain was lost (issue of exactly-once, a review of 2026-12-06): each link of a
 refund's or a subscriber's SMS's chain is a message, and the broker can lose one it accepted (Redis restarted
 without persistence, a failover). The deadline sweep finds an order's due work again; lifecycle.stalled, a
-sweep of its own on beat, finds these.
+sweep of its own on beat, finds these, and the follow-ups that have no row of their own (a phone-bill
+reversal, a close, an unsubscribe) by their outbox message, which awaits its task's success.
 
 Each test loses one link on purpose (the message is marked relayed and never runs), then lets every beat task
 run for days of simulated time, and checks that the work got done anyway; the controls lose nothing. Before
@@ -17,24 +18,28 @@ import pytest
 from django.utils import timezone
 
 from billing.models import Refund, RefundStatus
+from ipvas import outbox
 from ipvas.actors import Actor, ActorKind
 from ipvas.models import OutboxMessage
 from ipvas.outbox import relay_pending
 from lifecycle.contracts import contracts_sweep
 from lifecycle.due import deadlines_sweep
+from lifecycle.manual import refund_by_admin
 from lifecycle.paying import order_cancel, payment_choose
 from lifecycle.placing import order_create
 from lifecycle.renewals import subscriptions_sweep
 from lifecycle.stalled import stalled_sweep
-from orders.constants import SubscriptionStatus
+from orders.constants import OrderStatus, SubscriptionStatus
 from orders.models import Order, SubscriptionNotice
 from sandbox import faults
 from sandbox import payments as sandbox_payments
-from sandbox.models import SimRefund, SimSmsMessage
+from sandbox.models import SimRefund, SimSmpSubscription, SimSmsMessage
 from tests.reliability.support import at_its_first_reminder, paid_notification, said_success, trade_of
 from tests.support.tasks import run_due_tasks
 
 EPG = Actor(ActorKind.EPG_CLIENT, "review-client")
+ADMIN = Actor(ActorKind.ADMIN, "ops")
+REVERSAL = "lifecycle.tasks.reverse_phone_bill"
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -135,6 +140,62 @@ def test_a_reminder_lost_means_a_lapse_nobody_was_told_about(demo, time_machine)
     )
 
 
+def refunded_by_hand_at_the_smp() -> Order:
+    """A phone-bill sale, completed, then refunded from the admin: the SMP is to give the charge back."""
+    order = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG)
+    run_due_tasks()
+    payment_choose(order_id=order.pk, method="phone_bill", actor=EPG)
+    run_due_tasks()
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED
+    assert refund_by_admin(order_id=order.pk, reason="the customer asked", actor=ADMIN) == "smp_reversal"
+    return order
+
+
+def test_a_phone_bill_reversal_whose_message_is_lost_is_sent_again(demo, time_machine):
+    """The SMP's reversal has no row of its own: its outbox message is all there is. Lost, the customer's
+    phone bill kept the charge of a refunded order for good, and nobody was told."""
+    order = refunded_by_hand_at_the_smp()
+    assert lose(REVERSAL) == 1
+
+    every_beat_for(time_machine, days=1)
+
+    at_smp = SimSmpSubscription.objects.get(order_no=order.order_no)
+    order.refresh_from_db()
+    assert at_smp.reversed_fen == order.amount_fen, "the SMP never gave the charge back"
+    assert order.status == OrderStatus.REFUNDED
+    # Asked again once, and that one finished: nothing more is sent.
+    assert OutboxMessage.objects.filter(task_name=REVERSAL).count() == 2
+    assert not OutboxMessage.objects.filter(task_name=REVERSAL, awaits_finish=True).exists()
+
+
+def test_a_follow_up_is_asked_again_only_once_it_is_overdue(demo, time_machine, settings):
+    """A reversal relayed a moment ago may still be in a queue: only one unfinished for longer than
+    OUTBOX_UNFINISHED_SECONDS is enqueued again, once for each sweep that finds it so."""
+    refunded_by_hand_at_the_smp()
+    assert lose(REVERSAL) == 1
+    start = timezone.now()
+    time_machine.move_to(start + timedelta(seconds=settings.OUTBOX_UNFINISHED_SECONDS - 5), tick=False)
+    assert stalled_sweep() == 0
+    time_machine.move_to(start + timedelta(seconds=settings.OUTBOX_UNFINISHED_SECONDS + 5), tick=False)
+    assert stalled_sweep() == 1
+    assert stalled_sweep() == 0  # the new message is young: the second sweep leaves it
+    assert OutboxMessage.objects.filter(task_name=REVERSAL, awaits_finish=True, relayed_at__isnull=True).count() == 1
+
+
+def test_only_follow_ups_await_their_task(demo):
+    """An order's own steps are found again by the deadline sweep: their messages await nothing, and a
+    follow-up's awaits no more once its task has succeeded under the message's task id."""
+    refunded_by_hand_at_the_smp()
+    assert not OutboxMessage.objects.filter(awaits_finish=True).exclude(task_name=REVERSAL).exists()
+    (message,) = OutboxMessage.objects.filter(task_name=REVERSAL)
+    assert message.awaits_finish
+    run_due_tasks()
+    message.refresh_from_db()
+    assert not message.awaits_finish
+    assert outbox.task_id(message) == f"outbox-{message.pk}"
+
+
 # --- controls: the harness above does get the work done when no link is lost ----------------------
 
 
@@ -150,3 +211,10 @@ def test_control_the_subscription_stays_active_when_nothing_is_lost(demo, time_m
     subscription.refresh_from_db()
     assert subscription.status == SubscriptionStatus.ACTIVE
     assert subscription.periods == 2
+
+
+def test_control_the_phone_bill_reversal_is_sent_once_when_nothing_is_lost(demo, time_machine):
+    order = refunded_by_hand_at_the_smp()
+    every_beat_for(time_machine, days=1)
+    assert SimSmpSubscription.objects.get(order_no=order.order_no).reversed_fen == order.amount_fen
+    assert OutboxMessage.objects.filter(task_name=REVERSAL).count() == 1

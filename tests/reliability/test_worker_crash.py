@@ -98,7 +98,7 @@ def test_a_pool_process_killed_mid_provisioning_loses_nothing_and_charges_once(d
             time.sleep(1)
             got = provisioned_once(order, charged=before - balance())
             log = crashed.output()[log_start:]
-            task_ids = re.findall(r"Task lifecycle\.tasks\.provision_order\[([0-9a-f-]+)\] received", log)
+            task_ids = re.findall(r"Task lifecycle\.tasks\.provision_order\[([^]]+)\] received", log)
             redelivered = len(task_ids) != len(set(task_ids))
             results.append({"order": order.order_no, "worker survived": survived, "redelivered": redelivered, **got})
             if got != once(order) or not survived or not redelivered:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
+from ipvas import outbox
 from ipvas.celery import app
 from ipvas.models import OutboxMessage
 
@@ -27,7 +28,8 @@ def run_due_tasks(*, max_rounds: int = 100, holding: tuple[str, ...] = ()) -> li
             return ran
         for message in due:
             OutboxMessage.objects.filter(pk=message.pk).update(relayed_at=timezone.now())
-            result = app.tasks[message.task_name].apply(kwargs=message.kwargs, throw=True).get()
+            task = app.tasks[message.task_name]
+            result = task.apply(kwargs=message.kwargs, task_id=outbox.task_id(message), throw=True).get()
             ran.append((message.task_name, result))
     raise AssertionError(f"tasks still due after {max_rounds} rounds: a loop? ran {ran[-10:]}")
 
