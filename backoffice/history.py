@@ -48,6 +48,7 @@ OUTCOMES: dict[str, Any] = {
     "cash_paid_back": gettext_lazy("the store paid the cash back"),
     "paid_back_by_hand": gettext_lazy("paid back by hand, outside the provider"),
     "refunded_at_smp_by_hand": gettext_lazy("refunded in the SMP's console by hand"),
+    "deduction_failed_by_hand": gettext_lazy("deduction seen failed at the provider, by hand"),
     "retry_refund": gettext_lazy("refund retried"),
     "retry_provisioning": gettext_lazy("activation retried"),
     "retried_refund": gettext_lazy("refund retried"),

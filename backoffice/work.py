@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from backoffice.history import outcome_text
 from billing.models import WorkItem, WorkItemKind
-from orders.constants import PHONE_BILL_METHODS, OrderStatus
+from orders.constants import PHONE_BILL_METHODS, Channel, OrderStatus
 
 ADMIN_REFUND_PREFIX = "refund by "
 
@@ -26,6 +26,10 @@ ACTIONS: dict[str, Promise] = {
     "retry_provisioning": _("Try the activation on the SMP again"),
     "refunded_at_smp_by_hand": _(
         "The phone-bill charge was refunded in the SMP's console by hand: record it; the product stops"
+    ),
+    "deduction_failed_by_hand": _(
+        "The provider's merchant platform shows the deduction failed: end this renewal try as declined "
+        "(tried again on the renewal's schedule; money that still arrives goes back)"
     ),
     "resolve": _("Mark resolved (nothing more to do, for the reason in the note)"),
 }
@@ -64,6 +68,12 @@ def actions_for(item: WorkItem) -> list[tuple[str, str]]:
         and item.order.status == OrderStatus.COMPLETED
     ):
         codes.append("refunded_at_smp_by_hand")
+    if (
+        item.kind == WorkItemKind.PROVIDER_DISAGREES
+        and item.order.channel == Channel.RENEWAL
+        and item.order.status == OrderStatus.PAYMENT_PENDING
+    ):
+        codes.append("deduction_failed_by_hand")
     codes.append("resolve")
     return [(code, str(ACTIONS[code])) for code in codes]
 

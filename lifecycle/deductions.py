@@ -490,7 +490,14 @@ def _paid(payment: Payment, transaction_id: str, amount_fen: int, paid_at: datet
 
 
 def _declined(
-    order_id: int, claimed: datetime | None, payment: Payment, *, detail: str, gone: ProviderContract | None = None
+    order_id: int,
+    claimed: datetime | None,
+    payment: Payment,
+    *,
+    detail: str,
+    gone: ProviderContract | None = None,
+    actor: Actor = ACTOR,
+    reason: str = "",
 ) -> str:
     with transaction.atomic():
         order = lock_claimed(order_id, claimed, OrderStatus.PAYMENT_PENDING) if claimed else lock_order(order_id)
@@ -507,10 +514,22 @@ def _declined(
             order.fail,
             code=FailureCode.PAYMENT_DECLINED,
             detail=detail,
-            actor=ACTOR,
-            reason=f"{payment.provider} declined the deduction: {detail}",
+            actor=actor,
+            reason=reason or f"{payment.provider} declined the deduction: {detail}",
         )
         return "contract_gone" if gone is not None else "declined"
+
+
+def deduction_failed_by_hand(order: Order, *, note: str, actor: Actor) -> None:
+    """A person saw in the provider's merchant platform that a deduction on its way past its answer window
+    did not go through (order locked, PAYMENT_PENDING): the renewal fails declined, as the provider's own
+    answer would have made it, and is tried again on the renewal's schedule. Money that still arrives for it
+    is refunded as any late payment (lifecycle.paid), so a mistaken word costs nobody twice."""
+    payment = Payment.objects.filter(order=order, status__in=OPEN_STATUSES).order_by("-pk").first()
+    if not is_deduction(order) or order.status != OrderStatus.PAYMENT_PENDING or payment is None:
+        raise ValueError(f"{order.order_no} has no deduction on its way")
+    detail = f"failed at {payment.provider} (seen by hand): {note}"
+    _declined(order.pk, None, payment, detail=detail, actor=actor, reason=detail)
 
 
 def _wait(

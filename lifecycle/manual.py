@@ -27,9 +27,9 @@ from billing.services.work import work_item_open
 from ipvas import outbox
 from ipvas.actors import Actor
 from ipvas.errors import InvalidInput, InvalidState
-from lifecycle import refunds, tasks
+from lifecycle import deductions, refunds, tasks
 from lifecycle.transitions import lock_order, record_event, schedule_due
-from orders.constants import PHONE_BILL_METHODS, PROVIDER_METHODS, OrderStatus, PaymentMethod
+from orders.constants import PHONE_BILL_METHODS, PROVIDER_METHODS, Channel, OrderStatus, PaymentMethod
 from orders.models import Order, OrderEvent
 
 
@@ -298,3 +298,22 @@ def work_item_retry_provisioning(*, item_id: int, note: str, actor: Actor) -> No
         order.save(update_fields=["status_changed_at", "deadline_at", "attempts", "updated_at"])
         schedule_due(order)
         _close(item, order, actor=actor, note=note, action="retried_provisioning")
+
+
+def work_item_deduction_failed_by_hand(*, item_id: int, note: str, actor: Actor) -> None:
+    """A renewal's deduction stays on its way at the provider (WeChat Pay's 申请扣款 has no close: lifecycle.
+    deductions asks every hour and tells a person each day), and the person saw in the provider's merchant
+    platform that it failed: the renewal fails declined and is tried again (deductions.deduction_failed_by_hand)."""
+    note = _reason(note)
+    with transaction.atomic():
+        order, item = _lock_item(item_id)
+        if (
+            item.kind != WorkItemKind.PROVIDER_DISAGREES
+            or order.channel != Channel.RENEWAL
+            or order.status != OrderStatus.PAYMENT_PENDING
+            or not deductions.is_deduction(order)
+        ):
+            raise InvalidState(_("Only a renewal's deduction still on its way is ended as failed by hand."))
+        deductions.deduction_failed_by_hand(order, note=note, actor=actor)
+        order.refresh_from_db()
+        _close(item, order, actor=actor, note=note, action="deduction_failed_by_hand")

@@ -26,6 +26,7 @@ ORDER_ACTIONS: dict[str, Promise] = {
     "work_cash_paid_back": _("Store paid the cash back"),
     "work_paid_back_by_hand": _("Paid back by hand, outside the provider"),
     "work_refunded_at_smp_by_hand": _("Refunded in the SMP's console by hand"),
+    "work_deduction_failed_by_hand": _("Deduction seen failed at the provider, by hand"),
     "work_retried_refund": _("Refund retried from the work queue"),
     "work_retried_provisioning": _("Activation retried from the work queue"),
     # The transitions of the order (orders.models.Order).

@@ -257,6 +257,8 @@ class WorkItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                     manual.work_item_refunded_at_smp_by_hand(item_id=item.pk, note=note, actor=actor)
                 elif action == "retry_provisioning":
                     manual.work_item_retry_provisioning(item_id=item.pk, note=note, actor=actor)
+                elif action == "deduction_failed_by_hand":
+                    manual.work_item_deduction_failed_by_hand(item_id=item.pk, note=note, actor=actor)
                 else:
                     manual.work_item_resolve(
                         item_id=item.pk, note=note, actor=actor, cash_paid_back=action == "cash_paid_back"
