@@ -64,6 +64,24 @@ def lapsed_text(subscription: Subscription) -> str:
     )
 
 
+def not_renewed_text(subscription: Subscription) -> str:
+    """Lapsed with nothing tried (no reminder could be sent in time): no word of a charge that failed."""
+    return (
+        f"{PREFIX}您订购的「{subscription.product.name}」未能在到期前按时续费，自动续费已停止，不会再扣费；"
+        f"已付费的内容可观看至{_day(subscription.current_period_end)}。"
+    )
+
+
+def lapsed_refunded_text(subscription: Subscription, now: datetime) -> str:
+    """Lapsed by a refund that left no paid period, or no time to renew before the paid period ends."""
+    if subscription.current_period_end <= now:
+        return f"{PREFIX}您订购的「{subscription.product.name}」费用已退款，自动续费已停止，不会再扣费。"
+    return (
+        f"{PREFIX}您订购的「{subscription.product.name}」有一期费用已退款，到期前已来不及续费，自动续费已停止，"
+        f"不会再扣费；已付费的内容可观看至{_day(subscription.current_period_end)}。"
+    )
+
+
 def lapsed_after_refund_text(subscription: Subscription) -> str:
     return (
         f"{PREFIX}您订购的「{subscription.product.name}」有一期费用已退款，支付宝的约定扣款日无法提前，"

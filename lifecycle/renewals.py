@@ -183,7 +183,12 @@ def _active(subscription: Subscription, now: datetime) -> str:
         return _look_again(subscription, now + WATCH, "renewing")
     if subscription.reminder_sent_at is None:
         if now >= subscription.current_period_end:
-            return _lapse(subscription, now, why="no reminder could be sent before the paid period ended")
+            return _lapse(
+                subscription,
+                now,
+                why="no reminder could be sent before the paid period ended",
+                text=notices.not_renewed_text(subscription),
+            )
         if now >= subscription.next_reminder_at:
             return _remind(subscription, now)
         return _look_again(subscription, subscription.next_reminder_at, "waiting")
@@ -528,6 +533,19 @@ def _periods_changed(subscription: Subscription, action: str, order: Order, *, a
         why = deductions.ahead_of_the_paid_period(subscription)
         if why:
             _lapse(subscription, now, why=why, text=notices.lapsed_after_refund_text(subscription))
+        elif not _renewable_in_time(subscription):
+            # Nothing paid remains, or the next renewal could come only after the paid period (its reminder
+            # first, then RENEWAL_REMINDER_DAYS): §8 retries a renewal until current_period_end, never after.
+            why = "a refund left no time to renew before the paid period ends"
+            _lapse(subscription, now, why=why, text=notices.lapsed_refunded_text(subscription, now))
+
+
+def _renewable_in_time(subscription: Subscription) -> bool:
+    """The coming renewal (after its reminder, when that is still to be sent) falls before the paid period ends."""
+    earliest = subscription.next_renewal_at
+    if subscription.reminder_sent_at is None:
+        earliest = max(earliest, subscription.next_reminder_at + timedelta(days=settings.RENEWAL_REMINDER_DAYS))
+    return earliest < subscription.current_period_end
 
 
 def _paid_until_what_remains(subscription: Subscription, now: datetime) -> None:

@@ -9,7 +9,7 @@ import unicodedata
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_fsm import TransitionNotAllowed
@@ -108,8 +108,16 @@ def subscription_start(order: Order, *, actor: Actor, now: datetime) -> Subscrip
         }
     alipay = contract is not None and contract.provider == Provider.ALIPAY
     renewals.schedule_next_period(subscription, agreed=contract.plan_at if alipay else None)
-    with transaction.atomic():
-        subscription.save()
+    try:
+        with transaction.atomic():
+            subscription.save()
+    except IntegrityError:
+        # Another order of the account's started one since the look above (both completing at once): the
+        # database keeps one active subscription per account and product, and this order stays a plain period.
+        if not active_subscription_exists(tv_account=order.tv_account, product_id=order.product_id):
+            raise
+        order_note(order, "auto_renew_not_started", actor=actor, reason="the account renews this product already")
+        return None
     order.subscription = subscription
     order.save(update_fields=["subscription", "updated_at"])
     if contract is not None:

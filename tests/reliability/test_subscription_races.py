@@ -12,6 +12,8 @@ from django.utils import timezone
 
 from ipvas.actors import Actor, ActorKind
 from lifecycle.due import order_process_due
+from lifecycle.paying import payment_choose
+from lifecycle.placing import order_create
 from lifecycle.renewals import subscription_process_due, subscriptions_sweep
 from lifecycle.subscriptions import subscription_cancel
 from orders.constants import CancelChannel, Channel, OrderStatus, SubscriptionStatus
@@ -110,3 +112,56 @@ def test_a_cancel_racing_the_charge_stops_it_or_lets_it_complete(demo, time_mach
     assert subscription.status == SubscriptionStatus.ENDED
     assert Order.objects.filter(subscription=subscription, channel=Channel.RENEWAL).count() == 1
     assert timezone.now() > subscription.current_period_end
+
+
+def test_two_auto_renewing_orders_completing_at_once_start_one_subscription_and_both_complete(demo, monkeypatch):
+    """The customer orders auto-renewal on the TV while a clerk does the same at the counter: both pass the
+    pre-check (no subscription yet), both are charged and provisioned at the same moment, each having looked
+    for an active subscription before the other wrote one. One subscription starts; the other order stays a
+    plain period, stacked (§8). Before, the second hit the database's one-active-subscription constraint and
+    its provisioning crashed after the SMP had charged (completed only after its claim's lease, 30 s later)."""
+    import threading
+
+    from lifecycle import subscriptions
+
+    require_postgresql()
+    before = balance()
+    orders = [
+        order_create(channel=channel, product_code="VIP-MONTH", tv_account="tv1001", actor=EPG, auto_renew=True)
+        for channel in ("epg", "crm")
+    ]
+    run_due_tasks()
+    for order in orders:
+        payment_choose(order_id=order.pk, method="phone_bill", actor=EPG)
+    roles: queue.SimpleQueue = queue.SimpleQueue()
+    for order in orders:
+        order.refresh_from_db()
+        assert order.status == OrderStatus.PROVISIONING
+        roles.put(order)
+    both_looked = threading.Barrier(2, timeout=10)
+    look = subscriptions.active_subscription_exists
+    waited = threading.local()
+
+    def look_then_wait_for_the_other(**kwargs) -> bool:
+        found = look(**kwargs)
+        if not getattr(waited, "once", False):  # each thread's first look: both look before either writes
+            waited.once = True
+            both_looked.wait()
+        return found
+
+    monkeypatch.setattr(subscriptions, "active_subscription_exists", look_then_wait_for_the_other)
+
+    def racer(barrier) -> None:
+        order = roles.get()
+        barrier.wait()
+        order_process_due(order_id=order.pk, due_at=order.deadline_at)
+
+    errors = run_in_threads(2, racer)
+
+    assert errors == [], [repr(error)[:300] for error in errors]
+    statuses = Order.objects.filter(pk__in=[o.pk for o in orders]).values_list("status", flat=True)
+    assert sorted(statuses) == [OrderStatus.COMPLETED, OrderStatus.COMPLETED]
+    assert Subscription.objects.filter(status=SubscriptionStatus.ACTIVE).count() == 1
+    assert before - balance() == 5000  # two periods, each charged once
+    plain = Order.objects.get(pk__in=[o.pk for o in orders], subscription__isnull=True)
+    assert plain.events.filter(action="auto_renew_not_started").exists()
