@@ -116,7 +116,11 @@ def sso(request: HttpRequest) -> HttpResponse:
         logout(request)
         context = {"reason": str(exc), "said": refusal_words(str(exc))}
         return render(request, "crm/sso_refused.html", context, status=403)
-    login(request, clerk.user, backend="django.contrib.auth.backends.ModelBackend")
+    if not (request.user.is_authenticated and request.user.pk == clerk.user.pk):
+        # Another person's ticket signs in anew. The same clerk's (the CRM opening our pages again: its menu, a
+        # second window) goes on in the session with the new ticket's store and time, and keeps its key and
+        # CSRF token, so that a page already open (the customer holding up a payment code) still sends its form.
+        login(request, clerk.user, backend="django.contrib.auth.backends.ModelBackend")
     request.session[SESSION_STORE] = clerk.store_id
     request.session[SESSION_VIRTUAL_STAFF_ID] = clerk.virtual_staff_id
     request.session[SESSION_SIGNED_IN_AT] = timezone.now().timestamp()

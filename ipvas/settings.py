@@ -62,6 +62,8 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "1
 if PRODUCTION and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must be set when IPVAS_PRODUCTION=1.")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# A clerk's form refused for its token is said in the clerk's words (ipvas.views.csrf_failure).
+CSRF_FAILURE_VIEW = "ipvas.views.csrf_failure"
 
 # Public base URL of this system, used in notify URLs given to providers.
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")

@@ -8,7 +8,9 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.views import csrf as django_csrf
 from django.views import defaults as django_defaults
 from django.views.decorators.cache import never_cache
 
@@ -78,6 +80,18 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
             request, status=413, code="request_too_large", message=_("The request body is too large.")
         )
     return answers.error_answer(request, status=400, code="invalid", message=_("The request is not valid."))
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A form refused for its CSRF token. On the clerk's pages that is, nearly always, a page opened before the
+    counter signed in again (the CRM opened our pages anew: the sign-in renews the token): said in the clerk's
+    words, with the way back to the page, instead of Django's bare 403. Nothing the form asked for was done."""
+    if not request.path.startswith("/crm/"):
+        return django_csrf.csrf_failure(request, reason)
+    back = request.META.get("HTTP_REFERER", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}) or "/crm/" not in back:
+        back = "/crm/"
+    return render(request, "crm/page_out_of_date.html", {"back": back}, status=403)
 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

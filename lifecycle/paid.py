@@ -102,7 +102,7 @@ def _paid(
         # Paid for content the account owns already (or is buying in another order): the order
         # fails and this money goes back, automatically.
         _close_the_others(payments, payment)
-        transit(order, order.fail, code=FailureCode.ALREADY_SUBSCRIBED, actor=actor, reason=taken)
+        transit(order, order.fail, code=FailureCode.ALREADY_SUBSCRIBED, detail=taken, actor=actor, reason=taken)
         refunds.refund_request(order=order, payment=payment, reason=f"already subscribed: {taken}", actor=actor)
         return "refunding"
     if order.status in (OrderStatus.AWAITING_PAYMENT, OrderStatus.PAYMENT_PENDING):

@@ -18,6 +18,7 @@ from lifecycle.transitions import transit
 from orders import selectors
 from orders.constants import PRECHECK_FAILURES, Channel, FailureCode, OrderStatus, ProductKind
 from orders.models import Order
+from orders.models.order import RENEWS_ALREADY
 from orders.validation import normalize_mainland_mobile
 
 
@@ -68,7 +69,9 @@ def precheck_due(order_id: int, due_at: datetime | None) -> str:
                 lock_name(f"per-view:{order.tv_account}:{order.content_id}")
             taken = selectors.per_view_taken(order)
             if taken:
-                transit(order, _refused(order), code=FailureCode.ALREADY_SUBSCRIBED, actor=actor, reason=taken)
+                transit(
+                    order, _refused(order), code=FailureCode.ALREADY_SUBSCRIBED, detail=taken, actor=actor, reason=taken
+                )
                 return "rejected"
         if (
             result.ok
@@ -82,8 +85,9 @@ def precheck_due(order_id: int, due_at: datetime | None) -> str:
                 order,
                 _refused(order),
                 code=FailureCode.ALREADY_SUBSCRIBED,
+                detail=RENEWS_ALREADY,
                 actor=actor,
-                reason="the account renews this product already",
+                reason=RENEWS_ALREADY,
             )
             return "rejected"
         if result.ok:

@@ -21,6 +21,7 @@ from lifecycle import contracts, notices, renewals
 from lifecycle.transitions import record_event
 from orders.constants import DEDUCTION_METHODS, CancelChannel, Channel, NoticeKind, SubscriptionStatus
 from orders.models import Order, Subscription, SubscriptionEvent
+from orders.models.order import RENEWS_ALREADY
 from orders.numbers import new_order_no
 
 logger = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ def subscription_start(order: Order, *, actor: Actor, now: datetime) -> Subscrip
             order_note(order, note, actor=actor, reason=why_not)
             return None
     if active_subscription_exists(tv_account=order.tv_account, product_id=order.product_id):
-        order_note(order, "auto_renew_not_started", actor=actor, reason="the account renews this product already")
+        order_note(order, "auto_renew_not_started", actor=actor, reason=RENEWS_ALREADY)
         return None
     entitlement = order.entitlement
     subscription = Subscription(
@@ -116,7 +117,7 @@ def subscription_start(order: Order, *, actor: Actor, now: datetime) -> Subscrip
         # database keeps one active subscription per account and product, and this order stays a plain period.
         if not active_subscription_exists(tv_account=order.tv_account, product_id=order.product_id):
             raise
-        order_note(order, "auto_renew_not_started", actor=actor, reason="the account renews this product already")
+        order_note(order, "auto_renew_not_started", actor=actor, reason=RENEWS_ALREADY)
         return None
     order.subscription = subscription
     order.save(update_fields=["subscription", "updated_at"])

@@ -24,6 +24,7 @@ from ipvas.errors import NotFound
 from ipvas.rows import the_row
 from orders.constants import ACTIVE_STATUSES, Channel, OrderStatus, ProductKind
 from orders.models import Entitlement, Order, Product
+from orders.models.order import PER_VIEW_UNDER_WAY
 
 logger = logging.getLogger(__name__)
 
@@ -198,4 +199,4 @@ def per_view_taken(order: Order) -> str:
         .values_list("order_no", flat=True)
         .first()
     )
-    return f"order {other} for the same content is under way" if other else ""
+    return f"order {other} {PER_VIEW_UNDER_WAY}" if other else ""

@@ -301,16 +301,19 @@ def confirm(request: HttpRequest, session: TvSession, order_no: str) -> HttpResp
 @tv_page
 @require_POST
 def back(request: HttpRequest, session: TvSession, order_no: str) -> HttpResponse:
-    """Back from the confirmation, QR or SMS screen: that order is cancelled, and the payment-method screen
-    shows again."""
+    """Back from the checking, confirmation, QR or SMS screen: that order is cancelled, and the payment-method
+    screen shows again. An order paid meanwhile (in the phone, between two of the screen's polls) cannot be:
+    its own screen shows what was bought, rather than the methods to buy it a second time."""
     order = _order(session, order_no)
     if order is None:
         return redirect("tv:home")
-    if order.status in (OrderStatus.AWAITING_PAYMENT, OrderStatus.PAYMENT_PENDING):
+    if order.status in (OrderStatus.PRECHECKING, OrderStatus.AWAITING_PAYMENT, OrderStatus.PAYMENT_PENDING):
         try:
-            order_cancel(order_id=order.pk, actor=_actor(session))
+            order = order_cancel(order_id=order.pk, actor=_actor(session))
         except ApplicationError:
-            pass  # paid or charged meanwhile: the order goes on; its screen is one Back away
+            order = _order(session, order_no) or order  # paid or charged meanwhile: the order goes on
+    if order.status in (OrderStatus.PROVISIONING, OrderStatus.COMPLETED):
+        return redirect("tv:order", order.order_no)
     return redirect(_start_url(session, order.product))
 
 

@@ -40,6 +40,14 @@ CRM_NO_ANSWER = "the CRM did not answer"
 SMS_REPLACED_MESSAGE = _("A newer SMS confirmation to this number replaced this one; please order again.")
 # account_not_found for an order placed by mobile number (the counter): the code stays (§1), the message is its own.
 PHONE_NOT_FOUND_MESSAGE = _("The SMP knows no TV account bound to this mobile number.")
+# already_subscribed (§1) for an order refused because of another order or a subscription, not content owned:
+# the code stays, the message says which (orders.selectors.per_view_taken, lifecycle.precheck).
+PER_VIEW_UNDER_WAY = "for the same content is under way"
+PER_VIEW_UNDER_WAY_MESSAGE = _(
+    "An earlier order for this content is still open; finish it, or try again when it has ended."
+)
+RENEWS_ALREADY = "the account renews this product already"
+RENEWS_ALREADY_MESSAGE = _("This account already renews this product automatically.")
 
 
 @functools.cache
@@ -221,6 +229,10 @@ class Order(ConcurrentTransitionMixin, models.Model):
             return ""
         if self.failure_code == FailureCode.SMS_TIMEOUT and self.failure_detail == SMS_REPLACED:
             return str(SMS_REPLACED_MESSAGE)
+        if self.failure_code == FailureCode.ALREADY_SUBSCRIBED and self.failure_detail.endswith(PER_VIEW_UNDER_WAY):
+            return str(PER_VIEW_UNDER_WAY_MESSAGE)
+        if self.failure_code == FailureCode.ALREADY_SUBSCRIBED and self.failure_detail == RENEWS_ALREADY:
+            return str(RENEWS_ALREADY_MESSAGE)
         if self.failure_code == FailureCode.ACCOUNT_NOT_FOUND and self.phone and not self.tv_account:
             # The clerk typed a mobile number: it is the number the SMP does not know, not a TV account.
             return str(PHONE_NOT_FOUND_MESSAGE)

@@ -10,6 +10,7 @@
     var url = el.getAttribute("data-poll");
     var seen = el.getAttribute("data-status");
     var round = 0;
+    var refused = 0;
     // Once the page is being left (a form sent, a link followed), an answer that comes meanwhile must not
     // reload it: that would cancel the navigation the clerk asked for (tests/tv/test_browser.py shows the case).
     var leaving = false;
@@ -19,9 +20,17 @@
     function tick() {
       if (leaving) { return; }
       fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (r) {
+          // The clerk's session ended (a shift's end, signed out elsewhere): the page, loaded again, says so
+          // and leads back in; polling on would leave it showing a state it no longer follows. Twice in a row:
+          // a sign-in in another window answers one poll sent with the cookie it has just replaced.
+          if (r.status === 401 || r.status === 403) { refused += 1; return refused > 1 ? "signed_out" : null; }
+          refused = 0;
+          return r.ok ? r.json() : null;
+        })
         .then(function (data) {
           if (leaving) { return; }
+          if (data === "signed_out") { window.location.reload(); return; }
           if (data && data.status !== seen) { window.location.reload(); return; }
           if (data) { retrying(data.retries || 0); }
           later(next());
