@@ -314,7 +314,9 @@ class OrderSerializer(ModelFieldsOnce):
         if payment is None:
             return None
         is_qr = payment.method in QR_METHODS
-        showing = is_qr and payment.status == "pending" and order.status == OrderStatus.PAYMENT_PENDING
+        # A renewal's deduction under the contract has no QR code (§8): nothing to show, and no image.
+        pending = payment.status == "pending" and order.status == OrderStatus.PAYMENT_PENDING
+        showing = bool(is_qr and payment.qr_code_url and pending)
         return serialized(
             PaymentSerializer,
             {

@@ -71,7 +71,7 @@ def contract_offer(order: Order, payment: Payment) -> ProviderContract:
     """The contract the QR code of ``payment`` offers (inside the transaction that writes the payment)."""
     return ProviderContract.objects.create(
         provider=payment.provider,
-        contract_code=f"C{payment.out_trade_no}",
+        contract_code=contract_code(payment),
         order=order,
         payment=payment,
         period_months=order.product.period_months or 1,
@@ -79,6 +79,13 @@ def contract_offer(order: Order, payment: Payment) -> ProviderContract:
         plan_at=_local_midnight(agreed_day(estimated_first_end(order))),
         due_at=(payment.expires_at or timezone.now()) + timedelta(seconds=settings.CONTRACT_SIGN_WAIT_SECONDS),
     )
+
+
+def contract_code(payment: Payment) -> str:
+    """Ours, unique across providers: a QR code's first trade is the order's number at each provider, and an
+    order switched from one provider's QR code to the other's offers a contract at each (26–30 characters of
+    the 32 both allow)."""
+    return f"C{payment.provider[0].upper()}{payment.out_trade_no}"
 
 
 def contract_order_request(order: Order, payment: Payment, contract: ProviderContract) -> ContractOrderRequest:

@@ -18,7 +18,7 @@ from lifecycle.transitions import transit
 from orders import selectors
 from orders.constants import PRECHECK_FAILURES, Channel, FailureCode, OrderStatus, ProductKind
 from orders.models import Order
-from orders.models.order import RENEWS_ALREADY
+from orders.models.order import NO_MOBILE_TO_REMIND, RENEWS_ALREADY
 from orders.validation import normalize_mainland_mobile
 
 
@@ -88,6 +88,18 @@ def precheck_due(order_id: int, due_at: datetime | None) -> str:
                 detail=RENEWS_ALREADY,
                 actor=actor,
                 reason=RENEWS_ALREADY,
+            )
+            return "rejected"
+        if result.ok and order.auto_renew and not _as_we_write_it(result.phone):
+            # §8: no renewal is charged unless its reminder SMS went to the bound number, and the SMP gives
+            # none: refused now, rather than offering methods that could only be refused.
+            transit(
+                order,
+                _refused(order),
+                code=FailureCode.PRODUCT_NOT_AVAILABLE,
+                detail=NO_MOBILE_TO_REMIND,
+                actor=actor,
+                reason=NO_MOBILE_TO_REMIND,
             )
             return "rejected"
         if result.ok:

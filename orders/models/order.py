@@ -48,6 +48,12 @@ PER_VIEW_UNDER_WAY_MESSAGE = _(
 )
 RENEWS_ALREADY = "the account renews this product already"
 RENEWS_ALREADY_MESSAGE = _("This account already renews this product automatically.")
+# product_not_available for an auto-renewing order of an account the SMP knows no mobile for (§8's reminders).
+NO_MOBILE_TO_REMIND = "no bound mobile to send the renewal reminders to"
+NO_MOBILE_TO_REMIND_MESSAGE = _(
+    "The SMP gave no mobile number for this account, and automatic renewal sends its reminders there; "
+    "order without automatic renewal."
+)
 
 
 @functools.cache
@@ -213,6 +219,9 @@ class Order(ConcurrentTransitionMixin, models.Model):
         methods = self.product.methods_on(self.channel)
         if self.auto_renew:
             methods = [m for m in methods if m in AUTO_RENEW_METHODS]
+        if not self.phone and self.status != S.PRECHECKING:
+            # The SMP gave no bound mobile: no number to send the confirmation SMS to.
+            methods = [m for m in methods if m != PaymentMethod.PHONE_BILL_SMS]
         return methods
 
     @property
@@ -233,6 +242,8 @@ class Order(ConcurrentTransitionMixin, models.Model):
             return str(PER_VIEW_UNDER_WAY_MESSAGE)
         if self.failure_code == FailureCode.ALREADY_SUBSCRIBED and self.failure_detail == RENEWS_ALREADY:
             return str(RENEWS_ALREADY_MESSAGE)
+        if self.failure_code == FailureCode.PRODUCT_NOT_AVAILABLE and self.failure_detail == NO_MOBILE_TO_REMIND:
+            return str(NO_MOBILE_TO_REMIND_MESSAGE)
         if self.failure_code == FailureCode.ACCOUNT_NOT_FOUND and self.phone and not self.tv_account:
             # The clerk typed a mobile number: it is the number the SMP does not know, not a TV account.
             return str(PHONE_NOT_FOUND_MESSAGE)

@@ -327,3 +327,38 @@ def test_a_deduction_the_provider_reports_that_we_never_asked_for_is_a_discrepan
         item.reference or "20261205110000UNKNOWN001",
         2500,
     )
+
+
+@pytest.mark.parametrize(("first", "then"), [("wechat_qr", "alipay_qr"), ("alipay_qr", "wechat_qr")])
+def test_an_auto_renewing_order_switches_between_the_two_qr_codes(api, demo, first, then):
+    """§2: in payment_pending the two QR methods may be switched; §8 offers both to an auto-renewing order. Each
+    QR code offers its provider's contract under a code of its own. Before, the second got a 500 (the two
+    contracts' codes were both "C" + the order's number)."""
+    created = api.post("/orders/", {"tv_account": "tv1001", "product_code": "VIP-MONTH", "auto_renew": True})
+    settle()
+    number = created.json()["order_no"]
+    assert api.choose(number, first).status_code == 200
+    response = api.choose(number, then)
+    assert response.status_code == 200, response.content
+    assert response.json()["payment"]["method"] == then and response.json()["payment"]["qr_code_url"]
+    assert api.qr_png(number).status_code == 200
+
+
+def test_a_renewal_deducted_under_its_contract_shows_no_qr_code(api, demo, frozen):
+    """A renewal is a deduction under the contract (§8): its payment has no QR code, so neither qr_code_url nor
+    qr_image_url (§2: qr.png is 404 when there is none). Before, a WeChat Pay renewal named an image that
+    answered 404, and its qr_code_url was "" where Alipay's was null."""
+    created = api.post("/orders/", {"tv_account": "tv1001", "product_code": "VIP-MONTH", "auto_renew": True})
+    settle()
+    order = api.pay_with(created.json()["order_no"], "wechat_qr")
+    assert _sandbox_ok("/wechatpay/pay/", {"out_trade_no": order["payment"]["out_trade_no"]})["delivered"]
+    settle()
+    number = api.order(order["order_no"])["subscription_no"]
+    for to in ("reminder", "renewal"):
+        _sandbox_ok(f"/subscriptions/{number}/advance/", {"to": to})
+        settle()
+    renewal = Order.objects.get(subscription__subscription_no=number, channel=Channel.RENEWAL)
+    shown = api.order(renewal.order_no)
+    assert shown["status"] == "payment_pending", shown
+    assert (shown["payment"]["qr_code_url"], shown["payment"]["qr_image_url"]) == (None, None), shown["payment"]
+    assert api.qr_png(renewal.order_no).status_code == 404

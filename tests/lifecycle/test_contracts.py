@@ -112,7 +112,7 @@ def test_one_scan_pays_the_first_period_and_signs_the_contract(demo, run_tasks, 
     order, payment = scan(run_tasks, method)
     contract = ProviderContract.objects.get(order=order)
     assert (contract.provider, contract.status, contract.payment_id) == (PROVIDER[method], "pending", payment.pk)
-    assert contract.contract_code == f"C{payment.out_trade_no}" and payment.qr_code_url
+    assert contract.contract_code == f"C{payment.provider[0].upper()}{payment.out_trade_no}" and payment.qr_code_url
     assert SimContract.objects.get(contract_code=contract.contract_code).status == SimContractStatus.PENDING
 
     _order, sub = subscribed(run_tasks, method, (order, payment))

@@ -13,7 +13,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone, translation
 
-from ipvas.errors import InvalidState
 from lifecycle.confirmations import sms_reply_received
 from lifecycle.notices import notice_create, notice_send
 from lifecycle.paying import payment_choose
@@ -140,21 +139,22 @@ def test_notices_follow_the_mobile_number_the_smp_binds_now(demo, run_tasks, fro
 
 def test_auto_renewal_needs_a_mobile_number_for_its_reminders(demo, run_tasks, frozen):  # noqa: F811
     """§8: no renewal is charged unless its reminder was sent. An account the SMP binds no mobile to cannot
-    be reminded: auto-renewal is refused at the payment choice (a plain order is not), and a notice with no
-    number is never counted sent."""
+    be reminded: auto-renewal is refused at the pre-check, product_not_available with words that say why (a
+    plain order is not, and is not offered the confirmation SMS it has no number for); a notice with no number
+    is never counted sent. Before, the order passed the pre-check and listed four methods, each refused 409."""
     account_set("tv2001", status="active", balance_fen=100000, phone=None)
     order = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv2001", actor=EPG, auto_renew=True)
     run_tasks()
     order.refresh_from_db()
-    assert (order.status, order.phone) == (OrderStatus.AWAITING_PAYMENT, "")
-    for method in ("phone_bill", "wechat_qr", "alipay_qr"):
-        with translation.override("en"), pytest.raises(InvalidState, match="no mobile number"):
-            payment_choose(order_id=order.pk, method=method, actor=EPG)
-    order.refresh_from_db()
-    assert order.status == OrderStatus.AWAITING_PAYMENT and not order.payments.exists()
+    assert (order.status, order.failure_code) == (OrderStatus.REJECTED, "product_not_available")
+    with translation.override("en"):
+        assert "no mobile number" in order.failure_message
+    assert not order.payments.exists()
 
     plain = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv2001", actor=EPG)
     run_tasks()
+    plain.refresh_from_db()
+    assert "phone_bill_sms" not in plain.methods_allowed() and "phone_bill" in plain.methods_allowed()
     payment_choose(order_id=plain.pk, method="phone_bill", actor=EPG)
     run_tasks()
     plain.refresh_from_db()
