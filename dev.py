@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
-VAR = ROOT / "var"
+# Where the embedded set-up keeps its files: IPVAS_VAR_DIR, as the settings read it (docs/configuration.md).
+VAR = Path(os.environ.get("IPVAS_VAR_DIR") or ROOT / "var")
 STOP_GRACE_SECONDS = 15
 
 
