@@ -13,7 +13,8 @@ from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext
+from django.utils.html import format_html
+from django.utils.translation import gettext, pgettext
 
 from backoffice.actors import actor_label, actor_text, client_names, scrub
 from backoffice.admin.staff import content_type_label
@@ -28,9 +29,9 @@ from ipvas.admin_helpers import ReadOnlyAdminMixin
 from ipvas.errors import ApplicationError
 from ipvas.money import fen_to_yuan
 from lifecycle import manual
-from orders.constants import PROVIDER_METHODS, OrderStatus, PaymentMethod, SalesChannel
+from orders.constants import PROVIDER_METHODS, OrderStatus, PaymentMethod, SalesChannel, SubscriptionStatus
 from orders.events import order_action_label
-from orders.models import Entitlement, Order, Product
+from orders.models import Entitlement, Order, Product, Subscription
 
 
 class ProductAdminForm(forms.ModelForm):
@@ -88,6 +89,27 @@ class ProductAdmin(admin.ModelAdmin):
             message.append({"values": changed_values(form, skip=("change_reason",))})
         message.append({"why": form.cleaned_data.get("change_reason", "")})
         return message
+
+    def save_model(self, request: HttpRequest, obj: Product, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        stopped = change and ({"is_active", "renewable"} & set(form.changed_data))
+        if stopped and not (obj.is_active and obj.renewable):
+            # Taken off sale, or no longer renewable: new orders stop; the subscriptions the customers agreed
+            # to go on renewing (docs/decisions.md). Whoever made the change is told how many, and where.
+            renewing = Subscription.objects.filter(product=obj, status=SubscriptionStatus.ACTIVE).count()
+            if renewing:
+                url = reverse("admin:orders_subscription_changelist")
+                messages.warning(
+                    request,
+                    format_html(
+                        gettext(
+                            "{count} active subscriptions of this product go on renewing: new orders stop, the "
+                            'subscriptions do not. To end them, cancel them in <a href="{url}">Subscriptions</a>.'
+                        ),
+                        count=renewing,
+                        url=f"{url}?product__id__exact={obj.pk}&status__exact=active",
+                    ),
+                )
 
     @admin.display(description=_("channels"))
     def sold_on(self, product: Product) -> str:

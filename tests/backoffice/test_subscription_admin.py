@@ -440,6 +440,28 @@ def test_a_per_view_product_cannot_be_renewable(admin):
     assert not Product.objects.exists()
 
 
+def test_taking_a_product_off_sale_says_its_subscriptions_go_on_renewing(admin):
+    """New orders stop; the subscriptions customers agreed to do not (docs/decisions.md). Whoever takes the
+    product off sale is told how many go on, with the way to them; before, nothing was said, and an operator
+    would find months later that they had renewed all along."""
+    product = ProductFactory(code="VIP-WEEKEND", renewable=True)
+    SubscriptionFactory(product=product, tv_account="tv7001")
+    SubscriptionFactory(product=product, tv_account="tv7002")
+    SubscriptionFactory(product=product, tv_account="tv7003", status=SubscriptionStatus.CANCELLED)
+    url = reverse("admin:orders_product_change", args=[product.pk])
+
+    response = admin.post(url, product_form(is_active=None, renewable="on", change_reason="licence ends"), **EN)
+
+    assert response.status_code == 302, text_of(response.content)[:1500]
+    page = text_of(admin.get(response.url, **EN).content)
+    assert "2 active subscriptions of this product go on renewing" in page, page[:1500]
+    product.refresh_from_db()
+    assert product.is_active is False
+    # A change that stops nothing says nothing.
+    again = admin.post(url, product_form(is_active=None, renewable="on", change_reason="typo", name="Weekend"), **EN)
+    assert "go on renewing" not in text_of(admin.get(again.url, **EN).content)
+
+
 def test_the_product_list_shows_and_filters_renewable(admin):
     ProductFactory(code="RENEWS", renewable=True)
     ProductFactory(code="ONCE")
