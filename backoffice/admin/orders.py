@@ -11,10 +11,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import path, reverse
-from django.utils.safestring import SafeString
-from django.utils.translation import gettext_lazy as _
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext, pgettext
+from django.utils.translation import gettext_lazy as _
 
 from backoffice.actors import actor_label, actor_text, client_names, scrub
 from backoffice.admin.staff import content_type_label
