@@ -16,14 +16,18 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from adapters.smp import PrecheckRequest, SmpUnavailable, get_smp
 from adapters.sms import SmsMessage, SmsUnavailable, get_sms_gateway
 from ipvas import outbox
+from ipvas.actors import Actor
 from ipvas.money import fen_to_yuan
-from lifecycle import renewals, tasks
+from lifecycle import renewals, subscriptions, tasks
 from orders.constants import NoticeKind, SubscriptionStatus
 from orders.models import Product, Subscription, SubscriptionNotice
+from orders.validation import bound_mobile
 
 logger = logging.getLogger(__name__)
+ACTOR = Actor.task("notices")
 
 # How long a notice is retried before it is given up (logged; the reminder's absence then holds the renewal).
 NOTICE_GIVE_UP = timedelta(days=2)
@@ -134,6 +138,37 @@ def _void(notice: SubscriptionNotice) -> str:
     return ""
 
 
+def _bound_now(notice: SubscriptionNotice) -> str:
+    """The mobile the SMP binds to the reminder's account now. A period may be a year: the customer may have
+    bound another number since, and the reminder (the one notice before the charge, and what TD answers) must
+    not go to whoever has the old one. The SMP's pre-check says (as the renewal's does); unanswered or refused,
+    the number we have."""
+    subscription = notice.subscription
+    product = subscription.product
+    request = PrecheckRequest(
+        product_code=product.smp_product_code,
+        kind=product.kind,
+        tv_account=subscription.tv_account,
+        phone=subscription.phone,
+    )
+    try:
+        result = get_smp().precheck(request)
+    except SmpUnavailable:
+        return notice.phone
+    phone = bound_mobile(result.phone) if result.ok else ""
+    if not phone or phone == notice.phone:
+        return notice.phone
+    with transaction.atomic():
+        renewals.phone_rebound(
+            subscriptions.lock_subscription(subscription.pk),
+            phone,
+            actor=ACTOR,
+            reason="the SMP's number before the reminder",
+        )
+        SubscriptionNotice.objects.filter(pk=notice.pk, sent_at__isnull=True).update(phone=phone)
+    return phone
+
+
 def notice_send(*, notice_id: int, attempt: int = 0) -> str:
     """Hand the notice to the gateway; retried with backoff. Safe to run twice: sent once."""
     notice = SubscriptionNotice.objects.select_related("subscription__product").filter(pk=notice_id).first()
@@ -146,6 +181,7 @@ def notice_send(*, notice_id: int, attempt: int = 0) -> str:
         logger.info("notice %s (%s) not sent: %s", notice.pk, notice.kind, void)
         return "void"
     if notice.kind == NoticeKind.REMINDER and notice.subscription is not None:
+        notice.phone = _bound_now(notice)
         # Written when it was decided; sent later (the gateway was down), it names the day the renewal moves to.
         text = reminder_text(notice.subscription, renews_on=renewals.renews_on(notice.subscription, now))
         if text != notice.text:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -19,7 +18,7 @@ from orders import selectors
 from orders.constants import PRECHECK_FAILURES, Channel, FailureCode, OrderStatus, ProductKind
 from orders.models import Order
 from orders.models.order import NO_MOBILE_TO_REMIND, RENEWS_ALREADY
-from orders.validation import normalize_mainland_mobile
+from orders.validation import bound_mobile
 
 
 def precheck_cutoff(order: Order) -> datetime:
@@ -90,7 +89,7 @@ def precheck_due(order_id: int, due_at: datetime | None) -> str:
                 reason=RENEWS_ALREADY,
             )
             return "rejected"
-        if result.ok and order.auto_renew and not _as_we_write_it(result.phone):
+        if result.ok and order.auto_renew and not bound_mobile(result.phone):
             # §8: no renewal is charged unless its reminder SMS went to the bound number, and the SMP gives
             # none: refused now, rather than offering methods that could only be refused.
             transit(
@@ -108,7 +107,7 @@ def precheck_due(order_id: int, due_at: datetime | None) -> str:
                 order,
                 order.precheck_passed,
                 tv_account=result.tv_account or order.tv_account,
-                phone=_as_we_write_it(result.phone),
+                phone=bound_mobile(result.phone),
                 deadline_at=now + timedelta(seconds=settings.ORDER_IDLE_SECONDS),
                 now=now,
                 actor=actor,
@@ -129,14 +128,3 @@ def _refused(order: Order):  # type: ignore[no-untyped-def]
     """The transition of a failed pre-check: a customer's order is ``rejected``; a renewal order ``failed``
     with the same code (docs/interfaces.md §8: "the renewal order ends failed with its §1 code")."""
     return order.renewal_refused if order.channel == Channel.RENEWAL else order.reject
-
-
-def _as_we_write_it(phone: str) -> str:
-    """The account's bound mobile as we write every number ('13800000001'), whatever form the SMP gives it in
-    ('+86 138 0000 0001'): an SMS reply comes from the normalised number and must find its confirmation. A
-    value that is no mainland mobile is kept as given (no SMS can be sent to it)."""
-    text = (phone or "").strip()
-    try:
-        return normalize_mainland_mobile(text) if text else ""
-    except ValidationError:
-        return text

@@ -339,6 +339,22 @@ def _renew(subscription: Subscription, now: datetime) -> str:
     return "renewing"
 
 
+def phone_rebound(subscription: Subscription, phone: str, *, actor: Actor, reason: str) -> None:
+    """The SMP binds ``phone`` to the account now (subscription locked): when the customer bound another mobile,
+    the notices go there from now on, and TD comes from it."""
+    if not phone or phone == subscription.phone:
+        return
+    subscriptions.record(
+        subscription,
+        "phone_changed",
+        actor=actor,
+        reason=reason,
+        data={"from": mask_phone(subscription.phone), "to": mask_phone(phone)},
+    )
+    subscription.phone = phone
+    subscription.save(update_fields=["phone", "updated_at"])
+
+
 def renewal_charge_start(order: Order, *, actor: Actor) -> None:
     """A renewal order passed its pre-check (order locked): charge it by the subscription's method, no
     new confirmation; or stop it if the subscription was cancelled meanwhile."""
@@ -346,17 +362,7 @@ def renewal_charge_start(order: Order, *, actor: Actor) -> None:
     if subscription.status != SubscriptionStatus.ACTIVE:
         transit(order, order.cancel_renewal, actor=actor, reason=f"the subscription is {subscription.status}")
         return
-    if order.phone and order.phone != subscription.phone:
-        # The customer bound another mobile at the SMP: the notices go there from now on, and TD comes from it.
-        subscriptions.record(
-            subscription,
-            "phone_changed",
-            actor=actor,
-            reason=f"the SMP's pre-check of {order.order_no}",
-            data={"from": mask_phone(subscription.phone), "to": mask_phone(order.phone)},
-        )
-        subscription.phone = order.phone
-        subscription.save(update_fields=["phone", "updated_at"])
+    phone_rebound(subscription, order.phone, actor=actor, reason=f"the SMP's pre-check of {order.order_no}")
     method = subscription.payment_method
     if method in PHONE_BILL_METHODS:
         # The SMP deducts the phone bill as it subscribes the period (lifecycle.provisioning), which marks the

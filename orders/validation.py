@@ -42,3 +42,16 @@ def normalize_mainland_mobile(raw: str) -> str:
     ):
         raise ValidationError(message, code="invalid_mobile")
     return national
+
+
+def bound_mobile(phone: str) -> str:
+    """The account's bound mobile as we write every number ('13800000001'), whatever form the SMP gives it in
+    ('+86 138 0000 0001'): an SMS reply comes from the normalised number and must find its confirmation. A
+    value that is no mainland mobile is kept as given (no SMS can be sent to it)."""
+    from django.core.exceptions import ValidationError
+
+    text = (phone or "").strip()
+    try:
+        return normalize_mainland_mobile(text) if text else ""
+    except ValidationError:
+        return text

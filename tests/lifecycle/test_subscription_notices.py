@@ -164,3 +164,35 @@ def test_auto_renewal_needs_a_mobile_number_for_its_reminders(demo, run_tasks, f
     assert notice_send(notice_id=notice.pk) == "void"
     notice.refresh_from_db()
     assert notice.sent_at is None and notice.gave_up_at is not None
+
+
+def test_the_reminder_goes_to_the_number_the_smp_binds_when_it_is_sent(demo, run_tasks, frozen):  # noqa: F811
+    """§8: the reminder goes "to the bound number". A year is long: the customer bound another mobile at the SMP
+    during it. The reminder (the one notice before the charge, and what TD answers) goes to the number bound now,
+    and a TD from it cancels. Before, it went to the number of the last pre-check, a year old: whoever has that
+    number now was told of the charge, and could cancel it, and the customer was not."""
+    _order, sub = subscribe(run_tasks, product="VIP-YEAR")
+    frozen.shift(timedelta(days=100))
+    account_set("tv1001", status=None, balance_fen=None, phone=NEW)
+
+    work(run_tasks, frozen, sub.next_reminder_at)
+
+    reminder = sub.notices.get(kind=NoticeKind.REMINDER)
+    assert (reminder.phone, reminder.sent_at is not None) == (NEW, True)
+    assert any("自动续费" in text for text in texts(NEW)) and not any("将于" in t for t in texts("13800000001"))
+    sub.refresh_from_db()
+    assert sub.phone == NEW
+    assert sub.events.get(action="phone_changed").reason == "the SMP's number before the reminder"
+    sms_reply_received(sender=NEW, text="TD", received_at=timezone.now(), raw=b"td from the number bound now")
+    sub.refresh_from_db()
+    assert sub.status == SubscriptionStatus.CANCELLED
+
+
+def test_the_reminder_goes_to_the_number_we_have_when_the_smp_does_not_answer(demo, run_tasks, frozen):  # noqa: F811
+    """The SMP's word on the number is asked, not waited for: down, the reminder goes as it would have."""
+    _order, sub = subscribe(run_tasks)
+    faults.set_mode("smp", "down")
+    work(run_tasks, frozen, sub.next_reminder_at)
+    faults.set_mode("smp", "ok")
+    reminder = sub.notices.get(kind=NoticeKind.REMINDER)
+    assert (reminder.phone, reminder.sent_at is not None) == ("13800000001", True)
