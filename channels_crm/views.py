@@ -22,6 +22,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from billing.models import PaymentStatus
 from billing.qr import qr_png, showing_qr_content
 from billing.services.ledger import order_totals
 from billing.services.payment_codes import ALIPAY_CODE, WECHATPAY_CODE
@@ -282,6 +283,9 @@ def order_new(request: HttpRequest, clerk: Clerk) -> HttpResponse:
     return render(request, "crm/order_new.html", {"clerk": clerk, "form": form})
 
 
+# A payment code's trade whose reverse has not settled: the provider has not said it is reversed (or never paid).
+REVERSE_UNSETTLED = [PaymentStatus.CREATING, PaymentStatus.PENDING, PaymentStatus.PAID]
+
 # Which methods a clerk may offer, in the order the counter uses them: a scanned payment code first (its
 # field has the focus, so the scanner's digits and Enter need no click), then cash, phone bill and the QR codes.
 COUNTER_METHODS = [
@@ -306,11 +310,22 @@ def _what_to_do(order: Order) -> str:
             return _("The phone-bill charge was reversed: it comes off the customer's phone bill.")
         if order.payment_method == PaymentMethod.CASH:
             return _("The cash was paid back to the customer.")
+        if order.failure_code == FailureCode.PAYMENT_TIMEOUT:
+            return _(
+                "The payment came after the order had ended: the money went back to the customer's WeChat or "
+                "Alipay account."
+            )
         return _("The money went back to the customer's WeChat or Alipay account.")
     if order.payment_method == PaymentMethod.PAYMENT_CODE and order.status in (
         OrderStatus.EXPIRED,
         OrderStatus.CANCELLED,
     ):
+        if _reversing(order):
+            return _(
+                "The payment is being cancelled at WeChat Pay or Alipay, which does not answer yet: if anything "
+                "was taken, it goes back to the customer automatically. This page shows it when it has. You can "
+                "start a new order."
+            )
         return _(
             "The payment was cancelled at WeChat Pay or Alipay: if anything was taken, it goes back to the "
             "customer automatically. You can start a new order."
@@ -330,7 +345,9 @@ def order_detail(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpRespo
     if order.payment_method:
         payment = order.payments.filter(method=order.payment_method).order_by("-created_at", "-pk").first()
     followed = _followed_status(order)
-    waiting = followed.endswith(":waiting_for_signing")
+    # An ended order the page still follows: its subscription waits for the signing, or its reverse for the
+    # provider's answer.
+    waiting = followed.endswith((":waiting_for_signing", ":reversing"))
     context = {
         "clerk": clerk,
         "order": order,
@@ -381,11 +398,21 @@ def order_status(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpRespo
 
 
 def _followed_status(order: Order) -> str:
-    """What the page follows (it reloads when it changes): the order's status, and for a paid auto-renewing QR
-    order, whether its subscription still waits for the contract's signing."""
+    """What the page follows (it reloads when it changes): the order's status; for a paid auto-renewing QR
+    order, whether its subscription still waits for the contract's signing; for a payment code's order that
+    ended, whether its reverse is still under way (the provider did not answer: the money may come back)."""
     if order.status in TERMINAL_STATUSES and contracts.waiting_for_signing(order):
         return f"{order.status}:waiting_for_signing"
+    if order.status in (OrderStatus.EXPIRED, OrderStatus.CANCELLED) and _reversing(order):
+        return f"{order.status}:reversing"
     return order.status
+
+
+def _reversing(order: Order) -> bool:
+    """An ended payment code order whose trade is not yet reversed, closed or failed at the provider."""
+    if order.payment_method != PaymentMethod.PAYMENT_CODE:
+        return False
+    return order.payments.filter(method=PaymentMethod.PAYMENT_CODE, status__in=REVERSE_UNSETTLED).exists()
 
 
 # What the page says while an outside system does not answer; ``{n}`` is the attempt (crm.js counts on).

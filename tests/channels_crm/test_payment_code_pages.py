@@ -5,11 +5,14 @@ scanner's typing: test_browser_payment_code.py."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from django.test import Client
+from django.utils import timezone
 
 from billing.models import Payment
 from orders.models import Order
+from sandbox import faults
 from sandbox.models import SimTrade
 from tests.channels_crm.support import new_order, page, settle, text_of
 
@@ -125,3 +128,31 @@ def test_shift_totals_show_payment_codes_by_provider(clerk):
 
     assert "Payment code (WeChat Pay / Alipay) · WeChat Pay 2 ¥50.00" in totals
     assert "Payment code (WeChat Pay / Alipay) · Alipay 1 ¥25.00" in totals
+
+
+def test_a_reverse_the_provider_has_not_answered_is_said_so_and_the_page_follows_it(clerk, time_machine):
+    """The customer never confirms; at the end of the window WeChat Pay does not answer the reverse either. The
+    page says the payment is being cancelled (not that it was), and follows it until WeChat Pay answers. Before,
+    it said "cancelled" while the reverse was being retried, and never changed (found by a counter review)."""
+    time_machine.move_to(timezone.now(), tick=False)
+    order = new_order(clerk, "13800000001")
+    scan(clerk, order, "134567890123450003")  # the customer is asked to confirm, and never does
+    settle()
+    faults.set_mode("wechatpay", "down")
+    time_machine.shift(timedelta(seconds=61))
+    settle()
+    order.refresh_from_db()
+    assert order.status == "expired"
+    html = page_en(clerk, order)
+    assert "is being cancelled at WeChat Pay or Alipay" in text_of(html)
+    assert 'data-status="expired:reversing"' in html  # the page polls on
+
+    faults.set_mode("wechatpay", "ok")
+    for _ in range(6):
+        time_machine.shift(timedelta(seconds=10))
+        settle()
+    html = page_en(clerk, order)
+    assert Payment.objects.get(order=order).status == "reversed"
+    assert "The payment was cancelled at WeChat Pay or Alipay" in text_of(html) and "data-poll" not in html
+    status = clerk.get(f"/crm/orders/{order.order_no}/status.json").json()["status"]
+    assert status == "expired"
