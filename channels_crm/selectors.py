@@ -67,7 +67,11 @@ def shift_totals(clerk: Clerk) -> list[dict[str, object]]:
         LedgerEntry.objects.filter(order__in=visible_orders(clerk), created_at__gte=start, created_at__lt=end)
         .exclude(order__status=OrderStatus.FAILED, order__payment_method=PaymentMethod.CASH)
         .values("method", "provider", "order__clerk__clerk__name", "order__clerk__clerk__staff_id")
-        .annotate(count=Count("pk", filter=Q(kind=LedgerKind.PAYMENT)), amount_fen=Sum("amount_fen"))
+        .annotate(
+            count=Count("pk", filter=Q(kind=LedgerKind.PAYMENT)),
+            given_back=Count("pk", filter=~Q(kind=LedgerKind.PAYMENT)),
+            amount_fen=Sum("amount_fen"),
+        )
         .order_by("order__clerk__clerk__staff_id", "method", "provider")
     )
     return [
@@ -77,6 +81,8 @@ def shift_totals(clerk: Clerk) -> list[dict[str, object]]:
             "method_label": _method_label(row["method"], row["provider"]),
             "clerk_name": row["order__clerk__clerk__name"] or row["order__clerk__clerk__staff_id"] or "",
             "count": row["count"],
+            # The sales whose money went back (a refund, a reversal, a payback): the amount is net of them.
+            "given_back": row["given_back"],
             "amount_fen": row["amount_fen"] or 0,
         }
         for row in rows

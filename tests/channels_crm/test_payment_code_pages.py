@@ -11,6 +11,8 @@ from django.test import Client
 from django.utils import timezone
 
 from billing.models import Payment
+from ipvas.actors import Actor, ActorKind
+from lifecycle.manual import refund_by_admin
 from orders.models import Order
 from sandbox import faults
 from sandbox.models import SimTrade
@@ -18,6 +20,7 @@ from tests.channels_crm.support import new_order, page, settle, text_of
 
 WECHAT_PAID = "134567890123450000"
 ALIPAY_PAID = "281234567890120000"
+FINANCE = Actor(ActorKind.ADMIN, "finance")
 
 
 def page_en(client: Client, order: Order) -> str:
@@ -128,6 +131,22 @@ def test_shift_totals_show_payment_codes_by_provider(clerk):
 
     assert "Payment code (WeChat Pay / Alipay) · WeChat Pay 2 ¥50.00" in totals
     assert "Payment code (WeChat Pay / Alipay) · Alipay 1 ¥25.00" in totals
+
+
+def test_shift_totals_say_how_many_sales_money_went_back_for(clerk):
+    """The amount is what was taken less what went back; the count of sales says how many of them went back,
+    so that the two agree (a review found "2 ¥25.00" for two sales, one refunded)."""
+    orders = [new_order(clerk, "13800000001") for _ in range(2)]
+    for order in orders:
+        scan(clerk, order, WECHAT_PAID if order is orders[0] else "134567890123460000")
+    settle()
+    refund_by_admin(order_id=orders[0].pk, reason="the customer changed their mind", actor=FINANCE)
+    settle()
+
+    totals = totals_text(clerk.get("/crm/orders/", HTTP_ACCEPT_LANGUAGE="en").content.decode())
+    assert "WeChat Pay 2 (1 given back) ¥25.00" in totals, totals
+    totals = totals_text(clerk.get("/crm/orders/").content.decode())
+    assert "2 （其中 1 笔已退回） ¥25.00" in totals, totals
 
 
 def test_a_reverse_the_provider_has_not_answered_is_said_so_and_the_page_follows_it(clerk, time_machine):
