@@ -507,9 +507,12 @@ def order_receipt(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpResp
     if order.status != OrderStatus.COMPLETED:
         raise Http404("receipts are for completed orders")
     seller = getattr(order.clerk, "clerk", None)
+    # A payment code's receipt names the provider that took it, as the order's page does.
+    paid = order.payments.filter(method=order.payment_method, status=PaymentStatus.PAID).first()
     context = {
         "clerk": clerk,
         "order": order,
+        "payment": paid,
         "seller": seller,
         "entitlement": getattr(order, "entitlement", None),
         "totals": order_totals(order),

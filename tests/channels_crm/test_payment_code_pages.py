@@ -90,6 +90,9 @@ def test_a_paid_code_completes_and_the_page_names_the_provider(clerk):
     assert scan(clerk, order, WECHAT_PAID).status_code == 302  # the scanner's second Enter: nothing more
     assert "flash" not in page(clerk, order)
     assert SimTrade.objects.count() == 1
+    # The receipt names the provider too (it said only "payment code (WeChat Pay / Alipay)").
+    receipt = clerk.get(f"/crm/orders/{order.order_no}/receipt/", HTTP_ACCEPT_LANGUAGE="en")
+    assert "Payment code (WeChat Pay / Alipay) · WeChat Pay" in text_of(receipt.content.decode())
 
 
 def test_a_declined_code_shows_why(clerk):
