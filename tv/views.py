@@ -212,8 +212,9 @@ def _order_screen(
         "poll_url": reverse("tv:order-status", args=[order.order_no]),
         "poll_every_ms": settings.TV_POLL_MILLISECONDS,
         "back_url": start,
+        # The waiting screens' focused item checks again (OK: tv/_check_again.html); Back (the remote's key, or
+        # the arrows to it) cancels. With Back focused there, an impatient OK gave the order up.
         "back_cancels": screen in ("checking", "confirm", "qr", "sms"),
-        "focus_back": screen in ("checking", "qr", "sms", "waiting"),  # Back is all there is to do
     }
     if screen == "confirm":
         allowed = order.methods_allowed()

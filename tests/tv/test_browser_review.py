@@ -94,3 +94,20 @@ def test_the_auto_renew_switch_says_on_not_activated(site, epg_key, tv, shot):
     shot(page, "renew-on")
     state = page.locator("[data-action=auto-renew] .state").inner_text().strip()
     assert state == "开", f"the switch reads {state!r}"
+
+
+def test_ok_on_the_qr_screen_checks_again_and_gives_nothing_up(site, epg_key, tv, shot):
+    """The QR screen's focused item checks again: an impatient OK keeps the order (Back, the remote's key,
+    still cancels it). Before, Back was the focused item, and OK cancelled the order the viewer was paying."""
+    page = tv
+    order_no = _to_qr(page, site, epg_key)
+    assert focused(page) == "refresh"
+    shot(page, "qr-focus")
+
+    press_to_load(page)  # OK
+
+    wait_for(page, ".screen-qr")
+    assert _order_no(page) == order_no
+    assert Order.objects.get(order_no=order_no).status == OrderStatus.PAYMENT_PENDING
+    press_to_load(page, "Escape")  # Back
+    assert Order.objects.get(order_no=order_no).status == OrderStatus.CANCELLED
