@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -49,7 +49,9 @@ class SubscriptionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Subscription
-        fields = [
+        # A resource read, never written through this serializer: every field is in every answer (OpenAPI
+        # marks them required, as §8 lists them).
+        read_only_fields = fields = [
             "subscription_no",
             "tv_account",
             "phone_masked",
@@ -71,15 +73,19 @@ class SubscriptionSerializer(serializers.ModelSerializer):
     def _active(self, subscription: Subscription) -> bool:
         return subscription.status == "active"
 
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_next_reminder_at(self, subscription: Subscription) -> str | None:
         return self._when(subscription.next_reminder_at) if self._active(subscription) else None
 
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_next_renewal_at(self, subscription: Subscription) -> str | None:
         return self._when(subscription.next_renewal_at) if self._active(subscription) else None
 
+    @extend_schema_field(serializers.ChoiceField(choices=CancelChannel.choices, allow_null=True))
     def get_cancel_channel(self, subscription: Subscription) -> str | None:
         return subscription.cancel_channel or None
 
+    @extend_schema_field(ConsentSerializer)
     def get_consent(self, subscription: Subscription) -> dict[str, Any]:
         return ConsentSerializer(
             {
@@ -89,6 +95,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             }
         ).data
 
+    @extend_schema_field(RenewalSerializer(many=True))
     def get_renewals(self, subscription: Subscription) -> list[dict[str, Any]]:
         rows = []
         for order in renewal_orders(subscription):

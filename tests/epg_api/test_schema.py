@@ -96,6 +96,26 @@ def test_schema_describes_the_order_and_error_responses(db):
     assert {"product_code", "content_id"} <= set(entitlement_params)
 
 
+def test_schema_of_a_subscription_is_what_section_8_lists(db):
+    """Every field of §8's subscription is in every answer (required), with its type: the renewals and the
+    consent as objects of their own, the times as date-times, the cancel channel as its enum or null. Before, a
+    vendor's generator read `status`, `reminder_sent_at` and `cancelled_at` as optional, and the renewals and
+    the consent as untyped objects."""
+    schemas = openapi_document()["components"]["schemas"]
+    subscription = schemas["Subscription"]
+    assert set(subscription["required"]) == set(subscription["properties"])
+    assert len(subscription["properties"]) == 16
+    properties = subscription["properties"]
+    assert properties["renewals"]["items"] == {"$ref": "#/components/schemas/Renewal"}
+    assert properties["consent"]["allOf"] == [{"$ref": "#/components/schemas/Consent"}]
+    for name in ("next_reminder_at", "next_renewal_at", "reminder_sent_at", "cancelled_at", "current_period_end"):
+        assert properties[name]["format"] == "date-time", name
+    assert {"$ref": "#/components/schemas/CancelChannelEnum"} in properties["cancel_channel"]["oneOf"]
+    assert set(schemas["Renewal"]["properties"]) == {
+        "order_no", "status", "amount_fen", "failure", "period_start", "period_end", "created_at"
+    }  # fmt: skip
+
+
 def test_schema_declares_the_api_key(db):
     document = openapi_document()
 
