@@ -20,7 +20,8 @@ class OutboxMessage(models.Model):
     due_at = models.DateTimeField(_("due at"))
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     relayed_at = models.DateTimeField(_("relayed at"), null=True, blank=True)
-    awaits_finish = models.BooleanField(_("awaits its task's success"), default=False)
+    # db_default: a node still running the release before (a rolling upgrade) inserts without the column.
+    awaits_finish = models.BooleanField(_("awaits its task's success"), default=False, db_default=False)
 
     class Meta:
         verbose_name = _("outbox message")

@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='outboxmessage',
             name='awaits_finish',
-            field=models.BooleanField(default=False, verbose_name="awaits its task's success"),
+            field=models.BooleanField(db_default=False, default=False, verbose_name="awaits its task's success"),
         ),
         migrations.AddIndex(
             model_name='outboxmessage',
