@@ -14,7 +14,9 @@ from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.operations import AddField
 from django.db.models.fields import NOT_PROVIDED
 
-OURS = {"backoffice", "billing", "callbacks", "channels_crm", "epg_api", "ipvas", "lifecycle", "orders", "sandbox", "tv"}
+OURS = {
+    "backoffice", "billing", "callbacks", "channels_crm", "epg_api", "ipvas", "lifecycle", "orders", "sandbox", "tv"
+}  # fmt: skip
 BEFORE_THE_RULE = {
     ("billing", "0005_reconciliation_discrepancies_and_sources"),
     ("epg_api", "0002_tv_sessions"),
