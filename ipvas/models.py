@@ -22,6 +22,8 @@ class OutboxMessage(models.Model):
     relayed_at = models.DateTimeField(_("relayed at"), null=True, blank=True)
     # db_default: a node still running the release before (a rolling upgrade) inserts without the column.
     awaits_finish = models.BooleanField(_("awaits its task's success"), default=False, db_default=False)
+    # How many times the message of a follow-up was written again because its task never succeeded.
+    again = models.PositiveSmallIntegerField(_("times enqueued again"), default=0, db_default=0)
 
     class Meta:
         verbose_name = _("outbox message")

@@ -129,13 +129,15 @@ def task_succeeded(task_name: str, celery_task_id: str | None) -> None:
         OutboxMessage.objects.filter(pk=int(message_id), awaits_finish=True).update(awaits_finish=False)
 
 
-def republish_unfinished(*, batch_size: int = 200) -> int:
+def republish_unfinished(*, batch_size: int = 200) -> list[OutboxMessage]:
     """Enqueue again the must_finish messages relayed ``OUTBOX_UNFINISHED_SECONDS`` ago whose task has not
-    succeeded: the broker lost them, or the task failed for good (beat, with lifecycle.stalled's sweep).
+    succeeded: the broker lost them, or the task failed for good (beat, with lifecycle.stalled's sweep, which
+    tells a person of those enqueued again more than a few times). Returns the new messages.
 
-    Each is written again as a new message (relayed on commit, as any other) and the old one awaits no more,
-    under its row lock, so two sweeps do not both do it; a task only slow runs twice, which every task allows
-    (the outside systems take each follow-up's reference once).
+    Each is written again as a new message and the old one awaits no more, under its row lock, so two sweeps
+    do not both do it; a task only slow runs twice, which every task allows (the outside systems take each
+    follow-up's reference once). The first time at once, then after 2, 4, 8… times ``OUTBOX_UNFINISHED_SECONDS``,
+    up to a day: a task that fails every time is not run every quarter of an hour for ever.
     """
     now = timezone.now()
     lost_before = now - timedelta(seconds=settings.OUTBOX_UNFINISHED_SECONDS)
@@ -146,18 +148,37 @@ def republish_unfinished(*, batch_size: int = 200) -> int:
             .order_by("relayed_at")[:batch_size]
         )
         if not lost:
-            return 0
+            return []
         OutboxMessage.objects.filter(pk__in=[m.pk for m in lost]).update(awaits_finish=False)
-        _write([OutboxMessage(task_name=m.task_name, kwargs=m.kwargs, due_at=now, awaits_finish=True) for m in lost])
+        copies = _write(
+            [
+                OutboxMessage(
+                    task_name=m.task_name,
+                    kwargs=m.kwargs,
+                    due_at=now + _again_after(m.again + 1),
+                    awaits_finish=True,
+                    again=m.again + 1,
+                )
+                for m in lost
+            ]
+        )
     for message in lost:
         logger.warning(
-            "outbox: %s %s (message %d, relayed %s) has not finished; enqueued again",
+            "outbox: %s %s (message %d, relayed %s) has not finished; enqueued again (%d)",
             message.task_name,
             message.kwargs,
             message.pk,
             message.relayed_at.isoformat() if message.relayed_at else "-",
+            message.again + 1,
         )
-    return len(lost)
+    return copies
+
+
+def _again_after(again: int) -> timedelta:
+    """How long the ``again``-th copy of an unfinished message waits before it is published."""
+    if again <= 1:
+        return timedelta(0)
+    return min(timedelta(seconds=settings.OUTBOX_UNFINISHED_SECONDS * 2 ** (again - 1)), timedelta(days=1))
 
 
 def relay_committed(messages: list[OutboxMessage]) -> int:

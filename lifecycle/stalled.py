@@ -23,11 +23,12 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from billing.models import Refund, RefundStatus
+from billing.models import Refund, RefundStatus, WorkItemKind
 from billing.services.refunds import ACTIVE
+from billing.services.work import work_item_open
 from ipvas import outbox
 from lifecycle import notices, refunds, tasks
-from orders.models import SubscriptionNotice
+from orders.models import Order, SubscriptionNotice
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ REFUND_REQUESTED_LOST = timedelta(seconds=refunds.REFUND_BACKOFF_CAP_SECONDS + 1
 REFUND_PROCESSING_LOST = timedelta(seconds=refunds.PROCESSING_CHECK_CAP_SECONDS + 120)
 NOTICE_LOST = timedelta(seconds=max(notices.SEND_BACKOFF_SECONDS) + 300)
 BATCH = 200
+# A follow-up enqueued again this many times (about an hour and a quarter after its first try) has a person told.
+FOLLOW_UP_TELL_A_PERSON = 3
 # Tasks whose message is their work's only record: nothing else would find a lost one again.
 FOLLOW_UPS = (
     tasks.close_provider_order,
@@ -54,7 +57,42 @@ FOLLOW_UPS = (
 def stalled_sweep(*, batch_size: int = BATCH) -> int:
     """Start again the refunds, notices and follow-ups whose chain was lost; one bounded batch of each.
     Returns how many."""
-    return _refunds(batch_size) + _notices(batch_size) + outbox.republish_unfinished(batch_size=batch_size)
+    return _refunds(batch_size) + _notices(batch_size) + _follow_ups(batch_size)
+
+
+def _follow_ups(batch_size: int) -> int:
+    """The follow-ups whose task never succeeded, enqueued again; a person is told of one enqueued again
+    ``FOLLOW_UP_TELL_A_PERSON`` times or more (and again each time after, as its waits grow to a day), on its
+    order's work item: what the task fails on needs mending."""
+    copies = outbox.republish_unfinished(batch_size=batch_size)
+    for copy in copies:
+        if copy.again < FOLLOW_UP_TELL_A_PERSON:
+            continue
+        order = _order_of(copy.kwargs)
+        if order is None:
+            logger.error("follow-up %s %s keeps failing, and names no order", copy.task_name, copy.kwargs)
+            continue
+        work_item_open(
+            order=order,
+            kind=WorkItemKind.FOLLOW_UP_FAILING,
+            detail=f"{copy.task_name.rsplit('.', 1)[-1]} has not succeeded after {copy.again} tries: see the "
+            "worker's log for why",
+        )
+    return len(copies)
+
+
+def _order_of(kwargs: dict[str, object]) -> Order | None:
+    """The order a follow-up's arguments are about (an order, a payment, a subscription or a contract)."""
+    orders = Order.objects.all()
+    if "order_id" in kwargs:
+        return orders.filter(pk=kwargs["order_id"]).first()
+    if "payment_id" in kwargs:
+        return orders.filter(payments__pk=kwargs["payment_id"]).first()
+    if "contract_id" in kwargs:
+        return orders.filter(contracts__pk=kwargs["contract_id"]).first()
+    if "subscription_id" in kwargs:
+        return orders.filter(subscription_id=kwargs["subscription_id"]).order_by("-pk").first()
+    return None
 
 
 def refund_stalled(refund: Refund, now: datetime) -> bool:

@@ -13,6 +13,8 @@ class WorkItemKind(models.TextChoices):
     PROVISIONING_UNCERTAIN = "provisioning_uncertain", _("phone bill may be charged without a product")
     PROVIDER_DISAGREES = "provider_disagrees", _("the provider's state disagrees with ours")
     CRM_UNCERTAIN = "crm_uncertain", _("the CRM did not answer about a cash sale")
+    # A clean-up call (a reversal, a close, an unsubscribe…) whose task fails every time (lifecycle.stalled).
+    FOLLOW_UP_FAILING = "follow_up_failing", _("a follow-up call keeps failing: see the worker's log")
 
 
 class WorkItem(models.Model):

@@ -15,6 +15,11 @@ class Migration(migrations.Migration):
             name='awaits_finish',
             field=models.BooleanField(db_default=False, default=False, verbose_name="awaits its task's success"),
         ),
+        migrations.AddField(
+            model_name='outboxmessage',
+            name='again',
+            field=models.PositiveSmallIntegerField(db_default=0, default=0, verbose_name='times enqueued again'),
+        ),
         migrations.AddIndex(
             model_name='outboxmessage',
             index=models.Index(condition=models.Q(('awaits_finish', True)), fields=['relayed_at'], name='outbox_unfinished'),

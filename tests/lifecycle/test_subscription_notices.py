@@ -196,3 +196,15 @@ def test_the_reminder_goes_to_the_number_we_have_when_the_smp_does_not_answer(de
     faults.set_mode("smp", "ok")
     reminder = sub.notices.get(kind=NoticeKind.REMINDER)
     assert (reminder.phone, reminder.sent_at is not None) == ("13800000001", True)
+
+
+def test_a_number_the_smp_gives_that_no_sms_can_reach_is_not_taken(demo, run_tasks, frozen):  # noqa: F811
+    """The SMP's pre-check gives something that is no mainland mobile: the reminder goes to the number we
+    have, and the subscription keeps it (it would have lapsed with the reminder never delivered)."""
+    _order, sub = subscribe(run_tasks)
+    account_set("tv1001", status=None, balance_fen=None, phone="010-12345678")
+    work(run_tasks, frozen, sub.next_reminder_at)
+    reminder = sub.notices.get(kind=NoticeKind.REMINDER)
+    assert (reminder.phone, reminder.sent_at is not None) == (OLD, True)
+    sub.refresh_from_db()
+    assert sub.phone == OLD and not sub.events.filter(action="phone_changed").exists()

@@ -17,7 +17,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from billing.models import Refund, RefundStatus
+from billing.models import Refund, RefundStatus, WorkItem, WorkItemKind
 from ipvas import outbox
 from ipvas.actors import Actor, ActorKind
 from ipvas.models import OutboxMessage
@@ -181,6 +181,33 @@ def test_a_follow_up_is_asked_again_only_once_it_is_overdue(demo, time_machine, 
     assert stalled_sweep() == 1
     assert stalled_sweep() == 0  # the new message is young: the second sweep leaves it
     assert OutboxMessage.objects.filter(task_name=REVERSAL, awaits_finish=True, relayed_at__isnull=True).count() == 1
+
+
+def test_a_follow_up_that_never_finishes_is_asked_again_less_often_and_a_person_is_told(demo, time_machine, settings):
+    """The reversal's message is lost every time (a task that fails for good looks the same: it never
+    succeeds). It is enqueued again at once, then after 30 minutes, an hour, two…; from the third time a work
+    item on its order says so. Before, it was enqueued every quarter of an hour for ever, and nobody was told."""
+    order = refunded_by_hand_at_the_smp()
+    unfinished = timedelta(seconds=settings.OUTBOX_UNFINISHED_SECONDS)
+    waits = []
+    for again in range(1, 5):
+        assert lose(REVERSAL) == 1
+        lost_at = timezone.now()
+        time_machine.move_to(lost_at + unfinished + timedelta(seconds=1), tick=False)
+        assert stalled_sweep() == 1
+        (copy,) = OutboxMessage.objects.filter(task_name=REVERSAL, awaits_finish=True)
+        assert copy.again == again
+        waits.append(round((copy.due_at - timezone.now()).total_seconds() / 60))
+        time_machine.move_to(copy.due_at, tick=False)
+        told = WorkItem.objects.filter(order=order, kind=WorkItemKind.FOLLOW_UP_FAILING).exists()
+        assert told == (again >= 3), again
+    assert waits == [0, 30, 60, 120]
+    assert "reverse_phone_bill has not succeeded after 4 tries" in WorkItem.objects.get(order=order).detail
+
+    run_due_tasks()  # its time has come, and nothing is lost any more: the reversal goes through
+
+    assert SimSmpSubscription.objects.get(order_no=order.order_no).reversed_fen == order.amount_fen
+    assert not OutboxMessage.objects.filter(task_name=REVERSAL, awaits_finish=True).exists()
 
 
 def test_only_follow_ups_await_their_task(demo):
