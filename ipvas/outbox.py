@@ -178,7 +178,8 @@ def _again_after(again: int) -> timedelta:
     """How long the ``again``-th copy of an unfinished message waits before it is published."""
     if again <= 1:
         return timedelta(0)
-    return min(timedelta(seconds=settings.OUTBOX_UNFINISHED_SECONDS * 2 ** (again - 1)), timedelta(days=1))
+    # The exponent capped: past a day the wait stays a day (an uncapped one would overflow timedelta in weeks).
+    return min(timedelta(seconds=settings.OUTBOX_UNFINISHED_SECONDS * 2 ** min(again - 1, 16)), timedelta(days=1))
 
 
 def relay_committed(messages: list[OutboxMessage]) -> int:

@@ -202,6 +202,8 @@ def test_a_follow_up_that_never_finishes_is_asked_again_less_often_and_a_person_
         told = WorkItem.objects.filter(order=order, kind=WorkItemKind.FOLLOW_UP_FAILING).exists()
         assert told == (again >= 3), again
     assert waits == [0, 30, 60, 120]
+    # However long it lasts, a copy waits a day at most (and the wait is computed for months of them).
+    assert outbox._again_after(40) == outbox._again_after(1000) == timedelta(days=1)
     assert "reverse_phone_bill has not succeeded after 4 tries" in WorkItem.objects.get(order=order).detail
 
     run_due_tasks()  # its time has come, and nothing is lost any more: the reversal goes through
