@@ -54,7 +54,7 @@ def clock(time_machine):
 def awaiting_payment(page, site: str) -> str:  # type: ignore[no-untyped-def]
     """Sign in, order VIP-MONTH for 13800000001, and wait for the scan field; returns the order number."""
     page.goto(f"{site}/sandbox/crm/launch/?{urlencode(CLERK)}")
-    page.locator("h1", has_text="New order").wait_for()
+    page.locator("#id_phone").wait_for()  # the new-order page, in either language
     page.locator("label.choice").filter(has_text="¥25.00").click()
     page.locator("#id_phone").fill("13800000001")
     page.locator("form button[type=submit]").first.click()

@@ -13,45 +13,28 @@ from billing.models import PaymentCodeUse
 from orders.constants import OrderStatus
 from orders.models import Order
 from tests.channels_crm import test_browser
+from tests.channels_crm.test_browser_payment_code import awaiting_payment, scanner_types
 from tests.support.tasks import run_due_tasks
 
-browser, site, shot = test_browser.browser, test_browser.site, test_browser.shot
+# The counter PC's browser in Chinese, as the business halls use it, and the rest of test_browser.py's fixtures.
+browser, site, shot, counter_page = (
+    test_browser.browser,
+    test_browser.site,
+    test_browser.shot,
+    test_browser.counter_page,
+)
 CLERK, COUNTER_PC = test_browser.CLERK, test_browser.COUNTER_PC
 order_no_shown, wait_for = test_browser.order_no_shown, test_browser.wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def counter(browser):  # type: ignore[no-untyped-def]
-    """The counter PC's browser, in Chinese as the business halls use it."""
-    context = browser.new_context(locale="zh-CN", viewport={"width": COUNTER_PC[0], "height": COUNTER_PC[1]})
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-def awaiting_payment(page, site: str) -> str:  # type: ignore[no-untyped-def]
-    page.goto(f"{site}/sandbox/crm/launch/?{urlencode(CLERK)}")
-    page.locator("#id_phone").fill("13800000001")
-    page.locator("form button[type=submit]").first.click()
-    page.locator(".order-head").wait_for()
-    wait_for(page, page.locator("#id_code"))
-    return order_no_shown(page)
-
-
-def scanner_types(page, digits: str) -> None:  # type: ignore[no-untyped-def]
-    page.keyboard.type(digits, delay=5)
-    page.keyboard.press("Enter")
-
-
-def test_the_charging_page_says_so_when_the_session_ends(site, counter, shot):
+def test_the_charging_page_says_so_when_the_session_ends(site, counter_page, shot):
     """The clerk's session ends (shift over: CRM_SESSION_SECONDS, or signed out elsewhere) while the customer
     confirms in WeChat: the page shows the signed-out page. Before, status.json's 401 was taken for a network
     error: the page polled on, silently, saying 正在扣取微信付款码… whatever became of the order, and a clerk
     told nothing would ask the customer to pay another way."""
-    page = counter
+    page = counter_page
     order_no = awaiting_payment(page, site)
     scanner_types(page, "134567890123450001")  # the customer confirms in the app
     wait_for(page, page.locator(".code-box"))
@@ -64,11 +47,11 @@ def test_the_charging_page_says_so_when_the_session_ends(site, counter, shot):
     assert "已退出登录" in body or "登录已失效" in body, f"the page still says: {body[:300]}"
 
 
-def test_a_scan_after_the_crm_opened_the_pages_again_goes_through(site, counter, shot):
+def test_a_scan_after_the_crm_opened_the_pages_again_goes_through(site, counter_page, shot):
     """The CRM opens our pages with a new ticket of the same clerk (its menu again, a second CRM window) while
     the customer holds up the code: the scan in the page already open goes through. Before, the sign-in
     renewed the CSRF token, and the scan got Django's bare 403 "CSRF验证失败. 请求被中断", with no way back."""
-    page = counter
+    page = counter_page
     order_no = awaiting_payment(page, site)
     other = page.context.new_page()
     other.goto(f"{site}/sandbox/crm/launch/?{urlencode(CLERK)}")
@@ -87,10 +70,10 @@ def test_a_scan_after_the_crm_opened_the_pages_again_goes_through(site, counter,
     assert Order.objects.get(order_no=order_no).status == OrderStatus.COMPLETED
 
 
-def test_a_form_sent_after_another_clerk_signed_in_says_so_and_leads_back(site, counter, shot):
+def test_a_form_sent_after_another_clerk_signed_in_says_so_and_leads_back(site, counter_page, shot):
     """Another clerk's ticket opens our pages on the same PC: the page open before sends its scan with the
     old session's token. The clerk sees, in Chinese, that nothing was taken, and a way back to the order."""
-    page = counter
+    page = counter_page
     order_no = awaiting_payment(page, site)
     # The page's own poll would find the first clerk's session gone and show the signed-out page: here the
     # scan comes first.

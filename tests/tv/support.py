@@ -124,3 +124,15 @@ def active_id(page: Any) -> str:
 def type_digits(page: Any, digits: str) -> None:
     for digit in digits:
         page.keyboard.press(digit)
+
+
+def to_qr_screen(page: Any, site: str, key: str) -> str:
+    """A new session for VIP-MONTH, WeChat Pay chosen and confirmed: its QR screen. Returns the order number."""
+    page.goto(new_session(site, key, product_code="VIP-MONTH"))
+    page.locator(".screen-product").wait_for()
+    assert focused(page) == "method:wechat_qr"
+    press_to_load(page)
+    wait_for(page, ".screen-confirm")
+    press_to_load(page)
+    wait_for(page, ".screen-qr")
+    return page.url.split("/orders/")[1].split("/")[0]

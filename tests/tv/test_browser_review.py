@@ -13,7 +13,7 @@ from django.utils import timezone
 from orders.constants import OrderStatus
 from orders.models import Order
 from tests.support.tasks import run_due_tasks
-from tests.tv.support import focused, new_session, press, press_to_load, sandbox_post, wait_for
+from tests.tv.support import focused, new_session, press, press_to_load, sandbox_post, to_qr_screen, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -22,23 +22,12 @@ def _order_no(page) -> str:  # type: ignore[no-untyped-def]
     return page.url.split("/orders/")[1].split("/")[0]
 
 
-def _to_qr(page, site: str, key: str) -> str:  # type: ignore[no-untyped-def]
-    page.goto(new_session(site, key, product_code="VIP-MONTH"))
-    page.locator(".screen-product").wait_for()
-    assert focused(page) == "method:wechat_qr"
-    press_to_load(page)
-    wait_for(page, ".screen-confirm")
-    press_to_load(page)
-    wait_for(page, ".screen-qr")
-    return _order_no(page)
-
-
 def test_back_on_the_qr_screen_after_paying_shows_the_purchase_not_the_methods_again(site, epg_key, tv, shot):
     """The viewer pays with the phone and presses Back before the screen's next poll (1.5 s). The order is
     paid, so Back cannot cancel it: the purchase's own screen shows. Before, the viewer was sent to the
     payment-method screen with no word of the purchase, and two more OKs bought the product a second time."""
     page = tv
-    order_no = _to_qr(page, site, epg_key)
+    order_no = to_qr_screen(page, site, epg_key)
     # The poll's answer is held up (a slow network, or simply the 1.5 s between two polls): the screen still
     # shows the QR code when the viewer presses Back.
     page.route("**/status.json", lambda route: route.abort())
@@ -100,7 +89,7 @@ def test_ok_on_the_qr_screen_checks_again_and_gives_nothing_up(site, epg_key, tv
     """The QR screen's focused item checks again: an impatient OK keeps the order (Back, the remote's key,
     still cancels it). Before, Back was the focused item, and OK cancelled the order the viewer was paying."""
     page = tv
-    order_no = _to_qr(page, site, epg_key)
+    order_no = to_qr_screen(page, site, epg_key)
     assert focused(page) == "refresh"
     shot(page, "qr-focus")
 

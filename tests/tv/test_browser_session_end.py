@@ -15,20 +15,14 @@ import pytest
 from django.utils import timezone
 
 from epg_api.models import TvSession
-from tests.tv.support import focused, new_session, press_to_load, wait_for
+from tests.tv.support import to_qr_screen
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_waiting_screen_says_so_when_the_session_ends(site, epg_key, tv):
     page = tv
-    page.goto(new_session(site, epg_key, product_code="VIP-MONTH"))
-    page.locator(".screen-product").wait_for()
-    assert focused(page) == "method:wechat_qr"
-    press_to_load(page)
-    wait_for(page, ".screen-confirm")
-    press_to_load(page)
-    wait_for(page, ".screen-qr")
+    to_qr_screen(page, site, epg_key)
 
     TvSession.objects.update(expires_at=timezone.now() - timedelta(seconds=1))  # the 30 minutes are over
 
