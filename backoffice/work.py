@@ -13,7 +13,8 @@ from django.utils.translation import gettext_lazy as _
 
 from backoffice.history import outcome_text
 from billing.models import WorkItem, WorkItemKind
-from orders.constants import PHONE_BILL_METHODS, Channel, OrderStatus
+from lifecycle.deductions import deduction_on_its_way
+from orders.constants import PHONE_BILL_METHODS, OrderStatus
 
 ADMIN_REFUND_PREFIX = "refund by "
 
@@ -68,11 +69,7 @@ def actions_for(item: WorkItem) -> list[tuple[str, str]]:
         and item.order.status == OrderStatus.COMPLETED
     ):
         codes.append("refunded_at_smp_by_hand")
-    if (
-        item.kind == WorkItemKind.PROVIDER_DISAGREES
-        and item.order.channel == Channel.RENEWAL
-        and item.order.status == OrderStatus.PAYMENT_PENDING
-    ):
+    if item.kind == WorkItemKind.PROVIDER_DISAGREES and deduction_on_its_way(item.order):
         codes.append("deduction_failed_by_hand")
     codes.append("resolve")
     return [(code, str(ACTIONS[code])) for code in codes]

@@ -297,8 +297,9 @@ COUNTER_METHODS = [
 ]
 
 
-def _what_to_do(order: Order) -> str:
-    """The next step for the clerk when an order ended badly."""
+def _what_to_do(order: Order, *, reversing: bool) -> str:
+    """The next step for the clerk when an order ended badly; ``reversing``: its payment code's reverse is
+    still under way (_followed_status says so)."""
     if order.payment_method == PaymentMethod.CASH and order.failure_code == FailureCode.PROVISIONING_FAILED:
         return _("Give the cash back to the customer. The CRM activity is flagged for reversal in admin.")
     if order.payment_method == PaymentMethod.CASH and order.failure_code == FailureCode.CRM_ACTIVITY_FAILED:
@@ -320,7 +321,7 @@ def _what_to_do(order: Order) -> str:
         OrderStatus.EXPIRED,
         OrderStatus.CANCELLED,
     ):
-        if _reversing(order):
+        if reversing:
             return _(
                 "The payment is being cancelled at WeChat Pay or Alipay, which does not answer yet: if anything "
                 "was taken, it goes back to the customer automatically. This page shows it when it has. You can "
@@ -356,7 +357,9 @@ def order_detail(request: HttpRequest, clerk: Clerk, order_no: str) -> HttpRespo
         "qr": bool(showing_qr_content(order)),
         "terminal": order.status in TERMINAL_STATUSES,
         "follow": "" if order.status in TERMINAL_STATUSES and not waiting else followed,
-        "what_to_do": _what_to_do(order) if order.status in TERMINAL_STATUSES else "",
+        "what_to_do": _what_to_do(order, reversing=followed.endswith(":reversing"))
+        if order.status in TERMINAL_STATUSES
+        else "",
         "entitlement": getattr(order, "entitlement", None),
         "renewal_terms": _renewal_terms(order),
         "code_patterns": {"wechatpay": WECHATPAY_CODE.pattern, "alipay": ALIPAY_CODE.pattern},

@@ -520,13 +520,18 @@ def _declined(
         return "contract_gone" if gone is not None else "declined"
 
 
+def deduction_on_its_way(order: Order) -> bool:
+    """A renewal's deduction sent and not yet answered: what a person may end as failed by hand."""
+    return is_deduction(order) and order.status == OrderStatus.PAYMENT_PENDING
+
+
 def deduction_failed_by_hand(order: Order, *, note: str, actor: Actor) -> None:
     """A person saw in the provider's merchant platform that a deduction on its way past its answer window
     did not go through (order locked, PAYMENT_PENDING): the renewal fails declined, as the provider's own
     answer would have made it, and is tried again on the renewal's schedule. Money that still arrives for it
     is refunded as any late payment (lifecycle.paid), so a mistaken word costs nobody twice."""
     payment = Payment.objects.filter(order=order, status__in=OPEN_STATUSES).order_by("-pk").first()
-    if not is_deduction(order) or order.status != OrderStatus.PAYMENT_PENDING or payment is None:
+    if not deduction_on_its_way(order) or payment is None:
         raise ValueError(f"{order.order_no} has no deduction on its way")
     detail = f"failed at {payment.provider} (seen by hand): {note}"
     _declined(order.pk, None, payment, detail=detail, actor=actor, reason=detail)

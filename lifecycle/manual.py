@@ -29,7 +29,7 @@ from ipvas.actors import Actor
 from ipvas.errors import InvalidInput, InvalidState
 from lifecycle import deductions, refunds, tasks
 from lifecycle.transitions import lock_order, record_event, schedule_due
-from orders.constants import PHONE_BILL_METHODS, PROVIDER_METHODS, Channel, OrderStatus, PaymentMethod
+from orders.constants import PHONE_BILL_METHODS, PROVIDER_METHODS, OrderStatus, PaymentMethod
 from orders.models import Order, OrderEvent
 
 
@@ -307,12 +307,7 @@ def work_item_deduction_failed_by_hand(*, item_id: int, note: str, actor: Actor)
     note = _reason(note)
     with transaction.atomic():
         order, item = _lock_item(item_id)
-        if (
-            item.kind != WorkItemKind.PROVIDER_DISAGREES
-            or order.channel != Channel.RENEWAL
-            or order.status != OrderStatus.PAYMENT_PENDING
-            or not deductions.is_deduction(order)
-        ):
+        if item.kind != WorkItemKind.PROVIDER_DISAGREES or not deductions.deduction_on_its_way(order):
             raise InvalidState(_("Only a renewal's deduction still on its way is ended as failed by hand."))
         deductions.deduction_failed_by_hand(order, note=note, actor=actor)
         order.refresh_from_db()

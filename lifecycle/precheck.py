@@ -68,10 +68,8 @@ def precheck_due(order_id: int, due_at: datetime | None) -> str:
                 lock_name(f"per-view:{order.tv_account}:{order.content_id}")
             taken = selectors.per_view_taken(order)
             if taken:
-                transit(
-                    order, _refused(order), code=FailureCode.ALREADY_SUBSCRIBED, detail=taken, actor=actor, reason=taken
-                )
-                return "rejected"
+                return _refuse(order, FailureCode.ALREADY_SUBSCRIBED, taken, actor=actor)
+        phone = bound_mobile(result.phone) if result.ok else ""
         if (
             result.ok
             and order.auto_renew
@@ -80,34 +78,18 @@ def precheck_due(order_id: int, due_at: datetime | None) -> str:
             )
         ):
             # docs/interfaces.md §8: one active subscription per account and product.
-            transit(
-                order,
-                _refused(order),
-                code=FailureCode.ALREADY_SUBSCRIBED,
-                detail=RENEWS_ALREADY,
-                actor=actor,
-                reason=RENEWS_ALREADY,
-            )
-            return "rejected"
-        if result.ok and order.auto_renew and not bound_mobile(result.phone):
+            return _refuse(order, FailureCode.ALREADY_SUBSCRIBED, RENEWS_ALREADY, actor=actor)
+        if result.ok and order.auto_renew and not phone:
             # §8: no renewal is charged unless its reminder SMS went to the bound number, and the SMP gives
             # none: refused now, rather than offering methods that could only be refused.
-            transit(
-                order,
-                _refused(order),
-                code=FailureCode.PRODUCT_NOT_AVAILABLE,
-                detail=NO_MOBILE_TO_REMIND,
-                actor=actor,
-                reason=NO_MOBILE_TO_REMIND,
-            )
-            return "rejected"
+            return _refuse(order, FailureCode.PRODUCT_NOT_AVAILABLE, NO_MOBILE_TO_REMIND, actor=actor)
         if result.ok:
             now = timezone.now()
             transit(
                 order,
                 order.precheck_passed,
                 tv_account=result.tv_account or order.tv_account,
-                phone=bound_mobile(result.phone),
+                phone=phone,
                 deadline_at=now + timedelta(seconds=settings.ORDER_IDLE_SECONDS),
                 now=now,
                 actor=actor,
@@ -122,6 +104,12 @@ def precheck_due(order_id: int, due_at: datetime | None) -> str:
             order, _refused(order), code=code, detail=result.message or result.reason, actor=actor, reason=result.reason
         )
         return "rejected"
+
+
+def _refuse(order: Order, code: str, why: str, *, actor: Actor) -> str:
+    """The pre-check refuses the order for a reason of ours (kept as its failure detail)."""
+    transit(order, _refused(order), code=code, detail=why, actor=actor, reason=why)
+    return "rejected"
 
 
 def _refused(order: Order):  # type: ignore[no-untyped-def]

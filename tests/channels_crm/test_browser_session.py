@@ -29,6 +29,18 @@ order_no_shown, wait_for = test_browser.order_no_shown, test_browser.wait_for
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
+def scan_after_the_crm_opened_our_pages(page, site: str, clerk: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    """The CRM opens our pages in another window with ``clerk``'s ticket; then the scanner types a paid WeChat
+    Pay code into the order page open before."""
+    other = page.context.new_page()
+    other.goto(f"{site}/sandbox/crm/launch/?{urlencode(clerk)}")
+    other.locator("#id_phone").wait_for()
+    other.close()  # its sign-in is what counts (the cookies); a page left open beside slows the screenshots
+    page.bring_to_front()
+    page.locator("#id_code").focus()
+    scanner_types(page, "134567890123450000")
+
+
 def test_the_charging_page_says_so_when_the_session_ends(site, counter_page, shot):
     """The clerk's session ends (shift over: CRM_SESSION_SECONDS, or signed out elsewhere) while the customer
     confirms in WeChat: the page shows the signed-out page. Before, status.json's 401 was taken for a network
@@ -53,13 +65,7 @@ def test_a_scan_after_the_crm_opened_the_pages_again_goes_through(site, counter_
     renewed the CSRF token, and the scan got Django's bare 403 "CSRF验证失败. 请求被中断", with no way back."""
     page = counter_page
     order_no = awaiting_payment(page, site)
-    other = page.context.new_page()
-    other.goto(f"{site}/sandbox/crm/launch/?{urlencode(CLERK)}")
-    other.locator("#id_phone").wait_for()
-    other.close()  # its sign-in is what counts (the cookies); a page left open beside slows the screenshots
-    page.bring_to_front()
-    page.locator("#id_code").focus()
-    scanner_types(page, "134567890123450000")
+    scan_after_the_crm_opened_our_pages(page, site, CLERK)
     page.wait_for_load_state()
     shot(page, "scan-after-second-sign-in")
     body = page.inner_text("body")
@@ -78,13 +84,7 @@ def test_a_form_sent_after_another_clerk_signed_in_says_so_and_leads_back(site, 
     # The page's own poll would find the first clerk's session gone and show the signed-out page: here the
     # scan comes first.
     page.route("**/status.json", lambda route: route.abort())
-    other = page.context.new_page()
-    other.goto(f"{site}/sandbox/crm/launch/?{urlencode({**CLERK, 'staff_id': 'clerk02', 'name': '另一位'})}")
-    other.locator("#id_phone").wait_for()
-    other.close()  # its sign-in is what counts (the cookies); a page left open beside slows the screenshots
-    page.bring_to_front()
-    page.locator("#id_code").focus()
-    scanner_types(page, "134567890123450000")
+    scan_after_the_crm_opened_our_pages(page, site, {**CLERK, "staff_id": "clerk02", "name": "另一位"})
     page.locator("h1", has_text="此页面已过期").wait_for()  # the answer to the scan, loaded
     shot(page, "scan-after-another-clerk-signed-in")
     body = page.inner_text("body")
