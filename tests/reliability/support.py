@@ -30,6 +30,7 @@ from orders.constants import OrderStatus
 from orders.models import Entitlement, Order, OrderEvent, Subscription
 from sandbox import payments as sandbox_payments
 from sandbox.models import SimCrmActivity, SimSmpAccount, SimSmpSubscription, SimTrade
+from tests.support.concurrency import connections_for
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES = ROOT / "test-artifacts" / "reliability"
@@ -93,10 +94,11 @@ def race(*works: Callable[[], Any], delays: Iterable[float] = (), timeout: float
             connection.close()
 
     threads = [threading.Thread(target=target, args=(i, w), daemon=True) for i, w in enumerate(works)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=timeout)
+    with connections_for(len(threads)):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=timeout)
     assert not any(t.is_alive() for t in threads), "a thread hung"
     return outcome
 

@@ -34,6 +34,7 @@ from orders.constants import OrderStatus, PaymentMethod
 from orders.models import Order, OrderEvent
 from tests.epg_api.support import new_api_key
 from tests.factories import OrderFactory, ProductFactory
+from tests.support.concurrency import connections_for
 
 THREADS = 50
 LIMIT = 7
@@ -56,10 +57,11 @@ def race(count: int, work: Callable[[int], Any]) -> list[tuple[str, Any]]:
             connection.close()
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    with connections_for(count):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
     assert not any(t.is_alive() for t in threads), "a thread is stuck"
     return results
 
