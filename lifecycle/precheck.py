@@ -17,7 +17,7 @@ from lifecycle.transitions import transit
 from orders import selectors
 from orders.constants import PRECHECK_FAILURES, Channel, FailureCode, OrderStatus, ProductKind
 from orders.models import Order
-from orders.models.order import NO_MOBILE_TO_REMIND, RENEWS_ALREADY
+from orders.models.order import NO_MOBILE_TO_CONFIRM, NO_MOBILE_TO_REMIND, RENEWS_ALREADY
 from orders.validation import bound_mobile
 
 
@@ -83,6 +83,10 @@ def precheck_due(order_id: int, due_at: datetime | None) -> str:
             # §8: no renewal is charged unless its reminder SMS went to the bound number, and the SMP gives
             # none: refused now, rather than offering methods that could only be refused.
             return _refuse(order, FailureCode.PRODUCT_NOT_AVAILABLE, NO_MOBILE_TO_REMIND, actor=actor)
+        if result.ok and not phone and _only_by_sms_confirmation(order):
+            # Paid only with an SMS confirmation here, and no number to send it to: refused now, rather than
+            # waiting for a payment that no method offered could make.
+            return _refuse(order, FailureCode.PRODUCT_NOT_AVAILABLE, NO_MOBILE_TO_CONFIRM, actor=actor)
         if result.ok:
             now = timezone.now()
             transit(
@@ -110,6 +114,12 @@ def _refuse(order: Order, code: str, why: str, *, actor: Actor) -> str:
     """The pre-check refuses the order for a reason of ours (kept as its failure detail)."""
     transit(order, _refused(order), code=code, detail=why, actor=actor, reason=why)
     return "rejected"
+
+
+def _only_by_sms_confirmation(order: Order) -> bool:
+    """The order has a method to pay with only when an SMS confirmation can be sent (a renewal order has none:
+    it is charged as its subscription renews)."""
+    return bool(order.methods_payable(with_mobile=True)) and not order.methods_payable(with_mobile=False)
 
 
 def _refused(order: Order):  # type: ignore[no-untyped-def]

@@ -55,6 +55,14 @@ NO_MOBILE_TO_REMIND_MESSAGE = _(
     "order without automatic renewal."
 )
 
+# product_not_available for an order whose product is paid on its channel only with an SMS confirmation, of an
+# account the SMP knows no mobile for: no method is left to pay with (lifecycle.precheck).
+NO_MOBILE_TO_CONFIRM = "no bound mobile to send the SMS confirmation to, the only way this product is paid"
+NO_MOBILE_TO_CONFIRM_MESSAGE = _(
+    "The SMP gave no mobile number for this account, and this product is paid here only with an SMS "
+    "confirmation sent to that number."
+)
+
 
 @functools.cache
 def _columns() -> tuple[str, ...]:
@@ -214,13 +222,17 @@ class Order(ConcurrentTransitionMixin, models.Model):
         return mask_phone(self.phone)
 
     def methods_allowed(self) -> list[str]:
-        """The payment methods this order may be paid with: its product's on its channel; an
-        auto-renewing order only those a subscription renews by (docs/interfaces.md §8)."""
+        """The payment methods this order may be paid with (``methods_payable``). Before the pre-check the
+        bound mobile is not known yet, and the SMS confirmation stays listed."""
+        return self.methods_payable(with_mobile=bool(self.phone) or self.status == S.PRECHECKING)
+
+    def methods_payable(self, *, with_mobile: bool) -> list[str]:
+        """Its product's methods on its channel; an auto-renewing order only those a subscription renews by
+        (docs/interfaces.md §8); without a bound mobile, not the SMS confirmation (no number to send it to)."""
         methods = self.product.methods_on(self.channel)
         if self.auto_renew:
             methods = [m for m in methods if m in AUTO_RENEW_METHODS]
-        if not self.phone and self.status != S.PRECHECKING:
-            # The SMP gave no bound mobile: no number to send the confirmation SMS to.
+        if not with_mobile:
             methods = [m for m in methods if m != PaymentMethod.PHONE_BILL_SMS]
         return methods
 
@@ -244,6 +256,8 @@ class Order(ConcurrentTransitionMixin, models.Model):
             return str(RENEWS_ALREADY_MESSAGE)
         if self.failure_code == FailureCode.PRODUCT_NOT_AVAILABLE and self.failure_detail == NO_MOBILE_TO_REMIND:
             return str(NO_MOBILE_TO_REMIND_MESSAGE)
+        if self.failure_code == FailureCode.PRODUCT_NOT_AVAILABLE and self.failure_detail == NO_MOBILE_TO_CONFIRM:
+            return str(NO_MOBILE_TO_CONFIRM_MESSAGE)
         if self.failure_code == FailureCode.ACCOUNT_NOT_FOUND and self.phone and not self.tv_account:
             # The clerk typed a mobile number: it is the number the SMP does not know, not a TV account.
             return str(PHONE_NOT_FOUND_MESSAGE)

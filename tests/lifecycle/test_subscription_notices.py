@@ -20,7 +20,7 @@ from lifecycle.placing import order_create
 from lifecycle.renewals import subscriptions_sweep
 from lifecycle.subscriptions import subscription_cancel
 from orders.constants import CancelChannel, Channel, NoticeKind, OrderStatus, SubscriptionStatus
-from orders.models import Order
+from orders.models import Order, Product
 from sandbox import faults
 from sandbox.subscriptions import account_set
 from tests.lifecycle.test_subscriptions import EPG, frozen, subscribe, texts, work  # noqa: F401  (frozen)
@@ -164,6 +164,30 @@ def test_auto_renewal_needs_a_mobile_number_for_its_reminders(demo, run_tasks, f
     assert notice_send(notice_id=notice.pk) == "void"
     notice.refresh_from_db()
     assert notice.sent_at is None and notice.gave_up_at is not None
+
+
+def test_a_product_paid_only_by_sms_confirmation_is_refused_to_an_account_with_no_mobile(demo, run_tasks, frozen):  # noqa: F811
+    """A product the operator sells on the TV only by phone bill with an SMS confirmation, to an account the
+    SMP binds no mobile to: nothing can be paid with, so the pre-check refuses it, product_not_available with
+    words that say why. Before, it passed and waited, its payment methods empty, until its deadline expired it.
+    An account with a mobile is offered the confirmation as before."""
+    Product.objects.filter(code="VIP-MONTH").update(payment_methods=["phone_bill_sms"])
+    account_set("tv2001", status="active", balance_fen=100000, phone=None)
+    order = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv2001", actor=EPG)
+    assert order.methods_allowed() == ["phone_bill_sms"]  # not known yet before the pre-check
+    run_tasks()
+    order.refresh_from_db()
+    assert (order.status, order.failure_code) == (OrderStatus.REJECTED, "product_not_available")
+    with translation.override("en"):
+        assert "only with an SMS confirmation" in order.failure_message
+    with translation.override("zh-hans"):
+        assert "短信确认" in order.failure_message
+    assert not order.payments.exists()
+
+    bound = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG)
+    run_tasks()
+    bound.refresh_from_db()
+    assert (bound.status, bound.methods_allowed()) == (OrderStatus.AWAITING_PAYMENT, ["phone_bill_sms"])
 
 
 def test_the_reminder_goes_to_the_number_the_smp_binds_when_it_is_sent(demo, run_tasks, frozen):  # noqa: F811
