@@ -18,6 +18,7 @@ from django.utils import timezone
 from ipvas.celery import app
 from ipvas.models import OutboxMessage
 from tests.epg_api.support import new_api_key
+from tests.support.tasks import import_tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -51,7 +52,7 @@ def run(message: OutboxMessage) -> object:
 
 
 def test_an_order_paid_by_phone_bill_stays_within_its_statements(demo, settings):
-    app.loader.import_default_modules()
+    import_tasks()
     epg = Client(HTTP_AUTHORIZATION=f"Api-Key {new_api_key()}")
     counted: dict[str, list[str]] = {}
 

@@ -11,10 +11,11 @@ from django.conf import settings
 
 from ipvas.celery import app
 from ipvas.queues import routed_queues, unconsumed
+from tests.support.tasks import import_tasks
 
 
 def test_every_route_goes_to_a_declared_queue():
-    app.loader.import_default_modules()
+    import_tasks()
     declared = routed_queues()
     assert settings.CELERY_TASK_DEFAULT_QUEUE in declared
     for task, route in settings.CELERY_TASK_ROUTES.items():

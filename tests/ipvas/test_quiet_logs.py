@@ -13,6 +13,7 @@ from celery.beat import ScheduleEntry, Scheduler
 
 from ipvas.celery import app
 from ipvas.logs import QUIET_PERIODIC_TASKS, QuietPeriodicTasksFilter
+from tests.support.tasks import import_tasks
 
 
 @pytest.fixture
@@ -84,7 +85,7 @@ def test_other_tasks_and_the_periodic_tasks_failures_are_logged_as_before(consol
 
 def test_the_real_relay_task_run_by_celery_returns_the_count_the_filter_reads(db):
     """relay_outbox, sweep_deadlines and sweep_subscriptions answer how much they did: 0 when nothing."""
-    app.loader.import_default_modules()
+    import_tasks()
     for name in QUIET_PERIODIC_TASKS:
         assert app.tasks[name].apply().get() == 0
 

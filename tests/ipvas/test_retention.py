@@ -18,18 +18,19 @@ from ipvas.models import OutboxMessage
 from ipvas.tasks import purge_outbox
 from lifecycle.placing import order_create
 from tests.epg_api.support import new_api_key
+from tests.support.tasks import import_tasks
 
 pytestmark = pytest.mark.django_db
 
 
 def test_every_beat_entry_names_a_task_a_worker_knows():
-    app.loader.import_default_modules()
+    import_tasks()
     for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
         assert entry["task"] in app.tasks, f"beat entry {name} names an unknown task {entry['task']}"
 
 
 def test_every_purge_is_scheduled():
-    app.loader.import_default_modules()
+    import_tasks()
     purges = {name for name in app.tasks if ".purge_" in name}
     scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert purges == {

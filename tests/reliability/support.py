@@ -31,6 +31,7 @@ from orders.models import Entitlement, Order, OrderEvent, Subscription
 from sandbox import payments as sandbox_payments
 from sandbox.models import SimCrmActivity, SimSmpAccount, SimSmpSubscription, SimTrade
 from tests.support.concurrency import connections_for
+from tests.support.tasks import run_due_tasks as run_due  # noqa: F401  (the reliability tests' name for it)
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES = ROOT / "test-artifacts" / "reliability"
@@ -200,32 +201,6 @@ def client(*, raise_request_exception: bool = True) -> Client:
         _handler.load_middleware()
     made.handler = _handler
     return made
-
-
-_tasks_imported = False
-
-
-def run_due() -> list[tuple[str, object]]:
-    """tests.support.tasks.run_due_tasks, without re-importing every task module each time."""
-    global _tasks_imported
-    from ipvas.celery import app
-    from ipvas.models import OutboxMessage
-
-    if not _tasks_imported:
-        app.loader.import_default_modules()
-        _tasks_imported = True
-    ran: list[tuple[str, object]] = []
-    for _ in range(100):
-        due = list(
-            OutboxMessage.objects.filter(relayed_at__isnull=True, due_at__lte=timezone.now()).order_by("due_at", "pk")
-        )
-        if not due:
-            return ran
-        for message in due:
-            OutboxMessage.objects.filter(pk=message.pk).update(relayed_at=timezone.now())
-            result = app.tasks[message.task_name].apply(kwargs=message.kwargs, throw=True).get()
-            ran.append((message.task_name, result))
-    raise AssertionError(f"tasks still due after 100 rounds: a loop? ran {ran[-10:]}")
 
 
 def raised(kind: type[BaseException]) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
