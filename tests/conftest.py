@@ -24,34 +24,39 @@ def _integration_services_missing() -> str:
     return "; ".join(missing)
 
 
-# The files that take longest (seconds, measured with --durations on two cores, 2026-12-06), run first: pytest-xdist
+# The files that take longest (seconds, measured with --durations on two cores, 2026-12-07), run first: pytest-xdist
 # hands out a file at a time in the order collected, and a long file handed out last kept one process busy
 # for minutes after the other had finished. The rest keep their order.
 LONGEST_FILES = {
+    "tests/tv/test_browser.py": 89,
     "tests/reliability/test_dependency_faults.py": 78,
-    "tests/tv/test_browser.py": 63,
-    "tests/reliability/test_rabbitmq_broker.py": 53,
-    "tests/reliability/test_random_run.py": 43,
-    "tests/reliability/test_topology.py": 42,
-    "tests/reliability/test_disk_full.py": 41,
+    "tests/billing/test_reconciliation_audit.py": 54,
+    "tests/reliability/test_rabbitmq_broker.py": 48,
+    "tests/reliability/test_random_run.py": 42,
     "tests/backoffice/test_screens_browser.py": 37,
-    "tests/billing/test_reconciliation_audit.py": 32,
-    "tests/channels_crm/test_screens_browser.py": 29,
-    "tests/channels_crm/test_browser_payment_code.py": 29,
-    "tests/reliability/test_beat_takeover.py": 26,
-    "tests/ipvas/test_broker.py": 22,
-    "tests/channels_crm/test_browser.py": 21,
-    "tests/epg_api/test_entitlement_answers.py": 21,
-    "tests/billing/test_provider_clients.py": 20,
-    "tests/billing/test_payment_code_clients.py": 20,
-    "tests/reliability/test_races.py": 18,
-    "tests/backoffice/test_reports_subscriptions.py": 17,
-    "tests/lifecycle/test_contracts.py": 17,
-    "tests/reliability/test_worker_crash.py": 14,
-    "tests/reliability/test_outbox_crash.py": 11,
-    "tests/billing/test_reports_browser.py": 11,
-    "tests/integration/test_delayed_tasks.py": 10,
-    "tests/backoffice/test_pages_speak_chinese.py": 10,
+    "tests/reliability/test_disk_full.py": 35,
+    "tests/reliability/test_topology.py": 34,
+    "tests/channels_crm/test_browser_payment_code.py": 34,
+    "tests/channels_crm/test_screens_browser.py": 28,
+    "tests/channels_crm/test_browser.py": 28,
+    "tests/reliability/test_beat_takeover.py": 27,
+    "tests/reliability/test_races.py": 23,
+    "tests/ipvas/test_broker.py": 23,
+    "tests/billing/test_refunds.py": 21,
+    "tests/channels_crm/test_browser_session.py": 19,
+    "tests/epg_api/test_entitlement_answers.py": 18,
+    "tests/lifecycle/test_contracts.py": 18,
+    "tests/lifecycle/test_subscriptions.py": 15,
+    "tests/reliability/test_worker_crash.py": 13,
+    "tests/reliability/test_outbox_crash.py": 13,
+    "tests/backoffice/test_reports_subscriptions.py": 13,
+    "tests/channels_crm/test_pages.py": 13,
+    "tests/billing/test_payment_code_clients.py": 12,
+    "tests/channels_crm/test_browser_scan_after_ticking.py": 11,
+    "tests/lifecycle/test_payment_code.py": 11,
+    "tests/backoffice/test_pages_speak_chinese.py": 11,
+    "tests/integration/test_plain_worker.py": 11,
+    "tests/tv/test_browser_review.py": 10,
 }
 
 
