@@ -98,3 +98,18 @@ def test_the_demo_fixture_is_what_seed_demo_makes(demo, run):
     for model, rows in made.items():
         assert table(model) == rows, model.__name__
     assert sorted(demo) == ["PPV-MOVIE", "VIP-MONTH", "VIP-QUARTER", "VIP-YEAR"]
+
+
+def test_the_demo_fixture_after_a_fixture_that_made_one_of_its_rows_leaves_that_row(db, request):
+    """A row of the demo made before the fixture (an account with a balance of its own) stays as it was made,
+    and the rest of the demo is there: the fixture runs seed_demo then, rather than putting its rows back."""
+    SimSmpAccount.objects.create(tv_account="tv1001", phone="13900000009", status="active", balance_fen=7)
+    request.getfixturevalue("demo")
+    assert SimSmpAccount.objects.values_list("phone", "balance_fen").get(tv_account="tv1001") == ("13900000009", 7)
+    assert sorted(SimSmpAccount.objects.values_list("tv_account", flat=True)) == [
+        "tv1001",
+        "tv1002",
+        "tv1003",
+        "tv1004",
+    ]
+    assert "seed_demo: 0 object(s) created (all present already)" in seed()
