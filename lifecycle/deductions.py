@@ -76,6 +76,9 @@ CONTRACT_GONE_CODES = {"CONTRACT_NOT_EXIST", "CONTRACTNOTEXIST", "CONTRACT_ERROR
 NOTICE_ATTEMPTS = 8
 # While a renewal waits for a new notice, it asks for one at most this often.
 NOTICE_ASKED_WAIT = timedelta(hours=6)
+# How long a run sending the pre-deduction notice holds it (far more than a provider call's timeout): another run
+# meanwhile leaves it to that one; a run that died mid-call holds it no longer than this.
+NOTICE_CLAIM = timedelta(minutes=2)
 WATCH = timedelta(minutes=30)
 
 
@@ -232,11 +235,15 @@ def deduction_announce(*, subscription_id: int, attempt: int = 0) -> str:
                 due_at=next_open(now),
             )
         return "waiting_for_07:00"
+    claimed = _claim_notice(contract.pk, now)
+    if isinstance(claimed, str):
+        return claimed
     try:
         get_provider(contract.provider).announce_deduction(
             DeductionNoticeRequest(contract_id=contract.provider_contract_id, amount_fen=subscription.renewal_price_fen)
         )
     except ProviderRefused as exc:
+        _release_notice(contract.pk, claimed)
         if exc.code in CONTRACT_GONE_CODES:
             # The user ended it in the app and the notification never reached us: as if it had.
             with transaction.atomic():
@@ -245,13 +252,17 @@ def deduction_announce(*, subscription_id: int, attempt: int = 0) -> str:
             return "contract_gone"
         return _announce_again_or_ask(subscription, contract, attempt, str(exc))
     except ProviderUnavailable as exc:
+        _release_notice(contract.pk, claimed)
         return _announce_again_or_ask(subscription, contract, attempt, str(exc))
     starts, ends = wechat_window(now)
     with transaction.atomic():
         subscription = subscriptions.lock_subscription(subscription_id)
         contract = ProviderContract.objects.select_for_update().get(pk=contract.pk)
         contract.notice_sent_at, contract.deduct_from, contract.deduct_until = now, starts, ends
-        contract.save(update_fields=["notice_sent_at", "deduct_from", "deduct_until", "updated_at"])
+        contract.notice_claimed_until = None
+        contract.save(
+            update_fields=["notice_sent_at", "deduct_from", "deduct_until", "notice_claimed_until", "updated_at"]
+        )
         data = {"from": starts.isoformat(), "until": ends.isoformat(), "amount_fen": subscription.renewal_price_fen}
         subscriptions.record(subscription, "deduction_announced", actor=ACTOR, data=data, now=now)
         if subscription.status == SubscriptionStatus.ACTIVE and subscription.next_renewal_at is not None:
@@ -269,6 +280,26 @@ def deduction_announce(*, subscription_id: int, attempt: int = 0) -> str:
                     now=now,
                 )
     return "announced"
+
+
+def _claim_notice(contract_id: int, now: datetime) -> datetime | str:
+    """This run sends the notice: until when it holds it; or why it does not (another run sent it, or is sending
+    it now). Two runs at once (a redelivered task, the renewal's own ask) would each send one: the customer
+    was told twice of one charge."""
+    with transaction.atomic():
+        contract = ProviderContract.objects.select_for_update().get(pk=contract_id)
+        if contract.deduct_until is not None and now <= contract.deduct_until:
+            return "announced_already"
+        if contract.notice_claimed_until is not None and now < contract.notice_claimed_until:
+            return "announcing_elsewhere"
+        contract.notice_claimed_until = now + NOTICE_CLAIM
+        contract.save(update_fields=["notice_claimed_until", "updated_at"])
+        return contract.notice_claimed_until
+
+
+def _release_notice(contract_id: int, claimed: datetime) -> None:
+    """The notice was not sent: another run may send it at once (not if the claim has passed to another)."""
+    ProviderContract.objects.filter(pk=contract_id, notice_claimed_until=claimed).update(notice_claimed_until=None)
 
 
 def _announce_again_or_ask(subscription: Subscription, contract: ProviderContract, attempt: int, why: str) -> str:

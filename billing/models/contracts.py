@@ -65,6 +65,8 @@ class ProviderContract(models.Model):
     plan_at = models.DateTimeField(_("agreed deduction day"), null=True, blank=True)
     deduct_from = models.DateTimeField(_("deduction allowed from"), null=True, blank=True)
     deduct_until = models.DateTimeField(_("deduction allowed until"), null=True, blank=True)
+    # A pre-deduction notice being sent, until then (lifecycle.deductions.deduction_announce): one at a time.
+    notice_claimed_until = models.DateTimeField(_("pre-deduction notice being sent until"), null=True, blank=True)
     # When the deadline machinery must next look at it (a half contract, an unsign under way).
     due_at = models.DateTimeField(_("next look at"), null=True, blank=True)
     attempts = models.PositiveIntegerField(_("attempts of the step due"), default=0)

@@ -5,6 +5,7 @@ deduction taken and not provisioned, never two, and the contract ends in every c
 from __future__ import annotations
 
 import queue
+import time
 from datetime import timedelta
 
 import pytest
@@ -131,3 +132,44 @@ def test_the_users_termination_racing_the_deduction_never_leaves_money_half(demo
     assert subscription.status == SubscriptionStatus.CANCELLED
     assert subscription.cancel_channel == CancelChannel.PROVIDER
     assert ProviderContract.objects.get(subscription=subscription).status == ContractStatus.TERMINATED
+
+
+def test_two_runs_of_the_pre_deduction_notice_at_once_send_one(demo, time_machine, monkeypatch):
+    """WeChat Pay's pre-deduction notice asked twice at the same moment (a task delivered again while it runs, or
+    the renewal's own ask beside the reminder's): one run sends it, the other leaves it to that one. Before, both
+    sent it, and the customer was told twice of one charge."""
+    from lifecycle.deductions import deduction_announce
+    from sandbox.simulators.providers import SimulatedProvider
+
+    require_postgresql()
+    time_machine.move_to("2026-12-05 10:00:00+08:00", tick=False)
+    order = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG, auto_renew=True)
+    run_due_tasks()
+    payment_choose(order_id=order.pk, method="wechat_qr", actor=EPG)
+    status, answer = sandbox_post("wechatpay/pay/", {"out_trade_no": order.payments.get().out_trade_no})
+    assert status == 200 and answer["contract_delivered"], answer
+    run_due_tasks()
+    subscription = Order.objects.get(pk=order.pk).subscription
+    time_machine.move_to(subscription.next_reminder_at, tick=False)
+
+    sent, announce = [], SimulatedProvider.announce_deduction
+
+    def slowly(self, request):  # type: ignore[no-untyped-def]
+        sent.append(request.contract_id)
+        time.sleep(0.3)  # real time: the other run arrives while this one is at WeChat Pay
+        return announce(self, request)
+
+    monkeypatch.setattr(SimulatedProvider, "announce_deduction", slowly)
+    outcomes: queue.SimpleQueue = queue.SimpleQueue()
+
+    def racer(barrier) -> None:  # type: ignore[no-untyped-def]
+        barrier.wait()
+        outcomes.put(deduction_announce(subscription_id=subscription.pk))
+
+    assert run_in_threads(2, racer) == []
+    assert sorted([outcomes.get(), outcomes.get()]) == ["announced", "announcing_elsewhere"]
+    assert len(sent) == 1
+    assert subscription.events.filter(action="deduction_announced").count() == 1
+    contract = ProviderContract.objects.get(subscription=subscription)
+    assert contract.deduct_until is not None and contract.notice_claimed_until is None
+    assert deduction_announce(subscription_id=subscription.pk) == "announced_already"
