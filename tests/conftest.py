@@ -73,19 +73,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             pytest.skip(f"integration tier: {why}")
 
 
-# Rows that migrate makes and no test changes: Django's flush after a committed test (transaction=True, the live
-# servers) deleted them, then its post_migrate made them again, 0.23 s of that test's 0.29 s teardown.
-MADE_BY_MIGRATE = frozenset({"django_content_type", "auth_permission"})
-
-
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup):  # type: ignore[no-untyped-def]
     """The test database as pytest-django makes it; then a committed test's flush keeps what migrate made there
-    (content types, permissions), instead of deleting it and making it again."""
+    (content types, permissions), instead of deleting it and making it again through post_migrate (0.23 s of
+    such a test's 0.29 s teardown)."""
     from django.contrib.auth.management import create_permissions
     from django.contrib.contenttypes.management import create_contenttypes
     from django.db import connection
     from django.db.models.signals import post_migrate
+
+    from tests.support.demo import MADE_BY_MIGRATE
 
     operations = type(connection.ops)
     flush = operations.sql_flush
@@ -135,64 +133,9 @@ def run_tasks():
     return run_due_tasks
 
 
-# The rows seed_demo made the first time a process asked for the demo, by model (tests.conftest.demo).
-_demo_rows: dict[bool, list[tuple[type, list]]] = {}
-
-
 @pytest.fixture
 def demo(db):
-    """The demo data of docs/interfaces.md §7: made by ``seed_demo`` in an empty database the first time in a
-    process, then put back as the rows it made there (their times set to now, as if made now): 60 queries and
-    50 ms a test were 1,000 tests' set-up. Where a fixture made some of them first, seed_demo runs as before."""
-    from django.conf import settings as django_settings
-    from django.core.management import call_command
+    """The demo data of docs/interfaces.md §7 (tests.support.demo): the products by code."""
+    from tests.support.demo import demo_data
 
-    from orders.models import Product
-
-    rows = _demo_rows.get(django_settings.SANDBOX)
-    if rows is not None and not any(model._base_manager.exists() for model, _ in rows):
-        _put_back(rows)
-    elif rows is not None:  # a fixture made some of them first: seed_demo, which leaves what is there
-        call_command("seed_demo", stdout=open(os.devnull, "w"))
-    else:
-        models = _all_models()
-        clean = not any(model._base_manager.exists() for model in models if model._meta.db_table not in MADE_BY_MIGRATE)
-        call_command("seed_demo", stdout=open(os.devnull, "w"))
-        if clean:  # what seed_demo makes in an empty database, and nothing else
-            _demo_rows[django_settings.SANDBOX] = [
-                (model, made)
-                for model in models
-                if model._meta.db_table not in MADE_BY_MIGRATE
-                if (made := list(model._base_manager.all()))
-            ]
-    return {p.code: p for p in Product.objects.all()}
-
-
-def _all_models() -> list[type]:
-    from django.apps import apps
-
-    return [model for model in apps.get_models(include_auto_created=True) if not model._meta.proxy]
-
-
-def _put_back(rows: list[tuple[type, list]]) -> None:
-    """The rows again, in one transaction (the foreign keys are checked at its commit, whatever the order)."""
-    import copy
-
-    from django.db import transaction
-    from django.utils import timezone
-
-    now = timezone.now()
-    with transaction.atomic():
-        for model, made in rows:
-            fresh = []
-            for row in made:
-                row = copy.copy(row)
-                row._state = copy.copy(row._state)
-                row._state.adding, row._state.db = True, None
-                for field in model._meta.concrete_fields:
-                    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-                        setattr(row, field.attname, now)
-                    elif field.default is timezone.now:
-                        setattr(row, field.attname, now)
-                fresh.append(row)
-            model._base_manager.bulk_create(fresh)
+    return demo_data()

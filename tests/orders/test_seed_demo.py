@@ -91,7 +91,7 @@ def test_the_simulated_smp_accounts_are_those_of_the_contract():
 
 @pytest.mark.parametrize("run", ["first", "again"])
 def test_the_demo_fixture_is_what_seed_demo_makes(demo, run):
-    """The tests' ``demo`` fixture runs seed_demo once a process and then puts its rows back (tests/conftest.py):
+    """The tests' ``demo`` fixture runs seed_demo once a process and then puts its rows back (tests/support/demo.py):
     either way, seed_demo finds everything it would make already there, and the rows are those it makes."""
     made = {model: table(model) for model in (Product, SimSmpAccount, SimSmpProduct)}
     assert "seed_demo: 0 object(s) created (all present already)" in seed()
