@@ -13,7 +13,6 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -25,7 +24,7 @@ from ipvas.money import fen_to_yuan
 from lifecycle import renewals, subscriptions, tasks
 from orders.constants import NoticeKind, SubscriptionStatus
 from orders.models import Product, Subscription, SubscriptionNotice
-from orders.validation import normalize_mainland_mobile
+from orders.validation import reachable_mobile
 
 logger = logging.getLogger(__name__)
 ACTOR = Actor.task("notices")
@@ -156,10 +155,7 @@ def _bound_now(notice: SubscriptionNotice) -> str:
         result = get_smp().precheck(request)
     except SmpUnavailable:
         return notice.phone
-    try:
-        phone = normalize_mainland_mobile(result.phone) if result.ok and result.phone else ""
-    except ValidationError:
-        phone = ""  # none an SMS can reach: the number we have
+    phone = reachable_mobile(result.phone) if result.ok else ""  # none an SMS can reach: the number we have
     if not phone or phone == notice.phone:
         return notice.phone
     with transaction.atomic():

@@ -44,14 +44,20 @@ def normalize_mainland_mobile(raw: str) -> str:
     return national
 
 
-def bound_mobile(phone: str) -> str:
-    """The account's bound mobile as we write every number ('13800000001'), whatever form the SMP gives it in
-    ('+86 138 0000 0001'): an SMS reply comes from the normalised number and must find its confirmation. A
-    value that is no mainland mobile is kept as given (no SMS can be sent to it)."""
+def reachable_mobile(phone: str | None) -> str:
+    """The number as we write every number ('13800000001') when an SMS can reach it, whatever form it comes in
+    ('+86 138 0000 0001'); '' when it is none (empty, a landline, rubbish)."""
     from django.core.exceptions import ValidationError
 
     text = (phone or "").strip()
     try:
         return normalize_mainland_mobile(text) if text else ""
     except ValidationError:
-        return text
+        return ""
+
+
+def bound_mobile(phone: str) -> str:
+    """The account's bound mobile as we write every number, whatever form the SMP gives it in: an SMS reply
+    comes from the normalised number and must find its confirmation. A value that is no mainland mobile is
+    kept as given (no SMS can be sent to it)."""
+    return reachable_mobile(phone) or (phone or "").strip()

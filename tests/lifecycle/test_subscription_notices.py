@@ -137,6 +137,14 @@ def test_notices_follow_the_mobile_number_the_smp_binds_now(demo, run_tasks, fro
     assert sub.status == SubscriptionStatus.CANCELLED, outcome
 
 
+def refused_saying(order: Order, words: str) -> None:
+    """The pre-check refused the order, product_not_available, its message saying ``words``; nothing paid."""
+    assert (order.status, order.failure_code) == (OrderStatus.REJECTED, "product_not_available")
+    with translation.override("en"):
+        assert words in order.failure_message
+    assert not order.payments.exists()
+
+
 def test_auto_renewal_needs_a_mobile_number_for_its_reminders(demo, run_tasks, frozen):  # noqa: F811
     """§8: no renewal is charged unless its reminder was sent. An account the SMP binds no mobile to cannot
     be reminded: auto-renewal is refused at the pre-check, product_not_available with words that say why (a
@@ -146,10 +154,7 @@ def test_auto_renewal_needs_a_mobile_number_for_its_reminders(demo, run_tasks, f
     order = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv2001", actor=EPG, auto_renew=True)
     run_tasks()
     order.refresh_from_db()
-    assert (order.status, order.failure_code) == (OrderStatus.REJECTED, "product_not_available")
-    with translation.override("en"):
-        assert "no mobile number" in order.failure_message
-    assert not order.payments.exists()
+    refused_saying(order, "no mobile number")
 
     plain = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv2001", actor=EPG)
     run_tasks()
@@ -177,12 +182,9 @@ def test_a_product_paid_only_by_sms_confirmation_is_refused_to_an_account_with_n
     assert order.methods_allowed() == ["phone_bill_sms"]  # not known yet before the pre-check
     run_tasks()
     order.refresh_from_db()
-    assert (order.status, order.failure_code) == (OrderStatus.REJECTED, "product_not_available")
-    with translation.override("en"):
-        assert "only with an SMS confirmation" in order.failure_message
+    refused_saying(order, "only with an SMS confirmation")
     with translation.override("zh-hans"):
         assert "短信确认" in order.failure_message
-    assert not order.payments.exists()
 
     bound = order_create(channel="epg", product_code="VIP-MONTH", tv_account="tv1001", actor=EPG)
     run_tasks()

@@ -61,11 +61,6 @@ def connections_for(count: int) -> Iterator[None]:
 
 def run_in_threads(n: int, work: Callable[[threading.Barrier], object]) -> list[BaseException]:
     """Run ``work(barrier)`` in ``n`` threads, each on its own connection; return their errors."""
-    with connections_for(n):
-        return _run_in_threads(n, work)
-
-
-def _run_in_threads(n: int, work: Callable[[threading.Barrier], object]) -> list[BaseException]:
     barrier = threading.Barrier(n, timeout=30)
     errors: list[BaseException] = []
 
@@ -79,9 +74,10 @@ def _run_in_threads(n: int, work: Callable[[threading.Barrier], object]) -> list
             connection.close()
 
     threads = [threading.Thread(target=target) for _ in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    with connections_for(n):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
     assert not any(t.is_alive() for t in threads), "a thread hung"
     return errors

@@ -15,7 +15,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.management import call_command
 from django.db import transaction
-from django.db.models import Model
+from django.db.models import Field, Model
 from django.utils import timezone
 
 from orders.models import Product
@@ -60,9 +60,12 @@ def _put_back(rows: list[tuple[type[Model], list[Model]]]) -> None:
                 row._state = copy.copy(row._state)
                 row._state.adding, row._state.db = True, None
                 for field in model._meta.concrete_fields:
-                    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-                        setattr(row, field.attname, now)
-                    elif field.default is timezone.now:
+                    if _made_now(field):
                         setattr(row, field.attname, now)
                 fresh.append(row)
             model._base_manager.bulk_create(fresh)
+
+
+def _made_now(field: Field) -> bool:
+    """A column that says when its row was made or changed (auto_now, auto_now_add, default=timezone.now)."""
+    return getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False) or field.default is timezone.now
