@@ -27,6 +27,7 @@ scheme of ``CELERY_BROKER_URL``:
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import time
@@ -227,12 +228,48 @@ class FilesystemChannel(filesystem.Channel):
             return message
         raise Empty()
 
+    # kombu makes an exchange's table by opening it for writing, then locking it, then writing: a process that
+    # binds or reads it in between (the web, the worker and the beat starting together) read an empty file and
+    # died of a JSONDecodeError. Here the table is made and changed under one lock, and empty reads as no binding.
+
+    def get_table(self, exchange: str) -> list[Any]:
+        path = self._exchange_file(exchange)
+        try:
+            with path.open("rb") as table:
+                fcntl.flock(table.fileno(), fcntl.LOCK_SH)
+                return _bindings(table.read())
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise ChannelError(f"Cannot open {path}") from exc
+
+    def _queue_bind(self, exchange: str, routing_key: str, pattern: str, queue: str) -> None:
+        path = self._exchange_file(exchange)
+        self.control_folder.mkdir(exist_ok=True)
+        binding = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
+        try:
+            with os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o644), "r+b", buffering=0) as table:
+                fcntl.flock(table.fileno(), fcntl.LOCK_EX)
+                bindings = _bindings(table.read())
+                if binding not in bindings:
+                    table.seek(0)
+                    table.truncate()
+                    table.write(str_to_bytes(dumps([binding, *bindings])))
+        except OSError as exc:
+            raise ChannelError(f"Cannot open {path}") from exc
+
     def _set_aside(self, claimed: Path, filename: str, exc: Exception) -> None:
         logger.error("broker: message file %s cannot be read (%r); set aside in %s", filename, exc, self.bad_folder)
         try:
             os.rename(claimed, self.bad_folder / filename)
         except OSError:
             pass
+
+
+def _bindings(content: bytes) -> list[Any]:
+    """An exchange's table as kombu writes it; an empty file (being made) is one with no binding yet."""
+    text = bytes_to_str(content)
+    return [filesystem.exchange_queue_t(*entry) for entry in loads(text)] if text else []
 
 
 class FilesystemTransport(filesystem.Transport):

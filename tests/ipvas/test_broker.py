@@ -68,6 +68,21 @@ def test_kombus_own_file_system_transport_raises_on_an_empty_message(tmp_path):
             queue.get(timeout=1)
 
 
+def test_an_exchange_table_another_process_is_making_does_not_stop_a_bind(tmp_path):
+    """kombu makes an exchange's table by opening it for writing, then locking it, then writing: a process that
+    binds in between (the web, the worker and the beat starting together) found it empty and died of a
+    JSONDecodeError (seen in CI, three publishers starting at once). Ours takes an empty table as one with no
+    binding yet, binds, and the message goes through."""
+    (tmp_path / "control").mkdir()
+    (tmp_path / "control" / "default.exchange").write_bytes(b"")  # opened for writing, not yet written
+    with connection(str(tmp_path)) as conn:
+        queue = conn.SimpleQueue("default")
+        queue.put({"id": "bound"})
+        message = queue.get(timeout=2)
+        message.ack()
+    assert message.payload == {"id": "bound"}
+
+
 def test_a_message_is_never_visible_before_it_is_complete(tmp_path, monkeypatch):
     root = str(tmp_path)
     seen_while_writing: list[list[str]] = []
