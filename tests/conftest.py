@@ -83,7 +83,7 @@ def django_db_setup(django_db_setup):  # type: ignore[no-untyped-def]
     from django.db import connection
     from django.db.models.signals import post_migrate
 
-    from tests.support.demo import MADE_BY_MIGRATE
+    from tests.support.made_once import MADE_BY_MIGRATE
 
     operations = type(connection.ops)
     flush = operations.sql_flush

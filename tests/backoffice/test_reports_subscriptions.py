@@ -36,6 +36,7 @@ from orders.constants import CancelChannel, Channel, OrderStatus, SubscriptionSt
 from orders.models import Order, Subscription
 from sandbox import faults
 from sandbox.models import SimSmpAccount
+from tests.support.made_once import made_once
 from tests.support.tasks import run_due_tasks
 
 pytestmark = pytest.mark.django_db
@@ -186,10 +187,17 @@ def build_subscription_fixture() -> Fixture:
 
 @pytest.fixture
 def lived() -> Fixture:
+    """The timeline, lived once per process and its rows put back for the later tests (tests.support.made_once)."""
+    pks = made_once("subscription_timeline", _live_the_timeline)
+    by_pk = Subscription.objects.in_bulk(pks.values())
+    return Fixture(subscriptions={name: by_pk[pk] for name, pk in pks.items()})
+
+
+def _live_the_timeline() -> dict[str, int]:
     from django.core.management import call_command
 
     call_command("seed_demo", stdout=io.StringIO())
-    return build_subscription_fixture()
+    return {name: sub.pk for name, sub in build_subscription_fixture().subscriptions.items()}
 
 
 @pytest.fixture
@@ -330,7 +338,7 @@ def export(client, table: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
 
 
-def test_the_dashboard_shows_renewals_and_subscriptions_and_exports_them(staff_client, lived):
+def test_the_dashboard_shows_renewals_and_subscriptions_and_exports_them(lived, staff_client):
     page = staff_client.get(URL, RANGE, **EN).content.decode()
     for key in ("renewals_by_day", "renewal_failures", "subscriptions_by_day", "renewal_stops"):
         assert f'id="table-{key}"' in page
