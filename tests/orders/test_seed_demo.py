@@ -11,6 +11,7 @@ from django.core.management import call_command
 from orders.constants import Channel, PaymentMethod
 from orders.models import Product
 from sandbox.models import SimSmpAccount, SimSmpProduct
+from tests.support import made_once
 
 pytestmark = pytest.mark.django_db
 
@@ -90,9 +91,13 @@ def test_the_simulated_smp_accounts_are_those_of_the_contract():
 
 
 @pytest.mark.parametrize("run", ["first", "again"])
-def test_the_demo_fixture_is_what_seed_demo_makes(demo, run):
+def test_the_demo_fixture_is_what_seed_demo_makes(db, request, settings, run):
     """The tests' ``demo`` fixture runs seed_demo once a process and then puts its rows back (tests/support/demo.py):
     either way, seed_demo finds everything it would make already there, and the rows are those it makes."""
+    if run == "first":  # as if no test of this process had asked for the demo yet
+        made_once._kept.pop(("demo", settings.SANDBOX), None)
+    demo = request.getfixturevalue("demo")
+    assert ("demo", settings.SANDBOX) in made_once._kept
     made = {model: table(model) for model in (Product, SimSmpAccount, SimSmpProduct)}
     assert "seed_demo: 0 object(s) created (all present already)" in seed()
     for model, rows in made.items():
