@@ -14,6 +14,7 @@ import html
 import logging
 import re
 from datetime import date, datetime, timedelta
+from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -316,12 +317,10 @@ def test_the_morning_job_reports_a_missing_source_only_when_it_gives_up(db, time
 def test_a_refused_statement_is_shown_as_refused(demo, time_machine, monkeypatch):
     time_machine.move_to(local("2026-11-26 09:00:00"), tick=True)
 
-    def garbled(source: str, day: date):  # the SMP answers, but not with a list
-        from adapters.statements import StatementFile, spooled
+    def maintenance_page(day: date, out: BinaryIO) -> int:  # each simulator answers, but not with a statement
+        return out.write(b"<html>maintenance</html>\r\n")
 
-        return StatementFile(spooled(b"<html>maintenance</html>\r\n"), "list.csv")
-
-    monkeypatch.setattr(services, "fetch_statement", garbled)
+    monkeypatch.setattr(sandbox_statements, "WRITERS", dict.fromkeys(sandbox_statements.WRITERS, maintenance_page))
     run = reconcile_day(DAY)
     assert run.source_states() == {"wechatpay": "refused", "alipay": "refused", "smp": "refused"}
     assert "smp: the fetched file was refused (line 1: not an SMP provisioning list" in run.notes

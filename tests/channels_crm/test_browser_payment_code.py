@@ -145,6 +145,7 @@ def test_code_declined(site, counter, shot, provider, digits, reason):
     shot(page, f"{digits[-4:]}-declined")
     order = Order.objects.get(order_no=order_no)
     assert (order.status, order.failure_code) == ("failed", "payment_declined")
+    assert SimTrade.objects.get(out_trade_no=order_no).provider == provider  # the code's provider, by its digits
 
 
 def test_code_never_answered_is_reversed(site, counter, shot, clock):

@@ -9,6 +9,7 @@ import threading
 from epg_api.serializers import OrderSerializer, serialized
 from orders.models import Order
 from tests.epg_api.support import Api, new_api_key
+from tests.support.concurrency import run_in_threads
 
 
 def test_answers_made_at_once_in_many_threads_are_each_their_own_orders(demo, client):
@@ -20,9 +21,10 @@ def test_answers_made_at_once_in_many_threads_are_each_their_own_orders(demo, cl
     assert len({answer["status"] for answer in expected.values()}) > 1  # orders that differ
 
     wrong: list[str] = []
-    start = threading.Barrier(6)
+    offsets = iter(range(6))  # each thread starts at another order
 
-    def answer(offset: int) -> None:
+    def answer(start: threading.Barrier) -> None:
+        offset = next(offsets)
         start.wait()
         for i in range(60):
             order = orders[(i + offset) % len(orders)]
@@ -30,10 +32,5 @@ def test_answers_made_at_once_in_many_threads_are_each_their_own_orders(demo, cl
             if got != expected[order.pk]:
                 wrong.append(f"{order.order_no}: {got} != {expected[order.pk]}")
 
-    threads = [threading.Thread(target=answer, args=(n,)) for n in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
+    assert run_in_threads(6, answer) == []
     assert not wrong, wrong[:3]

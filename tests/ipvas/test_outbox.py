@@ -8,6 +8,7 @@ in tests, Redis when the suite runs against it).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -15,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 from celery.signals import after_task_publish
 from django.conf import settings as django_settings
-from django.db import OperationalError, connection, transaction
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -105,16 +106,15 @@ class TestOnCommit:
         assert unrelayed() == 0
 
     def test_published_but_not_marked_is_published_again_by_the_beat_relay_once_stale(
-        self, published, django_capture_on_commit_callbacks, time_machine, settings, monkeypatch
+        self, published, django_capture_on_commit_callbacks, time_machine, settings
     ):
         """The process dies between the publish and the mark: the task runs twice (every task allows it),
         it is never lost; and the beat relay leaves a young message to the relay on commit."""
         time_machine.move_to(START, tick=False)
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             probe(3)
-        monkeypatch.setattr(OutboxMessage.objects, "filter", failing_filter)
-        callbacks[0]()
-        monkeypatch.undo()
+        with dying_after_the_publish(), pytest.raises(Died):
+            callbacks[0]()
         assert len(published) == 1 and unrelayed() == 1
 
         assert outbox.relay_pending() == 0  # young: the on-commit relay's
@@ -150,8 +150,22 @@ class TestOnCommit:
         assert published == [Published(task=PROBE, kwargs={"n": 1}, eta=due_at.isoformat())]
 
 
-def failing_filter(*args: object, **kwargs: object) -> None:
-    raise OperationalError("the process died before marking the message relayed")
+class Died(BaseException):
+    """The process ends here (not an error any code of ours handles)."""
+
+
+@contextmanager
+def dying_after_the_publish() -> Iterator[None]:
+    """The process dies as soon as the broker has the message, before the outbox marks it relayed."""
+
+    def die(**_: object) -> None:
+        raise Died
+
+    after_task_publish.connect(die, weak=False)  # after the `published` fixture's receiver, which records it
+    try:
+        yield
+    finally:
+        after_task_publish.disconnect(die)
 
 
 class TestBeatRelay:

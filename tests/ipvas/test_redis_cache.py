@@ -21,7 +21,8 @@ def test_the_same_client_serves_every_call_of_a_kind():
     cache.set("redis-cache:x", {"n": 1}, 30)
     assert cache.get("redis-cache:x") == {"n": 1}
     assert cache.add("redis-cache:x", 2, 30) is False
-    assert cache.incr("redis-cache:n", 1) if cache.add("redis-cache:n", 0, 30) else True
+    assert cache.add("redis-cache:n", 0, 30) is True
+    assert cache.incr("redis-cache:n", 1) == 1
     cache.delete("redis-cache:x")
     assert cache.get("redis-cache:x") is None
 

@@ -267,7 +267,8 @@ class TestFaults:
         began = time.monotonic()
         with pytest.raises(SmpUnavailable):
             impatient.subscribe(monthly(no))
-        assert time.monotonic() - began < 0.9  # gave up before the answer came
+        # Gave up before the answer came: a time, because a timeout is one (the answer takes five times longer).
+        assert time.monotonic() - began < settings.SMP_SIMULATOR_SLOW_SECONDS
 
         # The SMP subscribed and charged even though we never heard back.
         done = None

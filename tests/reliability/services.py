@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -50,9 +50,13 @@ def program(name: str, *, package: str) -> str:
     found = shutil.which(name) or shutil.which(name, path="/usr/local/sbin:/usr/sbin:/sbin")
     if found:
         return found
-    why = f"{name} is not installed (apt-get install {package})"
+    cannot_run(f"{name} is not installed (apt-get install {package})")
+
+
+def cannot_run(why: str) -> NoReturn:
+    """A fault test that cannot run here skips, and fails in CI, which must run every one of them."""
     if os.environ.get("CI"):
-        pytest.fail(f"{why}: CI must have it", pytrace=False)
+        pytest.fail(f"{why}: CI must run this test", pytrace=False)
     pytest.skip(why)
 
 
@@ -61,8 +65,7 @@ class OwnRedis:
     cache or a broker without AOF does."""
 
     def __init__(self, port: int | None = None) -> None:
-        if not shutil.which("redis-server"):
-            pytest.skip("redis-server is not installed")
+        self.server = program("redis-server", package="redis-server")
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.start()
@@ -72,7 +75,7 @@ class OwnRedis:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            [self.server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--daemonize", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -196,7 +199,7 @@ class OwnPostgres:
     def __init__(self) -> None:
         bindir = _postgres_bin()
         if bindir is None:
-            pytest.skip("PostgreSQL's initdb is not installed")
+            cannot_run("PostgreSQL's initdb is not installed (apt-get install postgresql)")
         self.bin = bindir
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="ipvas-pg-"))

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.reliability.services import cannot_run
 from tests.reliability.stack import Customers, Stack
 from tests.reliability.support import record
 from tests.reliability.test_dependency_faults import settle
@@ -54,12 +55,12 @@ def fill(path: Path) -> int:
 @pytest.fixture
 def small_var(tmp_path):
     if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs for var/ needs root")
+        cannot_run("mounting a small tmpfs for var/ needs root")
     mount = tmp_path / "var"
     mount.mkdir()
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_MB}m", "tmpfs", str(mount)], capture_output=True)
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode()[-200:]}")
+        cannot_run(f"cannot mount a tmpfs here: {done.stderr.decode()[-200:]}")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 

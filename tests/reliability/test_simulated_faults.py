@@ -111,7 +111,8 @@ def test_slow_past_the_timeout_does_the_work_and_loses_the_answer(demo, settings
     started = time.monotonic()
     with pytest.raises(UNAVAILABLE[system]):
         work()
-    assert 0.2 <= time.monotonic() - started < 1.5  # the caller gave up at its timeout, not at the answer's 2 s
+    # The caller gave up at its timeout, not at the answer's 2 s: a time, because a timeout is one.
+    assert 0.2 <= time.monotonic() - started < settings.SIMULATOR_SLOW_SECONDS
     assert left()  # and yet it was done
 
 
