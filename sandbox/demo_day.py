@@ -30,6 +30,7 @@ from billing.reconciliation.days import day_bounds
 from billing.reconciliation.services import reconcile_day
 from channels_crm.models import Clerk
 from epg_api.models import EpgClient
+from ipvas import outbox
 from ipvas.actors import Actor, ActorKind
 from ipvas.celery import app
 from ipvas.models import OutboxMessage
@@ -65,7 +66,9 @@ def run_due_work(*, rounds: int = 100) -> int:
             return done
         for message in due:
             OutboxMessage.objects.filter(pk=message.pk).update(relayed_at=timezone.now())
-            app.tasks[message.task_name].apply(kwargs=message.kwargs, throw=True)
+            # Under the message's task id, as the worker runs it: a follow-up's success is then recorded, and
+            # the stalled sweep does not send it again when the worker starts (outbox.must_finish).
+            app.tasks[message.task_name].apply(kwargs=message.kwargs, task_id=outbox.task_id(message), throw=True)
             done += 1
     return done
 
