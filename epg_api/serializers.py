@@ -13,6 +13,7 @@ from typing import Any
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.validators import ProhibitNullCharactersValidator
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
@@ -309,6 +310,7 @@ class OrderSerializer(ModelFieldsOnce):
             return []
         return order.methods_allowed()
 
+    @extend_schema_field(PaymentSerializer(allow_null=True))
     def get_payment(self, order: Order) -> dict[str, Any] | None:
         payment = shown_payment(order)
         if payment is None:
@@ -328,11 +330,13 @@ class OrderSerializer(ModelFieldsOnce):
             },
         )
 
+    @extend_schema_field(FailureSerializer(allow_null=True))
     def get_failure(self, order: Order) -> dict[str, str] | None:
         if not order.failure_code:
             return None
         return {"code": order.failure_code, "message": order.failure_message}
 
+    @extend_schema_field(EntitlementSerializer(allow_null=True))
     def get_entitlement(self, order: Order) -> dict[str, Any] | None:
         if order.status not in (OrderStatus.COMPLETED, OrderStatus.REFUNDED):
             return None  # granted when the order completes (a new order is not read for it)

@@ -116,6 +116,31 @@ def test_schema_of_a_subscription_is_what_section_8_lists(db):
     }  # fmt: skip
 
 
+def test_schema_types_every_object_of_the_answers(db):
+    """No object in a response is left untyped: a vendor's generator made the order's `payment` (its method, QR
+    code, trade number, deadline), `failure` and `entitlement` free-form maps, with none of their fields."""
+    document = openapi_document()
+    untyped = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "object" and "properties" not in node:
+                untyped.append(where)
+            for key, value in node.items():
+                walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{where}[{i}]")
+
+    walk(document["components"]["schemas"], "schemas")
+    assert untyped == []
+    order = document["components"]["schemas"]["Order"]["properties"]
+    assert order["payment"]["allOf"] == [{"$ref": "#/components/schemas/Payment"}] and order["payment"]["nullable"]
+    assert set(document["components"]["schemas"]["Payment"]["properties"]) == {
+        "method", "out_trade_no", "qr_code_url", "qr_image_url", "expires_at"
+    }  # fmt: skip
+
+
 def test_schema_declares_the_api_key(db):
     document = openapi_document()
 
