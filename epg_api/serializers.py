@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
-from django.core.validators import ProhibitNullCharactersValidator
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -86,6 +85,8 @@ _REQUIRED = serializers.Field.default_error_messages["required"]
 _NOT_A_STRING = serializers.CharField.default_error_messages["invalid"]
 _BLANK = serializers.CharField.default_error_messages["blank"]
 _TOO_LONG = serializers.CharField.default_error_messages["max_length"]
+# Django's (ProhibitNullCharactersValidator's), ours to translate: its Chinese says "no empty string".
+_NUL = _("Null characters are not allowed.")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -110,7 +111,7 @@ class QueryText:
         if len(value) > self.max_length:
             errors.append(str(_TOO_LONG).format(max_length=self.max_length))
         if "\x00" in value:
-            errors.append(str(ProhibitNullCharactersValidator.message))
+            errors.append(str(_NUL))
         surrogate = _SURROGATE.search(value)
         if surrogate:  # never from a query string, which is decoded with replacement characters
             errors.append(str(ProhibitSurrogateCharactersValidator.message).format(code_point=ord(surrogate[0])))

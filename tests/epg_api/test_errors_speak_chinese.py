@@ -84,3 +84,9 @@ def test_the_docs_say_how_to_type_the_key_in_the_authorize_box(client):
     schema = client.get(f"{API}/schema/", HTTP_ACCEPT="application/json").json()
     described = schema["components"]["securitySchemes"]["ApiKey"]["description"]
     assert "Api-Key " in described and "before the key" in described
+
+
+def test_a_nul_character_in_a_field_is_named_for_what_it_is(api):
+    """Django's own Chinese for "Null characters are not allowed." says an empty string is not allowed."""
+    invalid = error_of(api.post("/orders/", {"tv_account": "tv\x001001", "product_code": "VIP-MONTH"}), 400, "invalid")
+    assert invalid["fields"]["tv_account"] == ["不允许包含空字符。"]
