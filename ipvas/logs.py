@@ -126,3 +126,22 @@ class QuietPeriodicTasksFilter(logging.Filter):
                 and any(message.endswith(f"({name})") for name in QUIET_PERIODIC_TASKS)
             )
         return True
+
+
+# Requests Django refuses for what the client sent, which it logs as errors with their traceback.
+CLIENT_REFUSALS = frozenset(
+    f"django.security.{name}" for name in ("RequestDataTooBig", "TooManyFieldsSent", "TooManyFilesSent")
+)
+
+
+class ClientRefusalsFilter(logging.Filter):
+    """A body too large (413) or too many fields (400) is the client's mistake, answered: a warning of one line.
+
+    Django logs each as an ERROR with a traceback of its own code, which pages whoever watches for errors.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name in CLIENT_REFUSALS and record.levelno > logging.WARNING:
+            record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+            record.exc_info, record.exc_text = None, None
+        return True

@@ -622,6 +622,7 @@ LOGGING = {
         "redact": {"()": "ipvas.logs.RedactingFilter"},
         # Beat's relay and sweeps only when they did something (ipvas/logs.py).
         "quiet_periodic": {"()": "ipvas.logs.QuietPeriodicTasksFilter"},
+        "client_refusals": {"()": "ipvas.logs.ClientRefusalsFilter"},
     },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
@@ -635,7 +636,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": LOG_FORMAT if LOG_FORMAT in ("json", "plain") else "plain",
-            "filters": ["redact", "context", "quiet_periodic"],
+            "filters": ["client_refusals", "redact", "context", "quiet_periodic"],
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},

@@ -98,3 +98,17 @@ def test_every_round_beat_runs_more_often_than_a_minute_is_quiet(settings):
         if isinstance(entry["schedule"], (int, float)) and entry["schedule"] < 60
     }
     assert frequent and frequent <= QUIET_PERIODIC_TASKS, frequent - QUIET_PERIODIC_TASKS
+
+
+def test_a_body_too_large_is_a_warning_of_one_line_not_an_error_with_a_traceback(console_log, db, settings):
+    """Django logs the refusal (django.security.RequestDataTooBig) as an ERROR with its traceback; the client
+    sent too much, and was answered 413."""
+    from tests.epg_api.support import Api, new_api_key
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    answer = Api(new_api_key()).post("/orders/", raw="x" * 4096)
+
+    assert answer.status_code == 413 and answer.json()["error"]["code"] == "request_too_large"
+    [line] = [line for line in console_log().splitlines() if "RequestDataTooBig" in line]
+    assert " WARNING django.security.RequestDataTooBig " in line
+    assert "Traceback" not in console_log()
