@@ -139,6 +139,8 @@
       hint.textContent = wechatpay.test(code) ? form.getAttribute("data-name-wechatpay")
         : alipay.test(code) ? form.getAttribute("data-name-alipay") : "";
       if (!error.hidden) { show(""); }
+      // The server's refusal of the code before (used already, declined) is not about this one.
+      document.querySelectorAll(".flash.error").forEach(function (flash) { flash.hidden = true; });
     });
     form.addEventListener("submit", function (event) {
       var code = clean(input.value);

@@ -219,6 +219,12 @@ def test_code_used_twice_is_refused(site, counter, shot):
     assert Order.objects.get(order_no=second).status == "awaiting_payment"
     assert PaymentCodeUse.objects.count() == 1
 
+    # The next code typed wrong: its own message, and the refusal of the code before is gone.
+    scanner_types(page, "12345abc")
+    assert "digits only" in page.locator("#code-error").inner_text()
+    assert not flash.is_visible()
+    shot(page, "2-next-code-wrong")
+
 
 def test_code_cancelled_while_the_customer_confirms(site, counter, shot):
     page = counter
