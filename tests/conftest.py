@@ -30,7 +30,6 @@ def _integration_services_missing() -> str:
 LONGEST_FILES = {
     "tests/tv/test_browser.py": 89,
     "tests/reliability/test_dependency_faults.py": 78,
-    "tests/billing/test_reconciliation_audit.py": 54,
     "tests/reliability/test_rabbitmq_broker.py": 48,
     "tests/reliability/test_random_run.py": 42,
     "tests/backoffice/test_screens_browser.py": 37,
@@ -57,6 +56,7 @@ LONGEST_FILES = {
     "tests/backoffice/test_pages_speak_chinese.py": 11,
     "tests/integration/test_plain_worker.py": 11,
     "tests/tv/test_browser_review.py": 10,
+    "tests/billing/test_reconciliation_audit.py": 10,
 }
 
 
