@@ -54,6 +54,8 @@ from orders.models import Order
 logger = logging.getLogger(__name__)
 
 MAX_REVERSE_BACKOFF_SECONDS = 300
+# Beyond a provider call's timeout, for the clocks of two workers and the provider's own processing.
+CALL_MARGIN_SECONDS = 5
 
 
 class Step(enum.StrEnum):
@@ -121,6 +123,19 @@ def payment_code_due(order_id: int, due_at: datetime | None) -> str:
                 code=FailureCode.PAYMENT_TIMEOUT,
                 actor=Actor.task("payment-code"),
                 reason="no payment code left to charge",
+            )
+            return "expired"
+        if payment.status == PaymentStatus.CREATING and timezone.now() >= payment.expires_at:
+            # The worker comes to the charge after the scan's window (a backlog): nothing is sent. The customer
+            # waited a minute with nothing asked of them, and a charge sent now could not be followed.
+            payment.status, payment.failure_reason = PaymentStatus.CLOSED, "not sent: the scan's window was over"
+            payment.save(update_fields=["status", "failure_reason", "updated_at"])
+            transit(
+                order,
+                order.expire,
+                code=FailureCode.PAYMENT_TIMEOUT,
+                actor=Actor.task("payment-code"),
+                reason=f"the charge was not sent within {settings.PAYMENT_CODE_QUERY_SECONDS} s of the scan",
             )
             return "expired"
         if payment.status == PaymentStatus.CREATING:
@@ -286,8 +301,11 @@ def _wait(order_id: int, claimed: datetime, payment: Payment, *, why: str, first
     with transaction.atomic():
         order = lock_claimed(order_id, claimed, OrderStatus.PAYMENT_PENDING)
         if order is None:
-            # The order ended meanwhile (the clerk cancelled): its trade must not stay payable.
-            if Payment.objects.filter(pk=payment.pk, status__in=OPEN_STATUSES).exists():
+            # The order ended meanwhile (the clerk cancelled): its trade must not stay payable. Still waiting for
+            # its payment, it is another run's now (the sweep took over a claim this run outlived), and that run
+            # goes on querying: reversing here would take the customer's payment away inside the window.
+            ended = not Order.objects.filter(pk=order_id, status=OrderStatus.PAYMENT_PENDING).exists()
+            if ended and Payment.objects.filter(pk=payment.pk, status__in=OPEN_STATUSES).exists():
                 payment_code_reverse_later(payment)
             return "superseded"
         now = timezone.now()
@@ -307,6 +325,13 @@ def payment_code_reverse_later(payment: Payment, *, attempt: int = 0) -> None:
     """Reverse this payment code's trade after the caller's transaction commits (retried, then a person)."""
     due_at = timezone.now() + (_reverse_backoff(attempt - 1) if attempt else timedelta(0))
     outbox.enqueue(tasks.reverse_payment_code, kwargs={"payment_id": payment.pk, "attempt": attempt}, due_at=due_at)
+
+
+def _charge_arrived_by(payment: Payment) -> datetime:
+    """When a charge of this payment has reached its provider, if it ever will: it is sent within the scan's
+    window only (payment_code_due), and its call lasts at most the provider client's timeout."""
+    timeout = settings.WECHATPAY_TIMEOUT_SECONDS if payment.provider == "wechatpay" else settings.ALIPAY_TIMEOUT_SECONDS
+    return payment.expires_at + timedelta(seconds=timeout + CALL_MARGIN_SECONDS)
 
 
 def _reverse_backoff(attempt: int) -> timedelta:
@@ -339,10 +364,10 @@ def payment_code_reverse(*, payment_id: int, attempt: int = 0) -> str:
             if _paid_meanwhile(payment):
                 _reversed_while_paid(payment)
                 return "reversed_while_paid"
-            if not_found and payment.status == PaymentStatus.PENDING and timezone.now() < payment.expires_at:
+            if not_found and payment.status == PaymentStatus.PENDING and timezone.now() < _charge_arrived_by(payment):
                 # No trade yet, though the charge was sent: it may still be on its way (the clerk cancelled
-                # during the call). Closed now, the trade it makes would stay payable; reversed again until the
-                # scan's window is over, by when a charge that has not arrived never will.
+                # during the call). Closed now, the trade it makes would stay payable; reversed again until
+                # every charge sent in the scan's window has had its call's time to arrive.
                 payment_code_reverse_later(payment, attempt=attempt + 1)
                 return "not_there_yet"
             _settle_reversed(payment, not_found=not_found)

@@ -15,6 +15,7 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.test import Client
@@ -627,6 +628,87 @@ def test_cancel_while_the_charge_is_on_its_way_reverses_the_trade_once_it_arrive
     assert Payment.objects.get(order=order).status == "reversed"
     assert not LedgerEntry.objects.filter(order=order).exists()
     assert not WorkItem.objects.filter(order=order).exists()
+
+
+def test_a_charge_the_worker_reaches_after_the_scans_window_is_not_sent(demo, run_tasks, frozen, provider):
+    """The worker was backlogged past the scan's window: the charge is not sent (the customer has left the
+    counter, or waited over a minute with nothing asked of them; nothing would query or reverse it later)."""
+    order = scan(counter_order(run_tasks), code(provider, "0001"))
+
+    later(run_tasks, frozen, settings.PAYMENT_CODE_QUERY_SECONDS + 1)
+
+    order.refresh_from_db()
+    assert (order.status, order.failure_code) == (OrderStatus.EXPIRED, FailureCode.PAYMENT_TIMEOUT)
+    assert Payment.objects.get(order=order).status == "closed"
+    assert not SimTrade.objects.exists()
+
+
+def test_a_charge_sent_at_the_windows_end_and_cancelled_on_its_way_is_still_reversed(
+    demo, run_tasks, frozen, provider, monkeypatch
+):
+    """The charge leaves at the last second of the window and the clerk cancels while it is on its way; the
+    reverse, past the window, finds no trade yet. The charge that arrives after it (the customer confirming)
+    must still be reversed: closed on "not found" at the window's end, that trade stayed payable, and nothing
+    would have looked at it again (WeChat Pay sends no notification for a payment code)."""
+    from sandbox.simulators.providers import SimulatedProvider
+
+    order = scan(counter_order(run_tasks), code(provider, "0001"))
+    charge = SimulatedProvider.pay_code
+    found = []
+
+    def on_its_way(self, request):  # type: ignore[no-untyped-def]
+        frozen.shift(timedelta(seconds=3))  # the call takes 3 s of its 5: past the window's end
+        order_cancel(order_id=order.pk, actor=CLERK)
+        found.extend(result for _, result in run_tasks())  # the reverse runs before the charge arrives
+        return charge(self, request)
+
+    monkeypatch.setattr(SimulatedProvider, "pay_code", on_its_way)
+    frozen.shift(timedelta(seconds=settings.PAYMENT_CODE_QUERY_SECONDS - 1))
+    run_tasks()
+    monkeypatch.setattr(SimulatedProvider, "pay_code", charge)
+    assert "not_there_yet" in found
+    for _ in range(10):
+        later(run_tasks, frozen, 5)
+    payments.confirmed_in_app(provider, Payment.objects.get(order=order).out_trade_no)
+
+    order.refresh_from_db()
+    assert (order.status, order.failure_code) == (OrderStatus.CANCELLED, FailureCode.CANCELLED)
+    assert trade_of(order).status == SimTradeStatus.REVOKED
+    assert Payment.objects.get(order=order).status == "reversed"
+    assert not LedgerEntry.objects.filter(order=order).exists()
+
+
+def test_a_charge_whose_claim_the_sweep_took_over_is_not_reversed_under_the_run_that_goes_on(
+    demo, run_tasks, frozen, provider, monkeypatch
+):
+    """The worker stalls in the charge's call past its claim: the sweep hands the order to a new run, which
+    queries. The stalled run then finds its claim gone; the order is not over, so it does not reverse the trade
+    under the run that goes on: the customer may still pay in the scan's window. The new run queries to the
+    window's end and reverses then: expired, payment_timeout, as §10 says of no answer."""
+    from sandbox.simulators.providers import SimulatedProvider
+
+    order = scan(counter_order(run_tasks), code(provider, "0003"))  # the provider never answers
+    charge = SimulatedProvider.pay_code
+
+    def stalled(self, request):  # type: ignore[no-untyped-def]
+        try:
+            return charge(self, request)
+        finally:
+            frozen.shift(timedelta(seconds=settings.ORDER_CLAIM_LEASE_SECONDS + 3))  # past the claim's lease
+            deadlines_sweep()  # a new run is due, under a new claim
+
+    monkeypatch.setattr(SimulatedProvider, "pay_code", stalled)
+    ran = [result for _, result in run_tasks()]
+    monkeypatch.setattr(SimulatedProvider, "pay_code", charge)
+    assert "superseded" in ran, ran  # the stalled run, its claim gone
+    assert trade_of(order).status == SimTradeStatus.USER_PAYING  # still open to the customer, in its window
+    for _ in range(8):
+        later(run_tasks, frozen, 5)
+
+    order.refresh_from_db()
+    assert (order.status, order.failure_code) == (OrderStatus.EXPIRED, FailureCode.PAYMENT_TIMEOUT)
+    assert Payment.objects.get(order=order).status == "reversed"
+    assert trade_of(order).status == SimTradeStatus.REVOKED
 
 
 def test_cancel_before_the_charge_was_sent_sends_nothing(demo, run_tasks, frozen):
