@@ -202,14 +202,18 @@ def _reverse_at_the_end(order_id: int, claimed: datetime, payment: Payment) -> s
     """The query window is over: a last look (paid at the last second is kept), then reverse."""
     provider = get_provider(payment.provider)
     try:
-        settled = _settle_by_query(order_id, claimed, payment, provider.query(payment.out_trade_no))
+        trade = provider.query(payment.out_trade_no)
     except ProviderUnavailable:
-        settled = None
+        trade = None
+    # Closed after a reverse was sent is our own reverse (its run died before recording it): reversed again.
+    ours = trade is not None and payment.reverse_sent_at is not None and trade.state == TradeState.CLOSED
+    settled = _settle_by_query(order_id, claimed, payment, trade) if trade is not None and not ours else None
     if settled is not None:
         return settled
     if _paid_meanwhile(payment):
         return "paid"  # a notification came between the last look and now: the order is provisioned
     try:
+        _reverse_sent(payment)
         result = provider.reverse(payment.out_trade_no)
         reversed_, why, not_found = result.reversed, result.message, result.not_found
     except ProviderUnavailable as exc:
@@ -258,6 +262,11 @@ def _paid(payment: Payment, *, transaction_id: str, amount_fen: int, at: datetim
 
 def _paid_meanwhile(payment: Payment) -> bool:
     return Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PAID).exists()
+
+
+def _reverse_sent(payment: Payment) -> None:
+    """Written (committed) before the reverse is sent, as the charge's PENDING is before the charge."""
+    Payment.objects.filter(pk=payment.pk).update(reverse_sent_at=timezone.now())
 
 
 def _settle_reversed(payment: Payment, *, not_found: bool) -> None:
@@ -354,6 +363,7 @@ def payment_code_reverse(*, payment_id: int, attempt: int = 0) -> str:
             return _paid(payment, transaction_id=trade.transaction_id, amount_fen=trade.amount_fen, at=trade.paid_at)
         if _paid_meanwhile(payment):
             return "done"
+        _reverse_sent(payment)
         result = provider.reverse(payment.out_trade_no)
         reversed_, again, why, not_found = result.reversed, result.again, result.message, result.not_found
     except ProviderUnavailable as exc:

@@ -46,6 +46,9 @@ class Payment(models.Model):
     provider_txn_id = models.CharField(_("provider transaction id"), max_length=64, blank=True)
     paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
     failure_reason = models.CharField(_("failure reason"), max_length=255, blank=True)
+    # A payment code's reverse, written before it is sent: a trade found closed after it is our own reverse
+    # (the worker died before recording its answer), not the customer's payment declined.
+    reverse_sent_at = models.DateTimeField(_("reverse sent at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 

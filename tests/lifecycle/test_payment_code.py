@@ -711,6 +711,38 @@ def test_a_charge_whose_claim_the_sweep_took_over_is_not_reversed_under_the_run_
     assert trade_of(order).status == SimTradeStatus.REVOKED
 
 
+class WorkerDied(Exception):
+    """The worker process ends here: after the provider's answer, before our commit."""
+
+
+def test_a_reverse_that_went_through_before_the_worker_died_is_a_reverse_not_a_decline(
+    demo, run_tasks, frozen, provider, monkeypatch
+):
+    """At the window's end the reverse goes through at the provider, and the worker dies before recording it.
+    The run after it finds the trade closed: that is our own reverse (expired, payment_timeout; the payment
+    reversed, so that a paid notification still on its way is booked as money given back), not a decline."""
+    from sandbox.simulators.providers import SimulatedProvider
+
+    order = scan(counter_order(run_tasks), code(provider, "0003"))  # the provider never answers
+    reverse = SimulatedProvider.reverse
+
+    def then_dies(self, out_trade_no):  # type: ignore[no-untyped-def]
+        reverse(self, out_trade_no)
+        raise WorkerDied
+
+    monkeypatch.setattr(SimulatedProvider, "reverse", then_dies)
+    with pytest.raises(WorkerDied):
+        for _ in range(14):
+            later(run_tasks, frozen, 5)
+    monkeypatch.setattr(SimulatedProvider, "reverse", reverse)
+    assert trade_of(order).status == SimTradeStatus.REVOKED
+    later(run_tasks, frozen, settings.ORDER_CLAIM_LEASE_SECONDS + 3)  # the sweep finds the order again
+
+    order.refresh_from_db()
+    assert (order.status, order.failure_code) == (OrderStatus.EXPIRED, FailureCode.PAYMENT_TIMEOUT)
+    assert Payment.objects.get(order=order).status == "reversed"
+
+
 def test_cancel_before_the_charge_was_sent_sends_nothing(demo, run_tasks, frozen):
     order = scan(counter_order(run_tasks), code("wechatpay", "0000"))
 
