@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
@@ -20,6 +21,10 @@ from orders.constants import (
     ProductKind,
     SalesChannel,
 )
+
+# What a product may ask, at most: beyond it a number typed wrong (a price in fen typed twice, say).
+MAX_PRICE_FEN = 10_000_000  # 100,000.00 yuan
+MAX_VIEW_HOURS = 720  # 30 days
 
 code_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}\Z",
@@ -138,6 +143,21 @@ class Product(models.Model):
             and (self.on_sale_until is None or at < self.on_sale_until)
         )
 
+    def _twin_in_another_case(self) -> str | None:
+        if not self.code:
+            return None
+        others = Product.objects.filter(code__iexact=self.code).exclude(pk=self.pk).exclude(code=self.code)
+        return others.values_list("code", flat=True).first()
+
+    def _keep_what_was_sold(self, add: Callable[[str, str], None]) -> None:
+        """A sold product's code and kind stay: entitlements keep the code (the EPG asks by it), periods the kind."""
+        was = Product.objects.filter(pk=self.pk).values("code", "kind").first()
+        if was is None or not self.orders.exists():
+            return
+        for field in ("code", "kind"):
+            if getattr(self, field) != was[field]:
+                add(field, _("This product has been sold: make a new product, and take this one off sale."))
+
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}
 
@@ -146,9 +166,31 @@ class Product(models.Model):
 
         if self.price_fen is not None and self.price_fen < 0:
             add("price_fen", _("The price cannot be negative."))
+        if self.price_fen is not None and self.price_fen > MAX_PRICE_FEN:
+            add(
+                "price_fen",
+                _("At most %(fen)d fen (%(yuan)s yuan).") % {"fen": MAX_PRICE_FEN, "yuan": fen_to_yuan(MAX_PRICE_FEN)},
+            )
+        if self.price_fen == 0 and set(self.payment_methods or []) & PROVIDER_METHODS:
+            add(
+                "price_fen",
+                _("WeChat Pay and Alipay take no payment of 0: choose only the phone bill or cash for a free product."),
+            )
+        # "TD <code>" and the EPG's look-ups take a code in any case: two codes differing only in it would be one.
+        twin = self._twin_in_another_case()
+        if twin:
+            add("code", _("%(code)s is a product already: codes differing only in case are one code.") % {"code": twin})
+        if self.pk is not None:
+            self._keep_what_was_sold(add)
         if self.kind == ProductKind.PER_VIEW:
             if not self.view_hours:
                 add("view_hours", _("A per-view product needs its viewing hours (for example 48)."))
+            elif self.view_hours > MAX_VIEW_HOURS:
+                add(
+                    "view_hours",
+                    _("At most %(hours)d hours (%(days)d days).")
+                    % {"hours": MAX_VIEW_HOURS, "days": MAX_VIEW_HOURS // 24},
+                )
         elif self.view_hours is not None:
             add("view_hours", _("Only per-view products have viewing hours; leave this empty."))
         if self.renewable and self.kind == ProductKind.PER_VIEW:

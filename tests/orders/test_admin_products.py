@@ -22,6 +22,7 @@ from tests.factories import OrderFactory
 pytestmark = pytest.mark.django_db
 
 EN = {"HTTP_ACCEPT_LANGUAGE": "en"}
+EPG = Actor(ActorKind.EPG_CLIENT, "admin-products")
 ALL_METHODS = [m.value for m in PaymentMethod]
 
 
@@ -96,6 +97,18 @@ def add_product(client, **overrides: Any):
         ),
         ({"channels": []}, "channels", "This field is required."),
         ({"code": "has space"}, "code", "Use 1-32 letters, digits"),
+        ({"code": "vip-month"}, "code", "VIP-MONTH is a product already"),
+        ({"price_fen": "99999999999"}, "price_fen", "At most 10000000 fen (100000.00 yuan)."),
+        (
+            {"price_fen": "0"},
+            "price_fen",
+            "WeChat Pay and Alipay take no payment of 0: choose only the phone bill or cash for a free product.",
+        ),
+        (
+            {"kind": ProductKind.PER_VIEW, "view_hours": "32767", "payment_methods": [PaymentMethod.PHONE_BILL]},
+            "view_hours",
+            "At most 720 hours (30 days).",
+        ),
     ],
     ids=[
         "per_view-without-hours",
@@ -108,6 +121,10 @@ def add_product(client, **overrides: Any):
         "qr-without-zero-price-package",
         "no-channel",
         "bad-code",
+        "code-differing-only-in-case",
+        "price-beyond-reason",
+        "free-by-a-payment-provider",
+        "hours-beyond-reason",
     ],
 )
 def test_the_product_form_refuses_with_a_clear_field_message(superuser_client, demo, overrides, field, message):
@@ -121,6 +138,40 @@ def test_the_product_form_refuses_with_a_clear_field_message(superuser_client, d
     assert any(message in str(e) for e in errors[field]), errors[field]
     assert message in response.content.decode()
     assert set(Product.objects.values_list("code", flat=True)) == before
+
+
+@pytest.mark.parametrize(("field", "value"), [("code", "VIP-Q3"), ("kind", ProductKind.YEARLY)])
+def test_a_sold_products_code_and_kind_cannot_change(superuser_client, demo, run_tasks, field, value):
+    """Entitlements keep the product's code (the EPG asks by it) and periods its kind: changed after a sale,
+    the customers' paid periods would answer "not entitled" under the new code."""
+    order_create(channel=Channel.EPG, product_code="VIP-QUARTER", tv_account="tv1001", actor=EPG)
+    product = Product.objects.get(code="VIP-QUARTER")
+    form = product_form(**{
+        "code": product.code, "name": product.name, "kind": product.kind, "price_fen": str(product.price_fen),
+        "smp_product_code": product.smp_product_code, "crm_activity_code": product.crm_activity_code,
+        "smp_zero_price_package_code": product.smp_zero_price_package_code, "channels": product.channels,
+        "payment_methods": product.payment_methods, field: value,
+    })  # fmt: skip
+
+    response = superuser_client.post(reverse("admin:orders_product_change", args=[product.pk]), form, **EN)
+
+    assert response.status_code == 200, "saved"
+    errors = response.context["adminform"].form.errors
+    assert "has been sold: make a new product" in str(errors[field]), errors
+    product.refresh_from_db()
+    assert (product.code, product.kind) == ("VIP-QUARTER", ProductKind.QUARTERLY)
+
+
+def test_an_unsold_products_code_may_be_corrected(superuser_client):
+    add_product(superuser_client)
+    product = Product.objects.get(code="VIP-WEEKEND")
+
+    response = superuser_client.post(
+        reverse("admin:orders_product_change", args=[product.pk]), product_form(code="VIP-WEEKENDS"), **EN
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Product.objects.filter(pk=product.pk, code="VIP-WEEKENDS").exists()
 
 
 def test_a_valid_product_is_saved_and_its_price_shown_in_yuan(superuser_client):
