@@ -27,6 +27,7 @@ from billing.services.work import work_item_open
 from ipvas import outbox
 from ipvas.actors import Actor
 from ipvas.errors import InvalidInput, InvalidState
+from ipvas.money import fen_to_yuan
 from lifecycle import deductions, refunds, tasks
 from lifecycle.transitions import lock_order, record_event, schedule_due
 from orders.constants import PHONE_BILL_METHODS, PROVIDER_METHODS, OrderStatus, PaymentMethod
@@ -40,6 +41,13 @@ def _reason(reason: str) -> str:
     return reason[:255]
 
 
+def refundable_fen(order: Order) -> int:
+    """What a refund by hand may give back now: the order's net, less what is being given back already (a
+    refund under way, or a payment made twice and refunded by itself), which is not refunded again."""
+    under_way = Refund.objects.filter(order=order, status__in=ACTIVE).values_list("amount_fen", flat=True)
+    return order_totals(order)["net_fen"] - sum(under_way)
+
+
 def refund_by_admin(*, order_id: int, reason: str, actor: Actor, amount_fen: int | None = None) -> str:
     """Give back the money of a completed order, the way it came. Returns what was started."""
     reason = _reason(reason)
@@ -49,15 +57,14 @@ def refund_by_admin(*, order_id: int, reason: str, actor: Actor, amount_fen: int
             raise InvalidState(_("This order has been refunded already."))
         if order.status != OrderStatus.COMPLETED:
             raise InvalidState(_("Only completed orders are refunded by hand; the others settle by themselves."))
-        # What is being given back already (a payment made twice, refunded by itself) is not refunded again.
         under_way = Refund.objects.filter(order=order, status__in=ACTIVE)
-        net = order_totals(order)["net_fen"] - sum(under_way.values_list("amount_fen", flat=True))
+        net = refundable_fen(order)
         if net <= 0 and under_way.exists():
             return "already_under_way"
         amount = net if amount_fen is None else amount_fen
         if amount <= 0 or amount > net:
             raise InvalidInput(
-                fields={"amount": [_("At most %(net)s fen can be refunded.") % {"net": net}]},
+                fields={"amount": [_("At most ¥%(most)s can be refunded.") % {"most": fen_to_yuan(max(net, 0))}]},
             )
         method = order.payment_method
         if method in PROVIDER_METHODS:
@@ -79,8 +86,8 @@ def refund_by_admin(*, order_id: int, reason: str, actor: Actor, amount_fen: int
                 raise InvalidInput(
                     fields={
                         "amount": [
-                            _("At most %(free)s fen can be refunded until the refund under way is done.")
-                            % {"free": free}
+                            _("At most ¥%(most)s can be refunded until the refund under way is done.")
+                            % {"most": fen_to_yuan(free)}
                         ]
                     }
                 )

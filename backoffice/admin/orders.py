@@ -316,7 +316,7 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         # Only a provider's refund can give back part of the money; the SMP's reversal and the store's cash
         # payback are whole (lifecycle.manual).
         partial = order.payment_method in PROVIDER_METHODS
-        form = RefundForm(request.POST or None, refundable_fen=totals["net_fen"], partial=partial)
+        form = RefundForm(request.POST or None, refundable_fen=manual.refundable_fen(order), partial=partial)
         if request.method == "POST" and form.is_valid():
             try:
                 started = manual.refund_by_admin(

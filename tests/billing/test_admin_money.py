@@ -200,7 +200,7 @@ def test_partial_refund_keeps_the_order_completed_and_the_entitlement_then_the_r
     assert ledger(order) == [("payment", PRICE), ("refund", -1000)]
 
     _, fields = refused(InvalidInput, order_id=order.pk, reason="the rest and more", amount_fen=1501)
-    assert fields == {"amount": ["At most 1500 fen can be refunded."]}
+    assert fields == {"amount": ["At most ¥15.00 can be refunded."]}
 
     assert manual.refund_by_admin(order_id=order.pk, reason="the rest", actor=OPS) == "provider_refund"
     settle()
@@ -278,9 +278,9 @@ def test_refund_by_hand_is_refused_without_a_reason_or_with_a_wrong_amount(api, 
     for reason, amount_fen, field, words in (
         ("", None, "reason", "Say why"),
         ("   ", None, "reason", "Say why"),
-        ("too much", PRICE + 1, "amount", "At most 2500 fen"),
-        ("nothing", 0, "amount", "At most 2500 fen"),
-        ("negative", -100, "amount", "At most 2500 fen"),
+        ("too much", PRICE + 1, "amount", "At most ¥25.00"),
+        ("nothing", 0, "amount", "At most ¥25.00"),
+        ("negative", -100, "amount", "At most ¥25.00"),
     ):
         _, fields = refused(InvalidInput, order_id=order.pk, reason=reason, amount_fen=amount_fen)
         assert list(fields) == [field] and words in fields[field][0], (reason, amount_fen, fields)
@@ -475,6 +475,24 @@ def test_refund_page_takes_a_partial_amount_in_yuan(admin, api, frozen):
     order.refresh_from_db()
     assert order.status == "completed"
     assert ledger(order) == [("payment", PRICE), ("refund", -625)]
+
+
+def test_refund_page_offers_what_is_left_while_a_refund_is_under_way_in_yuan(admin, api, frozen):
+    """A partial refund is on its way (the provider is down): the page offers what is left, not the order's net,
+    and a larger amount is refused in yuan, not in fen, and before anything is asked of the provider."""
+    order = completed(api, "wechat_qr")
+    faults.set_mode("wechatpay", "down")
+    admin.post(refund_url(order), {"reason": "one week missing", "amount_yuan": "5"}, **EN)
+    assert Refund.objects.filter(order=order).count() == 1
+
+    page = text_of(admin.get(refund_url(order), **EN).content)
+    assert "everything that can be given back: ¥20.00" in page
+
+    answer = admin.post(refund_url(order), {"reason": "all of it", "amount_yuan": "25"}, **EN)
+    assert "At most ¥20.00 can be refunded." in text_of(answer.content)
+    assert "fen can be refunded" not in text_of(answer.content)
+    assert Refund.objects.filter(order=order).count() == 1
+    faults.set_mode("wechatpay", "ok")
 
 
 def test_refund_page_refuses_bad_input_with_a_message_and_changes_nothing(admin, api, frozen):
