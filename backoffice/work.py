@@ -16,8 +16,6 @@ from billing.models import WorkItem, WorkItemKind
 from lifecycle.deductions import deduction_on_its_way
 from orders.constants import PHONE_BILL_METHODS, OrderStatus
 
-ADMIN_REFUND_PREFIX = "refund by "
-
 ACTIONS: dict[str, Promise] = {
     "cash_paid_back": _("The store paid the cash back (then the CRM activity is reversed)"),
     "retry_refund": _("Retry the refund"),
@@ -42,16 +40,6 @@ RETRY_PROVISIONING_KINDS = {
     WorkItemKind.PROVISIONING_UNCERTAIN,
     WorkItemKind.CRM_UNCERTAIN,
 }
-
-
-def is_admin_refund(item: WorkItem) -> bool:
-    return item.kind == WorkItemKind.CASH_PAYBACK and item.detail.startswith(ADMIN_REFUND_PREFIX)
-
-
-def work_item_title(item: WorkItem) -> str:
-    if is_admin_refund(item):
-        return str(_("cash order refunded in admin: the store pays the cash back, then the CRM activity is reversed"))
-    return item.get_kind_display()
 
 
 def actions_for(item: WorkItem) -> list[tuple[str, str]]:

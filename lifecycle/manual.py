@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from billing.models import (
+    ADMIN_REFUND_PREFIX,
     LedgerKind,
     Payment,
     PaymentStatus,
@@ -110,7 +111,7 @@ def refund_by_admin(*, order_id: int, reason: str, actor: Actor, amount_fen: int
             return "smp_reversal"
         # Cash: the store pays it back; the product stops when it has (work_item_resolve, cash_paid_back),
         # as it stops for the other methods when their money is back.
-        work_item_open(order=order, kind=WorkItemKind.CASH_PAYBACK, detail=f"refund by {actor}: {reason}")
+        work_item_open(order=order, kind=WorkItemKind.CASH_PAYBACK, detail=f"{ADMIN_REFUND_PREFIX}{actor}: {reason}")
         return "cash_payback"
 
 

@@ -16,7 +16,7 @@ from backoffice.actors import actor_label, actor_text, scrub
 from backoffice.forms import WorkItemActionForm
 from backoffice.history import note_message
 from backoffice.reasons import note_text, outcome_text
-from backoffice.work import actions_for, resolution_text, work_item_title
+from backoffice.work import actions_for, resolution_text
 from billing.models import (
     LedgerEntry,
     Payment,
@@ -202,7 +202,7 @@ class WorkItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=_("kind"), ordering="kind")
     def what(self, item: WorkItem) -> str:
-        return work_item_title(item)
+        return item.title
 
     @admin.display(description=_("detail"))
     def details(self, item: WorkItem) -> str:
@@ -274,7 +274,7 @@ class WorkItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "title": _("Resolve work item"),
             "item": item,
-            "item_title": work_item_title(item),
+            "item_title": item.title,
             "item_detail": scrub(note_text(item.detail)),
             "resolved_note": gettext("This item was resolved already.") if resolved else "",
             "form": form,

@@ -21,7 +21,7 @@ from backoffice.admin.staff import content_type_label
 from backoffice.forms import RefundForm
 from backoffice.history import change_text, changed_values, note_message, outcome_text
 from backoffice.reasons import note_text
-from backoffice.work import resolution_text, work_item_title
+from backoffice.work import resolution_text
 from billing.models import LedgerEntry, Payment, Provider, Refund, WorkItem
 from billing.services.ledger import order_totals
 from ipvas.actors import Actor, ActorKind
@@ -170,7 +170,7 @@ class WorkItemInline(ReadOnlyAdminMixin, admin.TabularInline):
 
     @admin.display(description=_("kind"))
     def what(self, item: WorkItem) -> str:
-        return work_item_title(item)
+        return item.title
 
     @admin.display(description=_("detail"))
     def details(self, item: WorkItem) -> str:

@@ -12,9 +12,10 @@ from billing.models.reconciliation import (
     StatementLine,
 )
 from billing.models.sms import SmsConfirmation, SmsConfirmationStatus, SmsInbound
-from billing.models.work import WorkItem, WorkItemKind
+from billing.models.work import ADMIN_REFUND_PREFIX, WorkItem, WorkItemKind
 
 __all__ = [
+    "ADMIN_REFUND_PREFIX",
     "ContractEnd",
     "ContractStatus",
     "Discrepancy",

@@ -6,6 +6,10 @@ from django.utils.translation import gettext_lazy as _
 
 from orders.models import Order
 
+# How a cash refund started in admin begins its item's detail (lifecycle.manual): the store pays cash back for
+# a sale that was provisioned, where the kind's own label is of a sale that was not.
+ADMIN_REFUND_PREFIX = "refund by "
+
 
 class WorkItemKind(models.TextChoices):
     CASH_PAYBACK = "cash_payback", _("cash sale not provisioned: pay the cash back, reverse the CRM activity")
@@ -41,4 +45,17 @@ class WorkItem(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.order.order_no} {self.get_kind_display()}"
+        return f"{self.order.order_no} {self.title}"
+
+    @property
+    def is_admin_refund(self) -> bool:
+        return self.kind == WorkItemKind.CASH_PAYBACK and self.detail.startswith(ADMIN_REFUND_PREFIX)
+
+    @property
+    def title(self) -> str:
+        """What the item is about, in words (the kind's label, but for a cash refund started in admin)."""
+        if self.is_admin_refund:
+            return str(
+                _("cash order refunded in admin: the store pays the cash back, then the CRM activity is reversed")
+            )
+        return str(self.get_kind_display())

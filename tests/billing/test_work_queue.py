@@ -286,6 +286,11 @@ def test_a_cash_refund_started_in_admin_is_named_for_what_it_is(admin, demo, fro
     page = admin.get(act_url(item), **EN).content.decode()
     assert "provisioning" not in text_of(page.encode()).lower().split("refunded in admin")[0]
     assert re.findall(r'name="action" value="([a-z_]+)"', page) == ["cash_paid_back", "resolve"]
+    # The order's page (the work item's row) and admin's history name it so too, not "not provisioned".
+    order_page = text_of(admin.get(f"/admin/orders/order/{order.pk}/change/", **EN).content)
+    with translation.override("en"):
+        assert str(item) == f"{order.order_no} {shown[item.pk]}"
+    assert "not provisioned" not in order_page
 
 
 # --- each action -------------------------------------------------------------------------------------------
