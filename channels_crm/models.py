@@ -30,7 +30,9 @@ class ClerkRole(models.TextChoices):
 class Clerk(models.Model):
     """A business-hall employee as the CRM knows them; logs in by single sign-on."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="clerk")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="clerk", verbose_name=_("sign-in account")
+    )
     staff_id = models.CharField(_("CRM staff id"), max_length=64, unique=True)
     name = models.CharField(_("name"), max_length=100, blank=True)
     store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="clerks", verbose_name=_("store"))

@@ -22,6 +22,7 @@ from billing.services.work import work_item_open
 from channels_crm.models import Clerk
 from epg_api.models import EpgClient
 from ipvas.actors import Actor, ActorKind
+from lifecycle.manual import work_item_resolve
 from lifecycle.paying import order_cancel, payment_choose
 from lifecycle.pins import PurchasePinWrong, pin_check, pin_set
 from lifecycle.placing import order_create
@@ -151,6 +152,9 @@ def live(*, demo_day: bool = True) -> Lived:
     }
     for kind, (order, detail) in details.items():
         lived.work_items[kind] = work_item_open(order=order, kind=kind, detail=detail)
+    # And one a person closed, with their note (the queue's "resolved" state).
+    closed = work_item_open(order=sms, kind=WorkItemKind.PROVIDER_DISAGREES, detail="SMP unsubscribe failed: HTTP 502")
+    work_item_resolve(item_id=closed.pk, note="已在业管平台核对，无需处理", actor=Actor(ActorKind.ADMIN, STAFF))
 
     # Admin's own changes: a product's price (its history says old → new), a staff group, an authenticator.
     product = Product.objects.get(code="VIP-YEAR")

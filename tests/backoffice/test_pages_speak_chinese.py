@@ -130,3 +130,20 @@ def test_the_sign_in_has_admins_look_and_no_sign_up(db):
     assert "admin/css/base.css" in html and 'id="site-name"' in html
     assert "/accounts/signup/" not in html and "注册" not in html
     assert english_words(html) == []
+
+
+def test_a_clerk_for_a_sign_in_account_that_has_one_is_refused_in_chinese(staff):
+    """Django's unique message names the field: it said 具有 User 的 营业员 已存在."""
+    from channels_crm.models import Clerk
+
+    existing = Clerk.objects.select_related("user", "store").get(staff_id="clerk01")
+    answer = staff.post(
+        reverse("admin:channels_crm_clerk_add"),
+        {"user": existing.user.pk, "staff_id": "clerk99", "name": "王五", "store": existing.store.pk,
+         "virtual_staff_id": "V0099", "role": "clerk"},
+        **ZH,
+    )  # fmt: skip
+
+    assert answer.status_code == 200
+    assert "具有 登录账号 的 营业员 已存在" in answer.content.decode()
+    assert not Clerk.objects.filter(staff_id="clerk99").exists()
