@@ -158,8 +158,9 @@ class ReconciliationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         # The notes and who ran it, in words (the stored notes are the system's own English lines).
-        fields = [f for f in super().get_fields(request, obj) if f not in ("notes", "triggered_by")]
-        return [*fields, "run_by", "notes_shown"]
+        shown_last = ("run_by", "notes_shown")
+        fields = [f for f in super().get_fields(request, obj) if f not in ("notes", "triggered_by", *shown_last)]
+        return [*fields, *shown_last]
 
     @admin.display(description=_("run by"))
     def run_by(self, obj: ReconciliationRun) -> str:
@@ -278,11 +279,8 @@ class ReconciliationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 def _run_summary(run: ReconciliationRun) -> str:
-    text = gettext("%(day)s reconciled: %(matched)s matched, %(discrepancies)s discrepancies.") % {
-        "day": run.day.isoformat(),
-        "matched": run.matched,
-        "discrepancies": run.discrepancies,
-    }
+    # The discrepancies are counted once, by the verdict (which also says when a source was not compared).
+    text = gettext("%(day)s reconciled: %(matched)s matched.") % {"day": run.day.isoformat(), "matched": run.matched}
     return f"{text} {verdict(run)}. {note_text(run.notes)}".strip()
 
 

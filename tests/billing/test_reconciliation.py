@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import threading
 import time
 import zipfile
@@ -37,6 +38,7 @@ from billing.reconciliation import compare, importer, providers
 from billing.reconciliation.compare import merge_join
 from billing.reconciliation.importer import statement_import
 from billing.reconciliation.parsers import PARSERS, StatementError
+from billing.reconciliation.selectors import verdict
 from billing.reconciliation.services import reconcile_day, statements_import
 from ipvas.actors import Actor, ActorKind
 from ipvas.models import OutboxMessage
@@ -568,11 +570,20 @@ def test_the_admin_exports_items_as_csv(staff, time_machine):
     assert len(b"".join(response.streaming_content).decode("utf-8-sig").splitlines()) == 8
     # Re-running from the list replaces the run with the same items.
     before = found(run)
-    response = staff.post("/admin/billing/reconciliationrun/", {"action": "rerun", "_selected_action": [run.pk]})
-    assert response.status_code == 302
+    response = staff.post(
+        "/admin/billing/reconciliationrun/", {"action": "rerun", "_selected_action": [run.pk]}, follow=True
+    )
+    assert response.redirect_chain[-1][1] == 302
     again = ReconciliationRun.objects.get(day=DAY)
     assert again.pk != run.pk and found(again) == before
     assert again.triggered_by == "admin:recon"
+    # Its message counts the discrepancies once; the run's page shows each of its fields once.
+    [said] = [str(m) for m in response.context["messages"]]
+    assert said.startswith(f"{DAY} 对账完成：一致 {again.matched} 笔。 {verdict(again)}."), said
+    assert f"差异 {again.discrepancies} 笔" not in said, said  # the verdict says it
+    page = staff.get(f"/admin/billing/reconciliationrun/{again.pk}/change/").content.decode()
+    labels = re.findall(r"<label[^>]*>([^<]+)</label>", page)
+    assert len(labels) == len(set(labels)), labels
 
 
 def test_the_admin_is_read_only_and_running_needs_the_permission(db, django_user_model, time_machine):
