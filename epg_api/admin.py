@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.views.main import ChangeList
@@ -28,6 +29,30 @@ class PrefixChangeList(ChangeList):
         return client_url(result)
 
 
+class EpgClientForm(forms.ModelForm):
+    """Revoking is ticked twice: the box, and its confirmation (the key stops at once and cannot come back)."""
+
+    confirm_revoke = forms.BooleanField(
+        label=_("Yes, revoke this key now"),
+        required=False,
+        help_text=_(
+            "The EPG's requests with this key are refused from the moment it is saved, and a revoked key cannot "
+            "be restored: the EPG then needs a new key."
+        ),
+    )
+
+    class Meta:
+        model = EpgClient
+        fields = ["name", "tv_frame_origins", "expiry_date", "revoked"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        newly_revoked = data.get("revoked") and not (self.instance.pk and self.instance.revoked)
+        if newly_revoked and not data.get("confirm_revoke"):
+            self.add_error("confirm_revoke", _("Tick this too to revoke the key: it cannot be undone."))
+        return data
+
+
 @admin.register(EpgClient)
 class EpgClientAdmin(APIKeyModelAdmin):
     """Create (the key is shown once), expire or revoke EPG clients' keys; revoking cannot be undone.
@@ -38,7 +63,8 @@ class EpgClientAdmin(APIKeyModelAdmin):
     list_display = ["name", "prefix", "created", "expiry_date", "expired", "revoked"]
     list_filter = ["revoked", "created"]
     search_fields = ["name", "prefix"]
-    fields = ["name", "prefix", "tv_frame_origins", "expiry_date", "revoked"]
+    form = EpgClientForm
+    fields = ["name", "prefix", "tv_frame_origins", "expiry_date", "revoked", "confirm_revoke"]
     # A client is revoked, never deleted (its orders name it); without actions no row's id is on the page.
     actions = None
 
@@ -61,6 +87,10 @@ class EpgClientAdmin(APIKeyModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def get_fields(self, request: HttpRequest, obj: EpgClient | None = None) -> list[str]:
+        fields = list(super().get_fields(request, obj))
+        return [f for f in fields if f != "confirm_revoke"] if obj is not None and obj.revoked else fields
 
     @admin.display(description=_("expired"), boolean=True)
     def expired(self, client: EpgClient) -> bool:
