@@ -6,7 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -32,6 +32,7 @@ from lifecycle import manual
 from orders.constants import PROVIDER_METHODS, OrderStatus, PaymentMethod, SalesChannel, SubscriptionStatus
 from orders.events import order_action_label
 from orders.models import Entitlement, Order, Product, Subscription
+from orders.validation import normalize_mainland_mobile
 
 
 class ProductAdminForm(forms.ModelForm):
@@ -218,6 +219,15 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     ]
     search_fields = ["=order_no", "=tv_account", "=phone"]
     date_hierarchy = "created_at"
+
+    def get_search_results(self, request: HttpRequest, queryset: Any, search_term: str) -> tuple[Any, bool]:
+        # A mobile number as people write it ("138 0000 0001", "+86 138…") is the number orders keep.
+        try:
+            search_term = normalize_mainland_mobile(search_term)
+        except ValidationError:
+            pass  # not a mobile number: an order number or a TV account, as typed
+        return super().get_search_results(request, queryset, search_term)
+
     list_select_related = ["product"]
     show_full_result_count = False
     inlines = [PaymentInline, RefundInline, WorkItemInline, EntitlementInline]

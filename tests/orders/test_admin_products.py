@@ -267,6 +267,10 @@ def test_the_order_list_renders_with_each_filter(superuser_client, orders):
         ({"created_at__year": "2026", "created_at__month": "11", "created_at__day": "22"}, {"awaiting_old"}),
         ({"q": orders["completed"].order_no}, {"completed"}),
         ({"q": "tv1001"}, {"completed", "failed_crm", "awaiting_old"}),
+        # A mobile number as people write it is the number the orders keep.
+        ({"q": "138 0000 0001"}, {"completed", "failed_crm", "awaiting_old"}),
+        ({"q": "+86 138-0000-0001"}, {"completed", "failed_crm", "awaiting_old"}),
+        ({"q": "139 0000 0001"}, set()),
     ]
     for query, names in cases:
         response = superuser_client.get(url, query, **EN)
