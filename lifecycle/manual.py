@@ -8,6 +8,7 @@ once, does it once.
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -44,9 +45,22 @@ def _reason(reason: str) -> str:
 
 def refundable_fen(order: Order) -> int:
     """What a refund by hand may give back now: the order's net, less what is being given back already (a
-    refund under way, or a payment made twice and refunded by itself), which is not refunded again."""
-    under_way = Refund.objects.filter(order=order, status__in=ACTIVE).values_list("amount_fen", flat=True)
-    return order_totals(order)["net_fen"] - sum(under_way)
+    refund under way, or a payment made twice and refunded by itself), which is not refunded again; by a
+    provider, at most what its payments not being refunded now still hold (refund_by_admin's plan)."""
+    under_way = Refund.objects.filter(order=order, status__in=ACTIVE)
+    net = order_totals(order)["net_fen"] - sum(under_way.values_list("amount_fen", flat=True))
+    if order.payment_method not in PROVIDER_METHODS:
+        return net
+    busy = set(under_way.values_list("payment_id", flat=True))
+    held = sum(payment_refundable_fen(payment) for payment in _provider_payments(order) if payment.pk not in busy)
+    return min(net, held)
+
+
+def _provider_payments(order: Order) -> QuerySet[Payment]:
+    """The order's payments that still hold money at WeChat Pay or Alipay, oldest first."""
+    return Payment.objects.filter(
+        order=order, provider__in=[Provider.WECHATPAY, Provider.ALIPAY], status=PaymentStatus.PAID
+    ).order_by("paid_at", "pk")
 
 
 def refund_by_admin(*, order_id: int, reason: str, actor: Actor, amount_fen: int | None = None) -> str:
@@ -73,9 +87,7 @@ def refund_by_admin(*, order_id: int, reason: str, actor: Actor, amount_fen: int
             # (a second payment of the same order may have been refunded, or be on its way back).
             busy = set(under_way.values_list("payment_id", flat=True))
             plan, left = [], amount
-            for payment in Payment.objects.filter(
-                order=order, provider__in=[Provider.WECHATPAY, Provider.ALIPAY], status=PaymentStatus.PAID
-            ).order_by("paid_at", "pk"):
+            for payment in _provider_payments(order):
                 share = 0 if payment.pk in busy else min(left, payment_refundable_fen(payment))
                 if share > 0:
                     plan.append((payment, share))

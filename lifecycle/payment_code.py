@@ -330,9 +330,14 @@ def _wait(order_id: int, claimed: datetime, payment: Payment, *, why: str, first
 # --- the reverse, when it did not go through at once (and after a cancel) --------------------------
 
 
-def payment_code_reverse_later(payment: Payment, *, attempt: int = 0) -> None:
-    """Reverse this payment code's trade after the caller's transaction commits (retried, then a person)."""
-    due_at = timezone.now() + (_reverse_backoff(attempt - 1) if attempt else timedelta(0))
+def payment_code_reverse_later(payment: Payment, *, attempt: int = 0, after: timedelta | None = None) -> None:
+    """Reverse this payment code's trade after the caller's transaction commits (retried, then a person).
+
+    ``attempt`` counts the reverses that failed (the backoff and the budget); ``after``, a wait that is not
+    one of them (the trade not there yet).
+    """
+    wait = after if after is not None else _reverse_backoff(attempt - 1) if attempt else timedelta(0)
+    due_at = timezone.now() + wait
     outbox.enqueue(tasks.reverse_payment_code, kwargs={"payment_id": payment.pk, "attempt": attempt}, due_at=due_at)
 
 
@@ -378,7 +383,9 @@ def payment_code_reverse(*, payment_id: int, attempt: int = 0) -> str:
                 # No trade yet, though the charge was sent: it may still be on its way (the clerk cancelled
                 # during the call). Closed now, the trade it makes would stay payable; reversed again until
                 # every charge sent in the scan's window has had its call's time to arrive.
-                payment_code_reverse_later(payment, attempt=attempt + 1)
+                # A look for a trade on its way is not a failed reverse: the budget stays for the reverse.
+                interval = timedelta(seconds=settings.PAYMENT_CODE_QUERY_INTERVAL_SECONDS)
+                payment_code_reverse_later(payment, attempt=attempt, after=interval)
                 return "not_there_yet"
             _settle_reversed(payment, not_found=not_found)
             return "reversed"

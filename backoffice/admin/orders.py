@@ -24,6 +24,7 @@ from backoffice.reasons import note_text
 from backoffice.work import resolution_text
 from billing.models import LedgerEntry, Payment, Provider, Refund, WorkItem
 from billing.services.ledger import order_totals
+from billing.services.refunds import ACTIVE
 from ipvas.actors import Actor, ActorKind
 from ipvas.admin_helpers import ReadOnlyAdminMixin
 from ipvas.errors import ApplicationError
@@ -326,7 +327,12 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         # Only a provider's refund can give back part of the money; the SMP's reversal and the store's cash
         # payback are whole (lifecycle.manual).
         partial = order.payment_method in PROVIDER_METHODS
-        form = RefundForm(request.POST or None, refundable_fen=manual.refundable_fen(order), partial=partial)
+        refundable = manual.refundable_fen(order)
+        if refundable <= 0 and order.refunds.filter(status__in=ACTIVE).exists():
+            # Its money is all on its way back: nothing to offer until that refund is done.
+            messages.warning(request, _("A refund of this order is under way."))
+            return redirect("admin:orders_order_change", order.pk)
+        form = RefundForm(request.POST or None, refundable_fen=refundable, partial=partial)
         if request.method == "POST" and form.is_valid():
             try:
                 started = manual.refund_by_admin(

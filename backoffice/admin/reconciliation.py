@@ -24,7 +24,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from adapters.smp.types import SmpCharge
@@ -279,9 +279,17 @@ class ReconciliationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 def _run_summary(run: ReconciliationRun) -> str:
-    # The discrepancies are counted once, by the verdict (which also says when a source was not compared).
+    # The discrepancies are counted once: by the verdict, or beside it when a source was not compared.
     text = gettext("%(day)s reconciled: %(matched)s matched.") % {"day": run.day.isoformat(), "matched": run.matched}
-    return f"{text} {verdict(run)}. {note_text(run.notes)}".strip()
+    found = ""
+    if not run.complete and run.discrepancies:
+        found = (
+            " "
+            + ngettext("%(count)s discrepancy", "%(count)s discrepancies", run.discrepancies)
+            % {"count": run.discrepancies}
+            + "."
+        )
+    return f"{text} {verdict(run)}.{found} {note_text(run.notes)}".strip()
 
 
 class RunDayFilter(admin.SimpleListFilter):

@@ -144,7 +144,9 @@ class Product(models.Model):
         )
 
     def _twin_in_another_case(self) -> str | None:
-        if not self.code:
+        """Another product's code that differs from this one's only in case; asked when the code is new (a
+        pair made before the rule may still be edited, to take one off sale)."""
+        if not self.code or Product.objects.filter(pk=self.pk, code=self.code).exists():
             return None
         others = Product.objects.filter(code__iexact=self.code).exclude(pk=self.pk).exclude(code=self.code)
         return others.values_list("code", flat=True).first()

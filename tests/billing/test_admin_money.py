@@ -477,22 +477,32 @@ def test_refund_page_takes_a_partial_amount_in_yuan(admin, api, frozen):
     assert ledger(order) == [("payment", PRICE), ("refund", -625)]
 
 
-def test_refund_page_offers_what_is_left_while_a_refund_is_under_way_in_yuan(admin, api, frozen):
-    """A partial refund is on its way (the provider is down): the page offers what is left, not the order's net,
-    and a larger amount is refused in yuan, not in fen, and before anything is asked of the provider."""
+def test_refund_page_offers_what_can_go_back_while_a_refund_is_under_way_in_yuan(admin, api, frozen):
+    """A partial refund is on its way (the provider is down). Its payment is not refunded twice at once, so the
+    page offers nothing more until it is done, and says so, rather than an amount it would not refund; a
+    larger amount than the order holds is refused in yuan, not in fen."""
     order = completed(api, "wechat_qr")
+    too_much = admin.post(refund_url(order), {"reason": "all and more", "amount_yuan": "26"}, **EN)
+    assert "At most ¥25.00 can be refunded." in text_of(too_much.content)
+    assert "fen can be refunded" not in text_of(too_much.content)
     faults.set_mode("wechatpay", "down")
     admin.post(refund_url(order), {"reason": "one week missing", "amount_yuan": "5"}, **EN)
     assert Refund.objects.filter(order=order).count() == 1
 
+    page = admin.get(refund_url(order), follow=True, **EN)
+    assert page.redirect_chain == [(change_url(order), 302)]
+    assert "A refund of this order is under way." in text_of(page.content)
+    again = admin.post(refund_url(order), {"reason": "the rest", "amount_yuan": "20"}, follow=True, **EN)
+    assert "A refund of this order is under way." in text_of(again.content)
+    assert Refund.objects.filter(order=order).count() == 1
+
+    faults.set_mode("wechatpay", "ok")
+    for _ in range(30):  # the refund is asked again on its backoff, and goes through
+        frozen.shift(timedelta(minutes=1))
+        settle()
+    assert Refund.objects.get(order=order).status == "succeeded"
     page = text_of(admin.get(refund_url(order), **EN).content)
     assert "everything that can be given back: ¥20.00" in page
-
-    answer = admin.post(refund_url(order), {"reason": "all of it", "amount_yuan": "25"}, **EN)
-    assert "At most ¥20.00 can be refunded." in text_of(answer.content)
-    assert "fen can be refunded" not in text_of(answer.content)
-    assert Refund.objects.filter(order=order).count() == 1
-    faults.set_mode("wechatpay", "ok")
 
 
 def test_refund_page_refuses_bad_input_with_a_message_and_changes_nothing(admin, api, frozen):

@@ -162,6 +162,25 @@ def test_a_sold_products_code_and_kind_cannot_change(superuser_client, demo, run
     assert (product.code, product.kind) == ("VIP-QUARTER", ProductKind.QUARTERLY)
 
 
+def test_a_pair_of_codes_made_before_the_case_rule_can_still_be_taken_off_sale(superuser_client, demo):
+    """Two codes that differ only in case, made before the rule (the database's unique index is by case):
+    the one to retire is still saved, unticked; only a new code is held to the rule."""
+    month = demo["VIP-MONTH"]
+    twin = Product.objects.create(
+        code="vip-month", name="Month (old)", kind=month.kind, price_fen=month.price_fen, channels=[Channel.EPG],
+        payment_methods=[PaymentMethod.PHONE_BILL], smp_product_code="SMP-OLD",
+    )  # fmt: skip
+    form = product_form(
+        code="vip-month", name="Month (old)", price_fen=str(month.price_fen), channels=[Channel.EPG],
+        payment_methods=[PaymentMethod.PHONE_BILL], is_active=None, change_reason="retired: a twin of VIP-MONTH",
+    )  # fmt: skip
+
+    response = superuser_client.post(reverse("admin:orders_product_change", args=[twin.pk]), form, **EN)
+
+    assert response.status_code == 302, response.context and response.context["adminform"].form.errors
+    assert Product.objects.get(pk=twin.pk).is_active is False
+
+
 def test_an_unsold_products_code_may_be_corrected(superuser_client):
     add_product(superuser_client)
     product = Product.objects.get(code="VIP-WEEKEND")
