@@ -636,7 +636,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": LOG_FORMAT if LOG_FORMAT in ("json", "plain") else "plain",
-            "filters": ["client_refusals", "redact", "context", "quiet_periodic"],
+            "filters": ["redact", "client_refusals", "context", "quiet_periodic"],
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
