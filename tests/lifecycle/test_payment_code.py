@@ -21,7 +21,8 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 from django.utils import timezone, translation
 
-from billing.models import LedgerEntry, Payment, PaymentCodeUse, Refund, WorkItem
+from adapters.providers.types import ProviderUnavailable
+from billing.models import LedgerEntry, Payment, PaymentCodeUse, Refund, WorkItem, WorkItemKind
 from billing.reconciliation.importer import statement_import
 from billing.reconciliation.services import reconcile_day
 from ipvas.actors import Actor, ActorKind
@@ -741,6 +742,43 @@ def test_a_reverse_that_went_through_before_the_worker_died_is_a_reverse_not_a_d
     order.refresh_from_db()
     assert (order.status, order.failure_code) == (OrderStatus.EXPIRED, FailureCode.PAYMENT_TIMEOUT)
     assert Payment.objects.get(order=order).status == "reversed"
+
+
+def test_looking_for_a_charge_on_its_way_leaves_the_reverse_its_whole_budget(
+    demo, run_tasks, frozen, provider, monkeypatch
+):
+    """The clerk cancels while the charge is on its way, and the charge is lost: the reverse looks for its trade
+    every few seconds until it must have arrived. Those looks are not failed reverses: when the provider is then
+    unreachable, the reverse is still tried PAYMENT_CODE_REVERSE_ATTEMPTS times before a person is asked."""
+    from sandbox.simulators.providers import SimulatedProvider
+
+    order = scan(counter_order(run_tasks), code(provider, "0001"))
+
+    def lost_on_its_way(self, request):  # type: ignore[no-untyped-def]
+        order_cancel(order_id=order.pk, actor=CLERK)
+        raise ProviderUnavailable("the charge was lost on its way")
+
+    monkeypatch.setattr(SimulatedProvider, "pay_code", lost_on_its_way)
+    reverses: list[object] = []
+
+    def run() -> None:
+        reverses.extend(result for task, result in run_tasks() if task == "lifecycle.tasks.reverse_payment_code")
+
+    run()
+    for _ in range(6):  # a minute of looking for the trade
+        frozen.shift(timedelta(seconds=settings.PAYMENT_CODE_QUERY_INTERVAL_SECONDS))
+        run()
+    looks = reverses.count("not_there_yet")
+    assert looks >= 5, reverses
+    faults.set_mode(provider, "down")
+    for _ in range(20):
+        frozen.shift(timedelta(minutes=10))
+        run()
+
+    # (The cancel's reverse and the lost charge's each run: the same reverse, harmless twice.)
+    tried = reverses[looks:]
+    assert tried.count("retry") >= settings.PAYMENT_CODE_REVERSE_ATTEMPTS - 1 and tried[-1] == "gave_up", reverses
+    assert WorkItem.objects.filter(order=order, kind=WorkItemKind.PROVIDER_DISAGREES, resolved_at=None).exists()
 
 
 def test_cancel_before_the_charge_was_sent_sends_nothing(demo, run_tasks, frozen):
