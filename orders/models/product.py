@@ -143,17 +143,16 @@ class Product(models.Model):
             and (self.on_sale_until is None or at < self.on_sale_until)
         )
 
-    def _twin_in_another_case(self) -> str | None:
+    def _twin_in_another_case(self, was: dict[str, str] | None) -> str | None:
         """Another product's code that differs from this one's only in case; asked when the code is new (a
         pair made before the rule may still be edited, to take one off sale)."""
-        if not self.code or Product.objects.filter(pk=self.pk, code=self.code).exists():
+        if not self.code or (was is not None and was["code"] == self.code):
             return None
         others = Product.objects.filter(code__iexact=self.code).exclude(pk=self.pk).exclude(code=self.code)
         return others.values_list("code", flat=True).first()
 
-    def _keep_what_was_sold(self, add: Callable[[str, str], None]) -> None:
+    def _keep_what_was_sold(self, was: dict[str, str] | None, add: Callable[[str, str], None]) -> None:
         """A sold product's code and kind stay: entitlements keep the code (the EPG asks by it), periods the kind."""
-        was = Product.objects.filter(pk=self.pk).values("code", "kind").first()
         if was is None or not self.orders.exists():
             return
         for field in ("code", "kind"):
@@ -178,12 +177,13 @@ class Product(models.Model):
                 "price_fen",
                 _("WeChat Pay and Alipay take no payment of 0: choose only the phone bill or cash for a free product."),
             )
+        # The product as stored, before this change (None for a new one).
+        was = Product.objects.filter(pk=self.pk).values("code", "kind").first() if self.pk is not None else None
         # "TD <code>" and the EPG's look-ups take a code in any case: two codes differing only in it would be one.
-        twin = self._twin_in_another_case()
+        twin = self._twin_in_another_case(was)
         if twin:
             add("code", _("%(code)s is a product already: codes differing only in case are one code.") % {"code": twin})
-        if self.pk is not None:
-            self._keep_what_was_sold(add)
+        self._keep_what_was_sold(was, add)
         if self.kind == ProductKind.PER_VIEW:
             if not self.view_hours:
                 add("view_hours", _("A per-view product needs its viewing hours (for example 48)."))
