@@ -24,7 +24,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from adapters.smp.types import SmpCharge
@@ -43,7 +43,7 @@ from billing.models import (
 from billing.models.reconciliation import DiscrepancyAction, DiscrepancyStatus, StatementSource
 from billing.reconciliation.discrepancies import discrepancy_annotate, discrepancy_resolve
 from billing.reconciliation.parsers import StatementError
-from billing.reconciliation.selectors import found_text, verdict
+from billing.reconciliation.selectors import discrepancies_text, found_text, verdict
 from billing.reconciliation.services import ReconciliationBusy, reconcile_day, statements_import
 from ipvas.actors import Actor, ActorKind
 from ipvas.admin_helpers import ReadOnlyAdminMixin
@@ -281,14 +281,7 @@ class ReconciliationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 def _run_summary(run: ReconciliationRun) -> str:
     # The discrepancies are counted once: by the verdict, or beside it when a source was not compared.
     text = gettext("%(day)s reconciled: %(matched)s matched.") % {"day": run.day.isoformat(), "matched": run.matched}
-    found = ""
-    if not run.complete and run.discrepancies:
-        found = (
-            " "
-            + ngettext("%(count)s discrepancy", "%(count)s discrepancies", run.discrepancies)
-            % {"count": run.discrepancies}
-            + "."
-        )
+    found = f" {discrepancies_text(run)}." if not run.complete and run.discrepancies else ""
     return f"{text} {verdict(run)}.{found} {note_text(run.notes)}".strip()
 
 

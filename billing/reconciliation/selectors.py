@@ -20,10 +20,15 @@ def verdict(run: ReconciliationRun) -> str:
         )
         return gettext("Incomplete: not compared: %(sources)s") % {"sources": missing}
     if run.discrepancies:
-        return ngettext("%(count)s discrepancy", "%(count)s discrepancies", run.discrepancies) % {
-            "count": run.discrepancies
-        }
+        return discrepancies_text(run)
     return gettext("Clean: every source compared, nothing differs")
+
+
+def discrepancies_text(run: ReconciliationRun) -> str:
+    """The run's discrepancies counted in words ("3 discrepancies")."""
+    return ngettext("%(count)s discrepancy", "%(count)s discrepancies", run.discrepancies) % {
+        "count": run.discrepancies
+    }
 
 
 def found_text(run: ReconciliationRun) -> str:
