@@ -43,17 +43,17 @@ def _reason(reason: str) -> str:
     return reason[:255]
 
 
-def refundable_fen(order: Order) -> int:
+def refundable_fen(order: Order) -> int | None:
     """What a refund by hand may give back now: the order's net, less what is being given back already (a
     refund under way, or a payment made twice and refunded by itself), which is not refunded again; by a
-    provider, at most what its payments not being refunded now still hold (refund_by_admin's plan)."""
+    provider, at most what its payments not being refunded now still hold (refund_by_admin's plan). None
+    when nothing is left but refunds under way: the order's refund is under way."""
     under_way = Refund.objects.filter(order=order, status__in=ACTIVE)
     net = order_totals(order)["net_fen"] - sum(under_way.values_list("amount_fen", flat=True))
-    if order.payment_method not in PROVIDER_METHODS:
-        return net
-    busy = set(under_way.values_list("payment_id", flat=True))
-    held = sum(payment_refundable_fen(payment) for payment in _provider_payments(order) if payment.pk not in busy)
-    return min(net, held)
+    if order.payment_method in PROVIDER_METHODS:
+        busy = set(under_way.values_list("payment_id", flat=True))
+        net = min(net, sum(payment_refundable_fen(p) for p in _provider_payments(order) if p.pk not in busy))
+    return None if net <= 0 and under_way.exists() else net
 
 
 def _provider_payments(order: Order) -> QuerySet[Payment]:
@@ -72,10 +72,10 @@ def refund_by_admin(*, order_id: int, reason: str, actor: Actor, amount_fen: int
             raise InvalidState(_("This order has been refunded already."))
         if order.status != OrderStatus.COMPLETED:
             raise InvalidState(_("Only completed orders are refunded by hand; the others settle by themselves."))
-        under_way = Refund.objects.filter(order=order, status__in=ACTIVE)
         net = refundable_fen(order)
-        if net <= 0 and under_way.exists():
+        if net is None:
             return "already_under_way"
+        under_way = Refund.objects.filter(order=order, status__in=ACTIVE)
         amount = net if amount_fen is None else amount_fen
         if amount <= 0 or amount > net:
             raise InvalidInput(

@@ -24,7 +24,6 @@ from backoffice.reasons import note_text
 from backoffice.work import resolution_text
 from billing.models import LedgerEntry, Payment, Provider, Refund, WorkItem
 from billing.services.ledger import order_totals
-from billing.services.refunds import ACTIVE
 from ipvas.actors import Actor, ActorKind
 from ipvas.admin_helpers import ReadOnlyAdminMixin
 from ipvas.errors import ApplicationError
@@ -328,7 +327,7 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         # payback are whole (lifecycle.manual).
         partial = order.payment_method in PROVIDER_METHODS
         refundable = manual.refundable_fen(order)
-        if refundable <= 0 and order.refunds.filter(status__in=ACTIVE).exists():
+        if refundable is None:
             # Its money is all on its way back: nothing to offer until that refund is done.
             messages.warning(request, _("A refund of this order is under way."))
             return redirect("admin:orders_order_change", order.pk)
