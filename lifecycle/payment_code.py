@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from adapters.providers import get_provider
 from adapters.providers.types import CodePaymentRequest, CodeState, ProviderUnavailable, Trade, TradeState
-from billing.models import Payment, PaymentStatus, WorkItemKind
+from billing.models import Payment, PaymentStatus, Provider, WorkItemKind
 from billing.services.payment_codes import (
     payment_code_normalize,
     payment_code_provider,
@@ -344,8 +344,8 @@ def payment_code_reverse_later(payment: Payment, *, attempt: int = 0, after: tim
 def _charge_arrived_by(payment: Payment) -> datetime:
     """When a charge of this payment has reached its provider, if it ever will: it is sent within the scan's
     window only (payment_code_due), and its call lasts at most the provider client's timeout."""
-    timeout = settings.WECHATPAY_TIMEOUT_SECONDS if payment.provider == "wechatpay" else settings.ALIPAY_TIMEOUT_SECONDS
-    return payment.expires_at + timedelta(seconds=timeout + CALL_MARGIN_SECONDS)
+    timeout = {Provider.WECHATPAY: settings.WECHATPAY_TIMEOUT_SECONDS, Provider.ALIPAY: settings.ALIPAY_TIMEOUT_SECONDS}
+    return payment.expires_at + timedelta(seconds=timeout[payment.provider] + CALL_MARGIN_SECONDS)
 
 
 def _reverse_backoff(attempt: int) -> timedelta:
