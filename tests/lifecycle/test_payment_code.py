@@ -598,36 +598,53 @@ def test_cancel_while_the_customer_confirms_reverses_the_trade(demo, run_tasks, 
     assert not LedgerEntry.objects.filter(order=order).exists()
 
 
+def cancelled_while_the_charge_is_on_its_way(  # type: ignore[no-untyped-def]
+    run_tasks, monkeypatch, provider: str, *, sent_after=lambda: None, in_the_call=lambda: None
+) -> tuple[Order, list[object]]:
+    """A code the customer will confirm in the app is scanned; ``sent_after`` passes before the worker sends
+    its charge, and while the charge is on its way (``in_the_call`` passing too) the clerk cancels and the
+    reverse runs, before the charge reaches the provider. Returns the order and what the tasks then returned."""
+    from sandbox.simulators.providers import SimulatedProvider
+
+    order = scan(counter_order(run_tasks), code(provider, "0001"))
+    charge = SimulatedProvider.pay_code
+    found: list[object] = []
+
+    def on_its_way(self, request):  # type: ignore[no-untyped-def]
+        in_the_call()
+        order_cancel(order_id=order.pk, actor=CLERK)
+        found.extend(result for _, result in run_tasks())  # the reverse runs before the charge arrives
+        return charge(self, request)
+
+    monkeypatch.setattr(SimulatedProvider, "pay_code", on_its_way)
+    sent_after()
+    run_tasks()
+    monkeypatch.setattr(SimulatedProvider, "pay_code", charge)
+    return order, found
+
+
+def assert_the_confirmation_comes_too_late(order: Order, provider: str) -> None:
+    """The customer confirms in the app: the trade was reversed, the order stays cancelled, nothing taken."""
+    payments.confirmed_in_app(provider, Payment.objects.get(order=order).out_trade_no)
+    order.refresh_from_db()
+    assert (order.status, order.failure_code) == (OrderStatus.CANCELLED, FailureCode.CANCELLED)
+    assert trade_of(order).status == SimTradeStatus.REVOKED
+    assert Payment.objects.get(order=order).status == "reversed"
+    assert not LedgerEntry.objects.filter(order=order).exists()
+
+
 def test_cancel_while_the_charge_is_on_its_way_reverses_the_trade_once_it_arrives(
     demo, run_tasks, frozen, provider, monkeypatch
 ):
     """The clerk cancels while the charge is still on its way to the provider: the reverse finds no trade
     yet. It must not take that for "nothing to reverse" while the charge may still arrive; when it does (the
     customer confirming in the app), the trade is reversed, and nothing is taken."""
-    from sandbox.simulators.providers import SimulatedProvider
-
-    order = scan(counter_order(run_tasks), code(provider, "0001"))
-    charge = SimulatedProvider.pay_code
-    found = []
-
-    def on_its_way(self, request):  # type: ignore[no-untyped-def]
-        order_cancel(order_id=order.pk, actor=CLERK)
-        found.extend(result for _, result in run_tasks())  # the reverse runs before the charge arrives
-        return charge(self, request)
-
-    monkeypatch.setattr(SimulatedProvider, "pay_code", on_its_way)
-    run_tasks()
-    monkeypatch.setattr(SimulatedProvider, "pay_code", charge)
+    order, found = cancelled_while_the_charge_is_on_its_way(run_tasks, monkeypatch, provider)
     assert "not_there_yet" in found
     for _ in range(30):
         later(run_tasks, frozen, 10)
-    payments.confirmed_in_app(provider, Payment.objects.get(order=order).out_trade_no)
 
-    order.refresh_from_db()
-    assert (order.status, order.failure_code) == (OrderStatus.CANCELLED, FailureCode.CANCELLED)
-    assert trade_of(order).status == SimTradeStatus.REVOKED
-    assert Payment.objects.get(order=order).status == "reversed"
-    assert not LedgerEntry.objects.filter(order=order).exists()
+    assert_the_confirmation_comes_too_late(order, provider)
     assert not WorkItem.objects.filter(order=order).exists()
 
 
@@ -651,32 +668,18 @@ def test_a_charge_sent_at_the_windows_end_and_cancelled_on_its_way_is_still_reve
     reverse, past the window, finds no trade yet. The charge that arrives after it (the customer confirming)
     must still be reversed: closed on "not found" at the window's end, that trade stayed payable, and nothing
     would have looked at it again (WeChat Pay sends no notification for a payment code)."""
-    from sandbox.simulators.providers import SimulatedProvider
-
-    order = scan(counter_order(run_tasks), code(provider, "0001"))
-    charge = SimulatedProvider.pay_code
-    found = []
-
-    def on_its_way(self, request):  # type: ignore[no-untyped-def]
-        frozen.shift(timedelta(seconds=3))  # the call takes 3 s of its 5: past the window's end
-        order_cancel(order_id=order.pk, actor=CLERK)
-        found.extend(result for _, result in run_tasks())  # the reverse runs before the charge arrives
-        return charge(self, request)
-
-    monkeypatch.setattr(SimulatedProvider, "pay_code", on_its_way)
-    frozen.shift(timedelta(seconds=settings.PAYMENT_CODE_QUERY_SECONDS - 1))
-    run_tasks()
-    monkeypatch.setattr(SimulatedProvider, "pay_code", charge)
+    order, found = cancelled_while_the_charge_is_on_its_way(
+        run_tasks,
+        monkeypatch,
+        provider,
+        sent_after=lambda: frozen.shift(timedelta(seconds=settings.PAYMENT_CODE_QUERY_SECONDS - 1)),
+        in_the_call=lambda: frozen.shift(timedelta(seconds=3)),  # 3 s of its 5: past the window's end
+    )
     assert "not_there_yet" in found
     for _ in range(10):
         later(run_tasks, frozen, 5)
-    payments.confirmed_in_app(provider, Payment.objects.get(order=order).out_trade_no)
 
-    order.refresh_from_db()
-    assert (order.status, order.failure_code) == (OrderStatus.CANCELLED, FailureCode.CANCELLED)
-    assert trade_of(order).status == SimTradeStatus.REVOKED
-    assert Payment.objects.get(order=order).status == "reversed"
-    assert not LedgerEntry.objects.filter(order=order).exists()
+    assert_the_confirmation_comes_too_late(order, provider)
 
 
 def test_a_charge_whose_claim_the_sweep_took_over_is_not_reversed_under_the_run_that_goes_on(
