@@ -205,8 +205,14 @@ def _reverse_at_the_end(order_id: int, claimed: datetime, payment: Payment) -> s
         trade = provider.query(payment.out_trade_no)
     except ProviderUnavailable:
         trade = None
-    # Closed after a reverse was sent is our own reverse (its run died before recording it): reversed again.
-    ours = trade is not None and payment.reverse_sent_at is not None and trade.state == TradeState.CLOSED
+    # Closed, or paid with its money gone back, after a reverse was sent is our own reverse (its run died
+    # before recording it): reversed again. Nothing of ours refunds a payment not recorded paid, so a refunded
+    # trade here is the reverse of a charge paid at the last moment, however the provider names it.
+    ours = (
+        trade is not None
+        and payment.reverse_sent_at is not None
+        and (trade.state == TradeState.CLOSED or (trade.state == TradeState.PAID and trade.refunded))
+    )
     settled = _settle_by_query(order_id, claimed, payment, trade) if trade is not None and not ours else None
     if settled is not None:
         return settled

@@ -75,6 +75,7 @@ def _trade(trade: SimTrade) -> Trade:
         transaction_id=trade.transaction_id if trade.status == SimTradeStatus.PAID else "",
         amount_fen=trade.amount_fen,
         paid_at=trade.paid_at,
+        refunded=trade.status == SimTradeStatus.PAID and trade.refunded_fen > 0,
     )
 
 

@@ -71,6 +71,8 @@ class Trade:
     transaction_id: str = ""
     amount_fen: int = 0
     paid_at: datetime | None = None
+    # Paid, and money of it has gone back since (WeChat Pay's REFUND: refunded in part or whole).
+    refunded: bool = False
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
 

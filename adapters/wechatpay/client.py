@@ -196,6 +196,7 @@ class WechatPayClient:
             transaction_id=str(body.get("transaction_id") or ""),
             amount_fen=int((body.get("amount") or {}).get("total") or 0),
             paid_at=datetime.fromisoformat(success_time) if success_time else None,
+            refunded=body.get("trade_state") == "REFUND",
             raw=body,
         )
 

@@ -209,7 +209,10 @@ def _query(biz: dict[str, Any]) -> Inner:
         **SUCCESS,
         "trade_no": record.transaction_id,
         "out_trade_no": out_trade_no,
-        "trade_status": TRADE_STATUSES[trade.state],
+        # Paid and refunded in full is TRADE_CLOSED, as Alipay queries it ("支付完成后全额退款").
+        "trade_status": "TRADE_CLOSED"
+        if paid and record.refunded_fen >= trade.amount_fen
+        else TRADE_STATUSES[trade.state],
         "total_amount": fen_to_yuan(trade.amount_fen),
         "buyer_pay_amount": received,
         "invoice_amount": received,

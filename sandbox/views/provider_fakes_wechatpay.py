@@ -258,7 +258,11 @@ def _query(request: HttpRequest, out_trade_no: str) -> Answer:
     trade = payments.trade_record(SYSTEM, out_trade_no)
     if trade is None:
         raise WechatError(404, "ORDER_NOT_EXIST", "订单不存在")
-    return 200, payments.wechatpay_transaction(trade)
+    answer = payments.wechatpay_transaction(trade)
+    if trade.status == SimTradeStatus.PAID and trade.refunded_fen:
+        # A paid trade refunded in part or whole is queried as 转入退款, as WeChat Pay answers it.
+        answer.update(trade_state="REFUND", trade_state_desc="转入退款")
+    return 200, answer
 
 
 def _codepay(request: HttpRequest) -> Answer:

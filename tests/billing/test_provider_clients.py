@@ -224,6 +224,28 @@ def test_partial_refunds_add_up_and_no_more_than_was_paid(provider, client):
     assert SimTrade.objects.get(provider=provider, out_trade_no=order.out_trade_no).refunded_fen == 2500
 
 
+def test_a_refunded_trade_is_queried_as_the_provider_answers_it(provider, client):
+    """WeChat Pay queries a paid trade refunded in part or whole as 转入退款 (REFUND): paid, money gone back.
+    Alipay keeps TRADE_SUCCESS after a partial refund and closes the trade (TRADE_CLOSED) after a full one."""
+    order = paid_order(provider, client, 2500)
+    assert (client.query(order.out_trade_no).state, client.query(order.out_trade_no).refunded) == (
+        TradeState.PAID,
+        False,
+    )
+
+    client.refund(refund_of(order, amount_fen=1000, out_refund_no=out_no()))
+    part = client.query(order.out_trade_no)
+    client.refund(refund_of(order, amount_fen=1500, out_refund_no=out_no()))
+    whole = client.query(order.out_trade_no)
+
+    if provider == "wechatpay":
+        assert (part.state, part.refunded, part.raw["trade_state"]) == (TradeState.PAID, True, "REFUND")
+        assert (whole.state, whole.refunded, whole.raw["trade_state"]) == (TradeState.PAID, True, "REFUND")
+    else:
+        assert (part.state, part.refunded, part.raw["trade_status"]) == (TradeState.PAID, False, "TRADE_SUCCESS")
+        assert (whole.state, whole.raw["trade_status"]) == (TradeState.CLOSED, "TRADE_CLOSED")
+
+
 def test_refunds_the_provider_refuses(provider, client):
     unpaid = qr_order()
     client.create(unpaid)

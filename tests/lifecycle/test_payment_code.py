@@ -10,6 +10,7 @@ tests/channels_crm/test_browser_payment_code.py). The worker is ``run_tasks``, t
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from datetime import timedelta
 from urllib.parse import urlencode
@@ -21,7 +22,7 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 from django.utils import timezone, translation
 
-from adapters.providers.types import ProviderUnavailable
+from adapters.providers.types import ProviderUnavailable, TradeState
 from billing.models import LedgerEntry, Payment, PaymentCodeUse, Refund, WorkItem, WorkItemKind
 from billing.reconciliation.importer import statement_import
 from billing.reconciliation.services import reconcile_day
@@ -745,6 +746,45 @@ def test_a_reverse_that_went_through_before_the_worker_died_is_a_reverse_not_a_d
     order.refresh_from_db()
     assert (order.status, order.failure_code) == (OrderStatus.EXPIRED, FailureCode.PAYMENT_TIMEOUT)
     assert Payment.objects.get(order=order).status == "reversed"
+
+
+def test_a_reverse_of_a_charge_paid_at_the_last_moment_is_not_read_as_paid_when_the_worker_died(
+    demo, run_tasks, frozen, monkeypatch
+):
+    """As above, but the customer confirmed at the last moment, between the window's last look and the reverse:
+    the reverse gave the money back, and the worker died before recording it. If WeChat Pay then queries such a
+    trade as 转入退款 (REFUND: paid, money gone back) rather than REVOKED, it is still our reverse, not a payment:
+    the order does not get the product for money that went back."""
+    from sandbox.simulators.providers import SimulatedProvider
+
+    order = scan(counter_order(run_tasks), code("wechatpay", "0003"))  # the provider never answers
+    reverse, query = SimulatedProvider.reverse, SimulatedProvider.query
+
+    def paid_then_reversed_and_dies(self, out_trade_no):  # type: ignore[no-untyped-def]
+        payments.pay_trade(self.name, out_trade_no)  # confirmed in the app just now
+        reverse(self, out_trade_no)
+        raise WorkerDied
+
+    def as_refunded(self, out_trade_no):  # type: ignore[no-untyped-def]
+        trade = query(self, out_trade_no)
+        if SimTrade.objects.get(out_trade_no=out_trade_no).status != SimTradeStatus.REVOKED:
+            return trade
+        return dataclasses.replace(trade, state=TradeState.PAID, refunded=True, transaction_id="4200" + "0" * 24)
+
+    monkeypatch.setattr(SimulatedProvider, "reverse", paid_then_reversed_and_dies)
+    with pytest.raises(WorkerDied):
+        for _ in range(14):
+            later(run_tasks, frozen, 5)
+    monkeypatch.setattr(SimulatedProvider, "reverse", reverse)
+    monkeypatch.setattr(SimulatedProvider, "query", as_refunded)
+    assert SimulatedProvider("wechatpay").query(Payment.objects.get(order=order).out_trade_no).refunded
+    later(run_tasks, frozen, settings.ORDER_CLAIM_LEASE_SECONDS + 3)  # the sweep finds the order again
+
+    order.refresh_from_db()
+    assert (order.status, order.failure_code) == (OrderStatus.EXPIRED, FailureCode.PAYMENT_TIMEOUT)
+    assert Payment.objects.get(order=order).status == "reversed"
+    assert not SimSmpSubscription.objects.filter(order_no=order.order_no).exists()
+    assert not LedgerEntry.objects.filter(order=order).exists()
 
 
 def test_looking_for_a_charge_on_its_way_leaves_the_reverse_its_whole_budget(
