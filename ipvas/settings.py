@@ -17,8 +17,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 from kombu import Exchange, Queue
 
+from ipvas import keycheck
 from ipvas.broker import INTERACTIVE_QUEUE, transport_for
-from ipvas.env import env_bool, env_int, env_list, env_str
+from ipvas.env import env_bool, env_float, env_int, env_list, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("IPVAS_VAR_DIR", str(BASE_DIR / "var")))
@@ -66,7 +67,12 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 CSRF_FAILURE_VIEW = "ipvas.views.csrf_failure"
 
 # Public base URL of this system, used in notify URLs given to providers.
-PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Production must say it: the providers are given notify URLs under it, and the EPG the TV pages' launch URLs.
+PUBLIC_BASE_URL = env_url("PUBLIC_BASE_URL", "" if PRODUCTION else "http://127.0.0.1:8000").rstrip("/")
+if PRODUCTION and not PUBLIC_BASE_URL:
+    raise ImproperlyConfigured(
+        "PUBLIC_BASE_URL must be set when IPVAS_PRODUCTION=1: the address the providers and set-top boxes reach."
+    )
 
 INSTALLED_APPS = [
     # django.contrib.admin, its index ordered for the operator's day (backoffice/site.py).
@@ -144,14 +150,19 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'ipvas.sqlite3'}")
 if PRODUCTION and DATABASE_URL.startswith("sqlite"):
     raise ImproperlyConfigured("Production needs DATABASE_URL (PostgreSQL), not SQLite.")
-_db = dj_database_url.parse(
-    DATABASE_URL,
-    conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0),
-    # A kept connection is checked on its first use in a request or a task. The workers rely on it: a task
-    # cut short mid-query by its time limit leaves its connection in the middle of a command, and the next
-    # task gets a new one (tests/ipvas/test_task_connections.py).
-    conn_health_checks=True,
-)
+try:
+    _db = dj_database_url.parse(
+        DATABASE_URL,
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0),
+        # A kept connection is checked on its first use in a request or a task. The workers rely on it: a task
+        # cut short mid-query by its time limit leaves its connection in the middle of a command, and the next
+        # task gets a new one (tests/ipvas/test_task_connections.py).
+        conn_health_checks=True,
+    )
+except ValueError as exc:  # an unknown scheme ('postgress://'), a port that is no number
+    raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from None
+if PRODUCTION and _db["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured(f"Production needs DATABASE_URL (PostgreSQL), not {DATABASE_URL.partition(':')[0]}.")
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["CONN_MAX_AGE"] = 0
     _db["OPTIONS"] = {
@@ -166,7 +177,12 @@ DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache --------------------------------------------------------------------
-REDIS_URL = env_str("REDIS_URL")
+REDIS_URL = env_str("REDIS_URL").strip()
+if REDIS_URL and not REDIS_URL.lower().startswith(("redis://", "rediss://", "unix://")):
+    # A typo would start with a cache that never answers: every limit per process, the health check 503.
+    raise ImproperlyConfigured(
+        f"REDIS_URL must be a redis://, rediss:// or unix:// URL, not one beginning {REDIS_URL.partition(':')[0]!r}."
+    )
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -282,7 +298,15 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Celery -------------------------------------------------------------------
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://").strip()
+_BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp", "filesystem", "memory")
+if CELERY_BROKER_URL.partition("://")[0].lower() not in _BROKER_SCHEMES or "://" not in CELERY_BROKER_URL:
+    raise ImproperlyConfigured(
+        "CELERY_BROKER_URL must be a redis://, rediss:// or amqp:// URL (Redis or RabbitMQ), not one beginning "
+        f"{CELERY_BROKER_URL.partition(':')[0]!r}."
+    )
+if PRODUCTION and CELERY_BROKER_URL.startswith("memory://"):
+    raise ImproperlyConfigured("Production needs CELERY_BROKER_URL (Redis or RabbitMQ), not memory://.")
 # Our Redis and file-system transports (ipvas/broker.py): a worker survives its broker going away,
 # and the embedded broker never hands out half a message.
 if transport_for(CELERY_BROKER_URL):
@@ -473,12 +497,12 @@ ENTITLEMENT_CACHE_SECONDS = env_int("ENTITLEMENT_CACHE_SECONDS", 300, minimum=0)
 # --- outside systems ----------------------------------------------------------------
 # Each adapter is "simulator" or its real client; production refuses simulators.
 SMP_ADAPTER = env_str("SMP_ADAPTER", "simulator")
-SMP_URL = env_str("SMP_URL", "" if PRODUCTION else f"{PUBLIC_BASE_URL}/sandbox/smp/api")
+SMP_URL = env_url("SMP_URL", "" if PRODUCTION else f"{PUBLIC_BASE_URL}/sandbox/smp/api")
 SMP_API_TOKEN = env_str("SMP_API_TOKEN", "" if PRODUCTION else "sandbox-smp-token")
-SMP_TIMEOUT_SECONDS = float(env_str("SMP_TIMEOUT_SECONDS", "3"))
-SMP_SIMULATOR_SLOW_SECONDS = float(env_str("SMP_SIMULATOR_SLOW_SECONDS", "5"))
+SMP_TIMEOUT_SECONDS = env_float("SMP_TIMEOUT_SECONDS", 3, minimum=0.1)
+SMP_SIMULATOR_SLOW_SECONDS = env_float("SMP_SIMULATOR_SLOW_SECONDS", 5, minimum=0)
 # The "slow" fault mode of the other simulated systems (WeChat Pay, Alipay, SMS, CRM): sandbox/faults.py.
-SIMULATOR_SLOW_SECONDS = float(env_str("SIMULATOR_SLOW_SECONDS", str(SMP_SIMULATOR_SLOW_SECONDS)))
+SIMULATOR_SLOW_SECONDS = env_float("SIMULATOR_SLOW_SECONDS", SMP_SIMULATOR_SLOW_SECONDS, minimum=0)
 
 # WeChat Pay API v3, Native (QR) payments. Keys: X or X_FILE (ipvas/credentials.py).
 WECHATPAY_ADAPTER = env_str("WECHATPAY_ADAPTER", "simulator")
@@ -495,7 +519,7 @@ WECHATPAY_PLATFORM_PUBLIC_KEY_FILE = env_str("WECHATPAY_PLATFORM_PUBLIC_KEY_FILE
 WECHATPAY_PLATFORM_PUBLIC_KEY_ID = env_str(
     "WECHATPAY_PLATFORM_PUBLIC_KEY_ID", "" if PRODUCTION else "PUB_KEY_ID_0119000000012026112500000000000001"
 )
-WECHATPAY_TIMEOUT_SECONDS = float(env_str("WECHATPAY_TIMEOUT_SECONDS", "5"))
+WECHATPAY_TIMEOUT_SECONDS = env_float("WECHATPAY_TIMEOUT_SECONDS", 5, minimum=0.1)
 # 委托代扣 (docs/interfaces.md §8): the APIv2 key signs its APIv2 calls (pay and sign, end a contract) and
 # notifications; the template (plan_id) is WeChat Pay's, made in the merchant platform.
 WECHATPAY_V2_KEY = env_str("WECHATPAY_V2_KEY")
@@ -513,7 +537,7 @@ ALIPAY_APP_PRIVATE_KEY = env_str("ALIPAY_APP_PRIVATE_KEY")
 ALIPAY_APP_PRIVATE_KEY_FILE = env_str("ALIPAY_APP_PRIVATE_KEY_FILE")
 ALIPAY_PUBLIC_KEY = env_str("ALIPAY_PUBLIC_KEY")
 ALIPAY_PUBLIC_KEY_FILE = env_str("ALIPAY_PUBLIC_KEY_FILE")
-ALIPAY_TIMEOUT_SECONDS = float(env_str("ALIPAY_TIMEOUT_SECONDS", "5"))
+ALIPAY_TIMEOUT_SECONDS = env_float("ALIPAY_TIMEOUT_SECONDS", 5, minimum=0.1)
 # 周期扣款 (docs/interfaces.md §8): the signing scene agreed with Alipay for the product.
 ALIPAY_CYCLE_SIGN_SCENE = env_str("ALIPAY_CYCLE_SIGN_SCENE", "INDUSTRY|DIGITAL_MEDIA")
 
@@ -522,11 +546,11 @@ NOTIFICATION_MAX_SKEW_SECONDS = env_int("NOTIFICATION_MAX_SKEW_SECONDS", 300, mi
 
 # The SMS gateway: confirmations out (MT), replies in (MO) on /sms/inbound/.
 SMS_ADAPTER = env_str("SMS_ADAPTER", "simulator")
-SMS_GATEWAY_URL = env_str("SMS_GATEWAY_URL", "" if PRODUCTION else f"{PUBLIC_BASE_URL}/sandbox/sms/api")
+SMS_GATEWAY_URL = env_url("SMS_GATEWAY_URL", "" if PRODUCTION else f"{PUBLIC_BASE_URL}/sandbox/sms/api")
 SMS_GATEWAY_TOKEN = env_str("SMS_GATEWAY_TOKEN", "" if PRODUCTION else "sandbox-sms-token")
 SMS_WEBHOOK_SECRET = env_str("SMS_WEBHOOK_SECRET")
 SMS_WEBHOOK_SECRET_FILE = env_str("SMS_WEBHOOK_SECRET_FILE")
-SMS_TIMEOUT_SECONDS = float(env_str("SMS_TIMEOUT_SECONDS", "5"))
+SMS_TIMEOUT_SECONDS = env_float("SMS_TIMEOUT_SECONDS", 5, minimum=0.1)
 
 # Abuse limits. The sandbox allows an integrator's test run (docs/interfaces.md §7).
 SMS_CONFIRMATIONS_PER_NUMBER_PER_HOUR = env_int(
@@ -545,9 +569,9 @@ TV_POLL_MILLISECONDS = env_int("TV_POLL_MILLISECONDS", 1500, minimum=200)
 
 # The CRM: marketing activities of cash sales; single sign-on of clerks.
 CRM_ADAPTER = env_str("CRM_ADAPTER", "simulator")
-CRM_URL = env_str("CRM_URL", "" if PRODUCTION else f"{PUBLIC_BASE_URL}/sandbox/crm/api")
+CRM_URL = env_url("CRM_URL", "" if PRODUCTION else f"{PUBLIC_BASE_URL}/sandbox/crm/api")
 CRM_API_TOKEN = env_str("CRM_API_TOKEN", "" if PRODUCTION else "sandbox-crm-token")
-CRM_TIMEOUT_SECONDS = float(env_str("CRM_TIMEOUT_SECONDS", "5"))
+CRM_TIMEOUT_SECONDS = env_float("CRM_TIMEOUT_SECONDS", 5, minimum=0.1)
 CRM_ACTIVITY_DEADLINE_SECONDS = env_int("CRM_ACTIVITY_DEADLINE_SECONDS", 120, minimum=1)
 # Single sign-on tickets: RS256 JWTs signed by the CRM (docs/interfaces.md §5).
 CRM_SSO_PUBLIC_KEY = env_str("CRM_SSO_PUBLIC_KEY")
@@ -610,10 +634,34 @@ for _name, _path, _url_name, _url in (
     if _path == _ADAPTER_NAMES[_name]["http"] and not _url:
         raise ImproperlyConfigured(f"{_url_name} must be set when {_name}=http.")
 
+# The partners' keys and ids: a key file named but unreadable refuses any start; production refuses to start
+# without what its real clients sign and verify with (ipvas/keycheck.py), rather than failing the first payment.
+keycheck.check_files()
+if PRODUCTION:
+    if WECHATPAY_ADAPTER == _ADAPTER_NAMES["WECHATPAY_ADAPTER"]["sdk"]:
+        for _name in ("WECHATPAY_MCHID", "WECHATPAY_APPID", "WECHATPAY_MERCHANT_SERIAL_NO"):
+            keycheck.require_set(_name, globals()[_name])
+        keycheck.require_set("WECHATPAY_PLATFORM_PUBLIC_KEY_ID", WECHATPAY_PLATFORM_PUBLIC_KEY_ID)
+        keycheck.require_private_key("WECHATPAY_MERCHANT_PRIVATE_KEY")
+        keycheck.require_public_key("WECHATPAY_PLATFORM_PUBLIC_KEY")
+        keycheck.require_secret("WECHATPAY_APIV3_KEY", length=32)
+    if ALIPAY_ADAPTER == _ADAPTER_NAMES["ALIPAY_ADAPTER"]["sdk"]:
+        keycheck.require_set("ALIPAY_APP_ID", ALIPAY_APP_ID)
+        keycheck.require_private_key("ALIPAY_APP_PRIVATE_KEY")
+        keycheck.require_public_key("ALIPAY_PUBLIC_KEY")
+    # The clerks' sign-in and the customers' SMS replies verify these whatever the adapters.
+    keycheck.require_public_key("CRM_SSO_PUBLIC_KEY")
+    keycheck.require_secret("SMS_WEBHOOK_SECRET")
+
 # --- logging and metrics ------------------------------------------------------------
-LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
-# "json" (one object per line, for log shippers) or "plain"; JSON by default in production.
-LOG_FORMAT = env_str("LOG_FORMAT", "json" if PRODUCTION else "plain")
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").strip().upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {LOG_LEVEL!r}.")
+# "json" (one object per line, for log shippers) or "plain"; JSON by default in production. Anything else is
+# refused: a log shipper fed plain lines by a typo would drop them.
+LOG_FORMAT = env_str("LOG_FORMAT", "json" if PRODUCTION else "plain").strip().lower()
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'json' or 'plain', not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -635,7 +683,7 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": LOG_FORMAT if LOG_FORMAT in ("json", "plain") else "plain",
+            "formatter": LOG_FORMAT,
             "filters": ["redact", "client_refusals", "context", "quiet_periodic"],
         }
     },

@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_KEY = "".join(secrets.choice(string.ascii_letters + string.digits + "!@#%^&*(-_=+)") for _ in range(50))
@@ -39,6 +41,21 @@ PRODUCTION_ENV = {
     "CRM_URL": "https://crm.operator.example/api",
     # /metrics/ answers only with this bearer token (404 without one; `check --deploy` warns).
     "METRICS_TOKEN": "metrics-token-for-the-deploy-checks",
+    # Where the providers and the set-top boxes reach us.
+    "PUBLIC_BASE_URL": "https://ipvas.example.com",
+    # What the real clients sign and verify with ({keys}: a directory the module writes them to).
+    "WECHATPAY_MCHID": "1900000109",
+    "WECHATPAY_APPID": "wxd678efh567hg6787",
+    "WECHATPAY_MERCHANT_SERIAL_NO": "5157F09EFDC096DE15EBE81A47057A7232F1B8E1",
+    "WECHATPAY_PLATFORM_PUBLIC_KEY_ID": "PUB_KEY_ID_0114232134912410000000000000",
+    "WECHATPAY_MERCHANT_PRIVATE_KEY_FILE": "{keys}/wechatpay_merchant.pem",
+    "WECHATPAY_PLATFORM_PUBLIC_KEY_FILE": "{keys}/wechatpay_platform_public.pem",
+    "WECHATPAY_APIV3_KEY_FILE": "{keys}/wechatpay_apiv3.txt",
+    "ALIPAY_APP_ID": "2021000000000009",
+    "ALIPAY_APP_PRIVATE_KEY_FILE": "{keys}/alipay_app.pem",
+    "ALIPAY_PUBLIC_KEY_FILE": "{keys}/alipay_public.pem",
+    "CRM_SSO_PUBLIC_KEY_FILE": "{keys}/crm_sso_public.pem",
+    "SMS_WEBHOOK_SECRET_FILE": "{keys}/sms_webhook_secret.txt",
 }
 
 # case -> (changes to PRODUCTION_ENV, None to remove a variable; what the refusal must name)
@@ -57,6 +74,44 @@ REFUSALS: dict[str, tuple[dict[str, str | None], str]] = {
     "debug-on": ({"DEBUG": "1"}, "DEBUG"),
     "no-allowed-hosts": ({"ALLOWED_HOSTS": None}, "ALLOWED_HOSTS"),
     "no-broker": ({"CELERY_BROKER_URL": None}, "CELERY_BROKER_URL"),
+    # Started silently before, and failed later: at the first payment, notification, sign-in or log line.
+    "no-public-base-url": ({"PUBLIC_BASE_URL": None}, "PUBLIC_BASE_URL"),
+    "public-base-url-typo": ({"PUBLIC_BASE_URL": "https//ipvas.example.com"}, "PUBLIC_BASE_URL"),
+    "database-url-typo": ({"DATABASE_URL": "postgress://postgres@127.0.0.1:5432/ipvas"}, "DATABASE_URL"),
+    "redis-url-typo": ({"REDIS_URL": "redis//127.0.0.1:6379/1"}, "REDIS_URL"),
+    "broker-url-typo": ({"CELERY_BROKER_URL": "amqq://ipvas:secret@rabbitmq/ipvas"}, "CELERY_BROKER_URL"),
+    "timeout-not-a-number": ({"WECHATPAY_TIMEOUT_SECONDS": "5s"}, "WECHATPAY_TIMEOUT_SECONDS"),
+    "log-format-typo": ({"LOG_FORMAT": "jsno"}, "LOG_FORMAT"),
+    "log-level-typo": ({"LOG_LEVEL": "INFORMATION"}, "LOG_LEVEL"),
+    "wechatpay-without-mchid": ({"WECHATPAY_MCHID": None}, "WECHATPAY_MCHID"),
+    "wechatpay-without-platform-key-id": (
+        {"WECHATPAY_PLATFORM_PUBLIC_KEY_ID": None},
+        "WECHATPAY_PLATFORM_PUBLIC_KEY_ID",
+    ),
+    "wechatpay-without-merchant-key": ({"WECHATPAY_MERCHANT_PRIVATE_KEY_FILE": None}, "WECHATPAY_MERCHANT_PRIVATE_KEY"),
+    "wechatpay-merchant-key-unreadable": (
+        {"WECHATPAY_MERCHANT_PRIVATE_KEY_FILE": "{keys}/unreadable.pem"},
+        "WECHATPAY_MERCHANT_PRIVATE_KEY_FILE",
+    ),
+    "wechatpay-platform-key-missing-file": (
+        {"WECHATPAY_PLATFORM_PUBLIC_KEY_FILE": "{keys}/no-such-file.pem"},
+        "WECHATPAY_PLATFORM_PUBLIC_KEY_FILE",
+    ),
+    "wechatpay-platform-key-is-a-private-key": (
+        {"WECHATPAY_PLATFORM_PUBLIC_KEY_FILE": "{keys}/wechatpay_merchant.pem"},
+        "WECHATPAY_PLATFORM_PUBLIC_KEY",
+    ),
+    "wechatpay-apiv3-key-too-short": (
+        {"WECHATPAY_APIV3_KEY_FILE": None, "WECHATPAY_APIV3_KEY": "short"},
+        "WECHATPAY_APIV3_KEY",
+    ),
+    "alipay-without-public-key": ({"ALIPAY_PUBLIC_KEY_FILE": None}, "ALIPAY_PUBLIC_KEY"),
+    "alipay-app-key-is-a-public-key": (
+        {"ALIPAY_APP_PRIVATE_KEY_FILE": "{keys}/alipay_public.pem"},
+        "ALIPAY_APP_PRIVATE_KEY",
+    ),
+    "crm-sso-without-key": ({"CRM_SSO_PUBLIC_KEY_FILE": None}, "CRM_SSO_PUBLIC_KEY"),
+    "sms-webhook-without-secret": ({"SMS_WEBHOOK_SECRET_FILE": None}, "SMS_WEBHOOK_SECRET"),
 }
 
 
@@ -67,7 +122,7 @@ WARNINGS: dict[str, tuple[dict[str, str | None], str]] = {
 }
 
 
-def environment(changes: dict[str, str | None], var_dir: Path) -> dict[str, str]:
+def environment(changes: dict[str, str | None], var_dir: Path, keys: Path) -> dict[str, str]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "DJANGO_SETTINGS_MODULE": "ipvas.settings",
@@ -79,7 +134,25 @@ def environment(changes: dict[str, str | None], var_dir: Path) -> dict[str, str]
             env.pop(name, None)
         else:
             env[name] = value
-    return env
+    return {name: value.replace("{keys}", str(keys)) for name, value in env.items()}
+
+
+def write_keys(keys: Path) -> None:
+    """The partners' keys as an operator installs them: PEM files, and the secrets in text files."""
+    for name in ("wechatpay_merchant", "wechatpay_platform", "alipay_app", "alipay", "crm_sso"):
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        private = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        public = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        (keys / f"{name}.pem").write_bytes(private)
+        (keys / f"{name}_public.pem").write_bytes(public)
+    (keys / "wechatpay_apiv3.txt").write_text(secrets.token_hex(16) + "\n")
+    (keys / "sms_webhook_secret.txt").write_text(secrets.token_urlsafe(32))
+    # Not readable as a file, even by root (a secret mounted as a directory, say).
+    (keys / "unreadable.pem").mkdir()
 
 
 @pytest.fixture(scope="module")
@@ -90,18 +163,20 @@ def runs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess[str]]:
         **{name: changes for name, (changes, _) in WARNINGS.items()},
     }
     var_dirs = {name: tmp_path_factory.mktemp(name) for name in cases}
+    keys = tmp_path_factory.mktemp("keys")
+    write_keys(keys)
 
     def check(name: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
             cwd=ROOT,
-            env=environment(cases[name], var_dirs[name]),
+            env=environment(cases[name], var_dirs[name], keys),
             capture_output=True,
             text=True,
             timeout=120,
         )
 
-    with ThreadPoolExecutor(max_workers=len(cases)) as pool:
+    with ThreadPoolExecutor(max_workers=8) as pool:
         return dict(zip(cases, pool.map(check, cases), strict=True))
 
 

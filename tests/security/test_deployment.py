@@ -16,7 +16,6 @@ here only what it leaves out: the sandbox is off there when nobody says.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -31,7 +30,7 @@ from django.http import HttpResponse
 from django.test import Client
 
 from tests.channels_crm.support import sign_in, ticket
-from tests.ipvas.test_production_settings import PRODUCTION_ENV
+from tests.ipvas.test_production_settings import environment, write_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 CRM_ORIGIN = "https://crm.example.com"
@@ -276,12 +275,10 @@ print(json.dumps({"sandbox": settings.SANDBOX, "frame": response.status_code}))
 
 
 def test_production_keeps_the_sandbox_off_when_nobody_says(tmp_path):
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "DJANGO_SETTINGS_MODULE": "ipvas.settings",
-        "IPVAS_VAR_DIR": str(tmp_path),
-        **{k: v for k, v in PRODUCTION_ENV.items() if k != "IPVAS_SANDBOX"},
-    }
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    write_keys(keys)
+    env = environment({"IPVAS_SANDBOX": None}, tmp_path, keys)
     result = subprocess.run(
         [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
