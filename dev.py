@@ -213,18 +213,21 @@ def supervise(
     return exit_code
 
 
+def _shown(path: Path) -> str:
+    """A path as the banner shows it: from the checkout when inside it, else whole (IPVAS_VAR_DIR elsewhere)."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def _banner(base: str, key_file: Path) -> list[str]:
     lines = [
         f"home        {base}/",
-        f"admin       {base}/admin/   (user 'admin', password in var/demo_admin_password.txt)",
+        f"admin       {base}/admin/   (user 'admin', password in {_shown(VAR / 'demo_admin_password.txt')})",
         f"EPG API     docs {base}/api/epg/v1/docs/   OpenAPI {base}/api/epg/v1/schema/",
         f"clerk (CRM) {base}/sandbox/crm/frame/?staff_id=clerk01&store_code=NX-YC-001&virtual_staff_id=V0001&name=demo",
         f"health      {base}/healthz/   metrics {base}/metrics/",
     ]
     if key_file.exists():
-        lines.append(
-            f"demo EPG key in {key_file.relative_to(ROOT)}: Authorization: Api-Key {key_file.read_text().strip()}"
-        )
+        lines.append(f"demo EPG key in {_shown(key_file)}: Authorization: Api-Key {key_file.read_text().strip()}")
     return lines
 
 

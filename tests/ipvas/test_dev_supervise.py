@@ -76,3 +76,24 @@ def test_a_web_server_that_exits_stops_everything(tmp_path):
 
     assert "web stopped (exit 4); stopping the others" in output
     assert process.returncode == 4
+
+
+def test_the_banner_names_the_files_of_a_var_dir_outside_the_checkout(tmp_path):
+    """``IPVAS_VAR_DIR=/srv/... python3 dev.py prod`` stopped after migrating, on its banner (ValueError of
+    Path.relative_to), and the banner sent the admin's password to var/ whatever IPVAS_VAR_DIR said."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        sys.path.insert(0, {str(ROOT)!r})
+        import dev
+        key = Path({str(tmp_path)!r}) / "demo_epg_key.txt"
+        key.write_text("abc.def")
+        print("\\n".join(dev._banner("http://127.0.0.1:8820", key)))
+        """
+    )
+    env = {"PATH": "/usr/bin:/bin", "IPVAS_VAR_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert f"password in {tmp_path / 'demo_admin_password.txt'}" in result.stdout
+    assert f"demo EPG key in {tmp_path / 'demo_epg_key.txt'}: Authorization: Api-Key abc.def" in result.stdout
