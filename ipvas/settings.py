@@ -272,8 +272,9 @@ if PRODUCTION:
     # The providers and the SMS gateway call the URLs they were given, and a 301 to HTTPS is not a
     # delivery (they retry, then give up): the notify and SMS endpoints answer on plain HTTP too, where
     # a deployment gives them so (every one verifies its signature). The health check is polled by the
-    # load balancer. Give the providers https:// notify URLs where TLS reaches us (PUBLIC_BASE_URL).
-    SECURE_REDIRECT_EXEMPT = [r"^healthz/$", r"^billing/notify/", r"^sms/inbound/$"]
+    # load balancer, the workers' one by the monitoring on each node. Give the providers https:// notify
+    # URLs where TLS reaches us (PUBLIC_BASE_URL).
+    SECURE_REDIRECT_EXEMPT = [r"^healthz/$", r"^healthz/workers/$", r"^billing/notify/", r"^sms/inbound/$"]
 
 # --- Django REST framework (the EPG API) ---------------------------------------
 REST_FRAMEWORK = {

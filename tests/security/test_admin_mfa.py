@@ -27,7 +27,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
-from tests.ipvas.test_production_settings import PRODUCTION_ENV
+from tests.ipvas.test_production_settings import environment, write_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = secrets.token_urlsafe(16)  # made for the run: no password is kept in the repository
@@ -165,7 +165,9 @@ def test_on_by_default_in_production_and_off_in_the_embedded_demo(tmp_path):
         assert result.returncode == 0, result.stderr[-2000:]
         return json.loads(result.stdout.strip().splitlines()[-1])
 
-    production = setting({**base, "IPVAS_VAR_DIR": str(tmp_path / "p"), **PRODUCTION_ENV})
+    (tmp_path / "keys").mkdir()
+    write_keys(tmp_path / "keys")
+    production = setting(environment({}, tmp_path / "p", tmp_path / "keys"))
     embedded = setting({**base, "IPVAS_VAR_DIR": str(tmp_path / "e")})
 
     assert (production, embedded) == (True, False)

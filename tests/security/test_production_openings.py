@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from ipvas import metrics
-from tests.ipvas.test_production_settings import PRODUCTION_ENV
+from tests.ipvas.test_production_settings import environment, write_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "metrics-token-for-the-test"
@@ -81,7 +80,8 @@ django.setup()
 from django.middleware.security import SecurityMiddleware
 from django.test import RequestFactory
 middleware = SecurityMiddleware(lambda request: None)
-paths = ["/billing/notify/wechatpay/", "/billing/notify/alipay/", "/sms/inbound/", "/healthz/", "/admin/",
+paths = ["/billing/notify/wechatpay/", "/billing/notify/alipay/", "/sms/inbound/", "/healthz/", "/healthz/workers/",
+         "/metrics/", "/admin/",
          "/api/epg/v1/products/", "/crm/orders/new/"]
 answers = {}
 for path in paths:
@@ -89,12 +89,9 @@ for path in paths:
     answers[path] = response.status_code if response is not None else "served"
 print(json.dumps(answers))
 """
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "DJANGO_SETTINGS_MODULE": "ipvas.settings",
-        "IPVAS_VAR_DIR": str(tmp_path),
-        **PRODUCTION_ENV,
-    }
+    (tmp_path / "keys").mkdir()
+    write_keys(tmp_path / "keys")
+    env = environment({}, tmp_path, tmp_path / "keys")
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
@@ -106,6 +103,8 @@ print(json.dumps(answers))
         "/billing/notify/alipay/": "served",
         "/sms/inbound/": "served",
         "/healthz/": "served",
+        "/healthz/workers/": "served",  # the monitoring's probe of a node, as /healthz/ is the balancer's
+        "/metrics/": 301,  # the token is not sent over plain HTTP
         "/admin/": 301,
         "/api/epg/v1/products/": 301,
         "/crm/orders/new/": 301,
