@@ -256,8 +256,12 @@ def _remind(subscription: Subscription, now: datetime) -> str:
 
 def renews_on(subscription: Subscription, sent_at: datetime) -> datetime:
     """When the renewal is charged if the reminder goes out at ``sent_at`` (what ``_after_the_reminder``
-    makes of it): the day a reminder names."""
-    return max(subscription.next_renewal_at, sent_at + timedelta(days=settings.RENEWAL_REMINDER_DAYS))
+    makes of it): the day a reminder names. WeChat Pay deducts only 07:00–22:00: a renewal due at night is
+    deducted at the next 07:00 (lifecycle.deductions), the next day when it was due after 22:00."""
+    at = max(subscription.next_renewal_at, sent_at + timedelta(days=settings.RENEWAL_REMINDER_DAYS))
+    if subscription.payment_method == PaymentMethod.WECHAT_QR:
+        at = deductions.next_open(at)
+    return at
 
 
 def reminder_sent(*, subscription_id: int, notice_id: int) -> None:

@@ -23,6 +23,7 @@ from orders.constants import CancelChannel, Channel, NoticeKind, OrderStatus, Su
 from orders.models import Order, Product
 from sandbox import faults
 from sandbox.subscriptions import account_set
+from tests.lifecycle.test_contracts import subscribed
 from tests.lifecycle.test_subscriptions import EPG, frozen, subscribe, texts, work  # noqa: F401  (frozen)
 
 pytestmark = pytest.mark.django_db
@@ -59,6 +60,26 @@ def test_a_late_reminder_names_the_day_the_renewal_is_charged(demo, run_tasks, f
     work(run_tasks, frozen, sub.next_renewal_at)
     renewal = Order.objects.get(subscription=sub, channel=Channel.RENEWAL)
     assert renewal.status == OrderStatus.COMPLETED and _day(renewal.created_at) in reminder
+
+
+def test_a_wechatpay_reminder_names_the_day_of_the_deduction_after_the_night(demo, run_tasks, time_machine):
+    """A WeChat Pay subscription bought at 23:30: its renewal falls at 23:30 the day before the period ends, when
+    WeChat Pay takes no deduction (07:00-22:00), so it is deducted at 07:00 the next day. The reminder named the
+    day before, a day earlier than the customer is charged."""
+    time_machine.move_to("2026-12-05 23:30:00+08:00", tick=False)
+    _order, sub = subscribed(run_tasks, "wechat_qr")
+    work(run_tasks, time_machine, sub.next_reminder_at)
+    (reminder,) = [text for text in texts() if "将于" in text]
+    assert "2027年01月05日" in reminder, reminder  # not 01月04日, the renewal's 23:30 before the night
+    for _ in range(5):
+        work(run_tasks, time_machine, max(sub.due_at, timezone.now() + timedelta(minutes=1)))
+        sub.refresh_from_db()
+        if sub.periods == 2:
+            break
+    renewal = Order.objects.get(subscription=sub, channel=Channel.RENEWAL)
+    assert renewal.status == OrderStatus.COMPLETED
+    assert timezone.localtime(renewal.created_at).strftime("%m-%d %H:%M") == "01-05 07:00"
+    assert _day(renewal.created_at) in reminder
 
 
 @pytest.mark.parametrize("ended", ["cancelled", "lapsed"])
