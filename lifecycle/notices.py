@@ -39,6 +39,12 @@ def _day(value: datetime) -> str:
     return timezone.localtime(value).strftime("%Y年%m月%d日")
 
 
+def _until(value: datetime) -> str:
+    """When viewing ends, to the minute: a period ends at the time of day it was bought, so the date alone
+    ("可观看至03月05日") promised the whole of a day that ends at 00:20, or at 10:00."""
+    return timezone.localtime(value).strftime("%Y年%m月%d日 %H:%M")
+
+
 def reminder_text(subscription: Subscription, *, renews_on: datetime) -> str:
     return (
         f"{PREFIX}您订购的「{subscription.product.name}」将于{_day(renews_on)}自动续费，"
@@ -56,7 +62,7 @@ def renewed_text(subscription: Subscription) -> str:
     )
     return (
         f"{PREFIX}您订购的「{subscription.product.name}」已续费成功，"
-        f"费用{fen_to_yuan(subscription.renewal_price_fen)}元，有效期至{_day(subscription.current_period_end)}。"
+        f"费用{fen_to_yuan(subscription.renewal_price_fen)}元，有效期至{_until(subscription.current_period_end)}。"
         f"{after}"
     )
 
@@ -64,7 +70,7 @@ def renewed_text(subscription: Subscription) -> str:
 def lapsed_text(subscription: Subscription) -> str:
     return (
         f"{PREFIX}您订购的「{subscription.product.name}」续费未能成功扣费，自动续费已停止；"
-        f"已付费的内容可观看至{_day(subscription.current_period_end)}。"
+        f"已付费的内容可观看至{_until(subscription.current_period_end)}。"
     )
 
 
@@ -72,7 +78,7 @@ def not_renewed_text(subscription: Subscription) -> str:
     """Lapsed with nothing tried (no reminder could be sent in time): no word of a charge that failed."""
     return (
         f"{PREFIX}您订购的「{subscription.product.name}」未能在到期前按时续费，自动续费已停止，不会再扣费；"
-        f"已付费的内容可观看至{_day(subscription.current_period_end)}。"
+        f"已付费的内容可观看至{_until(subscription.current_period_end)}。"
     )
 
 
@@ -82,19 +88,19 @@ def lapsed_refunded_text(subscription: Subscription, now: datetime) -> str:
         return f"{PREFIX}您订购的「{subscription.product.name}」费用已退款，自动续费已停止，不会再扣费。"
     return (
         f"{PREFIX}您订购的「{subscription.product.name}」有一期费用已退款，到期前已来不及续费，自动续费已停止，"
-        f"不会再扣费；已付费的内容可观看至{_day(subscription.current_period_end)}。"
+        f"不会再扣费；已付费的内容可观看至{_until(subscription.current_period_end)}。"
     )
 
 
 def lapsed_after_refund_text(subscription: Subscription) -> str:
     return (
         f"{PREFIX}您订购的「{subscription.product.name}」有一期费用已退款，支付宝的约定扣款日无法提前，"
-        f"自动续费已停止；已付费的内容可观看至{_day(subscription.current_period_end)}。"
+        f"自动续费已停止；已付费的内容可观看至{_until(subscription.current_period_end)}。"
     )
 
 
 def cancelled_text(cancelled: list[Subscription], *, not_started: Iterable[Product] = ()) -> str:
-    what = [f"「{s.product.name}」可观看至{_day(s.current_period_end)}" for s in cancelled]
+    what = [f"「{s.product.name}」可观看至{_until(s.current_period_end)}" for s in cancelled]
     what += [f"「{product.name}」（刚订购，自动续费不再开通）" for product in not_started]
     return f"{PREFIX}已为您取消自动续费：{'；'.join(what)}。到期后不再扣费。"
 

@@ -82,6 +82,18 @@ def test_a_wechatpay_reminder_names_the_day_of_the_deduction_after_the_night(dem
     assert _day(renewal.created_at) in reminder
 
 
+def test_the_end_of_viewing_is_said_to_the_minute(demo, run_tasks, time_machine):
+    """A month bought at 00:20 on 5 December ends at 00:20 on 5 January. The SMS said "可观看至2027年01月05日"
+    (renewed, lapsed, and the answer to TD alike): a customer reads the whole of the 5th, which ends 20 minutes
+    after it begins."""
+    time_machine.move_to("2026-12-05 00:20:00+08:00", tick=False)
+    _order, sub = subscribe(run_tasks)
+    sms_reply_received(sender=OLD, text="TD", received_at=timezone.now(), raw=b"td at twenty past midnight")
+    run_tasks()
+    (answer,) = [text for text in texts() if "已为您取消自动续费" in text]
+    assert "可观看至2027年01月05日 00:20。" in answer, answer
+
+
 @pytest.mark.parametrize("ended", ["cancelled", "lapsed"])
 def test_a_reminder_still_queued_when_renewal_stops_is_never_sent(demo, run_tasks, frozen, ended):  # noqa: F811
     """Written while the gateway was down; the customer then cancels (or the subscription lapses): the
