@@ -87,7 +87,7 @@ def test_the_end_of_viewing_is_said_to_the_minute(demo, run_tasks, time_machine)
     (renewed, lapsed, and the answer to TD alike): a customer reads the whole of the 5th, which ends 20 minutes
     after it begins."""
     time_machine.move_to("2026-12-05 00:20:00+08:00", tick=False)
-    _order, sub = subscribe(run_tasks)
+    _order, _sub = subscribe(run_tasks)
     sms_reply_received(sender=OLD, text="TD", received_at=timezone.now(), raw=b"td at twenty past midnight")
     run_tasks()
     (answer,) = [text for text in texts() if "已为您取消自动续费" in text]
