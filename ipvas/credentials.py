@@ -2,7 +2,11 @@
 
 A setting ``X`` holds the value itself, ``X_FILE`` a path to it; with neither
 set, the sandbox's generated key is used when IPVAS_SANDBOX is on, and
-production refuses to start the feature (ImproperlyConfigured).
+production refuses to start the feature (ImproperlyConfigured). A key ring
+(``WECHATPAY_PLATFORM_PUBLIC_KEYS``) holds several public keys by id:
+``id=path`` entries or a directory of ``<id>.pem`` files. Files are read at
+each use (a new one is taken without a restart); a key is parsed once per
+process (``load_public_key``, cached by its PEM).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from ipvas.keycheck import KEY_ID, ring_entries
 from ipvas.keyfiles import sandbox_private_key_pem, sandbox_public_key_pem, sandbox_secret
 
 
@@ -44,6 +49,27 @@ def public_key_pem(name: str, *, sandbox_private_file: str) -> str:
     if settings.SANDBOX:
         return sandbox_public_key_pem(sandbox_private_file)
     raise ImproperlyConfigured(f"{name} (or {name}_FILE) must be set.")
+
+
+@lru_cache(maxsize=8)
+def _ring(name: str, value: str) -> dict[str, Path] | Path:
+    return ring_entries(name, value)
+
+
+def ring_public_key_pem(name: str, key_id: str) -> str | None:
+    """The PEM of the key ``key_id`` in the key ring setting ``name``; None when the ring has no such id (or is
+    not set). Only the named key's file is read; an id that could not name a file is nobody's."""
+    value = getattr(settings, name, "") or ""
+    if not value.strip() or not KEY_ID.fullmatch(key_id):
+        return None
+    entries = _ring(name, value)
+    if isinstance(entries, Path):
+        try:
+            return (entries / f"{key_id}.pem").read_text()
+        except FileNotFoundError:
+            return None
+    path = entries.get(key_id)
+    return None if path is None else path.read_text()
 
 
 def private_key_pem(name: str, *, sandbox_file: str) -> str:

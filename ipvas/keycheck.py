@@ -8,6 +8,7 @@ same ``X`` / ``X_FILE`` pairs at use; this only proves they are there and are wh
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -47,10 +48,69 @@ def configured(name: str) -> str:
     return content
 
 
+# Settings that hold several public keys by id (``id=path`` entries, or a directory of ``<id>.pem`` files).
+KEY_RING_SETTINGS = ("WECHATPAY_PLATFORM_PUBLIC_KEYS",)
+# A key's id as the provider names it (WeChat Pay: PUB_KEY_ID_..., or a platform certificate's hex serial number);
+# it names a file, so nothing else is taken.
+KEY_ID = re.compile(r"[A-Za-z0-9_]{1,64}")
+
+
+def ring_entries(name: str, value: str) -> dict[str, Path] | Path:
+    """What a key ring setting says: ``{id: path}`` from ``id=path`` entries (separated by commas or white
+    space), or the directory holding ``<id>.pem`` files when the value has no ``=``."""
+    value = value.strip()
+    if "=" not in value:
+        return Path(value)
+    entries: dict[str, Path] = {}
+    for entry in re.split(r"[,\s]+", value):
+        if not entry:
+            continue
+        key_id, _, path = entry.partition("=")
+        if not KEY_ID.fullmatch(key_id) or not path:
+            raise ImproperlyConfigured(f"{name}: {entry[:80]!r} is not id=path (the id: letters, digits and _).")
+        if key_id in entries:
+            raise ImproperlyConfigured(f"{name}: {key_id} is given twice.")
+        entries[key_id] = Path(path)
+    return entries
+
+
+def key_ring(name: str) -> dict[str, str]:
+    """The keys of the key ring setting ``name`` by id, each file read; empty when it is not set. A file that
+    cannot be read, a directory that cannot be listed or holds no ``<id>.pem`` refuses the start, naming it."""
+    value = os.environ.get(name, "")
+    if not value.strip():
+        return {}
+    entries = ring_entries(name, value)
+    if isinstance(entries, Path):
+        try:
+            files = sorted(entries.glob("*.pem")) if entries.is_dir() else None
+        except OSError:
+            files = None
+        if files is None:
+            raise ImproperlyConfigured(f"{name}={entries} is neither id=path entries nor a directory.")
+        entries = {path.stem: path for path in files}
+        strangers = [key_id for key_id in entries if not KEY_ID.fullmatch(key_id)]
+        if strangers:
+            raise ImproperlyConfigured(f"{name}: {strangers[0][:80]}.pem is not named <id>.pem.")
+        if not entries:
+            raise ImproperlyConfigured(f"{name}={value.strip()} holds no <id>.pem file.")
+    keys = {}
+    for key_id, path in entries.items():
+        try:
+            keys[key_id] = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc.__class__.__name__
+            raise ImproperlyConfigured(f"{name}: {key_id}={path} cannot be read: {reason}.") from None
+    return keys
+
+
 def check_files() -> None:
-    """Every ``X_FILE`` given can be read (in any set-up: a typo in a path is never a generated key)."""
+    """Every ``X_FILE`` given can be read (in any set-up: a typo in a path is never a generated key), and so can
+    every file of a key ring."""
     for name in KEY_SETTINGS:
         configured(name)
+    for name in KEY_RING_SETTINGS:
+        key_ring(name)
 
 
 def _required(name: str) -> str:
@@ -72,7 +132,10 @@ def require_private_key(name: str) -> None:
 
 
 def require_public_key(name: str) -> None:
-    pem = _required(name)
+    _check_public_key(name, _required(name))
+
+
+def _check_public_key(name: str, pem: str) -> None:
     if "BEGIN CERTIFICATE" in pem:
         raise ImproperlyConfigured(
             f"{name} holds a certificate; give the public key (openssl x509 -in cert.pem -pubkey -noout)."
@@ -83,6 +146,19 @@ def require_public_key(name: str) -> None:
         raise ImproperlyConfigured(f"{name} is not a PEM public key: {exc}") from None
     if not isinstance(key, RSAPublicKey):
         raise ImproperlyConfigured(f"{name} is not an RSA public key.")
+
+
+def require_public_key_by_id(ring: str, single: str, key_id: str) -> None:
+    """Every key of the ring ``ring`` is an RSA public key, and the id ``key_id`` has one: in the ring, or else
+    the single key ``single`` (or ``single_FILE``)."""
+    keys = key_ring(ring)
+    for each, pem in keys.items():
+        _check_public_key(f"{ring}: {each}", pem)
+    if key_id in keys:
+        return
+    if keys and not configured(single).strip():
+        raise ImproperlyConfigured(f"{single}_ID={key_id} has no key: give it in {ring} or in {single}[_FILE].")
+    require_public_key(single)
 
 
 def require_secret(name: str, *, length: int | None = None) -> None:

@@ -520,6 +520,10 @@ WECHATPAY_PLATFORM_PUBLIC_KEY_FILE = env_str("WECHATPAY_PLATFORM_PUBLIC_KEY_FILE
 WECHATPAY_PLATFORM_PUBLIC_KEY_ID = env_str(
     "WECHATPAY_PLATFORM_PUBLIC_KEY_ID", "" if PRODUCTION else "PUB_KEY_ID_0119000000012026112500000000000001"
 )
+# More of WeChat Pay's keys, for a switch of keys (docs/operations.md): ``id=path`` entries or a directory of
+# ``<id>.pem`` files. A notification or an answer is verified with the key its Wechatpay-Serial names, among these
+# and the one above (WECHATPAY_PLATFORM_PUBLIC_KEY_ID's, which our requests name).
+WECHATPAY_PLATFORM_PUBLIC_KEYS = env_str("WECHATPAY_PLATFORM_PUBLIC_KEYS")
 WECHATPAY_TIMEOUT_SECONDS = env_float("WECHATPAY_TIMEOUT_SECONDS", 5, minimum=0.1)
 # 委托代扣 (docs/interfaces.md §8): the APIv2 key signs its APIv2 calls (pay and sign, end a contract) and
 # notifications; the template (plan_id) is WeChat Pay's, made in the merchant platform.
@@ -644,7 +648,9 @@ if PRODUCTION:
             keycheck.require_set(_name, globals()[_name])
         keycheck.require_set("WECHATPAY_PLATFORM_PUBLIC_KEY_ID", WECHATPAY_PLATFORM_PUBLIC_KEY_ID)
         keycheck.require_private_key("WECHATPAY_MERCHANT_PRIVATE_KEY")
-        keycheck.require_public_key("WECHATPAY_PLATFORM_PUBLIC_KEY")
+        keycheck.require_public_key_by_id(
+            "WECHATPAY_PLATFORM_PUBLIC_KEYS", "WECHATPAY_PLATFORM_PUBLIC_KEY", WECHATPAY_PLATFORM_PUBLIC_KEY_ID
+        )
         keycheck.require_secret("WECHATPAY_APIV3_KEY", length=32)
     if ALIPAY_ADAPTER == _ADAPTER_NAMES["ALIPAY_ADAPTER"]["sdk"]:
         keycheck.require_set("ALIPAY_APP_ID", ALIPAY_APP_ID)

@@ -1,7 +1,8 @@
 """The real WeChat Pay API v3 client (Native payments and payment codes), through the wechatpayv3 SDK.
 
-Requests are signed with the merchant key; answers are verified by the SDK
-with the platform public key. ``WECHATPAY_GATEWAY`` points it at
+Requests are signed with the merchant key; answers are verified, in the SDK's
+place, with the platform public key their Wechatpay-Serial names (several
+may be configured while WeChat Pay switches keys). ``WECHATPAY_GATEWAY`` points it at
 api.mch.weixin.qq.com, or at the sandbox's fake for integration tests.
 
 Payment codes (付款码) use APIv3 付款码支付: ``POST /v3/pay/transactions/codepay``, the same query as
@@ -26,12 +27,14 @@ import gzip
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 from uuid import uuid4
 
 import requests
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 from wechatpayv3 import WeChatPay, WeChatPayType
 from wechatpayv3.type import RequestType
@@ -61,7 +64,7 @@ from adapters.providers.types import (
     settled_by_its_state,
 )
 from adapters.statements import COPY_CHUNK, StatementFile, StatementUnavailable, spool, spooled
-from adapters.wechatpay import config, v2
+from adapters.wechatpay import config, crypto, v2
 
 logger = logging.getLogger(__name__)
 
@@ -130,10 +133,42 @@ def _v2_parsed_time(value: str) -> datetime | None:
         return None
 
 
+SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
+
+
+def _verify_answer(headers: Mapping[str, str], body: str) -> bool:
+    """An answer's signature, verified with the platform key its Wechatpay-Serial names among those configured
+    (WECHATPAY_PLATFORM_PUBLIC_KEYS and the single key). The SDK knows one key: an answer under another id it
+    refused after fetching /v3/certificates, and while WeChat Pay switches keys it signs under either."""
+    serial = headers.get("Wechatpay-Serial", "")
+    if headers.get("Wechatpay-Signature-Type", "") != SIGNATURE_TYPE:
+        return False
+    key = config.platform_public_key_for(serial)
+    if key is None:
+        logger.warning(
+            "wechatpay answer signed under platform key %s, which is not configured (WECHATPAY_PLATFORM_PUBLIC_KEYS)",
+            serial[:64],
+        )
+        return False
+    return crypto.verify(
+        key,
+        timestamp=headers.get("Wechatpay-Timestamp", ""),
+        nonce=headers.get("Wechatpay-Nonce", ""),
+        body=body,
+        signature=headers.get("Wechatpay-Signature", ""),
+    )
+
+
 class WechatPayClient:
     name = "wechatpay"
 
     def __init__(self) -> None:
+        # Our requests name this key (the request header Wechatpay-Serial): while WeChat Pay switches from platform
+        # certificates to its public key, it signs its answers under the id the request names.
+        key_id = settings.WECHATPAY_PLATFORM_PUBLIC_KEY_ID
+        public_key = config.platform_public_key_pem_for(key_id)
+        if public_key is None:
+            raise ImproperlyConfigured(f"WECHATPAY_PLATFORM_PUBLIC_KEY_ID={key_id} has no key.")
         self._sdk = WeChatPay(
             wechatpay_type=WeChatPayType.NATIVE,
             mchid=settings.WECHATPAY_MCHID,
@@ -142,12 +177,14 @@ class WechatPayClient:
             appid=settings.WECHATPAY_APPID,
             apiv3_key=config.apiv3_key(),
             notify_url=config.notify_url(),
-            public_key=config.platform_public_key_pem(),
-            public_key_id=settings.WECHATPAY_PLATFORM_PUBLIC_KEY_ID,
+            public_key=public_key,
+            public_key_id=key_id,
             timeout=(3, settings.WECHATPAY_TIMEOUT_SECONDS),
         )
         # The SDK has no option for the gateway; this is its one attribute for it.
         self._sdk._core._gate_way = settings.WECHATPAY_GATEWAY.rstrip("/")
+        # Nor for more than one platform key: its one method that verifies answers is replaced (docs/protocols.md).
+        self._sdk._core._verify_signature = _verify_answer
 
     def _call(self, what: str, method: Any, **kwargs: Any) -> tuple[int, dict[str, Any]]:
         try:

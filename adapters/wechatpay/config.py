@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
-from ipvas.credentials import load_public_key, private_key_pem, public_key_pem, secret
+from ipvas.credentials import load_public_key, private_key_pem, public_key_pem, ring_public_key_pem, secret
 
 
 def apiv3_key() -> str:
@@ -15,8 +17,22 @@ def platform_public_key_pem() -> str:
     return public_key_pem("WECHATPAY_PLATFORM_PUBLIC_KEY", sandbox_private_file="wechatpay_platform_private_key.pem")
 
 
-def platform_public_key():  # type: ignore[no-untyped-def]
-    return load_public_key(platform_public_key_pem())
+def platform_public_key_pem_for(key_id: str) -> str | None:
+    """The PEM of WeChat Pay's key ``key_id`` (a Wechatpay-Serial: PUB_KEY_ID_..., or a platform certificate's
+    serial number) among those configured: WECHATPAY_PLATFORM_PUBLIC_KEYS, then the single
+    WECHATPAY_PLATFORM_PUBLIC_KEY[_FILE] under WECHATPAY_PLATFORM_PUBLIC_KEY_ID. None for any other id."""
+    pem = ring_public_key_pem("WECHATPAY_PLATFORM_PUBLIC_KEYS", key_id)
+    if pem is None and key_id and key_id == settings.WECHATPAY_PLATFORM_PUBLIC_KEY_ID:
+        try:
+            pem = platform_public_key_pem()
+        except ImproperlyConfigured:  # production, with the key in the ring only, and not there any more
+            return None
+    return pem
+
+
+def platform_public_key_for(key_id: str) -> RSAPublicKey | None:
+    pem = platform_public_key_pem_for(key_id)
+    return None if pem is None else load_public_key(pem)
 
 
 def merchant_private_key_pem() -> str:

@@ -143,11 +143,18 @@ def _verify_request(request: HttpRequest) -> None:
 # --- answers signed as WeChat Pay signs them ------------------------------------------
 
 
+def _platform_key() -> tuple[str, str]:
+    """The id and the private key (PEM) WeChat Pay signs its answers under: the sandbox's key, under the id
+    IPVAS is configured with (a test of a switch of keys signs under another)."""
+    return settings.WECHATPAY_PLATFORM_PUBLIC_KEY_ID, sandbox_private_key_pem("wechatpay_platform_private_key.pem")
+
+
 def _signed(status: int, body: dict[str, Any] | None) -> HttpResponse:
     raw = compact_json(body).encode() if body is not None else b""
     stamp = str(int(time.time()))
     header_nonce = nonce(32)
-    key = load_private_key(sandbox_private_key_pem("wechatpay_platform_private_key.pem"))
+    key_id, private_pem = _platform_key()
+    key = load_private_key(private_pem)
     response = HttpResponse(raw, status=status, content_type="application/json; charset=utf-8")
     if body is None:
         del response["Content-Type"]
@@ -155,7 +162,7 @@ def _signed(status: int, body: dict[str, Any] | None) -> HttpResponse:
     response["Wechatpay-Timestamp"] = stamp
     response["Wechatpay-Nonce"] = header_nonce
     response["Wechatpay-Signature"] = crypto.sign(key, timestamp=stamp, nonce=header_nonce, body=raw)
-    response["Wechatpay-Serial"] = settings.WECHATPAY_PLATFORM_PUBLIC_KEY_ID
+    response["Wechatpay-Serial"] = key_id
     response["Wechatpay-Signature-Type"] = AUTH_SCHEME
     return response
 

@@ -436,6 +436,78 @@ def test_wechat_notification_that_is_not_a_payment_changes_nothing(pending):
     }
 
 
+# --- WeChat Pay switching platform keys: each notification verified with the key its Wechatpay-Serial names ----
+
+NEW_KEY_ID = "PUB_KEY_ID_0119000000012027010100000000000002"
+UNKNOWN_KEY_ID = "PUB_KEY_ID_0119999999992026112500000000009"
+
+
+@cache
+def new_platform_key() -> rsa.RSAPrivateKey:
+    """The key WeChat Pay switches to: made here, as the real one is made at WeChat Pay."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def public_pem(key: rsa.RSAPrivateKey) -> str:
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+def test_while_wechat_pay_switches_keys_notifications_under_either_configured_key_are_accepted(
+    pending, settings, tmp_path
+):
+    """The old key as it was configured (WECHATPAY_PLATFORM_PUBLIC_KEY and _ID: here the sandbox's), the new one
+    dropped into the directory WECHATPAY_PLATFORM_PUBLIC_KEYS names (taken at once, no restart). WeChat Pay signs
+    under either while it switches; a key id not configured, or a key that is not the one its id names, is
+    refused and pays nothing."""
+    old, new = sandbox_key("wechatpay_platform_private_key.pem"), new_platform_key()
+    settings.WECHATPAY_PLATFORM_PUBLIC_KEYS = str(tmp_path)
+    under_old, under_new = pending("wechat_qr"), pending("wechat_qr")
+    before = state()
+
+    wechat_refused(post_wechat(*wechat_notification(_resource(under_new), key=new, serial=UNKNOWN_KEY_ID)))
+    wechat_refused(post_wechat(*wechat_notification(_resource(under_new), key=new, serial=NEW_KEY_ID)))  # not yet
+    (tmp_path / f"{NEW_KEY_ID}.pem").write_text(public_pem(new))
+    wechat_refused(post_wechat(*wechat_notification(_resource(under_new), key=old, serial=NEW_KEY_ID)))
+    wechat_refused(post_wechat(*wechat_notification(_resource(under_old), key=new)))  # under the old id
+    settle()
+    assert state() == before
+
+    wechat_accepted(post_wechat(*wechat_notification(_resource(under_old), key=old)))
+    wechat_accepted(post_wechat(*wechat_notification(_resource(under_new), key=new, serial=NEW_KEY_ID)))
+    assert order_of(under_old).status == "provisioning"
+    assert order_of(under_new).status == "provisioning"
+
+
+def test_once_the_old_platform_key_is_removed_a_notification_under_its_id_is_refused(pending, settings, tmp_path):
+    """After the switch the new key alone is configured (an ``id=path`` entry, named by our requests); the old id
+    is refused and pays nothing, the new one is accepted."""
+    old_key_id = settings.WECHATPAY_PLATFORM_PUBLIC_KEY_ID
+    (tmp_path / "new.pem").write_text(public_pem(new_platform_key()))
+    settings.WECHATPAY_PLATFORM_PUBLIC_KEYS = f"{NEW_KEY_ID}={tmp_path / 'new.pem'}"
+    settings.WECHATPAY_PLATFORM_PUBLIC_KEY = ""
+    settings.WECHATPAY_PLATFORM_PUBLIC_KEY_ID = NEW_KEY_ID
+    trade = pending("wechat_qr")
+    before = state()
+
+    wechat_refused(
+        post_wechat(
+            *wechat_notification(
+                _resource(trade), key=sandbox_key("wechatpay_platform_private_key.pem"), serial=old_key_id
+            )
+        )
+    )
+    settle()
+    assert state() == before
+    assert order_of(trade).status == "payment_pending"
+
+    wechat_accepted(post_wechat(*wechat_notification(_resource(trade), key=new_platform_key(), serial=NEW_KEY_ID)))
+    assert order_of(trade).status == "provisioning"
+
+
 def test_an_alipay_notification_for_a_wechat_payment_is_refused(pending):
     trade = pending("wechat_qr")
     before = state()

@@ -32,8 +32,10 @@ from adapters.providers.types import (
     TradeState,
 )
 from adapters.wechatpay.client import WechatPayClient
+from ipvas.keyfiles import sandbox_private_key_pem, sandbox_public_key_pem
 from sandbox import faults, payments
 from sandbox.models import SimRefund, SimTrade
+from sandbox.views import provider_fakes_wechatpay as wechat_fake
 
 PROVIDERS = ["wechatpay", "alipay"]
 KEY_SETTINGS = [
@@ -321,6 +323,36 @@ def test_an_answer_signed_with_another_key_is_not_believed(provider, settings, s
     # Nothing the client did not believe is taken for an answer: the refund is retried, not failed.
     with pytest.raises(ProviderUnavailable):
         fooled.refund(refund_of(order))
+
+
+def test_wechat_answers_under_either_configured_platform_key_are_believed_and_a_removed_one_is_not(
+    gateways, settings, tmp_path, stranger_key, monkeypatch, caplog
+):
+    """While WeChat Pay switches platform keys it signs its answers under the old id or the new (Wechatpay-Serial
+    says which): with both in WECHATPAY_PLATFORM_PUBLIC_KEYS the client believes both. Once the old key is
+    removed (and our requests name the new id), an answer under the old id is not believed, and its id is logged."""
+    old_key_id, new_key_id = settings.WECHATPAY_PLATFORM_PUBLIC_KEY_ID, "PUB_KEY_ID_0119000000012027010100000000000002"
+    old_private = sandbox_private_key_pem("wechatpay_platform_private_key.pem")
+    (tmp_path / f"{old_key_id}.pem").write_text(sandbox_public_key_pem("wechatpay_platform_private_key.pem"))
+    (tmp_path / f"{new_key_id}.pem").write_text(stranger_key[1])
+    settings.WECHATPAY_PLATFORM_PUBLIC_KEYS = str(tmp_path)
+    client = WechatPayClient()
+    order = qr_order()
+    client.create(order)  # answered under the old key
+    payments.pay_trade("wechatpay", order.out_trade_no)
+
+    monkeypatch.setattr(wechat_fake, "_platform_key", lambda: (new_key_id, stranger_key[0]))
+    assert client.query(order.out_trade_no).state == TradeState.PAID
+    client.create(qr_order())
+
+    (tmp_path / f"{old_key_id}.pem").unlink()
+    settings.WECHATPAY_PLATFORM_PUBLIC_KEY_ID = new_key_id
+    after = WechatPayClient()
+    assert after.query(order.out_trade_no).state == TradeState.PAID
+    monkeypatch.setattr(wechat_fake, "_platform_key", lambda: (old_key_id, old_private))
+    with pytest.raises(ProviderUnavailable):
+        after.query(order.out_trade_no)
+    assert f"platform key {old_key_id}, which is not configured" in caplog.text
 
 
 def test_a_request_signed_with_another_key_is_refused_by_the_provider(provider, settings, stranger_key):

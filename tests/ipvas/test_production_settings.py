@@ -58,6 +58,22 @@ PRODUCTION_ENV = {
     "SMS_WEBHOOK_SECRET_FILE": "{keys}/sms_webhook_secret.txt",
 }
 
+# WeChat Pay's next key, beside the one PRODUCTION_ENV configures (WECHATPAY_PLATFORM_PUBLIC_KEY_ID's).
+NEW_KEY_ID = "PUB_KEY_ID_0114232134912410000000000001"
+
+# case -> changes to PRODUCTION_ENV that start as well as it does
+PASSES: dict[str, dict[str, str | None]] = {
+    # The single key as before, and the next one by id.
+    "wechatpay-platform-keys-beside-the-single-key": {
+        "WECHATPAY_PLATFORM_PUBLIC_KEYS": f"{NEW_KEY_ID}={{keys}}/alipay_public.pem",
+    },
+    # Every key in a directory of <id>.pem files, our requests' among them.
+    "wechatpay-platform-keys-in-a-directory": {
+        "WECHATPAY_PLATFORM_PUBLIC_KEY_FILE": None,
+        "WECHATPAY_PLATFORM_PUBLIC_KEYS": "{keys}/wechatpay_platform_keys",
+    },
+}
+
 # case -> (changes to PRODUCTION_ENV, None to remove a variable; what the refusal must name)
 REFUSALS: dict[str, tuple[dict[str, str | None], str]] = {
     "no-secret-key": ({"SECRET_KEY": None}, "SECRET_KEY"),
@@ -104,6 +120,30 @@ REFUSALS: dict[str, tuple[dict[str, str | None], str]] = {
     "wechatpay-apiv3-key-too-short": (
         {"WECHATPAY_APIV3_KEY_FILE": None, "WECHATPAY_APIV3_KEY": "short"},
         "WECHATPAY_APIV3_KEY",
+    ),
+    # WeChat Pay's keys by id (a switch of keys): each file read and a public key, and our requests' id has one.
+    "wechatpay-platform-keys-file-missing": (
+        {"WECHATPAY_PLATFORM_PUBLIC_KEYS": f"{NEW_KEY_ID}={{keys}}/no-such-file.pem"},
+        "WECHATPAY_PLATFORM_PUBLIC_KEYS",
+    ),
+    "wechatpay-platform-keys-entry-is-a-private-key": (
+        {"WECHATPAY_PLATFORM_PUBLIC_KEYS": f"{NEW_KEY_ID}={{keys}}/wechatpay_merchant.pem"},
+        "WECHATPAY_PLATFORM_PUBLIC_KEYS",
+    ),
+    "wechatpay-platform-keys-not-a-directory": (
+        {"WECHATPAY_PLATFORM_PUBLIC_KEYS": "{keys}/no-such-directory"},
+        "WECHATPAY_PLATFORM_PUBLIC_KEYS",
+    ),
+    "wechatpay-platform-keys-directory-without-keys": (
+        {"WECHATPAY_PLATFORM_PUBLIC_KEYS": "{keys}/unreadable.pem"},
+        "WECHATPAY_PLATFORM_PUBLIC_KEYS",
+    ),
+    "wechatpay-platform-keys-without-our-requests-key": (
+        {
+            "WECHATPAY_PLATFORM_PUBLIC_KEY_FILE": None,
+            "WECHATPAY_PLATFORM_PUBLIC_KEYS": f"{NEW_KEY_ID}={{keys}}/alipay_public.pem",
+        },
+        "WECHATPAY_PLATFORM_PUBLIC_KEY_ID",
     ),
     "alipay-without-public-key": ({"ALIPAY_PUBLIC_KEY_FILE": None}, "ALIPAY_PUBLIC_KEY"),
     "alipay-app-key-is-a-public-key": (
@@ -153,12 +193,20 @@ def write_keys(keys: Path) -> None:
     (keys / "sms_webhook_secret.txt").write_text(secrets.token_urlsafe(32))
     # Not readable as a file, even by root (a secret mounted as a directory, say).
     (keys / "unreadable.pem").mkdir()
+    # WeChat Pay's keys by id, as an operator installs them for a switch of keys.
+    ring = keys / "wechatpay_platform_keys"
+    ring.mkdir()
+    (ring / f"{PRODUCTION_ENV['WECHATPAY_PLATFORM_PUBLIC_KEY_ID']}.pem").write_bytes(
+        (keys / "wechatpay_platform_public.pem").read_bytes()
+    )
+    (ring / f"{NEW_KEY_ID}.pem").write_bytes((keys / "alipay_public.pem").read_bytes())
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess[str]]:
     cases = {
         "complete": {},
+        **PASSES,
         **{name: changes for name, (changes, _) in REFUSALS.items()},
         **{name: changes for name, (changes, _) in WARNINGS.items()},
     }
@@ -185,6 +233,12 @@ def test_a_complete_production_environment_passes_the_deploy_checks(runs):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "System check identified no issues" in result.stdout
+
+
+@pytest.mark.parametrize("case", list(PASSES))
+def test_production_starts_with_wechat_pays_keys_by_id(runs, case):
+    result = runs[case]
+    assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
 
 
 @pytest.mark.parametrize("case", list(REFUSALS))
