@@ -135,7 +135,9 @@ class RefundAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 class SmsConfirmationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["created_at", "of_order", "phone", "status", "sent_at", "reply_text", "replied_at"]
     list_filter = ["status"]
-    search_fields = ["=phone", "order__order_no"]
+    # Exact, on the order's indexes (a confirmation goes to its order's mobile number): across two tables the
+    # search read both whole (docs/performance.md).
+    search_fields = ["order__phone__exact", "order__order_no__exact"]
     list_select_related = ["order"]
     exclude = ["order"]
     readonly_fields = ["of_order"]

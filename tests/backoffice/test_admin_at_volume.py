@@ -1,0 +1,113 @@
+"""The back office's lists at a year's volume (docs/performance.md, "The back office at a year's volume"): what
+an operator searches, filters and sorts is answered by an index, not by reading a table of millions.
+
+The tables here are small, so no time is measured (bench/admin_pages.py measures); what is held is the shape of
+the SQL each page sends: exact comparisons that the indexes hold (no UPPER(), no LIKE), filter choices that do not
+read the whole table, and the rows each search must find.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from billing.models import SmsConfirmation
+from orders.constants import OrderStatus
+from orders.models import Entitlement, Order
+from tests.factories import OrderFactory, ProductFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff(django_user_model) -> Client:
+    client = Client()
+    client.force_login(django_user_model.objects.create_superuser("volume", "volume@example.com", "pw"))
+    return client
+
+
+def completed(**fields: object) -> Order:
+    return OrderFactory(status=OrderStatus.COMPLETED, deadline_at=None, **fields)
+
+
+def entitled(order: Order) -> Entitlement:
+    start = timezone.now()
+    return Entitlement.objects.create(
+        order=order,
+        tv_account=order.tv_account,
+        product=order.product,
+        product_code=order.product.code,
+        kind=order.product.kind,
+        starts_at=start,
+        ends_at=start + timedelta(days=30),
+    )
+
+
+def listed(client: Client, path: str, params: dict[str, str]) -> tuple[set[int], list[str]]:
+    """The rows a list shows, and the SQL it sent for them."""
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(path, params)
+    assert response.status_code == 200, (path, params, response.status_code)
+    return {row.pk for row in response.context["cl"].result_list}, [q["sql"] for q in captured.captured_queries]
+
+
+def assert_indexed(sql: list[str]) -> None:
+    for statement in sql:
+        assert "UPPER(" not in statement and " LIKE " not in statement, statement
+
+
+def test_orders_are_found_by_number_account_or_mobile_with_exact_comparisons(staff):
+    mine = completed(tv_account="tv7001", phone="13900000001")
+    other = completed(tv_account="tv7002", phone="13900000002")
+    for term, found in [
+        (mine.order_no, {mine.pk}),
+        ("tv7001", {mine.pk}),
+        ("13900000002", {other.pk}),
+        ("139 0000 0002", {other.pk}),  # a mobile number as people write it
+        (mine.order_no[:10], set()),  # in full: a part of a number finds nothing
+    ]:
+        rows, sql = listed(staff, "/admin/orders/order/", {"q": term})
+        assert rows == found, term
+        assert_indexed(sql)
+
+
+def test_entitlements_are_found_through_their_orders_indexes(staff):
+    mine = entitled(completed(tv_account="tv7101"))
+    other = entitled(completed(tv_account="tv7102"))
+    for term, found in [("tv7101", {mine.pk}), (other.order.order_no, {other.pk}), ("tv71", set())]:
+        rows, sql = listed(staff, "/admin/orders/entitlement/", {"q": term})
+        assert rows == found, term
+        assert_indexed(sql)
+
+
+def test_sms_confirmations_are_found_by_their_orders_mobile_or_number(staff):
+    def confirmation(phone: str) -> SmsConfirmation:
+        order = completed(phone=phone)
+        return SmsConfirmation.objects.create(
+            order=order, phone=order.phone, text="Reply Y", expires_at=timezone.now(), status="confirmed"
+        )
+
+    mine, other = confirmation("13900000011"), confirmation("13900000012")
+    for term, found in [("13900000011", {mine.pk}), (other.order.order_no, {other.pk})]:
+        rows, sql = listed(staff, "/admin/billing/smsconfirmation/", {"q": term})
+        assert rows == found, term
+        assert_indexed(sql)
+
+
+def test_the_entitlements_product_filter_lists_the_products_not_the_codes_the_rows_hold(staff):
+    month, year = ProductFactory(code="VOL-MONTH"), ProductFactory(code="VOL-YEAR")
+    kept = entitled(completed(product=month))
+    ProductFactory(code="VOL-NEVER")  # never sold: offered too, and finds nothing
+    rows, sql = listed(staff, "/admin/orders/entitlement/", {})
+    assert rows == {kept.pk}
+    assert not [s for s in sql if "DISTINCT" in s and "orders_entitlement" in s], sql
+    page = staff.get("/admin/orders/entitlement/").content.decode()
+    for code in ("VOL-MONTH", "VOL-YEAR", "VOL-NEVER"):
+        assert f"?product_code={code}" in page
+    assert listed(staff, "/admin/orders/entitlement/", {"product_code": "VOL-MONTH"})[0] == {kept.pk}
+    assert listed(staff, "/admin/orders/entitlement/", {"product_code": year.code})[0] == set()
