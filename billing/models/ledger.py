@@ -45,7 +45,11 @@ class LedgerEntry(AppendOnlyModel):
         verbose_name = _("ledger entry")
         verbose_name_plural = _("ledger entries")
         ordering = ["created_at", "pk"]
-        indexes = [models.Index(fields=["provider", "provider_ref"], name="ledger_provider_ref")]
+        indexes = [
+            models.Index(fields=["provider", "provider_ref"], name="ledger_provider_ref"),
+            # Admin finds an entry by the provider's reference alone (docs/performance.md).
+            models.Index(fields=["provider_ref"], name="ledger_ref"),
+        ]
 
     def __str__(self) -> str:
         # For people (admin's titles): labels, the amount in yuan.

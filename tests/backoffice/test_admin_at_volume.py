@@ -111,3 +111,39 @@ def test_the_entitlements_product_filter_lists_the_products_not_the_codes_the_ro
         assert f"?product_code={code}" in page
     assert listed(staff, "/admin/orders/entitlement/", {"product_code": "VOL-MONTH"})[0] == {kept.pk}
     assert listed(staff, "/admin/orders/entitlement/", {"product_code": year.code})[0] == set()
+
+
+def test_payments_and_ledger_entries_are_found_by_either_number_or_their_orders(staff):
+    from billing.models import LedgerEntry, Payment
+
+    def paid(order: Order, n: int) -> tuple[Payment, LedgerEntry]:
+        payment = Payment.objects.create(
+            order=order, method="wechat_qr", provider="wechatpay", out_trade_no=f"{order.order_no}P{n}",
+            amount_fen=order.amount_fen, status="paid", provider_txn_id=f"4200{n:024d}", paid_at=timezone.now(),
+        )  # fmt: skip
+        entry = LedgerEntry.objects.create(
+            order=order, payment=payment, kind="payment", amount_fen=payment.amount_fen, method=payment.method,
+            provider=payment.provider, provider_ref=payment.provider_txn_id, idempotency_key=f"test:pay:{n}",
+            actor_kind="provider",
+        )  # fmt: skip
+        return payment, entry
+
+    mine, other = completed(), completed()
+    (pay, entry), (other_pay, other_entry) = paid(mine, 1), paid(other, 2)
+    for term, found in [
+        (pay.out_trade_no, {pay.pk}),
+        (other_pay.provider_txn_id, {other_pay.pk}),
+        (mine.order_no, {pay.pk}),
+        (mine.order_no[:12], set()),
+    ]:
+        rows, sql = listed(staff, "/admin/billing/payment/", {"q": term})
+        assert rows == found, term
+        assert_indexed(sql)
+    for term, found in [
+        (other.order_no, {other_entry.pk}),
+        (entry.provider_ref, {entry.pk}),
+        ("test:pay:2", {other_entry.pk}),
+    ]:
+        rows, sql = listed(staff, "/admin/billing/ledgerentry/", {"q": term})
+        assert rows == found, term
+        assert_indexed(sql)
