@@ -67,6 +67,9 @@ class PaymentAdmin(ExactSearchOrOrderNumber, ReadOnlyAdminMixin, admin.ModelAdmi
     list_filter = ["provider", "method", "status"]
     search_fields = ["out_trade_no__exact", "provider_txn_id__exact"]
     search_help_text = _("An out_trade_no, a provider's transaction id or an order number, in full.")
+    # A year's payments: counted once, sorted on an index only (each other column sorted them all, 1.1 s).
+    show_full_result_count = False
+    sortable_by = ["out_trade_no", "provider", "provider_txn_id", "created_at"]
     list_select_related = ["order"]
     raw_id_fields = ["order"]
 
@@ -106,6 +109,9 @@ class LedgerEntryAdmin(ExactSearchOrOrderNumber, ReadOnlyAdminMixin, admin.Model
     list_filter = ["kind", "provider", "method", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["provider_ref__exact", "idempotency_key__exact"]
     search_help_text = _("An order number, a provider's reference or an idempotency key, in full.")
+    # As the payments: counted once, sorted on an index only (kind, amount or method took 1.0-1.3 s).
+    show_full_result_count = False
+    sortable_by = ["created_at", "order", "provider", "provider_ref"]
     list_select_related = ["order"]
     fields = [
         "created_at", "order", "of_payment", "kind", "amount_fen", "method", "provider", "provider_ref",
@@ -159,6 +165,7 @@ class SmsConfirmationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     # Exact, on the order's indexes (a confirmation goes to its order's mobile number): across two tables the
     # search read both whole (docs/performance.md).
     search_fields = ["order__phone__exact", "order__order_no__exact"]
+    show_full_result_count = False
     list_select_related = ["order"]
     exclude = ["order"]
     readonly_fields = ["of_order"]

@@ -233,6 +233,9 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     list_select_related = ["product"]
     show_full_result_count = False
+    # Sorted on an index only: a million orders sorted by channel, product, method or amount took 1.2-1.5 s, and
+    # those are filters.
+    sortable_by = ["order_no", "status", "tv_account", "created_at"]
     inlines = [PaymentInline, RefundInline, WorkItemInline, EntitlementInline]
     fields = [
         "order_no",
@@ -402,6 +405,7 @@ class EntitlementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     # Found through the order's indexes (an entitlement's account is its order's): exact, in full.
     search_fields = ["order__tv_account__exact", "order__order_no__exact"]
     search_help_text = _("A TV account or an order number, in full.")
+    show_full_result_count = False
     list_select_related = ["order"]
     raw_id_fields = ["order"]
 

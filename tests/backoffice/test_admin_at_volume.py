@@ -8,6 +8,7 @@ read the whole table, and the rows each search must find.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -16,7 +17,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from billing.models import SmsConfirmation
+from billing.models import LedgerEntry, Payment, SmsConfirmation
 from orders.constants import OrderStatus
 from orders.models import Entitlement, Order
 from tests.factories import OrderFactory, ProductFactory
@@ -46,6 +47,20 @@ def entitled(order: Order) -> Entitlement:
         starts_at=start,
         ends_at=start + timedelta(days=30),
     )
+
+
+def paid(order: Order, n: int) -> tuple[Payment, LedgerEntry]:
+    """A payment of the order and its ledger entry."""
+    payment = Payment.objects.create(
+        order=order, method="wechat_qr", provider="wechatpay", out_trade_no=f"{order.order_no}P{n}",
+        amount_fen=order.amount_fen, status="paid", provider_txn_id=f"4200{n:024d}", paid_at=timezone.now(),
+    )  # fmt: skip
+    entry = LedgerEntry.objects.create(
+        order=order, payment=payment, kind="payment", amount_fen=payment.amount_fen, method=payment.method,
+        provider=payment.provider, provider_ref=payment.provider_txn_id, idempotency_key=f"test:pay:{n}",
+        actor_kind="provider",
+    )  # fmt: skip
+    return payment, entry
 
 
 def listed(client: Client, path: str, params: dict[str, str]) -> tuple[set[int], list[str]]:
@@ -114,20 +129,6 @@ def test_the_entitlements_product_filter_lists_the_products_not_the_codes_the_ro
 
 
 def test_payments_and_ledger_entries_are_found_by_either_number_or_their_orders(staff):
-    from billing.models import LedgerEntry, Payment
-
-    def paid(order: Order, n: int) -> tuple[Payment, LedgerEntry]:
-        payment = Payment.objects.create(
-            order=order, method="wechat_qr", provider="wechatpay", out_trade_no=f"{order.order_no}P{n}",
-            amount_fen=order.amount_fen, status="paid", provider_txn_id=f"4200{n:024d}", paid_at=timezone.now(),
-        )  # fmt: skip
-        entry = LedgerEntry.objects.create(
-            order=order, payment=payment, kind="payment", amount_fen=payment.amount_fen, method=payment.method,
-            provider=payment.provider, provider_ref=payment.provider_txn_id, idempotency_key=f"test:pay:{n}",
-            actor_kind="provider",
-        )  # fmt: skip
-        return payment, entry
-
     mine, other = completed(), completed()
     (pay, entry), (other_pay, other_entry) = paid(mine, 1), paid(other, 2)
     for term, found in [
@@ -147,3 +148,18 @@ def test_payments_and_ledger_entries_are_found_by_either_number_or_their_orders(
         rows, sql = listed(staff, "/admin/billing/ledgerentry/", {"q": term})
         assert rows == found, term
         assert_indexed(sql)
+
+
+@pytest.mark.parametrize(
+    ("path", "sortable"),
+    [
+        ("/admin/orders/order/", {"order_no", "status", "tv_account", "created_at"}),
+        ("/admin/billing/payment/", {"out_trade_no", "provider", "provider_txn_id", "created_at"}),
+        ("/admin/billing/ledgerentry/", {"created_at", "order", "provider", "provider_ref"}),
+    ],
+)
+def test_the_big_lists_offer_sorting_on_indexed_columns_only(staff, path, sortable):
+    paid(completed(), 1)
+    page = staff.get(path).content.decode()
+    offered = set(re.findall(r'<th scope="col" class="sortable column-(\w+)', page))
+    assert offered == sortable
