@@ -268,7 +268,15 @@ class Topology(Stack):
         )
         self.stats_socket = self.var_dir / "haproxy.sock"
         self.haproxy_config = self.var_dir / "haproxy.cfg"
-        servers = "\n".join(f"    server web-{n} 127.0.0.1:{port} check" for n, port in self.web_ports.items())
+        servers = "\n".join(
+            [
+                *(f"    server web-{n} 127.0.0.1:{port} check" for n, port in self.web_ports.items()),
+                # The same nodes again, unchecked, used only when every checked one is down: PostgreSQL or Redis,
+                # which every node shares, is down, not the nodes (docs/operations.md).
+                "    option allbackups",
+                *(f"    server any-{n} 127.0.0.1:{port} backup" for n, port in self.web_ports.items()),
+            ]
+        )
         self.haproxy_config.write_text(HAPROXY_CONFIG.format(socket=self.stats_socket, port=self.port, servers=servers))
 
     def commands(self) -> dict[str, list[str]]:

@@ -14,6 +14,10 @@ status within a bound; every customer has exactly one order (none lost, none dou
 books balance (tests.reliability.support.check_money: ledger = providers = SMP, nothing twice, nothing left
 subscribed). The figures (orders per second through the proxy, the takeover, the time until all are
 terminal) are printed and kept in test-artifacts/reliability/topology.json.
+
+And the shared cache killed under the same proxy configuration (docs/operations.md's, its ``backup`` lines
+included): ``/healthz/`` fails on every node at once and haproxy takes both out, yet the nodes keep answering
+through the backups, as the table of "When a dependency fails" says, instead of haproxy's own 503 page.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from tests.reliability.services import own_servers, program
 from tests.reliability.stack import TERMINAL, Customers, Topology
@@ -195,3 +200,53 @@ def test_one_web_node_worker_and_the_active_beat_killed_mid_burst_lose_and_doubl
     assert seen["takeover"] - killed_at <= LOCK_TIMEOUT + 10, figures
     assert all(stack.alive(name) for name in ("web-b", "worker-b", standby, "proxy"))
     assert books["statuses"].get("completed", 0) >= ORDERS // 2, f"the surviving nodes completed little: {figures}"
+
+
+@pytest.fixture
+def web_nodes(tmp_path) -> Iterator[tuple[Topology, dict]]:
+    """The two web nodes and the proxy only (no workers, no beats): what a cache outage meets first."""
+    haproxy = program("haproxy", package="haproxy")
+    with own_servers() as servers:
+        stack = Topology(
+            name="cachedown",
+            var_dir=tmp_path / "var",
+            postgres=servers["postgres"],
+            broker=servers["broker"],
+            cache=servers["cache"],
+            haproxy=haproxy,
+        )
+        try:
+            stack.start("web-a", "web-b", "proxy")
+            yield stack, servers
+        finally:
+            stack.stop()
+
+
+def test_the_cache_down_on_every_node_leaves_them_answering_through_the_proxy(web_nodes):
+    stack, servers = web_nodes
+    api = requests.Session()
+    api.headers["Authorization"] = f"Api-Key {stack.api_key}"
+    check = f"{stack.base}/api/epg/v1/entitlements/?tv_account=tv1001&product_code=VIP-MONTH"
+    assert api.get(check, timeout=10).status_code == 200
+
+    servers["cache"].kill()
+    wait_until(lambda: set(stack.proxy_servers().values()) == {"DOWN"}, 15)  # /healthz/ fails on both nodes
+
+    answered = api.get(check, timeout=10)
+    order = api.post(
+        f"{stack.base}/api/epg/v1/orders/",
+        json={"tv_account": "tv1002", "product_code": "VIP-MONTH"},
+        headers={"Idempotency-Key": "cache-down-1"},
+        timeout=15,
+    )
+    health = requests.get(f"{stack.base}/healthz/", timeout=10)
+    servers["cache"].start()
+    wait_until(lambda: set(stack.proxy_servers().values()) == {"UP"}, 15)
+
+    # From PostgreSQL, by a node: not haproxy's "503 Service Unavailable … No server is available" page.
+    assert (answered.status_code, answered.headers["Content-Type"]) == (200, "application/json"), answered.text
+    assert "entitled" in answered.json()
+    assert order.status_code == 201, order.text
+    assert order.json()["status"] == "prechecking"
+    assert health.status_code == 503 and health.headers["Content-Type"].startswith("application/json"), health.text
+    assert stack.proxy_stats()["web/any-a"]["stot"] != "0" or stack.proxy_stats()["web/any-b"]["stot"] != "0"
