@@ -9,6 +9,11 @@ deletes it (epg_api.signals), so every process refuses the key at once.
 That read is one round trip to Redis, and the caller may have other cache
 entries read in the same round trip (``principal_and_entries``): the
 entitlement check (epg_api.views.entitlements) gets its answer with it.
+
+The marker is each key's own (a client may have several keys after a
+rotation, each revoked on its own); the caller is the key's client
+(``EpgClient.client_pk``), whose orders every key of the client reaches. A
+remembered key carries its expiry, so that it is refused from that moment.
 """
 
 from __future__ import annotations
@@ -37,8 +42,11 @@ from ipvas.cache_errors import CACHE_ERRORS
 
 KEYWORD = "Api-Key"
 CACHE_SECONDS = 60
-# Keys verified by this process: SHA-256 of the key -> (client id, name, monotonic expiry).
-_VERIFIED: dict[str, tuple[str, str, float]] = {}
+# A verified key as remembered: its row's id, its client's id, the client's name, when it expires (time.time();
+# None: never).
+Remembered = tuple[str, str, str, float | None]
+# Keys verified by this process: SHA-256 of the key -> (what the shared cache holds, monotonic expiry).
+_VERIFIED: dict[str, tuple[Remembered, float]] = {}
 _VERIFIED_MAX = 1000
 logger = logging.getLogger(__name__)
 # Django's Redis cache and ours (one redis.Redis per pool): the same keys and the same serializer.
@@ -49,8 +57,9 @@ REDIS_CACHES = ("django.core.cache.backends.redis.RedisCache", "ipvas.redis_cach
 class EpgPrincipal:
     """Who is calling: what DRF sees as ``request.user`` for an EPG client."""
 
-    client_id: str
+    client_id: str  # whose orders: the key's client (EpgClient.client_pk), the same for each of its keys
     name: str
+    key_id: str  # the key's own row (EpgClient), itself the client's or a later key of it
     is_authenticated: bool = True
     is_active: bool = True
 
@@ -60,12 +69,13 @@ class EpgPrincipal:
 
 
 def cache_key(key: str) -> str:
-    return "epgkey:" + hashlib.sha256(key.encode()).hexdigest()
+    # "epgkey2:": the release before remembered (client id, name) under "epgkey:"; neither reads the other's.
+    return "epgkey2:" + hashlib.sha256(key.encode()).hexdigest()
 
 
-def marker_key(client_id: str) -> str:
-    """Present while the client's keys may be trusted without the database."""
-    return f"epgclient:{client_id}"
+def marker_key(key_id: str) -> str:
+    """Present while the key (its row's id) may be trusted without the database."""
+    return f"epgclient:{key_id}"
 
 
 def forget_client(client: EpgClient) -> None:
@@ -204,39 +214,40 @@ def principal_and_entries(key: str, extra: Sequence[str] = ()) -> tuple[EpgPrinc
 
 
 def _remembered(key: str, extra: Sequence[str]) -> tuple[EpgPrincipal | None, dict[str, Any]]:
-    """The caller of a key verified less than a minute ago whose client still stands (None: verify the
-    key), with the ``extra`` entries."""
+    """The caller of a key verified less than a minute ago that still stands (None: verify the key), with the
+    ``extra`` entries."""
     shared_key = cache_key(key)
     known = _VERIFIED.get(shared_key)
-    if known is not None and known[2] < time.monotonic():
+    if known is not None and known[1] < time.monotonic():
         _VERIFIED.pop(shared_key, None)
         known = None
     if known is None:
         # Another process may have verified it: one more round trip.
         found = read_many([shared_key, *extra])
-        entry = found.get(shared_key)
-        if not entry:
+        remembered = found.get(shared_key)
+        if not remembered:
             return None, {k: found.get(k) for k in extra}
-        client_id, name = entry
-        present = bool(read_many([marker_key(client_id)]))
+        present = bool(read_many([marker_key(remembered[0])]))
     else:
-        client_id, name, _until = known
-        found = read_many([marker_key(client_id), *extra])
-        present = marker_key(client_id) in found
+        remembered = known[0]
+        marker = marker_key(remembered[0])
+        found = read_many([marker, *extra])
+        present = marker in found
     entries = {k: found.get(k) for k in extra}
-    # A revoked client's marker is gone: the key must be verified again.
-    if not present:
+    key_id, client_id, name, expires = remembered
+    # A revoked key's marker is gone, an expired key is past its moment: the key must be verified again.
+    if not present or (expires is not None and expires < time.time()):
         _VERIFIED.pop(shared_key, None)
         return None, entries
     if known is None:
-        _remember(shared_key, client_id, name)
-    return EpgPrincipal(client_id=client_id, name=name), entries
+        _remember(shared_key, remembered)
+    return EpgPrincipal(client_id=client_id, name=name, key_id=key_id), entries
 
 
-def _remember(shared_key: str, client_id: str, name: str) -> None:
+def _remember(shared_key: str, remembered: Remembered) -> None:
     if len(_VERIFIED) >= _VERIFIED_MAX:
         _VERIFIED.clear()
-    _VERIFIED[shared_key] = (client_id, name, time.monotonic() + CACHE_SECONDS)
+    _VERIFIED[shared_key] = (remembered, time.monotonic() + CACHE_SECONDS)
 
 
 def _verify(key: str) -> EpgPrincipal:
@@ -248,14 +259,16 @@ def _verify(key: str) -> EpgPrincipal:
     if client.has_expired:
         raise AuthenticationFailed(_("This API key has expired."))
     shared_key = cache_key(key)
+    expires = client.expiry_date.timestamp() if client.expiry_date is not None else None
+    remembered = (client.pk, client.client_pk, client.name, expires)
     try:
-        cache.set_many({shared_key: (client.pk, client.name), marker_key(client.pk): 1}, CACHE_SECONDS)
+        cache.set_many({shared_key: remembered, marker_key(client.pk): 1}, CACHE_SECONDS)
     except CACHE_ERRORS:
         # Not remembered either: without the marker a revocation would not be seen.
         logger.warning("cache unreachable: the API key was checked against the database")
     else:
-        _remember(shared_key, client.pk, client.name)
-    return EpgPrincipal(client_id=client.pk, name=client.name)
+        _remember(shared_key, remembered)
+    return EpgPrincipal(client_id=client.client_pk, name=client.name, key_id=client.pk)
 
 
 class ApiKeyAuthentication(BaseAuthentication):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -22,9 +23,14 @@ def validate_origins(text: str) -> None:
 
 
 class EpgClient(AbstractAPIKey):
-    """An EPG vendor's system. Its key is stored hashed (SHA-512) and can be revoked in admin.
+    """An EPG vendor's system, or another key of one. A key is stored hashed (SHA-512) and can be expired or
+    revoked in admin.
 
-    The library's fields are declared again with labels in the project's catalogs (admin shows them).
+    The first key of a client is the client: its orders (``Order.origin_id``), Idempotency-Keys and TV
+    sessions' orders are kept under this row's id. A key issued later for the same client (a rotation,
+    ``issue_key``) is a row of its own with ``acts_for`` naming that first row: it reaches the same orders
+    (``client_pk``), and each key is expired or revoked on its own. The library's fields are declared again
+    with labels in the project's catalogs (admin shows them).
     """
 
     prefix = models.CharField(_("key prefix"), max_length=8, unique=True, editable=False)
@@ -59,9 +65,51 @@ class EpgClient(AbstractAPIKey):
         help_text=_("One origin per line, such as https://epg.example.com; empty: the TV pages are not framed."),
     )
 
+    # The client whose orders this key reaches (its first key); empty: this row is the client. Never a key
+    # that acts for another itself (``issue_key`` points at the first one).
+    acts_for = models.ForeignKey(
+        "self",
+        verbose_name=_("key of the client"),
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.PROTECT,
+        related_name="later_keys",
+        help_text=_("The client's first key, whose orders this key reaches. Empty: this key is the client's first."),
+    )
+
     class Meta(AbstractAPIKey.Meta):
         verbose_name = _("EPG client")
         verbose_name_plural = _("EPG clients")
+
+    @property
+    def client_pk(self) -> str:
+        """The id the client's orders, Idempotency-Keys and TV sessions' orders are kept under."""
+        return self.acts_for_id or self.pk
+
+    def client_keys(self) -> models.QuerySet[EpgClient]:
+        """Every key of this key's client, the first one first."""
+        client_pk = self.client_pk
+        return EpgClient.objects.filter(models.Q(pk=client_pk) | models.Q(acts_for_id=client_pk)).order_by(
+            "created", "prefix"
+        )
+
+    @property
+    def usable(self) -> bool:
+        return not self.revoked and not self.has_expired
+
+    def issue_key(self) -> tuple[EpgClient, str]:
+        """A new key for this key's client (a rotation), and the key itself (shown once, stored hashed). It
+        points at the client's first key, never at a later one: no chain to follow."""
+        client = self.acts_for or self
+        return EpgClient.objects.create_key(name=client.name, acts_for=client)
+
+    def expire_by(self, moment: datetime) -> None:
+        """The key expires at ``moment``, or at the earlier expiry it had; a revoked key stays as it is."""
+        if self.revoked or (self.expiry_date is not None and self.expiry_date <= moment):
+            return
+        self.expiry_date = moment
+        self.save(update_fields=["expiry_date"])
 
 
 class IdempotencyRecord(models.Model):

@@ -184,7 +184,8 @@ class TvSessionCreateView(EpgView):
             window_seconds=60,
             message=_("Too many sessions from this client; slow down."),
         )
-        session, token = tv_session_create(client_id=request.user.client_id, **values)
+        # The session is the key's (revoking it ends the session); its orders are the client's (tv.views).
+        session, token = tv_session_create(client_id=request.user.key_id, **values)
         body = {
             "session_id": session.session_id,
             "url": settings.PUBLIC_BASE_URL + reverse("tv:launch", kwargs={"token": token}),

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import unquote_plus, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone, translation
@@ -69,7 +70,9 @@ def launch(token: str) -> tuple[TvSession | None, str, Refusal | None]:
     """Open the session of a launch token, once: (the session, the new cookie value, None), or a refusal."""
     session = None
     if 0 < len(token) <= 100:
-        session = TvSession.objects.select_related("client").filter(launch_token_hash=token_hash(token)).first()
+        session = (
+            TvSession.objects.select_related("client__acts_for").filter(launch_token_hash=token_hash(token)).first()
+        )
     if session is None or not client_usable(session.client):
         return None, "", Refusal("unknown", 403)
     if session.launched_at is not None:
@@ -92,7 +95,7 @@ def session_of(request: HttpRequest) -> tuple[TvSession | None, Refusal | None]:
     cookie = request.COOKIES.get(COOKIE_NAME, "")
     session = None
     if 0 < len(cookie) <= 100:
-        session = TvSession.objects.select_related("client").filter(cookie_hash=token_hash(cookie)).first()
+        session = TvSession.objects.select_related("client__acts_for").filter(cookie_hash=token_hash(cookie)).first()
     if session is None:
         return None, Refusal("unknown", 403)
     if session.expires_at is None or session.expires_at <= timezone.now() or not client_usable(session.client):
@@ -126,12 +129,12 @@ def form_token_ok(request: HttpRequest, session: TvSession) -> bool:
 def frame_origins(session: TvSession | None) -> list[str]:
     """Who may frame the page: the session's EPG client's origins; without a session (an unknown URL),
     any EPG client's, so that the EPG can show that page too."""
-    if session is not None:
-        return origins(session.client.tv_frame_origins)
+    if session is not None:  # the client's (its first key's), whichever of its keys asked for the session
+        return origins((session.client.acts_for or session.client).tv_frame_origins)
     found: list[str] = []
-    for text in (
-        EpgClient.objects.filter(revoked=False).exclude(tv_frame_origins="").values_list("tv_frame_origins", flat=True)
-    ):
+    # The clients with a key not revoked: the first key's row holds the origins.
+    standing = EpgClient.objects.filter(acts_for=None).filter(Q(revoked=False) | Q(later_keys__revoked=False))
+    for text in standing.exclude(tv_frame_origins="").values_list("tv_frame_origins", flat=True).distinct():
         found += [o for o in origins(text) if o not in found]
     return found
 

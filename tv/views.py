@@ -46,7 +46,8 @@ from tv.sessions import exit_url, form_token, tv_page
 
 
 def _actor(session: TvSession) -> Actor:
-    return Actor(ActorKind.EPG_CLIENT, session.client_id)
+    # The session is its key's; the orders are the key's client's, reached by each of its keys.
+    return Actor(ActorKind.EPG_CLIENT, session.client.client_pk)
 
 
 def _page(
@@ -157,7 +158,7 @@ def order_start(request: HttpRequest, session: TvSession, code: str) -> HttpResp
     try:
         ratelimit.hit(
             "epg-orders",
-            session.client_id,
+            session.client.client_pk,
             limit=settings.EPG_ORDERS_PER_CLIENT_PER_MINUTE,
             window_seconds=60,
             message=_("Too many orders from this client; slow down."),
@@ -181,7 +182,7 @@ def _order(session: TvSession, order_no: str) -> Order | None:
     """An order of this session's TV account placed by its EPG client; any other does not exist here."""
     if not ORDER_NO_RE.match(order_no):
         return None
-    order = selectors.order_for_epg_client(order_no=order_no, client_id=session.client_id)
+    order = selectors.order_for_epg_client(order_no=order_no, client_id=session.client.client_pk)
     if order is None or order.channel != Channel.EPG or order.tv_account != session.tv_account:
         return None
     return order
