@@ -35,6 +35,8 @@ NOTES: dict[str, Any] = {
     "work_item": gettext_lazy("Work item: %(how)s. Note: %(why)s"),
     "discrepancy": gettext_lazy("Discrepancy: %(how)s. Reason: %(why)s"),
     "renewal_cancelled": gettext_lazy("Automatic renewal cancelled. Reason: %(why)s"),
+    # Written by epg_api.admin (which does not import this module): ``how`` is the new key's prefix.
+    "new_epg_key": gettext_lazy("A new key was issued for the client: %(how)s."),
 }
 OUTCOMES: dict[str, Any] = {
     # A refund started in admin (lifecycle.manual.refund_by_admin answers one of these).
