@@ -173,7 +173,9 @@ class EpgClientAdmin(APIKeyModelAdmin):
             ),
         )
         return format_html(
-            '<ul style="margin-left:0;padding-left:1em">{}</ul><div class="help">{}</div>',
+            # The help under the list, not offset again: the field's own content is already past the labels.
+            '<ul style="margin-left:0;padding-left:1em">{}</ul>'
+            '<div class="help" style="margin-left:0;padding-left:0">{}</div>',
             rows,
             gettext(
                 "Each of these keys reaches the client's orders, Idempotency-Keys and TV sessions. Each is "
@@ -262,7 +264,7 @@ class EpgClientAdmin(APIKeyModelAdmin):
             if not old.revoked:
                 messages.info(
                     request,
-                    gettext("The old key %(prefix)s keeps working until %(when)s.")
+                    gettext("The old key %(prefix)s keeps working until %(when)s, then it is refused.")
                     % {
                         "prefix": old.prefix,
                         "when": formats.date_format(timezone.localtime(old.expiry_date), "DATETIME_FORMAT"),
