@@ -206,12 +206,9 @@ def _reverse_at_the_end(order_id: int, claimed: datetime, payment: Payment) -> s
     except ProviderUnavailable:
         trade = None
     # Closed, or paid with its money gone back, after a reverse was sent is our own reverse (its run died
-    # before recording it): reversed again. Nothing of ours refunds a payment not recorded paid, so a refunded
-    # trade here is the reverse of a charge paid at the last moment, however the provider names it.
-    ours = (
-        trade is not None
-        and payment.reverse_sent_at is not None
-        and (trade.state == TradeState.CLOSED or (trade.state == TradeState.PAID and trade.refunded))
+    # before recording it): reversed again.
+    ours = trade is not None and (
+        _our_reverse(payment, trade) or (payment.reverse_sent_at is not None and trade.state == TradeState.CLOSED)
     )
     settled = _settle_by_query(order_id, claimed, payment, trade) if trade is not None and not ours else None
     if settled is not None:
@@ -252,6 +249,13 @@ def _reverse_at_the_end(order_id: int, claimed: datetime, payment: Payment) -> s
             else f"not paid in {seconds} s; the reverse at {payment.provider} is retried: {why}",
         )
         return "expired"
+
+
+def _our_reverse(payment: Payment, trade: Trade) -> bool:
+    """A trade paid with its money gone back after a reverse was sent is that reverse (WeChat Pay's REFUND):
+    nothing of ours refunds a payment not recorded paid, so it is a charge paid at the last moment and given
+    back by our reverse, however the provider names it. Not a payment to record."""
+    return payment.reverse_sent_at is not None and trade.state == TradeState.PAID and trade.refunded
 
 
 def _paid(payment: Payment, *, transaction_id: str, amount_fen: int, at: datetime | None) -> str:
@@ -370,7 +374,8 @@ def payment_code_reverse(*, payment_id: int, attempt: int = 0) -> str:
     not_found = False
     try:
         trade = provider.query(payment.out_trade_no)
-        if trade.state == TradeState.PAID:
+        # A retry after a reverse whose answer was lost: its own refund is no payment (reversed again below).
+        if trade.state == TradeState.PAID and not _our_reverse(payment, trade):
             return _paid(payment, transaction_id=trade.transaction_id, amount_fen=trade.amount_fen, at=trade.paid_at)
         if _paid_meanwhile(payment):
             return "done"

@@ -925,3 +925,45 @@ def test_payment_codes_match_the_providers_statements(demo, run_tasks, time_mach
     assert ("alipay", "payment", alipay.order_no, "matched", 2500, 2500) in found
     assert ("smp", "subscription", wechat.order_no, "matched", 2500, 0) in found
     assert run.clean, [i for i in found if i[3] != "matched"]
+
+
+def test_a_reverse_retried_after_its_answer_was_lost_reads_a_refunded_trade_as_that_reverse(
+    demo, run_tasks, frozen, monkeypatch
+):
+    """The customer confirmed at the last moment; the reverse gave the money back but its answer was lost, so
+    the reverse is retried. If WeChat Pay queries that trade as 转入退款 (REFUND), the retry's look must not
+    take it for a payment: no ledger entry for money the customer has back, no refund of it that WeChat Pay
+    would refuse, nobody asked."""
+    from sandbox.simulators.providers import SimulatedProvider
+
+    order = scan(counter_order(run_tasks), code("wechatpay", "0003"))  # the provider never answers
+    reverse, query = SimulatedProvider.reverse, SimulatedProvider.query
+
+    def paid_then_reversed_answer_lost(self, out_trade_no):  # type: ignore[no-untyped-def]
+        payments.pay_trade(self.name, out_trade_no)  # confirmed in the app just now
+        reverse(self, out_trade_no)
+        raise ProviderUnavailable("wechatpay: read timed out")
+
+    def as_refunded(self, out_trade_no):  # type: ignore[no-untyped-def]
+        trade = query(self, out_trade_no)
+        if SimTrade.objects.get(out_trade_no=out_trade_no).status != SimTradeStatus.REVOKED:
+            return trade
+        return dataclasses.replace(trade, state=TradeState.PAID, refunded=True, transaction_id="4200" + "0" * 24)
+
+    monkeypatch.setattr(SimulatedProvider, "reverse", paid_then_reversed_answer_lost)
+    monkeypatch.setattr(SimulatedProvider, "query", as_refunded)
+    run_tasks()
+    later(run_tasks, frozen, 55)
+    later(run_tasks, frozen, 5)  # the last look, then the reverse: its answer is lost
+    order.refresh_from_db()
+    assert (order.status, order.failure_code) == (OrderStatus.EXPIRED, FailureCode.PAYMENT_TIMEOUT)
+    assert Payment.objects.get(order=order).status == "pending"
+    monkeypatch.setattr(SimulatedProvider, "reverse", reverse)
+
+    for seconds in (5, 10, 20, 600):  # the reverse retried
+        later(run_tasks, frozen, seconds)
+
+    assert Payment.objects.get(order=order).status == "reversed"
+    assert not LedgerEntry.objects.filter(order=order).exists()
+    assert not Refund.objects.filter(payment__order=order).exists()
+    assert not WorkItem.objects.filter(order=order).exists()
