@@ -178,7 +178,8 @@ class EpgClientAdmin(APIKeyModelAdmin):
             '<div class="help" style="margin-left:0;padding-left:0">{}</div>',
             rows,
             gettext(
-                "Each of these keys reaches the client's orders, Idempotency-Keys and TV sessions. Each is "
+                "Each of these keys reaches the client's orders and Idempotency-Keys, those of TV sessions included (a "
+                "session itself ends with the key that opened it). Each is "
                 "expired or revoked on its own: revoking one leaves the others working."
             ),
         )
