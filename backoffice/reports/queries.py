@@ -16,7 +16,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models import Case, Count, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils.translation import gettext as _
 
@@ -276,34 +276,46 @@ def epg_funnel(start: date, end: date) -> Funnel:
     earlier ones, so the funnel never widens. An order that stopped carries
     the failure code it ended with; one still under way has none.
     """
-    events = OrderEvent.objects.filter(order=OuterRef("pk"))
+    # The furthest stage each event says the order reached; its events are read only when its status does not say
+    # it already (completed), and once: the greatest of its events' stages.
+    furthest_event = (
+        OrderEvent.objects.filter(order=OuterRef("pk"))
+        .order_by()
+        .values("order")
+        .annotate(
+            stage=Max(
+                Case(
+                    When(to_status=OrderStatus.COMPLETED, then=Value(3)),
+                    When(
+                        action__in=["start_payment", "payment_confirmed"],
+                        from_status=OrderStatus.AWAITING_PAYMENT,
+                        then=Value(2),
+                    ),
+                    When(action="precheck_passed", then=Value(1)),
+                    default=Value(0),
+                    output_field=IntegerField(),
+                )
+            )
+        )
+        .values("stage")
+    )
     rows = (
         _orders_in(start, end)
         .filter(channel=Channel.EPG)
         .annotate(
-            passed=Exists(events.filter(action="precheck_passed")),
-            started=Exists(
-                events.filter(
-                    action__in=["start_payment", "payment_confirmed"],
-                    from_status=OrderStatus.AWAITING_PAYMENT,
-                )
-            ),
-            done=Exists(events.filter(to_status=OrderStatus.COMPLETED)),
+            furthest=Case(
+                When(status=OrderStatus.COMPLETED, then=Value(3)),
+                default=Coalesce(Subquery(furthest_event, output_field=IntegerField()), Value(0)),
+                output_field=IntegerField(),
+            )
         )
-        .values("status", "failure_code", "passed", "started", "done")
+        .values("status", "failure_code", "furthest")
         .annotate(n=Count("pk"))
     )
     reached = [0] * len(STAGES)
     lost: dict[tuple[int, str], int] = {}
     for row in rows:
-        if row["done"] or row["status"] == OrderStatus.COMPLETED:
-            furthest = 3
-        elif row["started"]:
-            furthest = 2
-        elif row["passed"]:
-            furthest = 1
-        else:
-            furthest = 0
+        furthest = row["furthest"]
         for stage in range(furthest + 1):
             reached[stage] += row["n"]
         if furthest < len(STAGES) - 1:
