@@ -195,43 +195,90 @@ def revenue_by_day(start: date, end: date) -> list[SalesRow]:
     return [_row(day.isoformat(), day.isoformat(), merged.get((day,))) for day in days_between(start, end)]
 
 
+@dataclass(frozen=True)
+class SalesBreakdown:
+    """The sales of a range per channel, product, payment method and store, from one pass over each table."""
+
+    by_channel: list[SalesRow]
+    by_product: list[SalesRow]
+    by_method: list[SalesRow]
+    by_store: list[SalesRow]
+
+
+def _fold(
+    rows: Iterable[dict[str, object]], fields: Sequence[str], into: dict[tuple[object, ...], dict[str, int]]
+) -> None:
+    """Add up the figures of finer rows under the key ``fields`` of each."""
+    for row in rows:
+        slot = into.setdefault(tuple(row[f] for f in fields), dict.fromkeys(_FIGURES, 0))
+        for f in _FIGURES:
+            if f in row:
+                slot[f] += int(row[f] or 0)  # type: ignore[call-overload]
+
+
+def sales_breakdown(start: date, end: date) -> SalesBreakdown:
+    """The per-channel, per-product, per-method and per-store tables: two queries, however long the range.
+
+    The orders are counted, and the ledger joined to its orders summed, once each, grouped by channel,
+    product, method and store together (a few hundred rows: the combinations that sold); each table
+    adds those rows up along its own key. The ledger's method is the entry's, the orders' the order's.
+    """
+    orders = list(
+        _orders_in(start, end)
+        .values("channel", "product__code", "product__name", "payment_method", "store_code")
+        .annotate(**_ORDER_COUNTS)
+    )
+    ledger = list(
+        _ledger_in(start, end)
+        .values("order__channel", "order__product__code", "order__product__name", "method", "order__store_code")
+        .annotate(**_LEDGER_SUMS)
+    )
+    merged: dict[str, dict[tuple[object, ...], dict[str, int]]] = {
+        "channel": {},
+        "product": {},
+        "method": {},
+        "store": {},
+    }
+    _fold(orders, ["channel"], merged["channel"])
+    _fold(ledger, ["order__channel"], merged["channel"])
+    _fold(orders, ["product__code", "product__name"], merged["product"])
+    _fold(ledger, ["order__product__code", "order__product__name"], merged["product"])
+    _fold(orders, ["payment_method"], merged["method"])
+    _fold(ledger, ["method"], merged["method"])
+    _fold((r for r in orders if r["store_code"] != ""), ["store_code"], merged["store"])
+    _fold((r for r in ledger if r["order__store_code"] != ""), ["order__store_code"], merged["store"])
+
+    by_channel = [_row(c.value, str(c.label), merged["channel"].get((c.value,))) for c in Channel]
+    by_product = sorted(
+        (_row(str(code), str(name), figures) for (code, name), figures in merged["product"].items()),
+        key=lambda r: (-r.net_fen, -r.orders, r.key),
+    )
+    by_method = [_row(m.value, str(m.label), merged["method"].get((m.value,))) for m in PaymentMethod]
+    if ("",) in merged["method"]:
+        by_method.append(_row("", _("No method chosen"), merged["method"][("",)]))
+    codes = sorted(str(code) for (code,) in merged["store"])
+    names = _store_names(codes)
+    by_store = [_row(code, names.get(code, ""), merged["store"][(code,)]) for code in codes]
+    return SalesBreakdown(by_channel=by_channel, by_product=by_product, by_method=by_method, by_store=by_store)
+
+
 def revenue_by_channel(start: date, end: date) -> list[SalesRow]:
-    orders = _orders_in(start, end).values("channel").annotate(**_ORDER_COUNTS)
-    ledger = _ledger_in(start, end).values("order__channel").annotate(**_LEDGER_SUMS)
-    merged = _merge(orders, ["channel"], ledger, ["order__channel"])
-    return [_row(c.value, str(c.label), merged.get((c.value,))) for c in Channel]
+    return sales_breakdown(start, end).by_channel
 
 
 def revenue_by_product(start: date, end: date) -> list[SalesRow]:
     """Products with orders or money in the range, the best-selling (by net) first."""
-    orders = _orders_in(start, end).values("product__code", "product__name").annotate(**_ORDER_COUNTS)
-    ledger = _ledger_in(start, end).values("order__product__code", "order__product__name").annotate(**_LEDGER_SUMS)
-    merged = _merge(
-        orders, ["product__code", "product__name"], ledger, ["order__product__code", "order__product__name"]
-    )
-    rows = [_row(str(code), str(name), figures) for (code, name), figures in merged.items()]
-    return sorted(rows, key=lambda r: (-r.net_fen, -r.orders, r.key))
+    return sales_breakdown(start, end).by_product
 
 
 def revenue_by_method(start: date, end: date) -> list[SalesRow]:
     """Every payment method, then the orders that never chose one (counted, never paid)."""
-    orders = _orders_in(start, end).values("payment_method").annotate(**_ORDER_COUNTS)
-    ledger = _ledger_in(start, end).values("method").annotate(**_LEDGER_SUMS)
-    merged = _merge(orders, ["payment_method"], ledger, ["method"])
-    rows = [_row(m.value, str(m.label), merged.get((m.value,))) for m in PaymentMethod]
-    if ("",) in merged:
-        rows.append(_row("", _("No method chosen"), merged[("",)]))
-    return rows
+    return sales_breakdown(start, end).by_method
 
 
 def revenue_by_store(start: date, end: date) -> list[SalesRow]:
     """Business halls with orders or money in the range (CRM sales; the TV has no store), by store code."""
-    orders = _orders_in(start, end).exclude(store_code="").values("store_code").annotate(**_ORDER_COUNTS)
-    ledger = _ledger_in(start, end).exclude(order__store_code="").values("order__store_code").annotate(**_LEDGER_SUMS)
-    merged = _merge(orders, ["store_code"], ledger, ["order__store_code"])
-    codes = sorted(str(code) for (code,) in merged)
-    names = _store_names(codes)
-    return [_row(code, names.get(code, ""), merged[(code,)]) for code in codes]
+    return sales_breakdown(start, end).by_store
 
 
 def _store_names(codes: Sequence[str]) -> dict[str, str]:

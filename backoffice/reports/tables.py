@@ -105,20 +105,24 @@ class ReportData:
         return queries.revenue_by_day(self.start, self.end)
 
     @cached_property
+    def breakdown(self) -> queries.SalesBreakdown:
+        return queries.sales_breakdown(self.start, self.end)
+
+    @cached_property
     def by_channel(self) -> list[SalesRow]:
-        return queries.revenue_by_channel(self.start, self.end)
+        return self.breakdown.by_channel
 
     @cached_property
     def by_product(self) -> list[SalesRow]:
-        return queries.revenue_by_product(self.start, self.end)
+        return self.breakdown.by_product
 
     @cached_property
     def by_method(self) -> list[SalesRow]:
-        return queries.revenue_by_method(self.start, self.end)
+        return self.breakdown.by_method
 
     @cached_property
     def by_store(self) -> list[SalesRow]:
-        return queries.revenue_by_store(self.start, self.end)
+        return self.breakdown.by_store
 
     @cached_property
     def funnel(self) -> Funnel:
