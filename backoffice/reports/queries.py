@@ -195,14 +195,13 @@ def revenue_by_day(start: date, end: date) -> list[SalesRow]:
     return [_row(day.isoformat(), day.isoformat(), merged.get((day,))) for day in days_between(start, end)]
 
 
-@dataclass(frozen=True)
-class SalesBreakdown:
-    """The sales of a range per channel, product, payment method and store, from one pass over each table."""
-
-    by_channel: list[SalesRow]
-    by_product: list[SalesRow]
-    by_method: list[SalesRow]
-    by_store: list[SalesRow]
+# Each breakdown of the sales: its key among the orders' fields, and among the ledger's.
+BREAKDOWNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "channel": (("channel",), ("order__channel",)),
+    "product": (("product__code", "product__name"), ("order__product__code", "order__product__name")),
+    "method": (("payment_method",), ("method",)),  # the ledger's method is the entry's, not the order's
+    "store": (("store_code",), ("order__store_code",)),
+}
 
 
 def _fold(
@@ -216,69 +215,64 @@ def _fold(
                 slot[f] += int(row[f] or 0)  # type: ignore[call-overload]
 
 
-def sales_breakdown(start: date, end: date) -> SalesBreakdown:
-    """The per-channel, per-product, per-method and per-store tables: two queries, however long the range.
+def sales_breakdown(start: date, end: date, breakdowns: Sequence[str] = tuple(BREAKDOWNS)) -> dict[str, list[SalesRow]]:
+    """The sales per channel, product, payment method and store (those of ``breakdowns``): two queries, however
+    many breakdowns.
 
-    The orders are counted, and the ledger joined to its orders summed, once each, grouped by channel,
-    product, method and store together (a few hundred rows: the combinations that sold); each table
-    adds those rows up along its own key. The ledger's method is the entry's, the orders' the order's.
+    The orders are counted, and the ledger (joined to its orders when a breakdown needs them) summed, once
+    each, grouped by the keys of every breakdown asked together (a few hundred rows: the combinations that
+    sold); each breakdown adds those rows up along its own key.
     """
-    orders = list(
-        _orders_in(start, end)
-        .values("channel", "product__code", "product__name", "payment_method", "store_code")
-        .annotate(**_ORDER_COUNTS)
-    )
-    ledger = list(
-        _ledger_in(start, end)
-        .values("order__channel", "order__product__code", "order__product__name", "method", "order__store_code")
-        .annotate(**_LEDGER_SUMS)
-    )
-    merged: dict[str, dict[tuple[object, ...], dict[str, int]]] = {
-        "channel": {},
-        "product": {},
-        "method": {},
-        "store": {},
-    }
-    _fold(orders, ["channel"], merged["channel"])
-    _fold(ledger, ["order__channel"], merged["channel"])
-    _fold(orders, ["product__code", "product__name"], merged["product"])
-    _fold(ledger, ["order__product__code", "order__product__name"], merged["product"])
-    _fold(orders, ["payment_method"], merged["method"])
-    _fold(ledger, ["method"], merged["method"])
-    _fold((r for r in orders if r["store_code"] != ""), ["store_code"], merged["store"])
-    _fold((r for r in ledger if r["order__store_code"] != ""), ["order__store_code"], merged["store"])
-
-    by_channel = [_row(c.value, str(c.label), merged["channel"].get((c.value,))) for c in Channel]
-    by_product = sorted(
-        (_row(str(code), str(name), figures) for (code, name), figures in merged["product"].items()),
-        key=lambda r: (-r.net_fen, -r.orders, r.key),
-    )
-    by_method = [_row(m.value, str(m.label), merged["method"].get((m.value,))) for m in PaymentMethod]
-    if ("",) in merged["method"]:
-        by_method.append(_row("", _("No method chosen"), merged["method"][("",)]))
-    codes = sorted(str(code) for (code,) in merged["store"])
-    names = _store_names(codes)
-    by_store = [_row(code, names.get(code, ""), merged["store"][(code,)]) for code in codes]
-    return SalesBreakdown(by_channel=by_channel, by_product=by_product, by_method=by_method, by_store=by_store)
+    order_fields = [f for b in breakdowns for f in BREAKDOWNS[b][0]]
+    ledger_fields = [f for b in breakdowns for f in BREAKDOWNS[b][1]]
+    orders = list(_orders_in(start, end).values(*order_fields).annotate(**_ORDER_COUNTS))
+    ledger = list(_ledger_in(start, end).values(*ledger_fields).annotate(**_LEDGER_SUMS))
+    merged: dict[str, dict[tuple[object, ...], dict[str, int]]] = {}
+    for b in breakdowns:
+        order_key, ledger_key = BREAKDOWNS[b]
+        merged[b] = {}
+        if b == "store":  # business halls only: the TV has no store
+            _fold((r for r in orders if r["store_code"] != ""), order_key, merged[b])
+            _fold((r for r in ledger if r["order__store_code"] != ""), ledger_key, merged[b])
+        else:
+            _fold(orders, order_key, merged[b])
+            _fold(ledger, ledger_key, merged[b])
+    out: dict[str, list[SalesRow]] = {}
+    if "channel" in merged:
+        out["channel"] = [_row(c.value, str(c.label), merged["channel"].get((c.value,))) for c in Channel]
+    if "product" in merged:
+        out["product"] = sorted(
+            (_row(str(code), str(name), figures) for (code, name), figures in merged["product"].items()),
+            key=lambda r: (-r.net_fen, -r.orders, r.key),
+        )
+    if "method" in merged:
+        out["method"] = [_row(m.value, str(m.label), merged["method"].get((m.value,))) for m in PaymentMethod]
+        if ("",) in merged["method"]:
+            out["method"].append(_row("", _("No method chosen"), merged["method"][("",)]))
+    if "store" in merged:
+        codes = sorted(str(code) for (code,) in merged["store"])
+        names = _store_names(codes)
+        out["store"] = [_row(code, names.get(code, ""), merged["store"][(code,)]) for code in codes]
+    return out
 
 
 def revenue_by_channel(start: date, end: date) -> list[SalesRow]:
-    return sales_breakdown(start, end).by_channel
+    return sales_breakdown(start, end, ["channel"])["channel"]
 
 
 def revenue_by_product(start: date, end: date) -> list[SalesRow]:
     """Products with orders or money in the range, the best-selling (by net) first."""
-    return sales_breakdown(start, end).by_product
+    return sales_breakdown(start, end, ["product"])["product"]
 
 
 def revenue_by_method(start: date, end: date) -> list[SalesRow]:
     """Every payment method, then the orders that never chose one (counted, never paid)."""
-    return sales_breakdown(start, end).by_method
+    return sales_breakdown(start, end, ["method"])["method"]
 
 
 def revenue_by_store(start: date, end: date) -> list[SalesRow]:
     """Business halls with orders or money in the range (CRM sales; the TV has no store), by store code."""
-    return sales_breakdown(start, end).by_store
+    return sales_breakdown(start, end, ["store"])["store"]
 
 
 def _store_names(codes: Sequence[str]) -> dict[str, str]:

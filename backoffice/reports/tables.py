@@ -97,32 +97,36 @@ def _sales_table(
 class ReportData:
     """The figures of one range, each fetched when first needed and once only."""
 
-    def __init__(self, r: dict[str, date]) -> None:
+    def __init__(self, r: dict[str, date], only: str | None = None) -> None:
         self.start, self.end, self.day = r["start"], r["end"], r["day"]
+        self.only = only  # the one table wanted (a CSV file): its figures alone are fetched
 
     @cached_property
     def by_day(self) -> list[SalesRow]:
         return queries.revenue_by_day(self.start, self.end)
 
     @cached_property
-    def breakdown(self) -> queries.SalesBreakdown:
-        return queries.sales_breakdown(self.start, self.end)
+    def breakdown(self) -> dict[str, list[SalesRow]]:
+        """The sales per channel, product, method and store, fetched together for the page."""
+        only = (self.only or "").removeprefix("revenue_by_")
+        wanted = [only] if only in queries.BREAKDOWNS else list(queries.BREAKDOWNS)
+        return queries.sales_breakdown(self.start, self.end, wanted)
 
     @cached_property
     def by_channel(self) -> list[SalesRow]:
-        return self.breakdown.by_channel
+        return self.breakdown["channel"]
 
     @cached_property
     def by_product(self) -> list[SalesRow]:
-        return self.breakdown.by_product
+        return self.breakdown["product"]
 
     @cached_property
     def by_method(self) -> list[SalesRow]:
-        return self.breakdown.by_method
+        return self.breakdown["method"]
 
     @cached_property
     def by_store(self) -> list[SalesRow]:
-        return self.breakdown.by_store
+        return self.breakdown["store"]
 
     @cached_property
     def funnel(self) -> Funnel:

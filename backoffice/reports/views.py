@@ -232,8 +232,8 @@ SECTIONS: list[tuple[str, tuple[str, ...]]] = [
 def dashboard(request: HttpRequest) -> HttpResponse:
     """The page, or one table as CSV with ``?export=``; staff only and never cached (see urls.py)."""
     form, r = read_range(request)
-    data = ReportData(r)
     export = request.GET.get("export")
+    data = ReportData(r, only=export)
     if export is not None:
         if export not in TABLES:
             raise Http404(_("There is no such table."))
