@@ -225,18 +225,21 @@ def sales_breakdown(start: date, end: date, breakdowns: Sequence[str] = tuple(BR
     """
     order_fields = [f for b in breakdowns for f in BREAKDOWNS[b][0]]
     ledger_fields = [f for b in breakdowns for f in BREAKDOWNS[b][1]]
-    orders = list(_orders_in(start, end).values(*order_fields).annotate(**_ORDER_COUNTS))
-    ledger = list(_ledger_in(start, end).values(*ledger_fields).annotate(**_LEDGER_SUMS))
+    orders, ledger = _orders_in(start, end), _ledger_in(start, end)
+    if list(breakdowns) == ["store"]:  # the stores alone: the TV's orders are not read
+        orders, ledger = orders.exclude(store_code=""), ledger.exclude(order__store_code="")
+    order_rows = list(orders.values(*order_fields).annotate(**_ORDER_COUNTS))
+    ledger_rows = list(ledger.values(*ledger_fields).annotate(**_LEDGER_SUMS))
     merged: dict[str, dict[tuple[object, ...], dict[str, int]]] = {}
     for b in breakdowns:
         order_key, ledger_key = BREAKDOWNS[b]
         merged[b] = {}
         if b == "store":  # business halls only: the TV has no store
-            _fold((r for r in orders if r["store_code"] != ""), order_key, merged[b])
-            _fold((r for r in ledger if r["order__store_code"] != ""), ledger_key, merged[b])
+            _fold((r for r in order_rows if r["store_code"] != ""), order_key, merged[b])
+            _fold((r for r in ledger_rows if r["order__store_code"] != ""), ledger_key, merged[b])
         else:
-            _fold(orders, order_key, merged[b])
-            _fold(ledger, ledger_key, merged[b])
+            _fold(order_rows, order_key, merged[b])
+            _fold(ledger_rows, ledger_key, merged[b])
     out: dict[str, list[SalesRow]] = {}
     if "channel" in merged:
         out["channel"] = [_row(c.value, str(c.label), merged["channel"].get((c.value,))) for c in Channel]
