@@ -127,6 +127,8 @@ class StatementLine(models.Model):
         indexes = [
             models.Index(fields=["statement", "kind", "match_key"], name="statementline_key"),
             models.Index(fields=["out_trade_no"], name="statementline_trade_no"),
+            models.Index(fields=["transaction_id"], name="statementline_txn"),
+            models.Index(fields=["out_refund_no"], name="statementline_refund_no"),
         ]
 
     def __str__(self) -> str:
@@ -230,6 +232,7 @@ class ReconciliationItem(models.Model):
             models.Index(fields=["run", "outcome", "source"], name="reconitem_run_outcome"),
             models.Index(fields=["outcome", "source"], name="reconitem_outcome"),
             models.Index(fields=["order_no"], name="reconitem_order_no"),
+            models.Index(fields=["reference"], name="reconitem_reference"),
         ]
 
     def __str__(self) -> str:

@@ -9,7 +9,7 @@ read the whole table, and the rows each search must find.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from django.db import connection
@@ -17,7 +17,15 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from billing.models import LedgerEntry, Payment, SmsConfirmation
+from billing.models import (
+    LedgerEntry,
+    Payment,
+    ReconciliationItem,
+    ReconciliationRun,
+    SmsConfirmation,
+    Statement,
+    StatementLine,
+)
 from orders.constants import OrderStatus
 from orders.models import Entitlement, Order
 from tests.factories import OrderFactory, ProductFactory
@@ -146,6 +154,49 @@ def test_payments_and_ledger_entries_are_found_by_either_number_or_their_orders(
         ("test:pay:2", {other_entry.pk}),
     ]:
         rows, sql = listed(staff, "/admin/billing/ledgerentry/", {"q": term})
+        assert rows == found, term
+        assert_indexed(sql)
+
+
+def test_statement_lines_and_reconciliation_items_are_found_by_their_numbers_exactly(staff):
+    statement = Statement.objects.create(source="wechatpay", day=date(2026, 11, 24), sha256="0" * 64, row_count=2)
+    line, refund = (
+        StatementLine.objects.create(
+            statement=statement,
+            line_no=n,
+            kind=kind,
+            match_key=key,
+            out_trade_no=f"T2026112400000{n}",
+            transaction_id=f"42000000000000000000{n}",
+            out_refund_no=refund_no,
+            amount_fen=2500,
+            occurred_at=timezone.now(),
+            raw="...",
+        )
+        for n, kind, key, refund_no in [(1, "payment", "T20261124000001", ""), (2, "refund", "R1", "R2026112401")]
+    )
+    for term, found in [
+        (line.out_trade_no, {line.pk}),
+        (line.transaction_id, {line.pk}),
+        (refund.out_refund_no, {refund.pk}),
+        (line.out_trade_no[:10], set()),
+    ]:
+        rows, sql = listed(staff, "/admin/billing/statementline/", {"q": term})
+        assert rows == found, term
+        assert_indexed(sql)
+    run = ReconciliationRun.objects.create(day=date(2026, 11, 24), started_at=timezone.now())
+    mine, theirs = (
+        ReconciliationItem.objects.create(
+            run=run, outcome="missing_here", source="wechatpay", kind="payment", order_no=order_no, reference=ref
+        )
+        for order_no, ref in [("T20261124000001", "4200000000000000000001"), ("", "4200000000000000000002")]
+    )
+    for term, found in [
+        (mine.order_no, {mine.pk}),
+        (theirs.reference, {theirs.pk}),
+        (theirs.reference[:8], set()),
+    ]:
+        rows, sql = listed(staff, "/admin/billing/reconciliationitem/", {"q": term})
         assert rows == found, term
         assert_indexed(sql)
 
