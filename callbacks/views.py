@@ -18,7 +18,7 @@ from adapters.providers.types import NotificationRejected
 from adapters.wechatpay import notify as wechat_verification
 from adapters.wechatpay import v2 as wechat_v2
 from ipvas import jsonparse
-from ipvas.credentials import secret
+from ipvas.credentials import accepted_secrets
 from ipvas.metrics import NOTIFICATIONS
 from ipvas.secrets_compare import same_secret
 from ipvas.text import storable
@@ -176,13 +176,21 @@ def _alipay_contract_notify(request: HttpRequest, params: dict[str, str]) -> Htt
 @csrf_exempt
 @require_POST
 def sms_inbound(request: HttpRequest) -> HttpResponse:
-    """A reply from the SMS gateway, signed with HMAC-SHA256 under SMS_WEBHOOK_SECRET (docs/interfaces.md §4)."""
+    """A reply from the SMS gateway, signed with HMAC-SHA256 under SMS_WEBHOOK_SECRET (docs/interfaces.md §4), or
+    under SMS_WEBHOOK_SECRET_PREVIOUS while the gateway switches secrets."""
     body = request.body
-    expected = hmac.new(
-        secret("SMS_WEBHOOK_SECRET", sandbox_file="sms_webhook_secret.txt").encode(), body, hashlib.sha256
-    ).hexdigest()
-    if not same_secret(request.headers.get("X-Signature", "").strip().lower(), expected):
+    given = request.headers.get("X-Signature", "").strip().lower()
+    # Each secret configured is compared, every time and in constant time: how long the answer takes says
+    # nothing of which one matched, nor how much of either.
+    matches = [
+        same_secret(given, hmac.new(key.encode(), body, hashlib.sha256).hexdigest())
+        for key in accepted_secrets("SMS_WEBHOOK_SECRET", sandbox_file="sms_webhook_secret.txt")
+    ]
+    if not any(matches):
         return JsonResponse({"error": {"code": "bad_signature", "message": "bad signature"}}, status=403)
+    if not matches[0]:
+        # Until these stop, the gateway has not switched (or has switched back): SMS_WEBHOOK_SECRET_PREVIOUS stays.
+        logger.info("SMS reply signed with SMS_WEBHOOK_SECRET_PREVIOUS")
     try:
         payload = jsonparse.loads(body)
         sender = payload["from"]

@@ -6,11 +6,14 @@ production refuses to start the feature (ImproperlyConfigured). A key ring
 (``WECHATPAY_PLATFORM_PUBLIC_KEYS``) holds several public keys by id:
 ``id=path`` entries or a directory of ``<id>.pem`` files. Files are read at
 each use (a new one is taken without a restart); a key is parsed once per
-process (``load_public_key``, cached by its PEM).
+process (``load_public_key``, cached by its PEM). Where a partner names no
+key, ``X_PREVIOUS`` (or ``X_PREVIOUS_FILE``) holds the other key or secret
+accepted beside ``X`` while the partner switches (``accepted_secrets``).
 """
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,6 +24,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ipvas.keycheck import KEY_ID, ring_entries
 from ipvas.keyfiles import sandbox_private_key_pem, sandbox_public_key_pem, sandbox_secret
+
+logger = logging.getLogger(__name__)
 
 
 def _configured(name: str) -> str:
@@ -49,6 +54,28 @@ def public_key_pem(name: str, *, sandbox_private_file: str) -> str:
     if settings.SANDBOX:
         return sandbox_public_key_pem(sandbox_private_file)
     raise ImproperlyConfigured(f"{name} (or {name}_FILE) must be set.")
+
+
+def _previous(name: str) -> str:
+    """``name_PREVIOUS`` (or its file's content), "" when not set. No sandbox default. A file removed before the
+    restart that unsets it (a leaked secret withdrawn at once) counts as not set, and is logged: the current key
+    or secret goes on being accepted, where an error would refuse every reply or ticket."""
+    try:
+        return _configured(f"{name}_PREVIOUS")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc.__class__.__name__
+        logger.warning("%s_PREVIOUS_FILE cannot be read (%s): it is not accepted (unset it)", name, reason)
+        return ""
+
+
+def accepted_secrets(name: str, *, sandbox_file: str) -> list[str]:
+    """The secret ``name``, then ``name_PREVIOUS`` when one is configured: while the partner switches, what is
+    signed with either is accepted."""
+    accepted = [secret(name, sandbox_file=sandbox_file)]
+    other = _previous(name).strip()
+    if other:
+        accepted.append(other)
+    return accepted
 
 
 @lru_cache(maxsize=8)

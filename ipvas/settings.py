@@ -555,6 +555,10 @@ SMS_GATEWAY_URL = env_url("SMS_GATEWAY_URL", "" if PRODUCTION else f"{PUBLIC_BAS
 SMS_GATEWAY_TOKEN = env_str("SMS_GATEWAY_TOKEN", "" if PRODUCTION else "sandbox-sms-token")
 SMS_WEBHOOK_SECRET = env_str("SMS_WEBHOOK_SECRET")
 SMS_WEBHOOK_SECRET_FILE = env_str("SMS_WEBHOOK_SECRET_FILE")
+# While the gateway switches secrets, the other one (the next or the previous): a reply signed with either is
+# accepted (docs/operations.md, "Rotating keys and secrets").
+SMS_WEBHOOK_SECRET_PREVIOUS = env_str("SMS_WEBHOOK_SECRET_PREVIOUS")
+SMS_WEBHOOK_SECRET_PREVIOUS_FILE = env_str("SMS_WEBHOOK_SECRET_PREVIOUS_FILE")
 SMS_TIMEOUT_SECONDS = env_float("SMS_TIMEOUT_SECONDS", 5, minimum=0.1)
 
 # Abuse limits. The sandbox allows an integrator's test run (docs/interfaces.md §7).

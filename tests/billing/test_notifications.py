@@ -26,7 +26,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
 from django.conf import settings
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from adapters.providers.types import PaidNotice
@@ -804,6 +806,99 @@ def test_signature_in_upper_case_hex_is_accepted(sms_pending):
 
     assert response.status_code == 200
     assert Order.objects.get(order_no=sms_pending).status == "provisioning"
+
+
+# --- the gateway switching secrets: SMS_WEBHOOK_SECRET_PREVIOUS accepted beside SMS_WEBHOOK_SECRET -------------
+
+
+def confirm_by_sms(api: Api, frozen) -> str:
+    """Another order of tv1001 waiting for its Y, a few seconds later (a retried reply is told by received_at)."""
+    frozen.shift(timedelta(seconds=5))
+    order = api.place("tv1001", "VIP-MONTH")
+    api.pay_with(order["order_no"], "phone_bill_sms")
+    settle()
+    return order["order_no"]
+
+
+def test_while_the_gateway_switches_secrets_a_y_under_either_confirms_its_order(
+    api, sms_pending, frozen, settings, tmp_path, caplog
+):
+    """The gateway's next secret is SMS_WEBHOOK_SECRET, the one it signs with until it switches is in
+    SMS_WEBHOOK_SECRET_PREVIOUS_FILE (both made here): a Y under either confirms its order and the phone bill
+    pays. A reply under neither is refused and confirms nothing."""
+    old, new = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    settings.SMS_WEBHOOK_SECRET = new
+    (tmp_path / "sms_webhook_secret_previous.txt").write_text(old + "\n")
+    settings.SMS_WEBHOOK_SECRET_PREVIOUS_FILE = str(tmp_path / "sms_webhook_secret_previous.txt")
+    body = sms_body()
+    before = state()
+
+    assert post_sms(body, hmac_hex(secrets.token_urlsafe(32), body)).status_code == 403
+    assert post_sms(body, hmac_hex(sandbox_secret("sms_webhook_secret.txt"), body)).status_code == 403
+    assert post_sms(body, hmac_hex(old, body + b" ")).status_code == 403
+    settle()
+    assert state() == before
+    assert Order.objects.get(order_no=sms_pending).status == "payment_pending"
+
+    assert post_sms(body, hmac_hex(old, body)).status_code == 200  # the gateway has not switched yet
+    settle()
+    assert Order.objects.get(order_no=sms_pending).status == "completed"
+    assert "SMS reply signed with SMS_WEBHOOK_SECRET_PREVIOUS" in caplog.text  # what tells it has not
+
+    second = confirm_by_sms(api, frozen)
+    body = sms_body()
+    assert post_sms(body, hmac_hex(new, body)).status_code == 200  # it has
+    settle()
+    assert Order.objects.get(order_no=second).status == "completed"
+    assert SimSmpSubscription.objects.filter(order_no__in=[sms_pending, second], charge="phone_bill").count() == 2
+
+
+def test_once_the_previous_sms_secret_is_removed_replies_under_it_are_refused(
+    api, sms_pending, frozen, settings, tmp_path
+):
+    """After the switch: the previous secret's file removed before the restart that unsets it, then the setting
+    unset. Either way a reply under it is refused and confirms nothing, and the current secret goes on."""
+    old, new = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    previous = tmp_path / "sms_webhook_secret_previous.txt"
+    previous.write_text(old)
+    settings.SMS_WEBHOOK_SECRET = new
+    settings.SMS_WEBHOOK_SECRET_PREVIOUS_FILE = str(previous)
+    body = sms_body()
+    assert post_sms(body, hmac_hex(old, body)).status_code == 200
+    settle()
+    assert Order.objects.get(order_no=sms_pending).status == "completed"
+
+    second = confirm_by_sms(api, frozen)
+    previous.unlink()
+    body = sms_body()
+    before = state()
+    assert post_sms(body, hmac_hex(old, body)).status_code == 403
+    settings.SMS_WEBHOOK_SECRET_PREVIOUS_FILE = ""
+    assert post_sms(body, hmac_hex(old, body)).status_code == 403
+    settle()
+    assert state() == before
+    assert Order.objects.get(order_no=second).status == "payment_pending"
+
+    assert post_sms(body, hmac_hex(new, body)).status_code == 200
+    settle()
+    assert Order.objects.get(order_no=second).status == "completed"
+
+
+def test_a_reply_under_the_previous_sms_secret_costs_no_more_statements(demo, settings, frozen):
+    """The reply's path reads its secrets from the settings and their files, never from the database: a reply
+    (with no confirmation pending) under the previous secret takes the statements one under the current does."""
+    old = secrets.token_urlsafe(32)
+    current = sandbox_secret("sms_webhook_secret.txt")
+    body = sms_body("13800000077")
+    with CaptureQueriesContext(connection) as alone:
+        assert post_sms(body, hmac_hex(current, body)).json() == {"outcome": "none_pending"}
+    settings.SMS_WEBHOOK_SECRET_PREVIOUS = old
+    frozen.shift(timedelta(seconds=5))
+    body = sms_body("13800000077")
+    with CaptureQueriesContext(connection) as under_previous:
+        assert post_sms(body, hmac_hex(old, body)).json() == {"outcome": "none_pending"}
+
+    assert len(under_previous) == len(alone), [q["sql"] for q in under_previous]
 
 
 MALFORMED_SMS = [

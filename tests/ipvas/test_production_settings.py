@@ -72,6 +72,10 @@ PASSES: dict[str, dict[str, str | None]] = {
         "WECHATPAY_PLATFORM_PUBLIC_KEY_FILE": None,
         "WECHATPAY_PLATFORM_PUBLIC_KEYS": "{keys}/wechatpay_platform_keys",
     },
+    # While the SMS gateway switches: the other secret beside the current one.
+    "sms-previous-secret": {
+        "SMS_WEBHOOK_SECRET_PREVIOUS_FILE": "{keys}/sms_webhook_secret_previous.txt",
+    },
 }
 
 # case -> (changes to PRODUCTION_ENV, None to remove a variable; what the refusal must name)
@@ -152,6 +156,15 @@ REFUSALS: dict[str, tuple[dict[str, str | None], str]] = {
     ),
     "crm-sso-without-key": ({"CRM_SSO_PUBLIC_KEY_FILE": None}, "CRM_SSO_PUBLIC_KEY"),
     "sms-webhook-without-secret": ({"SMS_WEBHOOK_SECRET_FILE": None}, "SMS_WEBHOOK_SECRET"),
+    # The other secret accepted while the gateway switches: read.
+    "sms-webhook-previous-secret-unreadable": (
+        {"SMS_WEBHOOK_SECRET_PREVIOUS_FILE": "{keys}/unreadable.pem"},
+        "SMS_WEBHOOK_SECRET_PREVIOUS_FILE",
+    ),
+    "sms-webhook-previous-secret-empty": (
+        {"SMS_WEBHOOK_SECRET_PREVIOUS_FILE": "{keys}/empty.txt"},
+        "SMS_WEBHOOK_SECRET_PREVIOUS_FILE",
+    ),
 }
 
 
@@ -191,6 +204,9 @@ def write_keys(keys: Path) -> None:
         (keys / f"{name}_public.pem").write_bytes(public)
     (keys / "wechatpay_apiv3.txt").write_text(secrets.token_hex(16) + "\n")
     (keys / "sms_webhook_secret.txt").write_text(secrets.token_urlsafe(32))
+    # The gateway's other secret, while it switches.
+    (keys / "sms_webhook_secret_previous.txt").write_text(secrets.token_urlsafe(32) + "\n")
+    (keys / "empty.txt").write_text("\n")
     # Not readable as a file, even by root (a secret mounted as a directory, say).
     (keys / "unreadable.pem").mkdir()
     # WeChat Pay's keys by id, as an operator installs them for a switch of keys.
@@ -236,7 +252,7 @@ def test_a_complete_production_environment_passes_the_deploy_checks(runs):
 
 
 @pytest.mark.parametrize("case", list(PASSES))
-def test_production_starts_with_wechat_pays_keys_by_id(runs, case):
+def test_production_starts_with_keys_beside_the_current_ones(runs, case):
     result = runs[case]
     assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
 

@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import json
 import re
+import secrets
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -344,6 +345,40 @@ def test_sms_inbound_still_accepts_the_right_signature_and_refuses_a_wrong_one()
     response = client.post("/sms/inbound/", body, "application/json", HTTP_X_SIGNATURE=good.upper())
     assert response.status_code == 200, response.content
     assert response.json() == {"outcome": "none_pending"}
+
+
+@pytest.mark.django_db
+def test_sms_inbound_compares_with_both_secrets_whichever_signed(settings, monkeypatch):
+    """While the gateway switches secrets (SMS_WEBHOOK_SECRET_PREVIOUS), a signature is compared in constant
+    time with each secret, every time: a reply under the current one does not answer sooner than one under the
+    previous, nor a forged one sooner than either."""
+    from callbacks import views
+
+    compared: list[int] = []
+
+    def counting(given: str, expected: str) -> bool:
+        compared.append(1)
+        return views_same_secret(given, expected)
+
+    views_same_secret = views.same_secret
+    monkeypatch.setattr(views, "same_secret", counting)
+    previous = secrets.token_urlsafe(32)
+    settings.SMS_WEBHOOK_SECRET_PREVIOUS = previous
+    current = secret("SMS_WEBHOOK_SECRET", sandbox_file="sms_webhook_secret.txt")
+    client = Client()
+    answers = []
+    for n, key in enumerate((current, previous, secrets.token_urlsafe(32))):
+        body = json.dumps({"from": f"1380000009{n}", "text": "Y", "received_at": "2026-11-25T12:00:00+08:00"}).encode()
+        compared.clear()
+        response = client.post(
+            "/sms/inbound/",
+            body,
+            "application/json",
+            HTTP_X_SIGNATURE=hmac.new(key.encode(), body, "sha256").hexdigest(),
+        )
+        answers.append((response.status_code, len(compared)))
+
+    assert answers == [(200, 2), (200, 2), (403, 2)]
 
 
 @pytest.mark.django_db
