@@ -6,15 +6,17 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from channels_crm.models import Clerk, SsoLogin, SsoTicketUse, Store
-from ipvas.credentials import load_public_key, public_key_pem
+from ipvas.credentials import accepted_public_key_pems, load_public_key
 from ipvas.purge import purge_in_batches
 
 logger = logging.getLogger(__name__)
@@ -37,8 +39,44 @@ class Ticket:
     expires_at: datetime
 
 
-def crm_public_key():  # type: ignore[no-untyped-def]
-    return load_public_key(public_key_pem("CRM_SSO_PUBLIC_KEY", sandbox_private_file="crm_sso_private_key.pem"))
+def crm_public_keys() -> list[RSAPublicKey]:
+    """CRM_SSO_PUBLIC_KEY, then CRM_SSO_PUBLIC_KEY_PREVIOUS while the CRM switches keys (when configured)."""
+    return [
+        load_public_key(pem)
+        for pem in accepted_public_key_pems("CRM_SSO_PUBLIC_KEY", sandbox_private_file="crm_sso_private_key.pem")
+    ]
+
+
+def _decode_with(token: str, key: RSAPublicKey) -> dict[str, Any]:
+    return jwt.decode(
+        token,
+        key,
+        algorithms=["RS256"],
+        audience=settings.CRM_SSO_AUDIENCE,
+        issuer=settings.CRM_SSO_ISSUER,
+        leeway=LEEWAY_SECONDS,
+        options={"require": REQUIRED_CLAIMS},
+    )
+
+
+def _decode(token: str) -> dict[str, Any]:
+    """The ticket's claims, verified with the CRM's key, or with its other key while it switches. The CRM's
+    tickets name no key (no ``kid``, docs/interfaces.md §5), so a signature that is not the first key's is tried
+    with the other; anything else wrong with a ticket (its algorithm, its claims) is so under either key, and
+    refused at once."""
+    current, *others = crm_public_keys()
+    try:
+        return _decode_with(token, current)
+    except jwt.InvalidSignatureError:
+        for other in others:
+            try:
+                claims = _decode_with(token, other)
+            except jwt.InvalidSignatureError:
+                continue
+            # Until these stop, the CRM has not switched (or has switched back): CRM_SSO_PUBLIC_KEY_PREVIOUS stays.
+            logger.info("SSO ticket signed with CRM_SSO_PUBLIC_KEY_PREVIOUS")
+            return claims
+        raise
 
 
 def _text(claims: dict[str, object], name: str, max_length: int) -> str:
@@ -58,15 +96,7 @@ def verify_ticket(token: str) -> Ticket:
     if len(token) > 4096:
         raise TicketRefused("the ticket is longer than 4096 characters")
     try:
-        claims = jwt.decode(
-            token,
-            crm_public_key(),
-            algorithms=["RS256"],
-            audience=settings.CRM_SSO_AUDIENCE,
-            issuer=settings.CRM_SSO_ISSUER,
-            leeway=LEEWAY_SECONDS,
-            options={"require": REQUIRED_CLAIMS},
-        )
+        claims = _decode(token)
     except jwt.ExpiredSignatureError:
         raise TicketRefused("the ticket has expired") from None
     except jwt.InvalidAudienceError:

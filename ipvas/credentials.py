@@ -8,7 +8,8 @@ production refuses to start the feature (ImproperlyConfigured). A key ring
 each use (a new one is taken without a restart); a key is parsed once per
 process (``load_public_key``, cached by its PEM). Where a partner names no
 key, ``X_PREVIOUS`` (or ``X_PREVIOUS_FILE``) holds the other key or secret
-accepted beside ``X`` while the partner switches (``accepted_secrets``).
+accepted beside ``X`` while the partner switches (``accepted_secrets``,
+``accepted_public_key_pems``).
 """
 
 from __future__ import annotations
@@ -74,6 +75,15 @@ def accepted_secrets(name: str, *, sandbox_file: str) -> list[str]:
     accepted = [secret(name, sandbox_file=sandbox_file)]
     other = _previous(name).strip()
     if other:
+        accepted.append(other)
+    return accepted
+
+
+def accepted_public_key_pems(name: str, *, sandbox_private_file: str) -> list[str]:
+    """The public key ``name``, then ``name_PREVIOUS`` when one is configured (as ``accepted_secrets``)."""
+    accepted = [public_key_pem(name, sandbox_private_file=sandbox_private_file)]
+    other = _previous(name)
+    if other.strip():
         accepted.append(other)
     return accepted
 

@@ -26,6 +26,7 @@ KEY_SETTINGS = (
     "SMS_WEBHOOK_SECRET",
     "SMS_WEBHOOK_SECRET_PREVIOUS",
     "CRM_SSO_PUBLIC_KEY",
+    "CRM_SSO_PUBLIC_KEY_PREVIOUS",
 )
 
 
@@ -160,6 +161,14 @@ def require_public_key_by_id(ring: str, single: str, key_id: str) -> None:
     if keys and not configured(single).strip():
         raise ImproperlyConfigured(f"{single}_ID={key_id} has no key: give it in {ring} or in {single}[_FILE].")
     require_public_key(single)
+
+
+def check_public_key_if_set(name: str) -> None:
+    """An optional key (``X_PREVIOUS``, accepted beside ``X`` while a partner switches keys), when given, is an
+    RSA public key."""
+    pem = configured(name)
+    if pem.strip():
+        _check_public_key(name, pem)
 
 
 def require_secret(name: str, *, length: int | None = None) -> None:

@@ -585,6 +585,9 @@ CRM_ACTIVITY_DEADLINE_SECONDS = env_int("CRM_ACTIVITY_DEADLINE_SECONDS", 120, mi
 # Single sign-on tickets: RS256 JWTs signed by the CRM (docs/interfaces.md §5).
 CRM_SSO_PUBLIC_KEY = env_str("CRM_SSO_PUBLIC_KEY")
 CRM_SSO_PUBLIC_KEY_FILE = env_str("CRM_SSO_PUBLIC_KEY_FILE")
+# While the CRM switches keys, the other one (the next or the previous): a ticket signed with either is accepted.
+CRM_SSO_PUBLIC_KEY_PREVIOUS = env_str("CRM_SSO_PUBLIC_KEY_PREVIOUS")
+CRM_SSO_PUBLIC_KEY_PREVIOUS_FILE = env_str("CRM_SSO_PUBLIC_KEY_PREVIOUS_FILE")
 CRM_SSO_ISSUER = env_str("CRM_SSO_ISSUER", "crm")
 CRM_SSO_AUDIENCE = env_str("CRM_SSO_AUDIENCE", "ipvas")
 CRM_SSO_MAX_TICKET_SECONDS = env_int("CRM_SSO_MAX_TICKET_SECONDS", 120, minimum=1)
@@ -663,6 +666,9 @@ if PRODUCTION:
     # The clerks' sign-in and the customers' SMS replies verify these whatever the adapters.
     keycheck.require_public_key("CRM_SSO_PUBLIC_KEY")
     keycheck.require_secret("SMS_WEBHOOK_SECRET")
+    # And the CRM's other key accepted beside it while the CRM switches, when given (SMS_WEBHOOK_SECRET_PREVIOUS's
+    # file, like every X_FILE, is read above: check_files).
+    keycheck.check_public_key_if_set("CRM_SSO_PUBLIC_KEY_PREVIOUS")
 
 # --- logging and metrics ------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").strip().upper()

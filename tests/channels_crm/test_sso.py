@@ -187,6 +187,73 @@ def test_a_forged_ticket_is_refused_by_the_sandbox_key_too(demo, settings):
     assert_signed_out(client)
 
 
+# --- the CRM switching keys: CRM_SSO_PUBLIC_KEY_PREVIOUS accepted beside CRM_SSO_PUBLIC_KEY ----------------
+
+
+@cache
+def _next_crm_key_pem() -> str:
+    """The key the CRM switches to: made here, as the real one is made at the CRM."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def _public_pem(private_pem: str) -> str:
+    key = serialization.load_pem_private_key(private_pem.encode(), password=None)
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+def assert_refused_for_its_signature(token: str) -> None:
+    client = Client()
+    response = sso(client, token)
+    assert response.status_code == 403
+    assert "signature" in SsoLogin.objects.filter(accepted=False).latest("pk").reason
+    assert_signed_out(client)
+
+
+def test_while_the_crm_switches_keys_a_ticket_under_either_signs_the_clerk_in(demo, settings, tmp_path, caplog):
+    """CRM_SSO_PUBLIC_KEY is the CRM's next key, CRM_SSO_PUBLIC_KEY_PREVIOUS_FILE the one it signs with until it
+    switches (the sandbox's here): the tickets name no key, and each signs its clerk in. A third key is refused."""
+    settings.CRM_SSO_PUBLIC_KEY = _public_pem(_next_crm_key_pem())
+    (tmp_path / "crm_sso_previous.pem").write_text(sandbox_public_key_pem(CRM_KEY))
+    settings.CRM_SSO_PUBLIC_KEY_PREVIOUS_FILE = str(tmp_path / "crm_sso_previous.pem")
+
+    before_the_switch = Client()
+    assert sso(before_the_switch, ticket()).status_code == 302
+    assert int(before_the_switch.session["_auth_user_id"]) == Clerk.objects.get(staff_id="clerk01").user_id
+    assert "SSO ticket signed with CRM_SSO_PUBLIC_KEY_PREVIOUS" in caplog.text  # the CRM has not switched yet
+    after_the_switch = Client()
+    assert sso(after_the_switch, sign(claims(sub="clerk77", name="王小明"), key=_next_crm_key_pem())).status_code == 302
+    assert int(after_the_switch.session["_auth_user_id"]) == Clerk.objects.get(staff_id="clerk77").user_id
+    assert after_the_switch.get(NEW_ORDER).status_code == 200
+
+    assert_refused_for_its_signature(sign(claims(sub="clerk78"), key=_foreign_key_pem()))
+    assert not Clerk.objects.filter(staff_id="clerk78").exists()
+    assert SsoLogin.objects.filter(accepted=True).count() == 2
+
+
+def test_once_the_crms_previous_key_is_removed_its_tickets_are_refused(demo, settings, tmp_path):
+    """After the switch: the previous key's file removed before the restart that unsets it, then the setting
+    unset. Either way a ticket under it is refused (not an error), and the current key goes on."""
+    previous = tmp_path / "crm_sso_previous.pem"
+    previous.write_text(sandbox_public_key_pem(CRM_KEY))
+    settings.CRM_SSO_PUBLIC_KEY = _public_pem(_next_crm_key_pem())
+    settings.CRM_SSO_PUBLIC_KEY_PREVIOUS_FILE = str(previous)
+    assert sso(Client(), ticket()).status_code == 302
+
+    previous.unlink()
+    assert_refused_for_its_signature(ticket())
+    settings.CRM_SSO_PUBLIC_KEY_PREVIOUS_FILE = ""
+    assert_refused_for_its_signature(ticket())
+
+    assert sso(Client(), sign(claims(), key=_next_crm_key_pem())).status_code == 302
+
+
 def test_a_request_without_a_ticket_is_refused(demo):
     client = Client()
     response = client.get("/crm/sso/")

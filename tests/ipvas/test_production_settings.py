@@ -72,8 +72,9 @@ PASSES: dict[str, dict[str, str | None]] = {
         "WECHATPAY_PLATFORM_PUBLIC_KEY_FILE": None,
         "WECHATPAY_PLATFORM_PUBLIC_KEYS": "{keys}/wechatpay_platform_keys",
     },
-    # While the SMS gateway switches: the other secret beside the current one.
-    "sms-previous-secret": {
+    # While the CRM and the SMS gateway switch: the other key and secret beside the current ones.
+    "crm-and-sms-previous-key-and-secret": {
+        "CRM_SSO_PUBLIC_KEY_PREVIOUS_FILE": "{keys}/crm_sso_previous_public.pem",
         "SMS_WEBHOOK_SECRET_PREVIOUS_FILE": "{keys}/sms_webhook_secret_previous.txt",
     },
 }
@@ -156,7 +157,19 @@ REFUSALS: dict[str, tuple[dict[str, str | None], str]] = {
     ),
     "crm-sso-without-key": ({"CRM_SSO_PUBLIC_KEY_FILE": None}, "CRM_SSO_PUBLIC_KEY"),
     "sms-webhook-without-secret": ({"SMS_WEBHOOK_SECRET_FILE": None}, "SMS_WEBHOOK_SECRET"),
-    # The other secret accepted while the gateway switches: read.
+    # The other key or secret accepted while the CRM or the gateway switches: read, and a public key.
+    "crm-sso-previous-key-missing-file": (
+        {"CRM_SSO_PUBLIC_KEY_PREVIOUS_FILE": "{keys}/no-such-file.pem"},
+        "CRM_SSO_PUBLIC_KEY_PREVIOUS_FILE",
+    ),
+    "crm-sso-previous-key-is-a-private-key": (
+        {"CRM_SSO_PUBLIC_KEY_PREVIOUS_FILE": "{keys}/crm_sso.pem"},
+        "CRM_SSO_PUBLIC_KEY_PREVIOUS",
+    ),
+    "crm-sso-previous-key-is-not-a-key": (
+        {"CRM_SSO_PUBLIC_KEY_PREVIOUS": "not a key"},
+        "CRM_SSO_PUBLIC_KEY_PREVIOUS",
+    ),
     "sms-webhook-previous-secret-unreadable": (
         {"SMS_WEBHOOK_SECRET_PREVIOUS_FILE": "{keys}/unreadable.pem"},
         "SMS_WEBHOOK_SECRET_PREVIOUS_FILE",
@@ -204,7 +217,11 @@ def write_keys(keys: Path) -> None:
         (keys / f"{name}_public.pem").write_bytes(public)
     (keys / "wechatpay_apiv3.txt").write_text(secrets.token_hex(16) + "\n")
     (keys / "sms_webhook_secret.txt").write_text(secrets.token_urlsafe(32))
-    # The gateway's other secret, while it switches.
+    # The CRM's and the gateway's other key and secret, while they switch.
+    crm_previous = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    (keys / "crm_sso_previous_public.pem").write_bytes(
+        crm_previous.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     (keys / "sms_webhook_secret_previous.txt").write_text(secrets.token_urlsafe(32) + "\n")
     (keys / "empty.txt").write_text("\n")
     # Not readable as a file, even by root (a secret mounted as a directory, say).
