@@ -122,8 +122,36 @@ def _required(name: str) -> str:
     return value
 
 
+# The PEM keys among KEY_SETTINGS, by kind: one given is checked in any set-up (``check_kinds``).
+PRIVATE_KEY_SETTINGS = ("WECHATPAY_MERCHANT_PRIVATE_KEY", "ALIPAY_APP_PRIVATE_KEY")
+PUBLIC_KEY_SETTINGS = (
+    "WECHATPAY_PLATFORM_PUBLIC_KEY",
+    "ALIPAY_PUBLIC_KEY",
+    "CRM_SSO_PUBLIC_KEY",
+    "CRM_SSO_PUBLIC_KEY_PREVIOUS",
+)
+
+
+def check_kinds() -> None:
+    """Every PEM key given (``X`` or ``X_FILE``, and each of a key ring) is a key of its kind, in any set-up: the
+    sandbox generates the keys not given, but one given is the operator's, and a wrong one (a certificate for a
+    public key, a private key for a public one) would fail only at the first payment, notification or sign-in."""
+    for name in PRIVATE_KEY_SETTINGS:
+        pem = configured(name)
+        if pem.strip():
+            _check_private_key(name, pem)
+    for name in PUBLIC_KEY_SETTINGS:
+        check_public_key_if_set(name)
+    for name in KEY_RING_SETTINGS:
+        for each, pem in key_ring(name).items():
+            _check_public_key(f"{name}: {each}", pem)
+
+
 def require_private_key(name: str) -> None:
-    pem = _required(name)
+    _check_private_key(name, _required(name))
+
+
+def _check_private_key(name: str, pem: str) -> None:
     try:
         # The structure only: the full RSA check costs ~0.1 s per start, and the provider refuses a bad key.
         key = serialization.load_pem_private_key(pem.encode(), password=None, unsafe_skip_rsa_key_validation=True)

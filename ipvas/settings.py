@@ -646,9 +646,11 @@ for _name, _path, _url_name, _url in (
     if _path == _ADAPTER_NAMES[_name]["http"] and not _url:
         raise ImproperlyConfigured(f"{_url_name} must be set when {_name}=http.")
 
-# The partners' keys and ids: a key file named but unreadable refuses any start; production refuses to start
-# without what its real clients sign and verify with (ipvas/keycheck.py), rather than failing the first payment.
+# The partners' keys and ids: a key file named but unreadable, or a key given that is not of its kind, refuses any
+# start; production refuses to start without what its real clients sign and verify with (ipvas/keycheck.py),
+# rather than failing the first payment.
 keycheck.check_files()
+keycheck.check_kinds()
 if PRODUCTION:
     if WECHATPAY_ADAPTER == _ADAPTER_NAMES["WECHATPAY_ADAPTER"]["sdk"]:
         for _name in ("WECHATPAY_MCHID", "WECHATPAY_APPID", "WECHATPAY_MERCHANT_SERIAL_NO"):
@@ -666,9 +668,8 @@ if PRODUCTION:
     # The clerks' sign-in and the customers' SMS replies verify these whatever the adapters.
     keycheck.require_public_key("CRM_SSO_PUBLIC_KEY")
     keycheck.require_secret("SMS_WEBHOOK_SECRET")
-    # And the CRM's other key accepted beside it while the CRM switches, when given (SMS_WEBHOOK_SECRET_PREVIOUS's
-    # file, like every X_FILE, is read above: check_files).
-    keycheck.check_public_key_if_set("CRM_SSO_PUBLIC_KEY_PREVIOUS")
+    # The CRM's other key accepted beside it while the CRM switches, when given, is checked above (check_kinds),
+    # and SMS_WEBHOOK_SECRET_PREVIOUS's file read (check_files), as in any set-up.
 
 # --- logging and metrics ------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").strip().upper()

@@ -292,6 +292,69 @@ def test_production_warns_of_what_it_leaves_open(runs, case):
     assert warning in result.stderr + result.stdout, result.stderr[-2000:]
 
 
+# --- any set-up ------------------------------------------------------------------------
+
+# case -> (a key given outside production, not of its kind; what the refusal must name). The sandbox generates
+# the keys not given; one given is the operator's, and a wrong one refuses the start as in production.
+EMBEDDED_REFUSALS: dict[str, tuple[dict[str, str], str]] = {
+    "crm-sso-key-is-a-private-key": ({"CRM_SSO_PUBLIC_KEY_FILE": "{keys}/crm_sso.pem"}, "CRM_SSO_PUBLIC_KEY"),
+    "alipay-public-key-is-not-a-key": ({"ALIPAY_PUBLIC_KEY": "not a key"}, "ALIPAY_PUBLIC_KEY"),
+    "wechatpay-merchant-key-is-a-public-key": (
+        {"WECHATPAY_MERCHANT_PRIVATE_KEY_FILE": "{keys}/wechatpay_merchant_public.pem"},
+        "WECHATPAY_MERCHANT_PRIVATE_KEY",
+    ),
+    "wechatpay-platform-keys-entry-is-a-private-key": (
+        {"WECHATPAY_PLATFORM_PUBLIC_KEYS": f"{NEW_KEY_ID}={{keys}}/wechatpay_merchant.pem"},
+        "WECHATPAY_PLATFORM_PUBLIC_KEYS",
+    ),
+    "crm-sso-previous-key-is-not-a-key": ({"CRM_SSO_PUBLIC_KEY_PREVIOUS": "not a key"}, "CRM_SSO_PUBLIC_KEY_PREVIOUS"),
+}
+# The same settings with keys of their kind start.
+EMBEDDED_KEYS = {
+    "CRM_SSO_PUBLIC_KEY_FILE": "{keys}/crm_sso_public.pem",
+    "CRM_SSO_PUBLIC_KEY_PREVIOUS_FILE": "{keys}/crm_sso_previous_public.pem",
+    "ALIPAY_PUBLIC_KEY_FILE": "{keys}/alipay_public.pem",
+    "WECHATPAY_MERCHANT_PRIVATE_KEY_FILE": "{keys}/wechatpay_merchant.pem",
+    "WECHATPAY_PLATFORM_PUBLIC_KEYS": "{keys}/wechatpay_platform_keys",
+}
+
+
+@pytest.fixture(scope="module")
+def embedded_runs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess[str]]:
+    cases = {"embedded-keys": EMBEDDED_KEYS, **{name: changes for name, (changes, _) in EMBEDDED_REFUSALS.items()}}
+    keys = tmp_path_factory.mktemp("embedded-keys")
+    write_keys(keys)
+
+    def check(name: str) -> subprocess.CompletedProcess[str]:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "DJANGO_SETTINGS_MODULE": "ipvas.settings",
+            "IPVAS_VAR_DIR": str(tmp_path_factory.mktemp(name)),
+            **{setting: value.replace("{keys}", str(keys)) for setting, value in cases[name].items()},
+        }
+        return subprocess.run(
+            [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return dict(zip(cases, pool.map(check, cases), strict=True))
+
+
+def test_keys_of_their_kind_start_outside_production(embedded_runs):
+    result = embedded_runs["embedded-keys"]
+    assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
+
+
+@pytest.mark.parametrize("case", list(EMBEDDED_REFUSALS))
+def test_a_key_not_of_its_kind_refuses_any_start(embedded_runs, case):
+    result = embedded_runs[case]
+    _, name = EMBEDDED_REFUSALS[case]
+    assert result.returncode != 0, "started with a key not of its kind"
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("django.core.exceptions.ImproperlyConfigured: "), result.stderr[-2000:]
+    assert name in last_line, last_line
+
+
 # --- the health check -----------------------------------------------------------------
 
 
