@@ -663,6 +663,9 @@ if PRODUCTION:
         keycheck.require_secret("WECHATPAY_APIV3_KEY", length=32)
     if ALIPAY_ADAPTER == _ADAPTER_NAMES["ALIPAY_ADAPTER"]["sdk"]:
         keycheck.require_set("ALIPAY_APP_ID", ALIPAY_APP_ID)
+        # Our partner id (2088…): a notification or a statement of another merchant is refused by it; unset, both
+        # checks were skipped.
+        keycheck.require_set("ALIPAY_SELLER_ID", ALIPAY_SELLER_ID)
         keycheck.require_private_key("ALIPAY_APP_PRIVATE_KEY")
         keycheck.require_public_key("ALIPAY_PUBLIC_KEY")
     # The clerks' sign-in and the customers' SMS replies verify these whatever the adapters.

@@ -52,6 +52,7 @@ PRODUCTION_ENV = {
     "WECHATPAY_PLATFORM_PUBLIC_KEY_FILE": "{keys}/wechatpay_platform_public.pem",
     "WECHATPAY_APIV3_KEY_FILE": "{keys}/wechatpay_apiv3.txt",
     "ALIPAY_APP_ID": "2021000000000009",
+    "ALIPAY_SELLER_ID": "2088000000000009",
     "ALIPAY_APP_PRIVATE_KEY_FILE": "{keys}/alipay_app.pem",
     "ALIPAY_PUBLIC_KEY_FILE": "{keys}/alipay_public.pem",
     "CRM_SSO_PUBLIC_KEY_FILE": "{keys}/crm_sso_public.pem",
@@ -93,6 +94,8 @@ REFUSALS: dict[str, tuple[dict[str, str | None], str]] = {
     "no-database-url": ({"DATABASE_URL": None}, "DATABASE_URL"),
     "no-redis": ({"REDIS_URL": None}, "REDIS_URL"),
     "debug-on": ({"DEBUG": "1"}, "DEBUG"),
+    # Unset, a notification's seller_id and a statement's account were not checked at all.
+    "no-alipay-seller-id": ({"ALIPAY_SELLER_ID": None}, "ALIPAY_SELLER_ID"),
     "no-allowed-hosts": ({"ALLOWED_HOSTS": None}, "ALLOWED_HOSTS"),
     "no-broker": ({"CELERY_BROKER_URL": None}, "CELERY_BROKER_URL"),
     # Started silently before, and failed later: at the first payment, notification, sign-in or log line.
