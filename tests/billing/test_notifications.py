@@ -42,6 +42,7 @@ from sandbox import payments as sandbox_payments
 from sandbox import sms as sandbox_sms
 from sandbox.models import SimRefund, SimSmpSubscription, SimTrade, SimTradeStatus
 from tests.epg_api.support import Api, new_api_key, provider_pay, settle, when
+from tests.support.keys import made_key, public_pem
 
 NOW = "2026-11-25 12:00:20+08:00"
 WECHAT_URL = "/billing/notify/wechatpay/"
@@ -68,20 +69,14 @@ def _providers_public_keys_configured(settings):
         ("WECHATPAY_PLATFORM_PUBLIC_KEY", "wechatpay_platform_private_key.pem"),
         ("ALIPAY_PUBLIC_KEY", "alipay_private_key.pem"),
     ):
-        public = sandbox_key(private).public_key()
-        setattr(
-            settings,
-            setting,
-            public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode(),
-        )
+        setattr(settings, setting, public_pem(sandbox_key(private)))
 
 
 # --- the providers' algorithms, written here independently of billing/providers -------
 
 
-@cache
 def forger_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return made_key("a forger of notifications")
 
 
 @cache
@@ -444,18 +439,9 @@ NEW_KEY_ID = "PUB_KEY_ID_0119000000012027010100000000000002"
 UNKNOWN_KEY_ID = "PUB_KEY_ID_0119999999992026112500000000009"
 
 
-@cache
 def new_platform_key() -> rsa.RSAPrivateKey:
     """The key WeChat Pay switches to: made here, as the real one is made at WeChat Pay."""
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def public_pem(key: rsa.RSAPrivateKey) -> str:
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
+    return made_key("WeChat Pay's next platform key")
 
 
 def test_while_wechat_pay_switches_keys_notifications_under_either_configured_key_are_accepted(

@@ -17,8 +17,6 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from django.utils import timezone
 
 from adapters.alipay.client import AlipayClient
@@ -36,6 +34,7 @@ from ipvas.keyfiles import sandbox_private_key_pem, sandbox_public_key_pem
 from sandbox import faults, payments
 from sandbox.models import SimRefund, SimTrade
 from sandbox.views import provider_fakes_wechatpay as wechat_fake
+from tests.support.keys import made_key, private_pem, public_pem
 
 PROVIDERS = ["wechatpay", "alipay"]
 KEY_SETTINGS = [
@@ -56,16 +55,8 @@ def sandbox_keys(tmp_path_factory):
 @pytest.fixture(scope="session")
 def stranger_key() -> tuple[str, str]:
     """Another RSA key pair (private, public PEM), nobody's in the sandbox."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
+    key = made_key("a stranger to the sandbox")
+    return private_pem(key), public_pem(key)
 
 
 @pytest.fixture

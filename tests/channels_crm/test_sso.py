@@ -11,13 +11,10 @@ import hashlib
 import hmac
 import json
 import time
-from functools import cache
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils.html import escape
@@ -26,6 +23,7 @@ from channels_crm.models import Clerk, SsoLogin, SsoTicketUse, Store
 from ipvas.keyfiles import sandbox_public_key_pem
 from sandbox.views.crm import sign_ticket
 from tests.channels_crm.support import CRM_KEY, claims, sign, sign_in, sso, ticket
+from tests.support.keys import made_key, private_pem, public_pem
 
 NEW_ORDER = "/crm/orders/new/"
 
@@ -47,12 +45,8 @@ def _unsigned(payload: dict) -> str:
     return f"{header}.{_b64(json.dumps(payload).encode())}."
 
 
-@cache
 def _foreign_key_pem() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
+    return private_pem(made_key("a forger of CRM tickets"))
 
 
 def assert_signed_out(client: Client) -> None:
@@ -190,22 +184,11 @@ def test_a_forged_ticket_is_refused_by_the_sandbox_key_too(demo, settings):
 # --- the CRM switching keys: CRM_SSO_PUBLIC_KEY_PREVIOUS accepted beside CRM_SSO_PUBLIC_KEY ----------------
 
 
-@cache
+NEXT_CRM_KEY = "the key the CRM switches to"
+
+
 def _next_crm_key_pem() -> str:
-    """The key the CRM switches to: made here, as the real one is made at the CRM."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-
-
-def _public_pem(private_pem: str) -> str:
-    key = serialization.load_pem_private_key(private_pem.encode(), password=None)
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
+    return private_pem(made_key(NEXT_CRM_KEY))
 
 
 def assert_refused_for_its_signature(token: str) -> None:
@@ -219,7 +202,7 @@ def assert_refused_for_its_signature(token: str) -> None:
 def test_while_the_crm_switches_keys_a_ticket_under_either_signs_the_clerk_in(demo, settings, tmp_path, caplog):
     """CRM_SSO_PUBLIC_KEY is the CRM's next key, CRM_SSO_PUBLIC_KEY_PREVIOUS_FILE the one it signs with until it
     switches (the sandbox's here): the tickets name no key, and each signs its clerk in. A third key is refused."""
-    settings.CRM_SSO_PUBLIC_KEY = _public_pem(_next_crm_key_pem())
+    settings.CRM_SSO_PUBLIC_KEY = public_pem(made_key(NEXT_CRM_KEY))
     (tmp_path / "crm_sso_previous.pem").write_text(sandbox_public_key_pem(CRM_KEY))
     settings.CRM_SSO_PUBLIC_KEY_PREVIOUS_FILE = str(tmp_path / "crm_sso_previous.pem")
 
@@ -242,7 +225,7 @@ def test_once_the_crms_previous_key_is_removed_its_tickets_are_refused(demo, set
     unset. Either way a ticket under it is refused (not an error), and the current key goes on."""
     previous = tmp_path / "crm_sso_previous.pem"
     previous.write_text(sandbox_public_key_pem(CRM_KEY))
-    settings.CRM_SSO_PUBLIC_KEY = _public_pem(_next_crm_key_pem())
+    settings.CRM_SSO_PUBLIC_KEY = public_pem(made_key(NEXT_CRM_KEY))
     settings.CRM_SSO_PUBLIC_KEY_PREVIOUS_FILE = str(previous)
     assert sso(Client(), ticket()).status_code == 302
 

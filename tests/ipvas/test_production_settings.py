@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.support.keys import made_key, private_pem, public_pem
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_KEY = "".join(secrets.choice(string.ascii_letters + string.digits + "!@#%^&*(-_=+)") for _ in range(50))
@@ -209,22 +209,13 @@ def environment(changes: dict[str, str | None], var_dir: Path, keys: Path) -> di
 def write_keys(keys: Path) -> None:
     """The partners' keys as an operator installs them: PEM files, and the secrets in text files."""
     for name in ("wechatpay_merchant", "wechatpay_platform", "alipay_app", "alipay", "crm_sso"):
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        private = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        public = key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        (keys / f"{name}.pem").write_bytes(private)
-        (keys / f"{name}_public.pem").write_bytes(public)
+        key = made_key(f"the operator's {name}")
+        (keys / f"{name}.pem").write_text(private_pem(key))
+        (keys / f"{name}_public.pem").write_text(public_pem(key))
     (keys / "wechatpay_apiv3.txt").write_text(secrets.token_hex(16) + "\n")
     (keys / "sms_webhook_secret.txt").write_text(secrets.token_urlsafe(32))
     # The CRM's and the gateway's other key and secret, while they switch.
-    crm_previous = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
-    (keys / "crm_sso_previous_public.pem").write_bytes(
-        crm_previous.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
+    (keys / "crm_sso_previous_public.pem").write_text(public_pem(made_key("the operator's crm_sso_previous")))
     (keys / "sms_webhook_secret_previous.txt").write_text(secrets.token_urlsafe(32) + "\n")
     (keys / "empty.txt").write_text("\n")
     # Not readable as a file, even by root (a secret mounted as a directory, say).
