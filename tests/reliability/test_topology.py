@@ -28,6 +28,9 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -47,25 +50,31 @@ LOCK_TIMEOUT = 10  # BEAT_LOCK_TIMEOUT_SECONDS, its minimum
 TERMINAL_WITHIN = 75  # seconds after the kills: the payment window (25 s) and a provisioning retry, with room
 
 
-@pytest.fixture
-def topology(tmp_path) -> Iterator[Topology]:
+@contextmanager
+def running(tmp_path: Path, name: str, *processes: str, **options: Any) -> Iterator[tuple[Topology, dict]]:
+    """A Topology over servers of its own, with ``processes`` started (all of them when none is named)."""
     haproxy = program("haproxy", package="haproxy")
     with own_servers() as servers:
         stack = Topology(
-            name="topology",
+            name=name,
             var_dir=tmp_path / "var",
             postgres=servers["postgres"],
             broker=servers["broker"],
             cache=servers["cache"],
-            worker_concurrency=2,
             haproxy=haproxy,
-            beat_lock_timeout=LOCK_TIMEOUT,
+            **options,
         )
         try:
-            stack.start()
-            yield stack
+            stack.start(*processes)
+            yield stack, servers
         finally:
             stack.stop()
+
+
+@pytest.fixture
+def topology(tmp_path) -> Iterator[Topology]:
+    with running(tmp_path, "topology", worker_concurrency=2, beat_lock_timeout=LOCK_TIMEOUT) as (stack, _servers):
+        yield stack
 
 
 def test_one_web_node_worker_and_the_active_beat_killed_mid_burst_lose_and_double_nothing(topology, capsys):
@@ -205,21 +214,8 @@ def test_one_web_node_worker_and_the_active_beat_killed_mid_burst_lose_and_doubl
 @pytest.fixture
 def web_nodes(tmp_path) -> Iterator[tuple[Topology, dict]]:
     """The two web nodes and the proxy only (no workers, no beats): what a cache outage meets first."""
-    haproxy = program("haproxy", package="haproxy")
-    with own_servers() as servers:
-        stack = Topology(
-            name="cachedown",
-            var_dir=tmp_path / "var",
-            postgres=servers["postgres"],
-            broker=servers["broker"],
-            cache=servers["cache"],
-            haproxy=haproxy,
-        )
-        try:
-            stack.start("web-a", "web-b", "proxy")
-            yield stack, servers
-        finally:
-            stack.stop()
+    with running(tmp_path, "cachedown", "web-a", "web-b", "proxy") as started:
+        yield started
 
 
 def test_the_cache_down_on_every_node_leaves_them_answering_through_the_proxy(web_nodes):
