@@ -9,7 +9,7 @@ read the whole table, and the rows each search must find.
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 from django.db import connection
@@ -27,34 +27,19 @@ from billing.models import (
     StatementLine,
 )
 from orders.constants import OrderStatus
-from orders.models import Entitlement, Order
+from orders.models import Order
+from tests import test_query_counts
 from tests.factories import OrderFactory, ProductFactory
+from tests.test_query_counts import new_entitlement
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture
-def staff(django_user_model) -> Client:
-    client = Client()
-    client.force_login(django_user_model.objects.create_superuser("volume", "volume@example.com", "pw"))
-    return client
+# The superuser's client of tests/test_query_counts.py, as a fixture here too.
+staff = test_query_counts.staff
 
 
 def completed(**fields: object) -> Order:
     return OrderFactory(status=OrderStatus.COMPLETED, deadline_at=None, **fields)
-
-
-def entitled(order: Order) -> Entitlement:
-    start = timezone.now()
-    return Entitlement.objects.create(
-        order=order,
-        tv_account=order.tv_account,
-        product=order.product,
-        product_code=order.product.code,
-        kind=order.product.kind,
-        starts_at=start,
-        ends_at=start + timedelta(days=30),
-    )
 
 
 def paid(order: Order, n: int) -> tuple[Payment, LedgerEntry]:
@@ -100,8 +85,8 @@ def test_orders_are_found_by_number_account_or_mobile_with_exact_comparisons(sta
 
 
 def test_entitlements_are_found_through_their_orders_indexes(staff):
-    mine = entitled(completed(tv_account="tv7101"))
-    other = entitled(completed(tv_account="tv7102"))
+    mine = new_entitlement(completed(tv_account="tv7101"))
+    other = new_entitlement(completed(tv_account="tv7102"))
     for term, found in [("tv7101", {mine.pk}), (other.order.order_no, {other.pk}), ("tv71", set())]:
         rows, sql = listed(staff, "/admin/orders/entitlement/", {"q": term})
         assert rows == found, term
@@ -124,7 +109,7 @@ def test_sms_confirmations_are_found_by_their_orders_mobile_or_number(staff):
 
 def test_the_entitlements_product_filter_lists_the_products_not_the_codes_the_rows_hold(staff):
     month, year = ProductFactory(code="VOL-MONTH"), ProductFactory(code="VOL-YEAR")
-    kept = entitled(completed(product=month))
+    kept = new_entitlement(completed(product=month))
     ProductFactory(code="VOL-NEVER")  # never sold: offered too, and finds nothing
     rows, sql = listed(staff, "/admin/orders/entitlement/", {})
     assert rows == {kept.pk}
