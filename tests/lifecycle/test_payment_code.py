@@ -720,6 +720,38 @@ class WorkerDied(Exception):
     """The worker process ends here: after the provider's answer, before our commit."""
 
 
+def paid_at_the_last_moment_then_reversed(monkeypatch, then: Exception):  # type: ignore[no-untyped-def]
+    """The customer confirms in the app just before our reverse, which gives the money back; then ``then`` is
+    raised (the worker dies, or the reverse's answer is lost). Returns the simulator's own reverse."""
+    from sandbox.simulators.providers import SimulatedProvider
+
+    reverse = SimulatedProvider.reverse
+
+    def paid_then_reversed(self, out_trade_no):  # type: ignore[no-untyped-def]
+        payments.pay_trade(self.name, out_trade_no)
+        reverse(self, out_trade_no)
+        raise then
+
+    monkeypatch.setattr(SimulatedProvider, "reverse", paid_then_reversed)
+    return reverse
+
+
+def queried_as_refunded_once_reversed(monkeypatch) -> None:
+    """WeChat Pay's query of a trade paid and then reversed, if it answers 转入退款 (REFUND: paid, money gone
+    back) rather than REVOKED."""
+    from sandbox.simulators.providers import SimulatedProvider
+
+    query = SimulatedProvider.query
+
+    def as_refunded(self, out_trade_no):  # type: ignore[no-untyped-def]
+        trade = query(self, out_trade_no)
+        if SimTrade.objects.get(out_trade_no=out_trade_no).status != SimTradeStatus.REVOKED:
+            return trade
+        return dataclasses.replace(trade, state=TradeState.PAID, refunded=True, transaction_id="4200" + "0" * 24)
+
+    monkeypatch.setattr(SimulatedProvider, "query", as_refunded)
+
+
 def test_a_reverse_that_went_through_before_the_worker_died_is_a_reverse_not_a_decline(
     demo, run_tasks, frozen, provider, monkeypatch
 ):
@@ -758,25 +790,12 @@ def test_a_reverse_of_a_charge_paid_at_the_last_moment_is_not_read_as_paid_when_
     from sandbox.simulators.providers import SimulatedProvider
 
     order = scan(counter_order(run_tasks), code("wechatpay", "0003"))  # the provider never answers
-    reverse, query = SimulatedProvider.reverse, SimulatedProvider.query
-
-    def paid_then_reversed_and_dies(self, out_trade_no):  # type: ignore[no-untyped-def]
-        payments.pay_trade(self.name, out_trade_no)  # confirmed in the app just now
-        reverse(self, out_trade_no)
-        raise WorkerDied
-
-    def as_refunded(self, out_trade_no):  # type: ignore[no-untyped-def]
-        trade = query(self, out_trade_no)
-        if SimTrade.objects.get(out_trade_no=out_trade_no).status != SimTradeStatus.REVOKED:
-            return trade
-        return dataclasses.replace(trade, state=TradeState.PAID, refunded=True, transaction_id="4200" + "0" * 24)
-
-    monkeypatch.setattr(SimulatedProvider, "reverse", paid_then_reversed_and_dies)
+    reverse = paid_at_the_last_moment_then_reversed(monkeypatch, then=WorkerDied())
     with pytest.raises(WorkerDied):
         for _ in range(14):
             later(run_tasks, frozen, 5)
     monkeypatch.setattr(SimulatedProvider, "reverse", reverse)
-    monkeypatch.setattr(SimulatedProvider, "query", as_refunded)
+    queried_as_refunded_once_reversed(monkeypatch)
     assert SimulatedProvider("wechatpay").query(Payment.objects.get(order=order).out_trade_no).refunded
     later(run_tasks, frozen, settings.ORDER_CLAIM_LEASE_SECONDS + 3)  # the sweep finds the order again
 
@@ -937,21 +956,8 @@ def test_a_reverse_retried_after_its_answer_was_lost_reads_a_refunded_trade_as_t
     from sandbox.simulators.providers import SimulatedProvider
 
     order = scan(counter_order(run_tasks), code("wechatpay", "0003"))  # the provider never answers
-    reverse, query = SimulatedProvider.reverse, SimulatedProvider.query
-
-    def paid_then_reversed_answer_lost(self, out_trade_no):  # type: ignore[no-untyped-def]
-        payments.pay_trade(self.name, out_trade_no)  # confirmed in the app just now
-        reverse(self, out_trade_no)
-        raise ProviderUnavailable("wechatpay: read timed out")
-
-    def as_refunded(self, out_trade_no):  # type: ignore[no-untyped-def]
-        trade = query(self, out_trade_no)
-        if SimTrade.objects.get(out_trade_no=out_trade_no).status != SimTradeStatus.REVOKED:
-            return trade
-        return dataclasses.replace(trade, state=TradeState.PAID, refunded=True, transaction_id="4200" + "0" * 24)
-
-    monkeypatch.setattr(SimulatedProvider, "reverse", paid_then_reversed_answer_lost)
-    monkeypatch.setattr(SimulatedProvider, "query", as_refunded)
+    reverse = paid_at_the_last_moment_then_reversed(monkeypatch, then=ProviderUnavailable("wechatpay: read timed out"))
+    queried_as_refunded_once_reversed(monkeypatch)
     run_tasks()
     later(run_tasks, frozen, 55)
     later(run_tasks, frozen, 5)  # the last look, then the reverse: its answer is lost
