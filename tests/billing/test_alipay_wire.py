@@ -16,8 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import alipay as alipay_sdk
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.hashes import SHA256
 from django.utils import timezone
 
@@ -25,24 +24,10 @@ from adapters.alipay import client as client_module
 from adapters.alipay import config
 from adapters.providers.types import RefundState
 from adapters.statements import StatementUnavailable
+from tests.support.keys import made_key, private_pem, public_pem
 
-
-def _pem_private(key: rsa.RSAPrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-
-
-def _pem_public(key: rsa.RSAPrivateKey) -> str:
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-
-
-APP_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-ALIPAY_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+APP_KEY = made_key("our Alipay app key, for the wire tests")
+ALIPAY_KEY = made_key("Alipay's key, for the wire tests")
 
 
 class FakeGateway:
@@ -73,8 +58,8 @@ class FakeGateway:
 def gateway(monkeypatch, settings):
     settings.ALIPAY_APP_ID = "2021000000000001"
     settings.ALIPAY_GATEWAY = "https://openapi.alipay.com/gateway.do"
-    monkeypatch.setattr(config, "app_private_key_pem", lambda: _pem_private(APP_KEY))
-    monkeypatch.setattr(config, "alipay_public_key_pem", lambda: _pem_public(ALIPAY_KEY))
+    monkeypatch.setattr(config, "app_private_key_pem", lambda: private_pem(APP_KEY))
+    monkeypatch.setattr(config, "alipay_public_key_pem", lambda: public_pem(ALIPAY_KEY))
     fake = FakeGateway()
     monkeypatch.setattr(alipay_sdk, "urlopen", fake.urlopen)
     return fake
