@@ -106,15 +106,6 @@ def key_ring(name: str) -> dict[str, str]:
     return keys
 
 
-def check_files() -> None:
-    """Every ``X_FILE`` given can be read (in any set-up: a typo in a path is never a generated key), and so can
-    every file of a key ring."""
-    for name in KEY_SETTINGS:
-        configured(name)
-    for name in KEY_RING_SETTINGS:
-        key_ring(name)
-
-
 def _required(name: str) -> str:
     value = configured(name)
     if not value.strip():
@@ -122,33 +113,27 @@ def _required(name: str) -> str:
     return value
 
 
-# The PEM keys among KEY_SETTINGS, by kind: one given is checked in any set-up (``check_kinds``).
-PRIVATE_KEY_SETTINGS = ("WECHATPAY_MERCHANT_PRIVATE_KEY", "ALIPAY_APP_PRIVATE_KEY")
-PUBLIC_KEY_SETTINGS = (
-    "WECHATPAY_PLATFORM_PUBLIC_KEY",
-    "ALIPAY_PUBLIC_KEY",
-    "CRM_SSO_PUBLIC_KEY",
-    "CRM_SSO_PUBLIC_KEY_PREVIOUS",
-)
-
-
-def check_kinds() -> None:
-    """Every PEM key given (``X`` or ``X_FILE``, and each of a key ring) is a key of its kind, in any set-up: the
-    sandbox generates the keys not given, but one given is the operator's, and a wrong one (a certificate for a
-    public key, a private key for a public one) would fail only at the first payment, notification or sign-in."""
-    for name in PRIVATE_KEY_SETTINGS:
-        pem = configured(name)
-        if pem.strip():
-            _check_private_key(name, pem)
-    for name in PUBLIC_KEY_SETTINGS:
-        check_public_key_if_set(name)
+def check_given() -> None:
+    """In any set-up, each key or secret given is read once: every ``X_FILE`` and every file of a key ring can be
+    read (a typo in a path is never a generated key), and every PEM key is a key of its kind. The sandbox
+    generates the keys not given, but one given is the operator's, and a wrong one (a certificate for a public
+    key, a private key for a public one) would fail only at the first payment, notification or sign-in."""
+    for name in KEY_SETTINGS:
+        value = configured(name)
+        if not value.strip():
+            continue
+        check = PEM_CHECKS.get(name)
+        if check is not None:
+            check(name, value)
     for name in KEY_RING_SETTINGS:
         for each, pem in key_ring(name).items():
             _check_public_key(f"{name}: {each}", pem)
 
 
-def require_private_key(name: str) -> None:
-    _check_private_key(name, _required(name))
+def require_key(name: str) -> None:
+    """Production's key or secret ``name`` is given (its kind and its file are checked in any set-up:
+    ``check_given``)."""
+    _required(name)
 
 
 def _check_private_key(name: str, pem: str) -> None:
@@ -159,10 +144,6 @@ def _check_private_key(name: str, pem: str) -> None:
         raise ImproperlyConfigured(f"{name} is not an unencrypted PEM private key: {exc}") from None
     if not isinstance(key, RSAPrivateKey):
         raise ImproperlyConfigured(f"{name} is not an RSA private key.")
-
-
-def require_public_key(name: str) -> None:
-    _check_public_key(name, _required(name))
 
 
 def _check_public_key(name: str, pem: str) -> None:
@@ -178,25 +159,26 @@ def _check_public_key(name: str, pem: str) -> None:
         raise ImproperlyConfigured(f"{name} is not an RSA public key.")
 
 
+# The PEM keys among KEY_SETTINGS, and the check of their kind: one given is checked in any set-up (``check_given``).
+PEM_CHECKS = {
+    "WECHATPAY_MERCHANT_PRIVATE_KEY": _check_private_key,
+    "ALIPAY_APP_PRIVATE_KEY": _check_private_key,
+    "WECHATPAY_PLATFORM_PUBLIC_KEY": _check_public_key,
+    "ALIPAY_PUBLIC_KEY": _check_public_key,
+    "CRM_SSO_PUBLIC_KEY": _check_public_key,
+    "CRM_SSO_PUBLIC_KEY_PREVIOUS": _check_public_key,
+}
+
+
 def require_public_key_by_id(ring: str, single: str, key_id: str) -> None:
-    """Every key of the ring ``ring`` is an RSA public key, and the id ``key_id`` has one: in the ring, or else
-    the single key ``single`` (or ``single_FILE``)."""
+    """The id ``key_id`` has a key: in the ring ``ring``, or else the single key ``single`` (or ``single_FILE``).
+    Every key of either is checked for its kind in any set-up (``check_given``)."""
     keys = key_ring(ring)
-    for each, pem in keys.items():
-        _check_public_key(f"{ring}: {each}", pem)
     if key_id in keys:
         return
     if keys and not configured(single).strip():
         raise ImproperlyConfigured(f"{single}_ID={key_id} has no key: give it in {ring} or in {single}[_FILE].")
-    require_public_key(single)
-
-
-def check_public_key_if_set(name: str) -> None:
-    """An optional key (``X_PREVIOUS``, accepted beside ``X`` while a partner switches keys), when given, is an
-    RSA public key."""
-    pem = configured(name)
-    if pem.strip():
-        _check_public_key(name, pem)
+    _required(single)
 
 
 def require_secret(name: str, *, length: int | None = None) -> None:

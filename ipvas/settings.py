@@ -649,14 +649,13 @@ for _name, _path, _url_name, _url in (
 # The partners' keys and ids: a key file named but unreadable, or a key given that is not of its kind, refuses any
 # start; production refuses to start without what its real clients sign and verify with (ipvas/keycheck.py),
 # rather than failing the first payment.
-keycheck.check_files()
-keycheck.check_kinds()
+keycheck.check_given()
 if PRODUCTION:
     if WECHATPAY_ADAPTER == _ADAPTER_NAMES["WECHATPAY_ADAPTER"]["sdk"]:
         for _name in ("WECHATPAY_MCHID", "WECHATPAY_APPID", "WECHATPAY_MERCHANT_SERIAL_NO"):
             keycheck.require_set(_name, globals()[_name])
         keycheck.require_set("WECHATPAY_PLATFORM_PUBLIC_KEY_ID", WECHATPAY_PLATFORM_PUBLIC_KEY_ID)
-        keycheck.require_private_key("WECHATPAY_MERCHANT_PRIVATE_KEY")
+        keycheck.require_key("WECHATPAY_MERCHANT_PRIVATE_KEY")
         keycheck.require_public_key_by_id(
             "WECHATPAY_PLATFORM_PUBLIC_KEYS", "WECHATPAY_PLATFORM_PUBLIC_KEY", WECHATPAY_PLATFORM_PUBLIC_KEY_ID
         )
@@ -666,13 +665,13 @@ if PRODUCTION:
         # Our partner id (2088…): a notification or a statement of another merchant is refused by it; unset, both
         # checks were skipped.
         keycheck.require_set("ALIPAY_SELLER_ID", ALIPAY_SELLER_ID)
-        keycheck.require_private_key("ALIPAY_APP_PRIVATE_KEY")
-        keycheck.require_public_key("ALIPAY_PUBLIC_KEY")
+        keycheck.require_key("ALIPAY_APP_PRIVATE_KEY")
+        keycheck.require_key("ALIPAY_PUBLIC_KEY")
     # The clerks' sign-in and the customers' SMS replies verify these whatever the adapters.
-    keycheck.require_public_key("CRM_SSO_PUBLIC_KEY")
+    keycheck.require_key("CRM_SSO_PUBLIC_KEY")
     keycheck.require_secret("SMS_WEBHOOK_SECRET")
-    # The CRM's other key accepted beside it while the CRM switches, when given, is checked above (check_kinds),
-    # and SMS_WEBHOOK_SECRET_PREVIOUS's file read (check_files), as in any set-up.
+    # The CRM's other key and the gateway's other secret, accepted beside them while the partner switches, are
+    # optional; when given they are checked above (check_given), as in any set-up.
 
 # --- logging and metrics ------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").strip().upper()
