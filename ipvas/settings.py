@@ -174,6 +174,26 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
     }
 DATABASES = {"default": _db}
+# A streaming replica of DATABASE_URL for the sales dashboard (ipvas/reports_database.py); none by default.
+REPORTS_DATABASE_URL = env_str("REPORTS_DATABASE_URL").strip()
+if REPORTS_DATABASE_URL:
+    try:
+        _reports = dj_database_url.parse(
+            REPORTS_DATABASE_URL,
+            conn_max_age=_db["CONN_MAX_AGE"],
+            conn_health_checks=True,
+        )
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"REPORTS_DATABASE_URL is not a database URL: {exc}") from None
+    if _reports["ENGINE"] != "django.db.backends.postgresql" or _db["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(
+            "REPORTS_DATABASE_URL is a PostgreSQL replica of DATABASE_URL's PostgreSQL: both must be postgres:// URLs."
+        )
+    # A replica that does not answer costs the dashboard this long before it falls back to the primary.
+    _reports["OPTIONS"] = {"connect_timeout": env_int("REPORTS_DATABASE_CONNECT_TIMEOUT", 3, minimum=1)}
+    _reports["TEST"] = {"MIRROR": "default"}
+    DATABASES["reports"] = _reports
+DATABASE_ROUTERS = ["ipvas.reports_database.ReportsRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache --------------------------------------------------------------------

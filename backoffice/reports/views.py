@@ -29,6 +29,7 @@ from backoffice.reports.tables import TABLES, ReportData, Table
 from backoffice.spreadsheet import csv_lines
 from billing.reconciliation.selectors import latest_run_summary
 from ipvas.money import fen_to_yuan
+from ipvas.reports_database import Source, read_reports
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
@@ -230,17 +231,24 @@ SECTIONS: list[tuple[str, tuple[str, ...]]] = [
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:
-    """The page, or one table as CSV with ``?export=``; staff only and never cached (see urls.py)."""
+    """The page, or one table as CSV with ``?export=``; staff only and never cached (see urls.py).
+
+    Read from the reports' replica when there is one (ipvas.reports_database)."""
     form, r = read_range(request)
     export = request.GET.get("export")
-    data = ReportData(r, only=export)
     if export is not None:
         if export not in TABLES:
             raise Http404(_("There is no such table."))
         if not form.is_valid():
             return HttpResponseBadRequest(_("Invalid date range."), content_type="text/plain; charset=utf-8")
-        return export_csv(TABLES[export](data), r)
+        return read_reports(lambda source: export_csv(TABLES[export](ReportData(r, only=export)), r))
+    return read_reports(lambda source: dashboard_page(request, form, r, source))
 
+
+def dashboard_page(
+    request: HttpRequest, form: ReportRangeForm, r: dict[str, date], source: Source | None
+) -> HttpResponse:
+    data = ReportData(r)
     tables = {key: build(data) for key, build in TABLES.items()}
     chart_svgs = build_charts(data)
     query = {k: v.isoformat() for k, v in r.items()}
@@ -271,5 +279,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "sections": sections,
         # The latest day reconciled: whatever range is shown, finance sees whether yesterday is settled.
         "reconciliation": latest_run_summary(),
+        "source": source,
     }
     return render(request, "admin/reports/dashboard.html", context)

@@ -68,6 +68,8 @@ PASSES: dict[str, dict[str, str | None]] = {
     "wechatpay-platform-keys-beside-the-single-key": {
         "WECHATPAY_PLATFORM_PUBLIC_KEYS": f"{NEW_KEY_ID}={{keys}}/alipay_public.pem",
     },
+    # The sales dashboard on a streaming replica (ipvas/reports_database.py).
+    "reports-replica": {"REPORTS_DATABASE_URL": "postgres://ipvas_reports@replica:5432/ipvas"},
     # Every key in a directory of <id>.pem files, our requests' among them.
     "wechatpay-platform-keys-in-a-directory": {
         "WECHATPAY_PLATFORM_PUBLIC_KEY_FILE": None,
@@ -102,6 +104,14 @@ REFUSALS: dict[str, tuple[dict[str, str | None], str]] = {
     "no-public-base-url": ({"PUBLIC_BASE_URL": None}, "PUBLIC_BASE_URL"),
     "public-base-url-typo": ({"PUBLIC_BASE_URL": "https//ipvas.example.com"}, "PUBLIC_BASE_URL"),
     "database-url-typo": ({"DATABASE_URL": "postgress://postgres@127.0.0.1:5432/ipvas"}, "DATABASE_URL"),
+    "reports-database-url-typo": (
+        {"REPORTS_DATABASE_URL": "postgress://postgres@replica:5432/ipvas"},
+        "REPORTS_DATABASE_URL",
+    ),
+    "reports-database-not-postgresql": (
+        {"REPORTS_DATABASE_URL": "sqlite:////tmp/reports.sqlite3"},
+        "REPORTS_DATABASE_URL",
+    ),
     "redis-url-typo": ({"REDIS_URL": "redis//127.0.0.1:6379/1"}, "REDIS_URL"),
     "broker-url-typo": ({"CELERY_BROKER_URL": "amqq://ipvas:secret@rabbitmq/ipvas"}, "CELERY_BROKER_URL"),
     "timeout-not-a-number": ({"WECHATPAY_TIMEOUT_SECONDS": "5s"}, "WECHATPAY_TIMEOUT_SECONDS"),

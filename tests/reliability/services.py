@@ -249,6 +249,51 @@ class OwnPostgres:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+class OwnStandby(OwnPostgres):
+    """A hot standby of an ``OwnPostgres``, streaming from it: ``pg_basebackup -R`` into a directory of its own,
+    started on its own port. ``pause()`` stops it replaying what it receives, ``resume()`` goes on."""
+
+    def __init__(self, primary: OwnPostgres) -> None:
+        # Not super().__init__(), which would initdb a cluster of its own.
+        self.bin, self.as_user, self.primary = primary.bin, primary.as_user, primary
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="ipvas-pg-standby-"))
+        self.data = self.root / "data"
+        self.socket_dir = self.root / "socket"
+        self.socket_dir.mkdir()
+        self.log = self.root / "postgres.log"
+        if self.as_user:
+            shutil.chown(self.root, "postgres")
+            shutil.chown(self.socket_dir, "postgres")
+        self._run(
+            "pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
+            "-D", str(self.data), "-R", "-X", "stream", "-c", "fast", "--no-sync",
+        )  # fmt: skip
+        self.start()
+
+    def _sql(self, url: str, statement: str, *params: object) -> Any:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            return conn.execute(statement, params).fetchone()
+
+    def pause(self) -> None:
+        self._sql(self.url("postgres"), "select pg_wal_replay_pause()")
+
+    def resume(self) -> None:
+        self._sql(self.url("postgres"), "select pg_wal_replay_resume()")
+
+    def wait_for_primary(self, *, replayed: bool = True, timeout: float = 30) -> None:
+        """Until everything the primary has written so far is received (and, with ``replayed``, replayed)."""
+        (lsn,) = self._sql(self.primary.url("postgres"), "select pg_current_wal_lsn()::text")
+        function = "pg_last_wal_replay_lsn" if replayed else "pg_last_wal_receive_lsn"
+        deadline = time.monotonic() + timeout
+        while not self._sql(self.url("postgres"), f"select coalesce({function}() >= %s::pg_lsn, false)", lsn)[0]:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the standby did not reach the primary's {lsn} in {timeout} s")
+            time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def own_servers(broker: type[OwnRedis] | type[OwnRabbitMQ] = OwnRedis) -> Iterator[dict[str, Any]]:
     """A PostgreSQL cluster, a broker (a Redis or a RabbitMQ node) and a cache Redis of the test's own, as

@@ -1,0 +1,120 @@
+"""The reports' replica: the sales dashboard reads from a streaming replica of PostgreSQL when there is one.
+
+With ``REPORTS_DATABASE_URL`` set (a hot standby of ``DATABASE_URL``), the dashboard and its CSV files
+read from the ``reports`` database, so that a year's figures, seconds of PostgreSQL's CPU, are not taken
+from the orders' database at a peak (docs/capacity.md). Everything else, reads and writes, stays on
+``default``: admin's lists and every order's path need what was just written.
+
+The page says where its figures come from (``Source``): the replica, up to date or as of the last
+transaction it replayed; or the primary, when the replica did not answer or failed during the page (a
+query cancelled by a conflict with recovery, the replica restarting). The report is then made again on
+the primary, once, and a warning logged: finance keeps its dashboard while the replica is mended, and
+one person's report costs the primary what it cost before there was a replica (docs/decisions.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.db import Error, connections
+
+logger = logging.getLogger(__name__)
+
+REPORTS = "reports"  # the alias of the replica in settings.DATABASES, present only when it is configured
+T = TypeVar("T")
+
+_reading: ContextVar[str | None] = ContextVar("ipvas_reports_reading", default=None)
+
+
+class ReportsRouter:
+    """Reads inside ``read_reports`` go to the replica; nothing is ever written to it or migrated on it."""
+
+    def db_for_read(self, model: Any, **hints: Any) -> str | None:
+        return _reading.get()
+
+    def db_for_write(self, model: Any, **hints: Any) -> str | None:
+        return None
+
+    def allow_relation(self, obj1: Any, obj2: Any, **hints: Any) -> bool | None:
+        return None
+
+    def allow_migrate(self, db: str, app_label: str, **hints: Any) -> bool | None:
+        return False if db == REPORTS else None
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a report's figures came from, for the page to say."""
+
+    replica: bool
+    as_of: datetime | None = None  # the replica was behind: the time of the last transaction it replayed
+    behind_seconds: float | None = None
+
+    @property
+    def fell_back(self) -> bool:
+        return not self.replica
+
+
+PRIMARY = Source(replica=False)
+
+_STATE = """
+    SELECT pg_is_in_recovery(),
+           pg_last_wal_receive_lsn() IS NULL OR pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn(),
+           pg_last_xact_replay_timestamp(),
+           now()
+"""
+
+
+def configured() -> bool:
+    return REPORTS in settings.DATABASES
+
+
+def replica_state() -> Source:
+    """The replica's state, read from the replica; raises a database ``Error`` when it does not answer."""
+    with connections[REPORTS].cursor() as cursor:
+        cursor.execute(_STATE)
+        in_recovery, caught_up, replayed_at, now = cursor.fetchone()
+    if not in_recovery or caught_up or replayed_at is None:
+        return Source(replica=True)
+    return Source(replica=True, as_of=replayed_at, behind_seconds=max(0.0, (now - replayed_at).total_seconds()))
+
+
+@contextmanager
+def _reads_on(alias: str) -> Iterator[None]:
+    token = _reading.set(alias)
+    try:
+        yield
+    finally:
+        _reading.reset(token)
+
+
+def read_reports(build: Callable[[Source | None], T]) -> T:
+    """``build(source)`` with its reads on the replica when there is one (``source`` None when there is
+    none); on the primary when the replica fails, before or during the build."""
+    if not configured():
+        return build(None)
+    try:
+        with _reads_on(REPORTS):
+            return build(replica_state())
+    except Error:
+        logger.warning(
+            "reports: the replica (REPORTS_DATABASE_URL) did not answer; the report is made on the primary",
+            exc_info=True,
+        )
+        _forget_the_connection()
+    return build(PRIMARY)
+
+
+def _forget_the_connection() -> None:
+    """A failed connection is not kept for the next report (it may be in the middle of a statement)."""
+    try:
+        connections[REPORTS].close()
+    except Error:
+        pass

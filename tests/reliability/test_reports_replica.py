@@ -1,0 +1,155 @@
+"""The sales dashboard on a streaming replica (issue #17: "one PostgreSQL, with a replica for reports").
+
+A PostgreSQL primary and a hot standby streaming from it (``pg_basebackup -R``), both of the test's own; the
+dashboard is asked in processes of IPVAS's own settings with ``REPORTS_DATABASE_URL`` naming the standby.
+Its reads must come from the standby (a sale written while the standby's replay is paused is not in its
+figures, and the page says how far behind they are), and the page must go on from the primary when the
+standby is down.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.reliability.services import OwnPostgres, OwnStandby
+
+ROOT = Path(__file__).resolve().parents[2]
+DATABASE = "ipvas_replica"
+DAY = "2025-03-10"
+
+# Run in a process of IPVAS's settings: "sell <fen> <minute>" books a completed phone-bill sale on DAY on the
+# primary; "page" and "csv" ask the dashboard for DAY as a superuser and print what it showed.
+SCRIPT = """
+import json, re, sys, django
+django.setup()
+from django.contrib.auth import get_user_model
+from django.test import Client
+from billing.models import LedgerKind
+from orders.constants import Channel, OrderStatus, PaymentMethod
+from tests.billing.test_reports import D1, at, make_order, money
+from tests.factories import ProductFactory
+from orders.models import Product
+
+what = sys.argv[1]
+if what == "sell":
+    fen, minute = int(sys.argv[2]), int(sys.argv[3])
+    product = Product.objects.filter(code="RPL").first() or ProductFactory(code="RPL", price_fen=fen)
+    order = make_order(
+        channel=Channel.EPG, product=product, created=at(D1, 9, minute), status=OrderStatus.COMPLETED,
+        method=PaymentMethod.PHONE_BILL,
+    )
+    money(order, at(D1, 9, minute, 30), LedgerKind.PAYMENT, fen)
+else:
+    user = get_user_model().objects.filter(username="boss").first() or get_user_model().objects.create_superuser(
+        "boss", password="unused-password-1"
+    )
+    client = Client()
+    client.force_login(user)
+    query = {"start": D1.isoformat(), "end": D1.isoformat()}
+    if what == "csv":
+        query["export"] = "revenue_by_day"
+    response = client.get("/admin/reports/", query, HTTP_ACCEPT_LANGUAGE="en")
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    print(json.dumps({"status": response.status_code, "body": body.decode()}))
+"""
+
+
+def django_run(env: dict[str, str], *args: str) -> dict[str, Any] | None:
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    last = done.stdout.strip().splitlines()[-1:] or [""]
+    return json.loads(last[0]) if last[0].startswith("{") else None
+
+
+def page(env: dict[str, str]) -> tuple[str, str]:
+    """The page's net revenue and what it says of its source ("" when it says nothing)."""
+    answer = django_run(env, "page")
+    assert answer is not None and answer["status"] == 200
+    body = answer["body"]
+    net = re.search(r"Net revenue \(yuan\)</span> <strong class=\"reports-total-value\">([^<]+)</strong>", body)
+    assert net, body[-2000:]
+    source = re.search(r'id="reports-source">(.*?)</p>', body, re.S)
+    return net.group(1), " ".join(source.group(1).split()) if source else ""
+
+
+def csv_net(env: dict[str, str]) -> str:
+    answer = django_run(env, "csv")
+    assert answer is not None and answer["status"] == 200
+    rows = list(csv.reader(io.StringIO(answer["body"])))
+    (day,) = [row for row in rows if row and row[0] == DAY]
+    return day[-1]
+
+
+@pytest.fixture
+def primary_and_standby(tmp_path: Path):
+    primary = OwnPostgres()
+    standby = None
+    try:
+        primary.create_database(DATABASE)
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "IPVAS_VAR_DIR": str(tmp_path / "var"),
+            "DATABASE_URL": primary.url(DATABASE),
+        }
+        for name in ("REDIS_URL", "CELERY_BROKER_URL", "REPORTS_DATABASE_URL"):
+            env.pop(name, None)
+        migrated = subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert migrated.returncode == 0, migrated.stderr[-4000:]
+        standby = OwnStandby(primary)
+        yield primary, standby, env, {**env, "REPORTS_DATABASE_URL": standby.url(DATABASE)}
+    finally:
+        if standby is not None:
+            standby.destroy()
+        primary.destroy()
+
+
+def test_the_dashboard_reads_from_the_replica_and_goes_on_from_the_primary_without_it(primary_and_standby):
+    _, standby, on_primary, on_replica = primary_and_standby
+    django_run(on_primary, "sell", "2500", "0")
+    standby.wait_for_primary()
+    assert page(on_replica) == ("25.00", "Figures from the reports' replica, up to date.")
+    assert page(on_primary) == ("25.00", "")  # without a replica the page says nothing of one
+
+    # Replay paused: a sale on the primary reaches the standby but is not applied. The replica's page does not
+    # have it, and says so; the primary has it.
+    standby.pause()
+    django_run(on_primary, "sell", "1000", "1")
+    standby.wait_for_primary(replayed=False)
+    net, source = page(on_replica)
+    assert net == "25.00"
+    assert re.fullmatch(
+        r"Figures from the reports' replica as of \d{4}-\d\d-\d\d \d\d:\d\d:\d\d: "
+        r"it is \d+ s behind the primary database\.",
+        source,
+    ), source
+    assert csv_net(on_replica) == "25.00"
+    assert page(on_primary)[0] == "35.00"
+
+    standby.resume()
+    standby.wait_for_primary()
+    assert page(on_replica) == ("35.00", "Figures from the reports' replica, up to date.")
+    assert csv_net(on_replica) == "35.00"
+
+    # The standby down: the page and its CSV come from the primary, and the page says so.
+    standby.stop_immediately()
+    assert page(on_replica) == (
+        "35.00",
+        "The reports' replica did not answer: these figures come from the primary database.",
+    )
+    assert csv_net(on_replica) == "35.00"
