@@ -193,7 +193,8 @@ if REPORTS_DATABASE_URL:
     _reports["OPTIONS"] = {"connect_timeout": env_int("REPORTS_DATABASE_CONNECT_TIMEOUT", 3, minimum=1)}
     _reports["TEST"] = {"MIRROR": "default"}
     DATABASES["reports"] = _reports
-DATABASE_ROUTERS = ["ipvas.reports_database.ReportsRouter"]
+# Asked at every query: installed only with a replica to route to.
+DATABASE_ROUTERS = ["ipvas.reports_database.ReportsRouter"] if REPORTS_DATABASE_URL else []
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache --------------------------------------------------------------------
