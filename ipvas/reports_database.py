@@ -105,7 +105,8 @@ def read_reports(build: Callable[[Source | None], T]) -> T:
             return build(replica_state())
     except Error:
         logger.warning(
-            "reports: the replica (REPORTS_DATABASE_URL) did not answer; the report is made on the primary",
+            "reports: the replica (REPORTS_DATABASE_URL) did not answer, or a query on it failed; "
+            "the report is made again on the primary",
             exc_info=True,
         )
         _forget_the_connection()
