@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import sys
+import threading
+import time
 
 from django.core.cache import cache
 from django.core.exceptions import RequestDataTooBig
@@ -56,10 +58,39 @@ def bench_bare(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"ok": True})
 
 
+# /healthz/workers/ answers anyone (the monitoring probes each node on plain HTTP, docs/decisions.md), and each
+# ask of the workers waits its whole second for their answers: asked on every request, a few requests a second
+# from anyone held every thread of a node (4 per process) and flooded the workers' control queue. The workers'
+# answer is asked at most once per WORKERS_HEALTH_MAX_AGE_SECONDS per process, by one request at a time; while
+# one asks, the others answer the last answer at once.
+WORKERS_HEALTH_MAX_AGE_SECONDS = 5.0
+_workers_lock = threading.Lock()
+_workers_answer: tuple[float, dict[str, set[str]]] | None = None  # (time.monotonic() when asked, the answer)
+
+
+def _consumed_lately() -> dict[str, set[str]]:
+    global _workers_answer
+    last = _workers_answer
+    if last is not None and time.monotonic() - last[0] < WORKERS_HEALTH_MAX_AGE_SECONDS:
+        return last[1]
+    if not _workers_lock.acquire(blocking=last is None):
+        assert last is not None
+        return last[1]  # another request is asking the workers: the last answer meanwhile
+    try:
+        if _workers_answer is not last and _workers_answer is not None:
+            return _workers_answer[1]  # asked by the request this one waited for
+        consumed = consumed_queues(timeout=1.0)
+        _workers_answer = (time.monotonic(), consumed)
+        return consumed
+    finally:
+        _workers_lock.release()
+
+
 @never_cache
 def workers_health(request: HttpRequest) -> HttpResponse:
-    """For monitoring, not load balancers: 200 when every routed Celery queue has a worker, else 503."""
-    consumed = consumed_queues(timeout=1.0)
+    """For monitoring, not load balancers: 200 when every routed Celery queue has a worker, else 503 (the
+    workers' answer of the last WORKERS_HEALTH_MAX_AGE_SECONDS)."""
+    consumed = _consumed_lately()
     missing = unconsumed(routed_queues(), consumed)
     healthy = bool(consumed) and not missing
     body = {

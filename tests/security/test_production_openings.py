@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,67 @@ print(json.dumps(answers))
         "/api/epg/v1/products/": 301,
         "/crm/orders/new/": 301,
     }
+
+
+class _Workers:
+    """Celery's answer to "which queues do you consume?" (the workers, outside the web process): counted, and
+    held until ``release`` when asked to."""
+
+    def __init__(self, queues):
+        self.asked = 0
+        self.queues = queues
+        self.hold = threading.Event()
+        self.hold.set()
+        self.asking = threading.Event()
+
+    def __call__(self, *, timeout):
+        self.asked += 1
+        self.asking.set()
+        self.hold.wait(5)
+        return {"ipvas@node": set(self.queues)}
+
+
+@pytest.fixture
+def workers(monkeypatch):
+    from ipvas import queues, views
+
+    fake = _Workers(queues.routed_queues())
+    monkeypatch.setattr(views, "consumed_queues", fake)
+    monkeypatch.setattr(views, "_workers_answer", None, raising=False)
+    return fake
+
+
+def test_the_workers_health_asks_the_workers_once_however_often_it_is_asked(workers):
+    """Each ask of the workers waits a second for their answers: asked on every request of anyone, a few
+    requests a second held every thread of a node and flooded the workers' control queue."""
+    client = Client()
+
+    answers = [client.get("/healthz/workers/") for _ in range(20)]
+
+    assert [a.status_code for a in answers] == [200] * 20
+    assert answers[-1].json()["workers"] == {"ipvas@node": sorted(workers.queues)}
+    assert workers.asked == 1
+
+
+def test_while_the_workers_are_asked_other_requests_answer_the_last_answer_at_once(workers, monkeypatch):
+    from ipvas import views
+
+    client = Client()
+    assert client.get("/healthz/workers/").status_code == 200
+    monkeypatch.setattr(views, "WORKERS_HEALTH_MAX_AGE_SECONDS", 0.0, raising=False)  # the last answer is old
+    workers.hold.clear()
+    workers.asking.clear()
+    asking = threading.Thread(target=client.get, args=("/healthz/workers/",))
+    asking.start()
+    try:
+        assert workers.asking.wait(5)
+        started = time.monotonic()
+        meanwhile = client.get("/healthz/workers/")
+        waited = time.monotonic() - started
+    finally:
+        workers.hold.set()
+        asking.join(5)
+
+    assert meanwhile.status_code == 200
+    assert waited < 1.0
+    assert workers.asked == 2  # the first, then the one that found it old; not the one meanwhile
