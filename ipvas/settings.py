@@ -237,6 +237,12 @@ ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_SESSION_REMEMBER = False
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
+# The limit per address counts the caller's: behind the load balancer every request comes from its address, and
+# 10 failed sign-ins a minute from anyone refused every admin's. TRUSTED_PROXY_COUNT: how many proxies in front
+# append the address they were called from to X-Forwarded-For (haproxy's option forwardfor, docs/operations.md);
+# the caller's is that many entries from the end, and what a caller wrote before them is not believed. 0: no
+# proxy, the connection's own address.
+ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1 if PRODUCTION else 0, minimum=0)
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "IPVAS"
 # Admin only with TOTP: set up at the first sign-in, asked at every sign-in after (ipvas/mfa.py). On in

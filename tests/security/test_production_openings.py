@@ -175,3 +175,80 @@ def test_while_the_workers_are_asked_other_requests_answer_the_last_answer_at_on
     assert meanwhile.status_code == 200
     assert waited < 1.0
     assert workers.asked == 2  # the first, then the one that found it old; not the one meanwhile
+
+
+def _production_client_ips(tmp_path, requests: dict[str, dict[str, str]], changes=None) -> dict[str, str]:
+    """The client address django-allauth's sign-in limits count by (10 failed sign-ins a minute per address),
+    for each request's META, under production's own settings in a process of its own."""
+    code = f"""
+import json, django
+django.setup()
+from allauth.core.internal.httpkit import get_client_ip
+from django.test import RequestFactory
+requests = {requests!r}
+print(json.dumps({{name: get_client_ip(RequestFactory().post("/accounts/login/", **meta))
+                  for name, meta in requests.items()}}))
+"""
+    (tmp_path / "keys").mkdir()
+    write_keys(tmp_path / "keys")
+    env = environment(changes or {}, tmp_path, tmp_path / "keys")
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+HAPROXY = "10.0.0.2"  # every request reaches the web nodes from the proxy (docs/operations.md, option forwardfor)
+
+
+def test_in_production_the_sign_in_limit_counts_the_callers_address_not_the_proxys(tmp_path):
+    """Behind the proxy every sign-in came from its address: 10 failed sign-ins a minute from anyone refused
+    every admin's sign-in for that minute, the right password too. The address haproxy appends is the
+    caller's; what the caller wrote in X-Forwarded-For before it is not believed."""
+    seen = _production_client_ips(
+        tmp_path,
+        {
+            "attacker": {"REMOTE_ADDR": HAPROXY, "HTTP_X_FORWARDED_FOR": "203.0.113.7"},
+            "admin": {"REMOTE_ADDR": HAPROXY, "HTTP_X_FORWARDED_FOR": "198.51.100.20"},
+            "spoofing": {"REMOTE_ADDR": HAPROXY, "HTTP_X_FORWARDED_FOR": "198.51.100.20, 203.0.113.7"},
+        },
+    )
+
+    assert seen == {"attacker": "203.0.113.7", "admin": "198.51.100.20", "spoofing": "203.0.113.7"}
+
+
+def test_without_a_proxy_production_counts_the_connections_address(tmp_path):
+    seen = _production_client_ips(
+        tmp_path,
+        {"direct": {"REMOTE_ADDR": "203.0.113.7", "HTTP_X_FORWARDED_FOR": "198.51.100.20"}},
+        changes={"TRUSTED_PROXY_COUNT": "0"},
+    )
+
+    assert seen == {"direct": "203.0.113.7"}
+
+
+@pytest.mark.django_db
+def test_failed_sign_ins_of_one_caller_behind_the_proxy_leave_the_others_sign_in(settings):
+    from django.contrib.auth import get_user_model
+    from django.utils.crypto import get_random_string
+
+    settings.ALLAUTH_TRUSTED_PROXY_COUNT = 1  # production's default (above)
+    right = get_random_string(24)
+    get_user_model().objects.create_user("ops", password=right, is_staff=True)
+    for attempt in range(12):
+        Client().post(
+            "/accounts/login/",
+            {"login": f"guess{attempt}", "password": "wrong"},
+            REMOTE_ADDR=HAPROXY,
+            HTTP_X_FORWARDED_FOR="203.0.113.7",
+        )
+
+    signed_in = Client().post(
+        "/accounts/login/",
+        {"login": "ops", "password": right},
+        REMOTE_ADDR=HAPROXY,
+        HTTP_X_FORWARDED_FOR="198.51.100.20",
+    )
+
+    assert signed_in.status_code == 302
