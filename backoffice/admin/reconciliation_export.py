@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import nullcontext
 from typing import Any
 
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 
@@ -54,7 +56,19 @@ def item_rows(items: QuerySet[ReconciliationItem]) -> Iterator[str]:
         "paired_day",
         "explanation",
     )
-    return csv_lines(HEADER, (_item_row(row) for row in rows.iterator(chunk_size=CHUNK)))
+    return csv_lines(HEADER, _in_one_transaction(rows))
+
+
+def _in_one_transaction(rows: QuerySet) -> Iterator[list[object]]:
+    """The rows through one server-side cursor, in a transaction of its own for as long as they are read.
+
+    Outside a transaction Django declares the cursor WITH HOLD and fetches each chunk in a statement of its own:
+    behind PgBouncer in transaction pooling (docs/capacity.md) each fetch may reach another server connection,
+    where the cursor does not exist. Inside one, the pooler keeps the connection until the last row. (SQLite has
+    no such cursors, and its transactions here take the write lock at BEGIN: none there.)"""
+    with transaction.atomic() if connection.vendor == "postgresql" else nullcontext():
+        for row in rows.iterator(chunk_size=CHUNK):
+            yield _item_row(row)
 
 
 def _item_row(row: tuple[Any, ...]) -> list[object]:

@@ -294,6 +294,59 @@ class OwnStandby(OwnPostgres):
             time.sleep(0.05)
 
 
+class OwnPgBouncer:
+    """PgBouncer in front of an ``OwnPostgres``, as docs/capacity.md puts one in front of many web and worker
+    processes: transaction pooling, and a server connection taken round robin for each transaction
+    (``server_round_robin``), so that anything that counts on keeping one server connection between
+    transactions (a cursor held open, a session setting, a prepared statement) fails here, not by luck."""
+
+    def __init__(self, postgres: OwnPostgres, *, pool_size: int = 6) -> None:
+        self.binary = program("pgbouncer", package="pgbouncer")
+        self.postgres = postgres
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="ipvas-pgbouncer-"))
+        self.pidfile = self.root / "pgbouncer.pid"
+        (self.root / "userlist.txt").write_text('"postgres" ""\n')
+        (self.root / "pgbouncer.ini").write_text(
+            "[databases]\n"
+            f"* = host=127.0.0.1 port={postgres.port}\n"
+            "[pgbouncer]\n"
+            f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
+            f"auth_type = trust\nauth_file = {self.root / 'userlist.txt'}\nadmin_users = postgres\n"
+            f"pool_mode = transaction\nserver_round_robin = 1\ndefault_pool_size = {pool_size}\n"
+            "max_client_conn = 500\nignore_startup_parameters = extra_float_digits,options\n"
+            f"logfile = {self.root / 'pgbouncer.log'}\npidfile = {self.pidfile}\n"
+        )
+        # PgBouncer refuses to run as root, as PostgreSQL does.
+        self.as_user = postgres.as_user
+        if self.as_user:
+            for path in (self.root, *self.root.iterdir()):
+                shutil.chown(path, "postgres")
+        subprocess.run([*self.as_user, self.binary, "-d", str(self.root / "pgbouncer.ini")], check=True)
+        wait_port(self.port, up=True)
+
+    def url(self, name: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
+
+    def create_database(self, name: str) -> None:
+        self.postgres.create_database(name)
+
+    def pools(self) -> list[dict[str, Any]]:
+        """``SHOW POOLS`` of its admin console: per database, its clients and server connections."""
+        import psycopg
+
+        with psycopg.connect(self.url("pgbouncer"), autocommit=True, prepare_threshold=None) as conn:
+            cursor = conn.execute("SHOW POOLS")
+            names = [column.name for column in cursor.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def stop(self) -> None:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
+            os.kill(int(self.pidfile.read_text().strip()), signal.SIGTERM)
+        wait_port(self.port, up=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def own_servers(broker: type[OwnRedis] | type[OwnRabbitMQ] = OwnRedis) -> Iterator[dict[str, Any]]:
     """A PostgreSQL cluster, a broker (a Redis or a RabbitMQ node) and a cache Redis of the test's own, as
