@@ -189,8 +189,12 @@ if REPORTS_DATABASE_URL:
         raise ImproperlyConfigured(
             "REPORTS_DATABASE_URL is a PostgreSQL replica of DATABASE_URL's PostgreSQL: both must be postgres:// URLs."
         )
-    # A replica that does not answer costs the dashboard this long before it falls back to the primary.
-    _reports["OPTIONS"] = {"connect_timeout": env_int("REPORTS_DATABASE_CONNECT_TIMEOUT", 3, minimum=1)}
+    # A replica that does not answer costs the dashboard this long before it falls back to the primary. What the
+    # URL's query gives (sslmode=…, a connect_timeout of its own) is kept.
+    _reports["OPTIONS"] = {
+        "connect_timeout": env_int("REPORTS_DATABASE_CONNECT_TIMEOUT", 3, minimum=1),
+        **_reports.get("OPTIONS", {}),
+    }
     _reports["TEST"] = {"MIRROR": "default"}
     DATABASES["reports"] = _reports
 # Asked at every query: installed only with a replica to route to.
