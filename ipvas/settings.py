@@ -448,6 +448,7 @@ CELERY_BEAT_SCHEDULE = {
     "purge-sso-tickets": {"task": "channels_crm.tasks.purge_sso_tickets", "schedule": crontab(minute=27)},
     "purge-idempotency-keys": {"task": "epg_api.tasks.purge_idempotency_keys", "schedule": crontab(minute=37)},
     "purge-tv-sessions": {"task": "epg_api.tasks.purge_tv_sessions", "schedule": crontab(minute=47)},
+    "purge-sessions": {"task": "ipvas.tasks.purge_sessions", "schedule": crontab(minute=57)},
     # Every morning, the three-way reconciliation of the day before (billing.reconciliation).
     "reconcile-yesterday": {
         "task": "billing.tasks.reconcile_yesterday",

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.contrib.sessions.models import Session
 from django.utils import timezone
 
 from channels_crm.models import SsoTicketUse
@@ -15,8 +16,9 @@ from epg_api.tasks import purge_idempotency_keys
 from ipvas.actors import Actor, ActorKind
 from ipvas.celery import app
 from ipvas.models import OutboxMessage
-from ipvas.tasks import purge_outbox
+from ipvas.tasks import purge_outbox, purge_sessions
 from lifecycle.placing import order_create
+from tests.channels_crm.support import sign_in
 from tests.epg_api.support import new_api_key
 from tests.support.tasks import import_tasks
 
@@ -38,6 +40,7 @@ def test_every_purge_is_scheduled():
         "channels_crm.tasks.purge_sso_tickets",
         "epg_api.tasks.purge_idempotency_keys",
         "epg_api.tasks.purge_tv_sessions",
+        "ipvas.tasks.purge_sessions",
     }
     assert purges <= scheduled
 
@@ -78,3 +81,16 @@ def test_idempotency_keys_outlive_their_24_hour_window(settings, demo):
 
     assert purge_idempotency_keys.apply().get() == 1
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["day-old"]
+
+
+def test_a_clerks_session_goes_once_its_shift_is_over(time_machine, demo):
+    """Django deletes a session's row only at logout: a shift that simply ends left it for ever."""
+    yesterday = sign_in()
+    time_machine.move_to(timezone.now() + timedelta(seconds=settings.CRM_SESSION_SECONDS + 60))
+    today = sign_in()
+    assert Session.objects.count() == 2
+
+    assert purge_sessions.apply().get() == 1
+    assert list(Session.objects.values_list("session_key", flat=True)) == [today.session.session_key]
+    assert today.get("/crm/orders/new/").status_code == 200
+    assert yesterday.get("/crm/orders/new/").status_code != 200
