@@ -1,9 +1,9 @@
 """The reports' replica: the sales dashboard reads from a streaming replica of PostgreSQL when there is one.
 
-With ``REPORTS_DATABASE_URL`` set (a hot standby of ``DATABASE_URL``), the dashboard and its CSV files
-read from the ``reports`` database, so that a year's figures, seconds of PostgreSQL's CPU, are not taken
-from the orders' database at a peak (docs/capacity.md). Everything else, reads and writes, stays on
-``default``: admin's lists and every order's path need what was just written.
+With ``REPORTS_DATABASE_URL`` set (a hot standby of ``DATABASE_URL``), the dashboard and its CSV files, and
+/metrics/' orders by status (orders.metrics), read from the ``reports`` database, so that a year's figures,
+seconds of PostgreSQL's CPU, are not taken from the orders' database at a peak (docs/capacity.md). Everything
+else, reads and writes, stays on ``default``: admin's lists and every order's path need what was just written.
 
 The page says where its figures come from (``Source``): the replica, up to date or as of the last
 transaction it replayed; or the primary, when the replica did not answer or failed during the page (a

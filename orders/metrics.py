@@ -10,6 +10,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ipvas.metrics import snapshot
+from ipvas.reports_database import read_reports
 from orders.constants import OrderStatus
 from orders.models import Order
 
@@ -27,4 +28,9 @@ class OrdersCollector(Collector):
 
 
 def _counts() -> dict[str, int]:
-    return dict(Order.objects.values_list("status").annotate(n=Count("pk")).values_list("status", "n"))
+    """On the reports' replica when there is one (ipvas.reports_database): the count reads every order ever
+    placed, 0.7–0.9 s of PostgreSQL's work a minute at 5 million orders, and a gauge a few seconds behind is
+    as good to a scrape that runs every minute."""
+    return read_reports(
+        lambda source: dict(Order.objects.values_list("status").annotate(n=Count("pk")).values_list("status", "n"))
+    )

@@ -49,6 +49,10 @@ if what == "sell":
         method=PaymentMethod.PHONE_BILL,
     )
     money(order, at(D1, 9, minute, 30), LedgerKind.PAYMENT, fen)
+elif what == "metrics":
+    from orders.metrics import _counts
+
+    print(json.dumps({"completed": _counts().get(OrderStatus.COMPLETED, 0)}))
 else:
     user = get_user_model().objects.filter(username="boss").first() or get_user_model().objects.create_superuser(
         "boss", password="unused-password-1"
@@ -140,11 +144,15 @@ def test_the_dashboard_reads_from_the_replica_and_goes_on_from_the_primary_witho
     ), source
     assert csv_net(on_replica) == "25.00"
     assert page(on_primary)[0] == "35.00"
+    # /metrics/' orders by status, a count over every order, read there too.
+    assert django_run(on_replica, "metrics") == {"completed": 1}
+    assert django_run(on_primary, "metrics") == {"completed": 2}
 
     standby.resume()
     standby.wait_for_primary()
     assert page(on_replica) == ("35.00", "Figures from the reports' replica, up to date.")
     assert csv_net(on_replica) == "35.00"
+    assert django_run(on_replica, "metrics") == {"completed": 2}
 
     # The standby down: the page and its CSV come from the primary, and the page says so.
     standby.stop_immediately()
