@@ -9,6 +9,7 @@ simulator or a missing secret: see ``docs/configuration.md``.
 from __future__ import annotations
 
 import secrets
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -147,6 +148,19 @@ TEMPLATES = [
 ]
 
 # --- database -----------------------------------------------------------------
+
+
+def process_kind(argv: list[str]) -> str:
+    """What this process is, for PostgreSQL's application_name: ipvas-worker, ipvas-beat, ipvas-<command> of
+    manage.py, or ipvas-web (granian, gunicorn: anything else)."""
+    program = argv[0] if argv else ""  # celery's script, or celery/__main__.py under python -m celery
+    if Path(program).name == "celery" or Path(program).parent.name == "celery":
+        return next((f"ipvas-{kind}" for kind in ("worker", "beat") if kind in argv), "ipvas-celery")
+    if Path(program).name == "manage.py" and len(argv) > 1:
+        return f"ipvas-{argv[1]}"[:63]
+    return "ipvas-web"
+
+
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'ipvas.sqlite3'}")
 if PRODUCTION and DATABASE_URL.startswith("sqlite"):
     raise ImproperlyConfigured("Production needs DATABASE_URL (PostgreSQL), not SQLite.")
@@ -163,6 +177,10 @@ except ValueError as exc:  # an unknown scheme ('postgress://'), a port that is 
     raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from None
 if PRODUCTION and _db["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured(f"Production needs DATABASE_URL (PostgreSQL), not {DATABASE_URL.partition(':')[0]}.")
+if _db["ENGINE"] == "django.db.backends.postgresql":
+    # Which process a connection is, in pg_stat_activity and PgBouncer's SHOW CLIENTS (a name in the URL's
+    # query, ?application_name=…, is kept).
+    _db["OPTIONS"] = {"application_name": process_kind(sys.argv), **_db.get("OPTIONS", {})}
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["CONN_MAX_AGE"] = 0
     _db["OPTIONS"] = {
@@ -193,6 +211,7 @@ if REPORTS_DATABASE_URL:
     # URL's query gives (sslmode=…, a connect_timeout of its own) is kept.
     _reports["OPTIONS"] = {
         "connect_timeout": env_int("REPORTS_DATABASE_CONNECT_TIMEOUT", 3, minimum=1),
+        "application_name": process_kind(sys.argv),
         **_reports.get("OPTIONS", {}),
     }
     _reports["TEST"] = {"MIRROR": "default"}

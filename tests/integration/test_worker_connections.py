@@ -68,3 +68,10 @@ def test_a_worker_runs_many_tasks_on_the_connections_it_opened_once(demo, celery
     # A pre-check and a provisioning task an order (and the notices after them): one new connection per task
     # before, none now (2 allowed: a connection kept longer than DB_CONN_MAX_AGE is replaced).
     assert opened <= 2, f"{opened} connections opened for {tasks} tasks"
+    # And PostgreSQL can tell them apart from the web's (pg_stat_activity, PgBouncer's SHOW CLIENTS).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "select count(*) from pg_stat_activity where datname = current_database() and application_name = %s",
+            ["ipvas-worker"],
+        )
+        assert cursor.fetchone()[0] >= 1
