@@ -3,8 +3,8 @@
 ``bind(order_no=...)`` puts a value on every log line for the rest of the
 current request or task (a ContextVar, so threads and tasks do not mix);
 the request middleware and Celery's task_prerun start each with a clean
-context. ``RedactingFilter`` masks mobile numbers and key material in
-messages before any handler sees them.
+context. ``RedactingFilter`` masks mobile numbers, payment codes and key
+material in messages before any handler sees them.
 """
 
 from __future__ import annotations
@@ -19,7 +19,11 @@ from django.http import HttpRequest, HttpResponse
 
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("ipvas_log_context", default={})  # noqa: B039
 
-MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+# A mainland mobile number, also as +86…, 86… or 0086… (a partner's answer, a gateway's sender, %2B86 in a URL).
+MOBILE = re.compile(r"(?<!\d)((?:\+?86|0086)[- ]?)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+# A payment code (付款码, docs/interfaces.md §10: WeChat Pay's 18 digits from 10-15, Alipay's 16-24 from 25-30):
+# a one-time bearer credential of the customer's; shown as admin shows it, its first and last four digits.
+PAYMENT_CODE = re.compile(r"(?<!\d)(1[0-5]\d{16}|(?:2[5-9]|30)\d{14,22})(?!\d)")
 SECRETS = re.compile(r"(?i)(api-key\s+|bearer\s+|ticket=|secret[\"'=:\s]+|password[\"'=:\s]+)([A-Za-z0-9._~+/=-]{6,})")
 
 
@@ -32,7 +36,8 @@ def clear() -> None:
 
 
 def redact(text: str) -> str:
-    text = MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
+    text = MOBILE.sub(lambda m: f"{m.group(1) or ''}{m.group(2)}****{m.group(4)}", text)
+    text = PAYMENT_CODE.sub(lambda m: f"{m.group(1)[:4]}{'*' * (len(m.group(1)) - 8)}{m.group(1)[-4:]}", text)
     return SECRETS.sub(lambda m: f"{m.group(1)}[redacted]", text)
 
 

@@ -761,6 +761,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # runserver's request lines (dev.py up): Django's defaults give them a handler of their own, which wrote
+        # a request's query string (an SSO ticket, a mobile number searched for) unredacted and not as JSON.
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
 # The benchmarks' baseline endpoint /bench/bare/ (bench/README.md); never in production.

@@ -293,3 +293,53 @@ def test_logged_exceptions_are_redacted_too(production_logs):
 
     assert "sweep: order 42 (provisioning) failed" in output
     assert PHONE not in output, output
+
+
+def test_a_mobile_number_with_its_country_code_is_masked_too(production_logs):
+    # A partner's answer or a gateway's sender may write the number as +86…, 86… or 0086…: the digits before
+    # it made the number look like a longer one, and it came out whole.
+    log = logging.getLogger("adapters.smp.http")
+    log.error("SMP /accounts refused our request: HTTP 400 %s", '{"msisdn": "+8613800000001"}')
+    log.error("gateway said: from 8613800000001, to 0086-13800000001, %s", "%2B8613800000001")
+
+    output = production_logs()
+
+    assert PHONE not in output, output
+    assert '"msisdn": "+86138****0001"' in output
+    assert "from 86138****0001, to 0086-138****0001, %2B86138****0001" in output
+
+
+# What a customer's payment app shows (docs/interfaces.md §10): each is a one-time bearer credential.
+WECHAT_CODE, ALIPAY_CODE = "134567890123450000", "28123456789012345678"
+
+
+def test_a_payment_code_is_masked_in_the_logs(production_logs):
+    # A scanner fired into the wrong field (the history's search: a GET, so the request line holds it), or a
+    # message about a scan: the code comes out as its first and last four digits, as admin shows it.
+    logging.getLogger("lifecycle.payment_code").warning("code %s, code %s", WECHAT_CODE, ALIPAY_CODE)
+
+    output = production_logs()
+
+    assert WECHAT_CODE not in output and ALIPAY_CODE not in output, output
+    assert "code 1345**********0000, code 2812************5678" in output
+    # Longer numbers are not codes: a provider's transaction id (28 digits) stays whole.
+    logging.getLogger("callbacks.views").info("transaction %s", "4200001234202612070123456789")
+    assert "transaction 4200001234202612070123456789" in production_logs()
+
+
+def test_the_development_servers_request_lines_are_redacted(production_logs):
+    # runserver (dev.py up) writes each request line through its own logger, which Django's defaults give a
+    # handler of its own: the lines missed the redaction (an SSO ticket, a number searched for) and the format.
+    accepted = ticket()
+    server = logging.getLogger("django.server")
+    server.info('"%s" %s %s', f"GET /crm/sso/?ticket={accepted} HTTP/1.1", "302", "0")
+    server.info('"%s" %s %s', f"GET /crm/subscriptions/?phone={PHONE} HTTP/1.1", "200", "1801")
+    server.info('"%s" %s %s', f"GET /crm/orders/?q={WECHAT_CODE} HTTP/1.1", "200", "6714")
+
+    output = production_logs()
+
+    assert f"GET /crm/subscriptions/?phone={MASKED} HTTP/1.1" in output, output
+    assert "GET /crm/orders/?q=1345**********0000" in output
+    leaks = _leaks(output, {"ticket": accepted, "signature": accepted.rsplit(".", 1)[-1], "mobile": PHONE})
+    assert not leaks, leaks
+    assert WECHAT_CODE not in output
