@@ -33,6 +33,7 @@ from ipvas.admin_helpers import ReadOnlyAdminMixin
 from ipvas.errors import ApplicationError
 from lifecycle import manual
 from orders.models import Order
+from orders.models.order import mask_phone
 
 
 class ExactSearchOrOrderNumber:
@@ -160,7 +161,8 @@ class RefundAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(SmsConfirmation)
 class SmsConfirmationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["created_at", "of_order", "phone", "status", "sent_at", "reply_text", "replied_at"]
+    # The number masked in the list, as the orders' list shows it; whole on the record's page.
+    list_display = ["created_at", "of_order", "masked_phone", "status", "sent_at", "reply_text", "replied_at"]
     list_filter = ["status"]
     # Exact, on the order's indexes (a confirmation goes to its order's mobile number): across two tables the
     # search read both whole (docs/performance.md).
@@ -174,13 +176,21 @@ class SmsConfirmationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def of_order(self, confirmation: SmsConfirmation) -> str:
         return confirmation.order.order_no
 
+    @admin.display(description=_("mobile number"))
+    def masked_phone(self, confirmation: SmsConfirmation) -> str:
+        return mask_phone(confirmation.phone) or "-"
+
 
 @admin.register(SmsInbound)
 class SmsInboundAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["created_at", "sender", "text", "result"]
+    list_display = ["created_at", "masked_sender", "text", "result"]
     search_fields = ["=sender"]
     exclude = ["confirmation", "outcome"]
     readonly_fields = ["of_confirmation", "result"]
+
+    @admin.display(description=_("from"))
+    def masked_sender(self, inbound: SmsInbound) -> str:
+        return mask_phone(inbound.sender) or "-"
 
     @admin.display(description=_("SMS confirmation"))
     def of_confirmation(self, inbound: SmsInbound) -> str:
