@@ -10,3 +10,17 @@ def reconcile_yesterday(day: str | None = None, attempt: int = 0) -> str:
     from billing.reconciliation.services import reconcile_scheduled
 
     return reconcile_scheduled(day=day, attempt=attempt)
+
+
+@ipvas_task(name="billing.tasks.purge_payment_codes")
+def purge_payment_codes() -> int:
+    from billing.services.payment_codes import payment_codes_purge
+
+    return payment_codes_purge()
+
+
+@ipvas_task(name="billing.tasks.purge_sms_replies")
+def purge_sms_replies() -> int:
+    from billing.services.sms import sms_replies_purge
+
+    return sms_replies_purge()

@@ -467,7 +467,9 @@ CELERY_BEAT_SCHEDULE = {
     "purge-sso-tickets": {"task": "channels_crm.tasks.purge_sso_tickets", "schedule": crontab(minute=27)},
     "purge-idempotency-keys": {"task": "epg_api.tasks.purge_idempotency_keys", "schedule": crontab(minute=37)},
     "purge-tv-sessions": {"task": "epg_api.tasks.purge_tv_sessions", "schedule": crontab(minute=47)},
-    "purge-sessions": {"task": "ipvas.tasks.purge_sessions", "schedule": crontab(minute=57)},
+    "purge-sessions": {"task": "ipvas.tasks.purge_sessions", "schedule": crontab(minute=7)},
+    "purge-payment-codes": {"task": "billing.tasks.purge_payment_codes", "schedule": crontab(minute=52)},
+    "purge-sms-replies": {"task": "billing.tasks.purge_sms_replies", "schedule": crontab(minute=57)},
     # Every morning, the three-way reconciliation of the day before (billing.reconciliation).
     "reconcile-yesterday": {
         "task": "billing.tasks.reconcile_yesterday",
@@ -496,6 +498,13 @@ OUTBOX_RETENTION_DAYS = env_int("OUTBOX_RETENTION_DAYS", 7, minimum=1)
 SSO_TICKET_RETENTION_DAYS = env_int("SSO_TICKET_RETENTION_DAYS", 1, minimum=1)
 # An Idempotency-Key answers the same order for 24 hours (docs/interfaces.md §2): never purged earlier.
 IDEMPOTENCY_RETENTION_HOURS = env_int("IDEMPOTENCY_RETENTION_HOURS", 48, minimum=24)
+# A scanned payment code (付款码, the customer's one-time bearer credential) is needed to send its charge and to
+# refuse the same scan twice while it could be charged, minutes; kept this long, whole, then forgotten.
+PAYMENT_CODE_RETENTION_HOURS = env_int("PAYMENT_CODE_RETENTION_HOURS", 24, minimum=1)
+# Every SMS reply the gateway delivers (the number and whatever was written), kept to recognise a delivery the
+# gateway retries and to answer a dispute; what a reply decided stays in the confirmation and the subscription's
+# events. 180 days: the six months China's Cybersecurity Law (art. 21) asks network logs to be kept.
+SMS_REPLY_RETENTION_DAYS = env_int("SMS_REPLY_RETENTION_DAYS", 180, minimum=1)
 # Relay outbox messages as soon as their transaction commits. Tests turn this
 # off and drain the outbox themselves, so that time travel decides what runs.
 OUTBOX_RELAY_ON_COMMIT = env_bool("OUTBOX_RELAY_ON_COMMIT", True)

@@ -6,12 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import shared_task
-from django.contrib.sessions.models import Session
 from django.db import InterfaceError, OperationalError
-from django.utils import timezone
 
 from ipvas import outbox
-from ipvas.purge import purge_in_batches
+from ipvas.purge import purge_expired_sessions
 
 # Longest delay Celery itself may schedule for a retry: far below the Redis
 # visibility timeout (3600 s by default), which a test checks for every task.
@@ -52,6 +50,4 @@ def purge_outbox() -> int:
 
 @ipvas_task(name="ipvas.tasks.purge_sessions")
 def purge_sessions() -> int:
-    """Forget expired sessions (a clerk's shift, an admin's visit): Django deletes a session's row only when
-    its user logs out, and leaves expired ones to ``clearsessions``, so without this the table grows forever."""
-    return purge_in_batches(Session.objects.filter(expire_date__lt=timezone.now()))
+    return purge_expired_sessions()

@@ -107,9 +107,10 @@ class PaymentNotification(models.Model):
 class PaymentCodeUse(models.Model):
     """A payment code (付款码) the clerk scanned: each is charged once, whatever is retried or scanned again.
 
-    The code is kept until its payment is settled (the charge is sent by the order's due work, which may
-    run again after a crash); it is a token of the customer's app that expires within a minute or two, of
-    no use to anyone after that. Admin shows it masked.
+    The code is needed until its charge is sent (by the order's due work, which may run again after a crash);
+    it is a token of the customer's app that expires within a minute or two, of no use to anyone after that,
+    and is forgotten ``PAYMENT_CODE_RETENTION_HOURS`` after the scan (billing.services.payment_codes). Logs
+    show it masked (ipvas.logs).
     """
 
     code = models.CharField(_("payment code"), max_length=32, unique=True)

@@ -7,12 +7,16 @@ starting 25–30 is Alipay's; anything else, or a code already used, is refused 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from billing.models import Payment, PaymentCodeUse, Provider
+from billing.models import Payment, PaymentCodeUse, PaymentStatus, Provider
 from ipvas.errors import InvalidInput
+from ipvas.purge import purge_in_batches
 
 WECHATPAY_CODE = re.compile(r"1[0-5][0-9]{16}")
 ALIPAY_CODE = re.compile(r"(2[5-9]|30)[0-9]{14,22}")
@@ -61,3 +65,13 @@ def payment_code_use_record(*, code: str, payment: Payment) -> PaymentCodeUse:
             return PaymentCodeUse.objects.create(code=code, provider=payment.provider, payment=payment)
     except IntegrityError:
         raise used_already() from None
+
+
+def payment_codes_purge() -> int:
+    """Forget the codes scanned more than ``PAYMENT_CODE_RETENTION_HOURS`` ago (beat, hourly), but not one whose
+    charge is still to be sent. A code is good for a minute or two at its provider; scanned again after this,
+    it is sent and the provider refuses it. The payment keeps its provider, trade number and outcome."""
+    cutoff = timezone.now() - timedelta(hours=settings.PAYMENT_CODE_RETENTION_HOURS)
+    return purge_in_batches(
+        PaymentCodeUse.objects.filter(used_at__lt=cutoff).exclude(payment__status=PaymentStatus.CREATING)
+    )

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from datetime import timedelta
 
 from django.conf import settings
+from django.utils import timezone
 
-from billing.models import Payment, PaymentStatus, SmsConfirmation, SmsConfirmationStatus
+from billing.models import Payment, PaymentStatus, SmsConfirmation, SmsConfirmationStatus, SmsInbound
 from ipvas.money import fen_to_yuan
+from ipvas.purge import purge_in_batches
 from orders.constants import PaymentMethod
 from orders.models import Order
 
@@ -46,3 +49,11 @@ def sms_confirmation_expire(order: Order) -> None:
     Payment.objects.filter(order=order, method=PaymentMethod.PHONE_BILL_SMS, status=PaymentStatus.PENDING).update(
         status=PaymentStatus.CLOSED
     )
+
+
+def sms_replies_purge() -> int:
+    """Forget the SMS replies stored more than ``SMS_REPLY_RETENTION_DAYS`` ago (beat, hourly). A confirmation
+    keeps the reply that answered it, and a TD its subscription's event; the gateway retries a delivery for
+    minutes, not months."""
+    cutoff = timezone.now() - timedelta(days=settings.SMS_REPLY_RETENTION_DAYS)
+    return purge_in_batches(SmsInbound.objects.filter(created_at__lt=cutoff))

@@ -9,6 +9,8 @@ from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.utils import timezone
 
+from billing.models import Payment, PaymentCodeUse, PaymentStatus, SmsInbound
+from billing.tasks import purge_payment_codes, purge_sms_replies
 from channels_crm.models import SsoTicketUse
 from channels_crm.tasks import purge_sso_tickets
 from epg_api.models import EpgClient, IdempotencyRecord
@@ -20,6 +22,7 @@ from ipvas.tasks import purge_outbox, purge_sessions
 from lifecycle.placing import order_create
 from tests.channels_crm.support import sign_in
 from tests.epg_api.support import new_api_key
+from tests.factories import OrderFactory
 from tests.support.tasks import import_tasks
 
 pytestmark = pytest.mark.django_db
@@ -37,10 +40,12 @@ def test_every_purge_is_scheduled():
     scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert purges == {
         "ipvas.tasks.purge_outbox",
+        "ipvas.tasks.purge_sessions",
         "channels_crm.tasks.purge_sso_tickets",
         "epg_api.tasks.purge_idempotency_keys",
         "epg_api.tasks.purge_tv_sessions",
-        "ipvas.tasks.purge_sessions",
+        "billing.tasks.purge_payment_codes",
+        "billing.tasks.purge_sms_replies",
     }
     assert purges <= scheduled
 
@@ -94,3 +99,46 @@ def test_a_clerks_session_goes_once_its_shift_is_over(time_machine, demo):
     assert list(Session.objects.values_list("session_key", flat=True)) == [today.session.session_key]
     assert today.get("/crm/orders/new/").status_code == 200
     assert yesterday.get("/crm/orders/new/").status_code != 200
+
+
+# --- personal information kept only for a while (review of 2026-12-07: PIPL) --------------------------
+
+
+def _scanned(code: str, *, hours_ago: float, status: str) -> PaymentCodeUse:
+    order = OrderFactory(payment_method="payment_code")
+    payment = Payment.objects.create(
+        order=order, method="payment_code", provider="wechatpay", out_trade_no=f"{order.order_no}-1",
+        amount_fen=order.amount_fen, status=status,
+    )  # fmt: skip
+    use = PaymentCodeUse.objects.create(code=code, provider="wechatpay", payment=payment)
+    PaymentCodeUse.objects.filter(pk=use.pk).update(used_at=timezone.now() - timedelta(hours=hours_ago))
+    return use
+
+
+def test_scanned_payment_codes_go_after_their_retention(settings):
+    # A payment code is the customer's one-time bearer credential: needed to send the charge, and to refuse the
+    # same scan twice while it could still be charged. It was kept for ever, whole.
+    settings.PAYMENT_CODE_RETENTION_HOURS = 24
+    _scanned("134567890123450001", hours_ago=25, status=PaymentStatus.PAID)
+    _scanned("134567890123450002", hours_ago=25, status=PaymentStatus.REVERSED)
+    recent = _scanned("134567890123450003", hours_ago=23, status=PaymentStatus.PAID)
+    unsent = _scanned("134567890123450004", hours_ago=25, status=PaymentStatus.CREATING)  # its charge not sent yet
+
+    assert purge_payment_codes.apply().get() == 2
+    assert set(PaymentCodeUse.objects.values_list("pk", flat=True)) == {recent.pk, unsent.pk}
+    assert Payment.objects.count() == 4  # the money's records stay
+
+
+def test_sms_replies_go_after_their_retention(settings):
+    # Every reply the gateway delivered, whatever the customer wrote, was kept for ever with the number. What
+    # a reply decided stays where it acted: the confirmation's reply, the subscription's events.
+    settings.SMS_REPLY_RETENTION_DAYS = 180
+    now = timezone.now()
+    for n, days in enumerate((181, 179)):
+        reply = SmsInbound.objects.create(
+            digest=f"{n:064d}", sender="13800000001", text="hello", received_at=now, outcome="none_pending"
+        )
+        SmsInbound.objects.filter(pk=reply.pk).update(created_at=now - timedelta(days=days))
+
+    assert purge_sms_replies.apply().get() == 1
+    assert list(SmsInbound.objects.values_list("digest", flat=True)) == [f"{1:064d}"]
