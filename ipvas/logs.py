@@ -22,8 +22,9 @@ _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("ipvas
 # A mainland mobile number, also as +86…, 86… or 0086… (a partner's answer, a gateway's sender, %2B86 in a URL).
 MOBILE = re.compile(r"(?<!\d)((?:\+?86|0086)[- ]?)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
 # A payment code (付款码, docs/interfaces.md §10: WeChat Pay's 18 digits from 10-15, Alipay's 16-24 from 25-30):
-# a one-time bearer credential of the customer's; shown as admin shows it, its first and last four digits.
-PAYMENT_CODE = re.compile(r"(?<!\d)(1[0-5]\d{16}|(?:2[5-9]|30)\d{14,22})(?!\d)")
+# a one-time bearer credential of the customer's; shown as admin shows it, its first and last four digits. Not the
+# digits after a decimal point: Celery's "succeeded in 0.2512345678901234s" is a duration.
+PAYMENT_CODE = re.compile(r"(?<![\d.])(1[0-5]\d{16}|(?:2[5-9]|30)\d{14,22})(?!\d)")
 SECRETS = re.compile(r"(?i)(api-key\s+|bearer\s+|ticket=|secret[\"'=:\s]+|password[\"'=:\s]+)([A-Za-z0-9._~+/=-]{6,})")
 
 

@@ -325,6 +325,9 @@ def test_a_payment_code_is_masked_in_the_logs(production_logs):
     # Longer numbers are not codes: a provider's transaction id (28 digits) stays whole.
     logging.getLogger("callbacks.views").info("transaction %s", "4200001234202612070123456789")
     assert "transaction 4200001234202612070123456789" in production_logs()
+    # Nor are a duration's decimals (Celery's "succeeded in …s").
+    logging.getLogger("celery.app.trace").info("Task t[outbox-1] succeeded in %ss: 'sent'", 0.2512345678901234)
+    assert "succeeded in 0.2512345678901234s" in production_logs()
 
 
 def test_the_development_servers_request_lines_are_redacted(production_logs):
