@@ -64,9 +64,14 @@ class Source:
 
 PRIMARY = Source(replica=False)
 
+# Caught up: streaming from the primary now (a WAL receiver connected: pg_stat_wal_receiver shows its row, pid at
+# least, to any role) and everything received replayed. A standby cut off from its primary (a network cut, a
+# replication password changed, restarted without reaching it) has replayed all it received too, but it is as of
+# its last transaction replayed, however long ago: the primary may have written since.
 _STATE = """
     SELECT pg_is_in_recovery(),
-           pg_last_wal_receive_lsn() IS NULL OR pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn(),
+           EXISTS (SELECT 1 FROM pg_stat_wal_receiver)
+           AND pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn(),
            pg_last_xact_replay_timestamp(),
            now()
 """
@@ -76,13 +81,17 @@ def configured() -> bool:
     return REPORTS in settings.DATABASES
 
 
-def replica_state() -> Source:
-    """The replica's state, read from the replica; raises a database ``Error`` when it does not answer."""
+def replica_state() -> Source | None:
+    """The replica's state, read from the replica; raises a database ``Error`` when it does not answer. None
+    when it is behind and cannot say since when (cut off from its primary with nothing replayed since it
+    started): not a source to report from."""
     with connections[REPORTS].cursor() as cursor:
         cursor.execute(_STATE)
         in_recovery, caught_up, replayed_at, now = cursor.fetchone()
-    if not in_recovery or caught_up or replayed_at is None:
+    if not in_recovery or caught_up:
         return Source(replica=True)
+    if replayed_at is None:
+        return None
     return Source(replica=True, as_of=replayed_at, behind_seconds=max(0.0, (now - replayed_at).total_seconds()))
 
 
@@ -102,7 +111,13 @@ def read_reports(build: Callable[[Source | None], T]) -> T:
         return build(None)
     try:
         with _reads_on(REPORTS):
-            return build(replica_state())
+            source = replica_state()
+            if source is not None:
+                return build(source)
+        logger.warning(
+            "reports: the replica (REPORTS_DATABASE_URL) does not stream from the primary and has replayed "
+            "nothing since it started; the report is made on the primary"
+        )
     except Error:
         logger.warning(
             "reports: the replica (REPORTS_DATABASE_URL) did not answer, or a query on it failed; "

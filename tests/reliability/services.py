@@ -283,6 +283,19 @@ class OwnStandby(OwnPostgres):
     def resume(self) -> None:
         self._sql(self.url("postgres"), "select pg_wal_replay_resume()")
 
+    def cut_off(self, timeout: float = 30) -> None:
+        """Its primary out of reach (a network cut): streaming stops, the standby goes on answering."""
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute("alter system set primary_conninfo = 'host=127.0.0.1 port=1'")
+            conn.execute("select pg_reload_conf()")
+        deadline = time.monotonic() + timeout
+        while self._sql(self.url("postgres"), "select count(*) from pg_stat_wal_receiver")[0]:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the standby still streams from its primary after {timeout} s")
+            time.sleep(0.05)
+
     def wait_for_primary(self, *, replayed: bool = True, timeout: float = 30) -> None:
         """Until everything the primary has written so far is received (and, with ``replayed``, replayed)."""
         (lsn,) = self._sql(self.primary.url("postgres"), "select pg_current_wal_lsn()::text")

@@ -161,3 +161,24 @@ def test_the_dashboard_reads_from_the_replica_and_goes_on_from_the_primary_witho
         "The reports' replica did not answer: these figures come from the primary database.",
     )
     assert csv_net(on_replica) == "35.00"
+
+
+def test_a_replica_cut_off_from_its_primary_does_not_say_it_is_up_to_date(primary_and_standby):
+    """The standby loses its primary (a network cut, a replication password changed): it goes on answering with
+    what it replayed before, and its received and replayed positions stay equal. Its page must not say it is up
+    to date while a sale on the primary is missing from it."""
+    _, standby, on_primary, on_replica = primary_and_standby
+    django_run(on_primary, "sell", "2500", "0")
+    standby.wait_for_primary()
+    assert page(on_replica) == ("25.00", "Figures from the reports' replica, up to date.")
+
+    standby.cut_off()
+    django_run(on_primary, "sell", "1000", "1")
+    assert page(on_primary)[0] == "35.00"
+    net, source = page(on_replica)
+    assert net == "25.00"
+    assert re.fullmatch(
+        r"Figures from the reports' replica as of \d{4}-\d\d-\d\d \d\d:\d\d:\d\d: "
+        r"it is \d+ s behind the primary database\.",
+        source,
+    ), source
