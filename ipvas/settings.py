@@ -504,7 +504,9 @@ PAYMENT_CODE_RETENTION_HOURS = env_int("PAYMENT_CODE_RETENTION_HOURS", 24, minim
 # Every SMS reply the gateway delivers (the number and whatever was written), kept to recognise a delivery the
 # gateway retries and to answer a dispute; what a reply decided stays in the confirmation and the subscription's
 # events. 180 days: the six months China's Cybersecurity Law (art. 21) asks network logs to be kept.
-SMS_REPLY_RETENTION_DAYS = env_int("SMS_REPLY_RETENTION_DAYS", 180, minimum=1)
+# A reply older than a day less than this is refused (lifecycle.confirmations.reply_freshness): its digest, which
+# refuses a replay, may be gone.
+SMS_REPLY_RETENTION_DAYS = env_int("SMS_REPLY_RETENTION_DAYS", 180, minimum=2)
 # Relay outbox messages as soon as their transaction commits. Tests turn this
 # off and drain the outbox themselves, so that time travel decides what runs.
 OUTBOX_RELAY_ON_COMMIT = env_bool("OUTBOX_RELAY_ON_COMMIT", True)

@@ -150,12 +150,23 @@ def sms_send_confirmation(*, confirmation_id: int, attempt: int = 0) -> str:
     return "sent"
 
 
+def reply_freshness() -> timedelta:
+    """How old a reply may be (its signed ``received_at``) and still be taken: a day less than its digest is kept,
+    so that a replay is always refused, by the digest or by its age. A gateway retries for minutes."""
+    return timedelta(days=settings.SMS_REPLY_RETENTION_DAYS - 1)
+
+
 def sms_reply_received(*, sender: str, text: str, received_at: datetime, raw: bytes) -> str:
     """The gateway delivered a reply (MO). Returns what it did, in a word."""
     try:
         phone = normalize_mainland_mobile(sender)
     except ValidationError:
         return "not_a_mobile"
+    if received_at < timezone.now() - reply_freshness():
+        # A signed reply is refused twice by its stored digest, which is purged after SMS_REPLY_RETENTION_DAYS
+        # (billing.services.sms): one older than that may be a captured reply replayed, to confirm a new charge.
+        logger.warning("SMS reply from %s received at %s refused: too old", mask_phone(phone), received_at)
+        return "too_old"
     digest = hashlib.sha256(raw).hexdigest()
     with transaction.atomic():
         try:

@@ -785,6 +785,29 @@ def test_the_same_signed_reply_twice_has_one_effect(sms_pending):
     assert OrderEvent.objects.filter(order__order_no=sms_pending, action="payment_confirmed").count() == 1
 
 
+def test_a_reply_replayed_after_its_record_was_purged_confirms_nothing(api, frozen, sms_pending):
+    """A signed reply is refused a second time by its stored digest, which is purged after
+    SMS_REPLY_RETENTION_DAYS: a reply captured then and replayed later must not confirm a new order's charge."""
+    from billing.tasks import purge_sms_replies
+
+    captured, headers = sandbox_sms.signed_reply("13800000001", "Y")
+    assert post_sms(captured, headers["X-Signature"]).status_code == 200
+    settle()
+    assert Order.objects.get(order_no=sms_pending).status == "completed"
+    frozen.shift(timedelta(days=settings.SMS_REPLY_RETENTION_DAYS, hours=1))
+    assert purge_sms_replies.apply().get() == 1
+    later = api.place("tv1001", "VIP-MONTH")["order_no"]
+    api.pay_with(later, "phone_bill_sms")
+    settle()
+
+    replayed = post_sms(captured, headers["X-Signature"])
+    settle()
+
+    assert (replayed.status_code, replayed.json()) == (200, {"outcome": "too_old"})
+    assert Order.objects.get(order_no=later).status == "payment_pending"
+    assert not OrderEvent.objects.filter(order__order_no=later, action="payment_confirmed").exists()
+
+
 def test_signature_in_upper_case_hex_is_accepted(sms_pending):
     body = sms_body()
 
