@@ -196,13 +196,15 @@ class OwnPostgres:
     """A PostgreSQL cluster of our own: ``initdb`` into a temporary directory, its own port and socket
     directory; ``restart()`` stops it with ``-m immediate`` (as a crash would) and starts it again."""
 
+    PREFIX = "ipvas-pg-"  # of its temporary directory
+
     def __init__(self) -> None:
         bindir = _postgres_bin()
         if bindir is None:
             cannot_run("PostgreSQL's initdb is not installed (apt-get install postgresql)")
         self.bin = bindir
         self.port = free_port()
-        self.root = Path(tempfile.mkdtemp(prefix="ipvas-pg-"))
+        self.root = Path(tempfile.mkdtemp(prefix=self.PREFIX))
         self.data = self.root / "data"
         self.socket_dir = self.root / "socket"
         self.socket_dir.mkdir()
@@ -213,8 +215,11 @@ class OwnPostgres:
             self.as_user = ["runuser", "-u", "postgres", "--"]
             shutil.chown(self.root, "postgres")
             shutil.chown(self.socket_dir, "postgres")
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        self._make_cluster()
         self.start()
+
+    def _make_cluster(self) -> None:
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
 
     def _run(self, program: str, *args: str) -> None:
         subprocess.run([*self.as_user, str(self.bin / program), *args], check=True, capture_output=True)
@@ -253,23 +258,17 @@ class OwnStandby(OwnPostgres):
     """A hot standby of an ``OwnPostgres``, streaming from it: ``pg_basebackup -R`` into a directory of its own,
     started on its own port. ``pause()`` stops it replaying what it receives, ``resume()`` goes on."""
 
+    PREFIX = "ipvas-pg-standby-"
+
     def __init__(self, primary: OwnPostgres) -> None:
-        # Not super().__init__(), which would initdb a cluster of its own.
-        self.bin, self.as_user, self.primary = primary.bin, primary.as_user, primary
-        self.port = free_port()
-        self.root = Path(tempfile.mkdtemp(prefix="ipvas-pg-standby-"))
-        self.data = self.root / "data"
-        self.socket_dir = self.root / "socket"
-        self.socket_dir.mkdir()
-        self.log = self.root / "postgres.log"
-        if self.as_user:
-            shutil.chown(self.root, "postgres")
-            shutil.chown(self.socket_dir, "postgres")
+        self.primary = primary
+        super().__init__()
+
+    def _make_cluster(self) -> None:
         self._run(
-            "pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
+            "pg_basebackup", "-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres",
             "-D", str(self.data), "-R", "-X", "stream", "-c", "fast", "--no-sync",
         )  # fmt: skip
-        self.start()
 
     def _sql(self, url: str, statement: str, *params: object) -> Any:
         import psycopg
