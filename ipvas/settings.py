@@ -161,6 +161,7 @@ def process_kind(argv: list[str]) -> str:
     return "ipvas-web"
 
 
+APPLICATION_NAME = process_kind(sys.argv)  # this process's name on its PostgreSQL connections
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'ipvas.sqlite3'}")
 if PRODUCTION and DATABASE_URL.startswith("sqlite"):
     raise ImproperlyConfigured("Production needs DATABASE_URL (PostgreSQL), not SQLite.")
@@ -180,7 +181,7 @@ if PRODUCTION and _db["ENGINE"] != "django.db.backends.postgresql":
 if _db["ENGINE"] == "django.db.backends.postgresql":
     # Which process a connection is, in pg_stat_activity and PgBouncer's SHOW CLIENTS (a name in the URL's
     # query, ?application_name=…, is kept).
-    _db["OPTIONS"] = {"application_name": process_kind(sys.argv), **_db.get("OPTIONS", {})}
+    _db["OPTIONS"] = {"application_name": APPLICATION_NAME, **_db.get("OPTIONS", {})}
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["CONN_MAX_AGE"] = 0
     _db["OPTIONS"] = {
@@ -211,7 +212,7 @@ if REPORTS_DATABASE_URL:
     # URL's query gives (sslmode=…, a connect_timeout of its own) is kept.
     _reports["OPTIONS"] = {
         "connect_timeout": env_int("REPORTS_DATABASE_CONNECT_TIMEOUT", 3, minimum=1),
-        "application_name": process_kind(sys.argv),
+        "application_name": APPLICATION_NAME,
         **_reports.get("OPTIONS", {}),
     }
     _reports["TEST"] = {"MIRROR": "default"}
