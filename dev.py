@@ -291,8 +291,10 @@ def prod() -> int:
 
 # The whole suite runs in two processes (pytest-xdist), a test file to each at a time: its browser and its
 # servers wait much of the time, and two cores do the rest. Each process has its own test database, var/
-# directory and Redis databases (tests/settings.py). Given arguments (one file, -k...), one process, as usual.
-PARALLEL = ["-n", "2", "--dist", "loadfile"]
+# directory and Redis databases (tests/settings.py). The files are handed out longest first, in the order
+# tests/conftest.py sorts them (LONGEST_FILES), not xdist's by number of tests. Given arguments (one file,
+# -k...), one process, as usual.
+PARALLEL = ["-n", "2", "--dist", "loadfile", "--no-loadscope-reorder"]
 
 
 def test(args: list[str]) -> int:
