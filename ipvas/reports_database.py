@@ -24,6 +24,9 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import Error, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
+from django.db.utils import DatabaseErrorWrapper
 
 logger = logging.getLogger(__name__)
 
@@ -118,14 +121,45 @@ def read_reports(build: Callable[[Source | None], T]) -> T:
             "reports: the replica (REPORTS_DATABASE_URL) does not stream from the primary and has replayed "
             "nothing since it started; the report is made on the primary"
         )
-    except Error:
-        logger.warning(
-            "reports: the replica (REPORTS_DATABASE_URL) did not answer, or a query on it failed; "
-            "the report is made again on the primary",
-            exc_info=True,
-        )
+    except Error as exc:
+        alias = failed_alias(exc)
+        if alias == REPORTS:
+            logger.warning(
+                "reports: the replica (REPORTS_DATABASE_URL) did not answer, or a query on it failed; "
+                "the report is made again on the primary",
+                exc_info=True,
+            )
+        else:
+            # A report reads from the primary too (what the router leaves there, what a page names), and an
+            # operator sent to the replica by this line would find it healthy.
+            logger.warning(
+                "reports: a query on the database %s failed while a report was made from the replica (the "
+                "replica did not fail); the report is made again on the primary",
+                repr(alias) if alias else "(which connection is not known)",
+                exc_info=True,
+            )
         _forget_the_connection()
     return build(PRIMARY)
+
+
+def failed_alias(exc: BaseException) -> str | None:
+    """The alias of the connection a database error came from, None when its traceback does not say.
+
+    Django's error carries no alias; its traceback does: the innermost of Django's frames that reached the
+    driver is a method of the connection (connecting, or checking its transaction), of its cursor (a
+    statement) or of the connection's error wrapper (a cursor's fetch)."""
+    alias = None
+    tb = exc.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if isinstance(owner, DatabaseErrorWrapper):
+            owner = owner.wrapper
+        elif isinstance(owner, CursorWrapper):
+            owner = owner.db
+        if isinstance(owner, BaseDatabaseWrapper):
+            alias = owner.alias
+        tb = tb.tb_next
+    return alias
 
 
 def _forget_the_connection() -> None:
