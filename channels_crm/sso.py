@@ -26,7 +26,14 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class TicketRefused(Exception):
-    """Why a ticket does not log anyone in; the message is shown (403)."""
+    """Why a ticket does not log anyone in; the message is shown (403).
+
+    ``staff_id`` is the clerk a ticket signed by the CRM names (expired, used already, of an account a ticket may
+    not sign in…); None when the ticket is not the CRM's, or names no usable staff id: anyone can write one."""
+
+    def __init__(self, reason: str, *, staff_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.staff_id = staff_id
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,22 @@ def _text(claims: dict[str, object], name: str, max_length: int) -> str:
     return value
 
 
+def _staff_id(claims: dict[str, object]) -> str | None:
+    value = claims.get("sub")
+    if not isinstance(value, str) or not value.strip() or len(value) > 64 or CONTROL_CHARACTERS.search(value):
+        return None
+    return value.strip()
+
+
+def _signed_staff_id(token: str) -> str | None:
+    """The ``sub`` of a ticket whose signature was verified and whose claims were then refused. PyJWT checks the
+    signature before any claim (``decode_complete``): its claim errors are raised of signed tickets only."""
+    try:
+        return _staff_id(jwt.decode(token, options={"verify_signature": False}))
+    except jwt.PyJWTError:
+        return None
+
+
 def verify_ticket(token: str) -> Ticket:
     if not token:
         raise TicketRefused("no ticket")
@@ -98,19 +121,26 @@ def verify_ticket(token: str) -> Ticket:
     try:
         claims = _decode(token)
     except jwt.ExpiredSignatureError:
-        raise TicketRefused("the ticket has expired") from None
+        raise TicketRefused("the ticket has expired", staff_id=_signed_staff_id(token)) from None
     except jwt.InvalidAudienceError:
-        raise TicketRefused("the ticket is for another audience") from None
+        raise TicketRefused("the ticket is for another audience", staff_id=_signed_staff_id(token)) from None
     except jwt.InvalidIssuerError:
-        raise TicketRefused("the ticket was not issued by the CRM") from None
+        raise TicketRefused("the ticket was not issued by the CRM", staff_id=_signed_staff_id(token)) from None
     except jwt.MissingRequiredClaimError as exc:
-        raise TicketRefused(f"the ticket lacks the claim {exc.claim}") from None
+        raise TicketRefused(f"the ticket lacks the claim {exc.claim}", staff_id=_signed_staff_id(token)) from None
     except jwt.InvalidSignatureError:
         raise TicketRefused("the ticket's signature is not the CRM's") from None
     except jwt.ImmatureSignatureError:  # iat (or nbf) later than now, beyond the leeway
-        raise TicketRefused("the ticket was issued in the future") from None
+        raise TicketRefused("the ticket was issued in the future", staff_id=_signed_staff_id(token)) from None
     except jwt.PyJWTError as exc:
         raise TicketRefused(f"the ticket is not valid: {exc.__class__.__name__}") from None
+    try:
+        return _ticket(claims)
+    except TicketRefused as exc:
+        raise TicketRefused(str(exc), staff_id=_staff_id(claims)) from None
+
+
+def _ticket(claims: dict[str, Any]) -> Ticket:
     iat, exp = claims["iat"], claims["exp"]
     if not isinstance(iat, int | float) or not isinstance(exp, int | float):
         raise TicketRefused("iat and exp must be numbers")
@@ -135,7 +165,7 @@ def sso_login(*, token: str, remote_addr: str | None) -> Clerk:
                 with transaction.atomic():
                     SsoTicketUse.objects.create(jti=ticket.jti, expires_at=ticket.expires_at + timedelta(minutes=5))
             except IntegrityError:
-                raise TicketRefused("the ticket was used already") from None
+                raise TicketRefused("the ticket was used already", staff_id=ticket.staff_id) from None
             clerk = _clerk_for(ticket)
             SsoLogin.objects.create(
                 staff_id=ticket.staff_id,
@@ -146,7 +176,9 @@ def sso_login(*, token: str, remote_addr: str | None) -> Clerk:
             )
         return clerk
     except TicketRefused as exc:
-        SsoLogin.objects.create(accepted=False, reason=str(exc)[:255], remote_addr=remote_addr)
+        SsoLogin.objects.create(
+            accepted=False, staff_id=exc.staff_id or "", reason=str(exc)[:255], remote_addr=remote_addr
+        )
         logger.warning("SSO ticket refused: %s", exc)
         raise
 
@@ -159,7 +191,7 @@ def _clerk_for(ticket: Ticket) -> Clerk:
         user, made = User.objects.get_or_create(username=f"crm-{ticket.staff_id}"[:150])
         if not made and (user.is_staff or user.is_superuser or hasattr(user, "clerk")):
             # A ticket makes or updates clerks; it never signs in as an operator's staff account.
-            raise TicketRefused("the staff id belongs to an account that is not a clerk's")
+            raise TicketRefused("the staff id belongs to an account that is not a clerk's", staff_id=ticket.staff_id)
         if made:
             user.set_unusable_password()
         user.first_name = ticket.name[:150]
@@ -173,7 +205,9 @@ def _clerk_for(ticket: Ticket) -> Clerk:
         )
     if clerk.user.is_staff or clerk.user.is_superuser or not clerk.user.is_active:
         # Whoever linked a clerk to it, a ticket never opens an operator's (or a disabled) account's session.
-        raise TicketRefused("the staff id's clerk is an account that a ticket may not sign in")
+        raise TicketRefused(
+            "the staff id's clerk is an account that a ticket may not sign in", staff_id=ticket.staff_id
+        )
     # A manager of one store sent to help at another is a clerk there, a manager again back home (is_manager).
     clerk.name = ticket.name
     clerk.store = store

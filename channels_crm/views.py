@@ -114,8 +114,13 @@ def sso(request: HttpRequest) -> HttpResponse:
     try:
         clerk = sso_login(token=request.GET.get("ticket", ""), remote_addr=request.META.get("REMOTE_ADDR"))
     except TicketRefused as exc:
-        logout(request)
+        if _another_persons_ticket(request, exc.staff_id) and _opened_as_a_page(request):
+            # The next clerk at a shared counter PC, whose ticket (the CRM's, but expired or used) was refused,
+            # does not go on as the previous one. Any other refusal leaves the session as it was: a page of
+            # another site can load this URL with any ticket, and must not sign the clerk out mid-sale.
+            logout(request)
         context = {"reason": str(exc), "said": refusal_words(str(exc))}
+        # The refusal page shows no one and leads nowhere into the session the browser may still hold.
         return render(request, "crm/sso_refused.html", context, status=403)
     if not (request.user.is_authenticated and request.user.pk == clerk.user.pk):
         # Another person's ticket signs in anew. The same clerk's (the CRM opening our pages again: its menu, a
@@ -128,6 +133,22 @@ def sso(request: HttpRequest) -> HttpResponse:
     # A counter's PC is shared and a ticket lives two minutes: the session lasts a shift, not Django's two weeks.
     request.session.set_expiry(settings.CRM_SESSION_SECONDS)
     return redirect("crm:order-new")
+
+
+def _another_persons_ticket(request: HttpRequest, staff_id: str | None) -> bool:
+    """The session is someone's, and the refused ticket, signed by the CRM, names another clerk."""
+    if staff_id is None or not request.user.is_authenticated:
+        return False
+    return not Clerk.objects.filter(user=request.user, staff_id=staff_id).exists()
+
+
+# What Chromium, Firefox and Safari say of a request (Fetch Metadata): a page or a frame opened, not an image,
+# a script or a fetch of another page. A browser that says nothing (an old one) is taken as opening a page.
+PAGE_DESTINATIONS = frozenset({"document", "iframe", "frame"})
+
+
+def _opened_as_a_page(request: HttpRequest) -> bool:
+    return request.headers.get("Sec-Fetch-Dest", "document") in PAGE_DESTINATIONS
 
 
 # Why a ticket was refused (channels_crm.sso writes the reason in English, for the audit and the CRM's

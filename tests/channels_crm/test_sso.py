@@ -258,13 +258,109 @@ def test_a_replayed_ticket_is_refused(demo):
     assert list(SsoLogin.objects.order_by("pk").values_list("accepted", flat=True)) == [True, False]
 
 
-def test_a_refused_ticket_ends_the_previous_session(demo):
-    client = sign_in()
-    assert client.get(NEW_ORDER).status_code == 200
+def assert_still_signed_in(client: Client, staff_id: str = "clerk01") -> None:
+    response = client.get(NEW_ORDER)
+    assert response.status_code == 200, response.status_code
+    assert response.context["clerk"].staff_id == staff_id
 
-    assert sso(client, ticket(aud="another-app")).status_code == 403
+
+def assert_leads_nowhere(response) -> None:
+    """The refusal page shows no clerk and no link into the session the browser may still hold."""
+    html = response.content.decode()
+    assert 'href="/crm/' not in html, html
+    assert "clerk01" not in html and "演示营业员" not in html
+
+
+# Chromium's headers (Fetch Metadata) for the CRM's frame opening our page, and for an <img> of another site.
+CRM_FRAME = {"HTTP_SEC_FETCH_DEST": "iframe", "HTTP_SEC_FETCH_MODE": "navigate", "HTTP_SEC_FETCH_SITE": "cross-site"}
+THIRD_PARTY_IMAGE = {
+    "HTTP_SEC_FETCH_DEST": "image",
+    "HTTP_SEC_FETCH_MODE": "no-cors",
+    "HTTP_SEC_FETCH_SITE": "cross-site",
+}
+
+
+def _another_clerks_refused_tickets() -> list:
+    return [
+        pytest.param(lambda: ticket(sub="clerk02", aud="another-app"), id="for-another-audience"),
+        pytest.param(
+            lambda: ticket(sub="clerk02", iat=int(time.time()) - 200, exp=int(time.time()) - 80), id="expired"
+        ),
+        pytest.param(lambda: ticket(sub="clerk02", name=None), id="lacking-a-claim"),
+        pytest.param(lambda: ticket(sub="clerk02", exp=int(time.time()) + 121), id="lives-too-long"),
+    ]
+
+
+@pytest.mark.parametrize("make", _another_clerks_refused_tickets())
+def test_another_clerks_refused_ticket_ends_the_previous_session(demo, make):
+    """The next clerk at a shared counter PC, whose ticket the CRM signed but we refused, does not go on as the
+    previous clerk: the CRM's frame opening our page with it ends the session."""
+    client = sign_in()
+    assert_still_signed_in(client)
+
+    response = client.get("/crm/sso/", {"ticket": make()}, **CRM_FRAME)
+
+    assert response.status_code == 403
+    assert_leads_nowhere(response)
+    assert_signed_out(client)
+    assert SsoLogin.objects.filter(accepted=False).get().staff_id == "clerk02"  # the audit says whose it was
+
+
+def test_another_clerks_used_ticket_ends_the_previous_session(demo):
+    token = ticket(sub="clerk02")
+    assert sso(Client(), token).status_code == 302
+    client = sign_in()
+
+    assert sso(client, token).status_code == 403  # no Fetch Metadata: an older browser, taken as a page
 
     assert_signed_out(client)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda: sign(claims(sub="clerk02"), key=_foreign_key_pem()), id="forged"),
+        pytest.param(lambda: _unsigned(claims(sub="clerk02")), id="alg-none"),
+        pytest.param(lambda: "garbage", id="garbage"),
+        pytest.param(lambda: "", id="empty"),
+    ],
+)
+def test_a_ticket_anyone_could_write_signs_no_one_out(demo, make):
+    """A page of another site that makes the clerk's browser load /crm/sso/?ticket=… (an <img>, a hidden frame)
+    does not sign the clerk out mid-sale; the refusal page leads nowhere into the session it leaves."""
+    client = sign_in()
+
+    for headers in (THIRD_PARTY_IMAGE, CRM_FRAME, {}):
+        response = client.get("/crm/sso/", {"ticket": make()}, **headers)
+        assert response.status_code == 403
+        assert_leads_nowhere(response)
+        assert_still_signed_in(client)
+    assert set(SsoLogin.objects.filter(accepted=False).values_list("staff_id", flat=True)) == {""}
+
+
+def test_another_clerks_refused_ticket_loaded_as_an_image_signs_no_one_out(demo):
+    """A clerk's own used or expired ticket, put in an <img> on a page their colleagues open, signs no one out
+    either: only a page or a frame opened with it does (Chromium, Firefox and Safari say which)."""
+    client = sign_in()
+
+    response = client.get("/crm/sso/", {"ticket": ticket(sub="clerk02", aud="another-app")}, **THIRD_PARTY_IMAGE)
+
+    assert response.status_code == 403
+    assert_still_signed_in(client)
+
+
+def test_the_same_clerks_refused_ticket_keeps_their_session(demo):
+    """The CRM's page reloaded (its ticket used already), or left open past the ticket's two minutes: the same
+    clerk, who goes on in their session from the CRM's next ticket."""
+    token = ticket()
+    client = Client()
+    assert sso(client, token).status_code == 302
+
+    assert client.get("/crm/sso/", {"ticket": token}, **CRM_FRAME).status_code == 403
+    expired = ticket(iat=int(time.time()) - 200, exp=int(time.time()) - 80)
+    assert client.get("/crm/sso/", {"ticket": expired}, **CRM_FRAME).status_code == 403
+
+    assert_still_signed_in(client)
 
 
 def test_only_get_is_accepted(demo):
