@@ -29,6 +29,7 @@ from billing.services.payment_codes import ALIPAY_CODE, WECHATPAY_CODE
 from channels_crm import renewal, selectors
 from channels_crm.models import Clerk, Store
 from channels_crm.sso import TicketRefused, sso_login
+from ipvas.accounts import client_address
 from ipvas.actors import Actor, ActorKind
 from ipvas.errors import ApplicationError
 from ipvas.phrases import Phrases
@@ -112,7 +113,7 @@ def _order_or_404(clerk: Clerk, order_no: str) -> Order:
 @require_GET
 def sso(request: HttpRequest) -> HttpResponse:
     try:
-        clerk = sso_login(token=request.GET.get("ticket", ""), remote_addr=request.META.get("REMOTE_ADDR"))
+        clerk = sso_login(token=request.GET.get("ticket", ""), remote_addr=client_address(request))
     except TicketRefused as exc:
         if _another_persons_ticket(request, exc.staff_id) and _opened_as_a_page(request):
             # The next clerk at a shared counter PC, whose ticket (the CRM's, but expired or used) was refused,

@@ -397,6 +397,23 @@ def test_every_sso_sign_in_accepted_or_refused_is_recorded(demo, frozen):
     assert "used already" in logins[1].reason
 
 
+@pytest.mark.parametrize(("proxies", "recorded"), [(1, "203.0.113.7"), (0, "10.0.0.2")])
+def test_an_sso_sign_in_records_the_callers_address_behind_the_proxy(demo, settings, proxies, recorded):
+    """Behind haproxy (docs/operations.md) every request comes from the proxy's address: the audit records the
+    caller's, the entry the proxy appended to X-Forwarded-For, by the sign-in limit's own rule
+    (TRUSTED_PROXY_COUNT); what the caller wrote before it is not believed. Without a proxy, the connection's."""
+    settings.ALLAUTH_TRUSTED_PROXY_COUNT = proxies
+    behind_the_proxy = {"REMOTE_ADDR": "10.0.0.2", "HTTP_X_FORWARDED_FOR": "spoofed, 203.0.113.7"}
+
+    assert Client().get("/crm/sso/", {"ticket": ticket()}, **behind_the_proxy).status_code == 302
+    assert Client().get("/crm/sso/", {"ticket": "garbage"}, **behind_the_proxy).status_code == 403
+
+    assert [(login.accepted, login.remote_addr) for login in SsoLogin.objects.order_by("pk")] == [
+        (True, recorded),
+        (False, recorded),
+    ]
+
+
 # --- read-only in admin, even for a superuser ----------------------------------------------------
 
 
