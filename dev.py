@@ -251,13 +251,18 @@ def web_server_command(env: dict[str, str], host: str, port: str) -> list[str]:
     """The multi-process web server: granian or gunicorn (IPVAS_WEB_SERVER), chosen by benchmark."""
     cores = os.cpu_count() or 2
     if env.get("IPVAS_WEB_SERVER", "granian") == "granian":
-        # Four Python threads per worker, each with its own database connection (docs/decisions.md).
+        # Four Python threads per worker, each with its own database connection (docs/decisions.md). granian
+        # writes no access lines unless GRANIAN_LOG_ACCESS_ENABLED; its default format has the path without the
+        # query string, and its lines do not pass through ipvas.logs: a format with %(query_string)s would
+        # write a clerk's search whole (tests/ipvas/test_web_server_logs.py).
         workers = env.get("WEB_WORKERS", str(cores))
         return [str(BIN / "granian"), "--interface", "wsgi", "--host", host, "--port", port,
                 "--workers", workers, "--blocking-threads", "4", "--no-ws", "ipvas.wsgi:application"]  # fmt: skip
     workers = env.get("WEB_WORKERS", str(2 * cores))
+    # gunicorn's access lines are its own, not Django's: its logger class masks them as ours (ipvas.logs).
     return [str(BIN / "gunicorn"), "ipvas.wsgi:application", "-b", f"{host}:{port}", "-w", workers,
-            "--worker-class", "gthread", "--threads", "4", "--access-logfile", "-"]  # fmt: skip
+            "--worker-class", "gthread", "--threads", "4", "--access-logfile", "-",
+            "--logger-class", "ipvas.gunicorn_logs.RedactingLogger"]  # fmt: skip
 
 
 def prod() -> int:
