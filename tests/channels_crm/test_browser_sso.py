@@ -26,8 +26,8 @@ from tests.channels_crm import test_browser
 from tests.channels_crm.support import ticket
 
 site, CLERK = test_browser.site, test_browser.CLERK
-CRM = "http://127.0.0.1:18211"
-ELSEWHERE = "http://127.0.0.1:18212"
+# The two other sites (the CRM's page that frames ours, and any page the clerk opens), each on a free port.
+CRM, ELSEWHERE = "crm", "elsewhere"
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -69,10 +69,10 @@ def counter_page(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def cookies_as_in_the_crms_frame(settings) -> None:
+def cookies_as_in_the_crms_frame(settings, other_sites) -> None:
     settings.SESSION_COOKIE_SECURE = True  # Chromium keeps a Secure cookie from http://localhost
     settings.CSRF_COOKIE_SECURE = True
-    settings.CRM_FRAME_ORIGINS = [CRM]
+    settings.CRM_FRAME_ORIGINS = [other_sites[CRM].origin]
 
 
 def sso_url(site: str, token: str) -> str:
@@ -82,9 +82,8 @@ def sso_url(site: str, token: str) -> str:
 class Pages(ThreadingHTTPServer):
     """Another site: answers every path with one page."""
 
-    def __init__(self, origin: str) -> None:
+    def __init__(self) -> None:
         self.body = b""
-        host, port = origin.removeprefix("http://").split(":")
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(handler) -> None:
@@ -96,12 +95,13 @@ class Pages(ThreadingHTTPServer):
             def log_message(handler, *args: object) -> None:
                 pass
 
-        super().__init__((host, int(port)), Handler)
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.origin = f"http://127.0.0.1:{self.server_address[1]}"
 
 
 @pytest.fixture
 def other_sites() -> Iterator[dict[str, Pages]]:
-    servers = {origin: Pages(origin) for origin in (CRM, ELSEWHERE)}
+    servers = {name: Pages() for name in (CRM, ELSEWHERE)}
     for server in servers.values():
         threading.Thread(target=server.serve_forever, daemon=True).start()
     yield servers
@@ -147,7 +147,7 @@ def test_another_sites_page_does_not_sign_the_clerk_out(
     other_sites[ELSEWHERE].body = (
         f'<img src="{garbage}"><img src="{colleagues}"><iframe src="{garbage}" style="display:none"></iframe>'
     ).encode()
-    page.goto(f"{ELSEWHERE}/a-page-the-clerk-opens")
+    page.goto(f"{other_sites[ELSEWHERE].origin}/a-page-the-clerk-opens")
     page.wait_for_load_state("networkidle")
 
     assert sorted(r.get("HTTP_SEC_FETCH_DEST", "") for r in sso_requests) == ["iframe", "image", "image"], sso_requests
@@ -170,7 +170,7 @@ def test_the_next_clerks_refused_ticket_in_the_crms_frame_ends_the_previous_sess
     now = int(time.time())
     expired = sso_url(site, ticket(sub="clerk02", iat=now - 200, exp=now - 80))
     other_sites[CRM].body = f'<iframe id="ipvas" src="{expired}" width="800" height="600"></iframe>'.encode()
-    page.goto(f"{CRM}/counter")
+    page.goto(f"{other_sites[CRM].origin}/counter")
     frame = page.frame_locator("#ipvas")
     frame.locator("h1", has_text="登录被拒绝").wait_for()
     assert frame.locator("a[href^='/crm/']").count() == 0
