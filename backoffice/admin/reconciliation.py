@@ -43,6 +43,7 @@ from billing.models import (
 from billing.models.reconciliation import DiscrepancyAction, DiscrepancyStatus, StatementSource
 from billing.reconciliation.discrepancies import discrepancy_annotate, discrepancy_resolve
 from billing.reconciliation.parsers import StatementError
+from billing.reconciliation.refusals import notes_text
 from billing.reconciliation.selectors import discrepancies_text, found_text, verdict
 from billing.reconciliation.services import ReconciliationBusy, reconcile_day, statements_import
 from ipvas.actors import Actor, ActorKind
@@ -160,9 +161,11 @@ class ReconciliationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     readonly_fields = ["verdict_text", "found", "open_work", "links", "run_by", "notes_shown"]
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        # The notes and who ran it, in words (the stored notes are the system's own English lines).
+        # The notes and who ran it, in words (the stored notes are the system's own English lines; a refused
+        # file's is said from the run's refusals).
         shown_last = ("run_by", "notes_shown")
-        fields = [f for f in super().get_fields(request, obj) if f not in ("notes", "triggered_by", *shown_last)]
+        hidden = ("notes", "refusals", "triggered_by", *shown_last)
+        fields = [f for f in super().get_fields(request, obj) if f not in hidden]
         return [*fields, *shown_last]
 
     @admin.display(description=_("run by"))
@@ -171,7 +174,7 @@ class ReconciliationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=_("notes"))
     def notes_shown(self, obj: ReconciliationRun) -> str:
-        return note_text(obj.notes) or "-"
+        return run_notes_text(obj) or "-"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ReconciliationRun]:
         still_open = (
@@ -285,7 +288,12 @@ def _run_summary(run: ReconciliationRun) -> str:
     # The discrepancies are counted once: by the verdict, or beside it when a source was not compared.
     text = gettext("%(day)s reconciled: %(matched)s matched.") % {"day": run.day.isoformat(), "matched": run.matched}
     found = f" {discrepancies_text(run)}." if not run.complete and run.discrepancies else ""
-    return f"{text} {verdict(run)}.{found} {note_text(run.notes)}".strip()
+    return f"{text} {verdict(run)}.{found} {run_notes_text(run)}".strip()
+
+
+def run_notes_text(run: ReconciliationRun) -> str:
+    """The run's notes in the reader's language, a refused file's reason too (rendered now, not when it ran)."""
+    return notes_text(run.notes, run.refusals, other=note_text)
 
 
 class RunDayFilter(admin.SimpleListFilter):

@@ -172,6 +172,10 @@ class ReconciliationRun(models.Model):
     revoked_not_unsubscribed = models.PositiveIntegerField(_("taken back here, still subscribed at the SMP"), default=0)
     unsubscribed_not_revoked = models.PositiveIntegerField(_("ended at the SMP, still entitled here"), default=0)
     notes = models.TextField(_("notes"), blank=True)
+    # Why each fetched statement refused was refused, {source: [line_no, code, {facts}]}
+    # (billing.reconciliation.refusals): rendered when shown, in the reader's language. The notes say it in
+    # English, as the logs do. None when nothing was refused.
+    refusals = models.JSONField(_("refusals"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("reconciliation run")

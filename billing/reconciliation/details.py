@@ -5,7 +5,8 @@ keys, ISO days, integer fen, codes of choices); admin, the CSV export and the
 work queue render it when they show it, through gettext, so that the same
 item reads in Chinese or English. A fact is shown by its name: ``source``,
 ``what``, ``charge``, ``status``, ``method`` and ``why`` are choice codes
-shown by their label; names ending in ``_fen`` are amounts shown in yuan.
+shown by their label; names ending in ``_fen`` are amounts shown in yuan;
+``refusal`` is why a fetched file was refused (billing.reconciliation.refusals).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from adapters.smp import SmpCharge
 from billing.models import LedgerKind
 from billing.models.reconciliation import StatementLineKind, StatementSource
+from billing.reconciliation import refusals
 from ipvas.money import fen_to_yuan
 from orders.constants import OrderStatus, PaymentMethod
 
@@ -80,6 +82,8 @@ MESSAGES: dict[str, Promise] = {
     ),
     "reversed_differs": _("The SMP gave back %(theirs_fen)s; our ledger has %(ours_fen)s reversed."),
     "returned_other_day": _("Money returned here on %(other_day)s."),
+    # --- a source not compared (a discrepancy of its own)
+    "refused": _("The fetched file was refused: %(refusal)s"),
     # A detail written before messages had codes, kept as it was.
     "text": "%(text)s",
 }
@@ -122,6 +126,8 @@ def _shown(name: str, value: Any) -> str:
         return str(_WAYS.get(value, value))
     if name == "why":
         return ", ".join(_label(LedgerKind, kind) for kind in value)
+    if name == "refusal":
+        return refusals.render(*value)
     return str(value)
 
 

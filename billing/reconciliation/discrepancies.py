@@ -32,6 +32,7 @@ from django.utils.translation import gettext as _
 from billing.models import Discrepancy, DiscrepancyEvent, ReconciliationRun
 from billing.models.reconciliation import NOT_COMPARED, DiscrepancyAction, DiscrepancyStatus, Outcome
 from billing.reconciliation import compare
+from billing.reconciliation.details import note
 from ipvas.actors import Actor
 from ipvas.errors import InvalidInput, InvalidState
 
@@ -84,7 +85,11 @@ def discrepancies_sync(run: ReconciliationRun, *, compared: Collection[str], rep
             batch.setdefault(row[:5], dict(zip(FACTS, row[5:-1], strict=True)))
         _upsert(run, batch, now, changes)
     for source in report:
-        _upsert(run, {(source, "", NOT_COMPARED, "", ""): dict.fromkeys(FACTS)}, now, changes)
+        facts = dict.fromkeys(FACTS)
+        refusal = (run.refusals or {}).get(source)
+        if refusal is not None:  # a fetched file refused: why, for the person who looks at it
+            facts["explanation"] = [note("refused", refusal=refusal)]
+        _upsert(run, {(source, "", NOT_COMPARED, "", ""): facts}, now, changes)
     stale = Discrepancy.objects.filter(day=run.day, source__in=compared, status=DiscrepancyStatus.OPEN).exclude(
         seen_in_run=run.pk
     )

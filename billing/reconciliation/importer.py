@@ -69,10 +69,9 @@ def statement_import(
     replaced in the same transaction; without it, it is refused.
     """
     if source not in StatementSource.values:
-        raise StatementError(None, f"unknown statement source {source!r}")
+        raise StatementError(None, "unknown_source", value=repr(source))
     sha256, size = file_sha256(stream)
     parse = PARSERS[source]
-    label = StatementSource(source).label
     try:
         with transaction.atomic():
             # Refused when it has rows: the same bytes with none are every quiet day's statement.
@@ -80,14 +79,17 @@ def statement_import(
             if seen is not None:
                 raise StatementError(
                     None,
-                    f"this file was imported already, as the {label} of {seen.day} "
-                    f"(statement {seen.pk}, {seen.file_name or 'no name'})",
+                    "imported_file" if seen.file_name else "imported_file_unnamed",
+                    statement_source=source,
+                    day=seen.day.isoformat(),
+                    statement_id=seen.pk,
+                    file_name=seen.file_name,
                 )
             existing = Statement.objects.select_for_update().filter(source=source, day=day).first()
             if existing is not None:
                 if not replace:
                     raise StatementError(
-                        None, f"the {label} of {day} is imported already (statement {existing.pk}); replace it?"
+                        None, "imported_day", statement_source=source, day=day.isoformat(), statement_id=existing.pk
                     )
                 existing.delete()
             statement = Statement.objects.create(
@@ -130,4 +132,4 @@ def statement_import(
             return statement
     except IntegrityError as exc:
         # Another import of the same file or day committed first.
-        raise StatementError(None, f"the {label} of {day} was imported at the same time by someone else") from exc
+        raise StatementError(None, "imported_meanwhile", statement_source=source, day=day.isoformat()) from exc

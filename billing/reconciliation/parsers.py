@@ -35,13 +35,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
 from adapters.smp import SmpCharge
 from billing.models.reconciliation import StatementLineKind, StatementSource
+from billing.reconciliation import refusals
 from ipvas.money import yuan_to_fen
 
 # Both providers write Beijing time, whatever our TIME_ZONE.
@@ -61,14 +62,30 @@ REVERSAL = StatementLineKind.REVERSAL.value
 class StatementError(Exception):
     """A statement file that cannot be imported: the line (1-based, None for the whole file) and why.
 
-    ``source`` names the statement when several files are imported together.
+    Why is a message code of billing.reconciliation.refusals with its facts, rendered when shown (``str()``,
+    ``message``) in the language active then, or kept (``record()``) to be rendered later. ``source`` names
+    the statement when several files are imported together.
     """
 
-    def __init__(self, line_no: int | None, message: str, *, source: str = "") -> None:
+    def __init__(self, line_no: int | None, code: str, *, source: str = "", **facts: Any) -> None:
+        assert code in refusals.MESSAGES, code
         self.line_no = line_no
-        self.message = message
+        self.code = code
+        self.facts = facts
         self.source = source
-        super().__init__(f"line {line_no}: {message}" if line_no else message)
+        super().__init__(line_no, code, facts)
+
+    @property
+    def message(self) -> str:
+        """Why, without the line, in the active language."""
+        return refusals.why(self.code, self.facts)
+
+    def record(self) -> refusals.Record:
+        """The refusal as plain JSON, to be rendered when shown (refusals.render)."""
+        return [self.line_no, self.code, self.facts]
+
+    def __str__(self) -> str:
+        return refusals.render(self.line_no, self.code, self.facts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +117,11 @@ def _lines(stream: BinaryIO, encoding: str, what: str, *, called: str = "") -> I
             return
         line_no += 1
         if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-            raise StatementError(line_no, f"a line longer than {MAX_LINE_BYTES} bytes: this is not {what}")
+            raise StatementError(line_no, "long_line", limit=MAX_LINE_BYTES, what=what)
         try:
             text = raw.decode(encoding)
         except UnicodeDecodeError:
-            raise StatementError(line_no, f"not {called or encoding.upper()} text: is this {what}?") from None
+            raise StatementError(line_no, "not_text", encoding=called or encoding.upper(), what=what) from None
         if line_no == 1:
             text = text.removeprefix("\ufeff")
         yield line_no, text.rstrip("\r\n")
@@ -116,14 +133,14 @@ def _fen(text: str, *, line_no: int, column: str, signed: bool = False) -> int:
     try:
         fen = yuan_to_fen(value[1:] if negative else value)
     except ValueError:
-        raise StatementError(line_no, f"{column} {text!r} is not an amount in yuan") from None
+        raise StatementError(line_no, "not_yuan", column=column, value=repr(text)) from None
     return -fen if negative else fen
 
 
 def _key(text: str, *, line_no: int, column: str) -> str:
     value = text.strip()
     if not value or len(value) > KEY_MAX:
-        raise StatementError(line_no, f"{column} {text!r} is empty or longer than {KEY_MAX} characters")
+        raise StatementError(line_no, "bad_key", column=column, value=repr(text), limit=KEY_MAX)
     return value
 
 
@@ -136,9 +153,9 @@ def _local_time(text: str, *, line_no: int, column: str, day: date, on_day: bool
             raise ValueError(value)
         moment = datetime.fromisoformat(value).replace(tzinfo=BEIJING)
     except ValueError:
-        raise StatementError(line_no, f"{column} {text!r} is not a time like 2026-11-25 12:00:00") from None
+        raise StatementError(line_no, "not_time", column=column, value=repr(text)) from None
     if moment.date() != day and (on_day or moment.date() > day):
-        raise StatementError(line_no, f"{column} {value} is not on {day}: a statement of another day?")
+        raise StatementError(line_no, "other_day", column=column, time=value, day=day.isoformat())
     return moment
 
 
@@ -147,9 +164,9 @@ def _decimal(text: str, *, line_no: int, column: str) -> Decimal:
     try:
         value = Decimal(text.strip())
     except InvalidOperation:
-        raise StatementError(line_no, f"{column} {text!r} is not a number") from None
+        raise StatementError(line_no, "not_number", column=column, value=repr(text)) from None
     if not value.is_finite():
-        raise StatementError(line_no, f"{column} {text!r} is not a number")
+        raise StatementError(line_no, "not_number", column=column, value=repr(text))
     return value
 
 
@@ -157,13 +174,13 @@ def _columns(header: list[str], required: tuple[str, ...], *, line_no: int, what
     index = {name.strip(): i for i, name in enumerate(header)}
     missing = [name for name in required if name not in index]
     if missing:
-        raise StatementError(line_no, f"{what} without the column(s) {', '.join(missing)}")
+        raise StatementError(line_no, "no_columns", what=what, columns=missing)
     return index
 
 
 # --- WeChat Pay: the v3 trade bill ----------------------------------------------------
 
-WECHAT_WHAT = "a WeChat Pay trade bill"
+WECHAT_WHAT = StatementSource.WECHATPAY.value  # shown as "a WeChat Pay trade bill" (refusals.WHAT)
 WECHAT_HEADER_START = "交易时间,公众账号ID,商户号"
 WECHAT_SUMMARY_HEADER = "总交易单数"
 WECHAT_REQUIRED = ("交易时间", "微信订单号", "商户订单号", "交易状态", "订单金额")
@@ -193,11 +210,11 @@ def parse_wechatpay(stream: BinaryIO, day: date) -> Iterator[ParsedLine]:
     lines = _lines(stream, "utf-8", WECHAT_WHAT)
     first = next(lines, None)
     if first is None:
-        raise StatementError(None, f"the file is empty: not {WECHAT_WHAT}")
+        raise StatementError(None, "empty", what=WECHAT_WHAT)
     _, header = first
     if not header.startswith(WECHAT_HEADER_START):
         raise StatementError(
-            1, f"not {WECHAT_WHAT}: the first line should start with {WECHAT_HEADER_START!r}, not {header[:40]!r}"
+            1, "wechat_first_line", what=WECHAT_WHAT, expected=repr(WECHAT_HEADER_START), found=repr(header[:40])
         )
     columns = header.split(",")
     index = _columns(columns, WECHAT_REQUIRED, line_no=1, what=WECHAT_WHAT)
@@ -213,35 +230,35 @@ def parse_wechatpay(stream: BinaryIO, day: date) -> Iterator[ParsedLine]:
             summary_names = [name.strip() for name in text.split(",")]
             break
         if not text.startswith("`"):
-            raise StatementError(line_no, "a detail row of a WeChat Pay trade bill starts with a backtick (`)")
+            raise StatementError(line_no, "wechat_backtick")
         fields = text[1:].split(",`")
         if len(fields) != len(columns):
-            raise StatementError(line_no, f"{len(fields)} fields where the header has {len(columns)}")
+            raise StatementError(line_no, "field_count", found=len(fields), expected=len(columns))
         yield _wechat_row(fields, index, line_no=line_no, day=day, raw=text)
         for column, i in added.items():
             sums[column] += _decimal(fields[i], line_no=line_no, column=column)
         rows += 1
     else:
-        raise StatementError(last, f"the file ends without its summary ({WECHAT_SUMMARY_HEADER},…): cut short?")
+        raise StatementError(last, "wechat_no_summary", summary=WECHAT_SUMMARY_HEADER)
     summary = next(lines, None)
     if summary is None or not summary[1].startswith("`"):
-        raise StatementError(last + 1, "the summary header is not followed by its values")
+        raise StatementError(last + 1, "wechat_summary_no_values")
     line_no, text = summary
     values = [value.strip() for value in text[1:].split(",`")]
     total = values[0]
     if not total.isdigit() or int(total) != rows:
-        raise StatementError(line_no, f"the summary counts {total} rows, the file has {rows}: cut short or edited?")
+        raise StatementError(line_no, "wechat_summary_count", stated=total, rows=rows)
     if len(values) != len(summary_names):
-        raise StatementError(line_no, f"{len(values)} summary values where its header has {len(summary_names)}")
+        raise StatementError(line_no, "wechat_summary_values", found=len(values), expected=len(summary_names))
     for name, value in zip(summary_names, values, strict=True):
         column = WECHAT_TOTALS.get(name)
         if column in sums and _decimal(value, line_no=line_no, column=name) != sums[column]:
             raise StatementError(
-                line_no, f"the summary's {name} is {value}, the rows' {column} add up to {sums[column]}: edited?"
+                line_no, "wechat_summary_total", total=name, stated=value, column=column, sum=str(sums[column])
             )
     for line_no, text in lines:
         if text.strip():
-            raise StatementError(line_no, "text after the summary")
+            raise StatementError(line_no, "wechat_after_summary")
 
 
 def _wechat_row(fields: list[str], index: dict[str, int], *, line_no: int, day: date, raw: str) -> ParsedLine:
@@ -250,9 +267,7 @@ def _wechat_row(fields: list[str], index: dict[str, int], *, line_no: int, day: 
 
     merchant = field("商户号")
     if merchant != settings.WECHATPAY_MCHID:
-        raise StatementError(
-            line_no, f"商户号 {merchant[:32]!r} is not ours ({settings.WECHATPAY_MCHID}): another merchant's bill"
-        )
+        raise StatementError(line_no, "wechat_other_merchant", value=repr(merchant[:32]), ours=settings.WECHATPAY_MCHID)
     status = field("交易状态")
     refund_time = next((name for name in WECHAT_REFUND_TIMES if name in index and field(name)), None)
     if status in ("REFUND", "REVOKED") and refund_time is not None:
@@ -277,7 +292,7 @@ def _wechat_row(fields: list[str], index: dict[str, int], *, line_no: int, day: 
     if status == "REFUND":
         missing = [name for name in WECHAT_REFUND_REQUIRED if name not in index]
         if missing:
-            raise StatementError(line_no, f"a refund row, and the header has no {', '.join(missing)}")
+            raise StatementError(line_no, "wechat_refund_columns", columns=missing)
         out_refund_no = _key(field("商户退款单号"), line_no=line_no, column="商户退款单号")
         return ParsedLine(
             line_no=line_no,
@@ -296,7 +311,7 @@ def _wechat_row(fields: list[str], index: dict[str, int], *, line_no: int, day: 
         # refund, with no 商户退款单号 of ours), listed under the trade's number.
         amounts = [name for name in ("申请退款金额", "退款金额") if name in index and field(name)]
         if not amounts:
-            raise StatementError(line_no, "a reversed trade's row, and the header has no 申请退款金额 or 退款金额")
+            raise StatementError(line_no, "wechat_reversal_columns")
         return ParsedLine(
             line_no=line_no,
             kind=REVERSAL,
@@ -308,12 +323,12 @@ def _wechat_row(fields: list[str], index: dict[str, int], *, line_no: int, day: 
             occurred_at=occurred_at,
             raw=raw,
         )
-    raise StatementError(line_no, f"交易状态 {status!r} is none of SUCCESS, REFUND, REVOKED")
+    raise StatementError(line_no, "wechat_status", value=repr(status))
 
 
 # --- Alipay: the trade bill's business detail (业务明细) ----------------------------------
 
-ALIPAY_WHAT = "an Alipay business-detail statement (…_业务明细.csv)"
+ALIPAY_WHAT = StatementSource.ALIPAY.value  # shown as "an Alipay business-detail statement (…_业务明细.csv)"
 ALIPAY_TITLE = "#支付宝业务明细查询"
 ALIPAY_LIST_START = "业务明细列表"
 ALIPAY_LIST_END = "业务明细列表结束"
@@ -346,35 +361,35 @@ def parse_alipay(stream: BinaryIO, day: date) -> Iterator[ParsedLine]:
     lines = _lines(stream, "gb18030", ALIPAY_WHAT, called="GBK")
     first = next(lines, None)
     if first is None:
-        raise StatementError(None, f"the file is empty: not {ALIPAY_WHAT}")
+        raise StatementError(None, "empty", what=ALIPAY_WHAT)
     if first[1].strip() != ALIPAY_TITLE:
-        raise StatementError(1, f"not {ALIPAY_WHAT}: the first line should be {ALIPAY_TITLE!r}, not {first[1][:40]!r}")
+        raise StatementError(
+            1, "alipay_first_line", what=ALIPAY_WHAT, expected=repr(ALIPAY_TITLE), found=repr(first[1][:40])
+        )
     period_seen = False
     last = 1
     for line_no, text in lines:
         last = line_no
         if not text.startswith("#"):
-            raise StatementError(line_no, f"expected the {ALIPAY_LIST_START} marker line, found a row")
+            raise StatementError(line_no, "alipay_row_before_list", marker=ALIPAY_LIST_START)
         account = ALIPAY_ACCOUNT.search(text)
         if account and not account[1].startswith(settings.ALIPAY_SELLER_ID):
-            raise StatementError(
-                line_no, f"the statement of Alipay account {account[1]}, not ours ({settings.ALIPAY_SELLER_ID}…)"
-            )
+            raise StatementError(line_no, "alipay_other_account", account=account[1], ours=settings.ALIPAY_SELLER_ID)
         period = ALIPAY_PERIOD.search(text)
         if period:
             period_seen = True
             starts = date(int(period[1]), int(period[2]), int(period[3]))
             if starts != day:
-                raise StatementError(line_no, f"the statement starts on {starts}, not on {day}")
+                raise StatementError(line_no, "alipay_other_day", starts=starts.isoformat(), day=day.isoformat())
         if ALIPAY_LIST_START in text:
             break
     else:
-        raise StatementError(last, f"no {ALIPAY_LIST_START} marker: not {ALIPAY_WHAT}")
+        raise StatementError(last, "alipay_no_list", marker=ALIPAY_LIST_START, what=ALIPAY_WHAT)
     if not period_seen:
-        raise StatementError(last, "no 起始日期 line before the detail list: the statement's day is unknown")
+        raise StatementError(last, "alipay_no_period")
     header = next(lines, None)
     if header is None:
-        raise StatementError(last + 1, "the detail list has no header")
+        raise StatementError(last + 1, "alipay_no_header")
     line_no, text = header
     columns = [name.strip().replace("(", "（").replace(")", "）") for name in text.split(",")]
     index = _columns(columns, ALIPAY_REQUIRED, line_no=line_no, what=ALIPAY_WHAT)
@@ -386,7 +401,7 @@ def parse_alipay(stream: BinaryIO, day: date) -> Iterator[ParsedLine]:
         if text.startswith("#"):
             if ALIPAY_LIST_END in text:
                 break
-            raise StatementError(line_no, "a comment line inside the detail list")
+            raise StatementError(line_no, "alipay_comment_in_list")
         if not text.strip():
             continue
         fields = _alipay_fields(text, len(columns), line_no)
@@ -396,7 +411,7 @@ def parse_alipay(stream: BinaryIO, day: date) -> Iterator[ParsedLine]:
             sums[parsed.kind][i] += _decimal(fields[index[column]] or "0", line_no=line_no, column=column)
         yield parsed
     else:
-        raise StatementError(last, f"the file ends inside the detail list (no {ALIPAY_LIST_END} marker): cut short?")
+        raise StatementError(last, "alipay_no_list_end", marker=ALIPAY_LIST_END)
     totals_seen = set()
     for line_no, text in lines:
         last = line_no
@@ -406,33 +421,39 @@ def parse_alipay(stream: BinaryIO, day: date) -> Iterator[ParsedLine]:
             totals_seen.add(kind)
             if int(total[2]) != counts[kind]:
                 raise StatementError(
-                    line_no, f"#{total[1]}合计 counts {total[2]} rows, the list has {counts[kind]}: edited?"
+                    line_no, "alipay_total_count", total=f"#{total[1]}合计", stated=total[2], rows=counts[kind]
                 )
             amounts = ALIPAY_TOTAL_AMOUNTS.search(text)
             if amounts is None:
-                raise StatementError(line_no, f"#{total[1]}合计 without its 商家实收 and 商家优惠 totals")
+                raise StatementError(line_no, "alipay_total_no_amounts", total=f"#{total[1]}合计")
             for i, column in enumerate(ALIPAY_ADDED):
                 stated = _decimal(amounts[i + 1], line_no=line_no, column=column)
                 if stated != sums[kind][i]:
-                    says = f"#{total[1]}合计 says {column[:4]} {amounts[i + 1]}"
-                    raise StatementError(line_no, f"{says}, the rows add up to {sums[kind][i]}: edited?")
+                    raise StatementError(
+                        line_no,
+                        "alipay_total_sum",
+                        total=f"#{total[1]}合计",
+                        column=column[:4],
+                        stated=amounts[i + 1],
+                        sum=str(sums[kind][i]),
+                    )
         elif text.strip() and not text.startswith("#"):
-            raise StatementError(line_no, "a row after the end of the detail list")
+            raise StatementError(line_no, "alipay_row_after_list")
     for kind, name in ((PAYMENT, "#交易合计"), (REFUND, "#退款合计")):
         if kind not in totals_seen:
-            raise StatementError(last, f"no {name} line after the detail list: cut short?")
+            raise StatementError(last, "alipay_no_total", total=name)
 
 
 def _alipay_fields(text: str, width: int, line_no: int) -> list[str]:
     try:
         fields = next(csv.reader([text]))
     except csv.Error as exc:
-        raise StatementError(line_no, f"not a CSV row: {exc}") from None
+        raise StatementError(line_no, "not_csv", error=str(exc)) from None
     if len(fields) > width:
         # 备注, the last column, is free text that may hold commas.
         fields = [*fields[: width - 1], ",".join(fields[width - 1 :])]
     if len(fields) != width:
-        raise StatementError(line_no, f"{len(fields)} fields where the header has {width}")
+        raise StatementError(line_no, "field_count", found=len(fields), expected=width)
     return [field.strip() for field in fields]  # Alipay pads ids with a tab so that Excel keeps their digits
 
 
@@ -443,7 +464,7 @@ def _alipay_row(fields: list[str], index: dict[str, int], *, line_no: int, day: 
     business = field("业务类型")
     kind = ALIPAY_KINDS.get(business)
     if kind is None:
-        raise StatementError(line_no, f"业务类型 {business!r} is neither 交易 nor 退款")
+        raise StatementError(line_no, "alipay_business", value=repr(business))
     occurred_at = _local_time(field("完成时间"), line_no=line_no, column="完成时间", day=day)
     out_trade_no = _key(field("商户订单号"), line_no=line_no, column="商户订单号")
     amount = _fen(field("订单金额（元）"), line_no=line_no, column="订单金额（元）", signed=True)
@@ -474,7 +495,7 @@ def _alipay_row(fields: list[str], index: dict[str, int], *, line_no: int, day: 
 
 # --- The SMP's daily provisioning list (our own format) ---------------------------------
 
-SMP_WHAT = "an SMP provisioning list"
+SMP_WHAT = StatementSource.SMP.value  # shown as "an SMP provisioning list"
 SMP_HEADER = ["event", "order_no", "tv_account", "product_code", "charge", "amount_fen", "at", "subscription_id"]
 # The first layout listed subscriptions only: a day's unsubscriptions and reversals would pass unseen.
 SMP_FIRST_HEADER = [
@@ -500,43 +521,39 @@ def parse_smp(stream: BinaryIO, day: date) -> Iterator[ParsedLine]:
     lines = _lines(stream, "utf-8", SMP_WHAT)
     first = next(lines, None)
     if first is None:
-        raise StatementError(None, f"the file is empty: not {SMP_WHAT}")
+        raise StatementError(None, "empty", what=SMP_WHAT)
     header = [name.strip() for name in first[1].split(",")]
     if header == SMP_FIRST_HEADER:
-        raise StatementError(
-            1,
-            f"{SMP_WHAT} in the first layout, without unsubscriptions: the list must start with "
-            f"{','.join(SMP_HEADER)!r} (docs/protocols.md)",
-        )
+        raise StatementError(1, "smp_first_layout", what=SMP_WHAT, expected=repr(",".join(SMP_HEADER)))
     if header != SMP_HEADER:
-        raise StatementError(1, f"not {SMP_WHAT}: the first line should be {','.join(SMP_HEADER)!r}")
+        raise StatementError(1, "smp_header", what=SMP_WHAT, expected=repr(",".join(SMP_HEADER)))
     for line_no, text in lines:
         if not text.strip():
             continue
         try:
             fields = next(csv.reader([text]))
         except csv.Error as exc:
-            raise StatementError(line_no, f"not a CSV row: {exc}") from None
+            raise StatementError(line_no, "not_csv", error=str(exc)) from None
         if len(fields) != len(SMP_HEADER):
-            raise StatementError(line_no, f"{len(fields)} fields where the header has {len(SMP_HEADER)}")
+            raise StatementError(line_no, "field_count", found=len(fields), expected=len(SMP_HEADER))
         event, order_no, tv_account, product, charge, amount, at, subscription_id = (f.strip() for f in fields)
         kind = SMP_EVENTS.get(event)
         if kind is None:
-            raise StatementError(line_no, f"event {event!r} is not one of {', '.join(SMP_EVENTS)}")
+            raise StatementError(line_no, "smp_event", value=repr(event), allowed=list(SMP_EVENTS))
         if not ORDER_NO_RE.match(order_no):
-            raise StatementError(line_no, f"order_no {order_no!r} is not 1-32 letters and digits")
+            raise StatementError(line_no, "smp_order_no", value=repr(order_no))
         if charge not in SmpCharge.values:
-            raise StatementError(line_no, f"charge {charge!r} is not one of {', '.join(SmpCharge.values)}")
+            raise StatementError(line_no, "smp_charge", value=repr(charge), allowed=list(SmpCharge.values))
         if not AMOUNT_RE.match(amount):
-            raise StatementError(line_no, f"amount_fen {amount!r} is not a whole number of fen")
+            raise StatementError(line_no, "smp_amount", value=repr(amount))
         try:
             moment = datetime.fromisoformat(at)
         except ValueError:
-            raise StatementError(line_no, f"at {at!r} is not an ISO 8601 time") from None
+            raise StatementError(line_no, "smp_at", value=repr(at)) from None
         if moment.tzinfo is None:
-            raise StatementError(line_no, f"at {at!r} has no time zone")
+            raise StatementError(line_no, "smp_at_no_zone", value=repr(at))
         if moment.astimezone(BEIJING).date() != day:
-            raise StatementError(line_no, f"at {at} is not on {day}: a list of another day?")
+            raise StatementError(line_no, "smp_other_day", time=at, day=day.isoformat())
         yield ParsedLine(
             line_no=line_no,
             kind=kind,

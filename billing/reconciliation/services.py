@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from typing import BinaryIO
 
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from adapters.statements import StatementUnavailable
 from billing import tasks
@@ -28,6 +28,7 @@ from billing.reconciliation.fetch import fetch_statement
 from billing.reconciliation.importer import statement_import
 from billing.reconciliation.parsers import StatementError
 from billing.reconciliation.providers import compare_provider
+from billing.reconciliation.refusals import Record, refused_note
 from billing.reconciliation.smp import compare_smp
 from ipvas import outbox
 
@@ -69,12 +70,13 @@ def statements_import(
     return imported
 
 
-def _gather(day: date, *, fetch: bool, by: str) -> tuple[Compared, dict[str, str], list[str]]:
+def _gather(day: date, *, fetch: bool, by: str) -> tuple[Compared, dict[str, str], list[str], dict[str, Record]]:
     """The statement of each source for ``day``, fetching and importing the missing ones; each source's
-    state (SourceState); and what went wrong, for the run's notes."""
+    state (SourceState); what went wrong, for the run's notes; and why each refused file was refused."""
     compared: Compared = {}
     states: dict[str, str] = {}
     notes: list[str] = []
+    refusals: dict[str, Record] = {}
     for source in SOURCES:
         statement = Statement.objects.filter(source=source, day=day).first()
         if statement is not None:
@@ -101,10 +103,13 @@ def _gather(day: date, *, fetch: bool, by: str) -> tuple[Compared, dict[str, str
                 )
             states[source] = SourceState.COMPARED
         except StatementError as exc:
-            logger.error("reconciliation %s: the fetched %s was refused: %s", day, source, exc)
+            # Kept as its code and facts, for each reader's language; the log and the notes say it in English.
+            with translation.override("en"):
+                logger.error("reconciliation %s: the fetched %s was refused: %s", day, source, str(exc))
+            refusals[source] = exc.record()
+            notes.append(refused_note(source, refusals[source]))
             states[source] = SourceState.REFUSED
-            notes.append(f"{source}: the fetched file was refused ({exc})")
-    return compared, states, notes
+    return compared, states, notes, refusals
 
 
 def reconcile_day(
@@ -122,7 +127,7 @@ def reconcile_day(
     that could not be compared is one of them unless ``report_missing`` is off
     (the morning job that will look again later).
     """
-    compared, states, notes = _gather(day, fetch=fetch, by=triggered_by)
+    compared, states, notes, refusals = _gather(day, fetch=fetch, by=triggered_by)
     start, end = day_bounds(day)
     try:
         with transaction.atomic():
@@ -146,6 +151,7 @@ def reconcile_day(
             for outcome in DISCREPANCY_OUTCOMES:
                 setattr(run, outcome, writer.counts[outcome])
             run.notes = "\n".join(notes)
+            run.refusals = refusals or None
             run.finished_at = timezone.now()
             run.save()
             run.statements.set([statement for statement in compared.values() if statement is not None])

@@ -72,11 +72,13 @@ def statement(source: str, path: Path, day: date = DAY, **options) -> Statement:
         return statement_import(source=source, day=day, stream=stream, file_name=path.name, **options)
 
 
-def refused(source: str, content: bytes, day: date = DAY) -> StatementError:
+def refused(source: str, content: bytes, day: date = DAY) -> str:
+    """Why the file is refused, in English (tests/billing/test_refusals_translated.py reads it in Chinese)."""
     with pytest.raises(StatementError) as caught:
         statement_import(source=source, day=day, stream=io.BytesIO(content), file_name="bad.csv")
     assert not Statement.objects.exists() and not StatementLine.objects.exists(), "half imported"
-    return caught.value
+    with translation.override("en"):
+        return str(caught.value)
 
 
 def edit_line(content: bytes, line_no: int, old: str, new: str, encoding: str = "utf-8") -> bytes:
@@ -352,7 +354,7 @@ def test_a_row_of_another_day_is_refused_with_its_line():
 def test_a_file_imported_before_is_refused_whatever_the_day():
     first = statement("wechatpay", WECHAT_FILE)
     for day in (DAY, DAY - timedelta(days=1)):
-        with pytest.raises(StatementError, match=f"this file was imported already, as the {label('wechatpay')} of"):
+        with translation.override("en"), pytest.raises(StatementError, match="imported already, as the WeChat Pay "):
             statement("wechatpay", WECHAT_FILE, day=day, replace=True)
     assert list(Statement.objects.values_list("pk", flat=True)) == [first.pk]
     assert StatementLine.objects.count() == 3
@@ -361,7 +363,10 @@ def test_a_file_imported_before_is_refused_whatever_the_day():
 def test_a_second_statement_for_a_day_replaces_the_first_only_when_asked():
     statement("smp", SMP_FILE)
     other = edit_line(SMP_FILE.read_bytes(), 3, ",2500,", ",2600,")
-    with pytest.raises(StatementError, match=r"is imported already \(statement \d+\); replace it\?"):
+    with (
+        translation.override("en"),
+        pytest.raises(StatementError, match=r"imported already \(statement \d+\); replace"),
+    ):
         statement_import(source="smp", day=DAY, stream=io.BytesIO(other))
     replaced = statement_import(source="smp", day=DAY, stream=io.BytesIO(other), replace=True)
     assert list(Statement.objects.values_list("pk", flat=True)) == [replaced.pk]
@@ -477,7 +482,15 @@ def test_the_command_imports_the_files_and_reconciles(demo, time_machine):
     run = ReconciliationRun.objects.get(day=DAY)
     # None of the fixture's trades is ours: all missing here, every subscription unknown.
     assert (run.missing_here, run.provisioned_not_paid, run.matched) == (4, 3, 0)
-    with pytest.raises(CommandError, match=r"--alipay .*: line 1: not GBK text: is this an Alipay business-detail"):
+    # A refused file is said in the process's language (settings.LANGUAGE_CODE, Simplified Chinese), or English.
+    with pytest.raises(
+        CommandError, match=r"--alipay .*: 第 1 行：不是 GBK 编码的文本：这是支付宝业务明细对账单.*；未导入任何内容"
+    ):
+        call_command("reconcile", "--date", "2026-11-25", "--alipay", str(WECHAT_FILE), stdout=io.StringIO())
+    with (
+        translation.override("en"),
+        pytest.raises(CommandError, match=r"--alipay .*: line 1: not GBK text: is this an Alipay "),
+    ):
         call_command("reconcile", "--date", "2026-11-25", "--alipay", str(WECHAT_FILE), stdout=io.StringIO())
     with pytest.raises(CommandError, match="is not over yet"):
         call_command("reconcile", "--date", "2026-11-26", stdout=io.StringIO())
@@ -523,7 +536,7 @@ def test_the_admin_uploads_a_day_and_shows_errors_with_their_line(staff, time_ma
     bad = io.BytesIO(edit_line(WECHAT_FILE.read_bytes(), 3, "`68.00,", "`6 8.00,"))
     bad.name = "bad.csv"
     with SMP_FILE.open("rb") as smp:
-        response = staff.post(url, {"day": "2026-11-25", "wechatpay": bad, "smp": smp})
+        response = staff.post(url, {"day": "2026-11-25", "wechatpay": bad, "smp": smp}, HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 200
     assert "line 3: 订单金额 &#x27;6 8.00&#x27; is not an amount in yuan" in response.content.decode()
     assert not Statement.objects.exists()

@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from django.utils import translation
 
 from billing.models import Statement, StatementLine
 from billing.reconciliation.importer import statement_import
@@ -29,10 +30,12 @@ DAY = date(2026, 11, 25)
 
 
 def refused(source: str, content: bytes, day: date = DAY) -> str:
+    """Why the file is refused, in English (tests/billing/test_refusals_translated.py reads it in Chinese)."""
     with pytest.raises(StatementError) as caught:
         statement_import(source=source, day=day, stream=io.BytesIO(content), file_name="bad.csv")
     assert not Statement.objects.exists() and not StatementLine.objects.exists(), "half imported"
-    return str(caught.value)
+    with translation.override("en"):
+        return str(caught.value)
 
 
 def parsed(source: str, content: bytes, day: date = DAY) -> list:

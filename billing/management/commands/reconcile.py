@@ -9,9 +9,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from billing.models.reconciliation import COMPARED_STATES
 from billing.reconciliation.parsers import StatementError
+from billing.reconciliation.refusals import notes_text
 from billing.reconciliation.services import ReconciliationBusy, reconcile_day, statements_import, summary
 
 
@@ -53,14 +55,15 @@ class Command(BaseCommand):
                     self.stdout.write(f"imported {statement.source} {statement.file_name}: {statement.row_count} rows")
             run = reconcile_day(day, fetch=not options["no_fetch"], triggered_by="command")
         except StatementError as exc:
+            # The refusal in the process's language (settings.LANGUAGE_CODE), as admin says it in the reader's.
             where = f"--{exc.source} {paths[exc.source]}: " if exc.source in paths else ""
-            raise CommandError(f"{where}{exc}; nothing was imported") from exc
+            raise CommandError(gettext("%(refusal)s; nothing was imported") % {"refusal": f"{where}{exc}"}) from exc
         except ReconciliationBusy as exc:
             raise CommandError(str(exc)) from exc
         for source, state in run.source_states().items():
             line = f"{source}: {state}"
             self.stdout.write(line if state in COMPARED_STATES else self.style.WARNING(line))
-        for note in filter(None, run.notes.splitlines()):
+        for note in filter(None, notes_text(run.notes, run.refusals).splitlines()):
             self.stdout.write(self.style.WARNING(note))
         for outcome, count in run.counts().items():
             self.stdout.write(f"{outcome}: {count}")
