@@ -436,6 +436,8 @@ CELERY_TASK_ROUTES = {
 # check hold).
 CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Lets go of a task due later once its time comes: Celery's kept it in a reference cycle (ipvas/worker.py).
+CELERY_WORKER_CONSUMER = "ipvas.worker:Consumer"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A worker whose broker is away keeps trying to reconnect, however long it takes (Celery gives up after 100).
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
