@@ -24,45 +24,36 @@ def _integration_services_missing() -> str:
     return "; ".join(missing)
 
 
-# The files that take longest (seconds, measured with --durations on two cores, 2026-12-07), run first: pytest-xdist
-# hands out a file at a time in the order collected, and a long file handed out last kept one process busy
-# for minutes after the other had finished. The rest keep their order. This order holds only with xdist's
-# --no-loadscope-reorder (dev.py's PARALLEL): by default xdist hands out the files with the most tests first,
-# which put these (one to four tests each, most of them) last.
+# The files that take longest (seconds: their tests of 2 s or more, measured with --durations on two cores,
+# 2026-12-07 14:40 UTC), run first: pytest-xdist hands out a file at a time in the order collected, and a long
+# file handed out last kept one process busy for minutes after the other had finished. The rest keep their
+# order. This order holds only with xdist's --no-loadscope-reorder (dev.py's PARALLEL): by default xdist hands
+# out the files with the most tests first, which put these (one to four tests each, most of them) last.
 LONGEST_FILES = {
-    "tests/reliability/test_reports_replica.py": 98,
-    "tests/tv/test_browser.py": 89,
-    "tests/reliability/test_dependency_faults.py": 78,
-    "tests/reliability/test_topology.py": 71,
-    "tests/reliability/test_rabbitmq_broker.py": 48,
-    "tests/reliability/test_pgbouncer.py": 48,
-    "tests/reliability/test_disk_full.py": 46,
-    "tests/reliability/test_random_run.py": 42,
-    "tests/backoffice/test_screens_browser.py": 38,
-    "tests/channels_crm/test_browser_payment_code.py": 34,
-    "tests/channels_crm/test_browser.py": 28,
-    "tests/channels_crm/test_screens_browser.py": 28,
+    "tests/reliability/test_dependency_faults.py": 84,
+    "tests/reliability/test_reports_replica.py": 75,
+    "tests/reliability/test_topology.py": 73,
+    "tests/reliability/test_rabbitmq_broker.py": 53,
+    "tests/backoffice/test_screens_browser.py": 50,
+    "tests/tv/test_browser.py": 49,
+    "tests/reliability/test_random_run.py": 45,
+    "tests/channels_crm/test_screens_browser.py": 43,
+    "tests/reliability/test_disk_full.py": 41,
+    "tests/channels_crm/test_browser_payment_code.py": 33,
+    "tests/reliability/test_pgbouncer.py": 33,
     "tests/reliability/test_beat_takeover.py": 27,
-    "tests/ipvas/test_production_settings.py": 24,
-    "tests/reliability/test_races.py": 23,
-    "tests/ipvas/test_broker.py": 23,
-    "tests/billing/test_refunds.py": 21,
-    "tests/channels_crm/test_browser_session.py": 19,
-    "tests/billing/test_reports_browser.py": 18,
-    "tests/epg_api/test_entitlement_answers.py": 18,
-    "tests/lifecycle/test_contracts.py": 18,
-    "tests/backoffice/test_pages_speak_chinese.py": 16,
-    "tests/lifecycle/test_subscriptions.py": 15,
-    "tests/backoffice/test_reports_subscriptions.py": 13,
-    "tests/reliability/test_worker_crash.py": 13,
-    "tests/reliability/test_outbox_crash.py": 13,
-    "tests/channels_crm/test_pages.py": 13,
-    "tests/billing/test_payment_code_clients.py": 12,
-    "tests/channels_crm/test_browser_scan_after_ticking.py": 11,
-    "tests/integration/test_plain_worker.py": 11,
-    "tests/lifecycle/test_payment_code.py": 11,
-    "tests/tv/test_browser_review.py": 10,
-    "tests/billing/test_reconciliation_audit.py": 10,
+    "tests/ipvas/test_production_settings.py": 26,
+    "tests/reliability/test_races.py": 24,
+    "tests/ipvas/test_broker.py": 22,
+    "tests/channels_crm/test_browser.py": 21,
+    "tests/channels_crm/test_browser_session.py": 18,
+    "tests/billing/test_reports_browser.py": 14,
+    "tests/backoffice/test_pages_speak_chinese.py": 14,
+    "tests/reliability/test_outbox_crash.py": 11,
+    "tests/billing/test_refunds.py": 11,
+    "tests/reliability/test_worker_crash.py": 11,
+    "tests/integration/test_plain_worker.py": 9,
+    "tests/ipvas/test_web_server_logs.py": 9,
 }
 
 

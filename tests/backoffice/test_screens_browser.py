@@ -7,7 +7,6 @@ Debian's Chromium through Playwright; skipped where /usr/bin/chromium is missing
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +20,10 @@ from django.urls import reverse
 from billing.models import Discrepancy, ProviderContract, ReconciliationRun, WorkItem, WorkItemKind
 from orders.models import Order, Product, PurchasePin, Subscription
 from tests.backoffice.lived import STAFF, live
+from tests.support.browser import chromium_launched
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "backoffice"
 WIDTH = 1280
 LANGUAGES = {"zh": "zh-CN", "en": "en-US"}
@@ -96,25 +94,8 @@ def get_group():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is needed for the browser tests in CI", pytrace=False)
-        pytest.skip(f"{CHROMIUM} is not installed")
-    from playwright.sync_api import sync_playwright
-
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # the ORM between browser steps, on Playwright's thread
-    playwright = sync_playwright().start()
-    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-    try:
+    with chromium_launched() as browser:
         yield browser
-    finally:
-        browser.close()
-        playwright.stop()
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 def watch(page, problems: list[str]) -> None:  # type: ignore[no-untyped-def]

@@ -6,7 +6,6 @@ screenshot is left in test-artifacts/screenshots/ for a person to look at.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,11 +17,10 @@ from django.utils import timezone
 
 from tests.backoffice.test_reports_subscriptions import build_subscription_fixture
 from tests.billing.test_reports import build_sales_fixture
+from tests.support.browser import ARGS, CHROMIUM, need_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 CHARTS = [
@@ -42,10 +40,7 @@ CHARTS = [
 
 @pytest.fixture
 def chromium() -> Path:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is needed for the browser tests in CI", pytrace=False)
-        pytest.skip(f"{CHROMIUM} is not installed")
+    need_chromium()
     return CHROMIUM
 
 
@@ -65,7 +60,7 @@ def test_the_dashboard_charts_render_in_chromium(chromium, live_server):
 
     problems: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True)
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=ARGS, headless=True)
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
             context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}])
@@ -138,7 +133,7 @@ def test_the_subscription_charts_render_in_chromium(chromium, live_server):
 
     problems: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True)
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=ARGS, headless=True)
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
             context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}])

@@ -9,7 +9,6 @@ Every page visited is saved under test-artifacts/screenshots/.
 from __future__ import annotations
 
 import io
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,11 +24,11 @@ from ipvas.actors import Actor, ActorKind
 from lifecycle.placing import order_create
 from orders.models import Order
 from sandbox.models import SimCrmActivity
+from tests.support.browser import chromium_launched
 from tests.support.tasks import run_due_tasks
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 CLERK = {"staff_id": "clerk01", "store_code": "NX-YC-001", "virtual_staff_id": "V0001", "name": "演示"}
 PHONE = (360, 780)
@@ -38,30 +37,8 @@ COUNTER_PC = (1280, 800)
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package", pytrace=False)
-        pytest.skip(f"{CHROMIUM} is missing")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop on this thread; the ORM calls the
-    # test makes between browser steps (run_due_tasks) are synchronous all the same.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    playwright = sync_playwright().start()
-    chromium = playwright.chromium.launch(
-        executable_path=str(CHROMIUM),
-        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-    )
-    try:
+    with chromium_launched() as chromium:
         yield chromium
-    finally:
-        chromium.close()
-        playwright.stop()
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture

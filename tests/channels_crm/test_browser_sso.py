@@ -11,7 +11,6 @@ Chromium's own, with its Fetch Metadata headers, recorded as the live server rec
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from django.core.signals import request_started
 
 from tests.channels_crm import test_browser
 from tests.channels_crm.support import ticket
+from tests.support.browser import ARGS, CHROMIUM, playwright_started
 
 site, CLERK = test_browser.site, test_browser.CLERK
 # The two other sites (the CRM's page that frames ours, and any page the clerk opens), each on a free port.
@@ -36,36 +36,23 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def counter_page(tmp_path: Path):  # type: ignore[no-untyped-def]
     """A page of a counter PC's Chromium profile, which sends cookies to a frame of another site (Chrome's default
     for a profile; Playwright's contexts, like a private window, do not)."""
-    if not test_browser.CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{test_browser.CHROMIUM} is missing: install Debian's chromium package", pytrace=False)
-        pytest.skip(f"{test_browser.CHROMIUM} is missing")
-    from playwright.sync_api import sync_playwright
-
     profile = tmp_path / "profile"
     (profile / "Default").mkdir(parents=True)
     preferences = {"profile": {"cookie_controls_mode": 0, "block_third_party_cookies": False}}
     (profile / "Default" / "Preferences").write_text(json.dumps(preferences))
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # as test_browser.browser: the ORM between browser steps
-    playwright = sync_playwright().start()
-    context = playwright.chromium.launch_persistent_context(
-        str(profile),
-        executable_path=str(test_browser.CHROMIUM),
-        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        locale="zh-CN",
-        viewport={"width": test_browser.COUNTER_PC[0], "height": test_browser.COUNTER_PC[1]},
-    )
-    context.set_default_timeout(10_000)
-    try:
-        yield context.pages[0] if context.pages else context.new_page()
-    finally:
-        context.close()
-        playwright.stop()
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+    with playwright_started() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            args=ARGS,
+            locale="zh-CN",
+            viewport={"width": test_browser.COUNTER_PC[0], "height": test_browser.COUNTER_PC[1]},
+        )
+        context.set_default_timeout(10_000)
+        try:
+            yield context.pages[0] if context.pages else context.new_page()
+        finally:
+            context.close()
 
 
 @pytest.fixture

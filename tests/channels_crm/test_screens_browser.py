@@ -7,7 +7,6 @@ nothing wider than the window, no script error; and the order page's first look 
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,13 +17,12 @@ from django.core.management import call_command
 from orders.models import Order
 from sandbox import faults
 from tests.channels_crm.support import cancel, new_order, pay, settle, sign_in
+from tests.support.browser import chromium_launched
 from tests.support.page_clock import stop_the_page_clock
 from tests.support.tasks import run_due_tasks
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "crm"
 WIDTHS = (360, 1024)
 LANGUAGES = {"zh": "zh-CN", "en": "en-US"}
@@ -32,25 +30,8 @@ LANGUAGES = {"zh": "zh-CN", "en": "en-US"}
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package", pytrace=False)
-        pytest.skip(f"{CHROMIUM} is missing")
-    from playwright.sync_api import sync_playwright
-
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    playwright = sync_playwright().start()
-    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-    try:
+    with chromium_launched() as browser:
         yield browser
-    finally:
-        browser.close()
-        playwright.stop()
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 def order_no(response) -> str:  # type: ignore[no-untyped-def]

@@ -10,7 +10,6 @@ import requests
 
 from tests.support.tasks import run_due_tasks
 
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "tv"
 TV = (1280, 720)
 
