@@ -49,15 +49,11 @@ from orders.constants import Channel, OrderStatus
 from orders.models import Order
 from sandbox import statements as sandbox_statements
 from sandbox.models import SimSmpSubscription, SimTrade, SimTradeStatus
+from tests.billing.statement_files import ALIPAY_FILE, DAY, SMP_FILE, WECHAT_FILE
 from tests.support.tasks import run_due_tasks
 
 pytestmark = pytest.mark.django_db
 
-FIXTURES = Path(__file__).parent / "fixtures"
-WECHAT_FILE = FIXTURES / "wechatpay_tradebill_ALL_2026-11-25.csv"
-ALIPAY_FILE = FIXTURES / "alipay_20880000000000010156_20261125_business_detail.csv"
-SMP_FILE = FIXTURES / "smp_provisioning_2026-11-25.csv"
-DAY = date(2026, 11, 25)
 EPG = Actor(ActorKind.EPG_CLIENT, "reconciliation-test")
 ADMIN = Actor(ActorKind.ADMIN, "reconciliation-test")
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 from datetime import date
-from pathlib import Path
 
 import pytest
 from django.utils import translation
@@ -19,14 +18,9 @@ from django.utils import translation
 from billing.models import Statement, StatementLine
 from billing.reconciliation.importer import statement_import
 from billing.reconciliation.parsers import PARSERS, StatementError
+from tests.billing.statement_files import ALIPAY_FILE, DAY, SMP_FILE, WECHAT_FILE
 
 pytestmark = pytest.mark.django_db
-
-FIXTURES = Path(__file__).parent / "fixtures"
-WECHAT_FILE = FIXTURES / "wechatpay_tradebill_ALL_2026-11-25.csv"
-ALIPAY_FILE = FIXTURES / "alipay_20880000000000010156_20261125_business_detail.csv"
-SMP_FILE = FIXTURES / "smp_provisioning_2026-11-25.csv"
-DAY = date(2026, 11, 25)
 
 
 def refused(source: str, content: bytes, day: date = DAY) -> str:

@@ -13,7 +13,7 @@ import html
 import io
 import logging
 import re
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -26,14 +26,10 @@ from billing.models import Discrepancy, ReconciliationRun, Statement, StatementL
 from billing.reconciliation import importer, refusals
 from billing.reconciliation.services import reconcile_day
 from sandbox import statements as sandbox_statements
+from tests.billing.statement_files import ALIPAY_FILE, DAY, SMP_FILE, WECHAT_FILE
 
 pytestmark = pytest.mark.django_db
 
-FIXTURES = Path(__file__).parent / "fixtures"
-WECHAT_FILE = FIXTURES / "wechatpay_tradebill_ALL_2026-11-25.csv"
-ALIPAY_FILE = FIXTURES / "alipay_20880000000000010156_20261125_business_detail.csv"
-SMP_FILE = FIXTURES / "smp_provisioning_2026-11-25.csv"
-DAY = date(2026, 11, 25)
 UPLOAD = "/admin/billing/reconciliationrun/upload/"
 ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-hans"}
 EN = {"HTTP_ACCEPT_LANGUAGE": "en"}
