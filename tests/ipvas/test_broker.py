@@ -11,7 +11,6 @@ worker surviving a killed Redis is tests/reliability/test_dependency_faults.py).
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import pytest
 
 from ipvas.broker import FILESYSTEM, REDIS, transport_for
 from tests.ipvas.broker_peer import connection
+from tests.reliability.services import stop_group
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -199,13 +199,7 @@ def test_the_embedded_worker_survives_an_empty_message_file(tmp_path):
         )  # fmt: skip
         alive = worker.poll() is None
     finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait()
+        stop_group(worker, timeout=20)
 
     output = log.read_text(errors="replace")
     assert alive, output[-3000:]
@@ -259,13 +253,7 @@ def test_a_worker_with_a_task_in_hand_survives_its_redis_broker_killed_and_works
             send(0.1, after)
             wait(after.exists, "the worker did not take work after the broker came back", timeout=60)
     finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait()
+        stop_group(worker, timeout=20)
         broker.stop()
 
     output = log.read_text(errors="replace")

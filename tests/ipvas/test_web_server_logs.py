@@ -8,8 +8,6 @@ log lines mask them (ipvas.logs), but a web server writes its access log itself.
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -18,16 +16,11 @@ import pytest
 import requests
 
 from dev import web_server_command
+from tests.reliability.services import free_port, stop_group
 
 ROOT = Path(__file__).resolve().parents[2]
 PHONE, OTHER_PHONE = "13800138000", "13900139000"
 TICKET = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJjbGVyazAxIn0.c2lnbmF0dXJlLW9mLXRoZS1jcm0"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def serve_and_ask(tmp_path: Path, server: str, **env_changes: str) -> str:
@@ -69,13 +62,7 @@ def serve_and_ask(tmp_path: Path, server: str, **env_changes: str) -> str:
         assert requests.get(f"{url}/crm/orders/", params={"ticket": TICKET}, timeout=10).status_code == 401
         time.sleep(0.5)  # the access lines are written after the answer
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_group(process, timeout=15)
     return log.read_text(errors="replace")
 
 

@@ -30,6 +30,19 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def stop_group(process: subprocess.Popen, *, timeout: float) -> None:
+    """End a process started with ``start_new_session=True`` and its children: SIGTERM, then SIGKILL after
+    ``timeout`` seconds. Nothing when it has ended already."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def wait_port(port: int, *, up: bool, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
