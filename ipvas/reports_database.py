@@ -6,10 +6,11 @@ seconds of PostgreSQL's CPU, are not taken from the orders' database at a peak (
 else, reads and writes, stays on ``default``: admin's lists and every order's path need what was just written.
 
 The page says where its figures come from (``Source``): the replica, up to date or as of the last
-transaction it replayed; or the primary, when the replica did not answer or failed during the page (a
-query cancelled by a conflict with recovery, the replica restarting). The report is then made again on
-the primary, once, and a warning logged: finance keeps its dashboard while the replica is mended, and
-one person's report costs the primary what it cost before there was a replica (docs/decisions.md).
+transaction it replayed; or the primary, and why (``Fallback``): the replica did not answer or failed during
+the page (a query cancelled by a conflict with recovery, the replica restarting), it is cut off from the
+primary with nothing replayed, or a query on the primary failed during the page. The report is then made
+again on the primary, once, and a warning logged: finance keeps its dashboard while the replica is mended,
+and one person's report costs the primary what it cost before there was a replica (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -52,6 +54,15 @@ class ReportsRouter:
         return False if db == REPORTS else None
 
 
+class Fallback(StrEnum):
+    """Why a report made from the replica was made again on the primary: what the page tells finance
+    (templates/admin/reports/dashboard.html), and so where an operator looks."""
+
+    REPLICA_FAILED = "replica_failed"  # it did not answer, or a query on it failed
+    REPLICA_CUT_OFF = "replica_cut_off"  # it does not stream from the primary and has replayed nothing
+    PRIMARY_FAILED = "primary_failed"  # a query on the primary failed; the replica did not
+
+
 @dataclass(frozen=True)
 class Source:
     """Where a report's figures came from, for the page to say."""
@@ -59,13 +70,16 @@ class Source:
     replica: bool
     as_of: datetime | None = None  # the replica was behind: the time of the last transaction it replayed
     behind_seconds: float | None = None
+    fallback: Fallback | None = None  # from the primary: why
 
     @property
     def fell_back(self) -> bool:
         return not self.replica
 
 
-PRIMARY = Source(replica=False)
+def on_the_primary(why: Fallback) -> Source:
+    return Source(replica=False, fallback=why)
+
 
 # Caught up: streaming from the primary now (a WAL receiver connected: pg_stat_wal_receiver shows its row, pid at
 # least, to any role) and everything received replayed. A standby cut off from its primary (a network cut, a
@@ -121,8 +135,10 @@ def read_reports(build: Callable[[Source | None], T]) -> T:
             "reports: the replica (REPORTS_DATABASE_URL) does not stream from the primary and has replayed "
             "nothing since it started; the report is made on the primary"
         )
+        why = Fallback.REPLICA_CUT_OFF
     except Error as exc:
         alias = failed_alias(exc)
+        why = Fallback.REPLICA_FAILED if alias == REPORTS else Fallback.PRIMARY_FAILED  # as the log says
         if alias == REPORTS:
             logger.warning(
                 "reports: the replica (REPORTS_DATABASE_URL) did not answer, or a query on it failed; "
@@ -139,7 +155,7 @@ def read_reports(build: Callable[[Source | None], T]) -> T:
                 exc_info=True,
             )
         _forget_the_connection()
-    return build(PRIMARY)
+    return build(on_the_primary(why))
 
 
 def failed_alias(exc: BaseException) -> str | None:

@@ -1,9 +1,9 @@
-"""Which database a report's failure is logged against (ipvas.reports_database.read_reports).
+"""Which database a report's failure is logged against and the dashboard blames (ipvas.reports_database).
 
 A report made from the replica reads from the primary too (what the router leaves there, what a page names):
-an error of the primary must not send the operator to look at a healthy replica. The "replica" here is a second
-connection to the test database under the alias ``reports``, as ``REPORTS_DATABASE_URL`` configures it; the
-replica's whole behaviour, with a real standby, is tests/reliability/test_reports_replica.py's.
+an error of the primary must not send the operator, or finance, to look at a healthy replica. The "replica"
+here is a second connection to the test database under the alias ``reports``, as ``REPORTS_DATABASE_URL``
+configures it; the replica's whole behaviour, with a real standby, is tests/reliability/test_reports_replica.py's.
 """
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ import warnings
 
 import pytest
 from django.conf import settings as django_settings
+from django.contrib.auth import get_user_model
 from django.db import connections, router, transaction
 from django.db.utils import load_backend
 
-from ipvas.reports_database import PRIMARY, REPORTS, Source, read_reports
+from backoffice.reports import views as report_views
+from ipvas import reports_database
+from ipvas.reports_database import REPORTS, Fallback, Source, on_the_primary, read_reports
 from orders.models import Order
 
 ON_POSTGRESQL = "postgresql" in django_settings.DATABASES["default"]["ENGINE"]
@@ -75,13 +78,14 @@ def test_a_failure_of_the_primary_during_a_replica_report_is_not_logged_as_the_r
 
     def build(source: Source | None) -> str:
         sources.append(source)
-        if source is not PRIMARY:
+        if source.replica:
             _fail_on("default")
         return "made"
 
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         assert read_reports(build) == "made"
-    assert sources == [Source(replica=True), PRIMARY]  # made once more, on the primary, as before
+    # Made once more, on the primary, as before; the page says the primary failed.
+    assert sources == [Source(replica=True), on_the_primary(Fallback.PRIMARY_FAILED)]
     (message,) = _warnings(caplog)
     assert "'default'" in message
     assert "the replica did not fail" in message
@@ -93,20 +97,72 @@ def test_a_failing_query_on_the_replica_is_logged_as_the_replicas(replica, caplo
 
     def build(source: Source | None) -> str:
         sources.append(source)
-        if source is not PRIMARY:
+        if source.replica:
             assert router.db_for_read(Order) == REPORTS
             _fail_on(REPORTS)
         return "made"
 
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         assert read_reports(build) == "made"
-    assert sources[-1] is PRIMARY
+    assert sources[-1] == on_the_primary(Fallback.REPLICA_FAILED)
     (message,) = _warnings(caplog)
     assert message.startswith("reports: the replica (REPORTS_DATABASE_URL) did not answer, or a query on it failed")
 
 
 def test_a_replica_that_does_not_answer_is_logged_as_the_replica(replica_down, caplog):
     with caplog.at_level(logging.WARNING, logger=LOGGER):
-        assert read_reports(lambda source: source) is PRIMARY
+        assert read_reports(lambda source: source) == on_the_primary(Fallback.REPLICA_FAILED)
     (message,) = _warnings(caplog)
     assert message.startswith("reports: the replica (REPORTS_DATABASE_URL) did not answer, or a query on it failed")
+
+
+# --- what the dashboard tells finance ----------------------------------------------------------------
+
+DASHBOARD = "/admin/reports/"
+
+
+def _dashboard_note(client) -> str:
+    user = get_user_model().objects.create_user("boss", password="unused-password-1", is_staff=True)
+    client.force_login(user)
+    response = client.get(DASHBOARD, HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 200
+    note = response.content.decode().split('id="reports-source">', 1)[1].split("</p>", 1)[0]
+    return " ".join(note.split())
+
+
+@pytest.mark.skipif(not ON_POSTGRESQL, reason="the replica's state is asked with PostgreSQL's functions")
+def test_the_dashboard_does_not_blame_the_replica_for_the_primarys_failure(replica, client, monkeypatch):
+    summary = report_views.latest_run_summary
+
+    def failing_on_the_primary_from_the_replica():  # the page's one read the router leaves on the primary
+        if router.db_for_read(Order) == REPORTS:
+            _fail_on("default")
+        return summary()
+
+    monkeypatch.setattr(report_views, "latest_run_summary", failing_on_the_primary_from_the_replica)
+    assert _dashboard_note(client) == (
+        "A query on the primary database failed while these figures were read from the reports' replica: "
+        "they were read again, from the primary database."
+    )
+
+
+def test_the_dashboard_says_the_replica_did_not_answer(replica_down, client):
+    assert (
+        _dashboard_note(client) == "The reports' replica did not answer: these figures come from the primary database."
+    )
+
+
+def test_the_dashboard_says_the_replica_is_cut_off_with_nothing_replayed(replica, client, monkeypatch):
+    monkeypatch.setattr(reports_database, "replica_state", lambda: None)  # what it says of such a standby
+    assert _dashboard_note(client) == (
+        "The reports' replica does not receive the primary database's changes and has replayed none since it "
+        "started: these figures come from the primary database."
+    )
+
+
+def test_the_dashboard_says_why_in_chinese_too(replica, client, monkeypatch):
+    monkeypatch.setattr(reports_database, "replica_state", lambda: None)
+    user = get_user_model().objects.create_user("boss", password="unused-password-1", is_staff=True)
+    client.force_login(user)
+    page = client.get(DASHBOARD, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "报表只读副本未接收主数据库的变更，且自启动以来未回放任何数据：以下数据来自主数据库。" in page
