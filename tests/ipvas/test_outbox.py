@@ -31,6 +31,7 @@ pytestmark = pytest.mark.django_db
 PROBE = "tests.outbox_probe"
 PROBE_TASK = SimpleNamespace(name=PROBE)
 START = "2026-11-25 12:00:00+08:00"
+ON_POSTGRESQL = connection.vendor == "postgresql"
 
 
 @dataclass(frozen=True)
@@ -242,18 +243,71 @@ class TestPurge:
     def test_removes_old_relayed_messages_only(self, time_machine):
         time_machine.move_to(START, tick=False)
         now = timezone.now()
+        time_machine.move_to(now - timedelta(days=30), tick=False)  # written then, and relayed as below
         old_relayed = probe(1)
-        recent_relayed = probe(2)
         old_unrelayed = probe(3)
+        time_machine.move_to(now - timedelta(days=6, hours=1), tick=False)
+        recent_relayed = probe(2)
+        time_machine.move_to(now, tick=False)
         OutboxMessage.objects.filter(pk=old_relayed.pk).update(relayed_at=now - timedelta(days=8))
         OutboxMessage.objects.filter(pk=recent_relayed.pk).update(relayed_at=now - timedelta(days=6))
         OutboxMessage.objects.filter(pk=old_unrelayed.pk).update(due_at=now - timedelta(days=30))
+        probe(4)  # written now: the first written since any cutoff here
 
         assert outbox.purge_relayed() == 1
 
-        assert set(OutboxMessage.objects.values_list("pk", flat=True)) == {recent_relayed.pk, old_unrelayed.pk}
+        assert old_relayed.pk not in set(OutboxMessage.objects.values_list("pk", flat=True))
+        assert {recent_relayed.pk, old_unrelayed.pk} <= set(OutboxMessage.objects.values_list("pk", flat=True))
         assert outbox.purge_relayed(older_than=timedelta(days=5)) == 1
-        assert set(OutboxMessage.objects.values_list("pk", flat=True)) == {old_unrelayed.pk}
+        assert recent_relayed.pk not in set(OutboxMessage.objects.values_list("pk", flat=True))
+        assert OutboxMessage.objects.filter(pk=old_unrelayed.pk).exists()
+
+    def test_with_nothing_written_since_the_cutoff_every_old_relayed_message_goes(self, time_machine):
+        time_machine.move_to(START, tick=False)
+        now = timezone.now()
+        time_machine.move_to(now - timedelta(days=9), tick=False)
+        messages = [probe(n) for n in range(3)]
+        OutboxMessage.objects.filter(pk__in=[m.pk for m in messages]).update(relayed_at=now - timedelta(days=8))
+        time_machine.move_to(now, tick=False)
+        assert outbox.purge_relayed(batch_size=2) == 3
+        assert not OutboxMessage.objects.exists()
+
+    @pytest.mark.skipif(not ON_POSTGRESQL, reason="rows read are counted by PostgreSQL's statistics")
+    def test_a_run_reads_what_it_deletes_not_the_week_kept(self, time_machine):
+        """The hourly run on a week's outbox: an hour's messages to forget among many newer ones. Before,
+        its last batch read the whole table to find nothing more (``relayed_at`` has no index)."""
+        time_machine.move_to(START, tick=False)
+        now = timezone.now()
+        week, hour = 20_000, 200
+
+        def written(count: int, at: datetime) -> None:  # and relayed at once, as the relay does
+            time_machine.move_to(at, tick=False)
+            OutboxMessage.objects.bulk_create(
+                OutboxMessage(task_name=PROBE_TASK, kwargs={}, due_at=at, relayed_at=at) for _ in range(count)
+            )
+
+        written(hour, now - timedelta(days=7, minutes=30))
+        written(week, now - timedelta(days=3))
+        time_machine.move_to(now, tick=False)
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE ipvas_outboxmessage")
+        before = _rows_read()
+
+        assert outbox.purge_relayed(batch_size=100) == hour
+
+        read = _rows_read() - before
+        assert OutboxMessage.objects.count() == week
+        assert read < week // 10, f"{read} rows read to forget {hour}"
+
+
+def _rows_read() -> int:
+    """Rows of the outbox read in this transaction, by sequential and index scans."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables"
+            " WHERE relname = 'ipvas_outboxmessage'"
+        )
+        return cursor.fetchone()[0]
 
 
 # --- Celery against Redis: no message may outlive the visibility timeout -----------------
