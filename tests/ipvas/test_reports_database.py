@@ -134,7 +134,7 @@ def _dashboard_note(client) -> str:
 def test_the_dashboard_does_not_blame_the_replica_for_the_primarys_failure(replica, client, monkeypatch):
     summary = report_views.latest_run_summary
 
-    def failing_on_the_primary_from_the_replica():  # the page's one read the router leaves on the primary
+    def failing_on_the_primary_from_the_replica():  # a query of the page on the primary fails, once
         if router.db_for_read(Order) == REPORTS:
             _fail_on("default")
         return summary()
