@@ -50,12 +50,18 @@ def test_every_purge_is_scheduled():
     assert purges <= scheduled
 
 
-def test_relayed_outbox_messages_go_after_their_retention(settings):
+def test_relayed_outbox_messages_go_after_their_retention(settings, time_machine):
     settings.OUTBOX_RETENTION_DAYS = 3
     now = timezone.now()
-    old = OutboxMessage.objects.create(task_name="t", kwargs={}, due_at=now, relayed_at=now - timedelta(days=4))
-    kept = OutboxMessage.objects.create(task_name="t", kwargs={}, due_at=now, relayed_at=now - timedelta(days=2))
-    waiting = OutboxMessage.objects.create(task_name="t", kwargs={}, due_at=now - timedelta(days=9))
+
+    def written(at, **fields) -> OutboxMessage:  # a message is written before it is relayed
+        time_machine.move_to(at, tick=False)
+        return OutboxMessage.objects.create(task_name="t", kwargs={}, due_at=at, **fields)
+
+    waiting = written(now - timedelta(days=9))
+    old = written(now - timedelta(days=4), relayed_at=now - timedelta(days=4))
+    kept = written(now - timedelta(days=2), relayed_at=now - timedelta(days=2))
+    time_machine.move_to(now, tick=False)
 
     assert purge_outbox.apply().get() == 1
     assert set(OutboxMessage.objects.values_list("pk", flat=True)) == {kept.pk, waiting.pk}
