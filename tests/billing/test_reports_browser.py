@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from tests.backoffice.test_reports_subscriptions import build_subscription_fixture
 from tests.billing.test_reports import build_sales_fixture
-from tests.support.browser import ARGS, CHROMIUM, need_chromium
+from tests.support.browser import chromium_launched
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -38,15 +38,8 @@ CHARTS = [
 ]
 
 
-@pytest.fixture
-def chromium() -> Path:
-    need_chromium()
-    return CHROMIUM
-
-
-def test_the_dashboard_charts_render_in_chromium(chromium, live_server):
-    # Everything the database needs happens before Playwright starts: its
-    # sync API runs an event loop, inside which Django refuses ORM calls.
+def test_the_dashboard_charts_render_in_chromium(live_server):
+    # Everything the database needs happens before the browser starts.
     first_day = timezone.localdate() - timedelta(days=2)
     build_sales_fixture(first_day)
     admin = get_user_model().objects.create_superuser("root", email="", password="unused-password-1")
@@ -56,66 +49,58 @@ def test_the_dashboard_charts_render_in_chromium(chromium, live_server):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     screenshot = SCREENSHOTS / "reports-dashboard.png"
 
-    from playwright.sync_api import sync_playwright
-
     problems: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium), args=ARGS, headless=True)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
-            context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}])
-            page = context.new_page()
-            page.on(
-                "console",
-                lambda m: (
-                    problems.append(m.text)
-                    if m.type == "error" and not m.location.get("url", "").endswith("/favicon.ico")
-                    else None
-                ),
-            )
-            page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
-            page.on(
-                "response",
-                # The browser asks for /favicon.ico on its own; the site has none (not this page's doing).
-                lambda r: (
-                    problems.append(f"{r.status}: {r.url}")
-                    if r.status >= 400 and not r.url.endswith("/favicon.ico")
-                    else None
-                ),
-            )
+    with chromium_launched() as browser:
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+        context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}])
+        page = context.new_page()
+        page.on(
+            "console",
+            lambda m: (
+                problems.append(m.text)
+                if m.type == "error" and not m.location.get("url", "").endswith("/favicon.ico")
+                else None
+            ),
+        )
+        page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+        page.on(
+            "response",
+            # The browser asks for /favicon.ico on its own; the site has none (not this page's doing).
+            lambda r: (
+                problems.append(f"{r.status}: {r.url}")
+                if r.status >= 400 and not r.url.endswith("/favicon.ico")
+                else None
+            ),
+        )
 
-            response = page.goto(f"{live_server.url}/admin/reports/?day={first_day.isoformat()}")
-            assert response is not None and response.status == 200
-            assert page.title().startswith("Sales dashboard")
-            assert page.locator("h1").inner_text() == "Sales dashboard"
+        response = page.goto(f"{live_server.url}/admin/reports/?day={first_day.isoformat()}")
+        assert response is not None and response.status == 200
+        assert page.title().startswith("Sales dashboard")
+        assert page.locator("h1").inner_text() == "Sales dashboard"
 
-            for chart_id in CHARTS:
-                chart = page.locator(f"svg#{chart_id}")
-                assert chart.count() == 1, chart_id
-                box = chart.bounding_box()
-                assert box is not None and box["width"] >= 300 and box["height"] >= 60, (chart_id, box)
-                assert chart.locator("title").first.text_content()
-            # Data reached the charts: a line with a point per day, bars with a height.
-            assert page.locator("#chart-revenue-by-day circle").count() == 2 * 30
-            heights = page.locator("#chart-orders-by-day rect").evaluate_all(
-                "rects => rects.map(r => r.getBBox().height)"
-            )
-            assert sum(1 for h in heights if h > 1) >= 6
-            # The stylesheet was served and applied (no CDN: it is ours).
-            display = page.locator(".reports-totals").evaluate("e => getComputedStyle(e).display")
-            assert display == "flex"
-            assert page.locator("#table-cash_totals td", has_text="张三").count() == 1
+        for chart_id in CHARTS:
+            chart = page.locator(f"svg#{chart_id}")
+            assert chart.count() == 1, chart_id
+            box = chart.bounding_box()
+            assert box is not None and box["width"] >= 300 and box["height"] >= 60, (chart_id, box)
+            assert chart.locator("title").first.text_content()
+        # Data reached the charts: a line with a point per day, bars with a height.
+        assert page.locator("#chart-revenue-by-day circle").count() == 2 * 30
+        heights = page.locator("#chart-orders-by-day rect").evaluate_all("rects => rects.map(r => r.getBBox().height)")
+        assert sum(1 for h in heights if h > 1) >= 6
+        # The stylesheet was served and applied (no CDN: it is ours).
+        display = page.locator(".reports-totals").evaluate("e => getComputedStyle(e).display")
+        assert display == "flex"
+        assert page.locator("#table-cash_totals td", has_text="张三").count() == 1
 
-            page.screenshot(path=str(screenshot), full_page=True)
-            # The first screen at full size, where the details of the charts can be seen.
-            page.screenshot(path=str(SCREENSHOTS / "reports-dashboard-top.png"))
-        finally:
-            browser.close()
+        page.screenshot(path=str(screenshot), full_page=True)
+        # The first screen at full size, where the details of the charts can be seen.
+        page.screenshot(path=str(SCREENSHOTS / "reports-dashboard-top.png"))
     assert problems == []
     assert screenshot.stat().st_size > 10_000
 
 
-def test_the_subscription_charts_render_in_chromium(chromium, live_server):
+def test_the_subscription_charts_render_in_chromium(live_server):
     """The renewals and subscriptions of the lived fixture (tests/backoffice/test_reports_subscriptions.py)."""
     import io
 
@@ -129,45 +114,39 @@ def test_the_subscription_charts_render_in_chromium(chromium, live_server):
     session = client.cookies[settings.SESSION_COOKIE_NAME].value
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
-    from playwright.sync_api import sync_playwright
-
     problems: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium), args=ARGS, headless=True)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
-            context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}])
-            page = context.new_page()
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on(
-                "response",
-                lambda r: (
-                    problems.append(f"{r.status}: {r.url}")
-                    if r.status >= 400 and not r.url.endswith("/favicon.ico")
-                    else None
-                ),
-            )
-            response = page.goto(f"{live_server.url}/admin/reports/?start=2026-01-25&end=2026-02-14")
-            assert response is not None and response.status == 200
-            for chart_id in (*CHARTS[-4:], "chart-renewal-failures"):
-                chart = page.locator(f"svg#{chart_id}")
-                assert chart.count() == 1, chart_id
-                box = chart.bounding_box()
-                assert box is not None and box["width"] >= 300 and box["height"] >= 60, (chart_id, box)
-            # A point per day and series on the line of subscriptions; the renewal bars have heights.
-            assert page.locator("#chart-subscriptions-by-day circle").count() == 2 * 21
-            heights = page.locator("#chart-renewals-by-day rect").evaluate_all(
-                "rects => rects.map(r => r.getBBox().height)"
-            )
-            assert sum(1 for h in heights if h > 1) >= 5
-            assert page.locator("#table-renewal_failures td", has_text="account_suspended").count() == 1
-            section = page.locator("#report-renewals_by_day")
-            section.scroll_into_view_if_needed()
-            page.screenshot(path=str(SCREENSHOTS / "reports-subscriptions.png"), full_page=True)
-            page.locator("#report-subscriptions_by_day").screenshot(
-                path=str(SCREENSHOTS / "reports-subscriptions-by-day.png")
-            )
-            section.screenshot(path=str(SCREENSHOTS / "reports-renewals-by-day.png"))
-        finally:
-            browser.close()
+    with chromium_launched() as browser:
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+        context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}])
+        page = context.new_page()
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on(
+            "response",
+            lambda r: (
+                problems.append(f"{r.status}: {r.url}")
+                if r.status >= 400 and not r.url.endswith("/favicon.ico")
+                else None
+            ),
+        )
+        response = page.goto(f"{live_server.url}/admin/reports/?start=2026-01-25&end=2026-02-14")
+        assert response is not None and response.status == 200
+        for chart_id in (*CHARTS[-4:], "chart-renewal-failures"):
+            chart = page.locator(f"svg#{chart_id}")
+            assert chart.count() == 1, chart_id
+            box = chart.bounding_box()
+            assert box is not None and box["width"] >= 300 and box["height"] >= 60, (chart_id, box)
+        # A point per day and series on the line of subscriptions; the renewal bars have heights.
+        assert page.locator("#chart-subscriptions-by-day circle").count() == 2 * 21
+        heights = page.locator("#chart-renewals-by-day rect").evaluate_all(
+            "rects => rects.map(r => r.getBBox().height)"
+        )
+        assert sum(1 for h in heights if h > 1) >= 5
+        assert page.locator("#table-renewal_failures td", has_text="account_suspended").count() == 1
+        section = page.locator("#report-renewals_by_day")
+        section.scroll_into_view_if_needed()
+        page.screenshot(path=str(SCREENSHOTS / "reports-subscriptions.png"), full_page=True)
+        page.locator("#report-subscriptions_by_day").screenshot(
+            path=str(SCREENSHOTS / "reports-subscriptions-by-day.png")
+        )
+        section.screenshot(path=str(SCREENSHOTS / "reports-renewals-by-day.png"))
     assert problems == []
