@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.reliability.services import OwnRedis
+from tests.reliability.services import OwnRedis, stop_group
 from tests.reliability.support import record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,6 +110,4 @@ def test_one_of_two_beats_sends_the_schedule_and_the_other_takes_over_when_it_is
         assert resumed >= 2  # the schedule goes on from the other beat
     finally:
         for process, _ in beats.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=15)
+            stop_group(process, timeout=15)

@@ -16,7 +16,6 @@ test_random_run.py.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ from sandbox import faults
 from sandbox import payments as sandbox_payments
 from sandbox.models import SimSmpSubscription
 from tests.integration.conftest import ARTIFACTS, ROOT
+from tests.reliability.services import free_port
 from tests.reliability.support import (
     PHONES,
     SMS_URL,
@@ -61,12 +61,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 CLOSED_PORT_DATABASE = "postgres://postgres@127.0.0.1:9/ipvas_unreachable"
 DEAD_REDIS = "redis://127.0.0.1:9/0"
 STORE = Actor(ActorKind.CLERK, "store-manager")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Server:
