@@ -10,7 +10,7 @@ over HTTP only: EPG orders through the EPG API with an Api-Key, cash sales
 through the clerk's pages after the sandbox's CRM sign-on, payments through
 the sandbox's WeChat Pay and Alipay, confirmations by SMS reply. The books are
 checked by tests.reliability.support.check_money, run in a process of the
-stack's (``stack_check.py``), so nothing here shares the test's database.
+stack's settings (``stack_check.py``, kept between checks), so nothing here shares the test's database.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import Any
 import requests
 
 from tests.reliability.services import OwnPostgres, OwnRabbitMQ, OwnRedis, free_port, wait_port
+from tests.support.answering import AnswerFailed, Answering, NoAnswer
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "stacks"
@@ -107,6 +108,7 @@ class Stack:
         if cache is not None:
             self.env["REDIS_URL"] = cache.url(0)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.checker: Answering | None = None  # the books' process (``check``), started at the first check
         # One process for the three commands, not one each: Django's start-up is a second and a half.
         self.api_key = (
             self.manage(["migrate", "--no-input", "-v", "0"], ["seed_demo"], ["create_epg_client", f"stack {name}"])
@@ -182,6 +184,8 @@ class Stack:
         return process is not None and process.poll() is None
 
     def stop(self) -> None:
+        if self.checker is not None:
+            self.checker.stop()
         for process in self.processes.values():
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
@@ -200,14 +204,17 @@ class Stack:
     # --- the books --------------------------------------------------------------------------------
 
     def check(self, order_nos: list[str], *, settle: bool = True) -> dict[str, Any]:
-        """tests.reliability.support.check_money in a process of the stack (and the store pays cash back)."""
-        done = subprocess.run(
-            [sys.executable, "-m", "tests.reliability.stack_check", "--settle" if settle else "--look"],
-            cwd=ROOT, env=self.env, input=json.dumps(order_nos), capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        if done.returncode != 0:
-            return {"error": done.stderr[-3000:], "unsettled": len(order_nos), "problems": ["the check failed"]}
-        return json.loads(done.stdout.strip().splitlines()[-1])
+        """tests.reliability.support.check_money in a process of the stack's settings, kept for the next check
+        (and the store pays cash back)."""
+        if self.checker is None or self.checker.process.poll() is not None:
+            self.checker = Answering([sys.executable, "-m", "tests.reliability.stack_check"], env=self.env, cwd=ROOT)
+        try:
+            return self.checker.ask({"order_nos": order_nos, "settle": settle}, timeout=300)
+        except AnswerFailed as failed:
+            if isinstance(failed, NoAnswer):  # it hangs or exited: the next check starts another
+                self.checker.stop()
+                self.checker = None
+            return {"error": str(failed)[-3000:], "unsettled": len(order_nos), "problems": ["the check failed"]}
 
 
 HAPROXY_CONFIG = """\

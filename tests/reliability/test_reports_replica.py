@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import re
-import select
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.reliability.services import OwnPostgres, OwnStandby
+from tests.support.answering import Answering
 
 ROOT = Path(__file__).resolve().parents[2]
 DATABASE = "ipvas_replica"
@@ -35,26 +32,26 @@ BEHIND = re.compile(
     r"Figures from the reports' replica as of \d{4}-\d\d-\d\d \d\d:\d\d:\d\d: it is \d+ s behind the primary database\."
 )
 
-# A process of IPVAS's settings, asked one thing at a time on its standard input (a JSON list a line): "sell
-# <fen> <minute>" books a completed phone-bill sale on DAY on the primary; "page" and "csv" ask the dashboard
-# for DAY as a superuser; "metrics" counts the completed orders as /metrics/ does. Each answer is a line of its
-# own after ANSWER.
-ANSWER = "@answer "
-SCRIPT = f"""
-import json, sys, traceback, django
+# Run in a kept process of IPVAS's settings (tests.support.answering): ["sell", fen, minute] books a completed
+# phone-bill sale on DAY on the primary; ["page"] and ["csv"] ask the dashboard for DAY as a superuser;
+# ["metrics"] counts the completed orders as /metrics/ does.
+SCRIPT = """
+import django
 django.setup()
 from django.contrib.auth import get_user_model
 from django.test import Client
 from billing.models import LedgerKind
 from orders.constants import Channel, OrderStatus, PaymentMethod
+from orders.models import Product
 from tests.billing.test_reports import D1, at, make_order, money
 from tests.factories import ProductFactory
-from orders.models import Product
+from tests.support.answering import serve
 
 
-def answer(what, *args):
+def answer(question):
+    what, *args = question
     if what == "sell":
-        fen, minute = int(args[0]), int(args[1])
+        fen, minute = args
         product = Product.objects.filter(code="RPL").first() or ProductFactory(code="RPL", price_fen=fen)
         order = make_order(
             channel=Channel.EPG, product=product, created=at(D1, 9, minute), status=OrderStatus.COMPLETED,
@@ -64,65 +61,31 @@ def answer(what, *args):
         return None
     if what == "metrics":
         from orders.metrics import _counts
-        return {{"completed": _counts().get(OrderStatus.COMPLETED, 0)}}
+        return {"completed": _counts().get(OrderStatus.COMPLETED, 0)}
     user = get_user_model().objects.filter(username="boss").first() or get_user_model().objects.create_superuser(
         "boss", password="unused-password-1"
     )
     client = Client()
     client.force_login(user)
-    query = {{"start": D1.isoformat(), "end": D1.isoformat()}}
+    query = {"start": D1.isoformat(), "end": D1.isoformat()}
     if what == "csv":
         query["export"] = "revenue_by_day"
     response = client.get("/admin/reports/", query, HTTP_ACCEPT_LANGUAGE="en")
     body = b"".join(response.streaming_content) if response.streaming else response.content
-    return {{"status": response.status_code, "body": body.decode()}}
+    return {"status": response.status_code, "body": body.decode()}
 
 
-for line in sys.stdin:
-    try:
-        done = {{"answer": answer(*json.loads(line))}}
-    except Exception:
-        done = {{"error": traceback.format_exc()}}
-    print({ANSWER!r} + json.dumps(done), flush=True)
+serve(answer)
 """
 
 
-class Django:
-    """A process of IPVAS's settings (``env``), kept for the whole test as a web server's is."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, text=True,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        self.said: list[str] = []  # what it printed besides its answers: its log, a traceback
-
-    def run(self, *args: str, timeout: float = 120) -> dict[str, Any] | None:
-        """Its answer to ``args``; fails the test with what the process said when it fails or does not answer."""
-        stdin, stdout = self.process.stdin, self.process.stdout
-        assert stdin is not None and stdout is not None
-        stdin.write(json.dumps(args) + "\n")
-        stdin.flush()
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0 and select.select([stdout], [], [], left)[0]:
-            line = stdout.readline()
-            if not line:
-                break  # it exited
-            if line.startswith(ANSWER):
-                done = json.loads(line.removeprefix(ANSWER))
-                assert "error" not in done, done["error"] + "".join(self.said)[-3000:]
-                return done["answer"]
-            self.said.append(line)
-        raise AssertionError(f"no answer to {args} within {timeout} s:\n{''.join(self.said)[-4000:]}")
-
-    def stop(self) -> None:
-        self.process.kill()
-        self.process.wait()
+def django(env: dict[str, str]) -> Answering:
+    return Answering([sys.executable, "-c", SCRIPT], env=env, cwd=ROOT)
 
 
-def page(django: Django) -> tuple[str, str]:
+def page(process: Answering) -> tuple[str, str]:
     """The page's net revenue and what it says of its source ("" when it says nothing)."""
-    answer = django.run("page")
+    answer = process.ask(["page"])
     assert answer is not None and answer["status"] == 200
     body = answer["body"]
     net = re.search(r"Net revenue \(yuan\)</span> <strong class=\"reports-total-value\">([^<]+)</strong>", body)
@@ -131,8 +94,8 @@ def page(django: Django) -> tuple[str, str]:
     return net.group(1), " ".join(source.group(1).split()) if source else ""
 
 
-def csv_net(django: Django) -> str:
-    answer = django.run("csv")
+def csv_net(process: Answering) -> str:
+    answer = process.ask(["csv"])
     assert answer is not None and answer["status"] == 200
     rows = list(csv.reader(io.StringIO(answer["body"])))
     (day,) = [row for row in rows if row and row[0] == DAY]
@@ -140,11 +103,11 @@ def csv_net(django: Django) -> str:
 
 
 @pytest.fixture
-def primary_and_standby(tmp_path: Path) -> Iterator[tuple[OwnPostgres, OwnStandby, Django, Django]]:
+def primary_and_standby(tmp_path: Path) -> Iterator[tuple[OwnPostgres, OwnStandby, Answering, Answering]]:
     """The primary, its standby, and a process of IPVAS's settings on each: without a replica, and with it."""
     primary = OwnPostgres()
     standby = None
-    running: list[Django] = []
+    running: list[Answering] = []
     try:
         primary.create_database(DATABASE)
         env = {
@@ -161,11 +124,11 @@ def primary_and_standby(tmp_path: Path) -> Iterator[tuple[OwnPostgres, OwnStandb
         )  # fmt: skip
         assert migrated.returncode == 0, migrated.stderr[-4000:]
         standby = OwnStandby(primary)
-        running += [Django(env), Django({**env, "REPORTS_DATABASE_URL": standby.url(DATABASE)})]
+        running += [django(env), django({**env, "REPORTS_DATABASE_URL": standby.url(DATABASE)})]
         yield primary, standby, *running
     finally:
-        for django in running:
-            django.stop()
+        for process in running:
+            process.stop()
         if standby is not None:
             standby.destroy()
         primary.destroy()
@@ -173,7 +136,7 @@ def primary_and_standby(tmp_path: Path) -> Iterator[tuple[OwnPostgres, OwnStandb
 
 def test_the_dashboard_reads_from_the_replica_and_goes_on_from_the_primary_without_it(primary_and_standby):
     _, standby, on_primary, on_replica = primary_and_standby
-    on_primary.run("sell", "2500", "0")
+    on_primary.ask(["sell", 2500, 0])
     standby.wait_for_primary()
     assert page(on_replica) == ("25.00", "Figures from the reports' replica, up to date.")
     assert page(on_primary) == ("25.00", "")  # without a replica the page says nothing of one
@@ -181,7 +144,7 @@ def test_the_dashboard_reads_from_the_replica_and_goes_on_from_the_primary_witho
     # Replay paused: a sale on the primary reaches the standby but is not applied. The replica's page does not
     # have it, and says so; the primary has it.
     standby.pause()
-    on_primary.run("sell", "1000", "1")
+    on_primary.ask(["sell", 1000, 1])
     standby.wait_for_primary(replayed=False)
     net, source = page(on_replica)
     assert net == "25.00"
@@ -189,14 +152,14 @@ def test_the_dashboard_reads_from_the_replica_and_goes_on_from_the_primary_witho
     assert csv_net(on_replica) == "25.00"
     assert page(on_primary)[0] == "35.00"
     # /metrics/' orders by status, a count over every order, read there too.
-    assert on_replica.run("metrics") == {"completed": 1}
-    assert on_primary.run("metrics") == {"completed": 2}
+    assert on_replica.ask(["metrics"]) == {"completed": 1}
+    assert on_primary.ask(["metrics"]) == {"completed": 2}
 
     standby.resume()
     standby.wait_for_primary()
     assert page(on_replica) == ("35.00", "Figures from the reports' replica, up to date.")
     assert csv_net(on_replica) == "35.00"
-    assert on_replica.run("metrics") == {"completed": 2}
+    assert on_replica.ask(["metrics"]) == {"completed": 2}
 
     # The standby down: the page and its CSV come from the primary, and the page says so.
     standby.stop_immediately()
@@ -212,12 +175,12 @@ def test_a_replica_cut_off_from_its_primary_does_not_say_it_is_up_to_date(primar
     what it replayed before, and its received and replayed positions stay equal. Its page must not say it is up
     to date while a sale on the primary is missing from it."""
     _, standby, on_primary, on_replica = primary_and_standby
-    on_primary.run("sell", "2500", "0")
+    on_primary.ask(["sell", 2500, 0])
     standby.wait_for_primary()
     assert page(on_replica) == ("25.00", "Figures from the reports' replica, up to date.")
 
     standby.cut_off()
-    on_primary.run("sell", "1000", "1")
+    on_primary.ask(["sell", 1000, 1])
     assert page(on_primary)[0] == "35.00"
     net, source = page(on_replica)
     assert net == "25.00"
