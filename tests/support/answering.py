@@ -1,7 +1,7 @@
 """A process of another environment's settings, kept running and asked one thing at a time.
 
 A test that must look at a stack's database (or ask a page with other settings) used to start a Django process
-for every look: a second and a half of start-up each time, dozens of times in a fault run. ``Answering`` starts
+for every look: a second and a half of start-up each time, several times in a fault run. ``Answering`` starts
 one and keeps it, as a web server or a Celery worker keeps its connections: each question is a JSON line on its
 standard input, each answer a line of its own on its standard output after ``ANSWER``. Between questions the
 process lets go of connections that broke or grew old (``close_old_connections``, as Django does between
@@ -13,9 +13,10 @@ The other side, in the child process: ``serve(answer)``.
 from __future__ import annotations
 
 import json
-import select
+import queue
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -35,25 +36,38 @@ class Answering:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )  # fmt: skip
         self.said: list[str] = []  # what it printed besides its answers: its log lines, a traceback
+        # Its lines as they come (None when it exits), read by a thread of their own: a pipe read line by line
+        # holds lines in Python's buffer, where waiting on the pipe itself would not see them.
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
 
     def ask(self, question: Any, *, timeout: float = 120) -> Any:
         """The process's answer; raises with what it said when it failed, exited or did not answer in time."""
-        stdin, stdout = self.process.stdin, self.process.stdout
-        assert stdin is not None and stdout is not None
+        assert self.process.stdin is not None
         try:
-            stdin.write(json.dumps(question) + "\n")
-            stdin.flush()
+            self.process.stdin.write(json.dumps(question) + "\n")
+            self.process.stdin.flush()
         except BrokenPipeError:
-            pass  # it exited: said below
+            pass  # it exited: its last line is on its way
         deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0 and select.select([stdout], [], [], left)[0]:
-            line = stdout.readline()
-            if not line:
-                break  # it exited
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                self.lines.put(None)  # for the next question, which gets no answer either
+                break
             if line.startswith(ANSWER):
                 done = json.loads(line.removeprefix(ANSWER))
                 if "error" in done:
-                    raise AnswerFailed(f"{question!r} failed:\n{done['error']}{self.tail()}")
+                    raise AnswerFailed(f"{question!r} failed:\n{done['error']}\nwhat it said before:\n{self.tail()}")
                 return done["answer"]
             self.said.append(line)
         raise NoAnswer(f"no answer to {question!r} within {timeout} s from {self.argv}:\n{self.tail()}")
