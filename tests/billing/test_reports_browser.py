@@ -38,41 +38,43 @@ CHARTS = [
 ]
 
 
+def root_session() -> str:
+    """The session cookie's value of a superuser signed in (made before the browser starts)."""
+    admin = get_user_model().objects.create_superuser("root", email="", password="unused-password-1")
+    client = Client()
+    client.force_login(admin)
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+def watched_page(browser, site: str, session: str, problems: list[str]):  # type: ignore[no-untyped-def]
+    """A page signed in with ``session`` at 1280 px in English; what goes wrong on it is added to ``problems``:
+    an error in the console, a request that failed, an answer of 400 or more but /favicon.ico's (the browser
+    asks for it on its own, and the site has none: not the page's doing)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": site}])
+    page = context.new_page()
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+    page.on(
+        "response",
+        lambda r: (
+            problems.append(f"{r.status}: {r.url}") if r.status >= 400 and not r.url.endswith("/favicon.ico") else None
+        ),
+    )
+    return page
+
+
 def test_the_dashboard_charts_render_in_chromium(live_server):
     # Everything the database needs happens before the browser starts.
     first_day = timezone.localdate() - timedelta(days=2)
     build_sales_fixture(first_day)
-    admin = get_user_model().objects.create_superuser("root", email="", password="unused-password-1")
-    client = Client()
-    client.force_login(admin)
-    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+    session = root_session()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     screenshot = SCREENSHOTS / "reports-dashboard.png"
 
     problems: list[str] = []
     with chromium_launched() as browser:
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
-        context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}])
-        page = context.new_page()
-        page.on(
-            "console",
-            lambda m: (
-                problems.append(m.text)
-                if m.type == "error" and not m.location.get("url", "").endswith("/favicon.ico")
-                else None
-            ),
-        )
-        page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
-        page.on(
-            "response",
-            # The browser asks for /favicon.ico on its own; the site has none (not this page's doing).
-            lambda r: (
-                problems.append(f"{r.status}: {r.url}")
-                if r.status >= 400 and not r.url.endswith("/favicon.ico")
-                else None
-            ),
-        )
-
+        page = watched_page(browser, live_server.url, session, problems)
         response = page.goto(f"{live_server.url}/admin/reports/?day={first_day.isoformat()}")
         assert response is not None and response.status == 200
         assert page.title().startswith("Sales dashboard")
@@ -108,26 +110,12 @@ def test_the_subscription_charts_render_in_chromium(live_server):
 
     call_command("seed_demo", stdout=io.StringIO())
     build_subscription_fixture()
-    admin = get_user_model().objects.create_superuser("root", email="", password="unused-password-1")
-    client = Client()
-    client.force_login(admin)
-    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+    session = root_session()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     problems: list[str] = []
     with chromium_launched() as browser:
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
-        context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}])
-        page = context.new_page()
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        page.on(
-            "response",
-            lambda r: (
-                problems.append(f"{r.status}: {r.url}")
-                if r.status >= 400 and not r.url.endswith("/favicon.ico")
-                else None
-            ),
-        )
+        page = watched_page(browser, live_server.url, session, problems)
         response = page.goto(f"{live_server.url}/admin/reports/?start=2026-01-25&end=2026-02-14")
         assert response is not None and response.status == 200
         for chart_id in (*CHARTS[-4:], "chart-renewal-failures"):
