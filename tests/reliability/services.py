@@ -8,6 +8,7 @@ own process id (or its own ``pg_ctl -D``), never by name.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import glob
 import os
@@ -15,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,6 +24,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -205,6 +209,10 @@ def _postgres_bin() -> Path | None:
     return Path(found).parent if found else None
 
 
+# The dump of the first database migrated in this test process (``OwnPostgres.create_migrated_database``).
+_migrated_dump: Path | None = None
+
+
 class OwnPostgres:
     """A PostgreSQL cluster of our own: ``initdb`` into a temporary directory, its own port and socket
     directory; ``restart()`` stops it with ``-m immediate`` (as a crash would) and starts it again."""
@@ -258,6 +266,31 @@ class OwnPostgres:
 
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
             conn.execute(f'create database "{name}"')
+
+    def create_migrated_database(self, name: str, env: dict[str, str]) -> None:
+        """A database as ``manage.py migrate`` leaves it (``env``: the settings of the processes that will use
+        it). The first of a test process is migrated, then dumped; the later ones, in this cluster or another,
+        are restored from that dump: the same tables and rows in half a second instead of 8 s of migrating,
+        most of which is Django loading and planning the migrations."""
+        global _migrated_dump
+        self.create_database(name)
+        url = self.url(name)
+        if _migrated_dump is None:
+            migrated = subprocess.run(
+                [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
+                cwd=ROOT, env={**env, "DATABASE_URL": url}, capture_output=True, text=True, timeout=300,
+            )  # fmt: skip
+            if migrated.returncode != 0:
+                raise RuntimeError(f"manage.py migrate failed:\n{migrated.stdout[-2000:]}\n{migrated.stderr[-4000:]}")
+            dump = Path(tempfile.mkdtemp(prefix="ipvas-migrated-")) / "migrated.dump"
+            subprocess.run([str(self.bin / "pg_dump"), "-Fc", "-f", str(dump), url], check=True, capture_output=True)
+            _migrated_dump = dump
+            atexit.register(shutil.rmtree, dump.parent, ignore_errors=True)
+            return
+        subprocess.run(
+            [str(self.bin / "pg_restore"), "--exit-on-error", "--single-transaction", "-d", url, str(_migrated_dump)],
+            check=True, capture_output=True,
+        )  # fmt: skip
 
     def destroy(self) -> None:
         try:
@@ -355,6 +388,9 @@ class OwnPgBouncer:
 
     def create_database(self, name: str) -> None:
         self.postgres.create_database(name)
+
+    def create_migrated_database(self, name: str, env: dict[str, str]) -> None:
+        self.postgres.create_migrated_database(name, env)
 
     def pools(self) -> list[dict[str, Any]]:
         """``SHOW POOLS`` of its admin console: per database, its clients and server connections."""

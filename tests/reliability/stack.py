@@ -100,7 +100,6 @@ class Stack:
             **SETTINGS,
         }
         if postgres is not None:
-            postgres.create_database(f"ipvas_{name}")
             self.env["DATABASE_URL"] = postgres.url(f"ipvas_{name}")
             self.env["DB_CONN_MAX_AGE"] = "60"
         if broker is not None:
@@ -109,12 +108,13 @@ class Stack:
             self.env["REDIS_URL"] = cache.url(0)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.checker: Answering | None = None  # the books' process (``check``), started at the first check
-        # One process for the three commands, not one each: Django's start-up is a second and a half.
-        self.api_key = (
-            self.manage(["migrate", "--no-input", "-v", "0"], ["seed_demo"], ["create_epg_client", f"stack {name}"])
-            .strip()
-            .splitlines()[-1]
-        )
+        setup = [["seed_demo"], ["create_epg_client", f"stack {name}"]]
+        if postgres is not None:
+            postgres.create_migrated_database(f"ipvas_{name}", self.env)
+        else:  # the embedded default: a SQLite file under var_dir
+            setup.insert(0, ["migrate", "--no-input", "-v", "0"])
+        # One process for the commands, not one each: Django's start-up is a second and a half.
+        self.api_key = self.manage(*setup).strip().splitlines()[-1]
 
     # --- processes ---------------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ import csv
 import io
 import os
 import re
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,7 +108,6 @@ def primary_and_standby(tmp_path: Path) -> Iterator[tuple[OwnPostgres, OwnStandb
     standby = None
     running: list[Answering] = []
     try:
-        primary.create_database(DATABASE)
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.settings",
@@ -118,11 +116,7 @@ def primary_and_standby(tmp_path: Path) -> Iterator[tuple[OwnPostgres, OwnStandb
         }
         for name in ("REDIS_URL", "CELERY_BROKER_URL", "REPORTS_DATABASE_URL"):
             env.pop(name, None)
-        migrated = subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert migrated.returncode == 0, migrated.stderr[-4000:]
+        primary.create_migrated_database(DATABASE, env)
         standby = OwnStandby(primary)
         running += [django(env), django({**env, "REPORTS_DATABASE_URL": standby.url(DATABASE)})]
         yield primary, standby, *running
