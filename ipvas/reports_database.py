@@ -56,7 +56,7 @@ class ReportsRouter:
 
 class Fallback(StrEnum):
     """Why a report made from the replica was made again on the primary: what the page tells finance
-    (templates/admin/reports/dashboard.html), and so where an operator looks."""
+    (backoffice.reports.views.WHY_FROM_THE_PRIMARY), and so where an operator looks."""
 
     REPLICA_FAILED = "replica_failed"  # it did not answer, or a query on it failed
     REPLICA_CUT_OFF = "replica_cut_off"  # it does not stream from the primary and has replayed nothing

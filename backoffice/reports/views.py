@@ -18,7 +18,9 @@ from django.conf import settings
 from django.contrib import admin
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import render
+from django.template.defaultfilters import floatformat
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
@@ -29,7 +31,7 @@ from backoffice.reports.tables import TABLES, ReportData, Table
 from backoffice.spreadsheet import csv_lines
 from billing.reconciliation.selectors import latest_run_summary
 from ipvas.money import fen_to_yuan
-from ipvas.reports_database import Source, read_reports
+from ipvas.reports_database import Fallback, Source, read_reports
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
@@ -245,6 +247,34 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return read_reports(lambda source: dashboard_page(request, form, r, source))
 
 
+# Why the figures come from the primary, in the words finance reads (ipvas.reports_database.Fallback).
+WHY_FROM_THE_PRIMARY = {
+    Fallback.REPLICA_FAILED: gettext_lazy(
+        "The reports' replica did not answer: these figures come from the primary database."
+    ),
+    Fallback.REPLICA_CUT_OFF: gettext_lazy(
+        "The reports' replica does not receive the primary database's changes and has replayed none since it "
+        "started: these figures come from the primary database."
+    ),
+    Fallback.PRIMARY_FAILED: gettext_lazy(
+        "A query on the primary database failed while these figures were read from the reports' replica: they "
+        "were read again, from the primary database."
+    ),
+}
+
+
+def where_from(source: Source) -> str:
+    """What the page says of where its figures come from."""
+    if source.fell_back:
+        return str(WHY_FROM_THE_PRIMARY[source.fallback or Fallback.REPLICA_FAILED])
+    if source.as_of is not None:
+        return _("Figures from the reports' replica as of %(at)s: it is %(seconds)s s behind the primary database.") % {
+            "at": date_format(timezone.localtime(source.as_of), "Y-m-d H:i:s"),
+            "seconds": floatformat(source.behind_seconds, 0),
+        }
+    return _("Figures from the reports' replica, up to date.")
+
+
 def dashboard_page(
     request: HttpRequest, form: ReportRangeForm, r: dict[str, date], source: Source | None
 ) -> HttpResponse:
@@ -279,6 +309,6 @@ def dashboard_page(
         "sections": sections,
         # The latest day reconciled: whatever range is shown, finance sees whether yesterday is settled.
         "reconciliation": latest_run_summary(),
-        "source": source,
+        "figures_from": where_from(source) if source is not None else "",
     }
     return render(request, "admin/reports/dashboard.html", context)

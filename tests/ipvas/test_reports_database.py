@@ -8,8 +8,10 @@ configures it; the replica's whole behaviour, with a real standby, is tests/reli
 
 from __future__ import annotations
 
+import html
 import logging
 import warnings
+from datetime import UTC, datetime
 
 import pytest
 from django.conf import settings as django_settings
@@ -127,7 +129,7 @@ def _dashboard_note(client) -> str:
     response = client.get(DASHBOARD, HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 200
     note = response.content.decode().split('id="reports-source">', 1)[1].split("</p>", 1)[0]
-    return " ".join(note.split())
+    return " ".join(html.unescape(note).split())  # as a browser shows it
 
 
 @pytest.mark.skipif(not ON_POSTGRESQL, reason="the replica's state is asked with PostgreSQL's functions")
@@ -166,3 +168,29 @@ def test_the_dashboard_says_why_in_chinese_too(replica, client, monkeypatch):
     client.force_login(user)
     page = client.get(DASHBOARD, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert "报表只读副本未接收主数据库的变更，且自启动以来未回放任何数据：以下数据来自主数据库。" in page
+
+
+@pytest.mark.skipif(not ON_POSTGRESQL, reason="the page's reads go to the replica's own connection")
+def test_the_dashboard_says_how_far_behind_the_replica_is_in_local_time(replica, client, monkeypatch):
+    replayed = datetime(2026, 12, 7, 10, 0, 5, tzinfo=UTC)  # 18:00:05 in Beijing
+    behind = Source(replica=True, as_of=replayed, behind_seconds=12.6)
+    monkeypatch.setattr(reports_database, "replica_state", lambda: behind)
+    assert _dashboard_note(client) == (
+        "Figures from the reports' replica as of 2026-12-07 18:00:05: it is 13 s behind the primary database."
+    )
+    page = client.get(DASHBOARD, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "以下数据来自报表只读副本，截至 2026-12-07 18:00:05：比主数据库落后 13 秒。" in page
+
+
+@pytest.mark.skipif(not ON_POSTGRESQL, reason="the page's reads go to the replica's own connection")
+def test_the_dashboard_says_the_replica_is_up_to_date(replica, client, monkeypatch):
+    monkeypatch.setattr(reports_database, "replica_state", lambda: Source(replica=True))
+    assert _dashboard_note(client) == "Figures from the reports' replica, up to date."
+
+
+def test_without_a_replica_the_dashboard_says_nothing_of_one(db, client):
+    user = get_user_model().objects.create_user("boss", password="unused-password-1", is_staff=True)
+    client.force_login(user)
+    page = client.get(DASHBOARD, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert 'id="reports-source"' not in page
+    assert "replica" not in page

@@ -11,6 +11,7 @@ go on from the primary when the standby is down.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import os
 import re
@@ -90,7 +91,7 @@ def page(process: Answering) -> tuple[str, str]:
     net = re.search(r"Net revenue \(yuan\)</span> <strong class=\"reports-total-value\">([^<]+)</strong>", body)
     assert net, body[-2000:]
     source = re.search(r'id="reports-source">(.*?)</p>', body, re.S)
-    return net.group(1), " ".join(source.group(1).split()) if source else ""
+    return net.group(1), " ".join(html.unescape(source.group(1)).split()) if source else ""
 
 
 def csv_net(process: Answering) -> str:
