@@ -270,7 +270,7 @@ class OwnPostgres:
     def create_migrated_database(self, name: str, env: dict[str, str]) -> None:
         """A database as ``manage.py migrate`` leaves it (``env``: the settings of the processes that will use
         it). The first of a test process is migrated, then dumped; the later ones, in this cluster or another,
-        are restored from that dump: the same tables and rows in half a second instead of 8 s of migrating,
+        are restored from that dump: the same tables and rows in under a second instead of 9 s of migrating,
         most of which is Django loading and planning the migrations."""
         global _migrated_dump
         self.create_database(name)
